@@ -1,0 +1,98 @@
+"""Configuration: embedded defaults, then ``KASSA_CONFIG``'s TOML, then ``KASSA_*`` variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigurationError
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = PROJECT_DIR / "config" / "default.toml"
+
+Config = dict[str, dict[str, Any]]
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Build the effective configuration.
+
+    Order, later wins: ``config/default.toml``; the file at ``path`` or ``$KASSA_CONFIG``;
+    ``KASSA_<SECTION>_<KEY>`` environment variables; ``overrides`` (tests).
+    """
+    env = os.environ if env is None else env
+    config = _read(DEFAULT_CONFIG)
+    chosen = path or env.get("KASSA_CONFIG")
+    if chosen:
+        _merge(config, _read(Path(chosen)), source=str(chosen))
+    for section, values in config.items():
+        for key, default in list(values.items()):
+            name = f"KASSA_{section}_{key}".upper()
+            if name in env:
+                values[key] = _coerce(env[name], default, name)
+    if overrides:
+        _merge(config, {k: dict(v) for k, v in overrides.items()}, source="overrides")
+    _resolve_database_url(config)
+    return config
+
+
+def secret_key(config: Config) -> str:
+    """The session signing key: configured, or generated once into ``var/secret_key``."""
+    configured = config["web"].get("secret_key")
+    if configured:
+        return str(configured)
+    path = PROJECT_DIR / "var" / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def _read(path: Path) -> Config:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigurationError(f"configuration file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"configuration file {path} is not valid TOML: {exc}") from None
+
+
+def _merge(base: Config, extra: Mapping[str, Any], source: str) -> None:
+    for section, values in extra.items():
+        if not isinstance(values, Mapping):
+            raise ConfigurationError(f"{source}: [{section}] must be a table")
+        base.setdefault(section, {}).update(values)
+
+
+def _coerce(raw: str, default: Any, name: str) -> Any:
+    if isinstance(default, bool):
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
+    return raw
+
+
+def _resolve_database_url(config: Config) -> None:
+    url = str(config["database"]["url"])
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        file = PROJECT_DIR / url[len(prefix) :]
+        file.parent.mkdir(parents=True, exist_ok=True)
+        config["database"]["url"] = prefix + str(file)

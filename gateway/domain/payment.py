@@ -1,0 +1,69 @@
+"""The payment state machine.
+
+::
+
+    created ─► pending ─► authorised ─► paid ─► settled
+       │          │            │          │        │
+       ▼          ▼            ▼          ▼        ▼
+     failed    expired     cancelled   partially_refunded ─► refunded
+     cancelled failed      failed
+               cancelled   expired
+
+Only the transitions in ``TRANSITIONS`` are legal; everything else raises
+:class:`IllegalTransition` naming the current state, so the API can answer 409 with it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from gateway.errors import IllegalTransition
+
+
+class PaymentStatus(StrEnum):
+    CREATED = "created"
+    PENDING = "pending"
+    AUTHORISED = "authorised"
+    PAID = "paid"
+    SETTLED = "settled"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+class PaymentMethod(StrEnum):
+    QR = "qr"
+    CARD = "card"
+
+
+S = PaymentStatus
+TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    S.CREATED: frozenset({S.PENDING, S.FAILED, S.CANCELLED}),
+    S.PENDING: frozenset({S.AUTHORISED, S.PAID, S.FAILED, S.EXPIRED, S.CANCELLED}),
+    S.AUTHORISED: frozenset({S.PAID, S.FAILED, S.EXPIRED, S.CANCELLED}),
+    S.PAID: frozenset({S.SETTLED, S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.SETTLED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED, S.SETTLED}),
+    S.FAILED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REFUNDED: frozenset(),
+}
+
+# States in which the customer can still pay and the cashier is waiting.
+OPEN_STATES = frozenset({S.CREATED, S.PENDING, S.AUTHORISED})
+# States after which nothing more happens to the payment.
+FINAL_STATES = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
+
+
+def check_transition(current: str, target: PaymentStatus) -> PaymentStatus:
+    """Return ``target`` if a payment in ``current`` may move there, else raise."""
+    state = PaymentStatus(current)
+    if target not in TRANSITIONS[state]:
+        raise IllegalTransition(
+            f"payment is {state.value} and cannot become {target.value}",
+            current_status=state.value,
+        )
+    return target

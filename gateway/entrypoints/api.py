@@ -1,0 +1,149 @@
+"""`/api/v1`: the JSON API that tills call with their own bearer API key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from gateway.adapters import qr_render
+from gateway.adapters.db import Database
+from gateway.adapters.models import Payment
+from gateway.domain.money import Money
+from gateway.entrypoints.openapi import openapi_document
+from gateway.entrypoints.schemas import CreatePayment, PaymentEventOut, PaymentOut
+from gateway.errors import InvalidInput
+from gateway.services import idempotency, payments
+from gateway.services.auth import TillContext, authenticate_till
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _db() -> Database:
+    db: Database = current_app.extensions["kassa.db"]
+    return db
+
+
+def _till() -> TillContext:
+    with _db().unit_of_work() as uow:
+        return authenticate_till(uow, request.headers.get("Authorization"))
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        raise InvalidInput("send a JSON body with 'Content-Type: application/json'")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise InvalidInput("the request body is not valid JSON")
+    return body
+
+
+def payment_out(payment: Payment, *, with_events: bool = False) -> dict[str, Any]:
+    has_qr = payment.qr_payload is not None
+    out = PaymentOut(
+        id=payment.id,
+        status=payment.status,  # type: ignore[arg-type]
+        method=payment.method,
+        amount=Money(payment.amount_minor, payment.currency).to_decimal_string(),
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        reference=payment.reference,
+        bill_number=payment.bill_number,
+        till=payment.till.label,
+        qr_payload=payment.qr_payload,
+        qr_png_url=url_for("api.payment_qr", payment_id=payment.id, fmt="png") if has_qr else None,
+        qr_svg_url=url_for("api.payment_qr", payment_id=payment.id, fmt="svg") if has_qr else None,
+        expires_at=payment.expires_at,
+        paid_at=payment.paid_at,
+        created_at=payment.created_at,
+        updated_at=payment.updated_at,
+        events=[
+            PaymentEventOut(
+                kind=e.kind, from_status=e.from_status, to_status=e.to_status,
+                actor=e.actor, at=e.created_at, detail=e.detail,
+            )
+            for e in payment.events
+        ] if with_events else None,
+    )
+    return out.model_dump(mode="json", exclude_none=not with_events)
+
+
+@bp.post("/payments")
+def create_payment() -> Response:
+    till = _till()
+    body = _json_body()
+    command = CreatePayment.model_validate(body)
+    settings: payments.PaymentSettings = current_app.extensions["kassa.payment_settings"]
+
+    def action(uow: Any) -> tuple[int, dict[str, Any]]:
+        payment = payments.create_qr_payment(
+            uow, till, amount=command.amount, currency=command.currency, settings=settings,
+            bill_number=command.reference, expires_in=command.expires_in,
+        )
+        uow.session.flush()
+        uow.session.refresh(payment, ["till"])
+        return 201, payment_out(payment)
+
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        with _db().unit_of_work() as uow:
+            status, out = action(uow)
+            uow.commit()
+        replayed = False
+    else:
+        fingerprint = idempotency.request_hash("POST", request.path, body)
+        outcome = idempotency.run_once(
+            _db(), f"till:{till.till_id}", idempotency.check_key(key), fingerprint, action
+        )
+        status, out, replayed = outcome.status, outcome.body, outcome.replayed
+    response = jsonify(out)
+    response.status_code = status
+    response.headers["Location"] = url_for("api.get_payment", payment_id=out["id"])
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.get("/payments/<payment_id>")
+def get_payment(payment_id: str) -> Response:
+    till = _till()
+    with _db().unit_of_work() as uow:
+        payment = payments.get_payment(uow, payment_id, till.merchant_id)
+        return jsonify(payment_out(payment, with_events=True))
+
+
+@bp.post("/payments/<payment_id>/cancel")
+def cancel_payment(payment_id: str) -> Response:
+    till = _till()
+    with _db().unit_of_work() as uow:
+        payment = payments.cancel_payment(uow, payment_id, till.merchant_id, till.actor)
+        uow.commit()
+        return jsonify(payment_out(payment))
+
+
+@bp.get("/payments/<payment_id>/qr.<fmt>")
+def payment_qr(payment_id: str, fmt: str) -> Response:
+    till = _till()
+    if fmt not in ("png", "svg"):
+        raise InvalidInput(f"QR format must be png or svg, not {fmt!r}")
+    with _db().unit_of_work() as uow:
+        payment = payments.get_payment(uow, payment_id, till.merchant_id)
+        payload = payment.qr_payload
+    if payload is None:
+        raise InvalidInput("this payment has no QR code")
+    return qr_response(payload, fmt)
+
+
+def qr_response(payload: str, fmt: str) -> Response:
+    if fmt == "png":
+        response = Response(qr_render.render_png(payload), mimetype="image/png")
+    else:
+        response = Response(qr_render.render_svg(payload), mimetype="image/svg+xml")
+    # The payload of a payment never changes: a QR image can be cached for its lifetime.
+    response.headers["Cache-Control"] = "private, max-age=3600, immutable"
+    return response
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())

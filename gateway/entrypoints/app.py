@@ -1,0 +1,74 @@
+"""The application factory: the gateway web tier (API, cashier screen, merchant portal).
+
+The web tier keeps no state between requests (sessions are signed cookies), so it scales by
+adding gunicorn workers; the database is the one source of truth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, redirect, url_for
+from flask_wtf.csrf import CSRFProtect
+
+from gateway.adapters import passwords
+from gateway.adapters.db import Database
+from gateway.config import Config, load_config, secret_key
+from gateway.entrypoints import problems
+from gateway.services.payments import PaymentSettings
+
+
+def create_app(config: Config | None = None, *, db: Database | None = None) -> Flask:
+    config = config or load_config()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secret_key(config),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(config["web"].get("secure_cookies")),
+        SESSION_COOKIE_NAME="kassa_session",
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
+        WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead: a till stays open all day
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    passwords.configure(
+        config["security"]["argon2_time_cost"], config["security"]["argon2_memory_kib"]
+    )
+    database = db or Database(config["database"]["url"], bool(config["database"].get("echo")))
+    app.extensions["kassa.config"] = config
+    app.extensions["kassa.db"] = database
+    app.extensions["kassa.payment_settings"] = PaymentSettings.from_config(config)
+
+    from gateway.entrypoints.api import bp as api_bp
+    from gateway.entrypoints.cashier import bp as cashier_bp
+    from merchant_portal.views import bp as portal_bp
+
+    csrf = CSRFProtect(app)
+    csrf.exempt(api_bp)  # tills authenticate with bearer keys, not cookies
+    app.register_blueprint(api_bp)
+    app.register_blueprint(cashier_bp)
+    app.register_blueprint(portal_bp)
+    problems.register(app)
+
+    @app.get("/")
+    def index() -> Any:
+        return redirect(url_for("cashier.index"))
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        from sqlalchemy import text
+
+        with database.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return Response('{"status":"ok"}', mimetype="application/json")
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return app

@@ -1,0 +1,200 @@
+"""The ``kassa`` command line: one group, a sub-command per job.
+
+Errors the user can fix print one line on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import click
+
+from gateway.config import PROJECT_DIR, Config, load_config
+from gateway.errors import KassaError
+
+
+class KassaGroup(click.Group):
+    """Turns a :class:`KassaError` anywhere below into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KassaError as exc:
+            click.echo(f"kassa: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=KassaGroup)
+def main() -> None:
+    """Kassa: merchant point-of-sale integration gateway."""
+
+
+def _config() -> Config:
+    from gateway.adapters import passwords
+
+    config = load_config()
+    security = config["security"]
+    passwords.configure(security["argon2_time_cost"], security["argon2_memory_kib"])
+    return config
+
+
+def _database(config: Config) -> Any:
+    from gateway.adapters.db import Database
+
+    return Database(config["database"]["url"])
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Migrate the database to the newest schema (Alembic)."""
+    config = _config()
+    _database(config).upgrade(revision)
+    click.echo(f"database at {_safe_url(config['database']['url'])} is at revision {revision}")
+
+
+@main.command("demo-data")
+@click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
+def demo_data(as_json: bool) -> None:
+    """Seed one merchant, two stores, three tills, a cashier and a manager; print credentials."""
+    from gateway.services.demo import seed_demo
+
+    config = _config()
+    database = _database(config)
+    database.upgrade()
+    with database.unit_of_work() as uow:
+        creds = seed_demo(uow, PROJECT_DIR / "var" / "demo-credentials.json")
+    if as_json:
+        click.echo(json.dumps(creds, indent=2))
+        return
+    click.echo(f"Merchant: {creds['merchant']}")
+    for staff in creds["staff"]:
+        click.echo(f"  {staff['role']:<8} login: {staff['username']} / {staff['password']}")
+    for till in creds["tills"]:
+        click.echo(f"  till {till['store']} {till['till']}: API key {till['api_key']}")
+
+
+@main.command()
+def worker() -> None:
+    """Run background jobs (QR expiry, retries) from the job table until stopped."""
+    from gateway.services.jobs import run_worker
+    from gateway.services.registry import job_handlers
+
+    config = _config()
+    database = _database(config)
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    click.echo("kassa worker: running jobs from the job table (Ctrl-C stops)")
+    run_worker(
+        database,
+        job_handlers(),
+        poll_interval=config["worker"]["poll_interval_ms"] / 1000,
+        lease_seconds=config["worker"]["lease_seconds"],
+        stop=lambda: stopping,
+    )
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default from config).")
+@click.option("--port", default=None, type=int, help="Port (default from config).")
+@click.option("--workers", default=2, show_default=True, type=int)
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Serve the gateway web tier (API, cashier screen, portal) with gunicorn."""
+    config = _config()
+    bind = f"{host or config['web']['host']}:{port or config['web']['port']}"
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", bind,
+                               "--workers", str(workers), "--access-logfile", "-",
+                               "gateway.entrypoints.wsgi:app"])
+
+
+@main.command()
+def run() -> None:
+    """Set up and run everything for a demo on this machine: web tier and worker."""
+    config = _config()
+    database = _database(config)
+    database.upgrade()
+    from gateway.services.demo import seed_demo
+
+    with database.unit_of_work() as uow:
+        creds = seed_demo(uow, PROJECT_DIR / "var" / "demo-credentials.json")
+    kassa = [sys.executable, "-m", "gateway.entrypoints.cli"]
+    procs = [
+        subprocess.Popen([*kassa, "serve"]),
+        subprocess.Popen([*kassa, "worker"]),
+    ]
+    base = f"http://{config['web']['host']}:{config['web']['port']}"
+    _wait_healthy(base + "/healthz", procs)
+    cashier = next(s for s in creds["staff"] if s["role"] == "cashier")
+    manager = next(s for s in creds["staff"] if s["role"] == "manager")
+    till = creds["tills"][0]
+    click.echo(
+        "\nKassa is running.\n"
+        f"  Cashier screen:  {base}/cashier   login {cashier['username']} / "
+        f"{cashier['password']}\n"
+        f"  Merchant portal: {base}/portal    login {manager['username']} / "
+        f"{manager['password']}\n"
+        f"  Terminal API:    {base}/api/v1    (OpenAPI: {base}/api/v1/openapi.json)\n"
+        f"                   till {till['till']} key: {till['api_key']}\n"
+        "Press Ctrl-C to stop.\n"
+    )
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=10)
+
+
+def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]]) -> None:
+    import requests
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise click.ClickException("a Kassa process stopped during start-up; see above")
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise click.ClickException(f"the web tier did not answer at {url} within 30 s")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _register() -> None:
+    from gateway.entrypoints.qr_cli import qr
+
+    main.add_command(qr)
+
+
+_register()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The OpenAPI 3.1 document of `/api/v1`, generated from the pydantic schemas that validate it."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from gateway.entrypoints.schemas import CreatePayment, PaymentOut, Problem
+
+_REF = "#/components/schemas/{model}"
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": _REF.format(model="Problem")}}},
+    }
+
+
+def _ok(description: str, status: str = "200") -> dict[str, Any]:
+    return {
+        status: {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model="PaymentOut")}}},
+        }
+    }
+
+
+_ERRORS = {
+    "401": _problem("Missing or invalid till API key."),
+    "404": _problem("No such payment for this merchant."),
+}
+_PAYMENT_ID = {"name": "payment_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in (CreatePayment, PaymentOut, Problem)],
+        ref_template=_REF,
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Kassa terminal API",
+            "version": "1",
+            "description": "Payments for tills. Amounts are decimal strings in the currency's "
+            "major unit; errors are RFC 9457 problem documents.",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {"tillKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"tillKey": []}],
+        "paths": {
+            "/payments": {
+                "post": {
+                    "operationId": "createPayment",
+                    "summary": "Create a dynamic EMV QR payment",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": "Same key and body replay the first response; same "
+                            "key with another body is rejected with 422.",
+                            "schema": {"type": "string", "maxLength": 255},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": _REF.format(model="CreatePayment")}
+                            }
+                        },
+                    },
+                    "responses": {
+                        **_ok("The payment, with its QR payload.", "201"),
+                        "401": _ERRORS["401"],
+                        "409": _problem("A request with this key is still being processed."),
+                        "422": _problem("Invalid request, or Idempotency-Key reused."),
+                    },
+                }
+            },
+            "/payments/{payment_id}": {
+                "get": {
+                    "operationId": "getPayment",
+                    "summary": "Read a payment and its event history",
+                    "parameters": [_PAYMENT_ID],
+                    "responses": {**_ok("The payment."), **_ERRORS},
+                }
+            },
+            "/payments/{payment_id}/cancel": {
+                "post": {
+                    "operationId": "cancelPayment",
+                    "summary": "Cancel a payment the customer has not paid",
+                    "parameters": [_PAYMENT_ID],
+                    "responses": {
+                        **_ok("The cancelled payment."),
+                        **_ERRORS,
+                        "409": _problem("The payment can no longer be cancelled."),
+                    },
+                }
+            },
+            "/payments/{payment_id}/qr.{fmt}": {
+                "get": {
+                    "operationId": "getPaymentQr",
+                    "summary": "The payment's QR code as PNG or SVG",
+                    "parameters": [
+                        _PAYMENT_ID,
+                        {"name": "fmt", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": ["png", "svg"]}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The QR image (error correction M, quiet zone 4).",
+                            "content": {
+                                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                                "image/svg+xml": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_ERRORS,
+                    },
+                }
+            },
+        },
+    }

@@ -1,0 +1,91 @@
+"""Request and response schemas of the terminal API.
+
+The same pydantic models validate requests and generate the OpenAPI document, so the two
+cannot drift apart. Amounts are decimal strings: a JSON number is refused, never rounded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+
+AMOUNT_PATTERN = r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,4})?$"
+
+
+class CreatePayment(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    amount: StrictStr = Field(
+        pattern=AMOUNT_PATTERN,
+        description="Decimal string in the currency's major unit, e.g. \"12.34\"; never a number.",
+        examples=["12.34"],
+    )
+    currency: StrictStr = Field(
+        pattern=r"^[A-Z]{3}$", description="ISO 4217 alphabetic code.", examples=["EUR"]
+    )
+    method: Literal["qr"] = Field(description="Payment method; only dynamic EMV QR for now.")
+    reference: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=25,
+        pattern=r"^[\x20-\x7e]+$",
+        description="The till's own sale or bill number (EMV tag 62-01), printable ASCII.",
+    )
+    expires_in: StrictInt | None = Field(
+        default=None, description="Seconds the QR stays payable (default from configuration)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _amount_is_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("amount"), int | float):
+            raise ValueError(
+                "amount must be a decimal string such as \"12.34\", never a JSON number"
+            )
+        return data
+
+
+class PaymentEventOut(BaseModel):
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    actor: str
+    at: datetime
+    detail: dict[str, Any]
+
+
+class PaymentOut(BaseModel):
+    id: str
+    status: Literal[
+        "created", "pending", "authorised", "paid", "settled", "failed", "expired",
+        "cancelled", "partially_refunded", "refunded",
+    ]
+    method: str
+    amount: str = Field(description="Decimal string, e.g. \"12.34\".")
+    amount_minor: int = Field(description="Integer minor units, e.g. 1234.")
+    currency: str
+    reference: str = Field(description="Identifies the payment to the bank (EMV tag 62-05).")
+    bill_number: str | None
+    till: str
+    qr_payload: str | None
+    qr_png_url: str | None
+    qr_svg_url: str | None
+    expires_at: datetime | None
+    paid_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    events: list[PaymentEventOut] | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    current_status: str | None = None

@@ -1,0 +1,92 @@
+"""The gateway's exception hierarchy.
+
+Every error carries a message a person can act on. Entry points map them: the API to RFC 9457
+problem bodies (``type``/``status`` below), the CLI to one line on stderr and exit code 2, the
+cashier screen to a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class KassaError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+    type = "about:blank"
+    title = "Error"
+    status = 400
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(KassaError):
+    """Input that can never be valid: wrong format, wrong type, out of range."""
+
+    type = "/problems/invalid-input"
+    title = "Invalid input"
+    status = 422
+
+
+class InvalidMoney(InvalidInput):
+    type = "/problems/invalid-money"
+    title = "Invalid amount or currency"
+
+
+class InvalidQrPayload(InvalidInput):
+    type = "/problems/invalid-qr-payload"
+    title = "Invalid EMV QR payload"
+
+
+class NotFound(KassaError):
+    type = "/problems/not-found"
+    title = "Not found"
+    status = 404
+
+
+class Unauthorised(KassaError):
+    type = "/problems/unauthorised"
+    title = "Unauthorised"
+    status = 401
+
+
+class Forbidden(KassaError):
+    type = "/problems/forbidden"
+    title = "Forbidden"
+    status = 403
+
+
+class Conflict(KassaError):
+    type = "/problems/conflict"
+    title = "Conflict"
+    status = 409
+
+
+class IllegalTransition(Conflict):
+    """A payment was asked to move to a state it cannot reach from where it is."""
+
+    type = "/problems/illegal-transition"
+    title = "Illegal payment state transition"
+
+
+class IdempotencyKeyReused(KassaError):
+    type = "/problems/idempotency-key-reused"
+    title = "Idempotency key reused with a different request"
+    status = 422
+
+
+class IdempotencyRequestInProgress(Conflict):
+    type = "/problems/idempotency-request-in-progress"
+    title = "A request with this idempotency key is still being processed"
+
+
+class ConfigurationError(KassaError):
+    type = "/problems/configuration"
+    title = "Configuration error"
+    status = 500

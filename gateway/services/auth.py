@@ -1,0 +1,130 @@
+"""Who is calling: tills by API key, staff by username and password."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import StaffUser, Store, Till
+from gateway.adapters.passwords import verify_password
+from gateway.errors import Unauthorised
+
+KEY_PREFIX = "kt"
+ROLES = ("cashier", "manager", "owner")
+
+
+@dataclass(frozen=True, slots=True)
+class TillContext:
+    till_id: int
+    store_id: int
+    merchant_id: int
+    label: str
+
+    @property
+    def actor(self) -> str:
+        return f"till:{self.label}"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffContext:
+    user_id: int
+    merchant_id: int
+    store_id: int | None
+    username: str
+    display_name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"staff:{self.username}"
+
+    def can_manage(self) -> bool:
+        return self.role in ("manager", "owner")
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key_id: str
+    key: str
+    key_hash: str
+
+
+def issue_till_key() -> IssuedKey:
+    """A new API key ``kt_<id>_<secret>``; only its SHA-256 is stored.
+
+    The secret has 256 bits of entropy, so a fast hash is enough (unlike passwords) and lets
+    every API request be checked in microseconds.
+    """
+    key_id = secrets.token_hex(6)
+    key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+    return IssuedKey(key_id, key, _key_hash(key))
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def authenticate_till(uow: UnitOfWork, authorization: str | None) -> TillContext:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise Unauthorised("send the till's API key as 'Authorization: Bearer kt_…'")
+    key = authorization[len("Bearer ") :].strip()
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        raise Unauthorised("the API key is malformed: expected 'kt_<id>_<secret>'")
+    row = uow.session.execute(
+        select(Till, Store.merchant_id)
+        .join(Store, Store.id == Till.store_id)
+        .where(Till.api_key_id == parts[1])
+    ).first()
+    if row is None or not hmac.compare_digest(row[0].api_key_hash, _key_hash(key)):
+        raise Unauthorised("the API key is not valid")
+    till, merchant_id = row
+    if not till.active:
+        raise Unauthorised(f"till {till.label} is deactivated")
+    return TillContext(till.id, till.store_id, merchant_id, till.label)
+
+
+def authenticate_staff(uow: UnitOfWork, username: str, password: str) -> StaffContext:
+    user = uow.session.scalar(select(StaffUser).where(StaffUser.username == username.strip()))
+    ok = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.active:
+        raise Unauthorised("wrong username or password")
+    return staff_context(user)
+
+
+def staff_context(user: StaffUser) -> StaffContext:
+    return StaffContext(
+        user.id, user.merchant_id, user.store_id, user.username, user.display_name, user.role
+    )
+
+
+def load_staff(uow: UnitOfWork, user_id: int) -> StaffContext | None:
+    user = uow.session.get(StaffUser, user_id)
+    if user is None or not user.active:
+        return None
+    return staff_context(user)
+
+
+def tills_for_staff(uow: UnitOfWork, staff: StaffContext) -> list[TillContext]:
+    """The tills a staff member may work at: their store's, or all of the merchant's."""
+    query = (
+        select(Till, Store.merchant_id)
+        .join(Store, Store.id == Till.store_id)
+        .where(Store.merchant_id == staff.merchant_id, Till.active.is_(True))
+        .order_by(Store.id, Till.label)
+    )
+    if staff.store_id is not None:
+        query = query.where(Till.store_id == staff.store_id)
+    return [TillContext(t.id, t.store_id, m, t.label) for t, m in uow.session.execute(query)]
+
+
+def till_for_staff(uow: UnitOfWork, staff: StaffContext, till_id: int) -> TillContext:
+    for till in tills_for_staff(uow, staff):
+        if till.till_id == till_id:
+            return till
+    raise Unauthorised("this till is not one you may work at")

@@ -1,0 +1,111 @@
+"""Demo data: one merchant, two stores, three tills, a cashier and a manager."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import Merchant, StaffUser, Store, Till
+from gateway.adapters.passwords import hash_password
+from gateway.services.auth import issue_till_key
+
+DEMO_MERCHANT = "Kassa Demo Markt"
+
+
+def seed_demo(uow: UnitOfWork, credentials_file: Path) -> dict[str, Any]:
+    """Create the demo merchant once; later calls return the same credentials.
+
+    The credentials are kept in ``credentials_file`` (mode 0600) because only hashes are in the
+    database; if that file is gone, passwords and keys are issued anew.
+    """
+    saved = _load(credentials_file)
+    merchant = uow.session.scalar(select(Merchant).where(Merchant.name == DEMO_MERCHANT))
+    if merchant is not None and saved:
+        return saved
+    if merchant is None:
+        merchant = _create_structure(uow)
+    credentials = _issue_credentials(uow, merchant)
+    uow.commit()
+    _save(credentials_file, credentials)
+    return credentials
+
+
+def _create_structure(uow: UnitOfWork) -> Merchant:
+    merchant = Merchant(
+        name=DEMO_MERCHANT,
+        qr_name="Kassa Demo Markt",
+        qr_city="Berlin",
+        country="DE",
+        mcc="5411",
+        postal_code="10117",
+        qr_accounts=[
+            {"tag": "26", "gui": "IO.KASSA.SANDBOX", "fields": {"01": "KASSA-DEMO-0001"}},
+            {"tag": "27", "gui": "EU.EPI.WALLET", "fields": {"01": "DE89370400440532013000"}},
+        ],
+        default_currency="EUR",
+        locale="de_DE",
+    )
+    uow.session.add(merchant)
+    mitte = Store(merchant=merchant, name="Berlin Mitte", city="Berlin", timezone="Europe/Berlin")
+    kreuzberg = Store(
+        merchant=merchant, name="Berlin Kreuzberg", city="Berlin", timezone="Europe/Berlin"
+    )
+    uow.session.add_all([mitte, kreuzberg])
+    uow.session.flush()
+    return merchant
+
+
+def _issue_credentials(uow: UnitOfWork, merchant: Merchant) -> dict[str, Any]:
+    stores = list(uow.session.scalars(select(Store).where(Store.merchant_id == merchant.id)))
+    tills_wanted = [(stores[0], "T01", "Till 1"), (stores[0], "T02", "Till 2"),
+                    (stores[1], "T01", "Till 1")]
+    out: dict[str, Any] = {"merchant": merchant.name, "tills": [], "staff": []}
+    for store, label, name in tills_wanted:
+        till = uow.session.scalar(
+            select(Till).where(Till.store_id == store.id, Till.label == label)
+        )
+        key = issue_till_key()
+        if till is None:
+            till = Till(store_id=store.id, label=label, name=name, active=True,
+                        api_key_id=key.key_id, api_key_hash=key.key_hash)
+            uow.session.add(till)
+        else:
+            till.api_key_id, till.api_key_hash = key.key_id, key.key_hash
+        out["tills"].append({"store": store.name, "till": label, "api_key": key.key})
+    for username, role, display, store in [
+        ("cashier", "cashier", "Clara Cashier", stores[0]),
+        ("manager", "manager", "Max Manager", None),
+    ]:
+        password = secrets.token_urlsafe(9)
+        user = uow.session.scalar(select(StaffUser).where(StaffUser.username == username))
+        if user is None:
+            user = StaffUser(merchant_id=merchant.id, username=username, role=role,
+                             display_name=display, store_id=store.id if store else None,
+                             active=True, password_hash="")
+            uow.session.add(user)
+        user.password_hash = hash_password(password)
+        out["staff"].append({"username": username, "password": password, "role": role})
+    return out
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _save(path: Path, credentials: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(credentials, f, indent=2)
+    tmp.replace(path)

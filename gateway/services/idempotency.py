@@ -1,0 +1,95 @@
+"""Idempotent requests: the same ``Idempotency-Key`` and body replay the first response.
+
+The record is written in the same transaction as the work it describes, under a unique
+(scope, key) constraint: of concurrent duplicates exactly one commits, the others fail the
+constraint, roll back and replay what the winner stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.adapters.db import Database, UnitOfWork
+from gateway.adapters.models import IdempotencyRecord, utcnow
+from gateway.errors import IdempotencyKeyReused, IdempotencyRequestInProgress, InvalidInput
+
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    body: dict[str, Any]
+    replayed: bool
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters"
+        )
+    return key
+
+
+def run_once(
+    db: Database,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    action: Callable[[UnitOfWork], tuple[int, dict[str, Any]]],
+) -> Outcome:
+    """Run ``action`` once per (scope, key); later calls get the stored response back."""
+    stored = _stored(db, scope, key, fingerprint)
+    if stored:
+        return stored
+    try:
+        with db.unit_of_work() as uow:
+            status, body = action(uow)
+            uow.session.add(
+                IdempotencyRecord(
+                    scope=scope,
+                    key=key,
+                    request_hash=fingerprint,
+                    response_status=status,
+                    response_body=json.dumps(body),
+                    created_at=utcnow(),
+                )
+            )
+            uow.commit()
+            return Outcome(status, body, replayed=False)
+    except IntegrityError:
+        stored = _stored(db, scope, key, fingerprint)
+        if stored:
+            return stored
+        raise IdempotencyRequestInProgress(
+            "another request with this Idempotency-Key is being processed; retry shortly"
+        ) from None
+
+
+def _stored(db: Database, scope: str, key: str, fingerprint: str) -> Outcome | None:
+    with db.unit_of_work() as uow:
+        record = uow.session.scalar(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+            )
+        )
+        if record is None:
+            return None
+        if record.request_hash != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request; "
+                "use a new key for a new payment"
+            )
+        return Outcome(record.response_status, json.loads(record.response_body), replayed=True)

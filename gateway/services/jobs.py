@@ -1,0 +1,157 @@
+"""The job table: background work that survives any process dying.
+
+A job is claimed with a lease (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so many workers share the
+table; SQLite: one worker), and its handler runs in the same transaction that marks it done, so
+its effect happens exactly once. A failed attempt is retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from gateway.adapters.db import Database, UnitOfWork
+from gateway.adapters.models import Job, utcnow
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[UnitOfWork, dict[str, Any]], None]
+
+
+def enqueue(
+    uow: UnitOfWork,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    run_at: datetime | None = None,
+    dedupe_key: str | None = None,
+    max_attempts: int = 8,
+) -> Job:
+    """Add a job inside the caller's transaction (it exists only if the caller commits)."""
+    job = Job(
+        kind=kind,
+        payload=payload,
+        run_at=run_at or utcnow(),
+        dedupe_key=dedupe_key,
+        status="pending",
+        attempts=0,
+        max_attempts=max_attempts,
+    )
+    uow.session.add(job)
+    return job
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_due(db: Database, worker: str, limit: int, lease_seconds: int) -> list[int]:
+    now = utcnow()
+    with db.unit_of_work() as uow:
+        query = (
+            select(Job)
+            .where(
+                or_(
+                    (Job.status == "pending") & (Job.run_at <= now),
+                    (Job.status == "running") & (Job.locked_until < now),
+                )
+            )
+            .order_by(Job.run_at, Job.id)
+            .limit(limit)
+        )
+        if db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        jobs = list(uow.session.scalars(query))
+        for job in jobs:
+            job.status = "running"
+            job.locked_by = worker
+            job.locked_until = now + timedelta(seconds=lease_seconds)
+            job.attempts += 1
+        uow.commit()
+        return [job.id for job in jobs]
+
+
+def run_job(db: Database, job_id: int, handlers: Mapping[str, Handler], worker: str) -> bool:
+    """Run one claimed job; True if it is done."""
+    error: str | None = None
+    with db.unit_of_work() as uow:
+        job = uow.session.get(Job, job_id)
+        if job is None or job.status != "running" or job.locked_by != worker:
+            return False
+        handler = handlers.get(job.kind)
+        if handler is None:
+            error = f"no handler for job kind {job.kind!r}"
+        else:
+            try:
+                handler(uow, dict(job.payload))
+                job.status = "done"
+                job.finished_at = utcnow()
+                job.locked_until = None
+                uow.commit()
+                return True
+            except Exception as exc:  # a job's failure must never stop the worker
+                log.exception("job %s (%s) failed", job_id, job.kind)
+                error = f"{type(exc).__name__}: {exc}"
+    _record_failure(db, job_id, error or "unknown error")
+    return False
+
+
+def _record_failure(db: Database, job_id: int, error: str) -> None:
+    with db.unit_of_work() as uow:
+        job = uow.session.get(Job, job_id)
+        if job is None:
+            return
+        job.last_error = error[:2000]
+        job.locked_until = None
+        if job.attempts >= job.max_attempts:
+            job.status = "failed"
+            job.finished_at = utcnow()
+        else:
+            job.status = "pending"
+            delay = min(2**job.attempts, 3600) * (0.5 + random.random())
+            job.run_at = utcnow() + timedelta(seconds=delay)
+        uow.commit()
+
+
+def run_due_jobs(
+    db: Database,
+    handlers: Mapping[str, Handler],
+    *,
+    worker: str | None = None,
+    limit: int = 50,
+    lease_seconds: int = 60,
+) -> int:
+    """Claim and run the jobs that are due now; the number done."""
+    worker = worker or worker_name()
+    done = 0
+    for job_id in claim_due(db, worker, limit, lease_seconds):
+        done += run_job(db, job_id, handlers, worker)
+    return done
+
+
+def run_worker(
+    db: Database,
+    handlers: Mapping[str, Handler],
+    *,
+    poll_interval: float = 0.5,
+    lease_seconds: int = 60,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
+    worker = worker_name()
+    log.info("worker %s started", worker)
+    while not stop():
+        try:
+            done = run_due_jobs(db, handlers, worker=worker, lease_seconds=lease_seconds)
+        except Exception:
+            log.exception("worker %s could not poll the job table; retrying", worker)
+            done = 0
+        if not done:
+            time.sleep(poll_interval)

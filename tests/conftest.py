@@ -1,0 +1,143 @@
+"""Shared fixtures: real databases (SQLite always, PostgreSQL when configured) and a real app.
+
+``KASSA_TEST_DATABASE_URL`` (e.g. postgresql://postgres@127.0.0.1:5432/test) adds PostgreSQL to
+every database-parametrised test. Under CI=true it is required, so PostgreSQL is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from gateway.adapters import passwords
+from gateway.adapters.db import Database
+from gateway.adapters.models import Base
+from gateway.config import load_config
+
+PG_URL = os.environ.get("KASSA_TEST_DATABASE_URL")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Real Argon2id, at the lowest cost: each demo seed hashes passwords, and tests seed often.
+    passwords.configure(time_cost=1, memory_cost_kib=256)
+    if os.environ.get("CI") == "true" and not PG_URL:
+        raise pytest.UsageError("CI=true but KASSA_TEST_DATABASE_URL is not set")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "kassa.db"
+    database = Database(f"sqlite:///{path}")
+    database.upgrade()
+    database.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[Database | None]:
+    """A schema of its own per test run, so concurrent runs on one server never collide."""
+    if not PG_URL:
+        yield None
+        return
+    schema = f"kassa_test_{os.getpid()}"
+    admin = Database(PG_URL)
+    with admin.engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    database = Database(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
+    database.upgrade()
+    yield database
+    database.dispose()
+    with admin.engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
+
+
+def _truncate(database: Database) -> None:
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with database.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def db(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    pg_database: Database | None,
+) -> Iterator[Database]:
+    """A migrated, empty database: SQLite (a file, so several connections share it) or PG."""
+    if request.param == "sqlite":
+        path = tmp_path / "kassa.db"
+        shutil.copy(sqlite_template, path)
+        database = Database(f"sqlite:///{path}")
+        yield database
+        database.dispose()
+        return
+    if pg_database is None:
+        pytest.skip("PostgreSQL: set KASSA_TEST_DATABASE_URL to run")
+    _truncate(pg_database)
+    yield pg_database
+
+
+def app_config(database: Database, **overrides: Any) -> dict[str, Any]:
+    merged: dict[str, Any] = {
+        "database": {"url": database.url},
+        "web": {"secret_key": "test-secret-key"},
+        "security": {"argon2_time_cost": 1, "argon2_memory_kib": 256},
+    }
+    for section, values in overrides.items():
+        merged.setdefault(section, {}).update(values)
+    return load_config(env={}, overrides=merged)
+
+
+@pytest.fixture
+def app(db: Database) -> Any:
+    from gateway.entrypoints.app import create_app
+
+    application = create_app(app_config(db), db=db)
+    application.config["TESTING"] = True
+    return application
+
+
+class LiveServer:
+    def __init__(self, application: Any) -> None:
+        self._server = make_server("127.0.0.1", 0, application, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def live_server(app: Any) -> Iterator[LiveServer]:
+    """The real app on a real port (threaded werkzeug server) for HTTP and browser tests."""
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def demo(db: Database, tmp_path: Path) -> dict[str, Any]:
+    """The demo merchant with its credentials, seeded into the test database."""
+    from gateway.services.demo import seed_demo
+
+    with db.unit_of_work() as uow:
+        return seed_demo(uow, tmp_path / "demo-credentials.json")
