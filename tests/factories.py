@@ -15,18 +15,42 @@ def second_merchant(db: Database, password: str = "other-secret-pw") -> dict[str
     key = issue_till_key()
     with db.unit_of_work() as uow:
         merchant = Merchant(
-            name="Other Shop", qr_name="Other Shop", qr_city="Hamburg", country="DE", mcc="5812",
+            name="Other Shop",
+            qr_name="Other Shop",
+            qr_city="Hamburg",
+            country="DE",
+            mcc="5812",
             qr_accounts=[{"tag": "26", "gui": "IO.KASSA.SANDBOX", "fields": {"01": "OTHER-1"}}],
-            default_currency="EUR", locale="de_DE",
+            default_currency="EUR",
+            locale="de_DE",
         )
         store = Store(merchant=merchant, name="Hamburg", city="Hamburg", timezone="Europe/Berlin")
         uow.session.add_all([merchant, store])
         uow.session.flush()
-        uow.session.add(Till(store_id=store.id, label="H01", name="Till", active=True,
-                             api_key_id=key.key_id, api_key_hash=key.key_hash))
-        uow.session.add(StaffUser(merchant_id=merchant.id, username="other-manager",
-                                  display_name="Olga Other", role="manager", active=True,
-                                  password_hash=hash_password(password)))
+        uow.session.add(
+            Till(
+                store_id=store.id,
+                label="H01",
+                name="Till",
+                active=True,
+                api_key_id=key.key_id,
+                api_key_hash=key.key_hash,
+            )
+        )
+        uow.session.add(
+            StaffUser(
+                merchant_id=merchant.id,
+                username="other-manager",
+                display_name="Olga Other",
+                role="manager",
+                active=True,
+                password_hash=hash_password(password),
+            )
+        )
         uow.commit()
-        return {"merchant_id": merchant.id, "api_key": key.key, "manager": "other-manager",
-                "password": password}
+        return {
+            "merchant_id": merchant.id,
+            "api_key": key.key,
+            "manager": "other-manager",
+            "password": password,
+        }

@@ -23,10 +23,17 @@ def make_engine(url: str, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; take over so BEGIN IMMEDIATE is ours.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # pysqlite's own transaction handling defers BEGIN; take it over. A writing transaction
+        # starts with BEGIN IMMEDIATE, so concurrent writers queue (busy timeout) instead of
+        # deadlocking on a lock upgrade; a read-only one with a plain BEGIN, so reads run alongside.
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _sqlite_begin(conn: Any) -> None:
+    readonly = conn.get_execution_options().get("kassa_readonly", False)
+    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -51,8 +58,8 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions)
+    def unit_of_work(self, *, readonly: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.sessions, readonly=readonly)
 
     def upgrade(self, revision: str = "head") -> None:
         """Migrate the schema with Alembic."""
@@ -68,14 +75,18 @@ class UnitOfWork:
     """A transaction: ``with db.unit_of_work() as uow: …; uow.commit()``.
 
     Leaving the block without ``commit()`` rolls everything back, so nothing is half-written.
+    A ``readonly`` unit of work only reads (on SQLite it then does not queue behind writers).
     """
 
-    def __init__(self, sessions: Callable[[], Session]) -> None:
+    def __init__(self, sessions: Callable[[], Session], *, readonly: bool = False) -> None:
         self._sessions = sessions
+        self._readonly = readonly
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._sessions()
+        if self._readonly:
+            self.session.connection(execution_options={"kassa_readonly": True})
         return self
 
     def __exit__(

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import iso4217
 
@@ -34,7 +34,7 @@ class Currency:
         return f"{self.number:03d}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def currency(code: str) -> Currency:
     """Look up an ISO 4217 currency by alphabetic ("EUR") or numeric ("978") code."""
     if not isinstance(code, str):
@@ -85,7 +85,7 @@ class Money:
 
     @classmethod
     def parse(cls, amount: object, currency_code: str) -> Money:
-        """Parse a decimal string such as "12.34" exactly; "12.345" in EUR is an error, not 12.35."""
+        """Parse a decimal string such as "12.34" exactly ("12.345" EUR is an error, not 12.35)."""
         if isinstance(amount, float):
             raise InvalidMoney("amount must be a decimal string such as '12.34', never a float")
         if isinstance(amount, Decimal):

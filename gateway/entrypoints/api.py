@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from gateway.adapters import qr_render
-from gateway.adapters.db import Database
+from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import Payment
 from gateway.domain.money import Money
 from gateway.entrypoints.openapi import openapi_document
@@ -24,9 +24,11 @@ def _db() -> Database:
     return db
 
 
-def _till() -> TillContext:
-    with _db().unit_of_work() as uow:
+def _till(uow: UnitOfWork | None = None) -> TillContext:
+    if uow is not None:
         return authenticate_till(uow, request.headers.get("Authorization"))
+    with _db().unit_of_work(readonly=True) as own:
+        return authenticate_till(own, request.headers.get("Authorization"))
 
 
 def _json_body() -> Any:
@@ -38,7 +40,9 @@ def _json_body() -> Any:
     return body
 
 
-def payment_out(payment: Payment, *, with_events: bool = False) -> dict[str, Any]:
+def payment_out(
+    payment: Payment, *, with_events: bool = False, till_label: str | None = None
+) -> dict[str, Any]:
     has_qr = payment.qr_payload is not None
     out = PaymentOut(
         id=payment.id,
@@ -49,7 +53,7 @@ def payment_out(payment: Payment, *, with_events: bool = False) -> dict[str, Any
         currency=payment.currency,
         reference=payment.reference,
         bill_number=payment.bill_number,
-        till=payment.till.label,
+        till=till_label or payment.till.label,
         qr_payload=payment.qr_payload,
         qr_png_url=url_for("api.payment_qr", payment_id=payment.id, fmt="png") if has_qr else None,
         qr_svg_url=url_for("api.payment_qr", payment_id=payment.id, fmt="svg") if has_qr else None,
@@ -59,11 +63,17 @@ def payment_out(payment: Payment, *, with_events: bool = False) -> dict[str, Any
         updated_at=payment.updated_at,
         events=[
             PaymentEventOut(
-                kind=e.kind, from_status=e.from_status, to_status=e.to_status,
-                actor=e.actor, at=e.created_at, detail=e.detail,
+                kind=e.kind,
+                from_status=e.from_status,
+                to_status=e.to_status,
+                actor=e.actor,
+                at=e.created_at,
+                detail=e.detail,
             )
             for e in payment.events
-        ] if with_events else None,
+        ]
+        if with_events
+        else None,
     )
     return out.model_dump(mode="json", exclude_none=not with_events)
 
@@ -75,14 +85,18 @@ def create_payment() -> Response:
     command = CreatePayment.model_validate(body)
     settings: payments.PaymentSettings = current_app.extensions["kassa.payment_settings"]
 
-    def action(uow: Any) -> tuple[int, dict[str, Any]]:
+    def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
         payment = payments.create_qr_payment(
-            uow, till, amount=command.amount, currency=command.currency, settings=settings,
-            bill_number=command.reference, expires_in=command.expires_in,
+            uow,
+            till,
+            amount=command.amount,
+            currency=command.currency,
+            settings=settings,
+            bill_number=command.reference,
+            expires_in=command.expires_in,
         )
         uow.session.flush()
-        uow.session.refresh(payment, ["till"])
-        return 201, payment_out(payment)
+        return 201, payment_out(payment, till_label=till.label)
 
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -106,16 +120,16 @@ def create_payment() -> Response:
 
 @bp.get("/payments/<payment_id>")
 def get_payment(payment_id: str) -> Response:
-    till = _till()
-    with _db().unit_of_work() as uow:
+    with _db().unit_of_work(readonly=True) as uow:
+        till = _till(uow)
         payment = payments.get_payment(uow, payment_id, till.merchant_id)
         return jsonify(payment_out(payment, with_events=True))
 
 
 @bp.post("/payments/<payment_id>/cancel")
 def cancel_payment(payment_id: str) -> Response:
-    till = _till()
     with _db().unit_of_work() as uow:
+        till = _till(uow)
         payment = payments.cancel_payment(uow, payment_id, till.merchant_id, till.actor)
         uow.commit()
         return jsonify(payment_out(payment))
@@ -123,12 +137,11 @@ def cancel_payment(payment_id: str) -> Response:
 
 @bp.get("/payments/<payment_id>/qr.<fmt>")
 def payment_qr(payment_id: str, fmt: str) -> Response:
-    till = _till()
     if fmt not in ("png", "svg"):
         raise InvalidInput(f"QR format must be png or svg, not {fmt!r}")
-    with _db().unit_of_work() as uow:
-        payment = payments.get_payment(uow, payment_id, till.merchant_id)
-        payload = payment.qr_payload
+    with _db().unit_of_work(readonly=True) as uow:
+        till = _till(uow)
+        payload = payments.qr_payload(uow, payment_id, till.merchant_id)
     if payload is None:
         raise InvalidInput("this payment has no QR code")
     return qr_response(payload, fmt)

@@ -74,7 +74,7 @@ def demo_data(as_json: bool) -> None:
     database = _database(config)
     database.upgrade()
     with database.unit_of_work() as uow:
-        creds = seed_demo(uow, PROJECT_DIR / "var" / "demo-credentials.json")
+        creds = seed_demo(uow, PROJECT_DIR / config["demo"]["credentials_file"])
     if as_json:
         click.echo(json.dumps(creds, indent=2))
         return
@@ -119,9 +119,23 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve the gateway web tier (API, cashier screen, portal) with gunicorn."""
     config = _config()
     bind = f"{host or config['web']['host']}:{port or config['web']['port']}"
-    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", bind,
-                               "--workers", str(workers), "--access-logfile", "-",
-                               "gateway.entrypoints.wsgi:app"])
+    os.execvp(  # noqa: S606 - replaces this process with gunicorn, arguments are ours
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            bind,
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
+            "gateway.entrypoints.wsgi:app",
+        ],
+    )
 
 
 @main.command()
@@ -133,7 +147,7 @@ def run() -> None:
     from gateway.services.demo import seed_demo
 
     with database.unit_of_work() as uow:
-        creds = seed_demo(uow, PROJECT_DIR / "var" / "demo-credentials.json")
+        creds = seed_demo(uow, PROJECT_DIR / config["demo"]["credentials_file"])
     kassa = [sys.executable, "-m", "gateway.entrypoints.cli"]
     procs = [
         subprocess.Popen([*kassa, "serve"]),

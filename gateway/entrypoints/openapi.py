@@ -112,8 +112,12 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "The payment's QR code as PNG or SVG",
                     "parameters": [
                         _PAYMENT_ID,
-                        {"name": "fmt", "in": "path", "required": True,
-                         "schema": {"type": "string", "enum": ["png", "svg"]}},
+                        {
+                            "name": "fmt",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "enum": ["png", "svg"]},
+                        },
                     ],
                     "responses": {
                         "200": {

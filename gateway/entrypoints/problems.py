@@ -65,7 +65,9 @@ def register(app: Flask) -> None:
         if not wants_problem():
             return "Internal Server Error", 500
         return problem(
-            500, "/problems/internal", "Internal error",
+            500,
+            "/problems/internal",
+            "Internal error",
             "Kassa could not finish this request; nothing was charged twice. Retry with the same "
             "Idempotency-Key.",
         )

@@ -19,7 +19,7 @@ class CreatePayment(BaseModel):
 
     amount: StrictStr = Field(
         pattern=AMOUNT_PATTERN,
-        description="Decimal string in the currency's major unit, e.g. \"12.34\"; never a number.",
+        description='Decimal string in the currency\'s major unit, e.g. "12.34"; never a number.',
         examples=["12.34"],
     )
     currency: StrictStr = Field(
@@ -41,9 +41,7 @@ class CreatePayment(BaseModel):
     @classmethod
     def _amount_is_text(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("amount"), int | float):
-            raise ValueError(
-                "amount must be a decimal string such as \"12.34\", never a JSON number"
-            )
+            raise ValueError('amount must be a decimal string such as "12.34", never a JSON number')
         return data
 
 
@@ -59,11 +57,19 @@ class PaymentEventOut(BaseModel):
 class PaymentOut(BaseModel):
     id: str
     status: Literal[
-        "created", "pending", "authorised", "paid", "settled", "failed", "expired",
-        "cancelled", "partially_refunded", "refunded",
+        "created",
+        "pending",
+        "authorised",
+        "paid",
+        "settled",
+        "failed",
+        "expired",
+        "cancelled",
+        "partially_refunded",
+        "refunded",
     ]
     method: str
-    amount: str = Field(description="Decimal string, e.g. \"12.34\".")
+    amount: str = Field(description='Decimal string, e.g. "12.34".')
     amount_minor: int = Field(description="Integer minor units, e.g. 1234.")
     currency: str
     reference: str = Field(description="Identifies the payment to the bank (EMV tag 62-05).")

@@ -24,13 +24,14 @@ def seed_demo(uow: UnitOfWork, credentials_file: Path) -> dict[str, Any]:
     The credentials are kept in ``credentials_file`` (mode 0600) because only hashes are in the
     database; if that file is gone, passwords and keys are issued anew.
     """
+    database = uow.session.get_bind().engine.url.render_as_string(hide_password=True)
     saved = _load(credentials_file)
     merchant = uow.session.scalar(select(Merchant).where(Merchant.name == DEMO_MERCHANT))
-    if merchant is not None and saved:
+    if merchant is not None and saved and saved.get("database") == database:
         return saved
     if merchant is None:
         merchant = _create_structure(uow)
-    credentials = _issue_credentials(uow, merchant)
+    credentials = {"database": database, **_issue_credentials(uow, merchant)}
     uow.commit()
     _save(credentials_file, credentials)
     return credentials
@@ -63,8 +64,11 @@ def _create_structure(uow: UnitOfWork) -> Merchant:
 
 def _issue_credentials(uow: UnitOfWork, merchant: Merchant) -> dict[str, Any]:
     stores = list(uow.session.scalars(select(Store).where(Store.merchant_id == merchant.id)))
-    tills_wanted = [(stores[0], "T01", "Till 1"), (stores[0], "T02", "Till 2"),
-                    (stores[1], "T01", "Till 1")]
+    tills_wanted = [
+        (stores[0], "T01", "Till 1"),
+        (stores[0], "T02", "Till 2"),
+        (stores[1], "T01", "Till 1"),
+    ]
     out: dict[str, Any] = {"merchant": merchant.name, "tills": [], "staff": []}
     for store, label, name in tills_wanted:
         till = uow.session.scalar(
@@ -72,22 +76,35 @@ def _issue_credentials(uow: UnitOfWork, merchant: Merchant) -> dict[str, Any]:
         )
         key = issue_till_key()
         if till is None:
-            till = Till(store_id=store.id, label=label, name=name, active=True,
-                        api_key_id=key.key_id, api_key_hash=key.key_hash)
+            till = Till(
+                store_id=store.id,
+                label=label,
+                name=name,
+                active=True,
+                api_key_id=key.key_id,
+                api_key_hash=key.key_hash,
+            )
             uow.session.add(till)
         else:
             till.api_key_id, till.api_key_hash = key.key_id, key.key_hash
         out["tills"].append({"store": store.name, "till": label, "api_key": key.key})
-    for username, role, display, store in [
+    staff: list[tuple[str, str, str, Store | None]] = [
         ("cashier", "cashier", "Clara Cashier", stores[0]),
         ("manager", "manager", "Max Manager", None),
-    ]:
+    ]
+    for username, role, display, home in staff:
         password = secrets.token_urlsafe(9)
         user = uow.session.scalar(select(StaffUser).where(StaffUser.username == username))
         if user is None:
-            user = StaffUser(merchant_id=merchant.id, username=username, role=role,
-                             display_name=display, store_id=store.id if store else None,
-                             active=True, password_hash="")
+            user = StaffUser(
+                merchant_id=merchant.id,
+                username=username,
+                role=role,
+                display_name=display,
+                store_id=home.id if home else None,
+                active=True,
+                password_hash="",
+            )
             uow.session.add(user)
         user.password_hash = hash_password(password)
         out["staff"].append({"username": username, "password": password, "role": role})

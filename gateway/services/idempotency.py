@@ -37,9 +37,7 @@ def request_hash(method: str, path: str, body: Any) -> str:
 
 def check_key(key: str) -> str:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise InvalidInput(
-            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters"
-        )
+        raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters")
     return key
 
 
@@ -51,11 +49,11 @@ def run_once(
     action: Callable[[UnitOfWork], tuple[int, dict[str, Any]]],
 ) -> Outcome:
     """Run ``action`` once per (scope, key); later calls get the stored response back."""
-    stored = _stored(db, scope, key, fingerprint)
-    if stored:
-        return stored
     try:
         with db.unit_of_work() as uow:
+            stored = _stored(uow, scope, key, fingerprint)
+            if stored:
+                return stored
             status, body = action(uow)
             uow.session.add(
                 IdempotencyRecord(
@@ -70,26 +68,27 @@ def run_once(
             uow.commit()
             return Outcome(status, body, replayed=False)
     except IntegrityError:
-        stored = _stored(db, scope, key, fingerprint)
-        if stored:
-            return stored
-        raise IdempotencyRequestInProgress(
-            "another request with this Idempotency-Key is being processed; retry shortly"
-        ) from None
+        pass  # a concurrent duplicate committed first (PostgreSQL); replay what it stored
+    with db.unit_of_work(readonly=True) as uow:
+        stored = _stored(uow, scope, key, fingerprint)
+    if stored:
+        return stored
+    raise IdempotencyRequestInProgress(
+        "another request with this Idempotency-Key is being processed; retry shortly"
+    )
 
 
-def _stored(db: Database, scope: str, key: str, fingerprint: str) -> Outcome | None:
-    with db.unit_of_work() as uow:
-        record = uow.session.scalar(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
-            )
+def _stored(uow: UnitOfWork, scope: str, key: str, fingerprint: str) -> Outcome | None:
+    record = uow.session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
         )
-        if record is None:
-            return None
-        if record.request_hash != fingerprint:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was already used with a different request; "
-                "use a new key for a new payment"
-            )
-        return Outcome(record.response_status, json.loads(record.response_body), replayed=True)
+    )
+    if record is None:
+        return None
+    if record.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used with a different request; "
+            "use a new key for a new payment"
+        )
+    return Outcome(record.response_status, json.loads(record.response_body), replayed=True)

@@ -129,13 +129,33 @@ def create_qr_payment(
         updated_at=now,
     )
     uow.session.add(payment)
-    _record(uow, payment, "created", None, PaymentStatus.CREATED, payment.created_by, {
-        "amount": money.to_decimal_string(), "currency": money.currency,
-    })
-    _move(uow, payment, PaymentStatus.PENDING, "qr_issued", payment.created_by,
-          {"expires_at": expires_at.isoformat()})
-    jobs.enqueue(uow, EXPIRE_JOB, {"payment_id": payment.id}, run_at=expires_at,
-                 dedupe_key=f"expire:{payment.id}")
+    _record(
+        uow,
+        payment,
+        "created",
+        None,
+        PaymentStatus.CREATED,
+        payment.created_by,
+        {
+            "amount": money.to_decimal_string(),
+            "currency": money.currency,
+        },
+    )
+    _move(
+        uow,
+        payment,
+        PaymentStatus.PENDING,
+        "qr_issued",
+        payment.created_by,
+        {"expires_at": expires_at.isoformat()},
+    )
+    jobs.enqueue(
+        uow,
+        EXPIRE_JOB,
+        {"payment_id": payment.id},
+        run_at=expires_at,
+        dedupe_key=f"expire:{payment.id}",
+    )
     return payment
 
 
@@ -148,6 +168,18 @@ def get_payment(uow: UnitOfWork, payment_id: str, merchant_id: int) -> Payment:
     if payment is None:
         raise NotFound(f"no payment {payment_id!r} for this merchant")
     return payment
+
+
+def qr_payload(uow: UnitOfWork, payment_id: str, merchant_id: int) -> str | None:
+    """Just the QR payload of a payment (the hot path of every QR image request)."""
+    row = uow.session.execute(
+        select(Payment.qr_payload).where(
+            Payment.id == payment_id, Payment.merchant_id == merchant_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no payment {payment_id!r} for this merchant")
+    return row[0]
 
 
 def cancel_payment(uow: UnitOfWork, payment_id: str, merchant_id: int, actor: str) -> Payment:

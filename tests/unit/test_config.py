@@ -16,7 +16,7 @@ def test_defaults_are_embedded_sqlite_under_var() -> None:
 
 def test_file_then_environment_override(tmp_path: Path) -> None:
     file = tmp_path / "store.toml"
-    file.write_text('[web]\nport = 9000\n[payments]\ndefault_expiry_seconds = 120\n')
+    file.write_text("[web]\nport = 9000\n[payments]\ndefault_expiry_seconds = 120\n")
     env = {"KASSA_CONFIG": str(file), "KASSA_WEB_PORT": "9100", "KASSA_DATABASE_ECHO": "true"}
     config = load_config(env=env)
     assert config["web"]["port"] == 9100

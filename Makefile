@@ -1,0 +1,38 @@
+# Kassa: `make run` starts everything for a demo; `make test` runs every check CI runs.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+PY_DIRS := gateway drivers merchant_portal tests bench
+
+.PHONY: setup run test lint bench browser clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,postgres]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+run: setup
+	$(BIN)/kassa run
+
+# Debian's chromium drives the browser tests (Playwright's own browser download does not work here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium" >&2; fi; }
+
+lint: setup
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
+	$(BIN)/mypy
+
+test: setup browser lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m bench.qr
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

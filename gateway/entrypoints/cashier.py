@@ -1,0 +1,352 @@
+"""`/cashier`: the cashier screen at a till — sign in, choose the till, take a QR payment.
+
+The payment screen follows the payment by polling ``/payments/<id>/status`` once a second, so
+any number of web workers can serve it. Creating a payment is idempotent per rendered form: a
+double tap or a resubmitted form replays the first payment instead of charging twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response as Redirect
+
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import Payment, Store, utcnow
+from gateway.domain.money import Money, currency
+from gateway.domain.payment import OPEN_STATES
+from gateway.entrypoints import staff_session
+from gateway.entrypoints.api import payment_out, qr_response
+from gateway.entrypoints.staff_session import MerchantSummary, current_staff, database
+from gateway.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    IdempotencyRequestInProgress,
+    InvalidInput,
+    InvalidMoney,
+    NotFound,
+    Unauthorised,
+)
+from gateway.services import idempotency, payments
+from gateway.services.auth import StaffContext, TillContext, till_for_staff, tills_for_staff
+
+bp = Blueprint("cashier", __name__, url_prefix="/cashier", template_folder="templates")
+staff_session.install(bp, "cashier/error.html")
+
+TILL_KEY = "till_id"
+MAX_LINES = 30
+
+
+@bp.before_request
+def _require_staff() -> Any:
+    if request.endpoint in ("cashier.login", "cashier.logout"):
+        return None
+    if current_staff() is not None:
+        return None
+    if request.endpoint == "cashier.payment_status":
+        response = jsonify(error="signed_out", login_url=url_for(".login"))
+        response.status_code = 401
+        return response
+    return redirect(url_for(".login"))
+
+
+def _staff() -> StaffContext:
+    staff = current_staff()
+    if staff is None:  # _require_staff ran first; this is for the type checker
+        raise Unauthorised("sign in first")
+    return staff
+
+
+def _till(staff: StaffContext) -> TillContext | None:
+    till_id = session.get(TILL_KEY)
+    if not isinstance(till_id, int):
+        return None
+    with database().unit_of_work(readonly=True) as uow:
+        try:
+            return till_for_staff(uow, staff, till_id)
+        except Unauthorised:
+            session.pop(TILL_KEY, None)
+            return None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    page = staff_session.login_page("cashier/login.html")
+    return page or redirect(url_for(".index"), 303)
+
+
+@bp.post("/logout")
+def logout() -> Redirect:
+    staff_session.log_out()
+    return redirect(url_for(".login"), 303)
+
+
+@bp.route("/till", methods=["GET", "POST"])
+def choose_till() -> Any:
+    staff = _staff()
+    with database().unit_of_work(readonly=True) as uow:
+        tills = tills_for_staff(uow, staff)
+        stores = _store_names(uow, tills)
+    if request.method == "POST":
+        chosen = request.form.get("till_id", type=int)
+        if chosen in {t.till_id for t in tills}:
+            session[TILL_KEY] = chosen
+            return redirect(url_for(".index"), 303)
+    elif len(tills) == 1:
+        session[TILL_KEY] = tills[0].till_id
+        return redirect(url_for(".index"), 303)
+    return render_template(
+        "cashier/till.html",
+        tills=tills,
+        stores=stores,
+        merchant=staff_session.merchant_of(staff),
+        staff=staff,
+    )
+
+
+def _store_names(uow: UnitOfWork, tills: list[TillContext]) -> dict[int, str]:
+    ids = {t.store_id for t in tills}
+    return dict(uow.session.execute(select(Store.id, Store.name).where(Store.id.in_(ids))).all())
+
+
+@bp.get("/")
+def index() -> Any:
+    staff = _staff()
+    till = _till(staff)
+    if till is None:
+        return redirect(url_for(".choose_till"))
+    return _sale_form(staff, till)
+
+
+def _sale_form(
+    staff: StaffContext, till: TillContext, *, error: str | None = None, new_key: bool = True
+) -> tuple[str, int]:
+    """The new-sale form; after an error it keeps what was typed (and its key, unless spent)."""
+    merchant = staff_session.merchant_of(staff)
+    form = request.form if request.method == "POST" else MultiDict()
+    key = None if new_key else form.get("idempotency_key")
+    lines = list(zip(form.getlist("line_description"), form.getlist("line_amount"), strict=False))
+    lines += [("", "")] * max(0, 3 - len(lines))
+    with database().unit_of_work(readonly=True) as uow:
+        store = _store_names(uow, [till]).get(till.store_id, "")
+    return render_template(
+        "cashier/new_sale.html",
+        merchant=merchant,
+        staff=staff,
+        till=till,
+        store=store,
+        form=form,
+        lines=lines,
+        itemised=any(d.strip() or a.strip() for d, a in lines),
+        error=error,
+        idempotency_key=key or str(uuid.uuid4()),
+        number=_number_format(merchant),
+    ), 422 if error else 200
+
+
+def _number_format(merchant: MerchantSummary) -> dict[str, str | int]:
+    """How the merchant's locale writes an amount, for the running total in the browser."""
+    exponent = currency(merchant.currency).exponent
+    sample = Money(1234567 * 10**exponent, merchant.currency).format(merchant.locale)
+    digits = [i for i, ch in enumerate(sample) if ch.isdigit()]
+    number = sample[digits[0] : digits[-1] + 1]
+    return {
+        "prefix": sample[: digits[0]],
+        "suffix": sample[digits[-1] + 1 :],
+        "group": number[1] if not number[1].isdigit() else "",
+        "decimal": number[-exponent - 1] if exponent else "",
+        "exponent": exponent,
+        "currency": merchant.currency,
+        "zero": Money(0, merchant.currency).format(merchant.locale),
+        "placeholder": "0" + (number[-exponent - 1] + "0" * exponent if exponent else ""),
+    }
+
+
+@bp.post("/payments")
+def create_payment() -> Any:
+    staff = _staff()
+    till = _till(staff)
+    if till is None:
+        return redirect(url_for(".choose_till"), 303)
+    merchant = staff_session.merchant_of(staff)
+    try:
+        total = sale_total(request.form, merchant.currency)
+        payment_id = _create_once(staff, till, total, request.form.get("reference", "").strip())
+    except IdempotencyKeyReused:
+        message = (
+            "This sale form was already used for another payment. The form is fresh "
+            "now: check the amount and press “Show QR code” again."
+        )
+        return _sale_form(staff, till, error=message, new_key=True)
+    except IdempotencyRequestInProgress:
+        message = "This sale is still being created. Wait a moment, then try again."
+        return _sale_form(staff, till, error=message, new_key=False)
+    except InvalidInput as exc:
+        return _sale_form(staff, till, error=exc.message, new_key=False)
+    return redirect(url_for(".payment_screen", payment_id=payment_id), 303)
+
+
+def _create_once(staff: StaffContext, till: TillContext, total: Money, reference: str) -> str:
+    settings: payments.PaymentSettings = current_app.extensions["kassa.payment_settings"]
+
+    def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        payment = payments.create_qr_payment(
+            uow,
+            till,
+            amount=total.to_decimal_string(),
+            currency=total.currency,
+            settings=settings,
+            bill_number=reference or None,
+            actor=staff.actor,
+        )
+        uow.session.flush()
+        return 201, {"id": payment.id}
+
+    request_body = {
+        "till": till.till_id,
+        "amount_minor": total.minor,
+        "currency": total.currency,
+        "reference": reference,
+    }
+    key = idempotency.check_key(request.form.get("idempotency_key", ""))
+    fingerprint = idempotency.request_hash("POST", request.path, request_body)
+    outcome = idempotency.run_once(database(), f"staff:{staff.user_id}", key, fingerprint, action)
+    return str(outcome.body["id"])
+
+
+def sale_total(form: MultiDict[str, str], currency_code: str) -> Money:
+    """The amount to charge: the amount field, or the sum of the itemised lines (exactly).
+
+    If both are filled in they must agree, so a stale total is never charged.
+    """
+    typed = form.get("amount", "").strip()
+    rows = zip(form.getlist("line_description"), form.getlist("line_amount"), strict=False)
+    lines = [(d.strip(), a.strip()) for d, a in rows if d.strip() or a.strip()]
+    if len(lines) > MAX_LINES:
+        raise InvalidMoney(f"A sale can have at most {MAX_LINES} lines.")
+    if not lines:
+        if not typed:
+            raise InvalidMoney("Enter the amount to charge.")
+        total = parse_amount(typed, currency_code, "The amount")
+    else:
+        total = Money.zero(currency_code)
+        for n, (description, text) in enumerate(lines, 1):
+            name = f"Line {n}" + (f" ({description})" if description else "")
+            if not text:
+                raise InvalidMoney(f"{name} has no amount. Enter one or clear the line.")
+            total += parse_amount(text, currency_code, name)
+        if typed and parse_amount(typed, currency_code, "The amount") != total:
+            raise InvalidMoney(
+                f"The lines add up to {total.to_decimal_string()} {total.currency} but the "
+                f"amount says {typed}. Clear the amount or correct the lines."
+            )
+    if total.minor <= 0:
+        raise InvalidMoney("The amount to charge must be greater than zero.")
+    return total
+
+
+def parse_amount(text: str, currency_code: str, what: str) -> Money:
+    """Parse what a cashier types: "12.50" or "12,50" (no thousands separators)."""
+    exponent = currency(currency_code).exponent
+    example = "1250" if exponent == 0 else "12.50 or 12,50"
+    cleaned = text.replace(" ", "").replace("\u00a0", "")
+    if cleaned.count(",") + cleaned.count(".") > 1:
+        raise InvalidMoney(
+            f"{what} “{text}” is not an amount: type it without thousands "
+            f"separators, like {example}."
+        )
+    try:
+        return Money.parse(cleaned.replace(",", "."), currency_code)
+    except InvalidMoney:
+        places = "no decimals" if exponent == 0 else f"at most {exponent} decimals"
+        raise InvalidMoney(
+            f"{what} “{text}” is not an amount in {currency_code}: use digits with "
+            f"{places}, like {example}."
+        ) from None
+
+
+@bp.get("/payments/<payment_id>")
+def payment_screen(payment_id: str) -> Any:
+    staff = _staff()
+    merchant = staff_session.merchant_of(staff)
+    with database().unit_of_work(readonly=True) as uow:
+        payment = payments.get_payment(uow, payment_id, staff.merchant_id)
+        return render_template(
+            "cashier/payment.html",
+            payment=payment,
+            merchant=merchant,
+            staff=staff,
+            screen=screen_of(payment),
+            seconds_left=seconds_left(payment),
+            amount=Money(payment.amount_minor, payment.currency).format(merchant.locale),
+        )
+
+
+@bp.get("/payments/<payment_id>/status")
+def payment_status(payment_id: str) -> Response:
+    staff = _staff()
+    with database().unit_of_work(readonly=True) as uow:
+        payment = payments.get_payment(uow, payment_id, staff.merchant_id)
+        out = payment_out(payment)
+        out.update(
+            screen=screen_of(payment),
+            seconds_left=seconds_left(payment),
+            open=payment.status in OPEN_STATES,
+        )
+    response = jsonify(out)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/payments/<payment_id>/qr.<fmt>")
+def payment_qr(payment_id: str, fmt: str) -> Response:
+    staff = _staff()
+    if fmt not in ("png", "svg"):
+        raise NotFound(f"no QR image format {fmt!r}: use png or svg")
+    with database().unit_of_work(readonly=True) as uow:
+        payload = payments.qr_payload(uow, payment_id, staff.merchant_id)
+    if payload is None:
+        raise NotFound("this payment has no QR code")
+    return qr_response(payload, fmt)
+
+
+@bp.post("/payments/<payment_id>/cancel")
+def cancel_payment(payment_id: str) -> Redirect:
+    staff = _staff()
+    with database().unit_of_work() as uow:
+        try:
+            payments.cancel_payment(uow, payment_id, staff.merchant_id, staff.actor)
+            uow.commit()
+        except Conflict as exc:
+            flash(f"Could not cancel: {exc.message}.")
+    return redirect(url_for(".payment_screen", payment_id=payment_id), 303)
+
+
+def screen_of(payment: Payment) -> str:
+    """The full-screen state to show; an open QR past its expiry is shown as expired."""
+    screen = staff_session.status_tone(payment.status)
+    if screen == "open" and seconds_left(payment) == 0:
+        return "expired"
+    return screen
+
+
+def seconds_left(payment: Payment, now: datetime | None = None) -> int:
+    if payment.expires_at is None:
+        return 0
+    return max(0, int((payment.expires_at - (now or utcnow())).total_seconds()))

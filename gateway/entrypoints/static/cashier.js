@@ -1,0 +1,207 @@
+/* Kassa cashier screen: keypad, running total, double-tap guard, cancel confirmation and
+ * following a payment live. Amounts are handled as integer minor units in strings; the server
+ * computes the amount that is charged. No inline handlers, so a strict CSP holds. */
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  /* Parse "12,50" / "12.50" into integer minor units, or null if it is not an amount. */
+  function toMinor(text, exponent) {
+    var t = String(text).replace(/[\s\u00a0]/g, "").replace(",", ".");
+    var m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(t);
+    if (!m) return null;
+    var frac = m[3] || "";
+    if (frac.length > exponent) return null;
+    while (frac.length < exponent) frac += "0";
+    var minor = parseInt(m[2] + frac, 10);
+    return m[1] ? -minor : minor;
+  }
+
+  function digitsOf(minor, fmt) {
+    var neg = minor < 0;
+    var s = String(Math.abs(minor));
+    var exp = fmt.exponent;
+    while (s.length <= exp) s = "0" + s;
+    var units = exp ? s.slice(0, s.length - exp) : s;
+    var frac = exp ? s.slice(s.length - exp) : "";
+    return { neg: neg, units: units, frac: frac };
+  }
+
+  function formatMinor(minor, fmt) {
+    var d = digitsOf(minor, fmt);
+    var units = d.units.replace(/\B(?=(\d{3})+(?!\d))/g, fmt.group);
+    var number = units + (fmt.exponent ? fmt.decimal + d.frac : "");
+    return (d.neg ? "-" : "") + fmt.prefix + number + fmt.suffix;
+  }
+
+  function plainMinor(minor, fmt) {
+    var d = digitsOf(minor, fmt);
+    return (d.neg ? "-" : "") + d.units + (fmt.exponent ? fmt.decimal + d.frac : "");
+  }
+
+  function setupSaleForm(form) {
+    var fmt = {
+      prefix: form.dataset.prefix, suffix: form.dataset.suffix, group: form.dataset.group,
+      decimal: form.dataset.decimal, exponent: parseInt(form.dataset.exponent, 10)
+    };
+    var amount = form.querySelector("#amount");
+    var linesBox = form.querySelector("[data-lines]");
+    var totalOut = form.querySelector("[data-lines-total]");
+    var amountHint = form.querySelector("[data-amount-hint]");
+    var target = amount;
+
+    function lineAmounts() {
+      return Array.prototype.slice.call(form.querySelectorAll(".line-amount"));
+    }
+
+    function recompute() {
+      var sum = 0, any = false, bad = false;
+      lineAmounts().forEach(function (input) {
+        if (input.value.trim() === "") return;
+        var minor = toMinor(input.value, fmt.exponent);
+        input.classList.toggle("is-invalid", minor === null);
+        if (minor === null) { bad = true; return; }
+        sum += minor; any = true;
+      });
+      totalOut.textContent = bad ? "check the lines" : formatMinor(sum, fmt);
+      if (any && !bad) {
+        amount.value = plainMinor(sum, fmt);
+        amount.readOnly = true;
+        amountHint.hidden = false;
+      } else if (amount.readOnly) {
+        amount.readOnly = false;
+        amount.value = "";
+        amountHint.hidden = true;
+      }
+    }
+
+    form.addEventListener("focusin", function (e) {
+      var el = e.target;
+      if (el === amount || el.classList.contains("line-amount")) target = el;
+    });
+    form.addEventListener("input", function (e) {
+      if (e.target.classList.contains("line-amount")) recompute();
+    });
+
+    form.querySelectorAll("[data-key]").forEach(function (key) {
+      key.addEventListener("click", function () {
+        if (target.readOnly) target = lineAmounts()[0] || amount;
+        var k = key.dataset.key;
+        if (k === "back") target.value = target.value.slice(0, -1);
+        else if (k === "clear") target.value = "";
+        else if (k === "sep") {
+          if (fmt.exponent && !/[.,]/.test(target.value)) target.value += target.value ? fmt.decimal : "0" + fmt.decimal;
+        } else target.value += k;
+        if (target !== amount) recompute();
+        target.focus();
+      });
+    });
+
+    var addLine = form.querySelector("[data-add-line]");
+    if (addLine) {
+      addLine.hidden = false;
+      addLine.addEventListener("click", function () {
+        var rows = linesBox.querySelectorAll(".line");
+        if (rows.length >= 30) return;
+        var row = rows[rows.length - 1].cloneNode(true);
+        row.querySelectorAll("input").forEach(function (input) {
+          input.value = "";
+          input.classList.remove("is-invalid");
+        });
+        linesBox.appendChild(row);
+        row.querySelector("input").focus();
+      });
+    }
+
+    /* One tap creates one payment: the server dedupes by the form's key, this spares a wait. */
+    form.addEventListener("submit", function () {
+      var button = form.querySelector("[data-submit]");
+      window.setTimeout(function () { button.disabled = true; button.textContent = button.dataset.busy; }, 0);
+    });
+    window.addEventListener("pageshow", function () {
+      var button = form.querySelector("[data-submit]");
+      button.disabled = false;
+      button.textContent = button.dataset.label;
+    });
+    recompute();
+  }
+
+  function setupConfirm(form) {
+    var dialog = document.getElementById(form.dataset.confirm);
+    if (!dialog || typeof dialog.showModal !== "function") return;
+    var confirmed = false;
+    form.addEventListener("submit", function (e) {
+      if (confirmed) return;
+      e.preventDefault();
+      dialog.showModal();
+    });
+    dialog.querySelector("[data-confirm-yes]").addEventListener("click", function () {
+      confirmed = true;
+      dialog.close();
+      form.requestSubmit ? form.requestSubmit() : form.submit();
+    });
+    dialog.querySelector("[data-confirm-no]").addEventListener("click", function () {
+      dialog.close();
+    });
+  }
+
+  function mmss(seconds) {
+    var s = Math.max(0, seconds);
+    var m = Math.floor(s / 60);
+    var r = s % 60;
+    return (m < 10 ? "0" : "") + m + ":" + (r < 10 ? "0" : "") + r;
+  }
+
+  function followPayment(body) {
+    var url = body.dataset.statusUrl;
+    var clock = document.querySelector("[data-countdown]");
+    var countdown = document.querySelector(".countdown");
+    var deadline = Date.now() + parseInt(body.dataset.secondsLeft, 10) * 1000;
+    var open = body.dataset.open === "true";
+    var titles = { paid: "Paid", expired: "Expired", cancelled: "Cancelled", failed: "Failed", refunded: "Refunded" };
+
+    function show(screen) {
+      if (body.dataset.screen === screen) return;
+      body.dataset.screen = screen;
+      if (titles[screen]) document.title = titles[screen] + " · Kassa";
+      var focus = document.querySelector(".state-" + screen + " [data-autofocus]");
+      if (focus) focus.focus();
+    }
+
+    function tick() {
+      var left = Math.round((deadline - Date.now()) / 1000);
+      if (clock) clock.textContent = mmss(left);
+      if (countdown) countdown.classList.toggle("is-low", left <= 30);
+      if (left <= 0 && body.dataset.screen === "open") show("expired");
+    }
+
+    function poll() {
+      fetch(url, { cache: "no-store", credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) {
+          if (r.status === 401) { window.location.assign(body.dataset.loginUrl); throw new Error("signed out"); }
+          if (!r.ok) throw new Error("status " + r.status);
+          return r.json();
+        })
+        .then(function (p) {
+          deadline = Date.now() + p.seconds_left * 1000;
+          open = p.open;
+          show(p.screen);
+        })
+        .catch(function () { /* offline for a moment: keep the screen, try again */ })
+        .then(function () {
+          if (open) window.setTimeout(poll, 1000);
+        });
+    }
+
+    tick();
+    window.setInterval(tick, 1000);
+    if (open) window.setTimeout(poll, 1000);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var sale = document.querySelector("form[data-sale-form]");
+    if (sale) setupSaleForm(sale);
+    document.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
+    if (document.body.dataset.statusUrl) followPayment(document.body);
+  });
+})();

@@ -1,0 +1,147 @@
+"""`/portal`: the merchant portal for managers and owners — their own merchant's payments.
+
+Sign-in is the cashier screen's (``gateway.entrypoints.staff_session``); cashiers may sign in but
+get a friendly 403 here. Every query is scoped to the signed-in staff member's merchant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response as Redirect
+
+from gateway.domain.payment import PaymentStatus
+from gateway.entrypoints import staff_session
+from gateway.entrypoints.staff_session import current_staff, database
+from gateway.errors import Unauthorised
+from gateway.services import payments
+from gateway.services.auth import StaffContext
+
+bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
+staff_session.install(bp, "portal/error.html")
+
+PAGE_SIZE = 50
+STATUSES = [s.value for s in PaymentStatus]
+
+
+@bp.before_request
+def _require_manager() -> Any:
+    if request.endpoint in ("portal.login", "portal.logout"):
+        return None
+    staff = current_staff()
+    if staff is None:
+        return redirect(url_for(".login"))
+    if not staff.can_manage():
+        return render_template("portal/forbidden.html", staff=staff), 403
+    return None
+
+
+def _staff() -> StaffContext:
+    staff = current_staff()
+    if staff is None:  # _require_manager ran first; this is for the type checker
+        raise Unauthorised("sign in first")
+    return staff
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    page = staff_session.login_page("portal/login.html")
+    return page or redirect(url_for(".index"), 303)
+
+
+@bp.post("/logout")
+def logout() -> Redirect:
+    staff_session.log_out()
+    return redirect(url_for(".login"), 303)
+
+
+@dataclass
+class ListQuery:
+    """The payment list's filters as typed in the URL, checked, with errors in words."""
+
+    status: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    page: int = 1
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, args: MultiDict[str, str]) -> ListQuery:
+        query = cls()
+        status = args.get("status", "")
+        if status and status not in STATUSES:
+            query.errors.append(f"“{status}” is not a payment status.")
+        else:
+            query.status = status
+        query.date_from = query._date(args.get("from", ""), "From")
+        query.date_to = query._date(args.get("to", ""), "To")
+        if query.date_from and query.date_to and query.date_from > query.date_to:
+            query.errors.append("The From date is after the To date.")
+        page = args.get("page", "1")
+        query.page = int(page) if page.isdigit() and int(page) >= 1 else 1
+        return query
+
+    def _date(self, text: str, label: str) -> date | None:
+        if not text:
+            return None
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            self.errors.append(f"{label} date “{text}” is not a date like 2024-05-31.")
+            return None
+
+    def to_filter(self) -> payments.PaymentFilter:
+        return payments.PaymentFilter(
+            status=self.status or None,
+            date_from=self.date_from,
+            date_to=self.date_to,
+            limit=PAGE_SIZE,
+            offset=(self.page - 1) * PAGE_SIZE,
+        )
+
+    def url_args(self, **changes: Any) -> dict[str, Any]:
+        args = {
+            "status": self.status,
+            "from": self.date_from,
+            "to": self.date_to,
+            "page": self.page,
+        } | changes
+        return {k: v for k, v in args.items() if v and not (k == "page" and v == 1)}
+
+
+@bp.get("/")
+def index() -> Any:
+    staff = _staff()
+    merchant = staff_session.merchant_of(staff)
+    query = ListQuery.parse(request.args)
+    with database().unit_of_work(readonly=True) as uow:
+        rows, total = (
+            ([], 0)
+            if query.errors
+            else payments.list_payments(uow, staff.merchant_id, query.to_filter())
+        )
+        return render_template(
+            "portal/payments.html",
+            staff=staff,
+            merchant=merchant,
+            payments=rows,
+            total=total,
+            query=query,
+            statuses=STATUSES,
+            page_size=PAGE_SIZE,
+        )
+
+
+@bp.get("/payments/<payment_id>")
+def payment_detail(payment_id: str) -> Any:
+    staff = _staff()
+    merchant = staff_session.merchant_of(staff)
+    with database().unit_of_work(readonly=True) as uow:
+        payment = payments.get_payment(uow, payment_id, staff.merchant_id)
+        return render_template(
+            "portal/payment.html", staff=staff, merchant=merchant, payment=payment
+        )
