@@ -168,6 +168,7 @@ def run() -> None:
         f"                   till {till['till']} key: {till['api_key']}\n"
         "Press Ctrl-C to stop.\n"
     )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM too
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
