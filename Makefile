@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-PY_DIRS := gateway drivers merchant_portal tests bench
+PY_DIRS := gateway drivers merchant_portal sandbox_bank tests bench
 
 .PHONY: setup run test lint bench browser clean
 

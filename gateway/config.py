@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,32 @@ def secret_key(config: Config) -> str:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
     return path.read_text().strip()
+
+
+@dataclass(frozen=True, slots=True)
+class BankCredentials:
+    merchant_id: str
+    api_key: str
+    webhook_secret: str
+
+
+def bank_credentials(config: Config) -> BankCredentials:
+    """This merchant's identity at the bank: configured values, else the sandbox's secrets file.
+
+    The sandbox acquirer writes that file (mode 0600) on first use; until it exists the values
+    are empty and bank calls fail with a message that says so.
+    """
+    bank = config["bank"]
+    values = {k: str(bank.get(k) or "") for k in ("merchant_id", "api_key", "webhook_secret")}
+    if not all(values.values()):
+        path = PROJECT_DIR / str(bank["secrets_file"])
+        try:
+            stored = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            stored = {}
+        for key, value in values.items():
+            values[key] = value or str(stored.get(key) or "")
+    return BankCredentials(**values)
 
 
 def _read(path: Path) -> Config:

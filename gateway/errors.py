@@ -90,3 +90,33 @@ class ConfigurationError(KassaError):
     type = "/problems/configuration"
     title = "Configuration error"
     status = 500
+
+
+class BankError(KassaError):
+    """Something went wrong talking to the bank."""
+
+    type = "/problems/bank"
+    title = "Bank error"
+    status = 502
+
+
+class BankUnavailable(BankError):
+    """The bank did not answer, or answered 5xx: try again later (the job table does)."""
+
+    type = "/problems/bank-unavailable"
+    title = "Bank unavailable"
+    status = 503
+
+
+class BankRejected(BankError):
+    """The bank refused the request: retrying the same request will not help."""
+
+    type = "/problems/bank-rejected"
+    title = "Bank rejected the request"
+    status = 422
+
+
+class BankNotConfigured(BankError):
+    type = "/problems/bank-not-configured"
+    title = "Bank connection not configured"
+    status = 503

@@ -18,7 +18,7 @@ from gateway.domain.payment import PaymentStatus
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.staff_session import current_staff, database
 from gateway.errors import Unauthorised
-from gateway.services import payments
+from gateway.services import payments, refunds
 from gateway.services.auth import StaffContext
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
@@ -143,5 +143,9 @@ def payment_detail(payment_id: str) -> Any:
     with database().unit_of_work(readonly=True) as uow:
         payment = payments.get_payment(uow, payment_id, staff.merchant_id)
         return render_template(
-            "portal/payment.html", staff=staff, merchant=merchant, payment=payment
+            "portal/payment.html",
+            staff=staff,
+            merchant=merchant,
+            payment=payment,
+            refunds=refunds.list_refunds(uow, payment_id),
         )

@@ -160,6 +160,11 @@ class Payment(Base):
     qr_payload: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime | None] = mapped_column()
     paid_at: Mapped[datetime | None] = mapped_column()
+    # The bank's own id for the money movement, from its payment notification.
+    bank_payment_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Why a person must look at this payment (e.g. the bank reported another amount), or None.
+    attention: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -190,6 +195,48 @@ class PaymentEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     payment: Mapped[Payment] = relationship(back_populates="events")
+
+
+class Refund(Base):
+    """Money going back to the customer: requested here, carried out by the bank."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    # requested → submitted → succeeded | failed
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    bank_refund_id: Mapped[str | None] = mapped_column(String(64))
+    failure: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    payment: Mapped[Payment] = relationship()
+
+
+class BankSettlement(Base):
+    """A settlement notification from the bank: what it paid out for one day."""
+
+    __tablename__ = "bank_settlements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    settlement_id: Mapped[str] = mapped_column(String(64), unique=True)
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"))
+    bank_merchant_id: Mapped[str] = mapped_column(String(64))
+    day: Mapped[str] = mapped_column(String(10))
+    currency: Mapped[str] = mapped_column(String(3))
+    gross_minor: Mapped[int] = mapped_column(BigInteger)
+    fees_minor: Mapped[int] = mapped_column(BigInteger)
+    refunds_minor: Mapped[int] = mapped_column(BigInteger)
+    net_minor: Mapped[int] = mapped_column(BigInteger)
+    payment_count: Mapped[int] = mapped_column(Integer)
+    files: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    inbound_event_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_events.id"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class IdempotencyRecord(Base):

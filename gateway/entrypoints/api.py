@@ -8,12 +8,18 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from gateway.adapters import qr_render
 from gateway.adapters.db import Database, UnitOfWork
-from gateway.adapters.models import Payment
+from gateway.adapters.models import Payment, Refund
 from gateway.domain.money import Money
 from gateway.entrypoints.openapi import openapi_document
-from gateway.entrypoints.schemas import CreatePayment, PaymentEventOut, PaymentOut
+from gateway.entrypoints.schemas import (
+    CreatePayment,
+    CreateRefund,
+    PaymentEventOut,
+    PaymentOut,
+    RefundOut,
+)
 from gateway.errors import InvalidInput
-from gateway.services import idempotency, payments
+from gateway.services import idempotency, payments, refunds
 from gateway.services.auth import TillContext, authenticate_till
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -59,6 +65,8 @@ def payment_out(
         qr_svg_url=url_for("api.payment_qr", payment_id=payment.id, fmt="svg") if has_qr else None,
         expires_at=payment.expires_at,
         paid_at=payment.paid_at,
+        refunded_amount=Money(payment.refunded_minor or 0, payment.currency).to_decimal_string(),
+        attention=payment.attention,
         created_at=payment.created_at,
         updated_at=payment.updated_at,
         events=[
@@ -133,6 +141,64 @@ def cancel_payment(payment_id: str) -> Response:
         payment = payments.cancel_payment(uow, payment_id, till.merchant_id, till.actor)
         uow.commit()
         return jsonify(payment_out(payment))
+
+
+def refund_out(refund: Refund) -> dict[str, Any]:
+    return RefundOut(
+        id=refund.id,
+        payment_id=refund.payment_id,
+        status=refund.status,  # type: ignore[arg-type]
+        amount=Money(refund.amount_minor, refund.currency).to_decimal_string(),
+        amount_minor=refund.amount_minor,
+        currency=refund.currency,
+        reason=refund.reason,
+        failure=refund.failure,
+        created_at=refund.created_at,
+        updated_at=refund.updated_at,
+    ).model_dump(mode="json")
+
+
+@bp.post("/payments/<payment_id>/refunds")
+def create_refund(payment_id: str) -> Response:
+    """Refund all or part of a paid payment; the Idempotency-Key is required (money moves)."""
+    till = _till()
+    body = _json_body()
+    command = CreateRefund.model_validate(body)
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        raise InvalidInput("refunds need an Idempotency-Key header, so a retry never refunds twice")
+
+    def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        refund = refunds.request_refund(
+            uow,
+            payment_id,
+            till.merchant_id,
+            amount=command.amount,
+            reason=command.reason,
+            actor=till.actor,
+        )
+        return 201, refund_out(refund)
+
+    outcome = idempotency.run_once(
+        _db(),
+        f"till:{till.till_id}",
+        idempotency.check_key(key),
+        idempotency.request_hash("POST", request.path, body),
+        action,
+    )
+    response = jsonify(outcome.body)
+    response.status_code = outcome.status
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.get("/payments/<payment_id>/refunds")
+def list_payment_refunds(payment_id: str) -> Response:
+    with _db().unit_of_work(readonly=True) as uow:
+        till = _till(uow)
+        payments.get_payment(uow, payment_id, till.merchant_id)
+        return jsonify([refund_out(r) for r in refunds.list_refunds(uow, payment_id)])
 
 
 @bp.get("/payments/<payment_id>/qr.<fmt>")

@@ -42,12 +42,15 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> F
     app.extensions["kassa.payment_settings"] = PaymentSettings.from_config(config)
 
     from gateway.entrypoints.api import bp as api_bp
+    from gateway.entrypoints.bank import bp as bank_bp
     from gateway.entrypoints.cashier import bp as cashier_bp
     from merchant_portal.views import bp as portal_bp
 
     csrf = CSRFProtect(app)
     csrf.exempt(api_bp)  # tills authenticate with bearer keys, not cookies
+    csrf.exempt(bank_bp)  # the bank signs its callbacks (Standard Webhooks)
     app.register_blueprint(api_bp)
+    app.register_blueprint(bank_bp)
     app.register_blueprint(cashier_bp)
     app.register_blueprint(portal_bp)
     problems.register(app)

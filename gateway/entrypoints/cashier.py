@@ -350,3 +350,6 @@ def seconds_left(payment: Payment, now: datetime | None = None) -> int:
     if payment.expires_at is None:
         return 0
     return max(0, int((payment.expires_at - (now or utcnow())).total_seconds()))
+
+
+from gateway.entrypoints import cashier_refunds as _refund_routes  # noqa: E402, F401  (routes on bp)

@@ -104,7 +104,7 @@ def worker() -> None:
     click.echo("kassa worker: running jobs from the job table (Ctrl-C stops)")
     run_worker(
         database,
-        job_handlers(),
+        job_handlers(config),
         poll_interval=config["worker"]["poll_interval_ms"] / 1000,
         lease_seconds=config["worker"]["lease_seconds"],
         stop=lambda: stopping,
@@ -140,7 +140,11 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 
 @main.command()
 def run() -> None:
-    """Set up and run everything for a demo on this machine: web tier and worker."""
+    """Set up and run everything for a demo on this machine.
+
+    The gateway web tier, its worker and the sandbox acquirer (which pays QR codes from its
+    wallet page and calls the gateway back), each in its own process; Ctrl-C stops them all.
+    """
     config = _config()
     database = _database(config)
     database.upgrade()
@@ -150,26 +154,17 @@ def run() -> None:
         creds = seed_demo(uow, PROJECT_DIR / config["demo"]["credentials_file"])
     kassa = [sys.executable, "-m", "gateway.entrypoints.cli"]
     procs = [
+        subprocess.Popen([*kassa, "sandbox-bank", "serve"]),
         subprocess.Popen([*kassa, "serve"]),
         subprocess.Popen([*kassa, "worker"]),
     ]
-    base = f"http://{config['web']['host']}:{config['web']['port']}"
-    _wait_healthy(base + "/healthz", procs)
-    cashier = next(s for s in creds["staff"] if s["role"] == "cashier")
-    manager = next(s for s in creds["staff"] if s["role"] == "manager")
-    till = creds["tills"][0]
-    click.echo(
-        "\nKassa is running.\n"
-        f"  Cashier screen:  {base}/cashier   login {cashier['username']} / "
-        f"{cashier['password']}\n"
-        f"  Merchant portal: {base}/portal    login {manager['username']} / "
-        f"{manager['password']}\n"
-        f"  Terminal API:    {base}/api/v1    (OpenAPI: {base}/api/v1/openapi.json)\n"
-        f"                   till {till['till']} key: {till['api_key']}\n"
-        "Press Ctrl-C to stop.\n"
-    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM too
     try:
+        base = f"http://{config['web']['host']}:{config['web']['port']}"
+        bank = str(config["bank"]["url"]).rstrip("/")
+        _wait_healthy(base + "/healthz", procs)
+        _wait_healthy(bank + "/healthz", procs)
+        click.echo(_banner(base, bank, creds))
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -179,6 +174,23 @@ def run() -> None:
             p.terminate()
         for p in procs:
             p.wait(timeout=10)
+
+
+def _banner(base: str, bank: str, creds: dict[str, Any]) -> str:
+    cashier = next(s for s in creds["staff"] if s["role"] == "cashier")
+    manager = next(s for s in creds["staff"] if s["role"] == "manager")
+    till = creds["tills"][0]
+    return (
+        "\nKassa is running.\n"
+        f"  Cashier screen:  {base}/cashier   login {cashier['username']} / "
+        f"{cashier['password']}\n"
+        f"  Merchant portal: {base}/portal    login {manager['username']} / "
+        f"{manager['password']}\n"
+        f"  Terminal API:    {base}/api/v1    (OpenAPI: {base}/api/v1/openapi.json)\n"
+        f"                   till {till['till']} key: {till['api_key']}\n"
+        f"  Sandbox bank:    {bank}/sandbox/   paste a payment's QR payload there to pay it\n"
+        "Press Ctrl-C to stop.\n"
+    )
 
 
 def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]]) -> None:
@@ -205,8 +217,10 @@ def _safe_url(url: str) -> str:
 
 def _register() -> None:
     from gateway.entrypoints.qr_cli import qr
+    from sandbox_bank.cli import sandbox_bank_cli
 
     main.add_command(qr)
+    main.add_command(sandbox_bank_cli)
 
 
 _register()

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from gateway.entrypoints.schemas import CreatePayment, PaymentOut, Problem
+from gateway.entrypoints.schemas import CreatePayment, CreateRefund, PaymentOut, Problem, RefundOut
 
 _REF = "#/components/schemas/{model}"
 
@@ -38,7 +38,7 @@ _PAYMENT_ID = {"name": "payment_id", "in": "path", "required": True, "schema": {
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(m, "validation") for m in (CreatePayment, PaymentOut, Problem)],
+        [(m, "validation") for m in (CreatePayment, CreateRefund, PaymentOut, Problem, RefundOut)],
         ref_template=_REF,
     )
     return {
@@ -105,6 +105,64 @@ def openapi_document() -> dict[str, Any]:
                         "409": _problem("The payment can no longer be cancelled."),
                     },
                 }
+            },
+            "/payments/{payment_id}/refunds": {
+                "post": {
+                    "operationId": "refundPayment",
+                    "summary": "Refund all or part of a paid payment",
+                    "description": "The bank carries the refund out; its status moves from "
+                    "requested to submitted to succeeded or failed. Never more than was paid "
+                    "minus what is already refunded or in progress.",
+                    "parameters": [
+                        _PAYMENT_ID,
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string", "maxLength": 255},
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": _REF.format(model="CreateRefund")}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "The refund, queued for the bank.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": _REF.format(model="RefundOut")}
+                                }
+                            },
+                        },
+                        **_ERRORS,
+                        "409": _problem("Not paid, or more than is still refundable."),
+                        "422": _problem("Invalid request, or Idempotency-Key missing or reused."),
+                    },
+                },
+                "get": {
+                    "operationId": "listRefunds",
+                    "summary": "The refunds of a payment",
+                    "parameters": [_PAYMENT_ID],
+                    "responses": {
+                        "200": {
+                            "description": "Refunds, oldest first.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "array",
+                                        "items": {"$ref": _REF.format(model="RefundOut")},
+                                    }
+                                }
+                            },
+                        },
+                        **_ERRORS,
+                    },
+                },
             },
             "/payments/{payment_id}/qr.{fmt}": {
                 "get": {

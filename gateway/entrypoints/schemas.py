@@ -45,6 +45,38 @@ class CreatePayment(BaseModel):
         return data
 
 
+class CreateRefund(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    amount: StrictStr | None = Field(
+        default=None,
+        pattern=AMOUNT_PATTERN,
+        description="Decimal string to refund; leave out to refund everything still refundable.",
+        examples=["5.00"],
+    )
+    reason: StrictStr | None = Field(default=None, max_length=255)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _amount_is_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("amount"), int | float):
+            raise ValueError('amount must be a decimal string such as "5.00", never a JSON number')
+        return data
+
+
+class RefundOut(BaseModel):
+    id: str
+    payment_id: str
+    status: Literal["requested", "submitted", "succeeded", "failed"]
+    amount: str
+    amount_minor: int
+    currency: str
+    reason: str | None
+    failure: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
 class PaymentEventOut(BaseModel):
     kind: str
     from_status: str | None
@@ -80,6 +112,10 @@ class PaymentOut(BaseModel):
     qr_svg_url: str | None
     expires_at: datetime | None
     paid_at: datetime | None
+    refunded_amount: str = Field(description="What the bank has refunded so far.")
+    attention: str | None = Field(
+        default=None, description="Why a person must look at this payment, if anything."
+    )
     created_at: datetime
     updated_at: datetime
     events: list[PaymentEventOut] | None = None

@@ -80,28 +80,36 @@ def claim_due(db: Database, worker: str, limit: int, lease_seconds: int) -> list
 
 
 def run_job(db: Database, job_id: int, handlers: Mapping[str, Handler], worker: str) -> bool:
-    """Run one claimed job; True if it is done."""
-    error: str | None = None
-    with db.unit_of_work() as uow:
+    """Run one claimed job; True if it is done.
+
+    The handler's unit of work starts empty, so a handler may call out (the bank) before its
+    first query and hold no database lock meanwhile; it marks the job done in the same
+    transaction as its own writes.
+    """
+    with db.unit_of_work(readonly=True) as uow:
         job = uow.session.get(Job, job_id)
         if job is None or job.status != "running" or job.locked_by != worker:
             return False
-        handler = handlers.get(job.kind)
-        if handler is None:
-            error = f"no handler for job kind {job.kind!r}"
-        else:
-            try:
-                handler(uow, dict(job.payload))
-                job.status = "done"
-                job.finished_at = utcnow()
-                job.locked_until = None
-                uow.commit()
-                return True
-            except Exception as exc:  # a job's failure must never stop the worker
-                log.exception("job %s (%s) failed", job_id, job.kind)
-                error = f"{type(exc).__name__}: {exc}"
-    _record_failure(db, job_id, error or "unknown error")
-    return False
+        kind, payload = job.kind, dict(job.payload)
+    handler = handlers.get(kind)
+    if handler is None:
+        _record_failure(db, job_id, f"no handler for job kind {kind!r}")
+        return False
+    try:
+        with db.unit_of_work() as uow:
+            handler(uow, payload)
+            claimed = uow.session.get(Job, job_id, with_for_update=db.dialect == "postgresql")
+            if claimed is None or claimed.locked_by != worker:
+                return False  # our lease ran out and another worker took the job over
+            claimed.status = "done"
+            claimed.finished_at = utcnow()
+            claimed.locked_until = None
+            uow.commit()
+            return True
+    except Exception as exc:  # a job's failure must never stop the worker
+        log.warning("job %s (%s) failed: %s", job_id, kind, exc, exc_info=True)
+        _record_failure(db, job_id, f"{type(exc).__name__}: {exc}")
+        return False
 
 
 def _record_failure(db: Database, job_id: int, error: str) -> None:

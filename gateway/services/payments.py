@@ -6,9 +6,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -18,6 +18,7 @@ from gateway.domain import emv_qr
 from gateway.domain.money import Money
 from gateway.domain.payment import (
     OPEN_STATES,
+    TRANSITIONS,
     PaymentMethod,
     PaymentStatus,
     check_transition,
@@ -315,3 +316,150 @@ def _record(
 
 def till_for(uow: UnitOfWork, till_id: int) -> Till:
     return uow.session.get_one(Till, till_id)
+
+
+# States in which the customer has paid (whatever happened afterwards).
+PAID_STATES = frozenset(
+    {
+        PaymentStatus.PAID,
+        PaymentStatus.SETTLED,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.REFUNDED,
+    }
+)
+
+
+def payment_by_reference(uow: UnitOfWork, reference: str) -> Payment | None:
+    """The payment with this EMV 62-05 reference, its row locked (PostgreSQL) until commit."""
+    return uow.session.scalar(
+        select(Payment).where(Payment.reference == reference).with_for_update()
+    )
+
+
+def record_bank_payment(
+    uow: UnitOfWork,
+    payment: Payment,
+    *,
+    money: Money,
+    bank_payment_id: str,
+    paid_at: datetime,
+    actor: str,
+    detail: dict[str, Any],
+) -> None:
+    """Apply the bank's word that the customer paid; the caller holds the payment's row lock.
+
+    Only an exact amount moves an open payment to paid; anything else is flagged for a person
+    (``attention``) and leaves the state alone. The same bank payment reported again changes
+    nothing, so the callback may be delivered any number of times.
+    """
+    expected = Money(payment.amount_minor, payment.currency)
+    if payment.status in PAID_STATES:
+        if payment.bank_payment_id in (None, bank_payment_id):
+            payment.bank_payment_id = bank_payment_id
+            return
+        flag_attention(
+            uow,
+            payment,
+            f"the bank reported a second payment ({bank_payment_id}) for this reference, "
+            f"already paid as {payment.bank_payment_id}: refund the customer one of them",
+            actor,
+            detail,
+        )
+    elif money != expected:
+        flag_attention(
+            uow,
+            payment,
+            f"the bank reported {money} paid, but the payment is for {expected}: "
+            "check with the customer and the bank before handing over the goods",
+            actor,
+            detail,
+        )
+    elif PaymentStatus.PAID not in TRANSITIONS[PaymentStatus(payment.status)]:
+        payment.bank_payment_id = payment.bank_payment_id or bank_payment_id
+        flag_attention(
+            uow,
+            payment,
+            f"paid at the bank after it was {payment.status} here: "
+            "refund the customer or accept the payment",
+            actor,
+            detail,
+        )
+    else:
+        payment.bank_payment_id = bank_payment_id
+        payment.paid_at = paid_at
+        _move(uow, payment, PaymentStatus.PAID, "paid", actor, detail)
+
+
+def flag_attention(
+    uow: UnitOfWork, payment: Payment, reason: str, actor: str, detail: dict[str, Any]
+) -> None:
+    """Ask a person to look at the payment, once per reason, and say why in its history."""
+    if reason in (payment.attention or ""):
+        return
+    payment.attention = f"{payment.attention}; {reason}" if payment.attention else reason
+    payment.updated_at = utcnow()
+    uow.session.add(
+        PaymentEvent(
+            payment_id=payment.id,
+            kind="attention",
+            from_status=payment.status,
+            to_status=payment.status,
+            actor=actor,
+            detail={"reason": reason, **detail},
+            created_at=utcnow(),
+        )
+    )
+
+
+def mark_paid_by_bank(
+    uow: UnitOfWork,
+    *,
+    reference: str,
+    money: Money,
+    bank_payment_id: str,
+    paid_at: datetime,
+    actor: str,
+    detail: dict[str, Any],
+) -> bool:
+    """The common case in one statement: a pending payment of exactly ``money`` becomes paid.
+
+    A conditional UPDATE … RETURNING (compare-and-set on status, amount and currency) checks and
+    moves the payment without reading it first, and takes its row lock; a concurrent second
+    notification waits, then finds it no longer pending. False if nothing matched (unknown,
+    not pending, another amount): the caller then takes :func:`record_bank_payment`'s way.
+    """
+    check_transition(PaymentStatus.PENDING, PaymentStatus.PAID)
+    now = utcnow()
+    table = cast(Table, Payment.__table__)
+    connection = uow.session.connection()
+    payment_id = connection.scalar(
+        update(table)
+        .where(
+            table.c.reference == reference,
+            table.c.status == PaymentStatus.PENDING.value,
+            table.c.amount_minor == money.minor,
+            table.c.currency == money.currency,
+        )
+        .values(
+            status=PaymentStatus.PAID.value,
+            paid_at=paid_at,
+            bank_payment_id=bank_payment_id,
+            updated_at=now,
+            version=table.c.version + 1,
+        )
+        .returning(table.c.id)
+    )
+    if payment_id is None:
+        return False
+    connection.execute(
+        insert(cast(Table, PaymentEvent.__table__)).values(
+            payment_id=payment_id,
+            kind="paid",
+            from_status=PaymentStatus.PENDING.value,
+            to_status=PaymentStatus.PAID.value,
+            actor=actor,
+            detail=detail,
+            created_at=now,
+        )
+    )
+    return True

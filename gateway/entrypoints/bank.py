@@ -1,0 +1,55 @@
+"""`/bank`: what the bank calls. ``POST /bank/callbacks`` takes its signed settlement callbacks.
+
+Answers (docs/bank-api.md): 2xx once the event is stored, duplicates included, with the event's
+status in the body; 401 for a missing or bad signature or a timestamp out of tolerance; 503 while
+no webhook secret is configured (the bank retries). The clock is ``app.extensions["kassa.clock"]``
+if set (tests pin it to check the tolerance to the second), else ``time.time``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from gateway.adapters.db import Database
+from gateway.config import bank_credentials
+from gateway.entrypoints.problems import problem
+from gateway.errors import ConfigurationError
+from gateway.services import callbacks
+
+bp = Blueprint("bank", __name__, url_prefix="/bank")
+
+# Accepted for processing later (a job retries it) rather than processed now.
+_STATUS_CODES = {callbacks.EventStatus.FAILED: 202}
+
+
+@bp.post("/callbacks")
+def receive_callback() -> Response:
+    config = current_app.extensions["kassa.config"]
+    secret = bank_credentials(config).webhook_secret
+    if not secret:
+        return _unavailable("bank webhook secret is not configured")
+    clock: Callable[[], float] = current_app.extensions.get("kassa.clock", time.time)
+    try:
+        verified = callbacks.verify_callback(
+            secret,
+            request.get_data(cache=False),
+            dict(request.headers),
+            now=clock(),
+            tolerance=int(config["bank"]["callback_tolerance_seconds"]),
+        )
+    except ConfigurationError as exc:
+        return _unavailable(exc.message)
+    db: Database = current_app.extensions["kassa.db"]
+    status = callbacks.receive(db, verified)
+    response = jsonify(status=status.value)
+    response.status_code = _STATUS_CODES.get(status, 200)
+    return response
+
+
+def _unavailable(detail: str) -> Response:
+    response = problem(503, ConfigurationError.type, ConfigurationError.title, detail)
+    response.headers["Retry-After"] = "60"
+    return response

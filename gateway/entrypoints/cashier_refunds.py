@@ -1,0 +1,120 @@
+"""Refunds and recent payments on the cashier screen (routes of the ``cashier`` blueprint).
+
+A refund form carries its own idempotency key, so a double tap or a resubmitted form asks the
+bank for one refund only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import Payment
+from gateway.domain.money import Money
+from gateway.entrypoints import staff_session
+from gateway.entrypoints.cashier import _staff, _till, bp, parse_amount
+from gateway.entrypoints.staff_session import database
+from gateway.errors import Conflict, IdempotencyKeyReused, InvalidInput
+from gateway.services import idempotency, payments, refunds
+from gateway.services.auth import StaffContext
+
+
+@bp.get("/recent")
+def recent_payments() -> Any:
+    """The till's last payments, newest first: where a cashier finds a sale to refund."""
+    staff = _staff()
+    till = _till(staff)
+    if till is None:
+        return redirect(url_for(".choose_till"), 303)
+    merchant = staff_session.merchant_of(staff)
+    with database().unit_of_work(readonly=True) as uow:
+        rows = list(
+            uow.session.scalars(
+                select(Payment)
+                .where(Payment.till_id == till.till_id)
+                .order_by(Payment.created_at.desc(), Payment.id.desc())
+                .limit(20)
+            )
+        )
+        return render_template(
+            "cashier/recent.html", payments=rows, staff=staff, merchant=merchant, till=till
+        )
+
+
+@bp.route("/payments/<payment_id>/refund", methods=["GET", "POST"])
+def refund_payment(payment_id: str) -> Any:
+    staff = _staff()
+    if request.method == "POST":
+        try:
+            _refund_once(staff, payment_id)
+        except IdempotencyKeyReused:
+            flash("This refund form was already used for another amount; check and try again.")
+            return redirect(url_for(".refund_payment", payment_id=payment_id), 303)
+        except (InvalidInput, Conflict) as exc:
+            return _refund_form(staff, payment_id, error=exc.message, status=422)
+        flash("Refund requested. The bank confirms it in a moment.")
+        return redirect(url_for(".refund_payment", payment_id=payment_id), 303)
+    return _refund_form(staff, payment_id)
+
+
+def _refund_once(staff: StaffContext, payment_id: str) -> None:
+    text = request.form.get("amount", "").strip()
+    with database().unit_of_work(readonly=True) as uow:
+        currency = payments.get_payment(uow, payment_id, staff.merchant_id).currency
+    amount = parse_amount(text, currency, "The refund amount") if text else None
+    reason = request.form.get("reason", "").strip()[:255] or None
+
+    def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        refund = refunds.request_refund(
+            uow,
+            payment_id,
+            staff.merchant_id,
+            amount=amount.to_decimal_string() if amount else None,
+            reason=reason,
+            actor=staff.actor,
+        )
+        return 201, {"id": refund.id}
+
+    body = {"payment": payment_id, "amount": amount.minor if amount else None, "reason": reason}
+    idempotency.run_once(
+        database(),
+        f"staff:{staff.user_id}",
+        idempotency.check_key(request.form.get("idempotency_key", "")),
+        idempotency.request_hash("POST", request.path, body),
+        action,
+    )
+
+
+def _refund_form(
+    staff: StaffContext, payment_id: str, *, error: str | None = None, status: int = 200
+) -> Any:
+    merchant = staff_session.merchant_of(staff)
+    with database().unit_of_work(readonly=True) as uow:
+        payment = payments.get_payment(uow, payment_id, staff.merchant_id)
+        left = refunds.refundable_minor(uow, payment)
+        history = refunds.list_refunds(uow, payment_id)
+
+        def fmt(minor: int) -> str:
+            return Money(minor, payment.currency).format(merchant.locale)
+
+        page = render_template(
+            "cashier/refund.html",
+            payment=payment,
+            merchant=merchant,
+            staff=staff,
+            refunds=history,
+            fmt=fmt,
+            amount=fmt(payment.amount_minor),
+            refundable=left,
+            refundable_text=Money(left, payment.currency).to_decimal_string() if left else "",
+            can_refund=payment.status in refunds.REFUNDABLE_STATES and left > 0,
+            error=error,
+            form=request.form if error else {},
+            idempotency_key=(request.form.get("idempotency_key") if error else None)
+            or uuid.uuid4().hex,
+        )
+    return page, status

@@ -1,0 +1,478 @@
+"""The bank's signed callbacks (docs/bank-api.md, "Callbacks"): verify, store, process.
+
+Each delivery goes through two steps, so that no event is ever lost or applied twice:
+
+1. :func:`verify_callback` checks the Standard Webhooks signature and the timestamp tolerance;
+   a delivery that fails is refused and nothing of it is stored.
+2. :func:`receive` inserts the raw event first; the unique constraint on ``(source,
+   external_id)`` is the dedupe point, so a second delivery of the same ``webhook-id`` (a retry,
+   or ten at once) inserts nothing and is answered "duplicate". The event is applied in the same
+   transaction, which commits the raw event and its effect together. If applying fails, the raw
+   event is stored on its own as ``failed`` and a ``process_bank_event`` job retries it; the
+   bank is answered 2xx only once the event is committed, so nothing is ever lost.
+
+Every handler is idempotent under the payment's row lock, so re-deliveries and events that
+arrive out of order change nothing twice.
+
+==============  =======================================================================
+event status    meaning
+==============  =======================================================================
+received        stored, not applied yet (the column's default; callbacks always set another)
+processed       applied
+unmatched       refers to a payment or refund Kassa does not know (reconciliation looks)
+unknown_type    an event type this version does not handle; kept, never dropped
+invalid         signed by the bank but not as the contract says; retrying cannot help
+failed          applying it failed (e.g. the database); a job retries it
+==============  =======================================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
+
+from gateway.adapters.db import Database, UnitOfWork
+from gateway.adapters.models import BankSettlement, InboundEvent, Merchant, utcnow
+from gateway.domain.money import Money
+from gateway.errors import ConfigurationError, InvalidInput, NotFound, Unauthorised
+from gateway.services import jobs, payments, refunds
+
+log = logging.getLogger(__name__)
+
+SOURCE = "bank"
+PROCESS_JOB = "process_bank_event"
+ACTOR = "bank"
+# The spec's webhook-timestamp is "integer unix timestamp (seconds since epoch)".
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+_MAX_ID_LENGTH = 255  # inbound_events.external_id
+# The headers kept with the raw event, so its signature can be checked again later.
+KEPT_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type")
+
+
+class EventStatus(StrEnum):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    UNMATCHED = "unmatched"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID = "invalid"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"  # an answer only: a duplicate is never stored
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedCallback:
+    """A delivery whose signature and timestamp checked out."""
+
+    event_id: str
+    timestamp: int
+    body: bytes
+    headers: dict[str, str]
+
+
+# -- 1. verification ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def signer(secret: str) -> Webhook:
+    """The Standard Webhooks signer for a ``whsec_<base64>`` secret (decoded once per secret)."""
+    try:
+        return Webhook(secret)
+    except (EmptyWebhookSecretError, binascii.Error, ValueError):
+        raise ConfigurationError(
+            "the bank webhook secret is not valid: expected 'whsec_' followed by base64"
+        ) from None
+
+
+def verify_callback(
+    secret: str, body: bytes, headers: Mapping[str, str], *, now: float, tolerance: int
+) -> VerifiedCallback:
+    """Check a delivery's Standard Webhooks headers and signature; raise Unauthorised if bad.
+
+    The timestamp may be at most ``tolerance`` whole seconds from ``now`` in either direction,
+    both taken as whole Unix seconds (as the spec's JavaScript, Java, Ruby, PHP and Rust
+    libraries do), so exactly ``tolerance`` seconds is still accepted. The HMAC itself is the
+    ``standardwebhooks`` package's; its ``verify()`` is not used because it fixes the tolerance
+    at 5 minutes against a fractional clock, accepts fractional timestamps, and raises
+    ValueError rather than its own error on a malformed signature list.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    event_id = lowered.get("webhook-id", "")
+    stamp = lowered.get("webhook-timestamp", "")
+    signatures = lowered.get("webhook-signature", "")
+    if not (event_id and stamp and signatures):
+        raise Unauthorised(
+            "the callback lacks a webhook-id, webhook-timestamp or webhook-signature header"
+        )
+    timestamp = _check_timestamp(stamp, now, tolerance)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Unauthorised(
+            "the callback body is not UTF-8, so its signature cannot match"
+        ) from None
+    expected = signer(secret).sign(event_id, datetime.fromtimestamp(timestamp, UTC), text)
+    if not _any_matches(signatures, expected):
+        raise Unauthorised("the callback's signature does not match the bank webhook secret")
+    if len(event_id) > _MAX_ID_LENGTH:
+        raise InvalidInput(f"webhook-id is longer than {_MAX_ID_LENGTH} characters")
+    kept = {name: lowered[name] for name in KEPT_HEADERS if name in lowered}
+    return VerifiedCallback(event_id, timestamp, body, kept)
+
+
+def _check_timestamp(stamp: str, now: float, tolerance: int) -> int:
+    if not _TIMESTAMP.match(stamp):
+        raise Unauthorised(f"webhook-timestamp {stamp[:20]!r} is not whole Unix seconds")
+    timestamp = int(stamp)
+    skew = int(now) - timestamp
+    if skew > tolerance:
+        raise Unauthorised(f"webhook-timestamp is {skew} s old; at most {tolerance} s is accepted")
+    if -skew > tolerance:
+        raise Unauthorised(
+            f"webhook-timestamp is {-skew} s in the future; at most {tolerance} s is accepted"
+        )
+    return timestamp
+
+
+def _any_matches(header: str, expected: str) -> bool:
+    """True if one ``v1,<base64>`` entry of the space-separated list is the expected HMAC."""
+    want = base64.b64decode(expected.partition(",")[2])
+    for entry in header.split(" "):
+        version, _, signature = entry.partition(",")
+        if version != "v1":
+            continue  # v1a (asymmetric) and unknown versions are not ours to check
+        try:
+            given = base64.b64decode(signature, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if hmac.compare_digest(given, want):
+            return True
+    return False
+
+
+# -- 2. storing and processing ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The parsed body: ``{"type": …, "timestamp": …, "data": {…}}``, or why it is not one."""
+
+    kind: str | None
+    data: dict[str, Any]
+    problem: str | None = None
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return Envelope(None, {}, "the body is not JSON")
+    if not isinstance(document, dict) or not isinstance(document.get("type"), str):
+        return Envelope(None, {}, "the body is not an object with a string 'type'")
+    kind = document["type"][:64]
+    data = document.get("data")
+    if not isinstance(data, dict):
+        return Envelope(kind, {}, "the body has no 'data' object")
+    return Envelope(kind, data)
+
+
+def receive(db: Database, callback: VerifiedCallback) -> EventStatus:
+    """Store a verified delivery and apply it; the stored event's status, or DUPLICATE.
+
+    The raw event is inserted first, and its unique ``(source, external_id)`` is the dedupe
+    point: a concurrent duplicate waits on it, then inserts nothing. Storing and applying share
+    one transaction (the fewest round trips); if applying fails, that transaction is rolled
+    back and the event is stored on its own as ``failed`` (or ``invalid``), with a job to retry
+    it. Either way the event is committed before the bank hears 2xx.
+    """
+    envelope = parse_envelope(callback.body)
+    try:
+        with db.unit_of_work() as uow:
+            status = _store_and_apply(uow, callback, envelope)
+            uow.commit()
+            return status
+    except InvalidInput as exc:
+        return _store_outcome(db, callback, envelope, EventStatus.INVALID, str(exc))
+    except Exception as exc:  # stored below as failed: a job will try again
+        log.exception(
+            "bank event %s could not be processed; a job will retry it", callback.event_id
+        )
+        return _store_outcome(
+            db, callback, envelope, EventStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        )
+
+
+def _store_and_apply(
+    uow: UnitOfWork, callback: VerifiedCallback, envelope: Envelope
+) -> EventStatus:
+    if envelope.problem:
+        raise InvalidInput(envelope.problem)
+    handler = HANDLERS.get(envelope.kind or "")
+    # Stored with the outcome it will most likely have, so the common case needs no UPDATE;
+    # nobody sees the row before this transaction commits it with its real outcome.
+    guess = EventStatus.PROCESSED if handler else EventStatus.UNKNOWN_TYPE
+    event_id = _insert_event(uow, callback, envelope, guess, None)
+    if event_id is None:
+        return EventStatus.DUPLICATE
+    if handler is None:
+        log.warning("bank event %s has unknown type %r; stored", event_id, envelope.kind)
+        return guess
+    status = handler(uow, envelope.data, event_id)
+    if status != guess:
+        _set_status(uow, event_id, status, None)
+    return status
+
+
+def _store_outcome(
+    db: Database,
+    callback: VerifiedCallback,
+    envelope: Envelope,
+    status: EventStatus,
+    error: str,
+) -> EventStatus:
+    """Store the event alone with an outcome other than success; a failed one gets a job."""
+    with db.unit_of_work() as uow:
+        event_id = _insert_event(uow, callback, envelope, status, error[:2000])
+        if event_id is None:
+            return EventStatus.DUPLICATE  # a concurrent delivery stored it meanwhile
+        if status == EventStatus.FAILED:
+            jobs.enqueue(uow, PROCESS_JOB, {"event_id": event_id})
+        uow.commit()
+    return status
+
+
+def _insert_event(
+    uow: UnitOfWork,
+    callback: VerifiedCallback,
+    envelope: Envelope,
+    status: EventStatus,
+    error: str | None,
+) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new row's id, None for a duplicate."""
+    now = utcnow()
+    values = {
+        "source": SOURCE,
+        "external_id": callback.event_id,
+        "kind": envelope.kind,
+        "headers": callback.headers,
+        "body": callback.body,
+        "content_hash": hashlib.sha256(callback.body).hexdigest(),
+        "status": status.value,
+        "error": error,
+        "received_at": now,
+        "processed_at": None if status == EventStatus.FAILED else now,
+    }
+    connection = uow.session.connection()
+    try:
+        return connection.scalar(_insert_statement(connection.dialect.name), values)
+    except IntegrityError:  # a conflict ON CONFLICT does not cover: still a duplicate
+        return None
+
+
+@lru_cache(maxsize=2)
+def _insert_statement(dialect: str) -> Any:
+    """Built once per dialect: a statement with bound parameters compiles once and is cached."""
+    inserts: dict[str, Callable[..., Any]] = {
+        "postgresql": postgresql.insert,
+        "sqlite": sqlite.insert,
+    }
+    columns = (
+        "source",
+        "external_id",
+        "kind",
+        "headers",
+        "body",
+        "content_hash",
+        "status",
+        "error",
+        "received_at",
+        "processed_at",
+    )
+    table = InboundEvent.__table__
+    return (
+        inserts[dialect](table)
+        .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+        .on_conflict_do_nothing(index_elements=["source", "external_id"])
+        .returning(table.c.id)
+    )
+
+
+def apply_event(uow: UnitOfWork, event_id: int, envelope: Envelope) -> EventStatus:
+    """Apply a stored event and record its outcome on its row, in the caller's transaction."""
+    handler = HANDLERS.get(envelope.kind or "")
+    status = EventStatus.UNKNOWN_TYPE if handler is None else handler(uow, envelope.data, event_id)
+    _set_status(uow, event_id, status, None)
+    return status
+
+
+def _set_status(uow: UnitOfWork, event_id: int, status: EventStatus, error: str | None) -> None:
+    done = status not in (EventStatus.FAILED, EventStatus.RECEIVED)
+    uow.session.execute(
+        update(InboundEvent)
+        .where(InboundEvent.id == event_id)
+        .values(status=status.value, error=error, processed_at=utcnow() if done else None)
+    )
+
+
+def process_bank_event(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+    """Job handler: apply a stored event that failed before (a no-op once it has an outcome)."""
+    event = uow.session.get(InboundEvent, payload["event_id"], with_for_update=True)
+    if event is None or event.status not in (EventStatus.RECEIVED, EventStatus.FAILED):
+        return
+    envelope = parse_envelope(event.body)
+    try:
+        with uow.session.begin_nested():
+            if envelope.problem:
+                raise InvalidInput(envelope.problem)
+            apply_event(uow, event.id, envelope)
+    except InvalidInput as exc:
+        _set_status(uow, event.id, EventStatus.INVALID, str(exc))
+
+
+# -- the event types ---------------------------------------------------------------------------
+
+
+def _payment_succeeded(uow: UnitOfWork, data: dict[str, Any], event_id: int) -> EventStatus:
+    money = Money.parse(_text(data, "amount"), _text(data, "currency"))
+    bank_payment_id = _text(data, "bank_payment_id")
+    paid_at = _instant(data, "paid_at")
+    reference = _text(data, "reference")
+    detail = {
+        "bank_payment_id": bank_payment_id,
+        "amount": money.to_decimal_string(),
+        "currency": money.currency,
+        "wallet": _optional(data, "wallet"),
+        "inbound_event_id": event_id,
+    }
+    if payments.mark_paid_by_bank(
+        uow,
+        reference=reference,
+        money=money,
+        bank_payment_id=bank_payment_id,
+        paid_at=paid_at,
+        actor=ACTOR,
+        detail=detail,
+    ):
+        return EventStatus.PROCESSED
+    # Not a pending payment of this amount: look at it under its row lock and decide.
+    payment = payments.payment_by_reference(uow, reference)
+    if payment is None:
+        return EventStatus.UNMATCHED
+    payments.record_bank_payment(
+        uow,
+        payment,
+        money=money,
+        bank_payment_id=bank_payment_id,
+        paid_at=paid_at,
+        actor=ACTOR,
+        detail=detail,
+    )
+    return EventStatus.PROCESSED
+
+
+def _refund_result(succeeded: bool) -> Handler:
+    def handle(uow: UnitOfWork, data: dict[str, Any], event_id: int) -> EventStatus:
+        money = Money.parse(_text(data, "amount"), _text(data, "currency"))
+        try:
+            refunds.record_bank_result(
+                uow,
+                refund_id=_text(data, "refund_id"),
+                succeeded=succeeded,
+                bank_refund_id=_optional(data, "bank_refund_id"),
+                amount_minor=money.minor,
+                currency=money.currency,
+                reason=None if succeeded else _optional(data, "reason"),
+            )
+        except NotFound:
+            return EventStatus.UNMATCHED
+        return EventStatus.PROCESSED
+
+    return handle
+
+
+def _settlement_created(uow: UnitOfWork, data: dict[str, Any], event_id: int) -> EventStatus:
+    """Record (or update) the bank's settlement of one day, in minor units."""
+    currency = _text(data, "currency")
+    minor = {k: Money.parse(_text(data, k), currency).minor for k in _SETTLEMENT_AMOUNTS}
+    count = data.get("payment_count")
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise InvalidInput("settlement.created: 'payment_count' must be a whole number")
+    bank_merchant_id = _text(data, "merchant_id")
+    settlement_id = _text(data, "settlement_id")
+    merchant_id = merchant_for(uow, bank_merchant_id)
+    row = uow.session.scalar(
+        select(BankSettlement)
+        .where(BankSettlement.settlement_id == settlement_id)
+        .with_for_update()
+    ) or BankSettlement(settlement_id=settlement_id)
+    files = data.get("files")
+    row.merchant_id = merchant_id
+    row.bank_merchant_id = bank_merchant_id
+    row.day = _text(data, "date")
+    row.currency = Money(0, currency).currency
+    row.gross_minor, row.fees_minor = minor["gross"], minor["fees"]
+    row.refunds_minor, row.net_minor = minor["refunds"], minor["net"]
+    row.payment_count = count
+    row.files = files if isinstance(files, dict) else {}
+    row.inbound_event_id = event_id
+    uow.session.add(row)
+    return EventStatus.PROCESSED
+
+
+_SETTLEMENT_AMOUNTS = ("gross", "fees", "refunds", "net")
+
+
+def merchant_for(uow: UnitOfWork, bank_merchant_id: str) -> int | None:
+    """The merchant whose QR account templates carry this bank merchant id as sub-ID 01."""
+    for merchant in uow.session.scalars(select(Merchant).order_by(Merchant.id)):
+        for account in merchant.qr_accounts:
+            if (account.get("fields") or {}).get("01") == bank_merchant_id:
+                return merchant.id
+    return None
+
+
+Handler = Callable[[UnitOfWork, dict[str, Any], int], EventStatus]
+HANDLERS: dict[str, Handler] = {
+    "payment.succeeded": _payment_succeeded,
+    "refund.succeeded": _refund_result(succeeded=True),
+    "refund.failed": _refund_result(succeeded=False),
+    "settlement.created": _settlement_created,
+}
+
+
+def _text(data: dict[str, Any], field: str) -> str:
+    value = data.get(field)
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"the event's data has no text field {field!r}")
+    return value
+
+
+def _optional(data: dict[str, Any], field: str) -> str | None:
+    value = data.get(field)
+    return value if isinstance(value, str) and value else None
+
+
+def _instant(data: dict[str, Any], field: str) -> datetime:
+    text = _text(data, field)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{field} {text!r} is not an ISO 8601 timestamp") from None
+    if value.tzinfo is None:
+        raise InvalidInput(f"{field} {text!r} has no time zone")
+    return value.astimezone(UTC)

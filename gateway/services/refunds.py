@@ -1,0 +1,222 @@
+"""Refunds: requested here, carried out by the bank, confirmed by its callback.
+
+A refund is ``requested`` (stored, and a job queued in the same transaction), then ``submitted``
+(the bank accepted it), then ``succeeded`` or ``failed`` (the bank's callback). What may still be
+refunded is what was paid minus every refund not failed, checked with the payment row locked, so
+concurrent requests can never refund more than was paid.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+
+from gateway.adapters.bank_client import BankClient
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import Payment, PaymentEvent, Refund, utcnow
+from gateway.domain.money import Money
+from gateway.domain.payment import PaymentStatus
+from gateway.errors import BankRejected, Conflict, InvalidInput, NotFound
+from gateway.services import jobs
+
+SUBMIT_JOB = "submit_refund"
+REFUNDABLE_STATES = frozenset(
+    {PaymentStatus.PAID, PaymentStatus.SETTLED, PaymentStatus.PARTIALLY_REFUNDED}
+)
+OPEN_REFUND_STATES = ("requested", "submitted", "succeeded")
+
+
+def refundable_minor(uow: UnitOfWork, payment: Payment) -> int:
+    """What may still be refunded: paid minus every refund that has not failed."""
+    taken = uow.session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_minor), 0)).where(
+            Refund.payment_id == payment.id, Refund.status.in_(OPEN_REFUND_STATES)
+        )
+    )
+    return payment.amount_minor - int(taken or 0)
+
+
+def request_refund(
+    uow: UnitOfWork,
+    payment_id: str,
+    merchant_id: int,
+    *,
+    amount: str | None,
+    reason: str | None,
+    actor: str,
+) -> Refund:
+    """Record a refund of ``amount`` (all that is left if None) and queue it for the bank."""
+    payment = uow.session.scalar(
+        select(Payment)
+        .where(Payment.id == payment_id, Payment.merchant_id == merchant_id)
+        .with_for_update()
+    )
+    if payment is None:
+        raise NotFound(f"no payment {payment_id!r} for this merchant")
+    if payment.status not in REFUNDABLE_STATES:
+        raise Conflict(
+            f"only a paid payment can be refunded; this one is {payment.status}",
+            current_status=payment.status,
+        )
+    left = refundable_minor(uow, payment)
+    money = (
+        Money(left, payment.currency) if amount is None else Money.parse(amount, payment.currency)
+    )
+    if money.minor <= 0:
+        raise InvalidInput(f"a refund must be greater than zero, not {money}")
+    if money.minor > left:
+        raise Conflict(
+            f"a refund of {money} is more than the {Money(left, payment.currency)} "
+            f"still refundable on this payment of {Money(payment.amount_minor, payment.currency)}"
+        )
+    refund = Refund(
+        # 32 hex characters: it travels as an ISO 20022 end-to-end id (Max35Text).
+        id=uuid.uuid4().hex,
+        payment_id=payment.id,
+        amount_minor=money.minor,
+        currency=money.currency,
+        status="requested",
+        reason=reason,
+        created_by=actor,
+    )
+    uow.session.add(refund)
+    _history(uow, payment, "refund_requested", actor, refund, {"reason": reason})
+    jobs.enqueue(
+        uow,
+        SUBMIT_JOB,
+        {
+            "refund_id": refund.id,
+            "payment_reference": payment.reference,
+            "amount": money.to_decimal_string(),
+            "currency": money.currency,
+        },
+        dedupe_key=f"refund:{refund.id}",
+        max_attempts=20,  # a bank outage of hours must not lose a refund
+    )
+    uow.session.flush()
+    return refund
+
+
+def submit_to_bank(client: Callable[[], BankClient]) -> jobs.Handler:
+    """Job handler: send a requested refund to the bank (idempotent by the refund id).
+
+    The bank is called before the handler's first query, so no database lock is held while
+    waiting for it. :class:`BankUnavailable` propagates and the job is retried with backoff.
+    """
+
+    def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        try:
+            answer = client().create_refund(
+                refund_id=payload["refund_id"],
+                payment_reference=payload["payment_reference"],
+                amount=payload["amount"],
+                currency=payload["currency"],
+            )
+        except BankRejected as exc:
+            _fail(uow, payload["refund_id"], f"the bank refused the refund: {exc}")
+            return
+        refund = _locked_refund(uow, payload["refund_id"])
+        if refund is not None and refund.status == "requested":
+            refund.status = "submitted"
+            refund.bank_refund_id = answer.bank_refund_id
+            refund.updated_at = utcnow()
+
+    return handle
+
+
+def record_bank_result(
+    uow: UnitOfWork,
+    *,
+    refund_id: str,
+    succeeded: bool,
+    bank_refund_id: str | None,
+    amount_minor: int,
+    currency: str,
+    reason: str | None,
+) -> None:
+    """Apply the bank's refund callback; a repeat of the same result changes nothing."""
+    refund = _locked_refund(uow, refund_id)
+    if refund is None:
+        raise NotFound(f"the bank reported refund {refund_id!r}, which Kassa does not know")
+    if refund.status in ("succeeded", "failed"):
+        return
+    payment = uow.session.scalar(
+        select(Payment).where(Payment.id == refund.payment_id).with_for_update()
+    )
+    assert payment is not None
+    if (amount_minor, currency) != (refund.amount_minor, refund.currency):
+        payment.attention = (
+            f"the bank reported refund {refund_id} as {Money(amount_minor, currency)}, "
+            f"but {Money(refund.amount_minor, refund.currency)} was requested"
+        )
+        _history(uow, payment, "refund_amount_mismatch", "bank", refund, {})
+        return
+    refund.bank_refund_id = bank_refund_id or refund.bank_refund_id
+    refund.updated_at = utcnow()
+    if not succeeded:
+        refund.status = "failed"
+        refund.failure = reason or "the bank did not say why"
+        _history(uow, payment, "refund_failed", "bank", refund, {"reason": refund.failure})
+        return
+    refund.status = "succeeded"
+    payment.refunded_minor += refund.amount_minor
+    full = payment.refunded_minor >= payment.amount_minor
+    target = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
+    from gateway.services.payments import _move
+
+    _move(uow, payment, target, "refund_succeeded", "bank", _detail(refund))
+
+
+def _fail(uow: UnitOfWork, refund_id: str, why: str) -> None:
+    refund = _locked_refund(uow, refund_id)
+    if refund is None or refund.status not in ("requested", "submitted"):
+        return
+    refund.status = "failed"
+    refund.failure = why
+    refund.updated_at = utcnow()
+    payment = uow.session.get_one(Payment, refund.payment_id)
+    _history(uow, payment, "refund_failed", "bank", refund, {"reason": why})
+
+
+def _locked_refund(uow: UnitOfWork, refund_id: str) -> Refund | None:
+    return uow.session.scalar(select(Refund).where(Refund.id == refund_id).with_for_update())
+
+
+def _detail(refund: Refund) -> dict[str, Any]:
+    return {
+        "refund_id": refund.id,
+        "amount": Money(refund.amount_minor, refund.currency).to_decimal_string(),
+        "currency": refund.currency,
+    }
+
+
+def _history(
+    uow: UnitOfWork,
+    payment: Payment,
+    kind: str,
+    actor: str,
+    refund: Refund,
+    extra: dict[str, Any],
+) -> None:
+    uow.session.add(
+        PaymentEvent(
+            payment_id=payment.id,
+            kind=kind,
+            from_status=payment.status,
+            to_status=payment.status,
+            actor=actor,
+            detail={**_detail(refund), **{k: v for k, v in extra.items() if v is not None}},
+            created_at=utcnow(),
+        )
+    )
+
+
+def list_refunds(uow: UnitOfWork, payment_id: str) -> list[Refund]:
+    return list(
+        uow.session.scalars(
+            select(Refund).where(Refund.payment_id == payment_id).order_by(Refund.created_at)
+        )
+    )

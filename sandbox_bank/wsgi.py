@@ -1,0 +1,9 @@
+"""WSGI entry point: ``python -m gunicorn --workers 1 --threads 8 sandbox_bank.wsgi:app``.
+
+One worker process: the callback delivery thread and the in-process write lock live in it
+(threads serve requests concurrently).
+"""
+
+from sandbox_bank.app import create_app
+
+app = create_app()

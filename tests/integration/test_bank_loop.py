@@ -1,0 +1,120 @@
+"""The whole loop over real HTTP: till → gateway → QR → sandbox wallet → signed callback → paid,
+and refunds that survive a bank outage without being doubled."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import func, select, update
+
+from gateway.adapters.db import Database
+from gateway.adapters.models import Job, Payment, Refund, utcnow
+from gateway.services import jobs, refunds
+from gateway.services.registry import job_handlers
+from sandbox_bank import state
+from sandbox_bank.models import Refund as BankRefund
+from tests.bank_loop import bank_loop
+
+
+def _till(demo: dict[str, Any], **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {demo['tills'][0]['api_key']}", **extra}
+
+
+def _pay_at_the_bank(loop: Any, demo: dict[str, Any], db: Database, amount: str) -> dict[str, Any]:
+    created = requests.post(
+        f"{loop.gateway.url}/api/v1/payments",
+        json={"amount": amount, "currency": "EUR", "method": "qr"},
+        headers=_till(demo),
+        timeout=10,
+    ).json()
+    paid = loop.wallet_pays(created["qr_payload"])
+    assert paid.status_code in (200, 201), paid.text
+
+    def is_paid() -> bool:
+        """the gateway marks the payment paid"""
+        with db.unit_of_work(readonly=True) as uow:
+            return uow.session.get_one(Payment, created["id"]).status == "paid"
+
+    loop.wait_for(is_paid)
+    return created
+
+
+def test_wallet_payment_at_the_bank_marks_the_payment_paid(
+    db: Database, demo: Any, tmp_path: Path
+) -> None:
+    with bank_loop(db, tmp_path) as loop:
+        created = _pay_at_the_bank(loop, demo, db, "12.34")
+        again = loop.wallet_pays(created["qr_payload"])
+        assert again.status_code == 409  # the wallet refuses to pay a reference twice
+        detail = requests.get(
+            f"{loop.gateway.url}/api/v1/payments/{created['id']}", headers=_till(demo), timeout=10
+        ).json()
+        assert detail["status"] == "paid" and detail["paid_at"]
+        assert [e["to_status"] for e in detail["events"]] == ["created", "pending", "paid"]
+        with db.unit_of_work(readonly=True) as uow:
+            assert uow.session.get_one(Payment, created["id"]).bank_payment_id
+
+
+def test_refunds_queued_during_a_bank_outage_complete_once_it_returns(
+    db: Database, demo: Any, tmp_path: Path
+) -> None:
+    with bank_loop(db, tmp_path) as loop:
+        created = _pay_at_the_bank(loop, demo, db, "10.00")
+        handlers = job_handlers(loop.config)
+        loop.faults(api_5xx=1000)  # the bank's API answers 503 to everything
+        for n in range(3):
+            response = requests.post(
+                f"{loop.gateway.url}/api/v1/payments/{created['id']}/refunds",
+                json={"amount": "1.00"},
+                headers=_till(demo, **{"Idempotency-Key": f"refund-{n}"}),
+                timeout=10,
+            )
+            assert response.status_code == 201, response.text
+        jobs.run_due_jobs(db, handlers)
+        with db.unit_of_work(readonly=True) as uow:
+            waiting = list(uow.session.scalars(select(Job).where(Job.kind == refunds.SUBMIT_JOB)))
+            assert {(j.status, j.attempts) for j in waiting} == {("pending", 1)}
+            assert all("503" in (j.last_error or "") for j in waiting)
+            assert {r.status for r in uow.session.scalars(select(Refund))} == {"requested"}
+
+        loop.faults()  # the bank is back
+        with db.unit_of_work() as uow:
+            uow.session.execute(
+                update(Job)
+                .where(Job.kind == refunds.SUBMIT_JOB)
+                .values(run_at=utcnow() - timedelta(seconds=1))
+            )
+            uow.commit()
+        assert jobs.run_due_jobs(db, handlers) == 3
+        assert jobs.run_due_jobs(db, handlers) == 0
+        # A retry of an already submitted refund (a worker that died before committing):
+        # the bank replays its first answer for the same idempotency key.
+        with db.unit_of_work() as uow:
+            first = uow.session.scalars(select(Job).where(Job.kind == refunds.SUBMIT_JOB)).first()
+            assert first is not None
+            handlers[refunds.SUBMIT_JOB](uow, dict(first.payload))
+            uow.commit()
+
+        def all_refunded() -> bool:
+            """the bank's three refund callbacks are applied"""
+            with db.unit_of_work(readonly=True) as uow:
+                return uow.session.get_one(Payment, created["id"]).refunded_minor == 300
+
+        loop.wait_for(all_refunded)
+        with db.unit_of_work(readonly=True) as uow:
+            payment = uow.session.get_one(Payment, created["id"])
+            assert payment.status == "partially_refunded"
+            assert {r.status for r in uow.session.scalars(select(Refund))} == {"succeeded"}
+        bank = state.of(loop.bank_app)
+        with bank.db.session() as session:
+            assert session.scalar(select(func.count()).select_from(BankRefund)) == 3
+        key = bank.settings.merchant("KASSA-DEMO-0001").api_key  # type: ignore[union-attr]
+        status = requests.get(
+            f"{loop.bank.url}/v1/payments/{created['reference']}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        ).json()
+        assert status["refunded_amount"] == "3.00"
