@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Payment
@@ -36,6 +37,7 @@ def recent_payments() -> Any:
             uow.session.scalars(
                 select(Payment)
                 .where(Payment.till_id == till.till_id)
+                .options(selectinload(Payment.store))
                 .order_by(Payment.created_at.desc(), Payment.id.desc())
                 .limit(20)
             )
@@ -110,7 +112,7 @@ def _refund_form(
             fmt=fmt,
             amount=fmt(payment.amount_minor),
             refundable=left,
-            refundable_text=Money(left, payment.currency).to_decimal_string() if left else "",
+            refundable_text=_plain(Money(left, payment.currency), merchant.locale) if left else "",
             can_refund=payment.status in refunds.REFUNDABLE_STATES and left > 0,
             error=error,
             form=request.form if error else {},
@@ -118,3 +120,10 @@ def _refund_form(
             or uuid.uuid4().hex,
         )
     return page, status
+
+
+def _plain(money: Money, locale: str) -> str:
+    """The amount as a cashier types it: no symbol or grouping, the locale's decimal mark."""
+    from babel.numbers import get_decimal_symbol
+
+    return money.to_decimal_string().replace(".", get_decimal_symbol(locale))

@@ -198,9 +198,19 @@
     if (open) window.setTimeout(poll, 1000);
   }
 
+  /* Any other money form (a refund): one tap sends it once; the server dedupes by its key. */
+  function setupOnce(form) {
+    var button = form.querySelector("[data-submit]");
+    form.addEventListener("submit", function () {
+      window.setTimeout(function () { button.disabled = true; }, 0);
+    });
+    window.addEventListener("pageshow", function () { button.disabled = false; });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var sale = document.querySelector("form[data-sale-form]");
     if (sale) setupSaleForm(sale);
+    document.querySelectorAll("form[data-once]").forEach(setupOnce);
     document.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
     if (document.body.dataset.statusUrl) followPayment(document.body);
   });
