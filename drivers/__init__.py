@@ -1,0 +1,1 @@
+"""Drivers for in-store hardware over serial lines: transport → framing → protocol → device."""

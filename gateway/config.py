@@ -47,15 +47,34 @@ def load_config(
 
 def secret_key(config: Config) -> str:
     """The session signing key: configured, or generated once into ``var/secret_key``."""
-    configured = config["web"].get("secret_key")
+    return _configured_or_generated(config["web"].get("secret_key"), "secret_key")
+
+
+def tag_token_key(config: Config) -> bytes:
+    """The key of NFC tag tokens: configured, or generated once into ``var/tag-token-key``."""
+    return _configured_or_generated(
+        config["devices"].get("tag_token_key"), "tag-token-key"
+    ).encode()
+
+
+def _configured_or_generated(configured: object, name: str) -> str:
     if configured:
         return str(configured)
-    path = PROJECT_DIR / "var" / "secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = PROJECT_DIR / "var" / name
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole under another name, then linked into place: two processes starting
+        # together agree on one key, and nobody ever reads a half-written file.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 

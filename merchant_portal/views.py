@@ -11,9 +11,11 @@ from datetime import date
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
+from gateway.adapters.models import DeviceStatus, Store, Till, utcnow
 from gateway.domain.payment import PaymentStatus
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.staff_session import current_staff, database
@@ -22,6 +24,8 @@ from gateway.services import payments, refunds
 from gateway.services.auth import StaffContext
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
+# A heartbeat older than this means the device host is gone (it beats every few seconds).
+STALE_SECONDS = 30
 staff_session.install(bp, "portal/error.html")
 
 PAGE_SIZE = 50
@@ -148,4 +152,27 @@ def payment_detail(payment_id: str) -> Any:
             merchant=merchant,
             payment=payment,
             refunds=refunds.list_refunds(uow, payment_id),
+        )
+
+
+@bp.get("/devices")
+def devices() -> Any:
+    """Each till's card terminal and NFC reader as its device host last reported them."""
+    staff = _staff()
+    merchant = staff_session.merchant_of(staff)
+    with database().unit_of_work(readonly=True) as uow:
+        rows = uow.session.execute(
+            select(DeviceStatus, Till.label, Store.name, Store.timezone)
+            .join(Till, Till.id == DeviceStatus.till_id)
+            .join(Store, Store.id == Till.store_id)
+            .where(Store.merchant_id == staff.merchant_id)
+            .order_by(Store.name, Till.label, DeviceStatus.kind)
+        ).all()
+        now = utcnow()
+        return render_template(
+            "portal/devices.html",
+            staff=staff,
+            merchant=merchant,
+            rows=rows,
+            stale=lambda status: (now - status.last_seen_at).total_seconds() > STALE_SECONDS,
         )

@@ -165,6 +165,11 @@ class Payment(Base):
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     # Why a person must look at this payment (e.g. the bank reported another amount), or None.
     attention: Mapped[str | None] = mapped_column(Text)
+    # Card payments: what the terminal reported (masked PAN only, never a full one), the text it
+    # shows the customer right now, its receipt, and the attempt in flight (for crash recovery).
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    display_text: Mapped[str | None] = mapped_column(String(120))
+    receipt_text: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -277,10 +282,12 @@ class Job(Base):
     """Background work (QR expiry, bank retries, reconciliation): done, or still here."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_due", "status", "run_at"),)
+    __table_args__ = (Index("ix_jobs_due", "queue", "status", "run_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))
+    # Who may run it: "default" (any worker) or "device:<till id>" (that till's device host).
+    queue: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -292,3 +299,34 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class DeviceStatus(Base):
+    """A device host's heartbeat for one device: what the portal shows managers."""
+
+    __tablename__ = "device_status"
+    __table_args__ = (UniqueConstraint("till_id", "kind", name="uq_device_status_till_kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    till_id: Mapped[int] = mapped_column(ForeignKey("tills.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # card_terminal | nfc_reader
+    url: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))  # connected | busy | disconnected | error
+    detail: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(String(128))
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CustomerTap(Base):
+    """A card or phone tapped on a till's NFC reader: a keyed hash of its UID, never the UID."""
+
+    __tablename__ = "customer_taps"
+    __table_args__ = (Index("ix_customer_taps_till_seen", "till_id", "seen_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    till_id: Mapped[int] = mapped_column(ForeignKey("tills.id"))
+    token: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    applications: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)

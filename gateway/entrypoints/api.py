@@ -19,7 +19,7 @@ from gateway.entrypoints.schemas import (
     RefundOut,
 )
 from gateway.errors import InvalidInput
-from gateway.services import idempotency, payments, refunds
+from gateway.services import cards, idempotency, payments, refunds
 from gateway.services.auth import TillContext, authenticate_till
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -63,6 +63,9 @@ def payment_out(
         qr_payload=payment.qr_payload,
         qr_png_url=url_for("api.payment_qr", payment_id=payment.id, fmt="png") if has_qr else None,
         qr_svg_url=url_for("api.payment_qr", payment_id=payment.id, fmt="svg") if has_qr else None,
+        display_text=payment.display_text,
+        card=_public_card(payment.card),
+        receipt_text=payment.receipt_text,
         expires_at=payment.expires_at,
         paid_at=payment.paid_at,
         refunded_amount=Money(payment.refunded_minor or 0, payment.currency).to_decimal_string(),
@@ -94,6 +97,18 @@ def create_payment() -> Response:
     settings: payments.PaymentSettings = current_app.extensions["kassa.payment_settings"]
 
     def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        if command.method == "card":
+            if command.expires_in is not None:
+                raise InvalidInput("expires_in is for QR payments; a card payment has none")
+            payment = cards.create_card_payment(
+                uow,
+                till,
+                amount=command.amount,
+                currency=command.currency,
+                bill_number=command.reference,
+            )
+            uow.session.flush()
+            return 201, payment_out(payment, till_label=till.label)
         payment = payments.create_qr_payment(
             uow,
             till,
@@ -141,6 +156,13 @@ def cancel_payment(payment_id: str) -> Response:
         payment = payments.cancel_payment(uow, payment_id, till.merchant_id, till.actor)
         uow.commit()
         return jsonify(payment_out(payment))
+
+
+def _public_card(card: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The card facts a till may see: no internal attempt bookkeeping."""
+    if not card:
+        return None
+    return {k: v for k, v in card.items() if not k.startswith("attempt")}
 
 
 def refund_out(refund: Refund) -> dict[str, Any]:

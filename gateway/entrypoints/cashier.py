@@ -30,7 +30,6 @@ from werkzeug.wrappers import Response as Redirect
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Payment, Store, utcnow
 from gateway.domain.money import Money, currency
-from gateway.domain.payment import OPEN_STATES
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.api import payment_out, qr_response
 from gateway.entrypoints.staff_session import MerchantSummary, current_staff, database
@@ -43,7 +42,7 @@ from gateway.errors import (
     NotFound,
     Unauthorised,
 )
-from gateway.services import idempotency, payments
+from gateway.services import cards, idempotency, payments
 from gateway.services.auth import StaffContext, TillContext, till_for_staff, tills_for_staff
 
 bp = Blueprint("cashier", __name__, url_prefix="/cashier", template_folder="templates")
@@ -187,7 +186,10 @@ def create_payment() -> Any:
     merchant = staff_session.merchant_of(staff)
     try:
         total = sale_total(request.form, merchant.currency)
-        payment_id = _create_once(staff, till, total, request.form.get("reference", "").strip())
+        method = "card" if request.form.get("method") == "card" else "qr"
+        payment_id = _create_once(
+            staff, till, total, request.form.get("reference", "").strip(), method
+        )
     except IdempotencyKeyReused:
         message = (
             "This sale form was already used for another payment. The form is fresh "
@@ -197,15 +199,28 @@ def create_payment() -> Any:
     except IdempotencyRequestInProgress:
         message = "This sale is still being created. Wait a moment, then try again."
         return _sale_form(staff, till, error=message, new_key=False)
-    except InvalidInput as exc:
+    except (InvalidInput, Conflict) as exc:
         return _sale_form(staff, till, error=exc.message, new_key=False)
     return redirect(url_for(".payment_screen", payment_id=payment_id), 303)
 
 
-def _create_once(staff: StaffContext, till: TillContext, total: Money, reference: str) -> str:
+def _create_once(
+    staff: StaffContext, till: TillContext, total: Money, reference: str, method: str = "qr"
+) -> str:
     settings: payments.PaymentSettings = current_app.extensions["kassa.payment_settings"]
 
     def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        if method == "card":
+            card = cards.create_card_payment(
+                uow,
+                till,
+                amount=total.to_decimal_string(),
+                currency=total.currency,
+                bill_number=reference or None,
+                actor=staff.actor,
+            )
+            uow.session.flush()
+            return 201, {"id": card.id}
         payment = payments.create_qr_payment(
             uow,
             till,
@@ -223,6 +238,7 @@ def _create_once(staff: StaffContext, till: TillContext, total: Money, reference
         "amount_minor": total.minor,
         "currency": total.currency,
         "reference": reference,
+        "method": method,
     }
     key = idempotency.check_key(request.form.get("idempotency_key", ""))
     fingerprint = idempotency.request_hash("POST", request.path, request_body)
@@ -304,10 +320,11 @@ def payment_status(payment_id: str) -> Response:
     with database().unit_of_work(readonly=True) as uow:
         payment = payments.get_payment(uow, payment_id, staff.merchant_id)
         out = payment_out(payment)
+        screen = screen_of(payment)
         out.update(
-            screen=screen_of(payment),
+            screen=screen,
             seconds_left=seconds_left(payment),
-            open=payment.status in OPEN_STATES,
+            open=screen in ("open", "terminal"),
         )
     response = jsonify(out)
     response.headers["Cache-Control"] = "no-store"
@@ -340,6 +357,11 @@ def cancel_payment(payment_id: str) -> Redirect:
 
 def screen_of(payment: Payment) -> str:
     """The full-screen state to show; an open QR past its expiry is shown as expired."""
+    if payment.method == "card":
+        if payment.status == "authorised":
+            return "paid"  # approved at the terminal
+        if payment.status in ("created", "pending"):
+            return "terminal"
     screen = staff_session.status_tone(payment.status)
     if screen == "open" and seconds_left(payment) == 0:
         return "expired"

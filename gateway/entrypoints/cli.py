@@ -112,6 +112,54 @@ def worker() -> None:
 
 
 @main.command()
+@click.option(
+    "--simulate",
+    is_flag=True,
+    help="Start a simulated ZVT terminal and PN532 reader for the first configured till.",
+)
+def devices(simulate: bool) -> None:
+    """Own the tills' serial ports: run card jobs, poll NFC readers, write heartbeats."""
+    from gateway.config import tag_token_key
+    from gateway.entrypoints.device_host import DeviceHost, configured_tills
+
+    config = _config()
+    database = _database(config)
+    tills = configured_tills(database, config)
+    simulators: list[Any] = []
+    if simulate and tills:
+        from drivers.simulators.pn532 import Pn532Simulator
+        from drivers.simulators.zvt import ZvtSimulator
+
+        terminal, reader = ZvtSimulator().start(), Pn532Simulator().start()
+        simulators = [terminal, reader]
+        tills[0].terminal_url, tills[0].reader_url = terminal.port, reader.port
+    for till in tills:
+        click.echo(
+            f"kassa devices: till {till.label}: terminal {till.terminal_url or '-'}, "
+            f"reader {till.reader_url or '-'}"
+        )
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    host = DeviceHost(
+        database,
+        tills,
+        token_key=tag_token_key(config),
+        heartbeat_seconds=float(config["devices"]["heartbeat_seconds"]),
+    )
+    try:
+        host.run(stop=lambda: stopping)
+    finally:
+        for simulator in simulators:
+            simulator.stop()
+
+
+@main.command()
 @click.option("--host", default=None, help="Bind address (default from config).")
 @click.option("--port", default=None, type=int, help="Port (default from config).")
 @click.option("--workers", default=2, show_default=True, type=int)
@@ -158,13 +206,15 @@ def run() -> None:
         subprocess.Popen([*kassa, "serve"]),
         subprocess.Popen([*kassa, "worker"]),
     ]
+    if config["devices"].get("simulated"):
+        procs.append(subprocess.Popen([*kassa, "devices", "--simulate"]))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM too
     try:
         base = f"http://{config['web']['host']}:{config['web']['port']}"
         bank = str(config["bank"]["url"]).rstrip("/")
         _wait_healthy(base + "/healthz", procs)
         _wait_healthy(bank + "/healthz", procs)
-        click.echo(_banner(base, bank, creds))
+        click.echo(_banner(base, bank, creds, bool(config["devices"].get("simulated"))))
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -176,7 +226,7 @@ def run() -> None:
             p.wait(timeout=10)
 
 
-def _banner(base: str, bank: str, creds: dict[str, Any]) -> str:
+def _banner(base: str, bank: str, creds: dict[str, Any], devices: bool) -> str:
     cashier = next(s for s in creds["staff"] if s["role"] == "cashier")
     manager = next(s for s in creds["staff"] if s["role"] == "manager")
     till = creds["tills"][0]
@@ -189,7 +239,13 @@ def _banner(base: str, bank: str, creds: dict[str, Any]) -> str:
         f"  Terminal API:    {base}/api/v1    (OpenAPI: {base}/api/v1/openapi.json)\n"
         f"                   till {till['till']} key: {till['api_key']}\n"
         f"  Sandbox bank:    {bank}/sandbox/   paste a payment's QR payload there to pay it\n"
-        "Press Ctrl-C to stop.\n"
+        + (
+            "  Card terminal:   simulated ZVT terminal and PN532 reader at Berlin Mitte T01 "
+            "(press Card)\n"
+            if devices
+            else ""
+        )
+        + "Press Ctrl-C to stop.\n"
     )
 
 

@@ -25,7 +25,10 @@ class CreatePayment(BaseModel):
     currency: StrictStr = Field(
         pattern=r"^[A-Z]{3}$", description="ISO 4217 alphabetic code.", examples=["EUR"]
     )
-    method: Literal["qr"] = Field(description="Payment method; only dynamic EMV QR for now.")
+    method: Literal["qr", "card"] = Field(
+        description='"qr": a dynamic EMV QR code for the customer\'s wallet app; "card": the '
+        "till's card terminal (the device host drives it)."
+    )
     reference: StrictStr | None = Field(
         default=None,
         min_length=1,
@@ -34,7 +37,8 @@ class CreatePayment(BaseModel):
         description="The till's own sale or bill number (EMV tag 62-01), printable ASCII.",
     )
     expires_in: StrictInt | None = Field(
-        default=None, description="Seconds the QR stays payable (default from configuration)."
+        default=None,
+        description="Seconds the QR stays payable (default from configuration); QR only.",
     )
 
     @model_validator(mode="before")
@@ -110,6 +114,15 @@ class PaymentOut(BaseModel):
     qr_payload: str | None
     qr_png_url: str | None
     qr_svg_url: str | None
+    display_text: str | None = Field(
+        default=None, description="Card: what the terminal shows the customer right now."
+    )
+    card: dict[str, Any] | None = Field(
+        default=None,
+        description="Card: what the terminal reported (masked PAN only, receipt and trace "
+        "numbers, terminal id, result code and message).",
+    )
+    receipt_text: str | None = None
     expires_at: datetime | None
     paid_at: datetime | None
     refunded_amount: str = Field(description="What the bank has refunded so far.")

@@ -12,7 +12,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,10 +34,12 @@ def enqueue(
     run_at: datetime | None = None,
     dedupe_key: str | None = None,
     max_attempts: int = 8,
+    queue: str = "default",
 ) -> Job:
     """Add a job inside the caller's transaction (it exists only if the caller commits)."""
     job = Job(
         kind=kind,
+        queue=queue,
         payload=payload,
         run_at=run_at or utcnow(),
         dedupe_key=dedupe_key,
@@ -53,16 +55,23 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim_due(db: Database, worker: str, limit: int, lease_seconds: int) -> list[int]:
+def claim_due(
+    db: Database,
+    worker: str,
+    limit: int,
+    lease_seconds: int,
+    queues: Sequence[str] = ("default",),
+) -> list[int]:
     now = utcnow()
     with db.unit_of_work() as uow:
         query = (
             select(Job)
             .where(
+                Job.queue.in_(queues),
                 or_(
                     (Job.status == "pending") & (Job.run_at <= now),
                     (Job.status == "running") & (Job.locked_until < now),
-                )
+                ),
             )
             .order_by(Job.run_at, Job.id)
             .limit(limit)
@@ -136,11 +145,12 @@ def run_due_jobs(
     worker: str | None = None,
     limit: int = 50,
     lease_seconds: int = 60,
+    queues: Sequence[str] = ("default",),
 ) -> int:
     """Claim and run the jobs that are due now; the number done."""
     worker = worker or worker_name()
     done = 0
-    for job_id in claim_due(db, worker, limit, lease_seconds):
+    for job_id in claim_due(db, worker, limit, lease_seconds, queues):
         done += run_job(db, job_id, handlers, worker)
     return done
 

@@ -187,6 +187,11 @@ def cancel_payment(uow: UnitOfWork, payment_id: str, merchant_id: int, actor: st
     payment = get_payment(uow, payment_id, merchant_id)
     if payment.status == PaymentStatus.CANCELLED:
         return payment  # a double click or a retry: already done
+    if payment.method == PaymentMethod.CARD:
+        from gateway.services import cards  # card payments are cancelled at the terminal
+
+        cards.request_reversal(uow, payment, actor)
+        return payment
     _move(uow, payment, PaymentStatus.CANCELLED, "cancelled", actor, {})
     return payment
 

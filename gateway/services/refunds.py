@@ -84,6 +84,19 @@ def request_refund(
     )
     uow.session.add(refund)
     _history(uow, payment, "refund_requested", actor, refund, {"reason": reason})
+    if payment.method == "card":  # card money goes back through the till's terminal
+        from gateway.services import cards
+
+        jobs.enqueue(
+            uow,
+            cards.REFUND_JOB,
+            {"refund_id": refund.id},
+            queue=cards.device_queue(payment.till_id),
+            dedupe_key=f"card-refund:{refund.id}",
+            max_attempts=5,
+        )
+        uow.session.flush()
+        return refund
     jobs.enqueue(
         uow,
         SUBMIT_JOB,
@@ -136,8 +149,9 @@ def record_bank_result(
     amount_minor: int,
     currency: str,
     reason: str | None,
+    actor: str = "bank",
 ) -> None:
-    """Apply the bank's refund callback; a repeat of the same result changes nothing."""
+    """Apply the bank's (or the terminal's) refund result; a repeat changes nothing."""
     refund = _locked_refund(uow, refund_id)
     if refund is None:
         raise NotFound(f"the bank reported refund {refund_id!r}, which Kassa does not know")
@@ -152,14 +166,14 @@ def record_bank_result(
             f"the bank reported refund {refund_id} as {Money(amount_minor, currency)}, "
             f"but {Money(refund.amount_minor, refund.currency)} was requested"
         )
-        _history(uow, payment, "refund_amount_mismatch", "bank", refund, {})
+        _history(uow, payment, "refund_amount_mismatch", actor, refund, {})
         return
     refund.bank_refund_id = bank_refund_id or refund.bank_refund_id
     refund.updated_at = utcnow()
     if not succeeded:
         refund.status = "failed"
         refund.failure = reason or "the bank did not say why"
-        _history(uow, payment, "refund_failed", "bank", refund, {"reason": refund.failure})
+        _history(uow, payment, "refund_failed", actor, refund, {"reason": refund.failure})
         return
     refund.status = "succeeded"
     payment.refunded_minor += refund.amount_minor
@@ -167,7 +181,7 @@ def record_bank_result(
     target = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
     from gateway.services.payments import _move
 
-    _move(uow, payment, target, "refund_succeeded", "bank", _detail(refund))
+    _move(uow, payment, target, "refund_succeeded", actor, _detail(refund))
 
 
 def _fail(uow: UnitOfWork, refund_id: str, why: str) -> None:

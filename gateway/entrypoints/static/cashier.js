@@ -114,14 +114,16 @@
     }
 
     /* One tap creates one payment: the server dedupes by the form's key, this spares a wait. */
-    form.addEventListener("submit", function () {
-      var button = form.querySelector("[data-submit]");
-      window.setTimeout(function () { button.disabled = true; button.textContent = button.dataset.busy; }, 0);
+    var buttons = Array.prototype.slice.call(form.querySelectorAll("[data-submit]"));
+    form.addEventListener("submit", function (event) {
+      var pressed = event.submitter || buttons[0];
+      window.setTimeout(function () {
+        buttons.forEach(function (b) { b.disabled = true; });
+        pressed.textContent = pressed.dataset.busy;
+      }, 0);
     });
     window.addEventListener("pageshow", function () {
-      var button = form.querySelector("[data-submit]");
-      button.disabled = false;
-      button.textContent = button.dataset.label;
+      buttons.forEach(function (b) { b.disabled = false; b.textContent = b.dataset.label; });
     });
     recompute();
   }
@@ -158,7 +160,7 @@
     var countdown = document.querySelector(".countdown");
     var deadline = Date.now() + parseInt(body.dataset.secondsLeft, 10) * 1000;
     var open = body.dataset.open === "true";
-    var titles = { paid: "Paid", expired: "Expired", cancelled: "Cancelled", failed: "Failed", refunded: "Refunded" };
+    var titles = { paid: "Paid", expired: "Expired", cancelled: "Cancelled", failed: "Failed", refunded: "Refunded", terminal: "At the terminal" };
 
     function show(screen) {
       if (body.dataset.screen === screen) return;
@@ -185,6 +187,14 @@
         .then(function (p) {
           deadline = Date.now() + p.seconds_left * 1000;
           open = p.open;
+          if (p.display_text) {
+            var said = document.querySelector("[data-terminal-text]");
+            if (said) said.textContent = p.display_text;
+            var why = document.querySelector("[data-outcome-message]");
+            if (why && p.method === "card") why.textContent = p.display_text;
+          }
+          var receipt = document.querySelector("[data-receipt]");
+          if (receipt && p.receipt_text) { receipt.textContent = p.receipt_text; receipt.hidden = false; }
           show(p.screen);
         })
         .catch(function () { /* offline for a moment: keep the screen, try again */ })

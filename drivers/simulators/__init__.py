@@ -1,0 +1,1 @@
+"""Device simulators: the device side of each protocol, on a pty pair, for demos and tests."""

@@ -1,0 +1,152 @@
+"""Transport: a serial line to a device, opened from any pyserial URL.
+
+``/dev/ttyUSB0`` (a local port, opened with exclusive access), ``socket://host:port`` (a
+terminal's TCP port or a serial server), ``rfc2217://host:port`` and ``loop://`` (tests).
+Reads wait on the operating system until bytes arrive or the deadline passes (no busy loops);
+an unplugged device raises :class:`DeviceDisconnected`; :meth:`Transport.reconnect` reopens
+with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from types import TracebackType
+
+import serial
+from serial.tools import list_ports
+
+from drivers.errors import DeviceDisconnected, DeviceTimeout, DeviceUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PortInfo:
+    device: str
+    description: str
+    hwid: str
+
+
+def candidate_ports() -> list[PortInfo]:
+    """Serial ports on this machine that could have a terminal or reader on them."""
+    return [
+        PortInfo(p.device, p.description or "", p.hwid or "")
+        for p in sorted(list_ports.comports(), key=lambda p: p.device)
+    ]
+
+
+class Transport:
+    """One open serial line. Not thread-safe: one device host owns it."""
+
+    def __init__(self, url: str, *, baudrate: int = 9600, write_timeout: float = 2.0) -> None:
+        self.url = url
+        self.baudrate = baudrate
+        self.write_timeout = write_timeout
+        self._port: serial.SerialBase | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def open(self) -> Transport:
+        if self._port is not None:
+            return self
+        try:
+            self._port = serial.serial_for_url(
+                self.url,
+                baudrate=self.baudrate,
+                timeout=0,
+                write_timeout=self.write_timeout,
+                exclusive=True,
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceUnavailable(f"cannot open {self.url}: {exc}") from exc
+        return self
+
+    def close(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            try:
+                port.close()
+            except (serial.SerialException, OSError):
+                pass
+
+    def reconnect(
+        self, attempts: int = 8, first_delay: float = 0.1, max_delay: float = 5.0
+    ) -> None:
+        """Close and reopen, waiting 0.1 s, 0.2 s, 0.4 s … between attempts."""
+        self.close()
+        delay = first_delay
+        for attempt in range(1, attempts + 1):
+            try:
+                self.open()
+                log.info("reconnected to %s after %d attempt(s)", self.url, attempt)
+                return
+            except DeviceUnavailable:
+                if attempt == attempts:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, max_delay)
+
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None and bool(self._port.is_open)
+
+    def __enter__(self) -> Transport:
+        return self.open()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- bytes ------------------------------------------------------------------------------
+
+    def _open_port(self) -> serial.SerialBase:
+        if self._port is None:
+            raise DeviceDisconnected(f"{self.url} is not open")
+        return self._port
+
+    def write(self, data: bytes) -> None:
+        port = self._open_port()
+        try:
+            port.write(data)
+            port.flush()
+        except (serial.SerialException, OSError) as exc:
+            self.close()
+            raise DeviceDisconnected(f"{self.url} went away while writing: {exc}") from exc
+
+    def read(self, size: int, timeout: float) -> bytes:
+        """Up to ``size`` bytes, returning as soon as any arrive or after ``timeout`` seconds."""
+        port = self._open_port()
+        try:
+            port.timeout = max(timeout, 0)
+            first = port.read(1)
+            if not first or size == 1:
+                return bytes(first)
+            port.timeout = 0
+            return bytes(first) + bytes(port.read(min(size - 1, max(port.in_waiting, 0))))
+        except (serial.SerialException, OSError) as exc:
+            self.close()
+            raise DeviceDisconnected(f"{self.url} went away while reading: {exc}") from exc
+
+    def read_exactly(self, size: int, timeout: float) -> bytes:
+        """Exactly ``size`` bytes within ``timeout`` seconds, else :class:`DeviceTimeout`."""
+        deadline = time.monotonic() + timeout
+        out = bytearray()
+        while len(out) < size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeviceTimeout(
+                    f"{self.url}: {len(out)} of {size} bytes arrived within {timeout:g} s"
+                )
+            out += self.read(size - len(out), left)
+        return bytes(out)
+
+    def discard_input(self) -> None:
+        port = self._open_port()
+        try:
+            port.reset_input_buffer()
+        except (serial.SerialException, OSError) as exc:
+            self.close()
+            raise DeviceDisconnected(f"{self.url} went away: {exc}") from exc

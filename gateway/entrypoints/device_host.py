@@ -1,0 +1,412 @@
+"""`kassa devices`: the one process that owns a store's or till's serial ports.
+
+It takes the jobs queued for its tills (``device:<till id>``: card charge, refund, reversal,
+end of day), runs them one at a time per terminal, writes the results back, polls the NFC
+readers for taps while idle, and writes a heartbeat per device that the portal shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from drivers.errors import DeviceDisconnected, DeviceError
+from drivers.transport import Transport
+from gateway.adapters.db import Database, UnitOfWork
+from gateway.adapters.models import (
+    CustomerTap,
+    DeviceStatus,
+    Job,
+    Payment,
+    Refund,
+    Store,
+    Till,
+    utcnow,
+)
+from gateway.config import Config
+from gateway.domain.payment import PaymentMethod, PaymentStatus
+from gateway.errors import ConfigurationError
+from gateway.services import cards, jobs, refunds
+from gateway.services.payments import _move
+
+log = logging.getLogger(__name__)
+TAP_DEBOUNCE = timedelta(seconds=3)
+
+
+@dataclass
+class TillDevices:
+    """One till's devices as configured (URLs may be empty: no such device)."""
+
+    till_id: int
+    label: str
+    terminal_url: str = ""
+    terminal_password: str = "000000"  # noqa: S105 - ZVT terminals ship with this default
+    terminal_baudrate: int = 9600
+    reader_url: str = ""
+    reader_baudrate: int = 115200
+    # run time
+    terminal: Any = None
+    reader: Any = None
+    states: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    last_tap: tuple[str, datetime] | None = None
+
+    @property
+    def queue(self) -> str:
+        return cards.device_queue(self.till_id)
+
+
+def configured_tills(db: Database, config: Config) -> list[TillDevices]:
+    """Resolve ``[[devices.tills]]`` (store name + till label) to the database's tills."""
+    out = []
+    with db.unit_of_work(readonly=True) as uow:
+        for entry in config["devices"].get("tills", []):
+            till = uow.session.scalar(
+                select(Till)
+                .join(Store)
+                .where(Store.name == entry["store"], Till.label == entry["till"])
+            )
+            if till is None:
+                raise ConfigurationError(
+                    f"[[devices.tills]]: no till {entry['till']!r} in store {entry['store']!r}"
+                )
+            out.append(
+                TillDevices(
+                    till.id,
+                    till.label,
+                    terminal_url=str(entry.get("terminal_url", "")),
+                    terminal_password=str(entry.get("terminal_password", "000000")),
+                    terminal_baudrate=int(entry.get("terminal_baudrate", 9600)),
+                    reader_url=str(entry.get("reader_url", "")),
+                    reader_baudrate=int(entry.get("reader_baudrate", 115200)),
+                )
+            )
+    return out
+
+
+class DeviceHost:
+    def __init__(
+        self,
+        db: Database,
+        tills: list[TillDevices],
+        *,
+        token_key: bytes,
+        heartbeat_seconds: float = 2.0,
+        host: str = "",
+    ) -> None:
+        self.db = db
+        self.tills = tills
+        self.token_key = token_key
+        self.heartbeat_seconds = heartbeat_seconds
+        self.host = host or jobs.worker_name()
+        self._next_heartbeat = 0.0
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: Callable[[], bool] = lambda: False) -> None:
+        self.take_over_interrupted_jobs()
+        while not stop():
+            if not self.step():
+                time.sleep(0.05)
+        for till in self.tills:
+            self._close(till)
+
+    def step(self) -> bool:
+        """One pass: heartbeat when due, one job per till, a reader poll; True if work was done."""
+        if time.monotonic() >= self._next_heartbeat:
+            self.heartbeat()
+            self._next_heartbeat = time.monotonic() + self.heartbeat_seconds
+        worked = False
+        for till in self.tills:
+            worked |= self._run_one_job(till)
+            if till.reader_url:
+                worked |= self._poll_reader(till)
+        return worked
+
+    def take_over_interrupted_jobs(self) -> int:
+        """Jobs on our queues left running by a device host that died: ours now, due at once.
+
+        Only this process owns these tills' ports, so whoever ran them is gone.
+        """
+        with self.db.unit_of_work() as uow:
+            result = uow.session.execute(
+                update(Job)
+                .where(Job.queue.in_([t.queue for t in self.tills]), Job.status == "running")
+                .values(status="pending", locked_by=None, locked_until=None, run_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            uow.commit()
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def _run_one_job(self, till: TillDevices) -> bool:
+        handlers = {
+            cards.CHARGE_JOB: self._charge(till),
+            cards.REFUND_JOB: self._refund(till),
+            cards.REVERSE_JOB: self._reverse(till),
+            cards.END_OF_DAY_JOB: self._end_of_day(till),
+        }
+        return (
+            jobs.run_due_jobs(
+                self.db,
+                handlers,
+                worker=self.host,
+                limit=1,
+                queues=(till.queue,),
+                lease_seconds=300,
+            )
+            > 0
+        )
+
+    # -- devices ----------------------------------------------------------------------------
+
+    def terminal(self, till: TillDevices) -> Any:
+        if till.terminal is None:
+            from drivers.zvt.terminal import CardTerminal
+
+            if not till.terminal_url:
+                raise DeviceError(f"till {till.label} has no card terminal configured")
+            transport = Transport(till.terminal_url, baudrate=till.terminal_baudrate).open()
+            till.terminal = CardTerminal(transport, password=till.terminal_password)
+            self._state(till, "card_terminal", "connected", None)
+        return till.terminal
+
+    def reader(self, till: TillDevices) -> Any:
+        if till.reader is None:
+            from drivers.pn532.reader import NfcReader
+
+            transport = Transport(till.reader_url, baudrate=till.reader_baudrate).open()
+            reader = NfcReader(transport)
+            reader.wake_up()
+            reader.sam_configuration()
+            till.reader = reader
+            self._state(till, "nfc_reader", "connected", None)
+        return till.reader
+
+    def _close(self, till: TillDevices) -> None:
+        for device in (till.terminal, till.reader):
+            transport = getattr(device, "transport", None)
+            if transport is not None:
+                transport.close()
+        till.terminal = till.reader = None
+
+    def _with_terminal(self, till: TillDevices, work: Callable[[Any], Any]) -> Any:
+        """Run ``work`` on the terminal, marking it busy; a lost line is closed for a reconnect."""
+        terminal = self.terminal(till)
+        self._state(till, "card_terminal", "busy", None)
+        try:
+            result = work(terminal)
+        except DeviceError as exc:
+            self._state(till, "card_terminal", "error", str(exc))
+            if isinstance(exc, DeviceDisconnected):
+                self._state(till, "card_terminal", "disconnected", str(exc))
+            till.terminal = None
+            raise
+        self._state(till, "card_terminal", "connected", None)
+        return result
+
+    # -- job handlers -----------------------------------------------------------------------
+
+    def _charge(self, till: TillDevices) -> jobs.Handler:
+        def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+            payment_id = payload["payment_id"]
+            with self.db.unit_of_work() as first:
+                payment = first.session.get_one(Payment, payment_id)
+                if payment.status != PaymentStatus.PENDING:
+                    return
+                amount = payment.amount_minor
+                earlier = cards.begin_attempt(first, payment_id)
+                first.commit()
+            actor = f"terminal:{till.label}"
+            if earlier is not None:
+                last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
+                outcome = cards.recovered_outcome(uow, payment_id, earlier, _outcome(last))
+            else:
+                shown = self._shower(payment_id)
+                result = self._with_terminal(till, lambda t: _charge(t, amount, shown))
+                outcome = _outcome(result)  # type: ignore[assignment]
+            cards.apply_charge(uow, payment_id, outcome, actor)
+
+        return handle
+
+    def _shower(self, payment_id: str) -> Callable[[str], None]:
+        def show(text: str) -> None:
+            with self.db.unit_of_work() as uow:
+                cards.show(uow, payment_id, text)
+                uow.commit()
+
+        return show
+
+    def _refund(self, till: TillDevices) -> jobs.Handler:
+        def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+            with self.db.unit_of_work(readonly=True) as first:
+                refund = first.session.get_one(Refund, payload["refund_id"])
+                if refund.status != "requested":
+                    return
+                amount, currency = refund.amount_minor, refund.currency
+            result = self._with_terminal(till, lambda t: t.refund(amount))
+            refunds.record_bank_result(
+                uow,
+                refund_id=payload["refund_id"],
+                succeeded=bool(result.approved),
+                bank_refund_id=f"receipt-{result.receipt_number}"
+                if result.receipt_number
+                else None,
+                amount_minor=amount,
+                currency=currency,
+                reason=None if result.approved else result.message,
+                actor=f"terminal:{till.label}",
+            )
+
+        return handle
+
+    def _reverse(self, till: TillDevices) -> jobs.Handler:
+        def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+            with self.db.unit_of_work(readonly=True) as first:
+                payment = first.session.get_one(Payment, payload["payment_id"])
+                receipt = (payment.card or {}).get("receipt_number")
+                if payment.status != PaymentStatus.AUTHORISED or receipt is None:
+                    return
+            outcome = _outcome(self._with_terminal(till, lambda t: t.reverse(int(receipt))))
+            if outcome is None:
+                raise DeviceError(f"the terminal at till {till.label} gave no reversal result")
+            cards.apply_reversal(uow, payload["payment_id"], outcome, f"terminal:{till.label}")
+
+        return handle
+
+    def _end_of_day(self, till: TillDevices) -> jobs.Handler:
+        def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+            result = self._with_terminal(till, lambda t: t.end_of_day())
+            if not result.approved:
+                raise DeviceError(f"end of day at till {till.label} failed: {result.message}")
+            batch = uow.session.scalars(
+                select(Payment)
+                .where(
+                    Payment.till_id == till.till_id,
+                    Payment.method == PaymentMethod.CARD.value,
+                    Payment.status == PaymentStatus.AUTHORISED.value,
+                )
+                .with_for_update()
+            )
+            for payment in batch:
+                _move(
+                    uow,
+                    payment,
+                    PaymentStatus.PAID,
+                    "card_batch_closed",
+                    f"terminal:{till.label}",
+                    {"end_of_day": True},
+                )
+
+        return handle
+
+    # -- NFC --------------------------------------------------------------------------------
+
+    def _poll_reader(self, till: TillDevices) -> bool:
+        try:
+            event = self.reader(till).poll(timeout=0.1)
+        except DeviceError as exc:
+            self._state(till, "nfc_reader", "disconnected", str(exc))
+            transport = getattr(till.reader, "transport", None)
+            if transport is not None:
+                transport.close()
+            till.reader = None
+            return False
+        if event is None:
+            return False
+        token = self.tag_token(bytes(event.uid))
+        now = utcnow()
+        if till.last_tap and till.last_tap[0] == token and now - till.last_tap[1] < TAP_DEBOUNCE:
+            return False
+        till.last_tap = (token, now)
+        with self.db.unit_of_work() as uow:
+            uow.session.add(
+                CustomerTap(
+                    till_id=till.till_id,
+                    token=token,
+                    kind=event.kind,
+                    seen_at=now,
+                    applications=[label for _aid, label in getattr(event, "applications", ())],
+                )
+            )
+            uow.commit()
+        return True
+
+    def tag_token(self, uid: bytes) -> str:
+        """A keyed hash of a tag's UID: stable per customer, useless without the key."""
+        return hmac.new(self.token_key, uid, hashlib.sha256).hexdigest()
+
+    # -- heartbeat --------------------------------------------------------------------------
+
+    def _state(self, till: TillDevices, kind: str, state: str, error: str | None) -> None:
+        before = till.states.get(kind)
+        till.states[kind] = (
+            state,
+            error or (before[1] if before and state != "connected" else None),
+        )
+        if before is None or before[0] != state:
+            self._write_status(till, kind)
+
+    def heartbeat(self) -> None:
+        for till in self.tills:
+            for kind, url in (
+                ("card_terminal", till.terminal_url),
+                ("nfc_reader", till.reader_url),
+            ):
+                if url:
+                    till.states.setdefault(kind, ("disconnected", None))
+                    self._write_status(till, kind)
+
+    def _write_status(self, till: TillDevices, kind: str) -> None:
+        state, error = till.states[kind]
+        url = till.terminal_url if kind == "card_terminal" else till.reader_url
+        with self.db.unit_of_work() as uow:
+            row = uow.session.scalar(
+                select(DeviceStatus)
+                .where(DeviceStatus.till_id == till.till_id, DeviceStatus.kind == kind)
+                .with_for_update()
+            )
+            if row is None:
+                row = DeviceStatus(till_id=till.till_id, kind=kind)
+                uow.session.add(row)
+            row.url, row.state, row.host, row.last_seen_at = url, state, self.host, utcnow()
+            if error:
+                row.last_error = error
+            uow.commit()
+
+
+def _charge(terminal: Any, amount_minor: int, show: Callable[[str], None]) -> Any:
+    terminal.on_status = show
+    try:
+        return terminal.charge(amount_minor)
+    finally:
+        terminal.on_status = None
+
+
+def _outcome(result: Any) -> cards.TerminalOutcome | None:
+    """A driver's CardResult in the services' words (None stays None)."""
+    if result is None:
+        return None
+    stamp = getattr(result, "timestamp", None)
+    if isinstance(stamp, datetime) and stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return cards.TerminalOutcome(
+        approved=bool(result.approved),
+        result_code=int(result.result_code),
+        message=str(result.message),
+        amount_minor=getattr(result, "amount_minor", None),
+        receipt_number=getattr(result, "receipt_number", None),
+        trace_number=getattr(result, "trace_number", None),
+        terminal_id=getattr(result, "terminal_id", None),
+        card_name=getattr(result, "card_name", None),
+        masked_pan=getattr(result, "masked_pan", None),
+        aid=getattr(result, "aid", None),
+        timestamp=stamp if isinstance(stamp, datetime) else None,
+        receipt_text=str(getattr(result, "receipt_text", "") or ""),
+    )

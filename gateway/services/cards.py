@@ -1,0 +1,268 @@
+"""Card payments at the till's terminal: created here, carried out by the device host.
+
+The web tier never touches a serial port: it creates the payment and queues a job on the till's
+device queue; the device host (the one process that owns the till's ports) runs it against the
+terminal and writes the outcome back. One card payment at a time per terminal.
+
+Crash safety: before the terminal is asked to charge, the attempt is committed on the payment.
+If the device host dies mid-authorisation, its successor finds the attempt and asks the terminal
+for its last receipt (ZVT Repeat Receipt) instead of charging again: the payment ends in the one
+state the terminal's journal proves, and is never charged twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, select
+
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import Payment, Till, utcnow
+from gateway.domain.money import Money
+from gateway.domain.payment import PaymentMethod, PaymentStatus
+from gateway.errors import Conflict, InvalidInput
+from gateway.services import jobs
+from gateway.services.auth import TillContext
+from gateway.services.payments import _move, _record
+
+CHARGE_JOB = "card_charge"
+REFUND_JOB = "card_refund"
+REVERSE_JOB = "card_reverse"
+END_OF_DAY_JOB = "card_end_of_day"
+# How far the terminal's clock may be behind ours when matching a recovered receipt.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def device_queue(till_id: int) -> str:
+    return f"device:{till_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalOutcome:
+    """What the terminal reported, in Kassa's words (built from a driver's result)."""
+
+    approved: bool
+    result_code: int
+    message: str
+    amount_minor: int | None = None
+    receipt_number: int | None = None
+    trace_number: int | None = None
+    terminal_id: str | None = None
+    card_name: str | None = None
+    masked_pan: str | None = None
+    aid: str | None = None
+    timestamp: datetime | None = None
+    receipt_text: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def card_fields(self) -> dict[str, Any]:
+        return {
+            "result_code": self.result_code,
+            "message": self.message,
+            "receipt_number": self.receipt_number,
+            "trace_number": self.trace_number,
+            "terminal_id": self.terminal_id,
+            "card_name": self.card_name,
+            "masked_pan": self.masked_pan,
+            "aid": self.aid,
+            "terminal_time": self.timestamp.isoformat() if self.timestamp else None,
+        }
+
+
+def create_card_payment(
+    uow: UnitOfWork,
+    till: TillContext,
+    *,
+    amount: str,
+    currency: str,
+    bill_number: str | None = None,
+    actor: str | None = None,
+) -> Payment:
+    """A card payment for the till's terminal; refused while the terminal is busy."""
+    money = Money.parse(amount, currency)
+    if money.minor <= 0:
+        raise InvalidInput(f"amount must be greater than zero, got {money.to_decimal_string()}")
+    uow.session.scalar(select(Till).where(Till.id == till.till_id).with_for_update())
+    busy = uow.session.scalar(
+        select(
+            exists().where(
+                Payment.till_id == till.till_id,
+                Payment.method == PaymentMethod.CARD.value,
+                Payment.status.in_((PaymentStatus.CREATED.value, PaymentStatus.PENDING.value)),
+            )
+        )
+    )
+    if busy:
+        raise Conflict(
+            f"the card terminal at till {till.label} is busy with another payment; "
+            "finish or stop that one at the terminal first"
+        )
+    now = utcnow()
+    payment = Payment(
+        id=str(uuid.uuid4()),
+        merchant_id=till.merchant_id,
+        store_id=till.store_id,
+        till_id=till.till_id,
+        method=PaymentMethod.CARD.value,
+        status=PaymentStatus.CREATED.value,
+        amount_minor=money.minor,
+        currency=money.currency,
+        reference="C" + uuid.uuid4().hex[:12].upper(),
+        bill_number=bill_number,
+        display_text="Sending to the terminal…",
+        created_by=actor or till.actor,
+        created_at=now,
+        updated_at=now,
+    )
+    uow.session.add(payment)
+    _record(
+        uow,
+        payment,
+        "created",
+        None,
+        PaymentStatus.CREATED,
+        payment.created_by,
+        {"amount": money.to_decimal_string(), "currency": money.currency},
+    )
+    _move(uow, payment, PaymentStatus.PENDING, "sent_to_terminal", payment.created_by, {})
+    jobs.enqueue(
+        uow,
+        CHARGE_JOB,
+        {"payment_id": payment.id},
+        queue=device_queue(till.till_id),
+        dedupe_key=f"card-charge:{payment.id}",
+        max_attempts=5,
+    )
+    return payment
+
+
+def begin_attempt(uow: UnitOfWork, payment_id: str) -> datetime | None:
+    """Record that the terminal is about to be asked; the earlier attempt's start, if any."""
+    payment = _locked(uow, payment_id)
+    card = dict(payment.card or {})
+    earlier = card.get("attempt_started_at")
+    card["attempt_started_at"] = utcnow().isoformat()
+    card["attempts"] = int(card.get("attempts", 0)) + 1
+    payment.card = card
+    return datetime.fromisoformat(earlier) if earlier else None
+
+
+def show(uow: UnitOfWork, payment_id: str, text: str) -> None:
+    """The terminal's current message for the customer (shown live on the cashier screen)."""
+    payment = uow.session.get(Payment, payment_id)
+    if payment is not None:
+        payment.display_text = text[:120]
+
+
+def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, actor: str) -> None:
+    """Approved → authorised; declined → failed. A repeat of the same outcome changes nothing."""
+    payment = _locked(uow, payment_id)
+    if payment.status != PaymentStatus.PENDING:
+        return
+    payment.card = {**(payment.card or {}), **outcome.card_fields()}
+    payment.receipt_text = outcome.receipt_text or payment.receipt_text
+    payment.display_text = outcome.message
+    detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
+    if outcome.approved:
+        if outcome.amount_minor not in (None, payment.amount_minor):
+            payment.attention = (
+                f"the terminal approved {Money(outcome.amount_minor, payment.currency)}, "
+                f"not {Money(payment.amount_minor, payment.currency)}"
+            )
+        _move(uow, payment, PaymentStatus.AUTHORISED, "card_approved", actor, detail)
+    else:
+        _move(uow, payment, PaymentStatus.FAILED, "card_declined", actor, detail)
+
+
+def recovered_outcome(
+    uow: UnitOfWork, payment_id: str, attempt_started: datetime, last: TerminalOutcome | None
+) -> TerminalOutcome:
+    """Decide from the terminal's last receipt whether the interrupted attempt charged.
+
+    It did if the last receipt is approved, for this amount, newer than the attempt (allowing
+    for clock skew) and not already another payment's receipt. Otherwise nothing was charged.
+    """
+    payment = _locked(uow, payment_id)
+    if last is not None and last.approved and last.amount_minor == payment.amount_minor:
+        newer = last.timestamp is None or last.timestamp >= attempt_started - CLOCK_SKEW
+        taken = last.receipt_number is not None and _receipt_taken(uow, payment, last)
+        if newer and not taken:
+            return TerminalOutcome(**{**_as_dict(last), "message": "Approved (recovered)"})
+    return TerminalOutcome(
+        approved=False,
+        result_code=-1,
+        message="Not charged: the terminal has no record of this payment. Start it again.",
+    )
+
+
+def request_reversal(uow: UnitOfWork, payment: Payment, actor: str) -> None:
+    """Cancel an approved card payment by reversing it at the terminal (ZVT 06 30)."""
+    if payment.status == PaymentStatus.PENDING:
+        raise Conflict(
+            "the customer is at the terminal: press Stop on the terminal to cancel this payment",
+            current_status=payment.status,
+        )
+    if payment.status != PaymentStatus.AUTHORISED:
+        raise Conflict(
+            f"payment is {payment.status} and cannot be reversed at the terminal; refund it",
+            current_status=payment.status,
+        )
+    _record(
+        uow, payment, "reversal_requested", payment.status, PaymentStatus(payment.status), actor, {}
+    )
+    jobs.enqueue(
+        uow,
+        REVERSE_JOB,
+        {"payment_id": payment.id},
+        queue=device_queue(payment.till_id),
+        dedupe_key=f"card-reverse:{payment.id}",
+        max_attempts=5,
+    )
+
+
+def apply_reversal(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, actor: str) -> None:
+    payment = _locked(uow, payment_id)
+    if payment.status != PaymentStatus.AUTHORISED:
+        return
+    detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
+    if outcome.approved:
+        _move(uow, payment, PaymentStatus.CANCELLED, "card_reversed", actor, detail)
+    else:
+        payment.attention = f"the terminal refused the reversal: {outcome.message}"
+        _record(
+            uow,
+            payment,
+            "reversal_refused",
+            payment.status,
+            PaymentStatus(payment.status),
+            actor,
+            detail,
+        )
+
+
+def _receipt_taken(uow: UnitOfWork, payment: Payment, last: TerminalOutcome) -> bool:
+    others = uow.session.scalars(
+        select(Payment.card).where(
+            Payment.till_id == payment.till_id,
+            Payment.method == PaymentMethod.CARD.value,
+            Payment.id != payment.id,
+            Payment.status.in_(
+                ("authorised", "paid", "settled", "partially_refunded", "refunded", "cancelled")
+            ),
+        )
+    )
+    return any((card or {}).get("receipt_number") == last.receipt_number for card in others)
+
+
+def _as_dict(outcome: TerminalOutcome) -> dict[str, Any]:
+    return {name: getattr(outcome, name) for name in outcome.__dataclass_fields__}
+
+
+def _locked(uow: UnitOfWork, payment_id: str) -> Payment:
+    payment = uow.session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
+    if payment is None:
+        raise InvalidInput(f"no payment {payment_id!r}")
+    return payment
