@@ -271,12 +271,23 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+@main.group()
+def simulate() -> None:
+    """Run a simulated device on a pty and print its port path (Ctrl-C stops it)."""
+
+
 def _register() -> None:
+    from drivers.pn532.cli import pn532, pn532_simulate_command
+    from drivers.zvt.cli import zvt, zvt_simulate_command
     from gateway.entrypoints.qr_cli import qr
     from sandbox_bank.cli import sandbox_bank_cli
 
     main.add_command(qr)
     main.add_command(sandbox_bank_cli)
+    main.add_command(pn532)
+    simulate.add_command(pn532_simulate_command, "pn532")
+    main.add_command(zvt)
+    simulate.add_command(zvt_simulate_command, "zvt")
 
 
 _register()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
@@ -52,6 +53,8 @@ class TillDevices:
     terminal_baudrate: int = 9600
     reader_url: str = ""
     reader_baudrate: int = 115200
+    # The store's time zone: ZVT terminals report local time without a zone.
+    timezone: str = "UTC"
     # run time
     terminal: Any = None
     reader: Any = None
@@ -226,11 +229,13 @@ class DeviceHost:
             actor = f"terminal:{till.label}"
             if earlier is not None:
                 last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
-                outcome = cards.recovered_outcome(uow, payment_id, earlier, _outcome(last))
+                outcome = cards.recovered_outcome(
+                    uow, payment_id, earlier, _outcome(last, till.timezone)
+                )
             else:
                 shown = self._shower(payment_id)
                 result = self._with_terminal(till, lambda t: _charge(t, amount, shown))
-                outcome = _outcome(result)  # type: ignore[assignment]
+                outcome = _outcome(result, till.timezone)  # type: ignore[assignment]
             cards.apply_charge(uow, payment_id, outcome, actor)
 
         return handle
@@ -273,7 +278,9 @@ class DeviceHost:
                 receipt = (payment.card or {}).get("receipt_number")
                 if payment.status != PaymentStatus.AUTHORISED or receipt is None:
                     return
-            outcome = _outcome(self._with_terminal(till, lambda t: t.reverse(int(receipt))))
+            outcome = _outcome(
+                self._with_terminal(till, lambda t: t.reverse(int(receipt))), till.timezone
+            )
             if outcome is None:
                 raise DeviceError(f"the terminal at till {till.label} gave no reversal result")
             cards.apply_reversal(uow, payload["payment_id"], outcome, f"terminal:{till.label}")
@@ -389,13 +396,13 @@ def _charge(terminal: Any, amount_minor: int, show: Callable[[str], None]) -> An
         terminal.on_status = None
 
 
-def _outcome(result: Any) -> cards.TerminalOutcome | None:
+def _outcome(result: Any, timezone: str = "UTC") -> cards.TerminalOutcome | None:
     """A driver's CardResult in the services' words (None stays None)."""
     if result is None:
         return None
     stamp = getattr(result, "timestamp", None)
     if isinstance(stamp, datetime) and stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
+        stamp = stamp.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
     return cards.TerminalOutcome(
         approved=bool(result.approved),
         result_code=int(result.result_code),

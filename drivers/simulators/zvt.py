@@ -1,0 +1,354 @@
+"""A ZVT payment terminal on a pty: the terminal's side of PA00P015/PA00P016, RS-232 framed.
+
+========================  ==================================================================
+command                   what the simulator does
+========================  ==================================================================
+06 00 Registration        80 00, Completion with status byte, terminal id, currency
+06 01 Authorisation       80 00; 04 FF "Insert card", "Please watch PIN-Pad", "Please
+06 31 Refund              wait..."; 04 0F with a masked PAN; Print Text-Block; Completion
+                          (or, declined, 06 1E with the result code)
+06 30 Reversal            as above for a booked receipt number, else Abort B5
+06 50 End-of-Day          80 00, 04 FF, 04 0F with the day's total, receipt, Completion
+06 20 Repeat Receipt      80 00, the last 04 0F again, its receipt, Completion
+06 70 Diagnosis           80 00, 04 FF, Completion
+06 02 Log-Off, 06 B0      80 00
+05 01 Status-Enquiry      80 00, Completion with software version and "PT ready"
+========================  ==================================================================
+
+Knobs: ``decline_next`` (a result code for the next payment), ``card_delay``/``pin_delay``/
+``online_delay``, ``nak_storm`` (NAK the next N good frames), ``ack_timeout`` (its T2/T3),
+``garbage_before``/``drop_probability``/``response_delay`` (line faults), :meth:`unplug`.
+The terminal keeps a :attr:`journal` of booked transactions. Like the spec says a terminal
+books once the ECR acknowledged the Status-Information (§2.2.8); with ``book_without_ack``
+(the default here) it books even when the ECR has gone away, so that Repeat Receipt is the only
+way for the ECR to learn the truth — the case the till's crash recovery must handle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+from drivers.errors import DeviceError
+from drivers.simulators.base import PtyDevice
+from drivers.zvt.apdu import Apdu, bcd_encode, bcd_int, decode_apdu, encode_apdu, encode_bmp
+from drivers.zvt.framing import LinkTimings, SerialLink
+from drivers.zvt.tlv import encode_tlv
+
+MASKED_PAN = bytes.fromhex("6799EEEEEEEE0019")  # shown as 6799********0019
+CARD_NAME = b"Girocard\x00"
+GIROCARD_AID = bytes.fromhex("A0000003591010")
+INSERT_CARD, WATCH_PIN_PAD, PLEASE_WAIT = 0x0A, 0x01, 0x0E
+ABORTED = 0x6C
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    kind: str  # "authorisation", "refund", "reversal"
+    amount_minor: int
+    trace_number: int
+    receipt_number: int
+    status_apdu: bytes  # the 04 0F the terminal sent (and repeats on 06 20)
+
+
+class _Lost(Exception):
+    """The ECR stopped acknowledging: finish alone, as a real terminal would."""
+
+
+class _TerminalLink(SerialLink):
+    def __init__(self, device: ZvtSimulator) -> None:
+        super().__init__(device.recv, device.send, LinkTimings(t2=device.ack_timeout))
+        self.device = device
+
+    def accept(self, apdu: bytes) -> bool:
+        if self.device.nak_storm > 0:
+            self.device.nak_storm -= 1
+            return False
+        return True
+
+
+class ZvtSimulator(PtyDevice):
+    def __init__(
+        self, baudrate: int | None = 9600, seed: int = 0, *, terminal_id: str = "29001234"
+    ) -> None:
+        super().__init__(baudrate, seed)
+        self.terminal_id = terminal_id
+        self.decline_next: int | None = None
+        self.card_delay = 0.05
+        self.pin_delay = 0.1
+        self.online_delay = 0.05
+        self.nak_storm = 0
+        self.ack_timeout = 5.0
+        self.book_without_ack = True
+        self.journal: list[Booking] = []
+        self.received: list[Apdu] = []
+        self.phase = "idle"  # idle, card, pin, online, status
+        self._trace = 0
+        self._receipt = 0
+        self._reversed: set[int] = set()
+        self._last_status: bytes | None = None
+        self._last_receipt: list[str] = []
+        self._link: _TerminalLink | None = None
+        self._backlog: list[bytes] = []
+        self._abort_requested = False
+
+    # -- knobs on the line -----------------------------------------------------------------
+
+    @property
+    def garbage_before(self) -> bytes:
+        return self.faults.garbage_before
+
+    @garbage_before.setter
+    def garbage_before(self, value: bytes) -> None:
+        self.faults.garbage_before = value
+
+    @property
+    def drop_probability(self) -> float:
+        return self.faults.drop_probability
+
+    @drop_probability.setter
+    def drop_probability(self, value: float) -> None:
+        self.faults.drop_probability = value
+
+    @property
+    def response_delay(self) -> float:
+        return self.faults.response_delay
+
+    @response_delay.setter
+    def response_delay(self, value: float) -> None:
+        self.faults.response_delay = value
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        link = self._link = _TerminalLink(self)
+        while not self.stopping:
+            link.timings = LinkTimings(t2=self.ack_timeout)
+            raw = self._backlog.pop(0) if self._backlog else link.receive(0.1)
+            if raw is None:
+                continue
+            self._abort_requested = False
+            try:
+                apdu = decode_apdu(raw)
+            except DeviceError:
+                continue
+            self.received.append(apdu)
+            try:
+                self._dispatch(apdu)
+            except (_Lost, DeviceError):
+                pass
+            self.phase = "idle"
+
+    def _dispatch(self, apdu: Apdu) -> None:
+        handler = {
+            (0x06, 0x00): self._registration,
+            (0x06, 0x01): lambda a: self._payment(a, "authorisation"),
+            (0x06, 0x31): lambda a: self._payment(a, "refund"),
+            (0x06, 0x30): self._reversal,
+            (0x06, 0x50): self._end_of_day,
+            (0x06, 0x20): self._repeat_receipt,
+            (0x06, 0x70): self._diagnosis,
+            (0x05, 0x01): self._status_enquiry,
+        }.get(apdu.control)
+        if handler is not None:
+            handler(apdu)
+        elif apdu.control in ((0x06, 0x02), (0x06, 0xB0)):
+            self._answer(Apdu(0x80, 0x00))
+        else:
+            self._answer(Apdu(0x84, 0x83))  # function not possible
+
+    # -- sending as master -----------------------------------------------------------------
+
+    def _answer(self, apdu: Apdu) -> None:
+        assert self._link is not None
+        try:
+            self._link.send(encode_apdu(apdu))
+        except DeviceError as exc:
+            raise _Lost from exc
+
+    def _tell(self, apdu: Apdu) -> None:
+        """Send a message as master and wait for the ECR's 80 00."""
+        self._answer(apdu)
+        assert self._link is not None
+        deadline = time.monotonic() + self.ack_timeout
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            raw = self._link.receive(min(left, 0.1))
+            if raw is not None and raw[:1] in (b"\x80", b"\x84"):
+                return
+            if raw is not None:
+                self._while_master(raw)
+        raise _Lost
+
+    def _while_master(self, raw: bytes) -> None:
+        """A command from the ECR while the terminal is master: only Abort is taken now."""
+        if raw[:2] == b"\x06\xb0":
+            self._abort_requested = True
+            self._answer(Apdu(0x80, 0x00))
+        else:
+            self._backlog.append(raw)
+
+    def _status(self, code: int) -> None:
+        self._tell(Apdu(0x04, 0xFF, bytes([code])))
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep while the card holder acts; True if the ECR sent Abort 06 B0 meanwhile."""
+        assert self._link is not None
+        deadline = time.monotonic() + seconds
+        while not self._abort_requested and (left := deadline - time.monotonic()) > 0:
+            if self.stopping:
+                raise _Lost
+            raw = self._link.receive(min(left, 0.05))
+            if raw is not None:
+                self._while_master(raw)
+        return self._abort_requested
+
+    def _finish(self, lines: list[str], code: int = 0) -> None:
+        self._tell(_text_block(lines))
+        if code:
+            self._tell(Apdu(0x06, 0x1E, bytes([code])))
+        else:
+            self._tell(Apdu(0x06, 0x0F, encode_bmp(0x29, bytes.fromhex(self.terminal_id))))
+
+    # -- commands --------------------------------------------------------------------------
+
+    def _registration(self, apdu: Apdu) -> None:
+        self._answer(Apdu(0x80, 0x00))
+        data = encode_bmp(0x19, b"\x00") + encode_bmp(0x29, bytes.fromhex(self.terminal_id))
+        if len(apdu.data) >= 6:
+            data += encode_bmp(0x49, apdu.data[4:6])
+        self._tell(Apdu(0x06, 0x0F, data))
+
+    def _payment(self, apdu: Apdu, kind: str) -> None:
+        fields = apdu.data[3:] if kind == "refund" else apdu.data
+        amount = bcd_int(fields[1:7]) if fields[:1] == b"\x04" else 0
+        self._answer(Apdu(0x80, 0x00))
+        lost = False
+        for phase, code, delay in (
+            ("card", INSERT_CARD, self.card_delay),
+            ("pin", WATCH_PIN_PAD, self.pin_delay),
+            ("online", PLEASE_WAIT, self.online_delay),
+        ):
+            self.phase = phase
+            try:
+                if not lost:
+                    self._status(code)
+            except _Lost:
+                lost = True
+            if lost:
+                self._stop.wait(delay)
+            elif self._wait(delay):
+                self._tell(Apdu(0x06, 0x1E, bytes([ABORTED])))
+                return
+        self.phase = "status"
+        self._conclude(kind, amount, lost)
+
+    def _conclude(self, kind: str, amount: int, lost: bool) -> None:
+        code, self.decline_next = self.decline_next or 0, None
+        trace, receipt = self._next_numbers(booked=code == 0)
+        status = self._status_information(code, amount, trace, receipt)
+        lines = _receipt_lines(kind, amount, trace, receipt, code)
+        try:
+            if lost:
+                raise _Lost
+            self._tell(Apdu(0x04, 0x0F, status))
+        except _Lost:
+            if code == 0 and self.book_without_ack:
+                self._book(kind, amount, trace, receipt, status, lines)
+            raise
+        if code == 0:
+            self._book(kind, amount, trace, receipt, status, lines)
+        self._finish(lines, code)
+
+    def _next_numbers(self, booked: bool) -> tuple[int, int]:
+        self._trace += 1
+        if booked:
+            self._receipt += 1
+        return self._trace, self._receipt
+
+    def _book(
+        self, kind: str, amount: int, trace: int, receipt: int, status: bytes, lines: list[str]
+    ) -> None:
+        apdu = encode_apdu(Apdu(0x04, 0x0F, status))
+        self.journal.append(Booking(kind, amount, trace, receipt, apdu))
+        self._last_status, self._last_receipt = apdu, lines
+
+    def _status_information(self, code: int, amount: int, trace: int, receipt: int) -> bytes:
+        now = dt.datetime.now()
+        data = encode_bmp(0x27, bytes([code])) + encode_bmp(0x04, bcd_encode(amount, 6))
+        data += encode_bmp(0x0B, bcd_encode(trace, 3))
+        data += encode_bmp(0x0C, bytes.fromhex(now.strftime("%H%M%S")))
+        data += encode_bmp(0x0D, bytes.fromhex(now.strftime("%m%d")))
+        data += encode_bmp(0x29, bytes.fromhex(self.terminal_id))
+        data += encode_bmp(0x49, bcd_encode(978, 2))
+        if code:
+            return data + encode_bmp(0x3C, b"Abgelehnt")
+        data += encode_bmp(0x22, MASKED_PAN) + encode_bmp(0x87, bcd_encode(receipt, 2))
+        data += encode_bmp(0x3B, f"{trace:06d}".encode() + b"\x00\x00")
+        data += encode_bmp(0x8A, b"\x05") + encode_bmp(0x8B, CARD_NAME)
+        data += encode_bmp(
+            0x06, encode_tlv(0x60, encode_tlv(0x43, bytes.fromhex("A0000003591010")))
+        )
+        return data
+
+    def _reversal(self, apdu: Apdu) -> None:
+        receipt = bcd_int(apdu.data[4:6]) if apdu.data[3:4] == b"\x87" else -1
+        original = next((b for b in self.journal if b.receipt_number == receipt), None)
+        self._answer(Apdu(0x80, 0x00))
+        if original is None or receipt in self._reversed or original.kind != "authorisation":
+            code = 0xB4 if receipt in self._reversed else 0xB5
+            self._tell(Apdu(0x06, 0x1E, bytes([code])))
+            return
+        self._reversed.add(receipt)
+        self._status(PLEASE_WAIT)
+        self._conclude("reversal", original.amount_minor, lost=False)
+
+    def _end_of_day(self, apdu: Apdu) -> None:
+        self._answer(Apdu(0x80, 0x00))
+        self._status(PLEASE_WAIT)
+        total = sum(b.amount_minor * (-1 if b.kind != "authorisation" else 1) for b in self.journal)
+        self._trace += 1
+        data = encode_bmp(0x27, b"\x00") + encode_bmp(0x04, bcd_encode(max(total, 0), 6))
+        data += encode_bmp(0x0B, bcd_encode(self._trace, 3))
+        self._tell(Apdu(0x04, 0x0F, data))
+        self._finish(["Kassenschnitt", f"Summe EUR {total / 100:.2f}", "Kassenschnitt erfolgreich"])
+
+    def _repeat_receipt(self, apdu: Apdu) -> None:
+        self._answer(Apdu(0x80, 0x00))
+        if self._last_status is None:
+            self._tell(Apdu(0x06, 0x0F))
+            return
+        last = decode_apdu(self._last_status)
+        self._tell(last)
+        self._finish(["Belegwiederholung", *self._last_receipt])
+
+    def _diagnosis(self, apdu: Apdu) -> None:
+        self._answer(Apdu(0x80, 0x00))
+        self._status(PLEASE_WAIT)
+        self._tell(Apdu(0x06, 0x0F, encode_bmp(0x29, bytes.fromhex(self.terminal_id))))
+
+    def _status_enquiry(self, apdu: Apdu) -> None:
+        self._answer(Apdu(0x80, 0x00))
+        version = b"KASSA-SIM 1.0"
+        self._tell(
+            Apdu(
+                0x06,
+                0x0F,
+                bytes.fromhex(f"F0F{len(version) // 10}F{len(version) % 10}") + version + b"\x00",
+            )
+        )
+
+
+def _text_block(lines: list[str]) -> Apdu:
+    """Print Text-Block 06 D3: TLV 25 with 07 text lines and 09 81 after the last (§3.6)."""
+    content = b"".join(encode_tlv(0x07, line.encode("cp437")) for line in lines)
+    content += encode_tlv(0x09, b"\x81")
+    return Apdu(0x06, 0xD3, encode_bmp(0x06, encode_tlv(0x25, content)))
+
+
+def _receipt_lines(kind: str, amount: int, trace: int, receipt: int, code: int) -> list[str]:
+    title = {"authorisation": "Zahlung", "refund": "Gutschrift", "reversal": "Storno"}[kind]
+    lines = [f"** {title} **", f"Betrag EUR {amount / 100:.2f}", f"Trace-Nr. {trace:06d}"]
+    if code:
+        return [*lines, "Zahlung abgelehnt"]
+    return [*lines, f"Beleg-Nr. {receipt:04d}", "Karte 6799********0019", "Zahlung erfolgt"]

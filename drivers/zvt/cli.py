@@ -1,0 +1,91 @@
+"""``kassa zvt decode HEX`` and ``kassa simulate zvt``.
+
+``decode`` takes an APDU (``04 0F …``) or a whole serial frame (``10 02 … 10 03 CRC``, which is
+unframed and its CRC checked first) and prints its fields as JSON. Bad input prints one line,
+``kassa: <what is wrong>``, on stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+import sys
+import time
+from typing import Any
+
+import click
+
+from drivers.errors import DecodeError, DeviceError
+from drivers.zvt.apdu import decode_apdu, header_size
+from drivers.zvt.framing import DLE, STX, unframe
+from drivers.zvt.messages import decode_message
+
+
+@click.group("zvt")
+def zvt() -> None:
+    """ZVT card terminals (ECR–terminal protocol)."""
+
+
+@zvt.command("decode")
+@click.argument("hex_text", nargs=-1, required=True, metavar="HEX")
+def decode_command(hex_text: tuple[str, ...]) -> None:
+    """Decode one ZVT APDU or serial frame given in hex (spaces optional)."""
+    try:
+        click.echo(json.dumps(describe(parse_hex(" ".join(hex_text))), indent=2))
+    except DeviceError as exc:
+        click.echo(f"kassa: {exc}", err=True)
+        sys.exit(2)
+
+
+def parse_hex(text: str) -> bytes:
+    digits = "".join(text.split()).replace(":", "").replace("-", "")
+    if digits.lower().startswith("0x"):
+        digits = digits[2:]
+    bad = next((c for c in digits if c not in string.hexdigits), None)
+    if bad is not None:
+        raise DecodeError(f"not hex: {bad!r} in the input")
+    if len(digits) % 2:
+        raise DecodeError(f"odd number of hex digits ({len(digits)}): a byte is two digits")
+    if not digits:
+        raise DecodeError("no bytes given")
+    return bytes.fromhex(digits)
+
+
+def describe(raw: bytes) -> dict[str, Any]:
+    framed = raw[:2] == bytes([DLE, STX])
+    apdu_bytes = unframe(raw) if framed else raw
+    apdu = decode_apdu(apdu_bytes)
+    sizes = header_size(apdu_bytes)
+    out: dict[str, Any] = {
+        "class": f"{apdu.cls:02X}",
+        "instr": f"{apdu.instr:02X}",
+        "length": sizes[1] if sizes else len(apdu.data),
+        "name": apdu.name,
+        "framed": framed,
+    }
+    try:
+        out.update(decode_message(apdu))
+    except DecodeError as exc:
+        raise DecodeError(f"{apdu.name} ({apdu.cls:02X} {apdu.instr:02X}): {exc}") from exc
+    return out
+
+
+@click.command("zvt")
+@click.option("--baudrate", default=9600, show_default=True, help="Pace bytes as this line.")
+@click.option("--pin-delay", default=1.0, show_default=True, help="Seconds the PIN entry takes.")
+def zvt_simulate_command(baudrate: int, pin_delay: float) -> None:
+    """Simulate a ZVT card terminal on a pty; print its port path and run until Ctrl-C."""
+    from drivers.simulators.zvt import ZvtSimulator
+
+    simulator = ZvtSimulator(baudrate=baudrate)
+    simulator.pin_delay = pin_delay
+    simulator.start()
+    click.echo(simulator.port)
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        simulator.stop()

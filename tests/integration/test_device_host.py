@@ -1,0 +1,235 @@
+"""The device host against the real drivers and simulators on pty pairs, on SQLite and PostgreSQL.
+
+Card jobs run one at a time per terminal; results, live texts, receipts and heartbeats are
+written back; a device host killed mid-authorisation is replaced by one that recovers the truth
+from the terminal's journal, and the customer is charged once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from drivers.simulators.pn532 import NTAG215, PAYMENT_CARD, Pn532Simulator
+from drivers.simulators.zvt import ZvtSimulator
+from gateway.adapters.db import Database
+from gateway.adapters.models import CustomerTap, DeviceStatus, Payment, Refund
+from gateway.entrypoints.device_host import DeviceHost, TillDevices
+from gateway.services import cards, jobs, payments, refunds
+from gateway.services.auth import TillContext, authenticate_till
+
+KEY = b"test-tag-token-key"
+
+
+def _till(db: Database, demo: dict[str, Any]) -> TillContext:
+    with db.unit_of_work(readonly=True) as uow:
+        return authenticate_till(uow, f"Bearer {demo['tills'][0]['api_key']}")
+
+
+def _card_payment(db: Database, till: TillContext, amount: str = "23.45") -> str:
+    with db.unit_of_work() as uow:
+        payment = cards.create_card_payment(uow, till, amount=amount, currency="EUR")
+        uow.commit()
+        return payment.id
+
+
+def _payment(db: Database, payment_id: str) -> Payment:
+    with db.unit_of_work(readonly=True) as uow:
+        payment = uow.session.get_one(Payment, payment_id)
+        uow.session.expunge(payment)
+        return payment
+
+
+def _until(check: Callable[[], bool], host: DeviceHost | None = None, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if host is not None:
+            host.step()
+        if check():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"not true after {seconds} s: {check.__doc__ or check}")
+
+
+@pytest.fixture
+def terminal() -> Iterator[ZvtSimulator]:
+    with ZvtSimulator(baudrate=115200) as simulator:
+        yield simulator  # type: ignore[misc]
+
+
+@pytest.fixture
+def host(db: Database, demo: Any, terminal: ZvtSimulator) -> Iterator[DeviceHost]:
+    till = _till(db, demo)
+    device_host = DeviceHost(
+        db,
+        [
+            TillDevices(
+                till.till_id, till.label, terminal_url=terminal.port, terminal_baudrate=115200
+            )
+        ],
+        token_key=KEY,
+        heartbeat_seconds=0.2,
+    )
+    yield device_host
+    for devices in device_host.tills:
+        device_host._close(devices)
+
+
+def test_approved_card_payment(
+    db: Database, demo: Any, host: DeviceHost, terminal: ZvtSimulator
+) -> None:
+    payment_id = _card_payment(db, _till(db, demo))
+    seen: list[str] = []
+
+    def authorised() -> bool:
+        """the payment is authorised"""
+        payment = _payment(db, payment_id)
+        if payment.display_text and payment.display_text not in seen:
+            seen.append(payment.display_text)
+        return payment.status == "authorised"
+
+    _until(authorised, host)
+    payment = _payment(db, payment_id)
+    assert payment.card is not None
+    assert payment.card["masked_pan"] and "*" in payment.card["masked_pan"]
+    assert payment.card["receipt_number"] == terminal.journal[0].receipt_number
+    assert payment.receipt_text
+    assert [b.amount_minor for b in terminal.journal] == [2345]
+    with db.unit_of_work(readonly=True) as uow:
+        kinds = [e.kind for e in payments.get_payment(uow, payment_id, payment.merchant_id).events]
+    assert kinds == ["created", "sent_to_terminal", "card_approved"]
+
+
+def test_declined_card_payment_says_why(
+    db: Database, demo: Any, host: DeviceHost, terminal: ZvtSimulator
+) -> None:
+    terminal.decline_next = 0x05
+    payment_id = _card_payment(db, _till(db, demo))
+    _until(lambda: _payment(db, payment_id).status == "failed", host)
+    payment = _payment(db, payment_id)
+    assert payment.card and payment.card["result_code"] == 0x05
+    assert payment.display_text and payment.display_text == payment.card["message"]
+    assert terminal.journal == []
+
+
+def test_refund_reversal_and_end_of_day_go_through_the_terminal(
+    db: Database, demo: Any, host: DeviceHost, terminal: ZvtSimulator
+) -> None:
+    till = _till(db, demo)
+    first = _card_payment(db, till, "10.00")
+    _until(lambda: _payment(db, first).status == "authorised", host)
+    with db.unit_of_work() as uow:  # cancelling an approved card payment reverses it
+        payments.cancel_payment(uow, first, till.merchant_id, "staff:cashier")
+        uow.commit()
+    _until(lambda: _payment(db, first).status == "cancelled", host)
+
+    second = _card_payment(db, till, "8.00")
+    _until(lambda: _payment(db, second).status == "authorised", host)
+    with db.unit_of_work() as uow:  # the day's batch: approved card payments become paid
+        jobs.enqueue(uow, cards.END_OF_DAY_JOB, {}, queue=cards.device_queue(till.till_id))
+        uow.commit()
+    _until(lambda: _payment(db, second).status == "paid", host)
+    with db.unit_of_work() as uow:
+        refunds.request_refund(
+            uow, second, till.merchant_id, amount="3.00", reason=None, actor="staff:cashier"
+        )
+        uow.commit()
+
+    def refunded() -> bool:
+        """the terminal refunded 3.00"""
+        return _payment(db, second).refunded_minor == 300
+
+    _until(refunded, host)
+    assert _payment(db, second).status == "partially_refunded"
+    kinds = [b.kind for b in terminal.journal]
+    assert kinds.count("authorisation") == 2 and "reversal" in kinds and "refund" in kinds
+    with db.unit_of_work(readonly=True) as uow:
+        assert {r.status for r in uow.session.scalars(select(Refund))} == {"succeeded"}
+
+
+def test_heartbeat_reports_each_device(db: Database, demo: Any, host: DeviceHost) -> None:
+    host.heartbeat()
+    _card_payment(db, _till(db, demo))
+    _until(lambda: True, host, seconds=0.5)
+    with db.unit_of_work(readonly=True) as uow:
+        status = uow.session.scalars(select(DeviceStatus)).one()
+        assert (status.kind, status.state) == ("card_terminal", "connected")
+
+
+def test_nfc_tap_stores_a_keyed_token_never_the_uid(db: Database, demo: Any) -> None:
+    till = _till(db, demo)
+    with Pn532Simulator(baudrate=115200) as reader:
+        device_host = DeviceHost(
+            db,
+            [TillDevices(till.till_id, till.label, reader_url=reader.port)],
+            token_key=KEY,
+            heartbeat_seconds=60,
+        )
+        reader.present(NTAG215)  # type: ignore[attr-defined]
+
+        def tapped() -> bool:
+            """a tap is recorded"""
+            with db.unit_of_work(readonly=True) as uow:
+                return uow.session.scalars(select(CustomerTap)).first() is not None
+
+        _until(tapped, device_host)
+        reader.present(PAYMENT_CARD)  # type: ignore[attr-defined]
+        _until(lambda: _taps(db) == 2, device_host)
+        device_host._close(device_host.tills[0])
+    with db.unit_of_work(readonly=True) as uow:
+        ntag, card = uow.session.scalars(select(CustomerTap).order_by(CustomerTap.id)).all()
+        assert ntag.token == device_host.tag_token(NTAG215.uid)
+        assert NTAG215.uid.hex() not in ntag.token and ntag.kind != "iso_dep"
+        assert card.kind == "iso_dep" and "VISA DEBIT" in card.applications
+
+
+def _taps(db: Database) -> int:
+    with db.unit_of_work(readonly=True) as uow:
+        return len(uow.session.scalars(select(CustomerTap)).all())
+
+
+def test_device_host_killed_mid_authorisation_never_charges_twice(
+    db: Database, demo: Any, tmp_path: Path, terminal: ZvtSimulator
+) -> None:
+    terminal.pin_delay = 1.5  # the customer takes a while to type the PIN
+    terminal.ack_timeout = 0.3  # and the terminal soon stops waiting for the dead ECR's ACK
+    config = tmp_path / "devices.toml"
+    config.write_text(
+        "[devices]\nsimulated = false\nheartbeat_seconds = 1\ntag_token_key = 'k'\n"
+        "[[devices.tills]]\nstore = 'Berlin Mitte'\ntill = 'T01'\n"
+        f"terminal_url = '{terminal.port}'\nterminal_baudrate = 115200\nreader_url = ''\n"
+    )
+    env = {**os.environ, "KASSA_CONFIG": str(config), "KASSA_DATABASE_URL": db.url}
+    command = [sys.executable, "-m", "gateway.entrypoints.cli", "devices"]
+    payment_id = _card_payment(db, _till(db, demo), "42.00")
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _until(lambda: terminal.phase == "pin", seconds=15)
+        os.kill(first.pid, signal.SIGKILL)  # kill -9 while the customer types the PIN
+        first.wait(5)
+        _until(lambda: len(terminal.journal) == 1, seconds=15)  # the terminal books it alone
+        assert _payment(db, payment_id).status == "pending"
+        second = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            _until(lambda: _payment(db, payment_id).status != "pending", seconds=20)
+        finally:
+            second.terminate()
+            second.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    payment = _payment(db, payment_id)
+    assert payment.status == "authorised"
+    assert payment.card and payment.card["receipt_number"] == terminal.journal[0].receipt_number
+    assert [b.kind for b in terminal.journal] == ["authorisation"]  # charged exactly once
