@@ -348,8 +348,10 @@ def cancel_payment(payment_id: str) -> Redirect:
     staff = _staff()
     with database().unit_of_work() as uow:
         try:
-            payments.cancel_payment(uow, payment_id, staff.merchant_id, staff.actor)
+            payment = payments.cancel_payment(uow, payment_id, staff.merchant_id, staff.actor)
             uow.commit()
+            if payment.method == "card" and payment.status != "cancelled":
+                flash("Reversal sent to the terminal; the payment shows CANCELLED once it is done.")
         except Conflict as exc:
             flash(f"Could not cancel: {exc.message}.")
     return redirect(url_for(".payment_screen", payment_id=payment_id), 303)

@@ -164,7 +164,7 @@ def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, act
         return
     payment.card = {**(payment.card or {}), **outcome.card_fields()}
     payment.receipt_text = outcome.receipt_text or payment.receipt_text
-    payment.display_text = outcome.message
+    payment.display_text = "Approved" if outcome.approved else outcome.message
     detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
     if outcome.approved:
         if outcome.amount_minor not in (None, payment.amount_minor):

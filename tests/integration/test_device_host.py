@@ -88,17 +88,14 @@ def test_approved_card_payment(
     db: Database, demo: Any, host: DeviceHost, terminal: ZvtSimulator
 ) -> None:
     payment_id = _card_payment(db, _till(db, demo))
-    seen: list[str] = []
 
     def authorised() -> bool:
         """the payment is authorised"""
-        payment = _payment(db, payment_id)
-        if payment.display_text and payment.display_text not in seen:
-            seen.append(payment.display_text)
-        return payment.status == "authorised"
+        return _payment(db, payment_id).status == "authorised"
 
     _until(authorised, host)
     payment = _payment(db, payment_id)
+    assert payment.display_text == "Approved"
     assert payment.card is not None
     assert payment.card["masked_pan"] and "*" in payment.card["masked_pan"]
     assert payment.card["receipt_number"] == terminal.journal[0].receipt_number
@@ -118,6 +115,7 @@ def test_declined_card_payment_says_why(
     payment = _payment(db, payment_id)
     assert payment.card and payment.card["result_code"] == 0x05
     assert payment.display_text and payment.display_text == payment.card["message"]
+    assert payment.display_text.startswith("declined by the card issuer")
     assert terminal.journal == []
 
 
@@ -156,13 +154,21 @@ def test_refund_reversal_and_end_of_day_go_through_the_terminal(
         assert {r.status for r in uow.session.scalars(select(Refund))} == {"succeeded"}
 
 
-def test_heartbeat_reports_each_device(db: Database, demo: Any, host: DeviceHost) -> None:
+def test_heartbeat_reports_each_device_to_the_portal(
+    app: Any, db: Database, demo: Any, host: DeviceHost
+) -> None:
+    from tests.integration.test_portal_pages import log_in, staff
+
     host.heartbeat()
     _card_payment(db, _till(db, demo))
     _until(lambda: True, host, seconds=0.5)
     with db.unit_of_work(readonly=True) as uow:
         status = uow.session.scalars(select(DeviceStatus)).one()
         assert (status.kind, status.state) == ("card_terminal", "connected")
+    manager = app.test_client()
+    log_in(manager, *staff(demo, "manager"))
+    page = manager.get("/portal/devices").get_data(as_text=True)
+    assert 'data-device-state="connected"' in page and "Card terminal" in page
 
 
 def test_nfc_tap_stores_a_keyed_token_never_the_uid(db: Database, demo: Any) -> None:

@@ -1,0 +1,161 @@
+"""Benchmark of the drivers against their simulators over pty pairs.
+
+A full ZVT authorisation (06 01 … Status Information, receipt, Completion) and a PN532
+InListPassiveTarget, each at 9600 and 115200 baud. A pty has no baud rate, so the simulators
+pace their bytes as a real line would. The limit printed beside each median is what the line
+itself allows: the wire time of every byte exchanged in both directions (bytes × 10 bits / baud)
+plus the processing delays configured in the simulator. Target: median ≤ 1.2 × limit.
+
+The host's writes are paced like a UART's; the simulator, though, receives them at once (a pty
+delivers what was written), so it may start answering while the host's bytes would still be on
+a real wire. A median a little under the limit is therefore possible; the ratio measures what
+the drivers add on top of the line: parsing, polling, acknowledgement turnarounds.
+
+Run from the repository root: ``.venv/bin/python -m bench.drivers`` (``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from drivers.pn532.reader import NfcReader
+from drivers.simulators.pn532 import NTAG215, Pn532Simulator
+from drivers.simulators.zvt import ZvtSimulator
+from drivers.transport import Transport
+from drivers.zvt.terminal import CardTerminal
+
+TARGET_RATIO = 1.2
+
+
+class CountingTransport(Transport):
+    """A transport that counts the bytes crossing the line in both directions.
+
+    Its writes take as long as on a real UART (pyserial's ``flush`` waits until the bytes are
+    on the wire), so the host's side of the dialogue is paced like the simulator's.
+    """
+
+    bytes_moved = 0
+
+    def write(self, data: bytes) -> None:
+        self.bytes_moved += len(data)
+        started = time.perf_counter()
+        super().write(data)
+        left = len(data) * 10 / self.baudrate - (time.perf_counter() - started)
+        if left > 0:
+            time.sleep(left)
+
+    def read(self, size: int, timeout: float) -> bytes:
+        data = super().read(size, timeout)
+        self.bytes_moved += len(data)
+        return data
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    baud: int
+    median_s: float
+    limit_s: float
+    bytes_moved: int
+    processing_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.median_s / self.limit_s
+
+
+def _measure(run: Callable[[], int], iterations: int, warmup: int) -> tuple[float, int]:
+    """Median wall time of ``run`` and the bytes it moved (the same every time)."""
+    times, moved = [], 0
+    for i in range(warmup + iterations):
+        start = time.perf_counter()
+        moved = run()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times), moved
+
+
+def zvt_authorisation(baud: int, iterations: int, warmup: int) -> Figure:
+    with ZvtSimulator(baudrate=baud) as simulator:
+        assert isinstance(simulator, ZvtSimulator)
+        processing = simulator.card_delay + simulator.pin_delay + simulator.online_delay
+        transport = CountingTransport(simulator.port, baudrate=baud).open()
+        terminal = CardTerminal(transport)
+
+        def run() -> int:
+            transport.bytes_moved = 0
+            result = terminal.charge(1234)
+            if not result.approved:
+                raise RuntimeError(f"the simulator declined: {result.message}")
+            return transport.bytes_moved
+
+        median, moved = _measure(run, iterations, warmup)
+        transport.close()
+    wire = moved * 10 / baud
+    return Figure("ZVT authorisation 06 01", baud, median, wire + processing, moved, processing)
+
+
+def pn532_list_target(baud: int, iterations: int, warmup: int) -> Figure:
+    with Pn532Simulator(baudrate=baud) as simulator:
+        assert isinstance(simulator, Pn532Simulator)
+        simulator.present(NTAG215)
+        transport = CountingTransport(simulator.port, baudrate=baud).open()
+        reader = NfcReader(transport)
+        reader.wake_up()
+        reader.sam_configuration()
+
+        def run() -> int:
+            transport.bytes_moved = 0
+            target = reader.list_passive_target(timeout=1.0)
+            if target is None:
+                raise RuntimeError("no tag found")
+            return transport.bytes_moved
+
+        median, moved = _measure(run, iterations, warmup)
+        processing = simulator.faults.response_delay
+        transport.close()
+    wire = moved * 10 / baud
+    return Figure("PN532 InListPassiveTarget", baud, median, wire + processing, moved, processing)
+
+
+def format_table(figures: Sequence[Figure]) -> str:
+    rows = [("figure", "baud", "median", "limit (wire + delays)", "bytes", "ratio", "target")]
+    for f in figures:
+        rows.append(
+            (
+                f.name,
+                str(f.baud),
+                f"{f.median_s * 1000:.1f} ms",
+                f"{f.limit_s * 1000:.1f} ms ({f.processing_s * 1000:.0f} ms delays)",
+                str(f.bytes_moved),
+                f"{f.ratio:.2f}×",
+                "met" if f.ratio <= TARGET_RATIO else "MISSED",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.drivers", description=__doc__)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 iterations")
+    args = parser.parse_args(argv)
+    iterations, warmup = (3, 1) if args.quick else (args.iterations, 2)
+    figures = []
+    for baud in (9600, 115200):
+        figures.append(zvt_authorisation(baud, iterations, warmup))
+        figures.append(pn532_list_target(baud, iterations, warmup))
+    print(format_table(figures))
+    print(f"\nmedian of {iterations} runs each; target median ≤ {TARGET_RATIO}× limit")
+    return 0 if all(f.ratio <= TARGET_RATIO for f in figures) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
