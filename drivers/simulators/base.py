@@ -83,6 +83,32 @@ class PtyDevice:
     def serve(self) -> None:  # pragma: no cover - subclasses implement it
         raise NotImplementedError
 
+    # -- the line's fault knobs, as attributes of the device (see LineFaults) ----------------
+
+    @property
+    def garbage_before(self) -> bytes:
+        return self.faults.garbage_before
+
+    @garbage_before.setter
+    def garbage_before(self, value: bytes) -> None:
+        self.faults.garbage_before = value
+
+    @property
+    def drop_probability(self) -> float:
+        return self.faults.drop_probability
+
+    @drop_probability.setter
+    def drop_probability(self, value: float) -> None:
+        self.faults.drop_probability = value
+
+    @property
+    def response_delay(self) -> float:
+        return self.faults.response_delay
+
+    @response_delay.setter
+    def response_delay(self, value: float) -> None:
+        self.faults.response_delay = value
+
     # -- bytes ------------------------------------------------------------------------------
 
     def byte_time(self, count: int) -> float:

@@ -108,32 +108,6 @@ class Pn532Simulator(PtyDevice):
             self._tag = None
             self._active = None
 
-    # -- fault knobs (see LineFaults) ---------------------------------------------------------
-
-    @property
-    def garbage_before(self) -> bytes:
-        return self.faults.garbage_before
-
-    @garbage_before.setter
-    def garbage_before(self, value: bytes) -> None:
-        self.faults.garbage_before = value
-
-    @property
-    def drop_probability(self) -> float:
-        return self.faults.drop_probability
-
-    @drop_probability.setter
-    def drop_probability(self, value: float) -> None:
-        self.faults.drop_probability = value
-
-    @property
-    def response_delay(self) -> float:
-        return self.faults.response_delay
-
-    @response_delay.setter
-    def response_delay(self, value: float) -> None:
-        self.faults.response_delay = value
-
     # -- the loop ---------------------------------------------------------------------------
 
     def serve(self) -> None:

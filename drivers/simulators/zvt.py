@@ -93,32 +93,6 @@ class ZvtSimulator(PtyDevice):
         self._backlog: list[bytes] = []
         self._abort_requested = False
 
-    # -- knobs on the line -----------------------------------------------------------------
-
-    @property
-    def garbage_before(self) -> bytes:
-        return self.faults.garbage_before
-
-    @garbage_before.setter
-    def garbage_before(self, value: bytes) -> None:
-        self.faults.garbage_before = value
-
-    @property
-    def drop_probability(self) -> float:
-        return self.faults.drop_probability
-
-    @drop_probability.setter
-    def drop_probability(self, value: float) -> None:
-        self.faults.drop_probability = value
-
-    @property
-    def response_delay(self) -> float:
-        return self.faults.response_delay
-
-    @response_delay.setter
-    def response_delay(self, value: float) -> None:
-        self.faults.response_delay = value
-
     # -- the loop --------------------------------------------------------------------------
 
     def serve(self) -> None:

@@ -26,7 +26,7 @@ from gateway.domain.payment import PaymentMethod, PaymentStatus
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import jobs
 from gateway.services.auth import TillContext
-from gateway.services.payments import _move, _record
+from gateway.services.payments import _move, _record, new_payment, positive_amount
 
 CHARGE_JOB = "card_charge"
 REFUND_JOB = "card_refund"
@@ -82,9 +82,7 @@ def create_card_payment(
     actor: str | None = None,
 ) -> Payment:
     """A card payment for the till's terminal; refused while the terminal is busy."""
-    money = Money.parse(amount, currency)
-    if money.minor <= 0:
-        raise InvalidInput(f"amount must be greater than zero, got {money.to_decimal_string()}")
+    money = positive_amount(amount, currency)
     uow.session.scalar(select(Till).where(Till.id == till.till_id).with_for_update())
     busy = uow.session.scalar(
         select(
@@ -100,32 +98,15 @@ def create_card_payment(
             f"the card terminal at till {till.label} is busy with another payment; "
             "finish or stop that one at the terminal first"
         )
-    now = utcnow()
-    payment = Payment(
-        id=str(uuid.uuid4()),
-        merchant_id=till.merchant_id,
-        store_id=till.store_id,
-        till_id=till.till_id,
-        method=PaymentMethod.CARD.value,
-        status=PaymentStatus.CREATED.value,
-        amount_minor=money.minor,
-        currency=money.currency,
+    payment = new_payment(
+        uow,
+        till,
+        money,
+        PaymentMethod.CARD,
         reference="C" + uuid.uuid4().hex[:12].upper(),
         bill_number=bill_number,
+        actor=actor,
         display_text="Sending to the terminal…",
-        created_by=actor or till.actor,
-        created_at=now,
-        updated_at=now,
-    )
-    uow.session.add(payment)
-    _record(
-        uow,
-        payment,
-        "created",
-        None,
-        PaymentStatus.CREATED,
-        payment.created_by,
-        {"amount": money.to_decimal_string(), "currency": money.currency},
     )
     _move(uow, payment, PaymentStatus.PENDING, "sent_to_terminal", payment.created_by, {})
     jobs.enqueue(

@@ -78,6 +78,56 @@ def merchant_profile(merchant: Merchant) -> emv_qr.MerchantProfile:
     )
 
 
+def positive_amount(amount: str, currency: str) -> Money:
+    money = Money.parse(amount, currency)
+    if money.minor <= 0:
+        raise InvalidInput(f"amount must be greater than zero, got {money.to_decimal_string()}")
+    return money
+
+
+def new_payment(
+    uow: UnitOfWork,
+    till: TillContext,
+    money: Money,
+    method: PaymentMethod,
+    *,
+    reference: str,
+    bill_number: str | None,
+    actor: str | None,
+    created_at: datetime | None = None,
+    **fields: Any,
+) -> Payment:
+    """A new payment in state ``created`` with the first entry of its history (not committed)."""
+    now = created_at or utcnow()
+    payment = Payment(
+        id=str(uuid.uuid4()),
+        merchant_id=till.merchant_id,
+        store_id=till.store_id,
+        till_id=till.till_id,
+        method=method.value,
+        status=PaymentStatus.CREATED.value,
+        amount_minor=money.minor,
+        currency=money.currency,
+        reference=reference,
+        bill_number=bill_number,
+        created_by=actor or till.actor,
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
+    uow.session.add(payment)
+    _record(
+        uow,
+        payment,
+        "created",
+        None,
+        PaymentStatus.CREATED,
+        payment.created_by,
+        {"amount": money.to_decimal_string(), "currency": money.currency},
+    )
+    return payment
+
+
 def create_qr_payment(
     uow: UnitOfWork,
     till: TillContext,
@@ -90,9 +140,7 @@ def create_qr_payment(
     actor: str | None = None,
 ) -> Payment:
     """Create a dynamic-QR payment, issue its payload and schedule its expiry (not committed)."""
-    money = Money.parse(amount, currency)
-    if money.minor <= 0:
-        raise InvalidInput(f"amount must be greater than zero, got {money.to_decimal_string()}")
+    money = positive_amount(amount, currency)
     seconds = settings.default_expiry_seconds if expires_in is None else expires_in
     if not settings.min_expiry_seconds <= seconds <= settings.max_expiry_seconds:
         raise InvalidInput(
@@ -112,35 +160,17 @@ def create_qr_payment(
         expires_at=expires_at,
         expiry_gui=settings.expiry_gui,
     )
-    payment = Payment(
-        id=str(uuid.uuid4()),
-        merchant_id=till.merchant_id,
-        store_id=till.store_id,
-        till_id=till.till_id,
-        method=PaymentMethod.QR.value,
-        status=PaymentStatus.CREATED.value,
-        amount_minor=money.minor,
-        currency=money.currency,
+    payment = new_payment(
+        uow,
+        till,
+        money,
+        PaymentMethod.QR,
         reference=reference,
         bill_number=bill_number,
+        actor=actor,
+        created_at=now,
         qr_payload=payload,
         expires_at=expires_at,
-        created_by=actor or till.actor,
-        created_at=now,
-        updated_at=now,
-    )
-    uow.session.add(payment)
-    _record(
-        uow,
-        payment,
-        "created",
-        None,
-        PaymentStatus.CREATED,
-        payment.created_by,
-        {
-            "amount": money.to_decimal_string(),
-            "currency": money.currency,
-        },
     )
     _move(
         uow,
