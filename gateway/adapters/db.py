@@ -67,6 +67,22 @@ class Database:
 
         command.upgrade(alembic_config(self), revision)
 
+    def require_current_schema(self) -> None:
+        """Refuse to work on a database whose schema is behind this code's migrations."""
+        from alembic.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        from gateway.errors import ConfigurationError
+
+        head = ScriptDirectory.from_config(alembic_config(self)).get_current_head()
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        if current != head:
+            raise ConfigurationError(
+                f"the database is at schema revision {current or 'none'}, this Kassa needs "
+                f"{head}: run `kassa db upgrade` first"
+            )
+
     def dispose(self) -> None:
         self.engine.dispose()
 

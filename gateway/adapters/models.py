@@ -330,3 +330,76 @@ class CustomerTap(Base):
     kind: Mapped[str] = mapped_column(String(32))
     applications: Mapped[list[Any]] = mapped_column(JSON, default=list)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SettlementFile(Base):
+    """An imported settlement file (camt.053/054, acquirer CSV), known by its SHA-256.
+
+    Its raw bytes are the linked inbound event's body (or, for a large file, a copy under the
+    archive directory named in the event's headers).
+    """
+
+    __tablename__ = "settlement_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    inbound_event_id: Mapped[int] = mapped_column(ForeignKey("inbound_events.id"), unique=True)
+    format: Mapped[str] = mapped_column(String(16))  # camt053 | camt054 | csv
+    mapping: Mapped[str | None] = mapped_column(String(64))  # CSV mapping name
+    filename: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    entry_count: Mapped[int] = mapped_column(Integer)
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0)
+    # {"EUR": {"CRDT": "30.86", "DBIT": "2.00"}}: what the file says, as decimal strings.
+    sums: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    pans_masked: Mapped[int] = mapped_column(Integer, default=0)
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SettlementEntry(Base):
+    """One money movement from a settlement file: a camt ``TxDtls`` (or ``Ntry``), a CSV row.
+
+    ``identity`` is a hash of the bank's own references (plus an occurrence count within the
+    file), unique per format, so the same movement in another file is not stored twice.
+    """
+
+    __tablename__ = "settlement_entries"
+    __table_args__ = (
+        UniqueConstraint("source", "identity", name="uq_settlement_entries_source_identity"),
+        Index("ix_settlement_entries_file_position", "file_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("settlement_files.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))  # camt053 | camt054 | csv
+    identity: Mapped[str | None] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(String(255))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)  # never negative; see indicator
+    currency: Mapped[str] = mapped_column(String(3))
+    indicator: Mapped[str] = mapped_column(String(4))  # CRDT | DBIT
+    reversal: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(8))  # BOOK | PDNG | INFO
+    booked_on: Mapped[str | None] = mapped_column(String(10), index=True)
+    value_on: Mapped[str | None] = mapped_column(String(10))
+    statement_id: Mapped[str | None] = mapped_column(String(64))
+    account_iban: Mapped[str | None] = mapped_column(String(34))
+    entry_index: Mapped[int | None] = mapped_column(Integer)
+    entry_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    entry_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    entry_indicator: Mapped[str | None] = mapped_column(String(4))
+    entry_tx_count: Mapped[int | None] = mapped_column(Integer)
+    end_to_end_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    account_servicer_ref: Mapped[str | None] = mapped_column(String(64))
+    transaction_id: Mapped[str | None] = mapped_column(String(64))
+    instruction_id: Mapped[str | None] = mapped_column(String(64))
+    remittance: Mapped[str | None] = mapped_column(Text)
+    creditor_reference: Mapped[str | None] = mapped_column(String(64))
+    gross_minor: Mapped[int | None] = mapped_column(BigInteger)
+    charges_minor: Mapped[int | None] = mapped_column(BigInteger)
+    charges_included: Mapped[bool | None] = mapped_column(Boolean)
+    kind: Mapped[str | None] = mapped_column(String(32))
+    merchant_id: Mapped[str | None] = mapped_column(String(64))
+    terminal_id: Mapped[str | None] = mapped_column(String(32))
+    # First six and last four digits only: a full PAN is masked on read and never stored.
+    masked_pan: Mapped[str | None] = mapped_column(String(19))

@@ -93,6 +93,7 @@ def worker() -> None:
 
     config = _config()
     database = _database(config)
+    database.require_current_schema()
     stopping = False
 
     def stop(*_: Any) -> None:
@@ -124,6 +125,7 @@ def devices(simulate: bool) -> None:
 
     config = _config()
     database = _database(config)
+    database.require_current_schema()
     tills = configured_tills(database, config)
     simulators: list[Any] = []
     if simulate and tills:
@@ -280,9 +282,11 @@ def _register() -> None:
     from drivers.pn532.cli import pn532, pn532_simulate_command
     from drivers.zvt.cli import zvt, zvt_simulate_command
     from gateway.entrypoints.qr_cli import qr
+    from gateway.entrypoints.settlement_cli import settlement
     from sandbox_bank.cli import sandbox_bank_cli
 
     main.add_command(qr)
+    main.add_command(settlement)
     main.add_command(sandbox_bank_cli)
     main.add_command(pn532)
     simulate.add_command(pn532_simulate_command, "pn532")

@@ -1,0 +1,80 @@
+"""`kassa settlement …`: import bank and acquirer settlement files.
+
+Errors (a malformed file, an unknown mapping) are :class:`~gateway.errors.KassaError`; the
+``kassa`` group turns them into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from gateway.adapters.settlement_files import FORMATS
+
+
+@click.group("settlement")
+def settlement() -> None:
+    """Settlement files from banks and acquirers (camt.053, camt.054, CSV)."""
+
+
+@settlement.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Parse and summarise; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--format", "file_format", type=click.Choice(FORMATS), help="Default: detected.")
+@click.option("--mapping", help="CSV column mapping ([settlement.csv_mappings.NAME]).")
+def import_command(
+    file: Path, dry_run: bool, as_json: bool, file_format: str | None, mapping: str | None
+) -> None:
+    """Import FILE: store it raw, then its entries, once (a re-import changes nothing)."""
+    from gateway.adapters.db import Database
+    from gateway.config import load_config
+    from gateway.services.settlement_import import import_settlement_file
+
+    config = load_config()
+    database = Database(config["database"]["url"])
+    try:
+        database.require_current_schema()
+        with _progress(file, show=not as_json) as on_read, database.unit_of_work() as uow:
+            summary = import_settlement_file(
+                uow,
+                file,
+                config.get("settlement", {}),
+                file_format=file_format,
+                mapping_name=mapping,
+                dry_run=dry_run,
+                on_read=on_read,
+            )
+    finally:
+        database.dispose()
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), indent=2))
+        return
+    verb = "would import" if dry_run else "imported"
+    if summary.duplicate:
+        verb = "already imported"
+    click.echo(f"{file.name}: {summary.format}, {summary.entries} entries, {verb}")
+    if not summary.duplicate and not dry_run:
+        click.echo(
+            f"  file id {summary.file_id}: {summary.stored} stored, {summary.skipped}"
+            " already known from other files"
+        )
+    for currency, sums in summary.sums.items():
+        click.echo("  " + currency + ": " + ", ".join(f"{k} {v}" for k, v in sums.items()))
+    if summary.pans_masked:
+        click.echo(f"  {summary.pans_masked} full card numbers masked to first6/last4 on read")
+
+
+@contextmanager
+def _progress(file: Path, show: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar over the file's bytes, on a terminal only."""
+    if not (show and sys.stdout.isatty()):
+        yield None
+        return
+    with click.progressbar(length=file.stat().st_size, label=file.name, file=sys.stderr) as bar:
+        yield bar.update

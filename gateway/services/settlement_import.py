@@ -1,0 +1,336 @@
+"""Import a settlement file (camt.053, camt.054, acquirer CSV): store it raw, then its entries.
+
+The raw file is stored first (DESIGN.md: raw inbound events are stored before processing), in
+its own commit, as an inbound event with ``source="settlement_file"`` and the file's SHA-256 as
+``external_id``: the bytes themselves up to ``[settlement] store_max_bytes``, beyond that a copy
+under ``archive_dir`` named by the hash (a 1 GB body does not belong in a database row, nor in
+memory). The entries are then written in one transaction: a malformed file rolls back whole, and
+its inbound event is marked ``rejected`` with the reason.
+
+A file seen before (same SHA-256) is reported as a duplicate and changes nothing; a movement seen
+before in another file of the same format (same bank references) is skipped, not doubled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import InboundEvent, SettlementEntry, SettlementFile
+from gateway.adapters.settlement_files import (
+    InvalidSettlementFile,
+    SettlementLine,
+    detect_format,
+    sha256_of,
+)
+from gateway.adapters.settlement_files.camt import parse_camt
+from gateway.adapters.settlement_files.csv_report import (
+    CsvMapping,
+    choose_mapping,
+    mappings_from_config,
+    parse_csv,
+)
+from gateway.config import PROJECT_DIR
+from gateway.domain.money import Money
+
+SOURCE = "settlement_file"
+BATCH_SIZE = 1000
+_REF_COLUMNS = {
+    "end_to_end_id": 64,
+    "account_servicer_ref": 64,
+    "transaction_id": 64,
+    "instruction_id": 64,
+    "creditor_reference": 64,
+    "entry_ref": 64,
+    "statement_id": 64,
+    "merchant_id": 64,
+    "terminal_id": 32,
+    "kind": 32,
+    "account_iban": 34,
+}
+
+
+@dataclass
+class ImportSummary:
+    """What a file holds and what became of it; ``sums`` are decimal strings per currency."""
+
+    format: str
+    content_hash: str
+    mapping: str | None = None
+    entries: int = 0
+    stored: int = 0
+    skipped: int = 0
+    sums: dict[str, dict[str, str]] = field(default_factory=dict)
+    pans_masked: int = 0
+    duplicate: bool = False
+    file_id: int | None = None
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Plan:
+    path: Path
+    format: str
+    mapping: CsvMapping | None
+    content_hash: str
+    size: int
+
+
+def import_settlement_file(
+    uow: UnitOfWork,
+    path: Path,
+    settings: Mapping[str, Any],
+    *,
+    file_format: str | None = None,
+    mapping_name: str | None = None,
+    dry_run: bool = False,
+    on_read: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Import ``path`` (see the module docstring); ``settings`` is the ``[settlement]`` table."""
+    plan = _plan(path, settings, file_format, mapping_name)
+    known = uow.session.scalar(
+        select(SettlementFile).where(SettlementFile.content_hash == plan.content_hash)
+    )
+    if known is not None:
+        return _known(known, dry_run)
+    if dry_run:
+        summary = _summary(plan, dry_run=True)
+        _tally(summary, _lines(plan, on_read))
+        return summary
+    event = _store_raw(uow, plan, settings)
+    try:
+        summary = _import(uow, plan, event, on_read)
+    except InvalidSettlementFile as exc:
+        uow.rollback()
+        _mark(uow, event, "rejected", str(exc))
+        raise
+    _mark(uow, event, "processed", None)
+    return summary
+
+
+def _plan(
+    path: Path, settings: Mapping[str, Any], file_format: str | None, mapping_name: str | None
+) -> _Plan:
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+        f.seek(0)
+        content_hash, size = sha256_of(f)
+    detected = detect_format(head)
+    if file_format and file_format != detected:
+        raise InvalidSettlementFile(f"{path.name} is {detected}, not {file_format}")
+    mapping = None
+    if detected == "csv":
+        mappings = mappings_from_config(settings)
+        if mapping_name is not None and mapping_name not in mappings:
+            raise InvalidSettlementFile(
+                f"no CSV mapping {mapping_name!r}: configured are {', '.join(mappings)}"
+            )
+        mapping = mappings[mapping_name] if mapping_name else choose_mapping(head, mappings)
+    return _Plan(path, detected, mapping, content_hash, size)
+
+
+def _summary(plan: _Plan, **extra: Any) -> ImportSummary:
+    mapping = plan.mapping.name if plan.mapping else None
+    return ImportSummary(
+        format=plan.format, content_hash=plan.content_hash, mapping=mapping, **extra
+    )
+
+
+def _known(known: SettlementFile, dry_run: bool) -> ImportSummary:
+    return ImportSummary(
+        format=known.format,
+        content_hash=known.content_hash,
+        mapping=known.mapping,
+        entries=known.entry_count,
+        stored=0,
+        skipped=known.entry_count,
+        sums=known.sums,
+        pans_masked=known.pans_masked,
+        duplicate=True,
+        file_id=known.id,
+        dry_run=dry_run,
+    )
+
+
+def _lines(plan: _Plan, on_read: Callable[[int], None] | None) -> Iterator[SettlementLine]:
+    with plan.path.open("rb") as f:
+        if plan.mapping is not None:
+            yield from parse_csv(f, plan.mapping, on_read)
+        else:
+            yield from parse_camt(f, on_read)
+
+
+def _tally(summary: ImportSummary, lines: Iterable[SettlementLine]) -> None:
+    """Count and sum ``lines`` into ``summary`` (minor units, rendered at the end)."""
+    minor: dict[str, Counter[str]] = {}
+    for line in lines:
+        _count(summary, minor, line)
+    _render_sums(summary, minor)
+
+
+def _count(summary: ImportSummary, minor: dict[str, Counter[str]], line: SettlementLine) -> None:
+    summary.entries += 1
+    summary.pans_masked += line.pan_masked
+    minor.setdefault(line.currency, Counter())[line.indicator] += line.amount_minor
+
+
+def _render_sums(summary: ImportSummary, minor: dict[str, Counter[str]]) -> None:
+    summary.sums = {
+        currency: {
+            ind: Money(total, currency).to_decimal_string() for ind, total in sorted(c.items())
+        }
+        for currency, c in sorted(minor.items())
+    }
+
+
+def _store_raw(uow: UnitOfWork, plan: _Plan, settings: Mapping[str, Any]) -> InboundEvent:
+    """The raw file as an inbound event, committed before anything is parsed."""
+    session = uow.session
+    event = session.scalar(
+        select(InboundEvent).where(
+            InboundEvent.source == SOURCE, InboundEvent.external_id == plan.content_hash
+        )
+    )
+    if event is None:
+        headers: dict[str, Any] = {"filename": plan.path.name, "size": plan.size}
+        body = b""
+        if plan.size <= int(settings.get("store_max_bytes", 16 << 20)):
+            body = plan.path.read_bytes()
+        else:
+            headers["archived_as"] = str(_archive(plan, settings))
+        event = InboundEvent(
+            source=SOURCE,
+            external_id=plan.content_hash,
+            kind=plan.format,
+            headers=headers,
+            body=body,
+            content_hash=plan.content_hash,
+        )
+        session.add(event)
+    event.status, event.error = "received", None
+    uow.commit()
+    return event
+
+
+def _archive(plan: _Plan, settings: Mapping[str, Any]) -> Path:
+    directory = PROJECT_DIR / str(settings.get("archive_dir", "var/settlement-files"))
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / plan.content_hash
+    if not target.exists():
+        draft = target.with_suffix(".part")
+        shutil.copyfile(plan.path, draft)
+        draft.replace(target)
+    return target
+
+
+def _mark(uow: UnitOfWork, event: InboundEvent, status: str, error: str | None) -> None:
+    event.status, event.error = status, error
+    event.processed_at = datetime.now(UTC)
+    uow.commit()
+
+
+def _import(
+    uow: UnitOfWork,
+    plan: _Plan,
+    event: InboundEvent,
+    on_read: Callable[[int], None] | None,
+) -> ImportSummary:
+    """The file row and its entries, in one transaction, in batches of BATCH_SIZE."""
+    record = SettlementFile(
+        content_hash=plan.content_hash,
+        inbound_event_id=event.id,
+        format=plan.format,
+        mapping=plan.mapping.name if plan.mapping else None,
+        filename=plan.path.name[:255],
+        size_bytes=plan.size,
+        entry_count=0,
+    )
+    uow.session.add(record)
+    uow.session.flush()
+    summary = _summary(plan, file_id=record.id)
+    minor: dict[str, Counter[str]] = {}
+    identities = _Identities()
+    lines = _lines(plan, on_read)
+    while batch := list(islice(lines, BATCH_SIZE)):
+        for line in batch:
+            _count(summary, minor, line)
+        _write(uow, record, [(line, identities.of(line)) for line in batch], summary)
+    _render_sums(summary, minor)
+    record.entry_count, record.skipped_count = summary.entries, summary.skipped
+    record.sums, record.pans_masked = summary.sums, summary.pans_masked
+    uow.commit()
+    return summary
+
+
+class _Identities:
+    """Hashed bank references, with an occurrence count so twins within one entry stay apart."""
+
+    def __init__(self) -> None:
+        self._entry: object = None
+        self._seen: Counter[str] = Counter()
+
+    def of(self, line: SettlementLine) -> str | None:
+        refs = line.identity()
+        if refs is None:
+            return None
+        group = (line.statement_id, line.entry_index)
+        if group != self._entry:
+            self._entry, self._seen = group, Counter()
+        self._seen[refs] += 1
+        key = f"{line.account_iban or ''}|{refs}#{self._seen[refs]}"
+        return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _write(
+    uow: UnitOfWork,
+    record: SettlementFile,
+    batch: list[tuple[SettlementLine, str | None]],
+    summary: ImportSummary,
+) -> None:
+    keys = [key for _, key in batch if key is not None]
+    known = set(
+        uow.session.scalars(
+            select(SettlementEntry.identity).where(
+                SettlementEntry.source == record.format, SettlementEntry.identity.in_(keys)
+            )
+        )
+    )
+    rows = [_row(record, line, key) for line, key in batch if key is None or key not in known]
+    summary.skipped += len(batch) - len(rows)
+    summary.stored += len(rows)
+    if rows:
+        uow.session.execute(insert(SettlementEntry), rows)
+
+
+def _row(record: SettlementFile, line: SettlementLine, key: str | None) -> dict[str, Any]:
+    for name, limit in _REF_COLUMNS.items():
+        value = getattr(line, name)
+        if value is not None and len(value) > limit:
+            raise InvalidSettlementFile(
+                f"{line.location}: {name} {value[:20]!r}… is longer than {limit} characters"
+            )
+    values = {name: getattr(line, name) for name in SettlementLine.__dataclass_fields__}
+    for name in ("pan_masked",):
+        values.pop(name)
+    values.update(
+        file_id=record.id,
+        source=record.format,
+        identity=key,
+        location=line.location[:255],
+        booked_on=line.booked_on.isoformat() if line.booked_on else None,
+        value_on=line.value_on.isoformat() if line.value_on else None,
+    )
+    return values

@@ -1,0 +1,136 @@
+"""Importing settlement files into the database: once, whole or not at all, raw first."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from gateway.adapters.db import Database
+from gateway.adapters.models import InboundEvent, SettlementEntry, SettlementFile
+from gateway.adapters.settlement_files import InvalidSettlementFile
+from gateway.config import load_config
+from gateway.entrypoints.settlement_cli import settlement
+from gateway.errors import KassaError
+from gateway.services.settlement_import import import_settlement_file
+from sandbox_bank.camt import camt053, camt054
+from sandbox_bank.settlement import SettlementBatch, to_csv
+from sandbox_bank.settlement import SettlementLine as SandboxLine
+
+SETTINGS = load_config(env={})["settlement"]
+
+
+def sandbox_batch() -> SettlementBatch:
+    day = date(2026, 11, 25)
+    lines = (
+        SandboxLine("payment", "K1", "bp1", None, None, day, 1234, 29, "EUR", "bill 1"),
+        SandboxLine("payment", "K2", "bp2", None, None, day, 2000, 40, "EUR", "bill 2"),
+        SandboxLine("refund", "K1", "bp1", "br1", "rf1", day, 200, 0, "EUR", "refund"),
+    )
+    return SettlementBatch(
+        "STL-20261125", "KASSA-DEMO-0001", "Kassa Demo", "DE89370400440532013000", day,
+        "EUR", datetime(2026, 11, 25, 23, tzinfo=UTC), 0, lines,
+    )  # fmt: skip
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run(db: Database, path: Path, **options: Any) -> Any:
+    with db.unit_of_work() as uow:
+        return import_settlement_file(uow, path, SETTINGS, **options)
+
+
+def count(db: Database, column: Any) -> int:
+    with db.unit_of_work(readonly=True) as uow:
+        return int(uow.session.scalar(select(func.count(column))) or 0)
+
+
+def test_a_sandbox_statement_is_imported_once(db: Database, tmp_path: Path) -> None:
+    batch = sandbox_batch()
+    path = write(tmp_path, "stl.camt053.xml", camt053(batch))
+    first = run(db, path)
+    assert (first.format, first.entries, first.stored, first.duplicate) == ("camt053", 3, 3, False)
+    assert first.sums == {"EUR": {"CRDT": "31.65", "DBIT": "2.00"}}
+    assert 3165 - 200 == batch.net_minor
+    again = run(db, path)
+    assert (again.duplicate, again.file_id, again.sums) == (True, first.file_id, first.sums)
+    assert count(db, SettlementEntry.id) == 3
+    with db.unit_of_work(readonly=True) as uow:
+        event = uow.session.scalars(select(InboundEvent)).one()
+        assert (event.source, event.external_id, event.status) == (
+            "settlement_file", first.content_hash, "processed",
+        )  # fmt: skip
+        assert event.body == path.read_bytes()
+        rows = uow.session.scalars(select(SettlementEntry).order_by(SettlementEntry.position))
+        assert [(r.end_to_end_id, r.amount_minor, r.indicator) for r in rows] == [
+            ("K1", 1205, "CRDT"), ("K2", 1960, "CRDT"), ("K1", 200, "DBIT"),
+        ]  # fmt: skip
+
+
+def test_the_same_movements_in_another_file_are_not_doubled(db: Database, tmp_path: Path) -> None:
+    text = camt053(sandbox_batch())
+    run(db, write(tmp_path, "a.xml", text))
+    other = run(db, write(tmp_path, "b.xml", text.replace("-053</MsgId>", "-053-resent</MsgId>")))
+    assert (other.duplicate, other.entries, other.stored, other.skipped) == (False, 3, 0, 3)
+    notification = run(db, write(tmp_path, "c.xml", camt054(sandbox_batch())))
+    assert (notification.format, notification.stored) == ("camt054", 3)
+    csv = run(db, write(tmp_path, "d.csv", to_csv(sandbox_batch())))
+    assert (csv.format, csv.mapping, csv.stored) == ("csv", "sandbox", 3)
+    assert csv.sums == {"EUR": {"CRDT": "31.65", "DBIT": "2.00"}}
+    assert count(db, SettlementEntry.id) == 9
+
+
+def test_a_malformed_file_is_rejected_whole(db: Database, tmp_path: Path) -> None:
+    text = camt053(sandbox_batch()).replace(
+        '<Amt Ccy="EUR">2.00</Amt>', '<Amt Ccy="EUR">2.001</Amt>'
+    )
+    path = write(tmp_path, "bad.xml", text)
+    with pytest.raises(InvalidSettlementFile, match=r"TxDtls\[3\]/Amt \(line \d+\)"):
+        run(db, path)
+    assert count(db, SettlementEntry.id) == 0 and count(db, SettlementFile.id) == 0
+    with db.unit_of_work(readonly=True) as uow:
+        event = uow.session.scalars(select(InboundEvent)).one()
+        assert event.status == "rejected" and "2.001" in (event.error or "")
+
+
+def test_a_dry_run_writes_nothing(db: Database, tmp_path: Path) -> None:
+    summary = run(db, write(tmp_path, "s.xml", camt054(sandbox_batch())), dry_run=True)
+    assert (summary.entries, summary.dry_run, summary.file_id) == (3, True, None)
+    assert count(db, InboundEvent.id) == 0 and count(db, SettlementEntry.id) == 0
+
+
+class _Wrapped(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KassaError as exc:
+            click.echo(f"kassa: {exc}", err=True)
+            sys.exit(2)
+
+
+def test_the_command_line(db: Database, tmp_path: Path) -> None:
+    group = _Wrapped(commands={"settlement": settlement})
+    env = {"KASSA_DATABASE_URL": db.url}
+    path = write(tmp_path, "s.xml", camt053(sandbox_batch()))
+    result = CliRunner().invoke(group, ["settlement", "import", str(path), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert (summary["format"], summary["entries"], summary["duplicate"]) == ("camt053", 3, False)
+    assert summary["sums"] == {"EUR": {"CRDT": "31.65", "DBIT": "2.00"}}
+    again = CliRunner().invoke(group, ["settlement", "import", str(path)], env=env)
+    assert "already imported" in again.output
+    bad = write(tmp_path, "bad.csv", "Datum;Betrag\n1;2\n")
+    failed = CliRunner().invoke(group, ["settlement", "import", str(bad)], env=env)
+    assert failed.exit_code == 2
+    assert failed.output.startswith("kassa: line 1: the CSV header matches no configured mapping")
