@@ -87,6 +87,8 @@ class Merchant(Base):
     local_city: Mapped[str | None] = mapped_column(String(15))
     default_currency: Mapped[str] = mapped_column(String(3))
     locale: Mapped[str] = mapped_column(String(16), default="en")
+    # Where the bank settles: account IBANs and acquirer merchant ids that settlement files name.
+    settlement_accounts: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     stores: Mapped[list[Store]] = relationship(back_populates="merchant")
@@ -403,3 +405,62 @@ class SettlementEntry(Base):
     terminal_id: Mapped[str | None] = mapped_column(String(32))
     # First six and last four digits only: a full PAN is masked on read and never stored.
     masked_pan: Mapped[str | None] = mapped_column(String(19))
+
+
+class ReconRun(Base):
+    """One reconciliation of a merchant's day: when, by whom, and what came out."""
+
+    __tablename__ = "recon_runs"
+    __table_args__ = (Index("ix_recon_runs_merchant_day", "merchant_id", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    day: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str | None] = mapped_column(String(16))  # which file format was used
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    actor: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReconResult(Base):
+    """The current verdict on one payment, refund or bank line of a day (the latest run's)."""
+
+    __tablename__ = "recon_results"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "subject", "subject_id", name="uq_recon_results_subject"),
+        Index("ix_recon_results_merchant_day_outcome", "merchant_id", "day", "outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("recon_runs.id"))
+    day: Mapped[str] = mapped_column(String(10))
+    subject: Mapped[str] = mapped_column(String(8))  # payment | refund | line
+    subject_id: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3))
+    expected_minor: Mapped[int | None] = mapped_column(BigInteger)
+    settled_minor: Mapped[int | None] = mapped_column(BigInteger)
+    fee_expected_minor: Mapped[int | None] = mapped_column(BigInteger)
+    fee_charged_minor: Mapped[int | None] = mapped_column(BigInteger)
+    linked: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class ReconDecision(Base):
+    """A manager's decision that outlives re-runs: a link by hand, an accepted difference, a
+    write-off. Reopening revokes it; nothing is deleted, so every decision stays audited."""
+
+    __tablename__ = "recon_decisions"
+    __table_args__ = (Index("ix_recon_decisions_merchant", "merchant_id", "revoked_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    action: Mapped[str] = mapped_column(String(24))  # link | accept_difference | write_off
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    line_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column()

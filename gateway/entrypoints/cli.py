@@ -274,6 +274,48 @@ def _safe_url(url: str) -> str:
 
 
 @main.group()
+def recon() -> None:
+    """Settlement reconciliation: match the bank's lines to Kassa's payments."""
+
+
+@recon.command("run")
+@click.option("--date", "day", required=True, help="The day to reconcile, YYYY-MM-DD.")
+@click.option("--merchant", "merchant_id", type=int, help="Merchant id (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome counts as JSON.")
+def recon_run(day: str, merchant_id: int | None, as_json: bool) -> None:
+    """Reconcile DAY: every payment, refund and bank line gets one verdict with its reason."""
+    from datetime import date as date_type
+
+    from sqlalchemy import select
+
+    from gateway.adapters.models import Merchant
+    from gateway.errors import InvalidInput
+    from gateway.services.reconciliation import ReconSettings, reconcile_day
+
+    try:
+        wanted = date_type.fromisoformat(day)
+    except ValueError:
+        raise InvalidInput(f"--date must be YYYY-MM-DD, not {day!r}") from None
+    config = _config()
+    database = _database(config)
+    database.require_current_schema()
+    settings = ReconSettings.from_config(config)
+    out = {}
+    with database.unit_of_work() as uow:
+        ids = [merchant_id] if merchant_id else list(uow.session.scalars(select(Merchant.id)))
+        for mid in ids:
+            run = reconcile_day(uow, mid, wanted, settings, actor="cli")
+            out[str(mid)] = run.counts
+        uow.commit()
+    if as_json:
+        click.echo(json.dumps({"date": wanted.isoformat(), "merchants": out}, indent=2))
+        return
+    for mid, counts in out.items():
+        summary = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing to reconcile"
+        click.echo(f"merchant {mid}, {wanted}: {summary}")
+
+
+@main.group()
 def simulate() -> None:
     """Run a simulated device on a pty and print its port path (Ctrl-C stops it)."""
 

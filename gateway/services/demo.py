@@ -51,6 +51,7 @@ def _create_structure(uow: UnitOfWork) -> Merchant:
         ],
         default_currency="EUR",
         locale="de_DE",
+        settlement_accounts=["DE89370400440532013000", "KASSA-DEMO-0001"],
     )
     uow.session.add(merchant)
     mitte = Store(merchant=merchant, name="Berlin Mitte", city="Berlin", timezone="Europe/Berlin")

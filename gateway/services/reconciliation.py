@@ -1,0 +1,351 @@
+"""Reconcile a merchant's day: Kassa's payments and refunds against the bank's settlement lines.
+
+The matching itself is pure domain code (:mod:`gateway.domain.reconciliation`); this module
+loads its inputs, applies the managers' standing decisions, and stores one current verdict per
+payment, refund and bank line of the day. Re-running a day gives the same verdicts for the
+same data: results are replaced, decisions are kept.
+
+Which lines: those booked within the matching window of the day, on the merchant's settlement
+accounts (``Merchant.settlement_accounts``: IBANs and acquirer merchant ids). A bank reports the
+same money in several files (camt.053 statement, camt.054 notification, acquirer CSV); for each
+booking day only the most complete source present is used (camt.053, then camt.054, then CSV),
+so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal, cast
+
+from sqlalchemy import delete, func, or_, select
+
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import (
+    Merchant,
+    Payment,
+    ReconDecision,
+    ReconResult,
+    ReconRun,
+    Refund,
+    SettlementEntry,
+    utcnow,
+)
+from gateway.domain.reconciliation import (
+    SETTLEABLE,
+    BankLine,
+    FeeRate,
+    FeeSchedule,
+    KassaPayment,
+    KassaRefund,
+    ManualDecision,
+    Outcome,
+    reconcile,
+)
+from gateway.errors import InvalidInput, NotFound
+from gateway.services import jobs
+
+RECON_JOB = "reconcile_day"
+Action = Literal["link", "accept_difference", "write_off"]
+SOURCE_PRIORITY = ("camt053", "camt054", "csv")
+ACTIONS = ("link", "accept_difference", "write_off")
+PENDING = frozenset({Outcome.AWAITING_SETTLEMENT.value})
+GOOD = frozenset({Outcome.MATCHED.value, Outcome.WRITTEN_OFF.value})
+
+
+@dataclass(frozen=True, slots=True)
+class ReconSettings:
+    fees: FeeSchedule
+    window_days: int = 3
+    unsettled_after_days: int = 2
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ReconSettings:
+        section = config.get("reconciliation", {})
+        rates = {
+            method: FeeRate(int(rate["percent_bp"]), int(rate["fixed_minor"]))
+            for method, rate in section.get("fees", {}).items()
+        }
+        return cls(
+            fees=FeeSchedule.of(**rates),
+            window_days=int(section.get("window_days", 3)),
+            unsettled_after_days=int(section.get("unsettled_after_days", 2)),
+        )
+
+
+def is_exception(outcome: str) -> bool:
+    return outcome not in GOOD and outcome not in PENDING
+
+
+def reconcile_day(
+    uow: UnitOfWork,
+    merchant_id: int,
+    day: date,
+    settings: ReconSettings,
+    *,
+    actor: str,
+    as_of: date | None = None,
+) -> ReconRun:
+    """Match the day and store its verdicts (not committed)."""
+    merchant = uow.session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound(f"no merchant {merchant_id}")
+    low, high = (
+        day - timedelta(days=settings.window_days),
+        day + timedelta(days=settings.window_days),
+    )
+    lines, source = _lines(uow, merchant, low, high + timedelta(days=settings.window_days))
+    outcome = reconcile(
+        _payments(uow, merchant_id, low, high),
+        _refunds(uow, merchant_id, low, high),
+        lines,
+        fees=settings.fees,
+        as_of=as_of or utcnow().date(),
+        window_days=settings.window_days,
+        unsettled_after_days=settings.unsettled_after_days,
+        decisions=_decisions(uow, merchant_id),
+    )
+    todays = [r for r in outcome.results if r.day == day]
+    run = ReconRun(
+        merchant_id=merchant_id,
+        day=day.isoformat(),
+        source=source,
+        actor=actor,
+        counts=_counts(todays),
+        started_at=utcnow(),
+    )
+    uow.session.add(run)
+    uow.session.flush()
+    # A subject's day never changes (paid on, booked on), so the day's rows are all there is.
+    uow.session.execute(
+        delete(ReconResult)
+        .where(
+            ReconResult.merchant_id == merchant_id,
+            ReconResult.day == day.isoformat(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    uow.session.add_all(
+        ReconResult(
+            merchant_id=merchant_id,
+            run_id=run.id,
+            day=day.isoformat(),
+            subject=r.subject,
+            subject_id=r.id,
+            outcome=r.outcome.value,
+            currency=r.currency,
+            expected_minor=r.expected_minor,
+            settled_minor=r.settled_minor,
+            fee_expected_minor=r.fee_expected_minor,
+            fee_charged_minor=r.fee_charged_minor,
+            linked=list(r.linked),
+            reason=r.reason,
+        )
+        for r in todays
+    )
+    return run
+
+
+def _counts(results: Iterable[Any]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for r in results:
+        counts[r.outcome.value] += 1
+    return dict(sorted(counts.items()))
+
+
+def _payments(uow: UnitOfWork, merchant_id: int, low: date, high: date) -> list[KassaPayment]:
+    rows = uow.session.scalars(
+        select(Payment).where(
+            Payment.merchant_id == merchant_id,
+            Payment.status.in_(sorted(SETTLEABLE)),
+            func.coalesce(Payment.paid_at, Payment.created_at) >= _start(low),
+            func.coalesce(Payment.paid_at, Payment.created_at) < _start(high + timedelta(days=1)),
+        )
+    )
+    out = []
+    for p in rows:
+        card = p.card or {}
+        out.append(
+            KassaPayment(
+                id=p.id,
+                reference=p.reference,
+                method=p.method,
+                amount_minor=p.amount_minor,
+                currency=p.currency,
+                paid_on=(p.paid_at or p.created_at).date(),
+                status=p.status,
+                refunded_minor=p.refunded_minor or 0,
+                terminal_trace=_text(card.get("trace_number")),
+                receipt_no=_text(card.get("receipt_number")),
+            )
+        )
+    return out
+
+
+def _refunds(uow: UnitOfWork, merchant_id: int, low: date, high: date) -> list[KassaRefund]:
+    rows = uow.session.scalars(
+        select(Refund)
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(
+            Payment.merchant_id == merchant_id,
+            Refund.status == "succeeded",
+            Refund.updated_at >= _start(low),
+            Refund.updated_at < _start(high + timedelta(days=1)),
+        )
+    )
+    return [
+        KassaRefund(
+            id=r.id,
+            payment_id=r.payment_id,
+            amount_minor=r.amount_minor,
+            currency=r.currency,
+            succeeded_on=r.updated_at.date(),
+        )
+        for r in rows
+    ]
+
+
+def _lines(
+    uow: UnitOfWork, merchant: Merchant, low: date, high: date
+) -> tuple[list[BankLine], str | None]:
+    accounts = [str(a) for a in (merchant.settlement_accounts or [])]
+    if not accounts:
+        return [], None
+    rows = list(
+        uow.session.scalars(
+            select(SettlementEntry)
+            .where(
+                SettlementEntry.booked_on >= low.isoformat(),
+                SettlementEntry.booked_on <= high.isoformat(),
+                SettlementEntry.status == "BOOK",
+                or_(
+                    SettlementEntry.account_iban.in_(accounts),
+                    SettlementEntry.merchant_id.in_(accounts),
+                ),
+            )
+            .order_by(SettlementEntry.id)
+        )
+    )
+    best: dict[str, str] = {}
+    for row in rows:
+        day = row.booked_on or ""
+        if day not in best or SOURCE_PRIORITY.index(row.source) < SOURCE_PRIORITY.index(best[day]):
+            best[day] = row.source
+    chosen = [row for row in rows if best.get(row.booked_on or "") == row.source]
+    sources = sorted(set(best.values()), key=SOURCE_PRIORITY.index)
+    return [_line(row) for row in chosen], "+".join(sources) or None
+
+
+def _line(row: SettlementEntry) -> BankLine:
+    credit = (row.indicator == "CRDT") != bool(row.reversal)
+    gross = row.gross_minor if row.gross_minor is not None else row.amount_minor
+    entry = row.entry_amount_minor
+    entry_credit = ((row.entry_indicator or row.indicator) == "CRDT") != bool(row.reversal)
+    return BankLine(
+        line_id=str(row.id),
+        amount_minor=gross if credit else -gross,
+        currency=row.currency,
+        booking_date=date.fromisoformat(row.booked_on or "1970-01-01"),
+        # A refund's own id travels as the instruction id (camt Refs/InstrId); its end-to-end id
+        # is the refunded payment's reference.
+        end_to_end_id=(
+            row.instruction_id if not credit and row.instruction_id else row.end_to_end_id
+        ),
+        fee_minor=row.charges_minor,
+        entry_ref=row.entry_ref or "",
+        entry_amount_minor=None if entry is None else (entry if entry_credit else -entry),
+        entry_tx_count=row.entry_tx_count or 1,
+        value_date=date.fromisoformat(row.value_on) if row.value_on else None,
+        account_servicer_ref=row.account_servicer_ref,
+        remittance=row.remittance or "",
+        kind=row.kind if row.kind in ("payment", "refund", "chargeback", "fee") else None,  # type: ignore[arg-type]
+    )
+
+
+def _decisions(uow: UnitOfWork, merchant_id: int) -> list[ManualDecision]:
+    rows = uow.session.scalars(
+        select(ReconDecision)
+        .where(ReconDecision.merchant_id == merchant_id, ReconDecision.revoked_at.is_(None))
+        .order_by(ReconDecision.id)
+    )
+    return [
+        ManualDecision(
+            action=cast(Action, d.action),
+            subject_id=d.subject_id,  # type: ignore[arg-type]
+            line_ids=tuple(str(i) for i in d.line_ids),
+            by=d.decided_by,
+            at=d.decided_at,
+            note=d.note,
+        )
+        for d in rows
+    ]
+
+
+def decide(
+    uow: UnitOfWork,
+    merchant_id: int,
+    *,
+    action: str,
+    subject_id: str | None,
+    line_ids: Iterable[str],
+    note: str,
+    actor: str,
+) -> ReconDecision:
+    """Record a manager's decision; it holds in every later run until reopened."""
+    if action not in ACTIONS:
+        raise InvalidInput(f"a decision is one of {', '.join(ACTIONS)}, not {action!r}")
+    if not note.strip():
+        raise InvalidInput("say why in a note: every decision is audited")
+    lines = [str(i) for i in line_ids]
+    if not subject_id and not lines:
+        raise InvalidInput("a decision names a payment or refund, bank lines, or both")
+    if action == "link" and not (subject_id and lines):
+        raise InvalidInput("a link joins a payment or refund to at least one bank line")
+    decision = ReconDecision(
+        merchant_id=merchant_id,
+        action=action,
+        subject_id=subject_id,
+        line_ids=lines,
+        note=note.strip(),
+        decided_by=actor,
+        decided_at=utcnow(),
+    )
+    uow.session.add(decision)
+    uow.session.flush()
+    return decision
+
+
+def reopen(uow: UnitOfWork, merchant_id: int, decision_id: int, actor: str) -> ReconDecision:
+    decision = uow.session.scalar(
+        select(ReconDecision).where(
+            ReconDecision.id == decision_id, ReconDecision.merchant_id == merchant_id
+        )
+    )
+    if decision is None:
+        raise NotFound(f"no decision {decision_id} for this merchant")
+    if decision.revoked_at is None:
+        decision.revoked_at, decision.revoked_by = utcnow(), actor
+    return decision
+
+
+def schedule_daily(uow: UnitOfWork, merchant_id: int, day: date) -> None:
+    """Queue tomorrow's run of ``day`` (after the bank's files for it have usually arrived)."""
+    jobs.enqueue(
+        uow,
+        RECON_JOB,
+        {"merchant_id": merchant_id, "day": day.isoformat()},
+        run_at=_start(day + timedelta(days=1)) + timedelta(hours=6),
+        dedupe_key=f"recon:{merchant_id}:{day.isoformat()}",
+    )
+
+
+def _start(day: date) -> Any:
+    from datetime import UTC, datetime, time
+
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,194 @@
+"""A simulated week: the sandbox bank's camt.053 files, with injected faults, reconcile to
+exactly the expected classes, on SQLite and PostgreSQL; re-runs and decisions behave."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from gateway.adapters.db import Database
+from gateway.adapters.models import Payment, ReconResult, Refund
+from gateway.config import load_config
+from gateway.services import payments, reconciliation, refunds
+from gateway.services.auth import authenticate_till
+from gateway.services.settlement_import import import_settlement_file
+from sandbox_bank.camt import camt053
+from sandbox_bank.settlement import SettlementBatch, SettlementLine, fee_minor
+
+MONDAY = date(2026, 11, 16)
+WEEK = [MONDAY + timedelta(days=n) for n in range(7)]
+IBAN = "DE89370400440532013000"  # one of the demo merchant's settlement accounts
+CONFIG = load_config(env={})
+SETTINGS = reconciliation.ReconSettings.from_config(CONFIG)
+
+
+def _at(day: date) -> datetime:
+    return datetime.combine(day, time(12), tzinfo=UTC)
+
+
+def _paid(db: Database, demo: dict[str, Any], day: date, amount: str) -> Payment:
+    with db.unit_of_work() as uow:
+        till = authenticate_till(uow, f"Bearer {demo['tills'][0]['api_key']}")
+        payment = payments.create_qr_payment(
+            uow, till, amount=amount, currency="EUR", settings=payments.PaymentSettings()
+        )
+        uow.session.flush()
+        payments.mark_paid(
+            uow, payment.id, amount_minor=payment.amount_minor, currency="EUR", actor="bank"
+        )
+        payment.paid_at = _at(day)
+        uow.commit()
+        return payment
+
+
+def _refunded(db: Database, payment: Payment, day: date, amount: str) -> Refund:
+    with db.unit_of_work() as uow:
+        refund = refunds.request_refund(
+            uow, payment.id, payment.merchant_id, amount=amount, reason=None, actor="staff:manager"
+        )
+        uow.commit()
+    with db.unit_of_work() as uow:
+        refunds.record_bank_result(
+            uow,
+            refund_id=refund.id,
+            succeeded=True,
+            bank_refund_id="r",
+            amount_minor=refund.amount_minor,
+            currency="EUR",
+            reason=None,
+        )
+        uow.session.get_one(Refund, refund.id).updated_at = _at(day)
+        uow.commit()
+    return refund
+
+
+def _line(
+    payment: Payment, day: date, *, fee_delta: int = 0, again: bool = False
+) -> SettlementLine:
+    fee = fee_minor(payment.amount_minor, 150, 10) + fee_delta
+    # A second settlement is a new movement at the bank: it has its own transaction id.
+    return SettlementLine(
+        "payment",
+        payment.reference,
+        f"pay_{payment.reference}" + ("_2" if again else ""),
+        None,
+        None,
+        day,
+        payment.amount_minor,
+        fee,
+        "EUR",
+        "",
+    )
+
+
+def _import(db: Database, tmp_path: Path, day: date, lines: list[SettlementLine]) -> None:
+    batch = SettlementBatch(
+        f"stl_{day:%Y%m%d}",
+        "KASSA-DEMO-0001",
+        "Kassa Demo",
+        IBAN,
+        day,
+        "EUR",
+        _at(day),
+        0,
+        tuple(lines),
+    )
+    path = tmp_path / f"{day}.camt053.xml"
+    path.write_text(camt053(batch))
+    with db.unit_of_work() as uow:
+        import_settlement_file(uow, path, CONFIG.get("settlement", {}))
+        uow.commit()
+
+
+def _run_week(db: Database, merchant_id: int) -> Counter[str]:
+    with db.unit_of_work() as uow:
+        for day in WEEK:
+            reconciliation.reconcile_day(
+                uow, merchant_id, day, SETTINGS, actor="test", as_of=WEEK[-1] + timedelta(days=5)
+            )
+        uow.commit()
+    with db.unit_of_work(readonly=True) as uow:
+        return Counter(f"{r.subject}:{r.outcome}" for r in uow.session.scalars(select(ReconResult)))
+
+
+def test_a_week_with_faults_reconciles_to_the_expected_classes(
+    db: Database, demo: Any, tmp_path: Path
+) -> None:
+    paid = {
+        day: [_paid(db, demo, day, f"{10 + n}.{day.day:02d}") for n in range(3)] for day in WEEK
+    }
+    refund = _refunded(db, paid[WEEK[2]][0], WEEK[2], "2.00")
+    unknown = SettlementLine(
+        "payment", "NOT-KASSA-REF", "pay_x", None, None, WEEK[5], 777, 22, "EUR", ""
+    )
+    for day in WEEK:
+        lines = [
+            _line(p, day, fee_delta=7 if (day, i) == (WEEK[4], 2) else 0)
+            for i, p in enumerate(paid[day])
+            if (day, i) != (WEEK[1], 0)
+        ]  # fault: never settled
+        if day == WEEK[3]:
+            lines.append(_line(paid[WEEK[2]][1], day, again=True))  # fault: settled twice
+        if day == WEEK[2]:
+            lines.append(
+                SettlementLine(
+                    "refund",
+                    paid[day][0].reference,
+                    "pay",
+                    "rfd",
+                    refund.id,
+                    day,
+                    200,
+                    0,
+                    "EUR",
+                    "",
+                )
+            )
+        if day == WEEK[5]:
+            lines.append(unknown)  # fault: unknown to Kassa
+        _import(db, tmp_path, day, lines)
+
+    counts = _run_week(db, paid[MONDAY][0].merchant_id)
+    assert counts == Counter(
+        {
+            "payment:matched": 18,
+            "payment:paid_not_settled": 1,
+            "payment:settled_twice": 1,
+            "payment:matched_fee_difference": 1,
+            "refund:matched": 1,
+            "line:matched": 20,  # 19 payment lines (incl. the first of the twin) + the refund
+            "line:settled_twice": 1,
+            "line:matched_fee_difference": 1,
+            "line:settled_unknown": 1,
+        }
+    ), counts
+    assert _run_week(db, paid[MONDAY][0].merchant_id) == counts  # a re-run changes nothing
+
+    missing = paid[WEEK[1]][0]
+    with db.unit_of_work(readonly=True) as uow:
+        result = uow.session.scalars(
+            select(ReconResult).where(ReconResult.subject_id == missing.id)
+        ).one()
+        assert result.outcome == "paid_not_settled" and "EUR" in result.reason
+
+    with db.unit_of_work() as uow:  # a manager writes the missing one off; it survives re-runs
+        decision = reconciliation.decide(
+            uow,
+            missing.merchant_id,
+            action="write_off",
+            subject_id=missing.id,
+            line_ids=(),
+            note="bank confirmed loss",
+            actor="staff:manager",
+        )
+        uow.commit()
+    after = _run_week(db, missing.merchant_id)
+    assert after["payment:written_off"] == 1 and after["payment:paid_not_settled"] == 0
+    with db.unit_of_work() as uow:
+        reconciliation.reopen(uow, missing.merchant_id, decision.id, "staff:owner")
+        uow.commit()
+    assert _run_week(db, missing.merchant_id) == counts
