@@ -94,6 +94,12 @@ def worker() -> None:
     config = _config()
     database = _database(config)
     database.require_current_schema()
+    from gateway.adapters.models import utcnow
+    from gateway.services.reconciliation import schedule_all
+
+    with database.unit_of_work() as uow:  # the daily reconciliation keeps itself going from here
+        schedule_all(uow, utcnow().date())
+        uow.commit()
     stopping = False
 
     def stop(*_: Any) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import delete, func, or_, select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import (
+    Job,
     Merchant,
     Payment,
     ReconDecision,
@@ -331,14 +332,23 @@ def reopen(uow: UnitOfWork, merchant_id: int, decision_id: int, actor: str) -> R
 
 
 def schedule_daily(uow: UnitOfWork, merchant_id: int, day: date) -> None:
-    """Queue tomorrow's run of ``day`` (after the bank's files for it have usually arrived)."""
+    """Queue the run of ``day`` for 06:00 UTC the next morning, once (after the bank's files)."""
+    key = f"recon:{merchant_id}:{day.isoformat()}"
+    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
+        return
     jobs.enqueue(
         uow,
         RECON_JOB,
         {"merchant_id": merchant_id, "day": day.isoformat()},
         run_at=_start(day + timedelta(days=1)) + timedelta(hours=6),
-        dedupe_key=f"recon:{merchant_id}:{day.isoformat()}",
+        dedupe_key=key,
     )
+
+
+def schedule_all(uow: UnitOfWork, today: date) -> None:
+    """Make sure every merchant has its daily run queued (the worker calls this at start)."""
+    for merchant_id in uow.session.scalars(select(Merchant.id)):
+        schedule_daily(uow, merchant_id, today - timedelta(days=1))
 
 
 def _start(day: date) -> Any:

@@ -192,3 +192,72 @@ def test_a_week_with_faults_reconciles_to_the_expected_classes(
         reconciliation.reopen(uow, missing.merchant_id, decision.id, "staff:owner")
         uow.commit()
     assert _run_week(db, missing.merchant_id) == counts
+
+
+def test_the_daily_job_reconciles_and_queues_the_next_day(db: Database, demo: Any) -> None:
+    from gateway.adapters.models import Job, ReconRun
+    from gateway.services import jobs
+    from gateway.services.registry import job_handlers
+
+    payment = _paid(db, demo, MONDAY, "5.00")
+    with db.unit_of_work() as uow:
+        reconciliation.schedule_all(uow, MONDAY + timedelta(days=1))
+        reconciliation.schedule_all(uow, MONDAY + timedelta(days=1))  # idempotent
+        uow.session.flush()
+        job = uow.session.scalars(select(Job).where(Job.kind == reconciliation.RECON_JOB)).one()
+        job.run_at = _at(MONDAY)
+        uow.commit()
+    assert jobs.run_due_jobs(db, job_handlers(CONFIG)) == 1
+    with db.unit_of_work(readonly=True) as uow:
+        run = uow.session.scalars(select(ReconRun)).one()
+        assert (run.day, run.actor, run.merchant_id) == (
+            "2026-11-16",
+            "system:daily",
+            payment.merchant_id,
+        )
+        keys = set(
+            uow.session.scalars(select(Job.dedupe_key).where(Job.kind == reconciliation.RECON_JOB))
+        )
+        assert keys == {
+            f"recon:{payment.merchant_id}:2026-11-16",
+            f"recon:{payment.merchant_id}:2026-11-17",
+        }
+
+
+def test_recon_run_from_the_command_line(db: Database, demo: Any, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    _paid(db, demo, MONDAY, "5.00")
+    env = {**os.environ, "KASSA_DATABASE_URL": db.url}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.entrypoints.cli",
+            "recon",
+            "run",
+            "--date",
+            "2026-11-16",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["date"] == "2026-11-16"
+    assert list(out["merchants"].values()) == [{"paid_not_settled": 1}]
+    bad = subprocess.run(
+        [sys.executable, "-m", "gateway.entrypoints.cli", "recon", "run", "--date", "16.11.2026"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "kassa: --date must be YYYY-MM-DD, not '16.11.2026'"
