@@ -176,3 +176,6 @@ def devices() -> Any:
             rows=rows,
             stale=lambda status: (now - status.last_seen_at).total_seconds() > STALE_SECONDS,
         )
+
+
+import merchant_portal.reconciliation  # noqa: F401, E402
