@@ -21,6 +21,17 @@ from drivers.errors import DeviceDisconnected, DeviceTimeout, DeviceUnavailable
 
 log = logging.getLogger(__name__)
 
+try:  # a pulled USB adapter can fail in termios (setting the timeout) before any read or write
+    from termios import error as _TermiosError
+
+    LINE_ERRORS: tuple[type[BaseException], ...] = (
+        serial.SerialException,
+        OSError,
+        _TermiosError,
+    )
+except ImportError:  # pragma: no cover - not POSIX
+    LINE_ERRORS = (serial.SerialException, OSError)
+
 
 @dataclass(frozen=True, slots=True)
 class PortInfo:
@@ -68,7 +79,7 @@ class Transport:
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError):
+            except LINE_ERRORS:
                 pass
 
     def reconnect(
@@ -112,7 +123,7 @@ class Transport:
         try:
             port.write(data)
             port.flush()
-        except (serial.SerialException, OSError) as exc:
+        except LINE_ERRORS as exc:
             self.close()
             raise DeviceDisconnected(f"{self.url} went away while writing: {exc}") from exc
 
@@ -126,7 +137,7 @@ class Transport:
                 return bytes(first)
             port.timeout = 0
             return bytes(first) + bytes(port.read(min(size - 1, max(port.in_waiting, 0))))
-        except (serial.SerialException, OSError) as exc:
+        except LINE_ERRORS as exc:
             self.close()
             raise DeviceDisconnected(f"{self.url} went away while reading: {exc}") from exc
 
@@ -147,6 +158,6 @@ class Transport:
         port = self._open_port()
         try:
             port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except LINE_ERRORS as exc:
             self.close()
             raise DeviceDisconnected(f"{self.url} went away: {exc}") from exc

@@ -342,3 +342,32 @@ def test_one_fault_changes_exactly_the_expected_classes(
     if line_out is not None:
         want[shown] = line_out
     assert unusual == want
+
+
+def test_first_payment_found_by_servicer_ref_and_remittance() -> None:
+    """The lowest-id payment is found by every kind of reference (stage 2 indexes payments)."""
+    pays = [pay(0, 500, terminal_trace="T0"), pay(1, 600, receipt_no="R1")]
+    lines = [line("L0", 500, account_servicer_ref="T0"), line("L1", 600, remittance="x R1")]
+    rec = run(pays, (), lines)
+    assert [(r.id, r.outcome, r.linked) for r in rec.results] == [
+        ("p0", Outcome.MATCHED, ("L0",)),
+        ("p1", Outcome.MATCHED, ("L1",)),
+        ("L0", Outcome.MATCHED, ("p0",)),
+        ("L1", Outcome.MATCHED, ("p1",)),
+    ]
+
+
+def test_decided_and_matched_results_keep_id_order_and_gc_state() -> None:
+    """Results of a decision and of plain matching interleave in id order; gc is restored."""
+    import gc
+
+    pays = [pay(1, 100), pay(2, 200), pay(3, 300)]
+    lines = [line("L1", 100, "K0001"), line("L2", 999, "K0002"), line("L3", 300, "K0003")]
+    link = ManualDecision("accept_difference", "p2", ("L2",), by="ann")
+    assert gc.isenabled()
+    rec = run(pays, (), lines, decisions=[link])
+    assert gc.isenabled()
+    assert [r.id for r in rec.results] == ["p1", "p2", "p3", "L1", "L2", "L3"]
+    assert {r.outcome for r in rec.results} == {Outcome.MATCHED}
+    assert rec.of("p2").note.startswith("difference accepted by ann")
+    assert sum(d.expected_minor for d in rec.days) == 600

@@ -9,6 +9,7 @@ shared by two payments is never matched on.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
@@ -26,20 +27,34 @@ if TYPE_CHECKING:
 
 _AMBIGUOUS = object()
 _BY_LINE = attrgetter("line_id")
+_BY_DAY_LINE = attrgetter("booking_date", "line_id")
 _M = Outcome
 _NO_FEE = (0, 0)
+_new_tuple: Callable[[type[Result], tuple[object, ...]], Result] = tuple.__new__  # type: ignore[assignment]
 
 
 class ByReference:
-    """Stage 2: lines that name a payment or refund by one of its references."""
+    """Stage 2: lines that name a payment or refund by one of its references.
+
+    Payments are known by their index in ``pays`` (all settleable payments, in id order), so
+    that the common verdicts can be kept in lists beside ``pays`` and the bank lines
+    (``pay_results``, ``line_results``) rather than in dicts keyed by id.
+    """
 
     def __init__(self, run: _Run, pays: list[KassaPayment], refs: list[KassaRefund]) -> None:
         self.run = run
-        keys: dict[str, object] = {}
-        for p in pays:
-            for key in (p.reference, p.terminal_trace, p.receipt_no):
-                if key:
-                    keys[key] = _AMBIGUOUS if keys.get(key, p) is not p else p
+        decided = run.done
+        keys: dict[str, object] = {}  # reference → index in pays, a refund, or _AMBIGUOUS
+        put = keys.setdefault
+        for i, p in enumerate(pays):
+            if decided and p.id in decided:
+                continue
+            if p.reference and put(p.reference, i) != i:
+                keys[p.reference] = _AMBIGUOUS
+            if p.terminal_trace or p.receipt_no:
+                for key in (p.terminal_trace, p.receipt_no):
+                    if key and put(key, i) != i:
+                        keys[key] = _AMBIGUOUS
         for r in refs:
             keys[r.id] = _AMBIGUOUS if r.id in keys else r
         self.keys = keys
@@ -47,45 +62,61 @@ class ByReference:
         self.refunds_of: dict[str, list[KassaRefund]] = defaultdict(list)
         for r in refs:
             self.refunds_of[r.payment_id].append(r)
+        self.pay_results: list[Result | None] = []
+        self.line_results: list[Result | None] = []
 
     def target(self, line: BankLine) -> object:
-        keys = self.keys
-        hit = keys.get(line.end_to_end_id or "") or keys.get(line.account_servicer_ref or "")
+        """What the line names: a payment's index, a refund, ``_AMBIGUOUS`` or None."""
+        get = self.keys.get
+        hit = get(line.end_to_end_id or "")
+        if hit is None:
+            hit = get(line.account_servicer_ref or "")
         if hit is None and line.remittance:
-            hit = next(filter(None, map(keys.get, line.remittance.split())), None)
+            hit = next((h for h in map(get, line.remittance.split()) if h is not None), None)
         return hit
 
-    def settle(self, bank: list[BankLine], pays: list[KassaPayment]) -> list[BankLine]:
-        """Judge everything a reference ties together; return the lines no reference named."""
-        first: dict[str, BankLine] = {}
-        more: dict[str, list[BankLine]] = {}
+    def settle(
+        self, bank: list[BankLine], pays: list[KassaPayment]
+    ) -> tuple[list[BankLine], list[KassaPayment]]:
+        """Judge everything a reference ties together.
+
+        ``bank`` is every line in id order (those a decision closed are passed over). Returns
+        the lines no reference named and the payments no line named, both in id order.
+        """
+        slot = [-1] * len(pays)  # payment index → index in bank of its first credit line
+        more: dict[int, list[BankLine]] = {}
         for_refund: dict[str, list[BankLine]] = defaultdict(list)
         chargebacks: list[tuple[BankLine, KassaPayment]] = []
         left: list[BankLine] = []
-        for line in bank:
-            s = self.target(line)
-            if s is None or s is _AMBIGUOUS:
+        decided, keys_get, target = self.run.line_done, self.keys.get, self.target
+        for j, line in enumerate(bank):
+            if decided and line.line_id in decided:
+                continue
+            s = keys_get(line.end_to_end_id or "")
+            if s is None:
+                s = target(line)
+            if type(s) is int:
+                kind = line.kind or ("payment" if line.amount_minor >= 0 else "chargeback")
+                if kind == "payment":
+                    if slot[s] < 0:
+                        slot[s] = j
+                    else:
+                        more.setdefault(s, []).append(line)
+                elif kind == "refund" and (r := self.refund_for(pays[s], line, for_refund)):
+                    for_refund[r.id].append(line)
+                elif kind == "chargeback":
+                    chargebacks.append((line, pays[s]))
+                else:
+                    left.append(line)
+            elif s is None or s is _AMBIGUOUS:
                 left.append(line)
             elif isinstance(s, KassaRefund):
                 for_refund[s.id].append(line)
-            elif isinstance(s, KassaPayment):
-                kind = line.kind or ("payment" if line.amount_minor >= 0 else "chargeback")
-                if kind == "payment":
-                    if s.id in first:
-                        more.setdefault(s.id, []).append(line)
-                    else:
-                        first[s.id] = line
-                elif kind == "refund" and (r := self.refund_for(s, line, for_refund)):
-                    for_refund[r.id].append(line)
-                elif kind == "chargeback":
-                    chargebacks.append((line, s))
-                else:
-                    left.append(line)
         self.judge_refunds(for_refund)
-        self.judge_payments(pays, first, more)
+        open_pays = self.judge_payments(pays, bank, slot, more)
         for line, p in chargebacks:
             self.chargeback(line, p)
-        return left
+        return left, open_pays
 
     def refund_for(
         self, p: KassaPayment, line: BankLine, taken: dict[str, list[BankLine]]
@@ -103,24 +134,34 @@ class ByReference:
             self.run.judge(self.refund_by_id[rid], sorted(for_refund[rid], key=_BY_LINE))
 
     def judge_payments(
-        self, pays: list[KassaPayment], first: dict[str, BankLine], more: dict[str, list[BankLine]]
-    ) -> None:
-        """Judge each payment (in id order) against its credit lines.
+        self,
+        pays: list[KassaPayment],
+        bank: list[BankLine],
+        slot: list[int],
+        more: dict[int, list[BankLine]],
+    ) -> list[KassaPayment]:
+        """Judge each payment (in id order) against its credit lines; return those still open.
 
         The common case (one line, same currency, no refunds) is inlined: it runs once per
-        payment of the day, a million times on a busy one.
+        payment of the day, a million times on a busy one. Its results go to ``pay_results``
+        and ``line_results`` (by position), built with ``tuple.__new__``, which skips the named
+        tuple's Python-level constructor; every other verdict goes through ``_Run.emit``.
         """
         run = self.run
-        judge, rates, done, line_done = run.judge, run.rates, run.done, run.line_done
+        judge, rates, done = run.judge, run.rates, run.done
         matched, fee_diff, amount_diff = _M.MATCHED, _M.MATCHED_FEE_DIFFERENCE, _M.AMOUNT_MISMATCH
-        for p in pays:
-            pid = p.id
-            line = first.get(pid)
-            if line is None or pid in done:
+        pay_results: list[Result | None] = [None] * len(pays)
+        line_results: list[Result | None] = [None] * len(bank)
+        open_pays: list[KassaPayment] = []
+        new, result, by_day = _new_tuple, Result, _BY_DAY_LINE
+        for i, (p, j) in enumerate(zip(pays, slot, strict=True)):
+            if j < 0:
+                if not (done and p.id in done):
+                    open_pays.append(p)
                 continue
-            if pid in more:
-                ls = sorted([line, *more[pid]], key=lambda ln: (ln.booking_date, ln.line_id))
-                judge(p, ls)
+            line = bank[j]
+            if i in more:
+                judge(p, sorted([line, *more[i]], key=by_day))
                 continue
             amount = p.amount_minor
             if p.refunded_minor or line.currency != p.currency:
@@ -138,31 +179,41 @@ class ByReference:
                 outcome = fee_diff
             else:
                 outcome = matched
-            lid = line.line_id
-            done[pid] = Result(
-                "payment",
-                pid,
-                outcome,
-                p.paid_on,
-                p.currency,
-                amount,
-                line.amount_minor,
-                fee_exp,
-                charged,
-                (lid,),
+            pid, lid, settled, cur = p.id, line.line_id, line.amount_minor, p.currency
+            pay_results[i] = new(
+                result,
+                (
+                    "payment",
+                    pid,
+                    outcome,
+                    p.paid_on,
+                    cur,
+                    amount,
+                    settled,
+                    fee_exp,
+                    charged,
+                    (lid,),
+                    "",
+                ),
             )
-            line_done[lid] = Result(
-                "line",
-                lid,
-                outcome,
-                line.booking_date,
-                line.currency,
-                amount,
-                line.amount_minor,
-                fee_exp,
-                charged,
-                (pid,),
+            line_results[j] = new(
+                result,
+                (
+                    "line",
+                    lid,
+                    outcome,
+                    line.booking_date,
+                    cur,
+                    amount,
+                    settled,
+                    fee_exp,
+                    charged,
+                    (pid,),
+                    "",
+                ),
             )
+        self.pay_results, self.line_results = pay_results, line_results
+        return open_pays
 
     def net_refunds(self, p: KassaPayment, line: BankLine) -> tuple[int, str]:
         """Close the open refunds of ``p`` when the bank paid the amount net of exactly them."""

@@ -20,10 +20,11 @@ Every id is judged in id order and every group is sorted, so input order never c
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Sequence
 from datetime import date
-from itertools import pairwise
-from operator import attrgetter
+from itertools import chain, islice, pairwise
+from operator import attrgetter, eq
 from typing import Literal, TypeVar
 
 from gateway.domain.reconciliation.by_reference import ByReference
@@ -67,20 +68,30 @@ def reconcile(
     Payments whose status took no money (``created``, ``failed`` …) are not expected to settle
     and get no result; a line naming one is ``settled_unknown``.
     """
-    run = _Run(fees, as_of, window_days, unsettled_after_days)
-    pays = _unique(sorted((p for p in payments if p.status in SETTLEABLE), key=_BY_ID), "payment")
-    refs = _unique(sorted(refunds, key=_BY_ID), "refund")
-    bank = _unique(sorted(lines, key=_BY_LINE), "line")
-    unused = run.apply_decisions(decisions, pays, refs, bank)
-    run.match(pays, refs, bank)
-    return Reconciliation(run.collect(pays, refs, bank), run.summaries(), unused)
+    # A busy day makes millions of result tuples and no reference cycles: without this, the
+    # cyclic collector rescans the growing heap again and again (super-linear time).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        run = _Run(fees, as_of, window_days, unsettled_after_days)
+        settleable = (p for p in payments if p.status in SETTLEABLE)
+        pays = _unique(sorted(settleable, key=_BY_ID), "payment")
+        refs = _unique(sorted(refunds, key=_BY_ID), "refund")
+        bank = _unique(sorted(lines, key=_BY_LINE), "line")
+        unused = run.apply_decisions(decisions, pays, refs, bank)
+        run.match(pays, refs, bank)
+        return Reconciliation(run.collect(pays, refs, bank), run.summaries(), unused)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _unique(items: list[_T], what: str) -> list[_T]:
-    key = _BY_LINE if what == "line" else _BY_ID
-    for a, b in pairwise(items):
-        if key(a) == key(b):
-            raise ValueError(f"{what} id {key(a)!r} appears twice: ids must be unique")
+    """``items`` (sorted by id) unchanged, or a ValueError naming the first id seen twice."""
+    ids = list(map(_BY_LINE if what == "line" else _BY_ID, items))
+    if any(map(eq, ids, islice(ids, 1, None))):
+        twice = next(a for a, b in pairwise(ids) if a == b)
+        raise ValueError(f"{what} id {twice!r} appears twice: ids must be unique")
     return items
 
 
@@ -95,6 +106,9 @@ class _Run:
         self.counted_lines: list[Result] = []  # unlinked lines and chargebacks
         self.uncounted: set[str] = set()  # refunds netted into their payment's line
         self.method_of: dict[str, str] = {}  # refund id → method of its payment
+        # Stage 2's common verdicts, by position beside the payments and lines (else None).
+        self.pay_results: list[Result | None] = []
+        self.line_results: list[Result | None] = []
 
     # ---- bookkeeping -------------------------------------------------------------------------
 
@@ -351,12 +365,13 @@ class _Run:
     ) -> None:
         self.note_methods(refs, pays)
         done, line_done = self.done, self.line_done
+        open_bank = bank
         if done or line_done:
-            pays = [p for p in pays if p.id not in done]
             refs = [r for r in refs if r.id not in done]
-            bank = [ln for ln in bank if ln.line_id not in line_done]
-        left_lines = ByReference(self, pays, refs).settle(bank, pays)
-        open_pays = [p for p in pays if p.id not in done]
+            open_bank = [ln for ln in bank if ln.line_id not in line_done]
+        stage = ByReference(self, pays, refs)
+        left_lines, open_pays = stage.settle(bank, pays)
+        self.pay_results, self.line_results = stage.pay_results, stage.line_results
         open_refs = [r for r in refs if r.id not in done]
         singles = [ln for ln in left_lines if ln.entry_tx_count <= 1]
         batches = [ln for ln in left_lines if ln.entry_tx_count > 1]
@@ -364,7 +379,7 @@ class _Run:
         notes = by_amount(self, open_s, singles)
         open_s = [s for s in open_s if s.id not in done]
         by_batch(
-            self, open_s, [ln for ln in batches if ln.line_id not in self.line_done], bank, notes
+            self, open_s, [ln for ln in batches if ln.line_id not in line_done], open_bank, notes
         )
         for s in open_s:
             if s.id not in done:
@@ -376,31 +391,48 @@ class _Run:
     def collect(
         self, pays: list[KassaPayment], refs: list[KassaRefund], bank: list[BankLine]
     ) -> tuple[Result, ...]:
-        done, line_done = self.done, self.line_done
+        result, line_result = self.done.__getitem__, self.line_done.__getitem__
+        fast_pays, fast_lines = self.pay_results, self.line_results
         return (
-            *(done[p.id] for p in pays),
-            *(done[r.id] for r in refs),
-            *(line_done[ln.line_id] for ln in bank),
+            *(
+                [r or result(p.id) for r, p in zip(fast_pays, pays, strict=True)]
+                if fast_pays
+                else map(result, map(_BY_ID, pays))
+            ),
+            *map(result, map(_BY_ID, refs)),
+            *(
+                [r or line_result(ln.line_id) for r, ln in zip(fast_lines, bank, strict=True)]
+                if fast_lines
+                else map(line_result, map(_BY_LINE, bank))
+            ),
         )
 
     def summaries(self) -> tuple[DaySummary, ...]:
         """The settlement calendar: sums and exception counts per day and currency."""
         days: dict[tuple[date, str], list[int]] = {}
-        uncounted, pending, settled = self.uncounted, _M.AWAITING_SETTLEMENT, SETTLED_OUTCOMES
-        for r in (*self.done.values(), *self.counted_lines):
-            _, rid, outcome, day, cur, expected, paid, fee_exp, fee_paid, _, _ = r
-            if rid in uncounted and r.subject != "line":
+        uncounted, pending = self.uncounted, _M.AWAITING_SETTLEMENT
+        settled = tuple(SETTLED_OUTCOMES)  # a tuple compares by identity first: no enum hashing
+        for subject, rid, outcome, day, cur, expected, paid, fee_exp, fee_paid, _, _ in chain(
+            self.done.values(), filter(None, self.pay_results), self.counted_lines
+        ):
+            if uncounted and rid in uncounted and subject != "line":
                 continue
             acc = days.get((day, cur))
             if acc is None:
                 acc = days[(day, cur)] = [0, 0, 0, 0, 0, 0]
-            acc[0] += expected or 0
-            acc[1] += paid or 0
-            acc[2] += fee_exp or 0
-            acc[3] += fee_paid or 0
+            if expected:
+                acc[0] += expected
+            if paid:
+                acc[1] += paid
+            if fee_exp:
+                acc[2] += fee_exp
+            if fee_paid:
+                acc[3] += fee_paid
+            if outcome in settled:
+                continue
             if outcome is pending:
                 acc[5] += 1
-            elif outcome not in settled:
+            else:
                 acc[4] += 1
         return tuple(DaySummary(day, cur, *acc) for (day, cur), acc in sorted(days.items()))
 
