@@ -9,11 +9,13 @@ Which lines: those booked within the matching window of the day, on the merchant
 accounts (``Merchant.settlement_accounts``: IBANs and acquirer merchant ids). A bank reports the
 same money in several files (camt.053 statement, camt.054 notification, acquirer CSV); for each
 booking day only the most complete source present is used (camt.053, then camt.054, then CSV),
-so nothing is counted twice.
+so nothing is counted twice. A day the bank announced only by its settlement callback (the
+files have not come yet) is matched as one batch against the callback's totals.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from sqlalchemy import delete, func, or_, select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import (
+    BankSettlement,
+    InboundEvent,
     Job,
     Merchant,
     Payment,
@@ -234,9 +238,52 @@ def _lines(
         day = row.booked_on or ""
         if day not in best or SOURCE_PRIORITY.index(row.source) < SOURCE_PRIORITY.index(best[day]):
             best[day] = row.source
-    chosen = [row for row in rows if best.get(row.booked_on or "") == row.source]
+    chosen = [_line(row) for row in rows if best.get(row.booked_on or "") == row.source]
+    callbacks = [
+        _callback_line(uow, settlement)
+        for settlement in uow.session.scalars(
+            select(BankSettlement)
+            .where(
+                BankSettlement.merchant_id == merchant.id,
+                BankSettlement.day >= low.isoformat(),
+                BankSettlement.day <= high.isoformat(),
+            )
+            .order_by(BankSettlement.id)
+        )
+        if settlement.day not in best  # a file for the day says more than its callback
+    ]
     sources = sorted(set(best.values()), key=SOURCE_PRIORITY.index)
-    return [_line(row) for row in chosen], "+".join(sources) or None
+    if callbacks:
+        sources.append("callback")
+    return chosen + callbacks, "+".join(sources) or None
+
+
+def _callback_line(uow: UnitOfWork, settlement: BankSettlement) -> BankLine:
+    """A day the bank announced by callback but whose files have not come: one batch line.
+
+    The callback gives totals only, so the line can settle the day's payments and refunds as
+    one batch (net of fees and refunds), never one by one.
+    """
+    refunds_count = 0
+    if settlement.inbound_event_id is not None:
+        event = uow.session.get(InboundEvent, settlement.inbound_event_id)
+        try:
+            refunds_count = (
+                int(json.loads(event.body)["data"].get("refund_count", 0)) if event else 0
+            )
+        except (ValueError, KeyError, TypeError):
+            refunds_count = 0
+    return BankLine(
+        line_id=f"callback:{settlement.settlement_id}",
+        amount_minor=settlement.gross_minor - settlement.refunds_minor,
+        currency=settlement.currency,
+        booking_date=date.fromisoformat(settlement.day),
+        fee_minor=settlement.fees_minor,
+        entry_ref=settlement.settlement_id,
+        entry_amount_minor=settlement.net_minor,
+        entry_tx_count=settlement.payment_count + refunds_count,
+        remittance=f"settlement {settlement.settlement_id} (callback)",
+    )
 
 
 def _line(row: SettlementEntry) -> BankLine:

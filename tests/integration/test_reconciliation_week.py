@@ -261,3 +261,54 @@ def test_recon_run_from_the_command_line(db: Database, demo: Any, tmp_path: Path
     )
     assert bad.returncode == 2
     assert bad.stderr.strip() == "kassa: --date must be YYYY-MM-DD, not '16.11.2026'"
+
+
+def _callback(db: Database, day: date, batch: list[Payment], fee_delta: int = 0) -> None:
+    """The bank's settlement.created callback for ``batch``, received as the endpoint would."""
+    import json
+
+    from gateway.services.callbacks import VerifiedCallback, receive
+
+    gross = sum(p.amount_minor for p in batch)
+    fees = sum(fee_minor(p.amount_minor, 150, 10) for p in batch) + fee_delta
+    data = {
+        "settlement_id": f"stl_cb_{day:%Y%m%d}",
+        "merchant_id": "KASSA-DEMO-0001",
+        "date": day.isoformat(),
+        "currency": "EUR",
+        "gross": f"{gross / 100:.2f}",
+        "fees": f"{fees / 100:.2f}",
+        "refunds": "0.00",
+        "net": f"{(gross - fees) / 100:.2f}",
+        "payment_count": len(batch),
+        "refund_count": 0,
+        "files": {},
+    }
+    body = json.dumps(
+        {"type": "settlement.created", "timestamp": _at(day).isoformat(), "data": data}
+    ).encode()
+    receive(db, VerifiedCallback(f"msg_{day}", int(_at(day).timestamp()), body, {}))
+
+
+def test_a_day_known_only_by_its_callback_settles_as_one_batch(db: Database, demo: Any) -> None:
+    monday = [_paid(db, demo, MONDAY, f"{n}.50") for n in (3, 4, 5)]
+    tuesday = [_paid(db, demo, WEEK[1], f"{n}.25") for n in (6, 7)]
+    _callback(db, MONDAY, monday)
+    _callback(db, WEEK[1], tuesday, fee_delta=5)  # the bank charged 0.05 more than agreed
+    counts = _run_week(db, monday[0].merchant_id)
+    assert counts == Counter(
+        {
+            "payment:matched": 3,
+            "line:matched": 1,
+            "payment:matched_fee_difference": 2,
+            "line:matched_fee_difference": 1,
+        }
+    ), counts
+    with db.unit_of_work(readonly=True) as uow:
+        line = uow.session.scalars(
+            select(ReconResult).where(
+                ReconResult.subject == "line", ReconResult.day == MONDAY.isoformat()
+            )
+        ).one()
+        assert line.subject_id == "callback:stl_cb_20261116"
+        assert "settled in batch stl_cb_20261116 of 3 transactions" in line.reason
