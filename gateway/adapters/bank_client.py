@@ -86,6 +86,25 @@ class BankClient:
                 return None
             raise
 
+    def download(self, url: str) -> bytes:
+        """A settlement file the bank announced; only from the bank's own address."""
+        if not url.startswith(self.base_url + "/"):
+            raise BankRejected(f"refusing to download {url!r}: it is not under {self.base_url}")
+        try:
+            response = self.session.get(url, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise BankUnavailable(
+                f"the bank did not answer GET {url}: {type(exc).__name__}"
+            ) from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise BankUnavailable(f"the bank answered {response.status_code} to GET {url}")
+        if response.status_code >= 400:
+            raise BankRejected(
+                f"the bank refused GET {url} ({response.status_code})",
+                http_status=response.status_code,
+            )
+        return response.content
+
     def _post(self, path: str, body: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
         if not idempotency_key:
             raise ValueError("every POST to the bank needs an Idempotency-Key")

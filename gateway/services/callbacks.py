@@ -48,7 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from gateway.adapters.db import Database, UnitOfWork
-from gateway.adapters.models import BankSettlement, InboundEvent, Merchant, utcnow
+from gateway.adapters.models import BankSettlement, InboundEvent, Job, Merchant, utcnow
 from gateway.domain.money import Money
 from gateway.errors import ConfigurationError, InvalidInput, NotFound, Unauthorised
 from gateway.services import jobs, payments, refunds
@@ -431,7 +431,38 @@ def _settlement_created(uow: UnitOfWork, data: dict[str, Any], event_id: int) ->
     row.files = files if isinstance(files, dict) else {}
     row.inbound_event_id = event_id
     uow.session.add(row)
+    _fetch_statement(uow, row)
     return EventStatus.PROCESSED
+
+
+def _fetch_statement(uow: UnitOfWork, settlement: BankSettlement) -> None:
+    """Queue the download of the day's statement; the worker imports and reconciles it."""
+    from gateway.services import reconciliation
+
+    url = next(
+        (
+            settlement.files.get(k)
+            for k in ("camt053", "camt054", "csv")
+            if isinstance(settlement.files.get(k), str)
+        ),
+        None,
+    )
+    if url is None or settlement.merchant_id is None:
+        return
+    key = f"settlement-file:{settlement.settlement_id}"
+    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is None:
+        jobs.enqueue(
+            uow,
+            reconciliation.FETCH_FILE_JOB,
+            {
+                "settlement_id": settlement.settlement_id,
+                "url": url,
+                "merchant_id": settlement.merchant_id,
+                "day": settlement.day,
+            },
+            dedupe_key=key,
+            max_attempts=20,
+        )
 
 
 _SETTLEMENT_AMOUNTS = ("gross", "fees", "refunds", "net")

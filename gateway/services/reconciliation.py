@@ -53,6 +53,7 @@ from gateway.errors import InvalidInput, NotFound
 from gateway.services import jobs
 
 RECON_JOB = "reconcile_day"
+FETCH_FILE_JOB = "fetch_settlement_file"
 Action = Literal["link", "accept_difference", "write_off"]
 SOURCE_PRIORITY = ("camt053", "camt054", "csv")
 ACTIONS = ("link", "accept_difference", "write_off")

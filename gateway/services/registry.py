@@ -8,9 +8,10 @@ from typing import Any
 
 from gateway.adapters.bank_client import BankClient
 from gateway.adapters.db import UnitOfWork
-from gateway.config import Config, bank_credentials, load_config
+from gateway.config import PROJECT_DIR, Config, bank_credentials, load_config
 from gateway.services import callbacks, payments, reconciliation, refunds
 from gateway.services.jobs import Handler
+from gateway.services.settlement_import import import_settlement_file
 
 
 def job_handlers(config: Config | None = None) -> dict[str, Handler]:
@@ -37,9 +38,33 @@ def job_handlers(config: Config | None = None) -> dict[str, Handler]:
         )
         reconciliation.schedule_daily(uow, int(payload["merchant_id"]), day + timedelta(days=1))
 
+    def fetch_import_reconcile(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        """A settlement the bank announced: download its statement, import it, reconcile."""
+        content = bank().download(payload["url"])  # before the first query: no lock held
+        folder = PROJECT_DIR / "var" / "settlement-files" / "incoming"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{payload['settlement_id']}{_suffix(payload['url'])}"
+        draft = path.with_suffix(path.suffix + ".part")
+        draft.write_bytes(content)
+        draft.replace(path)
+        import_settlement_file(uow, path, config.get("settlement", {}))
+        reconciliation.reconcile_day(
+            uow,
+            int(payload["merchant_id"]),
+            date.fromisoformat(payload["day"]),
+            recon_settings,
+            actor="system:settlement-file",
+        )
+
     return {
+        reconciliation.FETCH_FILE_JOB: fetch_import_reconcile,
         reconciliation.RECON_JOB: reconcile_and_schedule,
         payments.EXPIRE_JOB: payments.expire_payment,
         refunds.SUBMIT_JOB: refunds.submit_to_bank(bank),
         callbacks.PROCESS_JOB: callbacks.process_bank_event,
     }
+
+
+def _suffix(url: str) -> str:
+    name = url.rsplit("/", 1)[-1]
+    return "." + name.rsplit(".", 1)[-1] if "." in name else ".dat"

@@ -118,3 +118,39 @@ def test_refunds_queued_during_a_bank_outage_complete_once_it_returns(
             timeout=10,
         ).json()
         assert status["refunded_amount"] == "3.00"
+
+
+def test_settlement_callback_fetches_imports_and_reconciles_the_statement(
+    db: Database, demo: Any, tmp_path: Path
+) -> None:
+    from datetime import date
+
+    from gateway.adapters.models import BankSettlement, ReconResult, SettlementFile
+
+    with bank_loop(db, tmp_path) as loop:
+        created = _pay_at_the_bank(loop, demo, db, "21.00")
+        bank = state.of(loop.bank_app)
+        key = bank.settings.merchant("KASSA-DEMO-0001").api_key  # type: ignore[union-attr]
+        today = date.today().isoformat()
+        settled = requests.post(
+            f"{loop.bank.url}/v1/settlements",
+            json={"date": today},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert settled.status_code in (200, 201), settled.text
+
+        def announced() -> bool:
+            """the gateway stored the settlement callback"""
+            with db.unit_of_work(readonly=True) as uow:
+                return uow.session.scalars(select(BankSettlement)).first() is not None
+
+        loop.wait_for(announced)
+        assert jobs.run_due_jobs(db, job_handlers(loop.config)) >= 1
+        with db.unit_of_work(readonly=True) as uow:
+            file = uow.session.scalars(select(SettlementFile)).one()
+            assert file.format == "camt053" and file.entry_count == 1
+            verdict = uow.session.scalars(
+                select(ReconResult).where(ReconResult.subject_id == created["id"])
+            ).one()
+            assert verdict.outcome == "matched", verdict.reason
