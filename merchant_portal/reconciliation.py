@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from gateway.adapters.models import ReconResult, utcnow
 from gateway.errors import InvalidInput, NotFound
 from gateway.services.reconciliation import ReconSettings, decide, reconcile_day, reopen
 from merchant_portal import settlement_reads as reads
+from merchant_portal.filters import PagedDateRange
 from merchant_portal.views import PAGE_SIZE, _staff, bp, database, staff_session
 
 LINE_IDS = re.compile(r"[\s,;]+")
@@ -135,15 +136,11 @@ def settlement_day_csv(day: str) -> Response:
 
 
 @dataclass
-class QueueQuery:
+class QueueQuery(PagedDateRange):
     """The exception queue's filters as typed in the URL, checked, with errors in words."""
 
     outcome: str = ""
-    date_from: date | None = None
-    date_to: date | None = None
     currency: str = ""
-    page: int = 1
-    errors: list[str] = field(default_factory=list)
 
     @classmethod
     def parse(cls, args: MultiDict[str, str]) -> QueueQuery:
@@ -158,22 +155,8 @@ class QueueQuery:
             query.errors.append(f"“{currency}” is not a currency code like EUR.")
         else:
             query.currency = currency
-        query.date_from = query._date(args.get("from", ""), "From")
-        query.date_to = query._date(args.get("to", ""), "To")
-        if query.date_from and query.date_to and query.date_from > query.date_to:
-            query.errors.append("The From day is after the To day.")
-        page = args.get("page", "1")
-        query.page = int(page) if page.isdigit() and int(page) >= 1 else 1
+        query.read_range_and_page(args)
         return query
-
-    def _date(self, text: str, label: str) -> date | None:
-        if not text:
-            return None
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            self.errors.append(f"{label} day “{text}” is not a day like 2024-05-31.")
-            return None
 
     def to_filter(self, *, paged: bool = True) -> reads.QueueFilter:
         return reads.QueueFilter(

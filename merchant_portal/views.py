@@ -6,8 +6,7 @@ get a friendly 403 here. Every query is scoped to the signed-in staff member's m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
@@ -22,6 +21,7 @@ from gateway.entrypoints.staff_session import current_staff, database
 from gateway.errors import Unauthorised
 from gateway.services import payments, refunds
 from gateway.services.auth import StaffContext
+from merchant_portal.filters import PagedDateRange
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
 # A heartbeat older than this means the device host is gone (it beats every few seconds).
@@ -64,14 +64,10 @@ def logout() -> Redirect:
 
 
 @dataclass
-class ListQuery:
+class ListQuery(PagedDateRange):
     """The payment list's filters as typed in the URL, checked, with errors in words."""
 
     status: str = ""
-    date_from: date | None = None
-    date_to: date | None = None
-    page: int = 1
-    errors: list[str] = field(default_factory=list)
 
     @classmethod
     def parse(cls, args: MultiDict[str, str]) -> ListQuery:
@@ -81,22 +77,8 @@ class ListQuery:
             query.errors.append(f"“{status}” is not a payment status.")
         else:
             query.status = status
-        query.date_from = query._date(args.get("from", ""), "From")
-        query.date_to = query._date(args.get("to", ""), "To")
-        if query.date_from and query.date_to and query.date_from > query.date_to:
-            query.errors.append("The From date is after the To date.")
-        page = args.get("page", "1")
-        query.page = int(page) if page.isdigit() and int(page) >= 1 else 1
+        query.read_range_and_page(args)
         return query
-
-    def _date(self, text: str, label: str) -> date | None:
-        if not text:
-            return None
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            self.errors.append(f"{label} date “{text}” is not a date like 2024-05-31.")
-            return None
 
     def to_filter(self) -> payments.PaymentFilter:
         return payments.PaymentFilter(
