@@ -6,14 +6,14 @@ on ``kassa simulate``.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
 
 import click
 
-from drivers.errors import DecodeError, DeviceError
+from drivers.capture import print_decoded
+from drivers.errors import DecodeError
 from drivers.pn532 import frames
 from drivers.pn532.frames import Ack, ErrorFrame, Frame, InformationFrame, Nack
 from drivers.pn532.reader import Target, parse_targets, status_error
@@ -28,20 +28,7 @@ def pn532() -> None:
 @click.argument("hex_text", nargs=-1, required=True, metavar="HEX")
 def decode_command(hex_text: tuple[str, ...]) -> None:
     """Decode one PN532 frame given in hex (spaces allowed) and print it as JSON."""
-    try:
-        frame = frames.decode(parse_hex("".join(hex_text)))
-        click.echo(json.dumps(describe(frame), indent=2))
-    except DeviceError as exc:
-        click.echo("kassa: " + str(exc), err=True)
-        sys.exit(2)
-
-
-def parse_hex(text: str) -> bytes:
-    cleaned = "".join(text.split()).removeprefix("0x")
-    try:
-        return bytes.fromhex(cleaned)
-    except ValueError:
-        raise DecodeError(f"not hexadecimal bytes: {text!r}") from None
+    print_decoded(lambda raw: describe(frames.decode(raw)), " ".join(hex_text))
 
 
 def describe(frame: Frame) -> dict[str, Any]:

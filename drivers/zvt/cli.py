@@ -7,15 +7,14 @@ unframed and its CRC checked first) and prints its fields as JSON. Bad input pri
 
 from __future__ import annotations
 
-import json
-import string
 import sys
 import time
 from typing import Any
 
 import click
 
-from drivers.errors import DecodeError, DeviceError
+from drivers.capture import print_decoded
+from drivers.errors import DecodeError
 from drivers.zvt.apdu import decode_apdu, header_size
 from drivers.zvt.framing import DLE, STX, unframe
 from drivers.zvt.messages import decode_message
@@ -30,25 +29,7 @@ def zvt() -> None:
 @click.argument("hex_text", nargs=-1, required=True, metavar="HEX")
 def decode_command(hex_text: tuple[str, ...]) -> None:
     """Decode one ZVT APDU or serial frame given in hex (spaces optional)."""
-    try:
-        click.echo(json.dumps(describe(parse_hex(" ".join(hex_text))), indent=2))
-    except DeviceError as exc:
-        click.echo(f"kassa: {exc}", err=True)
-        sys.exit(2)
-
-
-def parse_hex(text: str) -> bytes:
-    digits = "".join(text.split()).replace(":", "").replace("-", "")
-    if digits.lower().startswith("0x"):
-        digits = digits[2:]
-    bad = next((c for c in digits if c not in string.hexdigits), None)
-    if bad is not None:
-        raise DecodeError(f"not hex: {bad!r} in the input")
-    if len(digits) % 2:
-        raise DecodeError(f"odd number of hex digits ({len(digits)}): a byte is two digits")
-    if not digits:
-        raise DecodeError("no bytes given")
-    return bytes.fromhex(digits)
+    print_decoded(describe, " ".join(hex_text))
 
 
 def describe(raw: bytes) -> dict[str, Any]:
