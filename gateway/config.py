@@ -57,6 +57,14 @@ def tag_token_key(config: Config) -> bytes:
     ).encode()
 
 
+def identity_key(config: Config) -> bytes:
+    """The key of customer identity hashes (wallet ids, member codes, phones): configured,
+    or generated once into ``var/identity-key``. Losing it makes every customer new again."""
+    return _configured_or_generated(
+        config.get("promotions", {}).get("identity_key"), "identity-key"
+    ).encode()
+
+
 def _configured_or_generated(configured: object, name: str) -> str:
     if configured:
         return str(configured)

@@ -160,4 +160,5 @@ def devices() -> Any:
         )
 
 
+import merchant_portal.promotions  # noqa: E402
 import merchant_portal.reconciliation  # noqa: F401, E402

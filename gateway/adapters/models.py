@@ -165,6 +165,8 @@ class Payment(Base):
     # The bank's own id for the money movement, from its payment notification.
     bank_payment_id: Mapped[str | None] = mapped_column(String(64), index=True)
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The sale this payment pays for, when it was priced with promotions (``sales.id``).
+    sale_id: Mapped[str | None] = mapped_column(String(36), index=True)
     # Why a person must look at this payment (e.g. the bank reported another amount), or None.
     attention: Mapped[str | None] = mapped_column(Text)
     # Card payments: what the terminal reported (masked PAN only, never a full one), the text it
@@ -464,3 +466,7 @@ class ReconDecision(Base):
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_by: Mapped[str | None] = mapped_column(String(64))
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+# The promotion tables share this metadata (Alembic and ``create_all`` see them through it).
+from gateway.adapters import promotion_models as promotion_models  # noqa: E402

@@ -13,9 +13,10 @@ from flask_wtf.csrf import CSRFProtect
 
 from gateway.adapters import passwords
 from gateway.adapters.db import Database
-from gateway.config import Config, load_config, secret_key
+from gateway.config import Config, identity_key, load_config, secret_key
 from gateway.entrypoints import problems
 from gateway.services.payments import PaymentSettings
+from gateway.services.sales import PromotionSettings
 
 
 def create_app(config: Config | None = None, *, db: Database | None = None) -> Flask:
@@ -40,7 +41,11 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> F
     app.extensions["kassa.config"] = config
     app.extensions["kassa.db"] = database
     app.extensions["kassa.payment_settings"] = PaymentSettings.from_config(config)
+    app.extensions["kassa.promotion_settings"] = PromotionSettings.from_config(
+        config, identity_key(config)
+    )
 
+    from gateway.entrypoints import api_sales  # noqa: F401 - adds /api/v1/sales to the blueprint
     from gateway.entrypoints.api import bp as api_bp
     from gateway.entrypoints.bank import bp as bank_bp
     from gateway.entrypoints.cashier import bp as cashier_bp

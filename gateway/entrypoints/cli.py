@@ -329,11 +329,13 @@ def simulate() -> None:
 def _register() -> None:
     from drivers.pn532.cli import pn532, pn532_simulate_command
     from drivers.zvt.cli import zvt, zvt_simulate_command
+    from gateway.entrypoints.promotions_cli import promotions
     from gateway.entrypoints.qr_cli import qr
     from gateway.entrypoints.settlement_cli import settlement
     from sandbox_bank.cli import sandbox_bank_cli
 
     main.add_command(qr)
+    main.add_command(promotions)
     main.add_command(settlement)
     main.add_command(sandbox_bank_cli)
     main.add_command(pn532)

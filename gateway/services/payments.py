@@ -24,7 +24,7 @@ from gateway.domain.payment import (
     check_transition,
 )
 from gateway.errors import Conflict, InvalidInput, NotFound
-from gateway.services import jobs
+from gateway.services import jobs, redemptions
 from gateway.services.auth import TillContext
 
 # Crockford's base32 without I, L, O, U: readable aloud and on a receipt.
@@ -325,6 +325,8 @@ def _move(
         raise Conflict(
             "the payment was changed by someone else at the same moment; read it again"
         ) from None
+    if payment.sale_id is not None:
+        redemptions.on_payment_moved(uow, payment, target.value)
 
 
 def _record(
@@ -467,7 +469,7 @@ def mark_paid_by_bank(
     now = utcnow()
     table = cast(Table, Payment.__table__)
     connection = uow.session.connection()
-    payment_id = connection.scalar(
+    found = connection.execute(
         update(table)
         .where(
             table.c.reference == reference,
@@ -482,10 +484,11 @@ def mark_paid_by_bank(
             updated_at=now,
             version=table.c.version + 1,
         )
-        .returning(table.c.id)
-    )
-    if payment_id is None:
+        .returning(table.c.id, table.c.sale_id)
+    ).first()
+    if found is None:
         return False
+    payment_id, sale_id = found
     connection.execute(
         insert(cast(Table, PaymentEvent.__table__)).values(
             payment_id=payment_id,
@@ -497,4 +500,6 @@ def mark_paid_by_bank(
             created_at=now,
         )
     )
+    if sale_id is not None:
+        redemptions.on_payment_status(uow, sale_id, PaymentStatus.PAID.value, paid_at)
     return True

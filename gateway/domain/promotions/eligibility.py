@@ -7,7 +7,7 @@ is judged later, in ``rewards``.
 
 from __future__ import annotations
 
-from gateway.domain.promotions.model import Basket, Promotion, SaleContext, Targeting
+from gateway.domain.promotions.model import Basket, Coupon, Promotion, SaleContext, Targeting
 from gateway.domain.promotions.rejection import Reason, Rejection, days_words, methods_words
 
 
@@ -63,7 +63,14 @@ def _what(t: Targeting, basket: Basket, ctx: SaleContext) -> _Found:
 
 
 def _code_and_limits(promo: Promotion, ctx: SaleContext) -> _Found:
+    if promo.experiment is not None:
+        if ctx.customer is None:
+            return Reason.CUSTOMER, ()
+        if ctx.variants.get(promo.experiment) != promo.variant:
+            return Reason.VARIANT, ()
     if promo.code is not None and promo.code not in ctx.coupon_codes:
+        return Reason.CODE, ()
+    if isinstance(promo, Coupon) and promo.batch and promo.id not in ctx.coupon_promotions:
         return Reason.CODE, ()
     limits = promo.limits
     used = ctx.usage_of(promo.id)

@@ -3,13 +3,13 @@
 The combination rule:
 
 1. Promotions are considered by priority, highest first, ties by id (the input order never
-   matters). Discounts (every kind but ``points`` and ``gift``) are considered first; points
-   and gifts afterwards, so they see the amounts actually paid.
+   matters), in three stages: discounts first, then points redemption (paying with points),
+   then rewards (points, gifts, draw entries), so rewards see the amounts actually paid.
 2. Each one must be eligible (targeting, coupon code, usage limits, budget left).
 3. ``group``: at most one promotion per group applies, the first one that applies.
 4. ``exclusive`` concerns discounts only: an exclusive discount applies only if no discount
-   applied before it, and once it applies no later discount does. Points and gifts are
-   rewards, not discounts, and are never stopped by exclusivity (groups still hold).
+   applied before it, and once it applies no later discount does. Points redemption is a
+   way of paying and rewards are not discounts: exclusivity never stops them (groups hold).
 5. Each discount is judged on what is still to pay after the earlier ones (a threshold looks
    at the discounted amount), is at most that, and is cut to what is left of its budget.
 6. It is spread over its lines by largest remainder weighted by what each still has to pay,
@@ -36,12 +36,10 @@ def price(
     catalog = promotions if isinstance(promotions, Catalog) else Catalog(promotions)
     pricing = _Pricing(basket, ctx)
     chosen = [catalog.ordered[i] for i in catalog.candidates(basket, ctx)]
-    for promo in chosen:
-        if promo.is_discount:
-            pricing.consider(promo)
-    for promo in chosen:
-        if not promo.is_discount:
-            pricing.consider(promo)
+    for stage in (0, 1, 2):
+        for promo in chosen:
+            if promo.stage == stage:
+                pricing.consider(promo)
     return pricing.result(catalog)
 
 
@@ -76,7 +74,7 @@ class _Pricing:
         if promo.group is not None and promo.group in self.groups:
             holder = self.groups[promo.group]
             return Rejection(promo.id, Reason.GROUP, (promo.group, holder), currency)
-        if not promo.is_discount:
+        if promo.stage != 0:
             return None
         if self.exclusive is not None:
             return Rejection(promo.id, Reason.EXCLUSIVE_TAKEN, (self.exclusive,), currency)
@@ -92,11 +90,12 @@ class _Pricing:
             AppliedPromotion(
                 promo.id, promo.kind, promo.name, discount, per_line, reward.points, basis,
                 reward.gift, promo.limits.budget_minor is not None and discount > 0, note,
+                reward.points_redeemed, reward.referrer_points, reward.draw,
             )
         )  # fmt: skip
         if promo.group is not None:
             self.groups[promo.group] = promo.id
-        if promo.is_discount:
+        if promo.stage == 0:
             self.first_discount = self.first_discount or promo.id
             if promo.exclusive:
                 self.exclusive = promo.id

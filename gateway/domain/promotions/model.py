@@ -15,6 +15,13 @@ never applies its euro figures to a sale in another currency.
 | ``coupon``       | amount and/or percent off when its code is presented          |
 | ``points``       | loyalty points per amount paid (no discount)                  |
 | ``gift``         | a gift item/voucher after N purchases or a spend total        |
+| ``points_redeem``| the customer pays part of the sale with loyalty points        |
+| ``referral``     | the referee's first purchase discounted, the referrer rewarded|
+| ``draw``         | a paid sale enters a lucky draw (drawn by the service)        |
+
+Stages: discounts are priced first (by priority), then points redemption (a way of paying,
+so exclusivity does not stop it), then rewards (points, gifts, draw entries), which see the
+amounts actually paid.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
+from gateway.domain.promotions.draw import DrawTable
 from gateway.errors import InvalidInput
 
 PAYMENT_METHODS = ("qr", "card")
@@ -67,6 +75,17 @@ class Customer:
     purchases: int = 0
     spend_minor: int = 0
     first_use: bool = False
+    points_balance: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralClaim:
+    """A referral code presented at checkout, resolved to its referrer by the service."""
+
+    referrer_token: str
+    referrer_has_purchased: bool = True
+    referrer_referrals: int = 0
+    referrer_referrals_today: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +96,8 @@ class Usage:
     global_money_minor: int = 0
     customer_today: int = 0
     customer_lifetime: int = 0
+    period_purchases: int = 0
+    period_spend_minor: int = 0
 
 
 NO_USAGE = Usage()
@@ -92,7 +113,11 @@ class SaleContext:
     till_id: str | None = None
     customer: Customer | None = None
     coupon_codes: frozenset[str] = frozenset()
+    coupon_promotions: frozenset[str] = frozenset()
     usage: Mapping[str, Usage] = field(default_factory=dict)
+    redeem_points: int = 0
+    referral: ReferralClaim | None = None
+    variants: Mapping[str, str] = field(default_factory=dict)
 
     def usage_of(self, promotion_id: str) -> Usage:
         return self.usage.get(promotion_id, NO_USAGE)
@@ -156,6 +181,7 @@ class Promotion:
 
     kind: ClassVar[str] = "promotion"
     is_discount: ClassVar[bool] = True
+    stage: ClassVar[int] = 0
 
     id: str
     name: str = ""
@@ -165,6 +191,8 @@ class Promotion:
     code: str | None = None
     targeting: Targeting = Targeting()
     limits: Limits = Limits()
+    experiment: str | None = None
+    variant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,16 +263,22 @@ class FeeWaiver(Promotion):
 
 @dataclass(frozen=True, kw_only=True)
 class Coupon(Promotion):
-    """Amount and/or percent off when ``code`` is among the presented coupon codes."""
+    """Amount and/or percent off when its code is presented.
+
+    A shared coupon has one ``code``; a ``batch`` coupon has many unique single-use codes,
+    checked (unused, unexpired, assigned to this customer) by the service, which lists the
+    batches whose code was presented in ``SaleContext.coupon_promotions``.
+    """
 
     kind: ClassVar[str] = "coupon"
     amount_off_minor: int = 0
     percent_bp: int = 0
     cap_minor: int | None = None
+    batch: bool = False
 
     def __post_init__(self) -> None:
-        if not self.code:
-            raise InvalidInput(f"coupon {self.id!r} needs a code")
+        if not self.code and not self.batch:
+            raise InvalidInput(f"coupon {self.id!r} needs a code or a batch of codes")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -253,8 +287,14 @@ class LoyaltyPoints(Promotion):
 
     kind: ClassVar[str] = "points"
     is_discount: ClassVar[bool] = False
+    stage: ClassVar[int] = 2
     points: int
     per_minor: int
+    expiry_days: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.points < 1 or self.per_minor < 1:
+            raise InvalidInput(f"promotion {self.id!r}: points and per_minor must be positive")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,6 +303,52 @@ class ThresholdGift(Promotion):
 
     kind: ClassVar[str] = "gift"
     is_discount: ClassVar[bool] = False
+    stage: ClassVar[int] = 2
     gift: str
     after_purchases: int | None = None
     after_spend_minor: int | None = None
+    period_days: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PointsRedemption(Promotion):
+    """Pay with points: each point is worth ``point_value_minor``, redeemed on request.
+
+    At least ``min_points`` at a time, and at most ``max_share_bp`` of what is left to pay.
+    """
+
+    kind: ClassVar[str] = "points_redeem"
+    stage: ClassVar[int] = 1
+    point_value_minor: int = 1
+    min_points: int = 1
+    max_share_bp: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.point_value_minor < 1 or not 0 < self.max_share_bp <= 10_000:
+            raise InvalidInput(f"promotion {self.id!r}: a positive point value is expected")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Referral(Promotion):
+    """The referee's first purchase is discounted; the referrer earns ``referrer_points``
+    once that purchase is paid. Abuse limits: referrals per referrer in all and per day,
+    and the referrer must have bought something (no self-referral, ever)."""
+
+    kind: ClassVar[str] = "referral"
+    amount_off_minor: int = 0
+    percent_bp: int = 0
+    cap_minor: int | None = None
+    referrer_points: int = 0
+    max_referrals: int | None = None
+    max_referrals_per_day: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LuckyDraw(Promotion):
+    """A paid sale of at least ``min_spend_minor`` enters a draw for a prize of ``table``."""
+
+    kind: ClassVar[str] = "draw"
+    is_discount: ClassVar[bool] = False
+    stage: ClassVar[int] = 2
+    table: DrawTable
+    min_spend_minor: int = 0

@@ -43,6 +43,16 @@ class Reason(Enum):
     GROUP = "another promotion of group {0!r} applied: {1}"
     EXCLUSIVE_TAKEN = "not combinable with exclusive promotion {0}"
     EXCLUSIVE_LATE = "exclusive, but {0} already applied"
+    VARIANT = "not in this customer's test group"
+    NOT_ASKED = "the customer did not ask to pay with points"
+    NO_BALANCE = "the customer has no points to redeem"
+    FEW_POINTS = "at least {0} points are needed, the customer has {1}"
+    NO_REFERRAL = "needs a referral code"
+    SELF_REFERRAL = "a customer cannot refer themselves"
+    REFERRER_NEW = "the referrer has not made a purchase yet"
+    REFERRAL_LIMIT = "the referrer has reached the limit of {0} referrals"
+    REFERRAL_DAILY = "the referrer has reached today's limit of {0} referrals"
+    DRAW_SPEND = "spend {0} more to enter the draw"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,13 @@ from gateway.domain.promotions.model import (
     FeeWaiver,
     FixedPrice,
     LoyaltyPoints,
+    LuckyDraw,
     MultiBuy,
     NewCustomerDiscount,
     PercentOff,
+    PointsRedemption,
     Promotion,
+    Referral,
     SaleContext,
     ThresholdDiscount,
     ThresholdGift,
@@ -36,6 +39,9 @@ class Reward:
     discount_minor: int = 0
     points: int = 0
     gift: str | None = None
+    points_redeemed: int = 0
+    referrer_points: int = 0
+    draw: bool = False
 
 
 @dataclass(slots=True)
@@ -164,7 +170,7 @@ def _first_use(promo: Promotion, sale: SaleState) -> Rejection | None:
     return None
 
 
-def _amount_off(promo: NewCustomerDiscount | Coupon, sale: SaleState) -> Outcome:
+def _amount_off(promo: NewCustomerDiscount | Coupon | Referral, sale: SaleState) -> Outcome:
     lines = sale.targeted(promo)
     amount = promo.amount_off_minor + sale.amount(lines) * promo.percent_bp // 10_000
     if promo.cap_minor is not None:
@@ -196,8 +202,12 @@ def _gift(promo: ThresholdGift, sale: SaleState) -> Outcome:
     customer = sale.ctx.customer
     if customer is None:
         return _reject(promo, sale, Reason.CUSTOMER)
-    purchases = customer.purchases + 1
-    spend = customer.spend_minor + sum(sale.remaining)
+    if promo.period_days is not None:
+        used = sale.ctx.usage_of(promo.id)
+        purchases, spend = used.period_purchases + 1, used.period_spend_minor
+    else:
+        purchases, spend = customer.purchases + 1, customer.spend_minor
+    spend += sum(sale.remaining)
     by_count = promo.after_purchases is not None and purchases >= promo.after_purchases
     by_spend = promo.after_spend_minor is not None and spend >= promo.after_spend_minor
     if by_count or by_spend:
@@ -210,6 +220,58 @@ def _gift(promo: ThresholdGift, sale: SaleState) -> Outcome:
     return _reject(promo, sale, Reason.GIFT_SPEND, missing, promo.gift, money=1)
 
 
+def _redeem(promo: PointsRedemption, sale: SaleState) -> Outcome:
+    customer, asked = sale.ctx.customer, sale.ctx.redeem_points
+    if asked <= 0:
+        return _reject(promo, sale, Reason.NOT_ASKED)
+    if customer is None:
+        return _reject(promo, sale, Reason.CUSTOMER)
+    balance = customer.points_balance
+    if balance <= 0:
+        return _reject(promo, sale, Reason.NO_BALANCE)
+    if min(asked, balance) < promo.min_points:
+        return _reject(promo, sale, Reason.FEW_POINTS, promo.min_points, balance)
+    lines = tuple(i for i, left in enumerate(sale.remaining) if left > 0)
+    most = sale.amount(lines) * promo.max_share_bp // 10_000
+    points = min(asked, balance, most // promo.point_value_minor)
+    if points < max(promo.min_points, 1):
+        return _reject(promo, sale, Reason.NOTHING)
+    return Reward(lines, points * promo.point_value_minor, points_redeemed=points)
+
+
+def _referral(promo: Referral, sale: SaleState) -> Outcome:
+    claim, customer = sale.ctx.referral, sale.ctx.customer
+    if claim is None:
+        return _reject(promo, sale, Reason.NO_REFERRAL)
+    first = _first_use(promo, sale)
+    if first is not None:
+        return first
+    assert customer is not None  # _first_use checked it
+    if claim.referrer_token == customer.id_token:
+        return _reject(promo, sale, Reason.SELF_REFERRAL)
+    if not claim.referrer_has_purchased:
+        return _reject(promo, sale, Reason.REFERRER_NEW)
+    if promo.max_referrals is not None and claim.referrer_referrals >= promo.max_referrals:
+        return _reject(promo, sale, Reason.REFERRAL_LIMIT, promo.max_referrals)
+    daily = promo.max_referrals_per_day
+    if daily is not None and claim.referrer_referrals_today >= daily:
+        return _reject(promo, sale, Reason.REFERRAL_DAILY, daily)
+    if promo.amount_off_minor == 0 and promo.percent_bp == 0:
+        return Reward((), referrer_points=promo.referrer_points)
+    outcome = _amount_off(promo, sale)
+    if isinstance(outcome, Rejection):
+        return outcome
+    return Reward(outcome.lines, outcome.discount_minor, referrer_points=promo.referrer_points)
+
+
+def _draw(promo: LuckyDraw, sale: SaleState) -> Outcome:
+    paid = sale.amount(sale.targeted(promo))
+    if paid <= 0 or paid < promo.min_spend_minor:
+        missing = max(promo.min_spend_minor - paid, 1)
+        return _reject(promo, sale, Reason.DRAW_SPEND, missing, money=1)
+    return Reward((), draw=True)
+
+
 _RULES: dict[str, Callable[[Any, SaleState], Outcome]] = {
     ThresholdDiscount.kind: _threshold,
     PercentOff.kind: _percent,
@@ -220,4 +282,7 @@ _RULES: dict[str, Callable[[Any, SaleState], Outcome]] = {
     Coupon.kind: _amount_off,
     LoyaltyPoints.kind: _points,
     ThresholdGift.kind: _gift,
+    PointsRedemption.kind: _redeem,
+    Referral.kind: _referral,
+    LuckyDraw.kind: _draw,
 }

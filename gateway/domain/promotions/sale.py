@@ -48,16 +48,21 @@ class AppliedPromotion:
     gift: str | None = None
     budgeted: bool = False
     note: str | None = None
+    points_redeemed: int = 0
+    referrer_points: int = 0
+    draw: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class RefundShare:
-    """What one promotion gives back for a refund: discount, points and budget."""
+    """What one promotion gives back for a refund: discount, points earned to take back,
+    budget to return and redeemed points to credit back to the customer."""
 
     promotion_id: str
     discount_minor: int
     points: int
     budget_minor: int
+    points_redeemed: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,10 @@ class PricedSale:
     def discount_minor(self) -> int:
         return self.total_before_minor - self.total_after_minor
 
+    @property
+    def points_redeemed(self) -> int:
+        return sum(a.points_redeemed for a in self.applied)
+
     def refund_share(self, refunded: Sequence[int]) -> tuple[RefundShare, ...]:
         """Per applied promotion, what to give back when ``refunded`` is returned.
 
@@ -90,6 +99,28 @@ class PricedSale:
         """
         self._check_refund(refunded)
         return tuple(self._share(a, refunded) for a in self.applied)
+
+    def refund_share_of_total(self, refunded_minor: int) -> tuple[RefundShare, ...]:
+        """Per applied promotion, what to give back when ``refunded_minor`` of the total paid
+        is returned without naming lines: each figure times refunded / paid, rounded down
+        (the whole total gives back everything exactly)."""
+        paid = self.total_after_minor
+        if not 0 <= refunded_minor <= paid:
+            raise InvalidInput(f"a refund must be between 0 and {paid}")
+        share = Fraction(refunded_minor, paid) if paid else Fraction(1)
+        out = []
+        for a in self.applied:
+            discount = int(a.discount_minor * share)
+            out.append(
+                RefundShare(
+                    a.promotion_id,
+                    discount,
+                    int(a.points * share),
+                    discount if a.budgeted else 0,
+                    int(a.points_redeemed * share),
+                )
+            )
+        return tuple(out)
 
     def _check_refund(self, refunded: Sequence[int]) -> None:
         if len(refunded) != len(self.lines):
@@ -107,7 +138,12 @@ class PricedSale:
             if d
         )
         budget = discount if applied.budgeted else 0
-        return RefundShare(applied.promotion_id, discount, self._points(applied, refunded), budget)
+        redeemed = 0
+        if applied.points_redeemed:
+            value = applied.discount_minor // applied.points_redeemed
+            redeemed = discount // value
+        points = self._points(applied, refunded)
+        return RefundShare(applied.promotion_id, discount, points, budget, redeemed)
 
     def _points(self, applied: AppliedPromotion, refunded: Sequence[int]) -> int:
         basis = sum(applied.points_basis)

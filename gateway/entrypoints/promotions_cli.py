@@ -1,0 +1,170 @@
+"""`kassa promotions …`: list promotions, show one, issue batch coupon codes, read an
+experiment's results.
+
+Errors (an unknown key, a bad date) are :class:`~gateway.errors.KassaError`; the ``kassa``
+group turns them into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import click
+
+from gateway.errors import InvalidInput, NotFound
+
+MERCHANT = click.option(
+    "--merchant", "merchant_id", type=int, help="Merchant id (default: the only merchant)."
+)
+
+
+@click.group("promotions")
+def promotions() -> None:
+    """In-store wallet promotions and their A/B tests."""
+
+
+@contextmanager
+def _unit_of_work(readonly: bool = False) -> Iterator[Any]:
+    from gateway.adapters.db import Database
+    from gateway.config import load_config
+
+    database = Database(load_config()["database"]["url"])
+    try:
+        database.require_current_schema()
+        with database.unit_of_work(readonly=readonly) as uow:
+            yield uow
+    finally:
+        database.dispose()
+
+
+def _merchant(uow: Any, merchant_id: int | None) -> int:
+    from sqlalchemy import select
+
+    from gateway.adapters.models import Merchant
+
+    if merchant_id is not None:
+        if uow.session.get(Merchant, merchant_id) is None:
+            raise NotFound(f"no merchant {merchant_id}")
+        return merchant_id
+    ids = list(uow.session.scalars(select(Merchant.id).order_by(Merchant.id).limit(2)))
+    if len(ids) != 1:
+        raise InvalidInput(
+            "no merchant yet" if not ids else "several merchants: choose one with --merchant ID"
+        )
+    return int(ids[0])
+
+
+def _money(minor: int | None, currency: str) -> str:
+    from gateway.domain.money import Money
+
+    return "—" if minor is None else str(Money(minor, currency))
+
+
+@promotions.command("list")
+@MERCHANT
+@click.option("--json", "as_json", is_flag=True, help="Print the promotions as JSON.")
+def list_command(merchant_id: int | None, as_json: bool) -> None:
+    """The promotions, newest first: status, budget used and uses."""
+    from gateway.adapters.models import utcnow
+    from gateway.services.promotion_admin import list_promotions
+
+    with _unit_of_work(readonly=True) as uow:
+        rows = list_promotions(uow, _merchant(uow, merchant_id), now=utcnow())
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        return
+    table = [("KEY", "NAME", "KIND", "STATUS", "BUDGET USED", "USES")]
+    for r in rows:
+        budget = _money(r.budget_minor, r.currency) if r.budget_minor is not None else "no limit"
+        used = f"{_money(r.used_minor, r.currency)} / {budget}"
+        uses = f"{r.used_count}" + (f" / {r.count_limit}" if r.count_limit is not None else "")
+        table.append((r.key, r.name, r.kind, r.status, used, uses))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if not rows:
+        click.echo("(no promotions)")
+
+
+@promotions.command("show")
+@click.argument("key")
+@MERCHANT
+def show_command(key: str, merchant_id: int | None) -> None:
+    """One promotion: its facts, spec and change history, as JSON."""
+    from gateway.adapters.models import utcnow
+    from gateway.services import promotion_admin as admin
+
+    with _unit_of_work(readonly=True) as uow:
+        row = admin.get_promotion(uow, _merchant(uow, merchant_id), key)
+        summary = admin.summarise(uow, [row], utcnow())[0]
+        out = summary.to_json() | {
+            "spec": row.spec,
+            "history": [
+                {
+                    "at": c.created_at.isoformat(),
+                    "action": c.action,
+                    "actor": c.actor,
+                    "detail": c.detail,
+                }
+                for c in admin.history(uow, row)
+            ],
+        }
+    click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+
+
+@promotions.command("issue-coupons")
+@click.argument("key")
+@click.option("--count", type=int, required=True, help="How many codes (1 to 10 000).")
+@click.option("--expires", help="Last day the codes are valid, YYYY-MM-DD (UTC).")
+@MERCHANT
+def issue_coupons_command(
+    key: str, count: int, expires: str | None, merchant_id: int | None
+) -> None:
+    """Issue COUNT unique codes of the batch coupon KEY and print them, one a line."""
+    from gateway.services import promotion_admin as admin
+
+    expires_at = None
+    if expires:
+        try:
+            day = date.fromisoformat(expires)
+        except ValueError:
+            raise InvalidInput(f"--expires must be YYYY-MM-DD, not {expires!r}") from None
+        expires_at = datetime.combine(day, time.max, tzinfo=UTC)
+    with _unit_of_work() as uow:
+        row = admin.get_promotion(uow, _merchant(uow, merchant_id), key)
+        codes = admin.issue_coupons(uow, row, count=count, expires_at=expires_at, actor="cli")
+        uow.commit()
+    click.echo("\n".join(codes))
+
+
+@promotions.command("results")
+@click.argument("experiment_key")
+@MERCHANT
+@click.option("--json", "as_json", is_flag=True, help="Print the figures and tests as JSON.")
+def results_command(experiment_key: str, merchant_id: int | None, as_json: bool) -> None:
+    """An experiment's figures per variant and each variant tested against the control."""
+    from gateway.adapters.models import utcnow
+    from gateway.services.experiment_results import results
+
+    with _unit_of_work(readonly=True) as uow:
+        out = results(uow, _merchant(uow, merchant_id), experiment_key, now=utcnow())
+    if as_json:
+        click.echo(json.dumps(out.to_json(), indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{out.name} ({out.key}), control {out.control}, amounts in {out.currency}")
+    click.echo("VARIANT  CUSTOMERS  ELIGIBLE  REDEEMED  PURCHASES  AVG TICKET  NEW  RETAINED  COST")
+    for f in out.figures:
+        click.echo(
+            f"{f.name:<8} {f.customers:>9} {f.eligible:>9} {f.redemptions:>9} {f.purchases:>10} "
+            f"{_money(f.average_ticket_minor, out.currency):>11} {f.new_customers:>4} "
+            f"{f.retained_30d:>4}/{f.retention_base:<4} {_money(f.cost_minor, out.currency)}"
+        )
+    for c in out.comparisons:
+        click.echo(f"\n{c.variant} against {out.control}:")
+        for t in c.tests:
+            click.echo(f"  {t.metric}: {t.test}, statistic {t.statistic:.3f}, p {t.p_value:.4f}")
+        click.echo(f"  {c.verdict}")

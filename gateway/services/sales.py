@@ -1,0 +1,607 @@
+"""Sales: price a basket with the merchant's live promotions, then pay for it.
+
+``price_sale`` stores a *priced* sale (nothing is held yet: a quote the cashier shows).
+``pay_sale`` prices it again for the chosen payment method, with the customer's row locked
+and fresh usage figures, holds what the promotions give (``redemptions.reserve``) and creates
+the payment for the discounted total, all in one transaction. A limit taken by a concurrent
+checkout meanwhile makes it price again (up to ``_ATTEMPTS`` times), this time with that
+promotion's row locked before it is read, so the customer is charged what the promotions
+can still give and no budget is ever overspent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import Merchant, Payment, Store, utcnow
+from gateway.adapters.promotion_models import (
+    CouponCode,
+    Customer,
+    Experiment,
+    ExperimentExposure,
+    PromotionRow,
+    ReferralRow,
+    Sale,
+    SalePromotion,
+)
+from gateway.domain import promotions as promo
+from gateway.domain.money import Money
+from gateway.domain.promotions import experiments as ab
+from gateway.domain.promotions.eligibility import check_eligibility
+from gateway.domain.promotions.model import ThresholdGift
+from gateway.domain.promotions.spec import promotion_from_spec
+from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.services import cards, customers, payments, redemptions
+from gateway.services.auth import TillContext
+
+_ATTEMPTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionSettings:
+    identity_key: bytes
+    lapsed_after: timedelta = timedelta(days=90)
+    tap_window: timedelta = timedelta(seconds=120)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], identity_key: bytes) -> PromotionSettings:
+        section = config.get("promotions", {})
+        return cls(
+            identity_key=identity_key,
+            lapsed_after=timedelta(days=int(section.get("lapsed_after_days", 90))),
+            tap_window=timedelta(seconds=int(section.get("tap_window_seconds", 120))),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LineInput:
+    sku: str
+    name: str
+    category: str
+    quantity: int
+    unit_price: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaleRequest:
+    """What the till sends: the basket and what it knows of the customer."""
+
+    lines: tuple[LineInput, ...]
+    currency: str
+    fee: str | None = None
+    customer: customers.IdentityInput = field(default_factory=customers.IdentityInput)
+    use_last_tap: bool = False
+    coupon_codes: tuple[str, ...] = ()
+    referral_code: str | None = None
+    redeem_points: int = 0
+    payment_method: str | None = None
+
+
+@dataclass(slots=True)
+class _Priced:
+    """One pricing run and everything it was based on."""
+
+    priced: promo.PricedSale
+    ctx: promo.SaleContext
+    who: customers.Identified
+    rows: dict[str, PromotionRow]
+    promotions: dict[str, promo.Promotion]
+    coupons: dict[str, CouponCode]
+    notes: list[dict[str, str]]
+    referrer: Customer | None
+    experiments: dict[str, tuple[Experiment, str]] = field(default_factory=dict)
+
+
+# --- the catalog: live promotions, parsed once per change ---------------------------------
+
+_CATALOGS: dict[int, tuple[tuple[Any, ...], promo.Catalog, dict[str, PromotionRow]]] = {}
+
+
+def live_promotions(
+    uow: UnitOfWork, merchant_id: int, now: datetime
+) -> tuple[promo.Catalog, dict[str, PromotionRow]]:
+    """The merchant's promotions live at ``now``, as a priced-ready catalog.
+
+    Parsing a thousand specs on every sale would dominate pricing, so the parsed catalog is
+    kept per process and reused while the live rows and their ``updated_at`` are unchanged
+    (checked on every call: the database stays the one source of truth).
+    """
+    rows = list(
+        uow.session.scalars(
+            select(PromotionRow)
+            .where(
+                PromotionRow.merchant_id == merchant_id,
+                PromotionRow.state == "active",
+                (PromotionRow.starts_at.is_(None)) | (PromotionRow.starts_at <= now),
+                (PromotionRow.ends_at.is_(None)) | (PromotionRow.ends_at > now),
+            )
+            .execution_options(populate_existing=True)
+        )
+    )
+    signature = tuple(sorted((r.id, r.updated_at) for r in rows))
+    cached = _CATALOGS.get(merchant_id)
+    if cached is not None and cached[0] == signature:
+        return cached[1], {r.key: r for r in rows}
+    experiments = _experiment_keys(uow, rows)
+    parsed = [
+        promotion_from_spec(
+            r.key, r.kind, r.spec, experiment=experiments.get(r.experiment_id or 0),
+            variant=r.variant,
+        )
+        for r in rows
+    ]  # fmt: skip
+    catalog = promo.Catalog(parsed)
+    _CATALOGS[merchant_id] = (signature, catalog, {r.key: r for r in rows})
+    return catalog, {r.key: r for r in rows}
+
+
+def _experiment_keys(uow: UnitOfWork, rows: list[PromotionRow]) -> dict[int, str]:
+    ids = {r.experiment_id for r in rows if r.experiment_id is not None}
+    if not ids:
+        return {}
+    found = uow.session.execute(select(Experiment.id, Experiment.key).where(Experiment.id.in_(ids)))
+    return {i: k for i, k in found}
+
+
+# --- pricing ---------------------------------------------------------------------------
+
+
+def _basket(request: SaleRequest) -> promo.Basket:
+    if not request.lines:
+        raise InvalidInput("lines: a sale needs at least one line")
+    if len(request.lines) > 500:
+        raise InvalidInput("lines: at most 500 lines per sale")
+    out = []
+    for i, line in enumerate(request.lines):
+        if line.quantity < 1 or line.quantity > 100_000:
+            raise InvalidInput(f"lines[{i}].quantity: expected 1 to 100000")
+        try:
+            price = Money.parse(line.unit_price, request.currency)
+        except InvalidInput as exc:
+            raise InvalidInput(f"lines[{i}].unit_price: {exc}") from None
+        if price.minor < 0:
+            raise InvalidInput(f"lines[{i}].unit_price: must not be negative")
+        out.append(promo.BasketLine(line.sku, line.name, line.category, line.quantity, price.minor))
+    fee = Money.parse(request.fee, request.currency).minor if request.fee else 0
+    if fee < 0:
+        raise InvalidInput("fee: must not be negative")
+    return promo.Basket(tuple(out), request.currency, fee)
+
+
+def _price(
+    uow: UnitOfWork,
+    till: TillContext,
+    request: SaleRequest,
+    digests: tuple[tuple[str, str], ...],
+    settings: PromotionSettings,
+    *,
+    method: str | None,
+    lock: bool,
+    sale_id: str | None = None,
+    now: datetime,
+    locked: frozenset[int] = frozenset(),
+) -> _Priced:
+    basket = _basket(request)
+    if locked:  # promotions contended a moment ago: read them under their row locks
+        uow.session.scalars(
+            select(PromotionRow)
+            .where(PromotionRow.id.in_(locked))
+            .order_by(PromotionRow.id)
+            .with_for_update()
+        ).all()
+    store = uow.session.get_one(Store, till.store_id)
+    moment = now.astimezone(ZoneInfo(store.timezone or "UTC"))
+    catalog, rows = live_promotions(uow, till.merchant_id, now)
+    who = customers.identify(uow, till.merchant_id, digests, lock=lock)
+    customer = customers.as_domain(
+        uow, who, now, lapsed_after=settings.lapsed_after, sale_id=sale_id
+    )
+    notes: list[dict[str, str]] = []
+    coupons = _coupons(uow, till.merchant_id, request.coupon_codes, who, rows, now, sale_id, notes)
+    referrer, claim = _referral(uow, till.merchant_id, request.referral_code, moment.date())
+    experiments = _assignments(uow, till.merchant_id, rows, who)
+    ctx = promo.SaleContext(
+        moment=moment,
+        payment_method=method,
+        store_id=str(till.store_id),
+        till_id=str(till.till_id),
+        customer=customer,
+        coupon_codes=frozenset(c.strip() for c in request.coupon_codes),
+        coupon_promotions=frozenset(coupons),
+        usage=_usage(uow, rows, who.customer, moment.date(), now),
+        redeem_points=request.redeem_points,
+        referral=claim,
+        variants={key: variant for key, (_, variant) in experiments.items()},
+    )
+    priced = promo.price(basket, catalog, ctx)
+    promotions = {p.id: p for p in catalog.ordered}
+    return _Priced(priced, ctx, who, rows, promotions, coupons, notes, referrer, experiments)
+
+
+def _coupons(
+    uow: UnitOfWork,
+    merchant_id: int,
+    codes: tuple[str, ...],
+    who: customers.Identified,
+    rows: dict[str, PromotionRow],
+    now: datetime,
+    sale_id: str | None,
+    notes: list[dict[str, str]],
+) -> dict[str, CouponCode]:
+    """Batch coupon codes presented, by promotion key, if usable by this customer now."""
+    shared = {r.spec.get("code") for r in rows.values() if r.kind == "coupon"}
+    wanted = [c.strip().upper() for c in codes if c.strip() and c.strip() not in shared]
+    if not wanted:
+        return {}
+    by_id = {r.id: r for r in rows.values()}
+    found = {
+        c.code: c
+        for c in uow.session.scalars(
+            select(CouponCode).where(
+                CouponCode.merchant_id == merchant_id, CouponCode.code.in_(wanted)
+            )
+        )
+    }
+    out: dict[str, CouponCode] = {}
+    for code in wanted:
+        coupon = found.get(code)
+        why = _coupon_problem(coupon, by_id, who, now, sale_id)
+        if why is not None:
+            notes.append({"coupon": code, "reason": why})
+            continue
+        assert coupon is not None
+        out[by_id[coupon.promotion_id].key] = coupon
+    return out
+
+
+def _coupon_problem(
+    coupon: CouponCode | None,
+    live: dict[int, PromotionRow],
+    who: customers.Identified,
+    now: datetime,
+    sale_id: str | None,
+) -> str | None:
+    if coupon is None:
+        return "unknown coupon code"
+    if coupon.status == "redeemed" or (coupon.status == "reserved" and coupon.sale_id != sale_id):
+        return "this coupon code has already been used"
+    if coupon.expires_at is not None and coupon.expires_at <= now:
+        return "this coupon code has expired"
+    if coupon.promotion_id not in live:
+        return "its promotion is not running now"
+    if coupon.customer_id is not None and (
+        who.customer is None or who.customer.id != coupon.customer_id
+    ):
+        return "this coupon code belongs to another customer"
+    return None
+
+
+def _referral(
+    uow: UnitOfWork, merchant_id: int, code: str | None, today: date
+) -> tuple[Customer | None, promo.ReferralClaim | None]:
+    if not code:
+        return None, None
+    referrer = customers.by_referral_code(uow, merchant_id, code)
+    counted = select(func.count()).where(
+        ReferralRow.referrer_id == referrer.id, ReferralRow.state.in_(("reserved", "committed"))
+    )
+    total = int(uow.session.scalar(counted) or 0)
+    on_day = int(uow.session.scalar(counted.where(ReferralRow.local_day == today)) or 0)
+    claim = promo.ReferralClaim(referrer.token, referrer.purchases > 0, total, on_day)
+    return referrer, claim
+
+
+def _assignments(
+    uow: UnitOfWork, merchant_id: int, rows: dict[str, PromotionRow], who: customers.Identified
+) -> dict[str, tuple[Experiment, str]]:
+    """Each running experiment's variant for this customer (identified customers only)."""
+    ids = {r.experiment_id for r in rows.values() if r.experiment_id is not None}
+    if not ids or not who.digests:
+        return {}
+    out = {}
+    for exp in uow.session.scalars(
+        select(Experiment).where(Experiment.merchant_id == merchant_id, Experiment.id.in_(ids))
+    ):
+        domain = ab.Experiment(
+            exp.key,
+            tuple(ab.Variant(v["name"], int(v["weight"])) for v in exp.variants),
+            exp.holdout_bp,
+        )
+        out[exp.key] = (exp, ab.assign(domain, who.key))
+    return out
+
+
+def _usage(
+    uow: UnitOfWork,
+    rows: dict[str, PromotionRow],
+    customer: Customer | None,
+    today: date,
+    now: datetime,
+) -> dict[str, promo.Usage]:
+    """What each live promotion has used: globally (reserved + committed) and by the customer."""
+    by_id = {r.id: r for r in rows.values()}
+    mine: dict[int, tuple[int, int]] = {}
+    if customer is not None:
+        held = uow.session.execute(
+            select(SalePromotion.promotion_id, SalePromotion.local_day).where(
+                SalePromotion.customer_id == customer.id,
+                SalePromotion.state.in_(("reserved", "committed")),
+            )
+        ).all()
+        for promotion_id, day in held:
+            life, on_day = mine.get(promotion_id, (0, 0))
+            mine[promotion_id] = (life + 1, on_day + (day == today))
+    out: dict[str, promo.Usage] = {}
+    for row in by_id.values():
+        life, on_day = mine.get(row.id, (0, 0))
+        period = _period(uow, row, customer, now)
+        if row.used_count or row.used_money_minor or life or period != (0, 0):
+            out[row.key] = promo.Usage(
+                row.used_count, row.used_money_minor, on_day, life, period[0], period[1]
+            )
+    return out
+
+
+def _period(
+    uow: UnitOfWork, row: PromotionRow, customer: Customer | None, now: datetime
+) -> tuple[int, int]:
+    days = row.spec.get("period_days") if row.kind == ThresholdGift.kind else None
+    if customer is None or not days:
+        return (0, 0)
+    count, spend = uow.session.execute(
+        select(func.count(), func.coalesce(func.sum(Sale.total_after_minor), 0)).where(
+            Sale.customer_id == customer.id,
+            Sale.status == "paid",
+            Sale.currency == customer.spend_currency,
+            Sale.created_at >= now - timedelta(days=int(days)),
+        )
+    ).one()
+    return int(count), int(spend)
+
+
+# --- use cases ---------------------------------------------------------------------------
+
+
+def _digests(
+    uow: UnitOfWork, till: TillContext, request: SaleRequest, settings: PromotionSettings
+) -> tuple[tuple[str, str], ...]:
+    given = request.customer
+    if request.use_last_tap:
+        token = customers.last_tap_token(uow, till.till_id, within=settings.tap_window)
+        given = customers.IdentityInput(given.wallet_id, given.member_code, token, given.phone)
+    return customers.digests(settings.identity_key, till.merchant_id, given)
+
+
+def price_sale(
+    uow: UnitOfWork, till: TillContext, request: SaleRequest, settings: PromotionSettings
+) -> Sale:
+    """Price the basket and keep the quote as a ``priced`` sale (not committed)."""
+    if request.redeem_points < 0:
+        raise InvalidInput("redeem_points: must not be negative")
+    now = utcnow()
+    digests = _digests(uow, till, request, settings)
+    run = _price(uow, till, request, digests, settings, method=request.payment_method,
+                 lock=False, now=now)  # fmt: skip
+    sale = Sale(
+        id=str(uuid.uuid4()),
+        merchant_id=till.merchant_id,
+        store_id=till.store_id,
+        till_id=till.till_id,
+        customer_id=run.who.customer.id if run.who.customer else None,
+        currency=request.currency,
+        status="priced",
+        payment_method=request.payment_method,
+        request=_stored_request(request, digests),
+        created_by=till.actor,
+        created_at=now,
+        updated_at=now,
+    )
+    _write_outcome(sale, run)
+    uow.session.add(sale)
+    uow.session.flush()
+    return sale
+
+
+def _stored_request(request: SaleRequest, digests: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The request as kept with the sale: identities as digests only, never in clear."""
+    return {
+        "lines": [
+            {"sku": ln.sku, "name": ln.name, "category": ln.category,
+             "quantity": ln.quantity, "unit_price": ln.unit_price}
+            for ln in request.lines
+        ],
+        "currency": request.currency,
+        "fee": request.fee,
+        "digests": [list(d) for d in digests],
+        "coupon_codes": list(request.coupon_codes),
+        "referral_code": request.referral_code,
+        "redeem_points": request.redeem_points,
+    }  # fmt: skip
+
+
+def _request_of(sale: Sale) -> tuple[SaleRequest, tuple[tuple[str, str], ...]]:
+    raw = sale.request
+    lines = tuple(LineInput(**ln) for ln in raw["lines"])
+    request = SaleRequest(
+        lines=lines,
+        currency=raw["currency"],
+        fee=raw.get("fee"),
+        coupon_codes=tuple(raw.get("coupon_codes", ())),
+        referral_code=raw.get("referral_code"),
+        redeem_points=int(raw.get("redeem_points", 0)),
+    )
+    return request, tuple((k, d) for k, d in raw.get("digests", ()))
+
+
+def _write_outcome(sale: Sale, run: _Priced) -> None:
+    priced = run.priced
+    sale.lines = [
+        {"sku": ln.sku, "name": ln.name, "category": ln.category, "quantity": ln.quantity,
+         "original_minor": ln.original_minor, "discount_minor": ln.discount_minor,
+         "final_minor": ln.final_minor}
+        for ln in priced.lines
+    ]  # fmt: skip
+    sale.fee_minor = next((ln.original_minor for ln in priced.lines if ln.sku == "fee"), 0)
+    sale.total_before_minor = priced.total_before_minor
+    sale.total_after_minor = priced.total_after_minor
+    sale.points_earned = priced.points
+    sale.points_redeemed = priced.points_redeemed
+    sale.gifts = list(priced.gifts)
+    sale.applied = [redemptions.applied_json(a) for a in priced.applied]
+    names = {key: row.name for key, row in run.rows.items()}
+    sale.rejected = [
+        {"promotion_id": r.promotion_id, "name": names.get(r.promotion_id, r.promotion_id),
+         "reason": r.reason}
+        for r in priced.rejected
+    ] + [{"promotion_id": "", "name": f"coupon {n['coupon']}", "reason": n["reason"]}
+         for n in run.notes]  # fmt: skip
+
+
+def get_sale(uow: UnitOfWork, sale_id: str, merchant_id: int) -> Sale:
+    sale = uow.session.scalar(
+        select(Sale).where(Sale.id == sale_id, Sale.merchant_id == merchant_id)
+    )
+    if sale is None:
+        raise NotFound(f"no sale {sale_id!r} for this merchant")
+    return sale
+
+
+def pay_sale(
+    uow: UnitOfWork,
+    till: TillContext,
+    sale_id: str,
+    *,
+    method: str,
+    settings: PromotionSettings,
+    payment_settings: payments.PaymentSettings,
+    expires_in: int | None = None,
+) -> tuple[Sale, Payment | None]:
+    """Price the sale for ``method``, hold its promotions and create its payment (not
+    committed). Paying twice gives the same payment (a double click is harmless)."""
+    if method not in promo.model.PAYMENT_METHODS:
+        raise InvalidInput("method: expected 'qr' or 'card'")
+    sale = uow.session.scalar(
+        select(Sale)
+        .where(Sale.id == sale_id, Sale.merchant_id == till.merchant_id)
+        .with_for_update()
+    )
+    if sale is None:
+        raise NotFound(f"no sale {sale_id!r} for this merchant")
+    if sale.status in ("reserved", "paid") and sale.payment_method == method:
+        existing = uow.session.get(Payment, sale.payment_id) if sale.payment_id else None
+        return sale, existing
+    if sale.status != "priced":
+        raise Conflict(f"the sale is {sale.status}; price the basket again to start over")
+    request, digests = _request_of(sale)
+    merchant = uow.session.get_one(Merchant, till.merchant_id)
+    locked: set[int] = set()
+    for attempt in range(_ATTEMPTS):
+        now = utcnow()
+        try:
+            with uow.session.begin_nested():
+                run = _price(uow, till, request, digests, settings, method=method, lock=True,
+                             sale_id=sale.id, now=now, locked=frozenset(locked))  # fmt: skip
+                customer = customers.enrol(uow, merchant, run.who) if digests else None
+                draws = redemptions.reserve(
+                    uow, sale, run.priced, run.rows, run.promotions, customer=customer,
+                    coupons=run.coupons, local_day=run.ctx.moment.date(), referrer=run.referrer,
+                )  # fmt: skip
+                break
+        except (redemptions.LimitReached, customers.EnrolRace) as exc:
+            if isinstance(exc, redemptions.LimitReached) and exc.promotion_id is not None:
+                locked.add(exc.promotion_id)
+            if attempt == _ATTEMPTS - 1:
+                raise Conflict(
+                    "the promotions changed while paying (a budget or coupon was just "
+                    "used up); price the basket again"
+                ) from None
+    _write_outcome(sale, run)
+    sale.customer_id = customer.id if customer else None
+    sale.payment_method = method
+    sale.request = {**sale.request, "draws": draws}
+    sale.updated_at = now
+    if customer is not None:
+        _expose(uow, sale, run, customer, draws)
+    payment = _create_payment(uow, till, sale, method, payment_settings, expires_in)
+    if payment is None:
+        sale.status = "reserved"
+        redemptions.commit(uow, sale, now)
+    else:
+        sale.status = "reserved"
+        sale.payment_id = payment.id
+    uow.session.flush()
+    return sale, payment
+
+
+def _create_payment(
+    uow: UnitOfWork,
+    till: TillContext,
+    sale: Sale,
+    method: str,
+    settings: payments.PaymentSettings,
+    expires_in: int | None,
+) -> Payment | None:
+    if sale.total_after_minor == 0:
+        return None  # promotions paid for everything: nothing to charge
+    amount = Money(sale.total_after_minor, sale.currency).to_decimal_string()
+    bill = sale.id.replace("-", "")[:25]
+    if method == "card":
+        payment = cards.create_card_payment(
+            uow, till, amount=amount, currency=sale.currency, bill_number=bill
+        )
+    else:
+        payment = payments.create_qr_payment(
+            uow, till, amount=amount, currency=sale.currency, settings=settings,
+            bill_number=bill, expires_in=expires_in,
+        )  # fmt: skip
+    payment.sale_id = sale.id
+    return payment
+
+
+def _expose(
+    uow: UnitOfWork, sale: Sale, run: _Priced, customer: Customer, draws: list[dict[str, Any]]
+) -> None:
+    """One exposure per experiment this customer is in: was the sale eligible, did the
+    customer's variant apply, and what did the experiment's promotions cost."""
+    applied = {a.promotion_id: a for a in run.priced.applied}
+    prizes = {d["promotion"]: d for d in draws}
+    basket = _basket(_request_of(sale)[0])
+    for key, (exp, variant) in run.experiments.items():
+        members = [p for p in run.promotions.values() if p.experiment == key]
+        eligible = any(
+            check_eligibility(p, basket, _as_variant(run.ctx, key, p.variant)) is None
+            for p in members
+        )
+        mine = [applied[p.id] for p in members if p.id in applied]
+        cost = sum(a.discount_minor for a in mine) + sum(
+            _prize_value(run, prizes[p.id]) for p in members if p.id in prizes
+        )
+        uow.session.add(
+            ExperimentExposure(
+                experiment_id=exp.id, variant=variant, sale_id=sale.id, customer_id=customer.id,
+                eligible=eligible, redeemed=bool(mine), cost_minor=cost,
+            )
+        )  # fmt: skip
+
+
+def _as_variant(ctx: promo.SaleContext, experiment: str, variant: str | None) -> promo.SaleContext:
+    return replace(ctx, variants={**ctx.variants, experiment: variant or ""})
+
+
+def _prize_value(run: _Priced, drawn: dict[str, Any]) -> int:
+    draw_promo = run.promotions.get(drawn["promotion"])
+    if drawn["prize"] is None or draw_promo is None:
+        return 0
+    table = getattr(draw_promo, "table", None)
+    for prize in table.prizes if table else ():
+        if prize.name == drawn["prize"]:
+            return int(prize.value_minor)
+    return 0

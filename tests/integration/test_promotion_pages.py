@@ -1,0 +1,200 @@
+"""The portal's promotions and experiments pages through Flask's test client, on SQLite and PG."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from gateway.adapters.db import Database
+from gateway.adapters.promotion_models import PromotionRow
+from tests.factories import second_merchant
+from tests.integration.test_portal_pages import log_in, staff
+from tests.integration.test_promotion_admin import experiment_day
+from tests.integration.test_recon_pages import form_token
+
+THRESHOLD_FORM = {
+    "key": "spring-10",
+    "name": "Spring: spend 50, save 5",
+    "kind": "threshold",
+    "threshold_tiers": "50.00:5.00, 100.00:15.00",
+    "payment_methods": ["qr", "card"],
+    "weekdays": ["5", "6"],
+    "hours_from": "9",
+    "hours_to": "18",
+    "budget": "100.00",
+    "global_count": "200",
+    "per_customer_per_day": "1",
+    "categories": "coffee, cake",
+}
+
+
+@pytest.fixture
+def client(app: Any, demo: Any) -> FlaskClient:
+    client = app.test_client()
+    log_in(client, *staff(demo, "manager"))
+    return client
+
+
+def post(client: FlaskClient, page: str, url: str, data: dict[str, Any]) -> Any:
+    token = form_token(client.get(page).get_data(as_text=True))
+    return client.post(url, data={**data, "csrf_token": token})
+
+
+def status(client: FlaskClient, key: str) -> str:
+    page = client.get(f"/portal/promotions/{key}").get_data(as_text=True)
+    found = re.search(r'id="status" class="[^"]+" data-status="(\w+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def test_manager_creates_runs_and_ends_a_threshold_promotion(
+    client: FlaskClient, db: Database
+) -> None:
+    assert "No promotions yet" in client.get("/portal/promotions").get_data(as_text=True)
+    created = post(client, "/portal/promotions/new", "/portal/promotions/new", THRESHOLD_FORM)
+    assert created.status_code == 303, created.get_data(as_text=True)
+    assert created.headers["Location"].endswith("/portal/promotions/spring-10")
+    with db.unit_of_work(readonly=True) as uow:
+        row = uow.session.scalars(select(PromotionRow)).one()
+        assert (row.budget_minor, row.count_limit, row.currency) == (10_000, 200, "EUR")
+        assert row.spec["tiers"] == [[5000, 500], [10000, 1500]]
+        assert row.spec["targeting"]["hours"] == [9, 18]
+        assert row.spec["targeting"]["weekdays"] == [5, 6]
+        assert row.spec["targeting"]["categories"] == ["cake", "coffee"]
+
+    listed = client.get("/portal/promotions").get_data(as_text=True)
+    assert 'data-promotion="spring-10" data-status="draft"' in listed
+    assert "0,00\xa0€ / 100,00\xa0€" in listed  # the demo merchant's locale is de_DE
+    detail = client.get("/portal/promotions/spring-10").get_data(as_text=True)
+    assert "Spend 50.00 EUR, save 5.00 EUR." in detail
+
+    page = "/portal/promotions/spring-10"
+    assert post(client, page, f"{page}/activate", {}).status_code == 303
+    assert status(client, "spring-10") == "live"
+    assert post(client, page, f"{page}/pause", {}).status_code == 303
+    assert status(client, "spring-10") == "paused"
+    refused = post(client, page, f"{page}/pause", {})
+    assert refused.status_code == 422
+    assert "only an active promotion can be paused" in refused.get_data(as_text=True)
+    assert post(client, page, f"{page}/resume", {}).status_code == 303
+    unconfirmed = post(client, page, f"{page}/end", {})
+    assert "End it for good" in unconfirmed.get_data(as_text=True)
+    assert status(client, "spring-10") == "live"
+    assert post(client, page, f"{page}/end", {"confirm": "yes"}).status_code == 303
+    assert status(client, "spring-10") == "finished"
+    history = client.get(page).get_data(as_text=True)
+    for action in ("created", "activated", "paused", "resumed", "ended"):
+        assert f'data-action="{action}"' in history
+
+
+def test_form_errors_keep_what_was_typed(client: FlaskClient, db: Database) -> None:
+    for changes, message in (
+        ({"threshold_tiers": "50.00:5.001"}, "Tiers: EUR has 2 decimal places"),
+        ({"budget": "1.5.0"}, "Budget: amount"),
+        ({"hours_to": ""}, "Hours: give both from and to"),
+        ({"key": "no spaces please"}, "key: 1 to 64 letters"),
+        ({"kind": "percent", "percent_percent": "120"}, "Percent off: expected a percentage"),
+        ({"spec_json": "{nope"}, "JSON spec: not valid JSON"),
+        ({"spec_json": '{"tiers": [[1, -1]]}'}, "tiers[0].save_minor"),
+    ):
+        failed = post(
+            client, "/portal/promotions/new", "/portal/promotions/new", THRESHOLD_FORM | changes
+        )
+        page = failed.get_data(as_text=True)
+        assert failed.status_code == 422, page
+        assert message in page
+        assert 'value="Spring: spend 50, save 5"' in page
+        assert re.search(r'name="weekdays" value="5" checked', page)
+    with db.unit_of_work(readonly=True) as uow:
+        assert uow.session.scalars(select(PromotionRow)).all() == []
+
+
+KIND_FORMS: dict[str, dict[str, Any]] = {
+    "percent": {"percent_percent": "12.5", "percent_cap": "5.00"},
+    "multi_buy": {"multi_buy_buy": "2", "multi_buy_get": "1"},
+    "fixed_price": {"fixed_price_quantity": "3", "fixed_price_price": "10.00"},
+    "new_customer": {"new_customer_amount": "3.00"},
+    "fee_waiver": {},
+    "coupon": {"coupon_percent": "10", "coupon_batch": "on"},
+    "points": {"points_points": "1", "points_per": "1.00", "points_expiry_days": "365"},
+    "gift": {"gift_gift": "Tote bag", "gift_after_purchases": "10"},
+    "points_redeem": {"points_redeem_value": "0.01", "points_redeem_share": "50"},
+    "referral": {"referral_amount": "5.00", "referral_points": "100", "referral_max": "10"},
+    "draw": {
+        "prize_name_1": "Coffee",
+        "prize_chance_1": "10",
+        "prize_value_1": "3.50",
+        "prize_cap_1": "20",
+        "draw_budget": "500.00",
+        "draw_min_spend": "10.00",
+    },
+}
+
+
+def test_every_kind_can_be_made_without_json(client: FlaskClient, db: Database) -> None:
+    for kind, fields in KIND_FORMS.items():
+        form = {"key": kind.replace("_", "-"), "name": f"A {kind}", "kind": kind} | fields
+        created = post(client, "/portal/promotions/new", "/portal/promotions/new", form)
+        assert created.status_code == 303, (kind, created.get_data(as_text=True))
+        assert client.get(created.headers["Location"]).status_code == 200
+    with db.unit_of_work(readonly=True) as uow:
+        specs = {r.kind: r.spec for r in uow.session.scalars(select(PromotionRow))}
+    assert specs["percent"]["percent_bp"] == 1250
+    assert specs["draw"]["table"]["prizes"][0]["probability_ppm"] == 100_000
+    assert specs["points_redeem"]["max_share_bp"] == 5000
+    assert specs["coupon"]["batch"] is True
+
+
+def test_batch_coupons_are_issued_and_downloaded(client: FlaskClient) -> None:
+    form = {"key": "welcome", "name": "Welcome", "kind": "coupon"} | KIND_FORMS["coupon"]
+    post(client, "/portal/promotions/new", "/portal/promotions/new", form)
+    page = "/portal/promotions/welcome"
+    issued = post(client, page, f"{page}/coupons", {"count": "25", "expires_at": ""})
+    assert issued.status_code == 303
+    assert "25 codes issued" in client.get(page).get_data(as_text=True)
+    rows = client.get(f"{page}/coupons.csv").get_data(as_text=True).splitlines()
+    assert rows[0] == "code,status,expires_at,customer_id" and len(rows) == 26
+    assert post(client, page, f"{page}/coupons", {"count": "0"}).status_code == 422
+
+
+def test_experiments_are_created_and_their_results_shown(client: FlaskClient, db: Database) -> None:
+    bad = post(client, "/portal/experiments", "/portal/experiments", {
+        "key": "t1", "name": "Test", "variants": "A:1, B:x", "holdout": "10", "control": "A",
+    })  # fmt: skip
+    assert bad.status_code == 422 and 'value="A:1, B:x"' in bad.get_data(as_text=True)
+    made = post(client, "/portal/experiments", "/portal/experiments", {
+        "key": "t1", "name": "Test", "variants": "A:1, B:1", "holdout": "5", "control": "A",
+    })  # fmt: skip
+    assert made.status_code == 303
+    form = THRESHOLD_FORM | {"key": "t1-b", "ab": "t1/B"}
+    assert post(client, "/portal/promotions/new", "/portal/promotions/new", form).status_code == 303
+    page = client.get("/portal/experiments/t1").get_data(as_text=True)
+    assert "Variant <strong>B</strong>" in page and 'data-variant="holdout"' in page
+
+    experiment_day(db)
+    page = client.get("/portal/experiments/exp1").get_data(as_text=True)
+    assert re.search(
+        r'data-variant="B">.*?<td class="amount">2</td><td class="amount">2</td>', page, re.S
+    )
+    assert "Not enough data yet" in page
+    assert "two-proportion z-test" in page
+
+
+def test_another_merchants_manager_gets_404(app: Any, client: FlaskClient, db: Database) -> None:
+    post(client, "/portal/promotions/new", "/portal/promotions/new", THRESHOLD_FORM)
+    other = second_merchant(db)
+    stranger = app.test_client()
+    log_in(stranger, other["manager"], other["password"])
+    assert stranger.get("/portal/promotions/spring-10").status_code == 404
+    assert "spring-10" not in stranger.get("/portal/promotions").get_data(as_text=True)
+    token = form_token(stranger.get("/portal/promotions").get_data(as_text=True))
+    ended = stranger.post(
+        "/portal/promotions/spring-10/end", data={"confirm": "yes", "csrf_token": token}
+    )
+    assert ended.status_code == 404
+    assert stranger.get("/portal/experiments/exp1").status_code == 404
+    assert status(client, "spring-10") == "draft"

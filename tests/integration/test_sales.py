@@ -1,0 +1,589 @@
+"""Sales priced with promotions, paid and refunded, on SQLite and PostgreSQL: reservations
+held while the payment is open, committed when it is paid, released when it is not, and
+reversed in proportion by refunds; budgets exact under 50 concurrent checkouts."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import func, select, text
+
+from gateway.adapters.db import Database
+from gateway.adapters.models import CustomerTap, Payment, utcnow
+from gateway.adapters.promotion_models import (
+    CouponCode,
+    Customer,
+    CustomerIdentity,
+    DrawEntry,
+    Experiment,
+    ExperimentExposure,
+    PointsLot,
+    PromotionRow,
+    ReferralRow,
+    Sale,
+    SalePromotion,
+)
+from gateway.domain.money import Money
+from gateway.domain.promotions import draw as lucky
+from gateway.domain.promotions import experiments as ab
+from gateway.errors import Conflict
+from gateway.services import payments, refunds, sales
+from gateway.services.auth import TillContext, authenticate_till
+from gateway.services.customers import IdentityInput
+
+SETTINGS = sales.PromotionSettings(identity_key=b"test-identity-key")
+PAYMENTS = payments.PaymentSettings()
+
+
+_TILLS: dict[str, TillContext] = {}
+
+
+def till_of(db: Database, demo: dict[str, Any]) -> TillContext:
+    key = demo["tills"][0]["api_key"]
+    if key not in _TILLS:
+        with db.unit_of_work(readonly=True) as uow:
+            _TILLS[key] = authenticate_till(uow, f"Bearer {key}")
+    return _TILLS[key]
+
+
+def add_promotion(
+    db: Database,
+    demo: dict[str, Any],
+    key: str,
+    kind: str,
+    spec: dict[str, Any],
+    **columns: Any,
+) -> int:
+    limits = spec.get("limits", {})
+    with db.unit_of_work() as uow:
+        row = PromotionRow(
+            merchant_id=till_of(db, demo).merchant_id,
+            key=key,
+            name=spec.get("name", key),
+            kind=kind,
+            spec=spec,
+            state="active",
+            currency=spec.get("targeting", {}).get("currency"),
+            budget_minor=limits.get("budget_minor"),
+            count_limit=limits.get("global_count"),
+            created_by="test",
+            **columns,
+        )
+        uow.session.add(row)
+        uow.commit()
+        return row.id
+
+
+def line(sku: str, price: str, qty: int = 1, category: str = "food") -> sales.LineInput:
+    return sales.LineInput(sku, sku.title(), category, qty, price)
+
+
+def quote(db: Database, demo: dict[str, Any], *lines: sales.LineInput, **kw: Any) -> Sale:
+    request = sales.SaleRequest(lines=lines or (line("a", "20.00"),), currency="EUR", **kw)
+    with db.unit_of_work() as uow:
+        sale = sales.price_sale(uow, till_of(db, demo), request, SETTINGS)
+        uow.commit()
+        return sale
+
+
+def pay(db: Database, demo: dict[str, Any], sale_id: str, method: str = "qr") -> Payment | None:
+    with db.unit_of_work() as uow:
+        _, payment = sales.pay_sale(
+            uow,
+            till_of(db, demo),
+            sale_id,
+            method=method,
+            settings=SETTINGS,
+            payment_settings=PAYMENTS,
+        )
+        uow.commit()
+        return payment
+
+
+def bank_pays(db: Database, payment: Payment) -> None:
+    with db.unit_of_work() as uow:
+        assert payments.mark_paid_by_bank(
+            uow,
+            reference=payment.reference,
+            money=Money(payment.amount_minor, payment.currency),
+            bank_payment_id="B-" + payment.reference,
+            paid_at=utcnow(),
+            actor="bank",
+            detail={},
+        )
+        uow.commit()
+
+
+def refund(db: Database, demo: dict[str, Any], payment_id: str, amount: str) -> None:
+    with db.unit_of_work() as uow:
+        made = refunds.request_refund(
+            uow, payment_id, till_of(db, demo).merchant_id, amount=amount, reason=None, actor="test"
+        )
+        uow.commit()
+    with db.unit_of_work() as uow:
+        refunds.record_bank_result(
+            uow,
+            refund_id=made.id,
+            succeeded=True,
+            bank_refund_id="R" + made.id[:8],
+            amount_minor=made.amount_minor,
+            currency=made.currency,
+            reason=None,
+        )
+        uow.commit()
+
+
+def sale_row(db: Database, sale_id: str) -> Sale:
+    with db.unit_of_work(readonly=True) as uow:
+        sale = uow.session.get_one(Sale, sale_id)
+        uow.session.expunge(sale)
+        return sale
+
+
+def promotion(db: Database, key: str) -> PromotionRow:
+    with db.unit_of_work(readonly=True) as uow:
+        row = uow.session.scalar(select(PromotionRow).where(PromotionRow.key == key))
+        assert row is not None
+        uow.session.expunge(row)
+        return row
+
+
+def count(db: Database, model: Any, *where: Any) -> int:
+    with db.unit_of_work(readonly=True) as uow:
+        return int(uow.session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+TEN_PERCENT = {"name": "10 % off", "percent_bp": 1000, "limits": {"budget_minor": 10_000}}
+
+
+# --- pricing and the payment's life -----------------------------------------------------
+
+
+def test_the_sale_is_paid_for_its_discounted_total_and_the_budget_follows_the_payment(
+    db: Database, demo: Any
+) -> None:
+    add_promotion(db, demo, "ten", "percent", TEN_PERCENT)
+    sale = quote(db, demo, line("a", "12.34"), line("b", "7.66", 2))
+    assert (sale.status, sale.total_before_minor, sale.total_after_minor) == ("priced", 2766, 2490)
+    assert sum(ln["final_minor"] for ln in sale.lines) == sale.total_after_minor
+    assert promotion(db, "ten").used_money_minor == 0  # a quote holds nothing
+
+    payment = pay(db, demo, sale.id)
+    assert payment is not None and payment.amount_minor == 2490
+    assert payment.sale_id == sale.id
+    assert promotion(db, "ten").used_money_minor == 276
+    assert pay(db, demo, sale.id).id == payment.id  # type: ignore[union-attr]  # double click
+
+    with db.unit_of_work() as uow:
+        payments.cancel_payment(uow, payment.id, till_of(db, demo).merchant_id, "test")
+        uow.commit()
+    assert sale_row(db, sale.id).status == "cancelled"
+    assert (promotion(db, "ten").used_money_minor, promotion(db, "ten").used_count) == (0, 0)
+    with pytest.raises(Conflict, match="cancelled"):
+        pay(db, demo, sale.id)
+
+
+def test_an_expired_qr_releases_and_a_paid_one_commits(db: Database, demo: Any) -> None:
+    add_promotion(db, demo, "ten", "percent", TEN_PERCENT)
+    first = pay(db, demo, quote(db, demo).id)
+    assert first is not None
+    with db.unit_of_work() as uow:
+        uow.session.get_one(Payment, first.id).expires_at = utcnow() - timedelta(seconds=1)
+        uow.commit()
+    with db.unit_of_work() as uow:
+        payments.expire_payment(uow, {"payment_id": first.id})
+        uow.commit()
+    assert sale_row(db, first.sale_id or "").status == "expired"
+    second = pay(db, demo, quote(db, demo).id)
+    assert second is not None
+    bank_pays(db, second)
+    assert sale_row(db, second.sale_id or "").status == "paid"
+    assert count(db, SalePromotion, SalePromotion.state == "committed") == 1
+    assert count(db, SalePromotion, SalePromotion.state == "released") == 1
+    assert promotion(db, "ten").used_money_minor == 200
+
+
+def test_nothing_to_pay_commits_at_once_without_a_payment(db: Database, demo: Any) -> None:
+    add_promotion(db, demo, "free", "percent", {"percent_bp": 10_000})
+    sale = quote(db, demo, line("a", "3.00"))
+    assert sale.total_after_minor == 0
+    assert pay(db, demo, sale.id) is None
+    assert sale_row(db, sale.id).status == "paid"
+
+
+def test_bad_baskets_are_refused_and_nothing_is_stored(db: Database, demo: Any) -> None:
+    from gateway.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match=r"lines\[0\].unit_price"):
+        quote(db, demo, line("a", "1.234"))
+    with pytest.raises(InvalidInput, match="phone"):
+        quote(db, demo, customer=IdentityInput(phone="12"))
+    assert count(db, Sale) == 0
+
+
+# --- budgets under concurrency ------------------------------------------------------------
+
+
+def test_fifty_concurrent_checkouts_never_overspend_the_budget(db: Database, demo: Any) -> None:
+    """Each sale earns 1.00 off; the budget is 25.50. Exactly 25 full discounts and one of
+    0.50 are given, whatever the interleaving (PostgreSQL: row locks; SQLite: one writer)."""
+    spec = {"tiers": [[1000, 100]], "limits": {"budget_minor": 2550}}
+    add_promotion(db, demo, "save1", "threshold", spec)
+    quotes = [quote(db, demo).id for _ in range(50)]
+    assert {sale_row(db, q).total_after_minor for q in quotes} == {1900}  # every quote: 1.00 off
+    failures: list[BaseException] = []
+    start = threading.Barrier(50)
+
+    def checkout(sale_id: str) -> None:
+        try:
+            start.wait()
+            pay(db, demo, sale_id)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=checkout, args=(q,)) for q in quotes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures, failures[:3]
+    with db.unit_of_work(readonly=True) as uow:
+        given = sorted(
+            uow.session.scalars(select(SalePromotion.discount_minor)).all(), reverse=True
+        )
+        totals = uow.session.scalars(select(Payment.amount_minor)).all()
+    assert given == [100] * 25 + [50]
+    assert sorted(totals) == [1900] * 25 + [1950] + [2000] * 24
+    assert promotion(db, "save1").used_money_minor == 2550
+
+
+# --- customers, coupons, points, referrals, draws ------------------------------------------
+
+
+def test_phone_numbers_are_kept_only_as_keyed_hashes_and_first_use_is_once(
+    db: Database, demo: Any
+) -> None:
+    add_promotion(db, demo, "welcome", "new_customer", {"amount_off_minor": 300})
+    phone = IdentityInput(phone="+49 170 1234567")
+    first = quote(db, demo, customer=phone)
+    assert first.total_after_minor == 1700
+    payment = pay(db, demo, first.id)
+    assert payment is not None
+    second = quote(db, demo, customer=phone)  # the first is still open: it counts
+    assert second.total_after_minor == 2000
+    assert any("first purchase" in r["reason"] for r in second.rejected)
+    bank_pays(db, payment)
+    with db.unit_of_work(readonly=True) as uow:
+        customer = uow.session.scalars(select(Customer)).one()
+        assert (customer.purchases, customer.spend_minor) == (1, 1700)
+        dump = " ".join(
+            str(v) for row in uow.session.execute(text("SELECT * FROM sales")) for v in row
+        ) + " ".join(str(d) for d in uow.session.scalars(select(CustomerIdentity.digest)))
+    assert "1701234567" not in dump and "170 1234567" not in dump
+
+
+def test_a_batch_coupon_code_is_single_use_and_comes_back_if_unpaid(
+    db: Database, demo: Any
+) -> None:
+    pid = add_promotion(db, demo, "c5", "coupon", {"batch": True, "amount_off_minor": 500})
+    with db.unit_of_work() as uow:
+        uow.session.add(
+            CouponCode(merchant_id=till_of(db, demo).merchant_id, promotion_id=pid, code="K7QX2M9P")
+        )
+        uow.commit()
+    first = quote(db, demo, coupon_codes=("k7qx2m9p",))
+    assert first.total_after_minor == 1500
+    payment = pay(db, demo, first.id)
+    assert payment is not None
+    taken = quote(db, demo, coupon_codes=("K7QX2M9P",))
+    assert taken.total_after_minor == 2000
+    assert {
+        "name": "coupon K7QX2M9P",
+        "promotion_id": "",
+        "reason": "this coupon code has already been used",
+    } in taken.rejected
+    unknown = quote(db, demo, coupon_codes=("NOPE1234",))
+    assert any(r["reason"] == "unknown coupon code" for r in unknown.rejected)
+    with db.unit_of_work() as uow:
+        payments.cancel_payment(uow, payment.id, till_of(db, demo).merchant_id, "test")
+        uow.commit()
+    again = pay(db, demo, quote(db, demo, coupon_codes=("K7QX2M9P",)).id)
+    assert again is not None and again.amount_minor == 1500
+    bank_pays(db, again)
+    with db.unit_of_work(readonly=True) as uow:
+        code = uow.session.scalars(select(CouponCode)).one()
+        assert (code.status, code.sale_id) == ("redeemed", again.sale_id)
+
+
+def test_points_are_earned_when_paid_redeemed_later_and_restored_if_unpaid(
+    db: Database, demo: Any
+) -> None:
+    add_promotion(db, demo, "earn", "points", {"points": 1, "per_minor": 100, "expiry_days": 365})
+    add_promotion(db, demo, "redeem", "points_redeem", {"point_value_minor": 10, "min_points": 5})
+    member = IdentityInput(member_code="m-0042")
+    paid = pay(db, demo, quote(db, demo, customer=member).id)
+    assert paid is not None
+    bank_pays(db, paid)
+    with db.unit_of_work(readonly=True) as uow:
+        lot = uow.session.scalars(select(PointsLot)).one()
+        assert (lot.points, lot.remaining) == (20, 20)
+        assert lot.expires_at is not None and lot.expires_at - lot.earned_at == timedelta(days=365)
+    spend = quote(db, demo, customer=member, redeem_points=15)
+    assert spend.points_redeemed == 15 and spend.total_after_minor == 1850
+    assert spend.points_earned == 18  # earned on what is paid after redemption
+    open_payment = pay(db, demo, spend.id)
+    assert open_payment is not None
+    with db.unit_of_work(readonly=True) as uow:
+        assert uow.session.scalars(select(PointsLot.remaining)).one() == 5
+    with db.unit_of_work() as uow:
+        payments.cancel_payment(uow, open_payment.id, till_of(db, demo).merchant_id, "test")
+        uow.commit()
+    with db.unit_of_work(readonly=True) as uow:
+        assert uow.session.scalars(select(PointsLot.remaining)).one() == 20
+    too_many = quote(db, demo, customer=member, redeem_points=500)
+    assert too_many.points_redeemed == 20  # never more than the balance
+
+
+def test_referral_rewards_both_once_and_refuses_self_referral(db: Database, demo: Any) -> None:
+    add_promotion(
+        db,
+        demo,
+        "ref",
+        "referral",
+        {"amount_off_minor": 200, "referrer_points": 50, "max_referrals": 1},
+    )
+    alice = IdentityInput(wallet_id="wallet-alice")
+    bought = pay(db, demo, quote(db, demo, customer=alice).id)
+    assert bought is not None
+    bank_pays(db, bought)
+    with db.unit_of_work(readonly=True) as uow:
+        code = uow.session.scalars(select(Customer.referral_code)).one()
+    self_ref = quote(db, demo, customer=alice, referral_code=code)
+    assert self_ref.total_after_minor == 2000
+    bob = IdentityInput(wallet_id="wallet-bob")
+    referred = quote(db, demo, customer=bob, referral_code=code.lower())
+    assert referred.total_after_minor == 1800
+    payment = pay(db, demo, referred.id)
+    assert payment is not None
+    bank_pays(db, payment)
+    with db.unit_of_work(readonly=True) as uow:
+        assert uow.session.scalars(select(ReferralRow.state)).one() == "committed"
+        assert (
+            uow.session.scalars(
+                select(PointsLot.points).where(PointsLot.source == "referral")
+            ).one()
+            == 50
+        )
+    carol = quote(db, demo, customer=IdentityInput(wallet_id="wallet-carol"), referral_code=code)
+    assert any("limit of 1 referrals" in r["reason"] for r in carol.rejected)
+
+
+def test_lucky_draw_respects_its_daily_cap_and_every_draw_replays(db: Database, demo: Any) -> None:
+    table = {
+        "prizes": [
+            {
+                "id": "mug",
+                "name": "Kassa mug",
+                "probability_ppm": 1_000_000,
+                "value_minor": 400,
+                "daily_cap": 1,
+            }
+        ],
+        "budget_minor": 10_000,
+    }
+    add_promotion(db, demo, "draw", "draw", {"table": table, "min_spend_minor": 1000})
+    first, second = (pay(db, demo, quote(db, demo).id) for _ in range(2))
+    assert first is not None and second is not None
+    assert sale_row(db, first.sale_id or "").request["draws"][0]["prize"] == "Kassa mug"
+    assert sale_row(db, second.sale_id or "").request["draws"][0]["outcome"] == "capped"
+    from gateway.domain.promotions.spec import promotion_from_spec
+
+    with db.unit_of_work(readonly=True) as uow:
+        spec = uow.session.scalars(select(PromotionRow.spec)).one()
+        drawn = promotion_from_spec("draw", "draw", spec)
+        entries = uow.session.scalars(select(DrawEntry).order_by(DrawEntry.id)).all()
+        assert [e.outcome for e in entries] == ["won", "capped"]
+        for entry in entries:
+            stock = lucky.PrizeStock(entry.stock["budget_used_minor"], entry.stock["won_today"])
+            replay = lucky.draw(drawn.table, entry.seed, entry.draw_key, stock)  # type: ignore[attr-defined]
+            assert (replay.roll, replay.outcome) == (entry.roll, entry.outcome)
+    with db.unit_of_work() as uow:
+        payments.cancel_payment(uow, first.id, till_of(db, demo).merchant_id, "test")
+        uow.commit()
+    third = pay(db, demo, quote(db, demo).id)  # the mug is back in today's stock
+    assert third is not None
+    assert sale_row(db, third.sale_id or "").request["draws"][0]["outcome"] == "won"
+
+
+def test_a_tap_on_the_reader_identifies_the_customer(db: Database, demo: Any) -> None:
+    add_promotion(db, demo, "welcome", "new_customer", {"amount_off_minor": 100})
+    with pytest.raises(Exception, match="tapped"):
+        quote(db, demo, use_last_tap=True)
+    with db.unit_of_work() as uow:
+        uow.session.add(
+            CustomerTap(till_id=till_of(db, demo).till_id, token="ab" * 32, kind="phone")
+        )
+        uow.commit()
+    sale = quote(db, demo, use_last_tap=True)
+    assert sale.total_after_minor == 1900
+
+
+def test_experiment_variants_are_assigned_by_hash_and_exposures_recorded(
+    db: Database, demo: Any
+) -> None:
+    with db.unit_of_work() as uow:
+        exp = Experiment(
+            merchant_id=till_of(db, demo).merchant_id,
+            key="spring",
+            name="Spring test",
+            variants=[{"name": "control", "weight": 1}, {"name": "B", "weight": 1}],
+            holdout_bp=0,
+            control="control",
+        )
+        uow.session.add(exp)
+        uow.commit()
+    add_promotion(
+        db, demo, "b-offer", "percent", {"percent_bp": 2000}, experiment_id=exp.id, variant="B"
+    )
+    domain = ab.Experiment("spring", (ab.Variant("control", 1), ab.Variant("B", 1)))
+    seen = {}
+    for n in range(12):
+        sale = quote(db, demo, customer=IdentityInput(wallet_id=f"w{n}"))
+        pay(db, demo, sale.id)
+        seen[n] = sale_row(db, sale.id)
+    with db.unit_of_work(readonly=True) as uow:
+        exposures = {e.sale_id: e for e in uow.session.scalars(select(ExperimentExposure))}
+        tokens = {c.id: c.token for c in uow.session.scalars(select(Customer))}
+        uow.session.expunge_all()
+    assert len(exposures) == 12
+    for s in seen.values():
+        exposure = exposures[s.id]
+        assert exposure.variant == ab.assign(domain, tokens[exposure.customer_id])
+        assert exposure.eligible
+        assert exposure.redeemed == (exposure.variant == "B")
+        assert s.total_after_minor == (1600 if exposure.variant == "B" else 2000)
+    assert {e.variant for e in exposures.values()} == {"control", "B"}
+
+
+# --- refunds ----------------------------------------------------------------------------
+
+
+def test_partial_refunds_reverse_discount_budget_and_points_in_proportion(
+    db: Database, demo: Any
+) -> None:
+    add_promotion(db, demo, "ten", "percent", TEN_PERCENT)
+    add_promotion(db, demo, "earn", "points", {"points": 1, "per_minor": 100})
+    who = IdentityInput(wallet_id="wallet-r")
+    sale = quote(db, demo, line("a", "33.33"), line("b", "16.67"), customer=who)
+    payment = pay(db, demo, sale.id)
+    assert payment is not None and payment.amount_minor == 4500
+    bank_pays(db, payment)
+    assert promotion(db, "ten").used_money_minor == 500
+    refund(db, demo, payment.id, "15.00")  # a third
+    with db.unit_of_work(readonly=True) as uow:
+        ten = uow.session.scalars(
+            select(SalePromotion).where(SalePromotion.kind == "percent")
+        ).one()
+        lot = uow.session.scalars(select(PointsLot)).one()
+        uow.session.expunge_all()
+    assert ten.returned_budget_minor == 166  # 1/3 of 333 + 1/3 of 167, each rounded down
+    assert promotion(db, "ten").used_money_minor == 500 - 166
+    assert lot.remaining == 45 - 15
+    refund(db, demo, payment.id, "30.00")  # the rest
+    assert promotion(db, "ten").used_money_minor == 0
+    assert promotion(db, "ten").used_count == 0
+    with db.unit_of_work(readonly=True) as uow:
+        assert uow.session.scalars(select(PointsLot.remaining)).one() == 0
+
+
+# --- the HTTP API -------------------------------------------------------------------------
+
+
+def _h(demo: dict[str, Any], **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {demo['tills'][0]['api_key']}", **extra}
+
+
+def test_the_api_prices_explains_and_pays_a_sale(live_server: Any, db: Database, demo: Any) -> None:
+    add_promotion(
+        db,
+        demo,
+        "qr5",
+        "threshold",
+        {
+            "name": "Wallet 5 off 50",
+            "tiers": [[5000, 500]],
+            "targeting": {"payment_methods": ["qr"]},
+        },
+    )
+    body = {
+        "currency": "EUR",
+        "lines": [
+            {
+                "sku": "tea",
+                "name": "Tea",
+                "category": "drinks",
+                "quantity": 3,
+                "unit_price": "4.50",
+            },
+            {
+                "sku": "cake",
+                "name": "Cake",
+                "category": "food",
+                "quantity": 1,
+                "unit_price": "40.00",
+            },
+        ],
+    }
+    plain = requests.post(
+        f"{live_server.url}/api/v1/sales", json=body, headers=_h(demo), timeout=10
+    )
+    assert plain.status_code == 201, plain.text
+    out = plain.json()
+    assert (out["total"], out["savings_text"]) == ("53.50", "No savings on this sale")
+    assert out["rejected"] == [
+        {"promotion": "qr5", "name": "Wallet 5 off 50", "reason": "only when paying by wallet QR"}
+    ]
+    quoted = requests.post(
+        f"{live_server.url}/api/v1/sales",
+        json={**body, "payment_method": "qr"},
+        headers=_h(demo, **{"Idempotency-Key": "sale-1"}),
+        timeout=10,
+    )
+    sale = quoted.json()
+    assert (sale["total"], sale["discount"], sale["savings_text"]) == (
+        "48.50",
+        "5.00",
+        "You save 5.00 EUR",
+    )
+    # 5.00 spread by largest remainder over 13.50 and 40.00: 126.17 → 1.26, 373.83 → 3.74
+    assert sale["applied"][0]["per_line_minor"] == [126, 374]
+    assert [ln["total"] for ln in sale["lines"]] == ["12.24", "36.26"]
+    paid = requests.post(
+        f"{live_server.url}/api/v1/sales/{sale['id']}/pay",
+        json={"method": "qr"},
+        headers=_h(demo),
+        timeout=10,
+    )
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["payment"]["amount"] == "48.50"
+    assert paid.json()["status"] == "reserved"
+    bad = requests.post(
+        f"{live_server.url}/api/v1/sales",
+        json={**body, "currency": "EURO"},
+        headers=_h(demo),
+        timeout=10,
+    )
+    assert bad.status_code == 422 and bad.headers["Content-Type"].startswith("application/problem")
+    number = requests.post(
+        f"{live_server.url}/api/v1/sales",
+        json={"currency": "EUR", "lines": [{**body["lines"][0], "unit_price": 4.5}]},  # type: ignore[index]
+        headers=_h(demo),
+        timeout=10,
+    )
+    assert number.status_code == 422
+    got = requests.get(f"{live_server.url}/api/v1/sales/{sale['id']}", headers=_h(demo), timeout=10)
+    assert got.json()["payment"]["status"] == "pending"
