@@ -136,8 +136,9 @@ def live_server(app: Any) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def demo(db: Database, tmp_path: Path) -> dict[str, Any]:
-    """The demo merchant with its credentials, seeded into the test database."""
+    """The demo merchant with its credentials, seeded into the test database (without the
+    demo's promotions, so each test sets up exactly the promotions it prices with)."""
     from gateway.services.demo import seed_demo
 
     with db.unit_of_work() as uow:
-        return seed_demo(uow, tmp_path / "demo-credentials.json")
+        return seed_demo(uow, tmp_path / "demo-credentials.json", promotions=False)

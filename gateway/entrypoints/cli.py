@@ -247,6 +247,8 @@ def _banner(base: str, bank: str, creds: dict[str, Any], devices: bool) -> str:
         f"  Terminal API:    {base}/api/v1    (OpenAPI: {base}/api/v1/openapi.json)\n"
         f"                   till {till['till']} key: {till['api_key']}\n"
         f"  Sandbox bank:    {bank}/sandbox/   paste a payment's QR payload there to pay it\n"
+        f"  Promotions:      {base}/portal/promotions, `kassa promotions list`; the cashier's\n"
+        "                   'Basket with promotions' prices a sale with them\n"
         + (
             "  Card terminal:   simulated ZVT terminal and PN532 reader at Berlin Mitte T01 "
             "(press Card)\n"

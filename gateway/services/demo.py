@@ -18,8 +18,11 @@ from gateway.services.auth import issue_till_key
 DEMO_MERCHANT = "Kassa Demo Markt"
 
 
-def seed_demo(uow: UnitOfWork, credentials_file: Path) -> dict[str, Any]:
-    """Create the demo merchant once; later calls return the same credentials.
+def seed_demo(
+    uow: UnitOfWork, credentials_file: Path, *, promotions: bool = True
+) -> dict[str, Any]:
+    """Create the demo merchant once (with its promotions unless told not to); later calls
+    return the same credentials.
 
     The credentials are kept in ``credentials_file`` (mode 0600) because only hashes are in the
     database; if that file is gone, passwords and keys are issued anew.
@@ -31,6 +34,8 @@ def seed_demo(uow: UnitOfWork, credentials_file: Path) -> dict[str, Any]:
         return saved
     if merchant is None:
         merchant = _create_structure(uow)
+        if promotions:
+            _seed_promotions(uow, merchant.id)
     credentials = {"database": database, **_issue_credentials(uow, merchant)}
     uow.commit()
     _save(credentials_file, credentials)
@@ -61,6 +66,62 @@ def _create_structure(uow: UnitOfWork) -> Merchant:
     uow.session.add_all([mitte, kreuzberg])
     uow.session.flush()
     return merchant
+
+
+# The demo's wallet promotions: what a bank's programme typically runs in a store.
+DEMO_PROMOTIONS: list[dict[str, Any]] = [
+    {"key": "wallet-2-off-20", "name": "Wallet QR: 2.00 off from 20.00", "kind": "threshold",
+     "spec": {"tiers": [[2000, 200], [5000, 600]], "priority": 20,
+              "targeting": {"payment_methods": ["qr"], "currency": "EUR"},
+              "limits": {"budget_minor": 50_000, "per_customer_per_day": 1}}},
+    {"key": "welcome-3", "name": "Welcome: 3.00 off your first purchase", "kind": "new_customer",
+     "spec": {"amount_off_minor": 300, "priority": 30, "targeting": {"currency": "EUR"},
+              "limits": {"budget_minor": 30_000}}},
+    {"key": "coffee-3-for-2", "name": "Coffee: 3 for 2", "kind": "multi_buy",
+     "spec": {"buy": 2, "get": 1, "priority": 10, "targeting": {"categories": ["coffee"]}}},
+    {"key": "points", "name": "1 point per euro", "kind": "points",
+     "spec": {"points": 1, "per_minor": 100, "expiry_days": 365}},
+    {"key": "pay-with-points", "name": "Pay with points (1 point = 0.01)",
+     "kind": "points_redeem", "spec": {"point_value_minor": 1, "min_points": 50}},
+    {"key": "friends", "name": "Bring a friend: 5.00 off, 200 points", "kind": "referral",
+     "spec": {"amount_off_minor": 500, "referrer_points": 200, "max_referrals": 10,
+              "max_referrals_per_day": 3, "targeting": {"currency": "EUR"}}},
+    {"key": "spring-coupon", "name": "Spring coupon: 10 % off (max 5.00)", "kind": "coupon",
+     "spec": {"batch": True, "percent_bp": 1000, "cap_minor": 500}},
+    {"key": "lucky-draw", "name": "Lucky draw from 10.00", "kind": "draw",
+     "spec": {"min_spend_minor": 1000, "table": {"budget_minor": 20_000, "prizes": [
+         {"id": "mug", "name": "Kassa mug", "probability_ppm": 50_000, "value_minor": 400,
+          "daily_cap": 20},
+         {"id": "voucher", "name": "10.00 voucher", "probability_ppm": 5_000,
+          "value_minor": 1000, "daily_cap": 2}]}}},
+]  # fmt: skip
+
+
+def _seed_promotions(uow: UnitOfWork, merchant_id: int) -> None:
+    """The demo's promotions, live at once, and an A/B test of a 10 % wallet offer."""
+    from gateway.services import promotion_admin as admin
+
+    actor = "demo"
+    for item in DEMO_PROMOTIONS:
+        admin.create_promotion(
+            uow, merchant_id, key=item["key"], name=item["name"], kind=item["kind"],
+            spec=item["spec"], starts_at=None, ends_at=None, actor=actor,
+        )  # fmt: skip
+        admin.activate(uow, merchant_id, item["key"], actor=actor)
+    admin.create_experiment(
+        uow, merchant_id, key="wallet-10", name="Does 10 % off bring wallet customers back?",
+        variants=[("control", 1), ("ten-percent", 1)], holdout_bp=1000, control="control",
+    )  # fmt: skip
+    admin.create_promotion(
+        uow, merchant_id, key="wallet-10-off", name="Wallet QR: 10 % off (test group)",
+        kind="percent", spec={"percent_bp": 1000, "cap_minor": 1000, "priority": 15,
+                              "targeting": {"payment_methods": ["qr"]}},
+        starts_at=None, ends_at=None, actor=actor, experiment_key="wallet-10",
+        variant="ten-percent",
+    )  # fmt: skip
+    admin.activate(uow, merchant_id, "wallet-10-off", actor=actor)
+    coupon = admin.get_promotion(uow, merchant_id, "spring-coupon")
+    admin.issue_coupons(uow, coupon, count=20, actor=actor)
 
 
 def _issue_credentials(uow: UnitOfWork, merchant: Merchant) -> dict[str, Any]:

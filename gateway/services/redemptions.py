@@ -237,10 +237,12 @@ def on_payment_status(uow: UnitOfWork, sale_id: str, status: str, at: datetime) 
         commit(uow, sale, at)
     elif status in UNPAID_STATES and sale.status == "reserved":
         release(uow, sale, UNPAID_STATES[status])
-    elif status == "cancelled" and sale.status == "paid":
-        # A card payment reversed after approval: as if the whole sale were refunded.
+    elif status in UNPAID_STATES and sale.status == "paid":
+        # A card payment reversed (or lost) after approval: as if the whole sale were refunded,
+        # and no longer a purchase of the customer's.
         reverse(uow, sale, sale.total_after_minor, sale.total_after_minor)
         sale.status = "reversed"
+        _uncount_purchase(uow, sale)
 
 
 def commit(uow: UnitOfWork, sale: Sale, at: datetime) -> None:
@@ -284,6 +286,19 @@ def _count_purchase(customer: Customer, sale: Sale, at: datetime) -> None:
         customer.spend_minor += sale.total_after_minor
     customer.first_purchase_at = customer.first_purchase_at or at
     customer.last_purchase_at = at
+
+
+def _uncount_purchase(uow: UnitOfWork, sale: Sale) -> None:
+    if sale.customer_id is None:
+        return
+    customer = uow.session.scalar(
+        select(Customer).where(Customer.id == sale.customer_id).with_for_update()
+    )
+    if customer is None:
+        return
+    customer.purchases = max(customer.purchases - 1, 0)
+    if sale.currency == customer.spend_currency:
+        customer.spend_minor = max(customer.spend_minor - sale.total_after_minor, 0)
 
 
 def _earn_points(

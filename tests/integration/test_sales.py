@@ -500,6 +500,30 @@ def test_partial_refunds_reverse_discount_budget_and_points_in_proportion(
         assert uow.session.scalars(select(PointsLot.remaining)).one() == 0
 
 
+def test_a_card_sale_commits_on_approval_and_a_reversal_undoes_it(db: Database, demo: Any) -> None:
+    from gateway.services.cards import TerminalOutcome, apply_charge, apply_reversal
+
+    add_promotion(db, demo, "ten", "percent", TEN_PERCENT)
+    add_promotion(db, demo, "earn", "points", {"points": 1, "per_minor": 100})
+    who = IdentityInput(member_code="M-CARD")
+    payment = pay(db, demo, quote(db, demo, customer=who).id, method="card")
+    assert payment is not None and (payment.method, payment.amount_minor) == ("card", 1800)
+    approved = TerminalOutcome(approved=True, result_code=0, message="Approved", amount_minor=1800)
+    with db.unit_of_work() as uow:
+        apply_charge(uow, payment.id, approved, "device")
+        uow.commit()
+    assert sale_row(db, payment.sale_id or "").status == "paid"
+    assert promotion(db, "ten").used_money_minor == 200
+    with db.unit_of_work() as uow:
+        apply_reversal(uow, payment.id, approved, "device")
+        uow.commit()
+    assert sale_row(db, payment.sale_id or "").status == "reversed"
+    assert (promotion(db, "ten").used_money_minor, promotion(db, "ten").used_count) == (0, 0)
+    with db.unit_of_work(readonly=True) as uow:
+        assert uow.session.scalars(select(PointsLot.remaining)).one() == 0
+        assert uow.session.scalars(select(Customer.purchases)).one() == 0
+
+
 # --- the HTTP API -------------------------------------------------------------------------
 
 
@@ -587,3 +611,32 @@ def test_the_api_prices_explains_and_pays_a_sale(live_server: Any, db: Database,
     assert number.status_code == 422
     got = requests.get(f"{live_server.url}/api/v1/sales/{sale['id']}", headers=_h(demo), timeout=10)
     assert got.json()["payment"]["status"] == "pending"
+
+
+def test_the_demo_promotions_price_a_coffee_round(db: Database, tmp_path: Any) -> None:
+    """`kassa run` seeds the demo's promotions: a first-time wallet customer buying three
+    coffees and a cake by wallet QR gets the welcome, 3-for-2 and the 20.00 threshold (the
+    A/B test's offer only if hashed into its group), earns points and enters the draw."""
+    from gateway.services.demo import seed_demo
+
+    with db.unit_of_work() as uow:
+        demo = seed_demo(uow, tmp_path / "creds.json")
+    coffee = sales.LineInput("coffee", "Coffee", "coffee", 3, "3.00")
+    cake = sales.LineInput("cake", "Cake", "bakery", 1, "16.00")
+    sale = quote(
+        db, demo, coffee, cake, customer=IdentityInput(wallet_id="w-demo"), payment_method="qr"
+    )
+    applied = {a["promotion_id"] for a in sale.applied}
+    assert {"welcome-3", "coffee-3-for-2", "wallet-2-off-20", "points", "lucky-draw"} <= applied
+    assert applied - {"wallet-10-off"} == {
+        "welcome-3",
+        "coffee-3-for-2",
+        "wallet-2-off-20",
+        "points",
+        "lucky-draw",
+    }
+    reasons = {r["promotion_id"]: r["reason"] for r in sale.rejected}
+    assert reasons["pay-with-points"] == "the customer did not ask to pay with points"
+    assert reasons["friends"] == "needs a referral code"
+    assert sale.total_before_minor == 2500
+    assert sum(ln["final_minor"] for ln in sale.lines) == sale.total_after_minor
