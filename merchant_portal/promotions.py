@@ -25,7 +25,7 @@ from werkzeug.datastructures import MultiDict
 from gateway.adapters.models import Store, utcnow
 from gateway.domain.money import Money
 from gateway.domain.promotions.model import PAYMENT_METHODS, SEGMENTS
-from gateway.domain.promotions.spec import KINDS
+from gateway.domain.promotions.spec import KINDS, promotion_from_spec, spec_of
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import promotion_admin as admin
 from gateway.services.experiment_results import results
@@ -533,6 +533,7 @@ def experiment_detail(key: str) -> Any:
 
 def describe(kind: str, spec: dict[str, Any], currency: str) -> list[str]:
     """The promotion's rules as short sentences a manager can check at a glance."""
+    spec = spec_of(promotion_from_spec("p", kind, spec), with_defaults=True)
 
     def m(minor: int | None) -> str:
         return "" if minor is None else str(Money(minor, currency))

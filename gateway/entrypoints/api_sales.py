@@ -89,7 +89,10 @@ def sale_out(
             for a in sale.applied
         ],
         rejected=[
-            RejectedOut(promotion=r["promotion_id"], name=r["name"], reason=r["reason"])
+            RejectedOut(
+                promotion=r["promotion_id"], name=r["name"], reason=r["reason"],
+                count=r.get("count", 1),
+            )
             for r in sale.rejected
         ],
         total_before=money(sale.total_before_minor),

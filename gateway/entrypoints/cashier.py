@@ -42,7 +42,7 @@ from gateway.errors import (
     NotFound,
     Unauthorised,
 )
-from gateway.services import cards, idempotency, payments
+from gateway.services import cards, idempotency, payments, sales
 from gateway.services.auth import StaffContext, TillContext, till_for_staff, tills_for_staff
 
 bp = Blueprint("cashier", __name__, url_prefix="/cashier", template_folder="templates")
@@ -303,9 +303,11 @@ def payment_screen(payment_id: str) -> Any:
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
         payment = payments.get_payment(uow, payment_id, staff.merchant_id)
+        sale = sales.get_sale(uow, payment.sale_id, staff.merchant_id) if payment.sale_id else None
         return render_template(
             "cashier/payment.html",
             payment=payment,
+            sale=sale,
             merchant=merchant,
             staff=staff,
             screen=screen_of(payment),
@@ -377,3 +379,4 @@ def seconds_left(payment: Payment, now: datetime | None = None) -> int:
 
 
 from gateway.entrypoints import cashier_refunds as _refund_routes  # noqa: E402, F401  (routes on bp)
+from gateway.entrypoints import cashier_sales as _sale_routes  # noqa: E402, F401  (routes on bp)

@@ -105,9 +105,14 @@ class AppliedOut(BaseModel):
 
 
 class RejectedOut(BaseModel):
-    promotion: str
+    promotion: str = Field(description='The promotion\'s key; "" for a group or a coupon code.')
     name: str
     reason: str
+    count: int = Field(
+        default=1,
+        description="Promotions ruled out wholesale (another store, no item of theirs in the "
+        "basket) are counted under one reason.",
+    )
 
 
 class SaleOut(BaseModel):

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from typing import Any, cast
@@ -53,7 +54,7 @@ def reserve(
     uow: UnitOfWork,
     sale: Sale,
     priced: PricedSale,
-    rows: dict[str, PromotionRow],
+    rows: Mapping[str, Any],
     promotions: dict[str, Promotion],
     *,
     customer: Customer | None,
@@ -99,7 +100,7 @@ def reserve(
     return draws
 
 
-def _take_limits(uow: UnitOfWork, row: PromotionRow, count: int, money: int) -> None:
+def _take_limits(uow: UnitOfWork, row: Any, count: int, money: int) -> None:
     table = cast(Table, PromotionRow.__table__)
     conditions = [table.c.id == row.id]
     if row.count_limit is not None:
@@ -112,6 +113,7 @@ def _take_limits(uow: UnitOfWork, row: PromotionRow, count: int, money: int) -> 
         .values(
             used_count=table.c.used_count + count,
             used_money_minor=table.c.used_money_minor + money,
+            updated_at=table.c.updated_at,  # usage is not a change of the promotion itself
         )
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -126,6 +128,7 @@ def _give_back_limits(uow: UnitOfWork, promotion_id: int, count: int, money: int
         .values(
             used_count=table.c.used_count - count,
             used_money_minor=table.c.used_money_minor - money,
+            updated_at=table.c.updated_at,
         )
     )
 
@@ -174,7 +177,7 @@ def _spend_points(
 def _draw(
     uow: UnitOfWork,
     sale: Sale,
-    row: PromotionRow,
+    row: Any,
     promotion: LuckyDraw,
     customer: Customer | None,
     local_day: date,

@@ -37,6 +37,7 @@ from gateway.domain.money import Money
 from gateway.domain.promotions import experiments as ab
 from gateway.domain.promotions.eligibility import check_eligibility
 from gateway.domain.promotions.model import ThresholdGift
+from gateway.domain.promotions.rejection import Reason, Rejection
 from gateway.domain.promotions.spec import promotion_from_spec
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.services import cards, customers, payments, redemptions
@@ -92,7 +93,7 @@ class _Priced:
     priced: promo.PricedSale
     ctx: promo.SaleContext
     who: customers.Identified
-    rows: dict[str, PromotionRow]
+    rows: dict[str, LivePromotion]
     promotions: dict[str, promo.Promotion]
     coupons: dict[str, CouponCode]
     notes: list[dict[str, str]]
@@ -102,45 +103,87 @@ class _Priced:
 
 # --- the catalog: live promotions, parsed once per change ---------------------------------
 
-_CATALOGS: dict[int, tuple[tuple[Any, ...], promo.Catalog, dict[str, PromotionRow]]] = {}
+
+@dataclass(frozen=True, slots=True)
+class LivePromotion:
+    """A live promotion as a sale needs it: its limits and usage as read just now."""
+
+    id: int
+    key: str
+    name: str
+    kind: str
+    spec: Mapping[str, Any]
+    count_limit: int | None
+    budget_minor: int | None
+    used_count: int
+    used_money_minor: int
+    experiment_id: int | None
+    variant: str | None
+
+
+_LIGHT = (
+    PromotionRow.id,
+    PromotionRow.updated_at,
+    PromotionRow.used_count,
+    PromotionRow.used_money_minor,
+)
+_CATALOGS: dict[int, tuple[tuple[Any, ...], promo.Catalog, dict[int, LivePromotion]]] = {}
 
 
 def live_promotions(
     uow: UnitOfWork, merchant_id: int, now: datetime
-) -> tuple[promo.Catalog, dict[str, PromotionRow]]:
-    """The merchant's promotions live at ``now``, as a priced-ready catalog.
+) -> tuple[promo.Catalog, dict[str, LivePromotion]]:
+    """The merchant's promotions live at ``now``, as a priced-ready catalog, with usage.
 
     Parsing a thousand specs on every sale would dominate pricing, so the parsed catalog is
-    kept per process and reused while the live rows and their ``updated_at`` are unchanged
-    (checked on every call: the database stays the one source of truth).
+    kept per process and reused while the live rows' ids and ``updated_at`` are unchanged.
+    That is checked on every call with a narrow query (usage counters included, so they are
+    always fresh): the database stays the one source of truth.
     """
-    rows = list(
-        uow.session.scalars(
-            select(PromotionRow)
-            .where(
-                PromotionRow.merchant_id == merchant_id,
-                PromotionRow.state == "active",
-                (PromotionRow.starts_at.is_(None)) | (PromotionRow.starts_at <= now),
-                (PromotionRow.ends_at.is_(None)) | (PromotionRow.ends_at > now),
-            )
-            .execution_options(populate_existing=True)
-        )
+    live = (
+        PromotionRow.merchant_id == merchant_id,
+        PromotionRow.state == "active",
+        (PromotionRow.starts_at.is_(None)) | (PromotionRow.starts_at <= now),
+        (PromotionRow.ends_at.is_(None)) | (PromotionRow.ends_at > now),
     )
-    signature = tuple(sorted((r.id, r.updated_at) for r in rows))
+    light = uow.session.execute(select(*_LIGHT).where(*live).order_by(PromotionRow.id)).all()
+    signature = tuple((i, at) for i, at, _, _ in light)
     cached = _CATALOGS.get(merchant_id)
-    if cached is not None and cached[0] == signature:
-        return cached[1], {r.key: r for r in rows}
-    experiments = _experiment_keys(uow, rows)
-    parsed = [
-        promotion_from_spec(
-            r.key, r.kind, r.spec, experiment=experiments.get(r.experiment_id or 0),
-            variant=r.variant,
+    if cached is None or cached[0] != signature:
+        rows = list(
+            uow.session.scalars(
+                select(PromotionRow).where(*live).execution_options(populate_existing=True)
+            )
         )
-        for r in rows
-    ]  # fmt: skip
-    catalog = promo.Catalog(parsed)
-    _CATALOGS[merchant_id] = (signature, catalog, {r.key: r for r in rows})
-    return catalog, {r.key: r for r in rows}
+        experiments = _experiment_keys(uow, rows)
+        parsed = [
+            promotion_from_spec(
+                r.key, r.kind, r.spec, experiment=experiments.get(r.experiment_id or 0),
+                variant=r.variant,
+            )
+            for r in rows
+        ]  # fmt: skip
+        fresh = {
+            r.id: LivePromotion(
+                r.id, r.key, r.name, r.kind, r.spec, r.count_limit, r.budget_minor, 0, 0,
+                r.experiment_id, r.variant,
+            )
+            for r in rows
+        }  # fmt: skip
+        signature = tuple(sorted((r.id, r.updated_at) for r in rows))
+        cached = (signature, promo.Catalog(parsed), fresh)
+        _CATALOGS[merchant_id] = cached
+    _, catalog, by_id = cached
+    out = {}
+    for promotion_id, _, used_count, used_money in light:
+        r = by_id.get(promotion_id)
+        if r is None:  # changed between the two reads: priced on the next sale
+            continue
+        out[r.key] = LivePromotion(
+            r.id, r.key, r.name, r.kind, r.spec, r.count_limit, r.budget_minor, used_count,
+            used_money, r.experiment_id, r.variant,
+        )  # fmt: skip
+    return catalog, out
 
 
 def _experiment_keys(uow: UnitOfWork, rows: list[PromotionRow]) -> dict[int, str]:
@@ -231,7 +274,7 @@ def _coupons(
     merchant_id: int,
     codes: tuple[str, ...],
     who: customers.Identified,
-    rows: dict[str, PromotionRow],
+    rows: dict[str, LivePromotion],
     now: datetime,
     sale_id: str | None,
     notes: list[dict[str, str]],
@@ -264,7 +307,7 @@ def _coupons(
 
 def _coupon_problem(
     coupon: CouponCode | None,
-    live: dict[int, PromotionRow],
+    live: dict[int, LivePromotion],
     who: customers.Identified,
     now: datetime,
     sale_id: str | None,
@@ -300,7 +343,7 @@ def _referral(
 
 
 def _assignments(
-    uow: UnitOfWork, merchant_id: int, rows: dict[str, PromotionRow], who: customers.Identified
+    uow: UnitOfWork, merchant_id: int, rows: dict[str, LivePromotion], who: customers.Identified
 ) -> dict[str, tuple[Experiment, str]]:
     """Each running experiment's variant for this customer (identified customers only)."""
     ids = {r.experiment_id for r in rows.values() if r.experiment_id is not None}
@@ -321,7 +364,7 @@ def _assignments(
 
 def _usage(
     uow: UnitOfWork,
-    rows: dict[str, PromotionRow],
+    rows: dict[str, LivePromotion],
     customer: Customer | None,
     today: date,
     now: datetime,
@@ -351,7 +394,7 @@ def _usage(
 
 
 def _period(
-    uow: UnitOfWork, row: PromotionRow, customer: Customer | None, now: datetime
+    uow: UnitOfWork, row: LivePromotion, customer: Customer | None, now: datetime
 ) -> tuple[int, int]:
     days = row.spec.get("period_days") if row.kind == ThresholdGift.kind else None
     if customer is None or not days:
@@ -456,13 +499,37 @@ def _write_outcome(sale: Sale, run: _Priced) -> None:
     sale.points_redeemed = priced.points_redeemed
     sale.gifts = list(priced.gifts)
     sale.applied = [redemptions.applied_json(a) for a in priced.applied]
+    sale.rejected = _explained(run)
+
+
+def _explained(run: _Priced) -> list[dict[str, Any]]:
+    """Why each promotion did not apply. Those that concern this basket are named one by one;
+    those ruled out wholesale (another store, currency, no item of theirs in the basket) are
+    counted under their reason, so a chain's thousand promotions do not bury the cashier."""
     names = {key: row.name for key, row in run.rows.items()}
-    sale.rejected = [
-        {"promotion_id": r.promotion_id, "name": names.get(r.promotion_id, r.promotion_id),
-         "reason": r.reason}
-        for r in priced.rejected
-    ] + [{"promotion_id": "", "name": f"coupon {n['coupon']}", "reason": n["reason"]}
-         for n in run.notes]  # fmt: skip
+    priced = run.priced
+    named: list[dict[str, Any]] = []
+    elsewhere: dict[tuple[object, ...], list[Rejection]] = {}
+    for r in priced.rejected:
+        if r.promotion_id in priced.considered or r.code is Reason.METHOD:
+            named.append(
+                {"promotion_id": r.promotion_id, "name": names.get(r.promotion_id, r.promotion_id),
+                 "reason": r.reason}
+            )  # fmt: skip
+        else:
+            elsewhere.setdefault((r.code, *r.args), []).append(r)
+    for group in elsewhere.values():
+        count = len(group)
+        label = names.get(group[0].promotion_id, group[0].promotion_id) if count == 1 else (
+            f"{count} other promotions"
+        )  # fmt: skip
+        named.append({"promotion_id": group[0].promotion_id if count == 1 else "",
+                      "name": label, "reason": group[0].reason, "count": count})  # fmt: skip
+    named += [
+        {"promotion_id": "", "name": f"coupon {n['coupon']}", "reason": n["reason"]}
+        for n in run.notes
+    ]
+    return named
 
 
 def get_sale(uow: UnitOfWork, sale_id: str, merchant_id: int) -> Sale:

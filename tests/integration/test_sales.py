@@ -215,6 +215,31 @@ def test_nothing_to_pay_commits_at_once_without_a_payment(db: Database, demo: An
     assert sale_row(db, sale.id).status == "paid"
 
 
+def test_promotions_for_other_stores_are_counted_not_listed(db: Database, demo: Any) -> None:
+    for n in range(5):
+        add_promotion(
+            db, demo, f"far{n}", "percent", {"percent_bp": 500, "targeting": {"stores": ["999"]}}
+        )
+    add_promotion(db, demo, "tea", "percent", {"percent_bp": 500, "targeting": {"skus": ["tea"]}})
+    add_promotion(db, demo, "big", "threshold", {"tiers": [[10_000, 500]]})
+    sale = quote(db, demo)
+    assert sale.rejected == [
+        {"promotion_id": "big", "name": "big", "reason": "spend 80.00 EUR more to save 5.00 EUR"},
+        {
+            "promotion_id": "",
+            "name": "5 other promotions",
+            "reason": "not offered in this store",
+            "count": 5,
+        },
+        {
+            "promotion_id": "tea",
+            "name": "tea",
+            "reason": "none of its items are in the basket",
+            "count": 1,
+        },
+    ]
+
+
 def test_bad_baskets_are_refused_and_nothing_is_stored(db: Database, demo: Any) -> None:
     from gateway.errors import InvalidInput
 
@@ -569,7 +594,12 @@ def test_the_api_prices_explains_and_pays_a_sale(live_server: Any, db: Database,
     out = plain.json()
     assert (out["total"], out["savings_text"]) == ("53.50", "No savings on this sale")
     assert out["rejected"] == [
-        {"promotion": "qr5", "name": "Wallet 5 off 50", "reason": "only when paying by wallet QR"}
+        {
+            "promotion": "qr5",
+            "name": "Wallet 5 off 50",
+            "reason": "only when paying by wallet QR",
+            "count": 1,
+        }
     ]
     quoted = requests.post(
         f"{live_server.url}/api/v1/sales",

@@ -138,6 +138,7 @@ class _Pricing:
             points=sum(a.points for a in self.applied),
             gifts=tuple(a.gift for a in self.applied if a.gift is not None),
             rejections_of=lambda: catalog.rejections(basket, ctx, judged),
+            considered=frozenset(judged),
         )
 
     def _lines(self) -> tuple[PricedLine, ...]:

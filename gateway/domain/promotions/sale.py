@@ -77,6 +77,9 @@ class PricedSale:
     points: int
     gifts: tuple[str, ...]
     rejections_of: Callable[[], tuple[Rejection, ...]] = field(compare=False, repr=False)
+    # Promotions the engine judged on this basket (the rest were ruled out by the index:
+    # another store, currency or payment method, or none of their items in the basket).
+    considered: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @cached_property
     def rejected(self) -> tuple[Rejection, ...]:

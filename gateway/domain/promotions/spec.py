@@ -244,13 +244,17 @@ def _table(value: Any) -> DrawTable:
     return DrawTable(tuple(out), budget)
 
 
-def spec_of(promotion: Promotion) -> dict[str, Any]:
-    """The JSON spec of ``promotion`` (the inverse of ``promotion_from_spec``)."""
+def spec_of(promotion: Promotion, *, with_defaults: bool = False) -> dict[str, Any]:
+    """The JSON spec of ``promotion`` (the inverse of ``promotion_from_spec``); fields left at
+    their defaults are left out unless ``with_defaults``."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(promotion):  # type: ignore[arg-type]
+        value = getattr(promotion, f.name)
         if f.name in _SET_BY_SERVICE:
             continue
-        out[f.name] = _json(getattr(promotion, f.name))
+        if not with_defaults and f.default is not dataclasses.MISSING and value == f.default:
+            continue
+        out[f.name] = _json(value)
     return out
 
 
