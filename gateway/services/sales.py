@@ -106,7 +106,7 @@ class _Priced:
 
 @dataclass(frozen=True, slots=True)
 class LivePromotion:
-    """A live promotion as a sale needs it: its limits and usage as read just now."""
+    """A live promotion as a sale needs it (its usage is read afresh for every sale)."""
 
     id: int
     key: str
@@ -115,75 +115,95 @@ class LivePromotion:
     spec: Mapping[str, Any]
     count_limit: int | None
     budget_minor: int | None
-    used_count: int
-    used_money_minor: int
     experiment_id: int | None
     variant: str | None
 
 
-_LIGHT = (
-    PromotionRow.id,
-    PromotionRow.updated_at,
-    PromotionRow.used_count,
-    PromotionRow.used_money_minor,
-)
-_CATALOGS: dict[int, tuple[tuple[Any, ...], promo.Catalog, dict[int, LivePromotion]]] = {}
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    """A merchant's parsed live promotions, valid while ``signature`` holds and until
+    ``until`` (the next moment a promotion starts or ends by its dates)."""
+
+    signature: tuple[Any, ...]
+    until: datetime | None
+    catalog: promo.Catalog
+    by_key: dict[str, LivePromotion]
+    limited: tuple[int, ...]
+
+
+_CATALOGS: dict[int, _Cached] = {}
+
+
+Usage = dict[int, tuple[int, int]]  # promotion id → (uses, money), reserved and committed
 
 
 def live_promotions(
     uow: UnitOfWork, merchant_id: int, now: datetime
-) -> tuple[promo.Catalog, dict[str, LivePromotion]]:
+) -> tuple[promo.Catalog, dict[str, LivePromotion], Usage]:
     """The merchant's promotions live at ``now``, as a priced-ready catalog, with usage.
 
     Parsing a thousand specs on every sale would dominate pricing, so the parsed catalog is
-    kept per process and reused while the live rows' ids and ``updated_at`` are unchanged.
-    That is checked on every call with a narrow query (usage counters included, so they are
-    always fresh): the database stays the one source of truth.
+    kept per process. Every call checks it against the database in one row: any change to a
+    promotion moves the merchant's latest ``updated_at`` (or the count); a promotion going
+    live or ending by its dates is caught by ``until``. Usage counters are read fresh each
+    time, for the promotions that have limits: the database stays the one source of truth.
     """
-    live = (
-        PromotionRow.merchant_id == merchant_id,
-        PromotionRow.state == "active",
-        (PromotionRow.starts_at.is_(None)) | (PromotionRow.starts_at <= now),
-        (PromotionRow.ends_at.is_(None)) | (PromotionRow.ends_at > now),
+    signature = tuple(
+        uow.session.execute(
+            select(func.count(), func.max(PromotionRow.updated_at)).where(
+                PromotionRow.merchant_id == merchant_id
+            )
+        ).one()
     )
-    light = uow.session.execute(select(*_LIGHT).where(*live).order_by(PromotionRow.id)).all()
-    signature = tuple((i, at) for i, at, _, _ in light)
     cached = _CATALOGS.get(merchant_id)
-    if cached is None or cached[0] != signature:
-        rows = list(
-            uow.session.scalars(
-                select(PromotionRow).where(*live).execution_options(populate_existing=True)
-            )
-        )
-        experiments = _experiment_keys(uow, rows)
-        parsed = [
-            promotion_from_spec(
-                r.key, r.kind, r.spec, experiment=experiments.get(r.experiment_id or 0),
-                variant=r.variant,
-            )
-            for r in rows
-        ]  # fmt: skip
-        fresh = {
-            r.id: LivePromotion(
-                r.id, r.key, r.name, r.kind, r.spec, r.count_limit, r.budget_minor, 0, 0,
-                r.experiment_id, r.variant,
-            )
-            for r in rows
-        }  # fmt: skip
-        signature = tuple(sorted((r.id, r.updated_at) for r in rows))
-        cached = (signature, promo.Catalog(parsed), fresh)
+    if cached is None or cached.signature != signature or (cached.until and now >= cached.until):
+        cached = _load_catalog(uow, merchant_id, now, signature)
         _CATALOGS[merchant_id] = cached
-    _, catalog, by_id = cached
-    out = {}
-    for promotion_id, _, used_count, used_money in light:
-        r = by_id.get(promotion_id)
-        if r is None:  # changed between the two reads: priced on the next sale
-            continue
-        out[r.key] = LivePromotion(
-            r.id, r.key, r.name, r.kind, r.spec, r.count_limit, r.budget_minor, used_count,
-            used_money, r.experiment_id, r.variant,
-        )  # fmt: skip
-    return catalog, out
+    usage: Usage = {}
+    if cached.limited:
+        usage = {
+            i: (count, money)
+            for i, count, money in uow.session.execute(
+                select(PromotionRow.id, PromotionRow.used_count, PromotionRow.used_money_minor)
+                .where(PromotionRow.id.in_(cached.limited))
+            )
+        }  # fmt: skip
+    return cached.catalog, cached.by_key, usage
+
+
+def _load_catalog(
+    uow: UnitOfWork, merchant_id: int, now: datetime, signature: tuple[Any, ...]
+) -> _Cached:
+    active = list(
+        uow.session.scalars(
+            select(PromotionRow)
+            .where(PromotionRow.merchant_id == merchant_id, PromotionRow.state == "active")
+            .execution_options(populate_existing=True)
+        )
+    )
+    rows = [
+        r for r in active
+        if (r.starts_at is None or r.starts_at <= now) and (r.ends_at is None or r.ends_at > now)
+    ]  # fmt: skip
+    moments = [m for r in active for m in (r.starts_at, r.ends_at) if m is not None and m > now]
+    experiments = _experiment_keys(uow, rows)
+    parsed = [
+        promotion_from_spec(
+            r.key, r.kind, r.spec, experiment=experiments.get(r.experiment_id or 0),
+            variant=r.variant,
+        )
+        for r in rows
+    ]  # fmt: skip
+    by_key = {
+        r.key: LivePromotion(
+            r.id, r.key, r.name, r.kind, r.spec, r.count_limit, r.budget_minor,
+            r.experiment_id, r.variant,
+        )
+        for r in rows
+    }  # fmt: skip
+    limited = tuple(r.id for r in rows if r.count_limit is not None or r.budget_minor is not None)
+    until = min(moments, default=None)
+    return _Cached(signature, until, promo.Catalog(parsed), by_key, limited)
 
 
 def _experiment_keys(uow: UnitOfWork, rows: list[PromotionRow]) -> dict[int, str]:
@@ -242,7 +262,7 @@ def _price(
         ).all()
     store = uow.session.get_one(Store, till.store_id)
     moment = now.astimezone(ZoneInfo(store.timezone or "UTC"))
-    catalog, rows = live_promotions(uow, till.merchant_id, now)
+    catalog, rows, used = live_promotions(uow, till.merchant_id, now)
     who = customers.identify(uow, till.merchant_id, digests, lock=lock)
     customer = customers.as_domain(
         uow, who, now, lapsed_after=settings.lapsed_after, sale_id=sale_id
@@ -259,7 +279,7 @@ def _price(
         customer=customer,
         coupon_codes=frozenset(c.strip() for c in request.coupon_codes),
         coupon_promotions=frozenset(coupons),
-        usage=_usage(uow, rows, who.customer, moment.date(), now),
+        usage=_usage(uow, rows, used, who.customer, moment.date(), now),
         redeem_points=request.redeem_points,
         referral=claim,
         variants={key: variant for key, (_, variant) in experiments.items()},
@@ -365,6 +385,7 @@ def _assignments(
 def _usage(
     uow: UnitOfWork,
     rows: dict[str, LivePromotion],
+    used: Usage,
     customer: Customer | None,
     today: date,
     now: datetime,
@@ -386,10 +407,9 @@ def _usage(
     for row in by_id.values():
         life, on_day = mine.get(row.id, (0, 0))
         period = _period(uow, row, customer, now)
-        if row.used_count or row.used_money_minor or life or period != (0, 0):
-            out[row.key] = promo.Usage(
-                row.used_count, row.used_money_minor, on_day, life, period[0], period[1]
-            )
+        count, money = used.get(row.id, (0, 0))
+        if count or money or life or period != (0, 0):
+            out[row.key] = promo.Usage(count, money, on_day, life, period[0], period[1])
     return out
 
 
