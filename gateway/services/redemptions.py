@@ -3,9 +3,10 @@
 * **reserve** (the sale is priced for payment): each applied promotion's use and money are
   added to ``promotions.used_*`` by a conditional UPDATE that fails if a limit or the budget
   would be passed, so concurrent checkouts can never overspend; batch coupon codes are taken
-  by compare-and-set; redeemed points leave their lots; a referral is recorded; a lucky draw
-  is rolled under the promotion's row lock (daily caps and prize budget exact).
-* **commit** (the payment succeeded): the sale is paid, coupons redeemed, points earned.
+  by compare-and-set; redeemed points leave their lots; a referral is recorded.
+* **commit** (the payment succeeded): the sale is paid, coupons redeemed, points earned, and
+  lucky draws rolled under the promotion's row lock (daily caps and prize budget exact). Only
+  a paid sale is drawn, so nobody can see a draw's outcome and then decide not to pay.
 * **release** (cancelled, expired, failed before paying): everything reserved goes back.
 * **refund**: the proportional part of discounts, budgets and points is reversed; shares are
   worked out on the cumulative refund, so several partial refunds add up to a full one exactly.
@@ -26,6 +27,7 @@ from gateway.adapters.promotion_models import (
     CouponCode,
     Customer,
     DrawEntry,
+    ExperimentExposure,
     PointsLot,
     PointsMovement,
     PromotionRow,
@@ -35,7 +37,8 @@ from gateway.adapters.promotion_models import (
 )
 from gateway.domain.promotions import AppliedPromotion, PricedLine, PricedSale
 from gateway.domain.promotions import draw as lucky
-from gateway.domain.promotions.model import LuckyDraw, Promotion
+from gateway.domain.promotions.model import LuckyDraw
+from gateway.domain.promotions.spec import promotion_from_spec
 
 PAID_STATES = frozenset({"authorised", "paid"})
 UNPAID_STATES = {"cancelled": "cancelled", "expired": "expired", "failed": "failed"}
@@ -55,15 +58,13 @@ def reserve(
     sale: Sale,
     priced: PricedSale,
     rows: Mapping[str, Any],
-    promotions: dict[str, Promotion],
     *,
     customer: Customer | None,
     coupons: dict[str, CouponCode],
     local_day: date,
     referrer: Customer | None,
-) -> list[dict[str, Any]]:
-    """Hold everything ``priced`` gives (not committed); the draws rolled, for the receipt."""
-    draws: list[dict[str, Any]] = []
+) -> None:
+    """Hold everything ``priced`` gives (not committed)."""
     # Row locks in one order (by id) everywhere, so two checkouts never deadlock.
     for applied in sorted(priced.applied, key=lambda a: rows[a.promotion_id].id):
         budget = applied.discount_minor if applied.budgeted else 0
@@ -93,11 +94,7 @@ def reserve(
                     referrer_points=applied.referrer_points, state="reserved", local_day=local_day,
                 )
             )  # fmt: skip
-        promotion = promotions[applied.promotion_id]
-        if applied.draw and isinstance(promotion, LuckyDraw):
-            draws.append(_draw(uow, sale, row, promotion, customer, local_day))
     uow.session.flush()
-    return draws
 
 
 def _take_limits(uow: UnitOfWork, row: Any, count: int, money: int) -> None:
@@ -174,18 +171,15 @@ def _spend_points(
     )
 
 
-def _draw(
-    uow: UnitOfWork,
-    sale: Sale,
-    row: Any,
-    promotion: LuckyDraw,
-    customer: Customer | None,
-    local_day: date,
-) -> dict[str, Any]:
+def _draw(uow: UnitOfWork, sale: Sale, item: SalePromotion) -> dict[str, Any]:
+    """Roll the paid sale's draw of one promotion, its stock read under the row lock."""
     locked = uow.session.scalar(
-        select(PromotionRow).where(PromotionRow.id == row.id).with_for_update()
+        select(PromotionRow).where(PromotionRow.id == item.promotion_id).with_for_update()
     )
     assert locked is not None
+    promotion = promotion_from_spec(locked.key, locked.kind, locked.spec)
+    assert isinstance(promotion, LuckyDraw)
+    row, local_day = locked, item.local_day
     if locked.draw_seed is None:
         locked.draw_seed = lucky.new_seed()
     live = (
@@ -204,19 +198,20 @@ def _draw(
     prize = result.prize
     uow.session.add(
         DrawEntry(
-            promotion_id=row.id, sale_id=sale.id, customer_id=customer.id if customer else None,
+            promotion_id=row.id, sale_id=sale.id, customer_id=sale.customer_id,
             seed=locked.draw_seed, draw_key=sale.id, roll=result.roll,
             prize_id=prize.id if prize else None, prize_name=prize.name if prize else None,
             value_minor=prize.value_minor if prize else 0, outcome=result.outcome,
             explanation=result.explanation,
             stock={"budget_used_minor": used, "won_today": today},
-            state="reserved", local_day=local_day,
+            state="committed", local_day=local_day,
         )
     )  # fmt: skip
     return {
         "promotion": row.key,
         "outcome": result.outcome,
         "prize": prize.name if prize else None,
+        "value_minor": prize.value_minor if prize else 0,
         "explanation": result.explanation,
     }
 
@@ -253,14 +248,16 @@ def commit(uow: UnitOfWork, sale: Sale, at: datetime) -> None:
     held = _held(uow, sale.id)
     for item in held:
         item.state = "committed"
+    draws = [_draw(uow, sale, item) for item in held if item.kind == LuckyDraw.kind]
+    if draws:
+        sale.request = {**sale.request, "draws": draws}
+        _add_prize_cost(uow, sale, held, draws)
     table = cast(Table, CouponCode.__table__)
     uow.session.execute(
         update(table)
         .where(table.c.sale_id == sale.id, table.c.status == "reserved")
         .values(status="redeemed", redeemed_at=at)
     )
-    for entry in uow.session.scalars(select(DrawEntry).where(DrawEntry.sale_id == sale.id)):
-        entry.state = "committed"
     customer = None
     if sale.customer_id is not None:
         customer = uow.session.scalar(
@@ -281,6 +278,25 @@ def commit(uow: UnitOfWork, sale: Sale, at: datetime) -> None:
                 )
             )  # fmt: skip
     uow.session.flush()
+
+
+def _add_prize_cost(
+    uow: UnitOfWork, sale: Sale, held: list[SalePromotion], draws: list[dict[str, Any]]
+) -> None:
+    """A prize won by a sale in an experiment counts in that experiment's cost."""
+    won = {d["promotion"]: d["value_minor"] for d in draws if d["value_minor"]}
+    if not won:
+        return
+    for row in _rows(uow, [h.promotion_id for h in held if h.kind == LuckyDraw.kind]):
+        if row.key in won and row.experiment_id is not None:
+            exposure = uow.session.scalar(
+                select(ExperimentExposure).where(
+                    ExperimentExposure.experiment_id == row.experiment_id,
+                    ExperimentExposure.sale_id == sale.id,
+                )
+            )
+            if exposure is not None:
+                exposure.cost_minor += won[row.key]
 
 
 def _count_purchase(customer: Customer, sale: Sale, at: datetime) -> None:

@@ -597,8 +597,8 @@ def pay_sale(
                 run = _price(uow, till, request, digests, settings, method=method, lock=True,
                              sale_id=sale.id, now=now, locked=frozenset(locked))  # fmt: skip
                 customer = customers.enrol(uow, merchant, run.who) if digests else None
-                draws = redemptions.reserve(
-                    uow, sale, run.priced, run.rows, run.promotions, customer=customer,
+                redemptions.reserve(
+                    uow, sale, run.priced, run.rows, customer=customer,
                     coupons=run.coupons, local_day=run.ctx.moment.date(), referrer=run.referrer,
                 )  # fmt: skip
                 break
@@ -613,10 +613,9 @@ def pay_sale(
     _write_outcome(sale, run)
     sale.customer_id = customer.id if customer else None
     sale.payment_method = method
-    sale.request = {**sale.request, "draws": draws}
     sale.updated_at = now
     if customer is not None:
-        _expose(uow, sale, run, customer, draws)
+        _expose(uow, sale, run, customer)
     payment = _create_payment(uow, till, sale, method, payment_settings, expires_in)
     if payment is None:
         sale.status = "reserved"
@@ -653,13 +652,11 @@ def _create_payment(
     return payment
 
 
-def _expose(
-    uow: UnitOfWork, sale: Sale, run: _Priced, customer: Customer, draws: list[dict[str, Any]]
-) -> None:
+def _expose(uow: UnitOfWork, sale: Sale, run: _Priced, customer: Customer) -> None:
     """One exposure per experiment this customer is in: was the sale eligible, did the
-    customer's variant apply, and what did the experiment's promotions cost."""
+    customer's variant apply, and what did the experiment's promotions cost (a prize won in
+    its draw is added when the sale is paid and drawn)."""
     applied = {a.promotion_id: a for a in run.priced.applied}
-    prizes = {d["promotion"]: d for d in draws}
     basket = _basket(_request_of(sale)[0])
     for key, (exp, variant) in run.experiments.items():
         members = [p for p in run.promotions.values() if p.experiment == key]
@@ -668,9 +665,7 @@ def _expose(
             for p in members
         )
         mine = [applied[p.id] for p in members if p.id in applied]
-        cost = sum(a.discount_minor for a in mine) + sum(
-            _prize_value(run, prizes[p.id]) for p in members if p.id in prizes
-        )
+        cost = sum(a.discount_minor for a in mine)
         uow.session.add(
             ExperimentExposure(
                 experiment_id=exp.id, variant=variant, sale_id=sale.id, customer_id=customer.id,
@@ -681,14 +676,3 @@ def _expose(
 
 def _as_variant(ctx: promo.SaleContext, experiment: str, variant: str | None) -> promo.SaleContext:
     return replace(ctx, variants={**ctx.variants, experiment: variant or ""})
-
-
-def _prize_value(run: _Priced, drawn: dict[str, Any]) -> int:
-    draw_promo = run.promotions.get(drawn["promotion"])
-    if drawn["prize"] is None or draw_promo is None:
-        return 0
-    table = getattr(draw_promo, "table", None)
-    for prize in table.prizes if table else ():
-        if prize.name == drawn["prize"]:
-            return int(prize.value_minor)
-    return 0

@@ -421,8 +421,17 @@ def test_lucky_draw_respects_its_daily_cap_and_every_draw_replays(db: Database, 
         "budget_minor": 10_000,
     }
     add_promotion(db, demo, "draw", "draw", {"table": table, "min_spend_minor": 1000})
+    unpaid = pay(db, demo, quote(db, demo).id)
+    assert unpaid is not None
+    assert "draws" not in sale_row(db, unpaid.sale_id or "").request  # nothing known before paying
+    with db.unit_of_work() as uow:
+        payments.cancel_payment(uow, unpaid.id, till_of(db, demo).merchant_id, "test")
+        uow.commit()
+    assert count(db, DrawEntry) == 0  # an unpaid sale is never drawn
     first, second = (pay(db, demo, quote(db, demo).id) for _ in range(2))
     assert first is not None and second is not None
+    bank_pays(db, first)
+    bank_pays(db, second)
     assert sale_row(db, first.sale_id or "").request["draws"][0]["prize"] == "Kassa mug"
     assert sale_row(db, second.sale_id or "").request["draws"][0]["outcome"] == "capped"
     from gateway.domain.promotions.spec import promotion_from_spec
@@ -436,12 +445,6 @@ def test_lucky_draw_respects_its_daily_cap_and_every_draw_replays(db: Database, 
             stock = lucky.PrizeStock(entry.stock["budget_used_minor"], entry.stock["won_today"])
             replay = lucky.draw(drawn.table, entry.seed, entry.draw_key, stock)  # type: ignore[attr-defined]
             assert (replay.roll, replay.outcome) == (entry.roll, entry.outcome)
-    with db.unit_of_work() as uow:
-        payments.cancel_payment(uow, first.id, till_of(db, demo).merchant_id, "test")
-        uow.commit()
-    third = pay(db, demo, quote(db, demo).id)  # the mug is back in today's stock
-    assert third is not None
-    assert sale_row(db, third.sale_id or "").request["draws"][0]["outcome"] == "won"
 
 
 def test_a_tap_on_the_reader_identifies_the_customer(db: Database, demo: Any) -> None:
@@ -670,3 +673,22 @@ def test_the_demo_promotions_price_a_coffee_round(db: Database, tmp_path: Any) -
     assert reasons["friends"] == "needs a referral code"
     assert sale.total_before_minor == 2500
     assert sum(ln["final_minor"] for ln in sale.lines) == sale.total_after_minor
+
+
+def test_a_paused_or_ended_promotion_stops_applying_at_once(db: Database, demo: Any) -> None:
+    """The parsed catalog is kept per process, but every sale checks it against the database."""
+    import time
+
+    from gateway.services import promotion_admin as admin
+
+    add_promotion(db, demo, "ten", "percent", TEN_PERCENT)
+    add_promotion(
+        db, demo, "brief", "percent", {"percent_bp": 500}, ends_at=utcnow() + timedelta(seconds=1)
+    )
+    assert quote(db, demo).total_after_minor == 2000 - 200 - 90
+    time.sleep(1.1)  # "brief" ends by its date: nothing in the database changed
+    assert quote(db, demo).total_after_minor == 2000 - 200
+    with db.unit_of_work() as uow:
+        admin.pause(uow, till_of(db, demo).merchant_id, "ten", actor="manager")
+        uow.commit()
+    assert quote(db, demo).total_after_minor == 2000
