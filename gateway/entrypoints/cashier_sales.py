@@ -168,6 +168,7 @@ def basket_request(form: MultiDict[str, str], currency_code: str) -> sales.SaleR
         coupon_codes=coupons,
         referral_code=_typed(form, "referral_code"),
         redeem_points=int(points),
+        payment_method="qr",  # the quote is for the bank's wallet; the card price is shown beside
     )
 
 
@@ -225,11 +226,16 @@ def _sale_page(
     staff: StaffContext, sale_id: str, *, error: str | None = None, status: int = 200
 ) -> tuple[str, int]:
     merchant = staff_session.merchant_of(staff)
+    till = _till(staff)
     with database().unit_of_work(readonly=True) as uow:
         sale = sales.get_sale(uow, sale_id, staff.merchant_id)
+        by_card = None
+        if sale.status == "priced" and till is not None and sale.till_id == till.till_id:
+            by_card = sales.total_if_paid_by(uow, till, sale, "card", _promotion_settings())
         return render_template(
             "cashier/sale.html",
             sale=sale,
+            by_card=by_card,
             saved=sale.total_before_minor - sale.total_after_minor,
             merchant=merchant,
             staff=staff,

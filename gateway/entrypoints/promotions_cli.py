@@ -77,12 +77,13 @@ def list_command(merchant_id: int | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
-    table = [("KEY", "NAME", "KIND", "STATUS", "BUDGET USED", "USES")]
+    table = [("KEY", "NAME", "KIND", "STATUS", "BUDGET USED", "GIVEN", "USES")]
     for r in rows:
         budget = _money(r.budget_minor, r.currency) if r.budget_minor is not None else "no limit"
         used = f"{_money(r.used_minor, r.currency)} / {budget}"
+        given = _money(r.given_minor, r.currency)
         uses = f"{r.used_count}" + (f" / {r.count_limit}" if r.count_limit is not None else "")
-        table.append((r.key, r.name, r.kind, r.status, used, uses))
+        table.append((r.key, r.name, r.kind, r.status, used, given, uses))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

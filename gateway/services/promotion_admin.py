@@ -431,6 +431,7 @@ class PromotionSummary:
     reserved_minor: int
     experiment: str | None
     variant: str | None
+    given_minor: int = 0  # discounts given on paid sales, net of refunds (budgeted or not)
 
     @property
     def used_minor(self) -> int:
@@ -458,23 +459,26 @@ class PromotionSummary:
             "used_count": self.used_count,
             "committed_minor": self.committed_minor,
             "reserved_minor": self.reserved_minor,
+            "given_minor": self.given_minor,
             "experiment": self.experiment,
             "variant": self.variant,
         }
 
 
-def _committed(uow: UnitOfWork, promotion_ids: list[int]) -> dict[int, int]:
+def _committed(uow: UnitOfWork, promotion_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Per promotion: budget money and discounts given on paid sales, net of refunds."""
     if not promotion_ids:
         return {}
     rows = uow.session.execute(
         select(
             SalePromotion.promotion_id,
             func.sum(SalePromotion.budget_minor - SalePromotion.returned_budget_minor),
+            func.sum(SalePromotion.discount_minor - SalePromotion.returned_discount_minor),
         )
         .where(SalePromotion.promotion_id.in_(promotion_ids), SalePromotion.state == "committed")
         .group_by(SalePromotion.promotion_id)
     )
-    return {pid: int(total or 0) for pid, total in rows}
+    return {pid: (int(budget or 0), int(given or 0)) for pid, budget, given in rows}
 
 
 def summarise(
@@ -493,7 +497,7 @@ def summarise(
     )
     out = []
     for row in rows:
-        done = committed.get(row.id, 0)
+        done, given = committed.get(row.id, (0, 0))
         out.append(
             PromotionSummary(
                 key=row.key,
@@ -511,6 +515,7 @@ def summarise(
                 reserved_minor=max(0, row.used_money_minor - done),
                 experiment=experiment_keys.get(row.experiment_id) if row.experiment_id else None,
                 variant=row.variant,
+                given_minor=given,
             )
         )
     return out

@@ -552,6 +552,17 @@ def _explained(run: _Priced) -> list[dict[str, Any]]:
     return named
 
 
+def total_if_paid_by(
+    uow: UnitOfWork, till: TillContext, sale: Sale, method: str, settings: PromotionSettings
+) -> int:
+    """What the quoted sale would cost paid by ``method`` now (writes nothing), so the cashier
+    can tell the customer before choosing: wallet offers often apply to one method only."""
+    request, digests = _request_of(sale)
+    run = _price(uow, till, request, digests, settings, method=method, lock=False,
+                 sale_id=sale.id, now=utcnow())  # fmt: skip
+    return run.priced.total_after_minor
+
+
 def get_sale(uow: UnitOfWork, sale_id: str, merchant_id: int) -> Sale:
     sale = uow.session.scalar(
         select(Sale).where(Sale.id == sale_id, Sale.merchant_id == merchant_id)

@@ -131,6 +131,27 @@ def test_cashier_prices_a_basket_sees_why_and_pays_by_qr(
     assert card.status_code == 409 and "price the basket again" in card.text
 
 
+def test_the_cashier_sees_what_a_card_would_cost_when_an_offer_is_for_wallet_qr(
+    client: FlaskClient, demo: Any, db: Database
+) -> None:
+    add_promotion(
+        db,
+        "qr3",
+        "threshold",
+        {
+            "name": "Wallet 3 off 10",
+            "tiers": [[1000, 300]],
+            "targeting": {"payment_methods": ["qr"]},
+        },
+    )
+    at_till(client, demo)
+    _, fields = basket_form(client)
+    sale_id = sale_id_of(client.post("/cashier/basket", data={**fields, **basket()}))
+    text = client.get(f"/cashier/sales/{sale_id}").text
+    assert f"Customer saves 3,00{EUR}" in text and f"23,00{EUR}" in text
+    assert re.search(rf"By card: <span class=\"num\">26,00{EUR}</span>", text)
+
+
 def test_change_basket_starts_from_the_earlier_lines(
     client: FlaskClient, demo: Any, db: Database
 ) -> None:

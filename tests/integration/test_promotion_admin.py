@@ -232,12 +232,14 @@ def test_list_shows_committed_and_reserved_budget(db: Database, demo: Any) -> No
                     discount_minor=budget,
                     budget_minor=budget,
                     returned_budget_minor=returned,
+                    returned_discount_minor=returned,
                 )
             )
         uow.commit()
     with db.unit_of_work(readonly=True) as uow:
         (summary,) = admin.list_promotions(uow, mid, now=NOW)
     assert (summary.committed_minor, summary.reserved_minor, summary.used_minor) == (400, 300, 700)
+    assert summary.given_minor == 400  # paid sales only, net of the refund
     assert (summary.budget_minor, summary.currency, summary.used_share) == (10_000, "EUR", 7)
     assert (summary.status, summary.used_count, summary.count_limit) == ("draft", 3, 100)
 
@@ -334,8 +336,9 @@ def test_cli(db: Database, demo: Any) -> None:
     create(db, "batch", "coupon", name="Welcome coupon", spec=BATCH)
     listed = run(db, "list")
     assert listed.exit_code == 0, listed.output
-    assert "spring  Spring savings  threshold  draft   0.00 EUR / 100.00 EUR  0 / 100" in (
-        listed.output
+    assert (
+        "spring  Spring savings  threshold  draft   0.00 EUR / 100.00 EUR  0.00 EUR  0 / 100"
+        in listed.output
     )
     as_json = json.loads(run(db, "list", "--json").output)
     assert {p["key"] for p in as_json} == {"spring", "batch"}
