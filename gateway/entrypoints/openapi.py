@@ -7,9 +7,30 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from gateway.entrypoints.sale_schemas import CreateSale, PaySale, SaleOut
 from gateway.entrypoints.schemas import CreatePayment, CreateRefund, PaymentOut, Problem, RefundOut
 
 _REF = "#/components/schemas/{model}"
+_MODELS = (
+    CreatePayment,
+    CreateRefund,
+    PaymentOut,
+    Problem,
+    RefundOut,
+    CreateSale,
+    PaySale,
+    SaleOut,
+)
+_MODELS = (
+    CreatePayment,
+    CreateRefund,
+    PaymentOut,
+    Problem,
+    RefundOut,
+    CreateSale,
+    PaySale,
+    SaleOut,
+)
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -38,7 +59,7 @@ _PAYMENT_ID = {"name": "payment_id", "in": "path", "required": True, "schema": {
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(m, "validation") for m in (CreatePayment, CreateRefund, PaymentOut, Problem, RefundOut)],
+        [(m, "validation") for m in _MODELS],
         ref_template=_REF,
     )
     return {
@@ -164,6 +185,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            **_sale_paths(),
             "/payments/{payment_id}/qr.{fmt}": {
                 "get": {
                     "operationId": "getPaymentQr",
@@ -189,5 +211,78 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+        },
+    }
+
+
+_SALE_ID = {"name": "sale_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Same key and body replay the first response.",
+    "schema": {"type": "string", "maxLength": 255},
+}
+
+
+def _sale(description: str, status: str = "200") -> dict[str, Any]:
+    return {
+        status: {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model="SaleOut")}}},
+        }
+    }
+
+
+def _body(model: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},
+    }
+
+
+def _sale_paths() -> dict[str, Any]:
+    return {
+        "/sales": {
+            "post": {
+                "operationId": "priceSale",
+                "summary": "Price a basket with the merchant's promotions (a quote)",
+                "description": "Returns every line before and after discounts, each applied "
+                "promotion with its amount per line, points, gifts, the total to pay and why "
+                "every other promotion did not apply. Nothing is held until the sale is paid.",
+                "parameters": [_KEY],
+                "requestBody": _body("CreateSale"),
+                "responses": {
+                    **_sale("The priced sale.", "201"),
+                    "401": _ERRORS["401"],
+                    "422": _problem("Invalid basket or customer identity."),
+                },
+            }
+        },
+        "/sales/{sale_id}": {
+            "get": {
+                "operationId": "getSale",
+                "summary": "Read a sale, with its payment",
+                "parameters": [_SALE_ID],
+                "responses": {**_sale("The sale."), **_ERRORS},
+            }
+        },
+        "/sales/{sale_id}/pay": {
+            "post": {
+                "operationId": "paySale",
+                "summary": "Price the sale for a payment method, hold its promotions, and "
+                "create the payment for the discounted total",
+                "description": "Budgets, coupons and points are held while the payment is "
+                "open, committed when it is paid and released if it is cancelled or expires. "
+                "Paying twice returns the same payment; `payment` is null when promotions "
+                "cover the whole total.",
+                "parameters": [_SALE_ID, _KEY],
+                "requestBody": _body("PaySale"),
+                "responses": {
+                    **_sale("The sale, reserved, with its payment.", "201"),
+                    **_ERRORS,
+                    "409": _problem("The sale was cancelled or expired, or a budget changed."),
+                },
+            }
         },
     }

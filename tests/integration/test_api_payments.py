@@ -269,3 +269,6 @@ def test_openapi_describes_the_validating_schema(live_server: Any) -> None:
     assert set(schema["required"]) == {"amount", "currency", "method"}
     assert schema["additionalProperties"] is False
     assert "/payments/{payment_id}/cancel" in doc["paths"]
+    sale = doc["components"]["schemas"]["CreateSale"]
+    assert set(sale["required"]) == {"currency", "lines"}
+    assert doc["paths"]["/sales/{sale_id}/pay"]["post"]["operationId"] == "paySale"

@@ -3,6 +3,7 @@ and refunds that survive a bank outage without being doubled."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -154,3 +155,65 @@ def test_settlement_callback_fetches_imports_and_reconciles_the_statement(
                 select(ReconResult).where(ReconResult.subject_id == created["id"])
             ).one()
             assert verdict.outcome == "matched", verdict.reason
+
+
+def test_a_sale_with_promotions_is_paid_at_the_bank_and_a_refund_reverses_its_share(
+    db: Database, demo: Any, tmp_path: Path
+) -> None:
+    """Quote and pay over HTTP, the wallet pays the discounted QR at the sandbox bank, its
+    signed callback commits the promotions; a half refund through the bank gives back half
+    of the budget and of the points."""
+    from gateway.adapters.promotion_models import PointsLot, PromotionRow, Sale
+    from tests.integration.test_sales import add_promotion
+
+    add_promotion(
+        db, demo, "ten", "percent", {"percent_bp": 1000, "limits": {"budget_minor": 5000}}
+    )
+    add_promotion(db, demo, "earn", "points", {"points": 1, "per_minor": 100})
+    body = {
+        "currency": "EUR",
+        "payment_method": "qr",
+        "customer": {"wallet_id": "wallet-0042"},
+        "lines": [{"sku": "tea", "name": "Tea", "quantity": 4, "unit_price": "5.00"}],
+    }
+    with bank_loop(db, tmp_path) as loop:
+        sale = requests.post(
+            f"{loop.gateway.url}/api/v1/sales", json=body, headers=_till(demo), timeout=10
+        ).json()
+        paid = requests.post(
+            f"{loop.gateway.url}/api/v1/sales/{sale['id']}/pay",
+            json={"method": "qr"},
+            headers=_till(demo, **{"Idempotency-Key": "pay-1"}),
+            timeout=10,
+        ).json()
+        assert paid["payment"]["amount"] == "18.00"
+        assert loop.wallet_pays(paid["payment"]["qr_payload"]).status_code in (200, 201)
+
+        def sale_is(status: str) -> Callable[[], bool]:
+            def check() -> bool:
+                with db.unit_of_work(readonly=True) as uow:
+                    return uow.session.get_one(Sale, sale["id"]).status == status
+
+            check.__doc__ = f"the sale is {status}"
+            return check
+
+        loop.wait_for(sale_is("paid"))
+        refund = requests.post(
+            f"{loop.gateway.url}/api/v1/payments/{paid['payment']['id']}/refunds",
+            json={"amount": "9.00"},
+            headers=_till(demo, **{"Idempotency-Key": "refund-half"}),
+            timeout=10,
+        )
+        assert refund.status_code == 201, refund.text
+        jobs.run_due_jobs(db, job_handlers(loop.config))
+
+        def half_back() -> bool:
+            """the bank's refund callback reversed half of the promotions"""
+            with db.unit_of_work(readonly=True) as uow:
+                return uow.session.get_one(Sale, sale["id"]).refunded_minor == 900
+
+        loop.wait_for(half_back)
+        with db.unit_of_work(readonly=True) as uow:
+            ten = uow.session.scalars(select(PromotionRow).where(PromotionRow.key == "ten")).one()
+            assert (ten.used_money_minor, ten.used_count) == (100, 1)
+            assert uow.session.scalars(select(PointsLot.remaining)).one() == 18 - 9

@@ -692,3 +692,37 @@ def test_a_paused_or_ended_promotion_stops_applying_at_once(db: Database, demo: 
         admin.pause(uow, till_of(db, demo).merchant_id, "ten", actor="manager")
         uow.commit()
     assert quote(db, demo).total_after_minor == 2000
+
+
+def test_expired_points_cannot_be_spent(db: Database, demo: Any) -> None:
+    add_promotion(db, demo, "redeem", "points_redeem", {"point_value_minor": 1})
+    member = IdentityInput(member_code="M-OLD")
+    paid = pay(db, demo, quote(db, demo, customer=member).id)
+    assert paid is not None
+    bank_pays(db, paid)
+    with db.unit_of_work() as uow:
+        customer_id = uow.session.scalars(select(Customer.id)).one()
+        now = utcnow()
+        uow.session.add_all(
+            [
+                PointsLot(
+                    customer_id=customer_id,
+                    source="earned",
+                    points=300,
+                    remaining=300,
+                    earned_at=now - timedelta(days=400),
+                    expires_at=now - timedelta(days=35),
+                ),
+                PointsLot(
+                    customer_id=customer_id,
+                    source="earned",
+                    points=120,
+                    remaining=120,
+                    earned_at=now - timedelta(days=10),
+                    expires_at=now + timedelta(days=355),
+                ),
+            ]
+        )
+        uow.commit()
+    sale = quote(db, demo, customer=member, redeem_points=1000)
+    assert (sale.points_redeemed, sale.total_after_minor) == (120, 2000 - 120)
