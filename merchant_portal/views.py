@@ -128,11 +128,17 @@ def payment_detail(payment_id: str) -> Any:
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
         payment = payments.get_payment(uow, payment_id, staff.merchant_id)
+        sale = None
+        if payment.sale_id:
+            from gateway.services.sales import get_sale
+
+            sale = get_sale(uow, payment.sale_id, staff.merchant_id)
         return render_template(
             "portal/payment.html",
             staff=staff,
             merchant=merchant,
             payment=payment,
+            sale=sale,
             refunds=refunds.list_refunds(uow, payment_id),
         )
 

@@ -198,3 +198,17 @@ def test_another_merchants_manager_gets_404(app: Any, client: FlaskClient, db: D
     assert ended.status_code == 404
     assert stranger.get("/portal/experiments/exp1").status_code == 404
     assert status(client, "spring-10") == "draft"
+
+
+def test_a_payments_page_shows_its_sale_and_promotions(
+    client: FlaskClient, db: Database, demo: Any
+) -> None:
+    from tests.integration.test_sales import add_promotion, line, pay, quote
+
+    add_promotion(db, demo, "ten", "percent", {"name": "Ten off", "percent_bp": 1000})
+    payment = pay(db, demo, quote(db, demo, line("tea", "4.00", 3)).id)
+    assert payment is not None
+    page = client.get(f"/portal/payments/{payment.id}").get_data(as_text=True)
+    sale = page[page.index('id="sale"') :]
+    assert "Sale and promotions" in sale and "Tea" in sale
+    assert re.search(r"Ten off</a>: 1,20\xa0€ off", sale), sale[:800]
