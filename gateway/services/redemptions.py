@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
@@ -28,8 +28,6 @@ from gateway.adapters.promotion_models import (
     Customer,
     DrawEntry,
     ExperimentExposure,
-    PointsLot,
-    PointsMovement,
     PromotionRow,
     ReferralRow,
     Sale,
@@ -39,6 +37,7 @@ from gateway.domain.promotions import AppliedPromotion, PricedLine, PricedSale
 from gateway.domain.promotions import draw as lucky
 from gateway.domain.promotions.model import LuckyDraw
 from gateway.domain.promotions.spec import promotion_from_spec
+from gateway.services import points_ledger
 
 PAID_STATES = frozenset({"authorised", "paid"})
 UNPAID_STATES = {"cancelled": "cancelled", "expired": "expired", "failed": "failed"}
@@ -85,7 +84,9 @@ def reserve(
         if coupon is not None:
             _take_coupon(uow, coupon, sale.id)
         if applied.points_redeemed and customer is not None:
-            _spend_points(uow, customer, sale.id, applied.points_redeemed, sale.created_at)
+            now = sale.created_at
+            if not points_ledger.spend(uow, customer.id, sale.id, applied.points_redeemed, now):
+                raise LimitReached("points")
         if applied.kind == "referral" and customer is not None and referrer is not None:
             uow.session.add(
                 ReferralRow(
@@ -139,36 +140,6 @@ def _take_coupon(uow: UnitOfWork, coupon: CouponCode, sale_id: str) -> None:
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise LimitReached(coupon.code)
-
-
-def _spend_points(
-    uow: UnitOfWork, customer: Customer, sale_id: str, points: int, now: datetime
-) -> None:
-    """Take ``points`` from the customer's lots, soonest-expiring first (customer row locked)."""
-    lots = uow.session.scalars(
-        select(PointsLot)
-        .where(
-            PointsLot.customer_id == customer.id,
-            PointsLot.remaining > 0,
-            (PointsLot.expires_at.is_(None)) | (PointsLot.expires_at > now),
-        )
-        .order_by(PointsLot.expires_at.is_(None), PointsLot.expires_at, PointsLot.id)
-    ).all()
-    left, taken = points, []
-    for lot in lots:
-        n = min(lot.remaining, left)
-        lot.remaining -= n
-        taken.append([lot.id, n])
-        left -= n
-        if left == 0:
-            break
-    if left:
-        raise LimitReached("points")
-    uow.session.add(
-        PointsMovement(
-            customer_id=customer.id, sale_id=sale_id, kind="redeem", points=-points, lots=taken
-        )
-    )
 
 
 def _draw(uow: UnitOfWork, sale: Sale, item: SalePromotion) -> dict[str, Any]:
@@ -269,13 +240,9 @@ def commit(uow: UnitOfWork, sale: Sale, at: datetime) -> None:
     for referral in uow.session.scalars(select(ReferralRow).where(ReferralRow.sale_id == sale.id)):
         referral.state = "committed"
         if referral.referrer_points:
-            uow.session.add(
-                PointsLot(
-                    customer_id=referral.referrer_id, sale_id=sale.id,
-                    promotion_id=referral.promotion_id, source="referral",
-                    points=referral.referrer_points, remaining=referral.referrer_points,
-                    earned_at=at,
-                )
+            points_ledger.earn(
+                uow, referral.referrer_id, sale.id, referral.promotion_id,
+                referral.referrer_points, at, source="referral",
             )  # fmt: skip
     uow.session.flush()
 
@@ -325,17 +292,11 @@ def _earn_points(
 ) -> None:
     rows = {r.id: r for r in _rows(uow, [h.promotion_id for h in held if h.points])}
     for item in held:
-        if not item.points:
-            continue
-        row = rows[item.promotion_id]
-        days = row.spec.get("expiry_days")
-        uow.session.add(
-            PointsLot(
-                customer_id=customer.id, sale_id=sale.id, promotion_id=row.id, source="earned",
-                points=item.points, remaining=item.points, earned_at=at,
-                expires_at=at + timedelta(days=days) if days else None,
+        if item.points:
+            days = rows[item.promotion_id].spec.get("expiry_days")
+            points_ledger.earn(
+                uow, customer.id, sale.id, item.promotion_id, item.points, at, expiry_days=days
             )
-        )  # fmt: skip
 
 
 def release(uow: UnitOfWork, sale: Sale, status: str) -> None:
@@ -350,30 +311,12 @@ def release(uow: UnitOfWork, sale: Sale, status: str) -> None:
         .where(table.c.sale_id == sale.id, table.c.status == "reserved")
         .values(status="available", sale_id=None)
     )
-    for movement in uow.session.scalars(
-        select(PointsMovement).where(
-            PointsMovement.sale_id == sale.id, PointsMovement.kind == "redeem"
-        )
-    ).all():
-        _return_to_lots(uow, movement.lots)
-        uow.session.add(
-            PointsMovement(
-                customer_id=movement.customer_id, sale_id=sale.id, kind="release",
-                points=-movement.points, lots=movement.lots,
-            )
-        )  # fmt: skip
+    points_ledger.put_back(uow, sale.id)
     for entry in uow.session.scalars(select(DrawEntry).where(DrawEntry.sale_id == sale.id)):
         entry.state = "released"
     for referral in uow.session.scalars(select(ReferralRow).where(ReferralRow.sale_id == sale.id)):
         uow.session.delete(referral)  # it never happened; the referee may be referred again
     uow.session.flush()
-
-
-def _return_to_lots(uow: UnitOfWork, lots: list[Any]) -> None:
-    for lot_id, points in lots:
-        lot = uow.session.get(PointsLot, lot_id)
-        if lot is not None:
-            lot.remaining += points
 
 
 def on_refund(uow: UnitOfWork, payment: Payment) -> None:
@@ -401,71 +344,39 @@ def reverse(uow: UnitOfWork, sale: Sale, refunded: int, paid: int) -> None:
         if row is None or item is None:
             continue
         budget = share.budget_minor - item.returned_budget_minor
-        count = 1 if full and item.returned_discount_minor < item.discount_minor else 0
-        if full:  # the last refund gives back exactly what is left, whatever the rounding
+        count = 0
+        if full:  # the last refund gives back exactly what is left, and the use itself
             budget = item.budget_minor - item.returned_budget_minor
+            count, item.state = 1, "refunded"
         _give_back_limits(uow, row.id, count, budget)
         points = (item.points if full else share.points) - item.returned_points
         redeemed = (
             item.points_redeemed if full else share.points_redeemed
         ) - item.returned_points_redeemed
         if points > 0 and sale.customer_id is not None:
-            _take_back_points(uow, sale, row.id, points)
+            points_ledger.take_back(uow, sale.customer_id, sale.id, row.id, points)
         if redeemed > 0 and sale.customer_id is not None:
-            _credit_points(uow, sale, redeemed)
+            points_ledger.credit(uow, sale, redeemed)
         item.returned_discount_minor = item.discount_minor if full else share.discount_minor
         item.returned_budget_minor += budget
         item.returned_points += max(points, 0)
         item.returned_points_redeemed += max(redeemed, 0)
+    if full:
+        _reverse_referral(uow, sale)
     uow.session.flush()
 
 
-def _take_back_points(uow: UnitOfWork, sale: Sale, promotion_id: int, points: int) -> None:
-    lot = uow.session.scalar(
-        select(PointsLot).where(
-            PointsLot.sale_id == sale.id, PointsLot.promotion_id == promotion_id
-        )
-    )
-    if lot is None:
-        return
-    taken = min(lot.remaining, points)
-    lot.remaining -= taken
-    assert sale.customer_id is not None
-    uow.session.add(
-        PointsMovement(
-            customer_id=sale.customer_id, sale_id=sale.id, kind="take_back", points=-points,
-            lots=[[lot.id, taken]],
-        )
-    )  # fmt: skip
-
-
-def _credit_points(uow: UnitOfWork, sale: Sale, points: int) -> None:
-    """Redeemed points a refund gives back, as a lot expiring with the soonest one they came
-    from (never later than the points would have)."""
-    assert sale.customer_id is not None
-    redeem = uow.session.scalar(
-        select(PointsMovement).where(
-            PointsMovement.sale_id == sale.id, PointsMovement.kind == "redeem"
-        )
-    )
-    expiries = [
-        lot.expires_at
-        for lot_id, _ in (redeem.lots if redeem else [])
-        if (lot := uow.session.get(PointsLot, lot_id)) is not None
-    ]
-    dated = [e for e in expiries if e is not None]
-    lot = PointsLot(
-        customer_id=sale.customer_id, sale_id=sale.id, source="refund", points=points,
-        remaining=points, earned_at=utcnow(), expires_at=min(dated) if dated else None,
-    )  # fmt: skip
-    uow.session.add(lot)
-    uow.session.flush()
-    uow.session.add(
-        PointsMovement(
-            customer_id=sale.customer_id, sale_id=sale.id, kind="refund", points=points,
-            lots=[[lot.id, points]],
-        )
-    )  # fmt: skip
+def _reverse_referral(uow: UnitOfWork, sale: Sale) -> None:
+    """A referee's first purchase refunded in full was no purchase: the referrer's reward goes
+    (what is left of it) and the referral no longer counts towards their limits."""
+    for referral in uow.session.scalars(
+        select(ReferralRow).where(ReferralRow.sale_id == sale.id, ReferralRow.state == "committed")
+    ):
+        referral.state = "reversed"
+        if referral.referrer_points:
+            points_ledger.take_back(
+                uow, referral.referrer_id, sale.id, referral.promotion_id, referral.referrer_points
+            )
 
 
 def _held(

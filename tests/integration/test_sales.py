@@ -405,6 +405,13 @@ def test_referral_rewards_both_once_and_refuses_self_referral(db: Database, demo
         )
     carol = quote(db, demo, customer=IdentityInput(wallet_id="wallet-carol"), referral_code=code)
     assert any("limit of 1 referrals" in r["reason"] for r in carol.rejected)
+    refund(db, demo, payment.id, "18.00")  # bob's first purchase, refunded in full
+    with db.unit_of_work(readonly=True) as uow:
+        assert uow.session.scalars(select(ReferralRow.state)).one() == "reversed"
+        lot = select(PointsLot.remaining).where(PointsLot.source == "referral")
+        assert uow.session.scalars(lot).one() == 0
+    carol = quote(db, demo, customer=IdentityInput(wallet_id="wallet-carol"), referral_code=code)
+    assert carol.total_after_minor == 1800  # the reversed referral no longer counts
 
 
 def test_lucky_draw_respects_its_daily_cap_and_every_draw_replays(db: Database, demo: Any) -> None:
