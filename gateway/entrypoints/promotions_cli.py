@@ -70,7 +70,7 @@ def _money(minor: int | None, currency: str) -> str:
 def list_command(merchant_id: int | None, as_json: bool) -> None:
     """The promotions, newest first: status, budget used and uses."""
     from gateway.adapters.models import utcnow
-    from gateway.services.promotion_admin import list_promotions
+    from gateway.services.promotion_reads import list_promotions
 
     with _unit_of_work(readonly=True) as uow:
         rows = list_promotions(uow, _merchant(uow, merchant_id), now=utcnow())
@@ -98,10 +98,11 @@ def show_command(key: str, merchant_id: int | None) -> None:
     """One promotion: its facts, spec and change history, as JSON."""
     from gateway.adapters.models import utcnow
     from gateway.services import promotion_admin as admin
+    from gateway.services import promotion_reads as reads
 
     with _unit_of_work(readonly=True) as uow:
         row = admin.get_promotion(uow, _merchant(uow, merchant_id), key)
-        summary = admin.summarise(uow, [row], utcnow())[0]
+        summary = reads.summarise(uow, [row], utcnow())[0]
         out = summary.to_json() | {
             "spec": row.spec,
             "history": [
@@ -111,7 +112,7 @@ def show_command(key: str, merchant_id: int | None) -> None:
                     "actor": c.actor,
                     "detail": c.detail,
                 }
-                for c in admin.history(uow, row)
+                for c in reads.history(uow, row)
             ],
         }
     click.echo(json.dumps(out, indent=2, ensure_ascii=False))

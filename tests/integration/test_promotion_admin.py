@@ -25,6 +25,7 @@ from gateway.adapters.promotion_models import (
 from gateway.domain.promotions.spec import promotion_from_spec
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import promotion_admin as admin
+from gateway.services import promotion_reads as reads
 from gateway.services.experiment_results import results
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -155,7 +156,7 @@ def test_experiments_validate_and_promotions_join_a_variant(db: Database, demo: 
         create(db, "ab", experiment_key="x", variant="C")
     create(db, "ab", experiment_key="x", variant="B")
     with db.unit_of_work(readonly=True) as uow:
-        (summary,) = admin.list_promotions(uow, mid, now=NOW)
+        (summary,) = reads.list_promotions(uow, mid, now=NOW)
         assert (summary.experiment, summary.variant) == ("x", "B")
 
 
@@ -237,7 +238,7 @@ def test_list_shows_committed_and_reserved_budget(db: Database, demo: Any) -> No
             )
         uow.commit()
     with db.unit_of_work(readonly=True) as uow:
-        (summary,) = admin.list_promotions(uow, mid, now=NOW)
+        (summary,) = reads.list_promotions(uow, mid, now=NOW)
     assert (summary.committed_minor, summary.reserved_minor, summary.used_minor) == (400, 300, 700)
     assert summary.given_minor == 400  # paid sales only, net of the refund
     assert (summary.budget_minor, summary.currency, summary.used_share) == (10_000, "EUR", 7)
