@@ -162,7 +162,7 @@ def _act(key: str, action: str) -> Any:
     try:
         with database().unit_of_work() as uow:
             if action == "activate":
-                reader = _reader(form, "EUR")
+                reader = _reader(form, staff_session.merchant_of(staff).currency)
                 admin.activate(
                     uow,
                     staff.merchant_id,
@@ -207,7 +207,7 @@ def promotion_end(key: str) -> Any:
 @bp.post("/promotions/<key>/coupons")
 def promotion_coupons(key: str) -> Any:
     staff = _staff()
-    reader = _reader(request.form, "EUR")
+    reader = _reader(request.form, staff_session.merchant_of(staff).currency)
     try:
         count = reader.whole("count", "Count")
         expires = reader.moment("expires_at", "Valid until")
@@ -265,7 +265,7 @@ def experiments() -> Any:
 
 def _create_experiment(form: MultiDict[str, str]) -> str:
     staff = _staff()
-    reader = _reader(form, "EUR")
+    reader = _reader(form, staff_session.merchant_of(staff).currency)
     variants = reader.variants()
     holdout = reader.fraction("holdout", "Holdout", 100) or 0
     with database().unit_of_work() as uow:
