@@ -28,13 +28,17 @@ from gateway.adapters.promotion_models import (
     SalePromotion,
 )
 from gateway.domain import promotions as promo
-from gateway.domain.money import Money
+from gateway.domain.money import Money, currency
 from gateway.domain.promotions import experiments as ab
 from gateway.domain.promotions.model import ThresholdGift
 from gateway.domain.promotions.spec import promotion_from_spec
 from gateway.errors import InvalidInput
 from gateway.services import customers
 from gateway.services.auth import TillContext
+
+# The most one sale may add up to (minor units), as for any single amount: far above a till
+# sale, far below what a 64-bit column holds.
+MAX_SALE_MINOR = 10**15
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +217,10 @@ def basket_of(request: SaleRequest) -> promo.Basket:
         raise InvalidInput("lines: a sale needs at least one line")
     if len(request.lines) > 500:
         raise InvalidInput("lines: at most 500 lines per sale")
+    try:
+        currency(request.currency)
+    except InvalidInput as exc:
+        raise InvalidInput(f"currency: {exc}") from None
     out = []
     for i, line in enumerate(request.lines):
         if line.quantity < 1 or line.quantity > 100_000:
@@ -227,6 +235,10 @@ def basket_of(request: SaleRequest) -> promo.Basket:
     fee = Money.parse(request.fee, request.currency).minor if request.fee else 0
     if fee < 0:
         raise InvalidInput("fee: must not be negative")
+    total = sum(line.amount_minor for line in out) + fee
+    if total > MAX_SALE_MINOR:
+        most = Money(MAX_SALE_MINOR, request.currency)
+        raise InvalidInput(f"lines: the sale adds up to more than {most}, the most one sale takes")
     return promo.Basket(tuple(out), request.currency, fee)
 
 

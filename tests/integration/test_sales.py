@@ -247,6 +247,12 @@ def test_bad_baskets_are_refused_and_nothing_is_stored(db: Database, demo: Any) 
         quote(db, demo, line("a", "1.234"))
     with pytest.raises(InvalidInput, match="phone"):
         quote(db, demo, customer=IdentityInput(phone="12"))
+    with pytest.raises(InvalidInput, match="^currency: unknown currency 'EUX'"):
+        sales_request = sales.SaleRequest(lines=(line("a", "1.00"),), currency="EUX")
+        with db.unit_of_work() as uow:
+            sales.price_sale(uow, till_of(db, demo), sales_request, SETTINGS)
+    with pytest.raises(InvalidInput, match="the most one sale takes"):
+        quote(db, demo, line("a", "99999999999.99", 100_000))
     assert count(db, Sale) == 0
 
 
