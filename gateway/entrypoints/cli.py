@@ -96,9 +96,11 @@ def worker() -> None:
     database.require_current_schema()
     from gateway.adapters.models import utcnow
     from gateway.services.reconciliation import schedule_all
+    from gateway.services.sales import schedule_purge
 
-    with database.unit_of_work() as uow:  # the daily reconciliation keeps itself going from here
+    with database.unit_of_work() as uow:  # the daily jobs keep themselves going from here
         schedule_all(uow, utcnow().date())
+        schedule_purge(uow, utcnow().date())
         uow.commit()
     stopping = False
 

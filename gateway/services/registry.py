@@ -8,8 +8,9 @@ from typing import Any
 
 from gateway.adapters.bank_client import BankClient
 from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import utcnow
 from gateway.config import PROJECT_DIR, Config, bank_credentials, load_config
-from gateway.services import callbacks, payments, reconciliation, refunds
+from gateway.services import callbacks, payments, reconciliation, refunds, sales
 from gateway.services.jobs import Handler
 from gateway.services.settlement_import import import_settlement_file
 
@@ -56,7 +57,16 @@ def job_handlers(config: Config | None = None) -> dict[str, Handler]:
             actor="system:settlement-file",
         )
 
+    keep_quotes = timedelta(days=int(config.get("promotions", {}).get("keep_quotes_days", 7)))
+
+    def purge_and_schedule(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        """The daily clean-up of unpaid quotes, then the next day's."""
+        day = date.fromisoformat(payload["day"])
+        sales.purge_quotes(uow, older_than=utcnow() - keep_quotes)
+        sales.schedule_purge(uow, day + timedelta(days=1))
+
     return {
+        sales.PURGE_JOB: purge_and_schedule,
         reconciliation.FETCH_FILE_JOB: fetch_import_reconcile,
         reconciliation.RECON_JOB: reconcile_and_schedule,
         payments.EXPIRE_JOB: payments.expire_payment,

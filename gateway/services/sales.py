@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, delete, select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Merchant, Payment, utcnow
+from gateway.adapters.models import Job, Merchant, Payment, utcnow
 from gateway.adapters.promotion_models import (
     Customer,
     ExperimentExposure,
@@ -29,7 +30,7 @@ from gateway.domain.money import Money
 from gateway.domain.promotions.eligibility import check_eligibility
 from gateway.domain.promotions.rejection import Reason, Rejection
 from gateway.errors import Conflict, InvalidInput, NotFound
-from gateway.services import cards, customers, payments, pricing, redemptions
+from gateway.services import cards, customers, jobs, payments, pricing, redemptions
 from gateway.services.auth import TillContext
 from gateway.services.pricing import LineInput, PromotionSettings, SaleRequest
 
@@ -40,8 +41,12 @@ __all__ = [  # the request types live with pricing; callers know them as sales.*
     "get_sale",
     "pay_sale",
     "price_sale",
+    "purge_quotes",
+    "schedule_purge",
     "total_if_paid_by",
 ]
+
+PURGE_JOB = "purge_quotes"
 
 _ATTEMPTS = 10
 
@@ -296,3 +301,23 @@ def _expose(uow: UnitOfWork, sale: Sale, run: pricing.Priced, customer: Customer
 
 def _as_variant(ctx: promo.SaleContext, experiment: str, variant: str | None) -> promo.SaleContext:
     return replace(ctx, variants={**ctx.variants, experiment: variant or ""})
+
+
+def purge_quotes(uow: UnitOfWork, *, older_than: datetime) -> int:
+    """Delete quotes nobody paid for, priced before ``older_than``; they hold nothing, and a
+    sale that was paid for (or tried to be) is never a quote. Returns how many went."""
+    table = cast(Table, Sale.__table__)
+    result = uow.session.execute(
+        delete(table).where(table.c.status == "priced", table.c.created_at < older_than)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def schedule_purge(uow: UnitOfWork, day: date) -> None:
+    """Queue the quotes' clean-up for 03:00 UTC after ``day``, once (the worker calls this at
+    start, and each run queues the next)."""
+    key = f"{PURGE_JOB}:{day.isoformat()}"
+    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
+        return
+    at = datetime.combine(day + timedelta(days=1), time(3), tzinfo=UTC)
+    jobs.enqueue(uow, PURGE_JOB, {"day": day.isoformat()}, run_at=at, dedupe_key=key)

@@ -247,7 +247,7 @@ def test_bad_baskets_are_refused_and_nothing_is_stored(db: Database, demo: Any) 
         quote(db, demo, line("a", "1.234"))
     with pytest.raises(InvalidInput, match="phone"):
         quote(db, demo, customer=IdentityInput(phone="12"))
-    with pytest.raises(InvalidInput, match="^currency: unknown currency 'EUX'"):
+    with pytest.raises(InvalidInput, match=r"^currency: unknown currency 'EUX'"):
         sales_request = sales.SaleRequest(lines=(line("a", "1.00"),), currency="EUX")
         with db.unit_of_work() as uow:
             sales.price_sale(uow, till_of(db, demo), sales_request, SETTINGS)
@@ -739,3 +739,34 @@ def test_expired_points_cannot_be_spent(db: Database, demo: Any) -> None:
         uow.commit()
     sale = quote(db, demo, customer=member, redeem_points=1000)
     assert (sale.points_redeemed, sale.total_after_minor) == (120, 2000 - 120)
+
+
+def test_the_worker_deletes_old_unpaid_quotes_and_queues_the_next_clean_up(
+    db: Database, demo: Any
+) -> None:
+    from gateway.adapters.models import Job
+    from gateway.config import load_config
+    from gateway.services import jobs
+    from gateway.services.registry import job_handlers
+
+    old_quote, new_quote = quote(db, demo).id, quote(db, demo).id
+    old_paid = quote(db, demo).id
+    assert pay(db, demo, old_paid) is not None
+    with db.unit_of_work() as uow:
+        for sale_id in (old_quote, old_paid):
+            uow.session.get_one(Sale, sale_id).created_at = utcnow() - timedelta(days=8)
+        sales.schedule_purge(uow, utcnow().date() - timedelta(days=1))
+        uow.session.execute(
+            text("UPDATE jobs SET run_at = :at WHERE kind = :kind"),
+            {"at": utcnow() - timedelta(seconds=1), "kind": sales.PURGE_JOB},
+        )
+        uow.commit()
+    handlers = job_handlers(load_config(env={}, overrides={"database": {"url": db.url}}))
+    assert jobs.run_due_jobs(db, {sales.PURGE_JOB: handlers[sales.PURGE_JOB]}) == 1
+    with db.unit_of_work(readonly=True) as uow:
+        left = set(uow.session.scalars(select(Sale.id)))
+        queued = uow.session.scalars(
+            select(Job.dedupe_key).where(Job.kind == sales.PURGE_JOB, Job.status == "pending")
+        ).all()
+    assert left == {new_quote, old_paid}
+    assert queued == [f"{sales.PURGE_JOB}:{utcnow().date().isoformat()}"]
