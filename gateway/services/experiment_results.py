@@ -17,6 +17,7 @@ Only exposures whose sale is paid count. Per variant:
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -66,7 +67,7 @@ class ExperimentResults:
                 {
                     "variant": c.variant,
                     "verdict": c.verdict,
-                    "tests": [asdict(t) for t in c.tests],
+                    "tests": [_finite(asdict(t)) for t in c.tests],
                 }
                 for c in self.comparisons
             ],
@@ -226,3 +227,8 @@ def _retained(
         (variant, customer_id): int(any(start < t <= start + RETENTION for t in sales[customer_id]))
         for (variant, customer_id), start in base.items()
     }
+
+
+def _finite(test: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no infinity: a certain difference's statistic is written "inf" or "-inf"."""
+    return {k: str(v) if isinstance(v, float) and math.isinf(v) else v for k, v in test.items()}

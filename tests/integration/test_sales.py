@@ -770,3 +770,55 @@ def test_the_worker_deletes_old_unpaid_quotes_and_queues_the_next_clean_up(
         ).all()
     assert left == {new_quote, old_paid}
     assert queued == [f"{sales.PURGE_JOB}:{utcnow().date().isoformat()}"]
+
+
+def test_an_experiment_run_through_real_sales_reads_back_per_group(db: Database, demo: Any) -> None:
+    """Sixty customers buy through the sales service (paid at the bank); the results page's
+    figures come back from what was recorded: the offer redeemed only in its group, the
+    holdout untouched, the cost equal to the discounts given."""
+    from gateway.services import promotion_admin as admin
+    from gateway.services.experiment_results import results
+
+    merchant_id = till_of(db, demo).merchant_id
+    with db.unit_of_work() as uow:
+        admin.create_experiment(
+            uow,
+            merchant_id,
+            key="ab",
+            name="A/B",
+            variants=[("control", 1), ("B", 1)],
+            holdout_bp=2000,
+            control="control",
+        )
+        uow.commit()
+    with db.unit_of_work() as uow:
+        experiment_id = uow.session.scalars(select(Experiment.id)).one()
+    add_promotion(
+        db, demo, "b-off", "percent", {"percent_bp": 1000}, experiment_id=experiment_id, variant="B"
+    )
+    given = 0
+    for n in range(60):
+        for _ in range(1 + n % 2):
+            payment = pay(db, demo, quote(db, demo, customer=IdentityInput(wallet_id=f"c{n}")).id)
+            assert payment is not None
+            bank_pays(db, payment)
+            given += 2000 - payment.amount_minor
+    with db.unit_of_work(readonly=True) as uow:
+        found = results(uow, merchant_id, "ab", now=utcnow())
+    by_name = {f.name: f for f in found.figures}
+    assert set(by_name) == {"control", "B", "holdout"}
+    assert sum(f.customers for f in by_name.values()) == 60
+    assert sum(f.purchases for f in by_name.values()) == 90
+    assert by_name["B"].redemptions == by_name["B"].eligible > 0
+    assert by_name["control"].redemptions == by_name["holdout"].redemptions == 0
+    assert by_name["B"].cost_minor == given == 200 * by_name["B"].purchases
+    assert by_name["control"].ticket_sum_minor == 2000 * by_name["control"].purchases
+    assert all(f.new_customers == f.customers for f in by_name.values())
+    assert [c.variant for c in found.comparisons] == ["B", "holdout"]
+    b_verdict, holdout_verdict = (c.verdict for c in found.comparisons)
+    assert b_verdict.startswith("Variant B converts 100.0 % of eligible sales against 0.0 %")
+    # every B ticket is 18.00 and every control ticket 20.00: certain, not "no difference"
+    assert "Average ticket 18.00 EUR against 20.00 EUR: the difference is statistically" in (
+        b_verdict
+    )
+    assert holdout_verdict.startswith("Not enough data yet")

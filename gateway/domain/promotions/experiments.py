@@ -196,8 +196,10 @@ def welch_t(
 
     Means and sample variances (n - 1) are computed exactly with fractions, so huge sums of
     squares of minor units do not cancel catastrophically. ``t`` is positive when the first
-    mean is higher. With fewer than two values in a group, or no spread in either, the test is
-    undefined and ``(0.0, 0.0, 1.0)`` is returned.
+    mean is higher. With fewer than two values in a group the test is undefined and
+    ``(0.0, 0.0, 1.0)`` is returned. With no spread in either group the means are known
+    exactly: equal ones give ``(0.0, 0.0, 1.0)``, different ones ``(±inf, n1 + n2 - 2, 0.0)``
+    (every ticket of one group differs from every ticket of the other: no chance about it).
     """
     for n, total, sumsq in ((n1, sum1, sumsq1), (n2, sum2, sumsq2)):
         if n < 0 or n * sumsq < total * total:
@@ -210,7 +212,9 @@ def welch_t(
     var1 = (sumsq1 - sum1 * mean1) / (n1 - 1)
     var2 = (sumsq2 - sum2 * mean2) / (n2 - 1)
     if var1 == 0 and var2 == 0:
-        return 0.0, 0.0, 1.0
+        if mean1 == mean2:
+            return 0.0, 0.0, 1.0
+        return math.copysign(math.inf, mean1 - mean2), float(n1 + n2 - 2), 0.0
     se1, se2 = var1 / n1, var2 / n2
     t = float(mean1 - mean2) / math.sqrt(se1 + se2)
     df = float((se1 + se2) ** 2 / (se1**2 / (n1 - 1) + se2**2 / (n2 - 1)))
