@@ -1,5 +1,5 @@
 """`kassa promotions …`: list promotions, show one, issue batch coupon codes, read an
-experiment's results.
+experiment's results, audit a lucky draw.
 
 Errors (an unknown key, a bad date) are :class:`~gateway.errors.KassaError`; the ``kassa``
 group turns them into one line on stderr and exit code 2.
@@ -170,3 +170,48 @@ def results_command(experiment_key: str, merchant_id: int | None, as_json: bool)
         for t in c.tests:
             click.echo(f"  {t.metric}: {t.test}, statistic {t.statistic:.3f}, p {t.p_value:.4f}")
         click.echo(f"  {c.verdict}")
+
+
+@promotions.command("audit-draws")
+@click.argument("key")
+@MERCHANT
+@click.option("--reveal-seed", is_flag=True, help="Print the seed (only once the draw ended).")
+@click.option("--json", "as_json", is_flag=True, help="Print every draw and its replay as JSON.")
+def audit_draws_command(
+    key: str, merchant_id: int | None, reveal_seed: bool, as_json: bool
+) -> None:
+    """Replay every paid draw of the lucky draw KEY from its recorded seed, key and stock.
+
+    Exits 1 if any replay disagrees with the record."""
+    from gateway.adapters.models import utcnow
+    from gateway.services.draw_audit import audit_draws, published_seed
+
+    with _unit_of_work(readonly=True) as uow:
+        merchant = _merchant(uow, merchant_id)
+        draws = audit_draws(uow, merchant, key)
+        seed = published_seed(uow, merchant, key, utcnow()) if reveal_seed else None
+    bad = [d for d in draws if not d.agrees]
+    if as_json:
+        out = {
+            "promotion": key,
+            "draws": [
+                {"sale_id": d.sale_id, "at": d.drawn_at.isoformat(), "roll": d.roll,
+                 "outcome": d.outcome, "prize": d.prize, "replayed_roll": d.replayed_roll,
+                 "replayed_outcome": d.replayed_outcome, "agrees": d.agrees}
+                for d in draws
+            ],
+            "seed": seed,
+        }  # fmt: skip
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        for d in draws:
+            mark = "ok" if d.agrees else f"DIFFERS: replay {d.replayed_roll} {d.replayed_outcome}"
+            click.echo(
+                f"{d.drawn_at:%Y-%m-%d %H:%M:%S}  {d.sale_id}  roll {d.roll:>6}  "
+                f"{d.outcome:<8} {d.prize or '':<20} {mark}"
+            )
+        click.echo(f"{len(draws) - len(bad)} of {len(draws)} draws replay exactly")
+        if seed is not None:
+            click.echo(f"seed: {seed}")
+    if bad:
+        raise SystemExit(1)

@@ -822,3 +822,41 @@ def test_an_experiment_run_through_real_sales_reads_back_per_group(db: Database,
         b_verdict
     )
     assert holdout_verdict.startswith("Not enough data yet")
+
+
+def test_a_lucky_draw_is_audited_by_replaying_every_roll(db: Database, demo: Any) -> None:
+    from click.testing import CliRunner
+
+    from gateway.entrypoints.cli import main
+    from gateway.services import promotion_admin as admin
+
+    prize = {"id": "mug", "name": "Kassa mug", "probability_ppm": 500_000, "value_minor": 400}
+    add_promotion(db, demo, "draw", "draw", {"table": {"prizes": [prize]}})
+    for _ in range(6):
+        payment = pay(db, demo, quote(db, demo).id)
+        assert payment is not None
+        bank_pays(db, payment)
+
+    def audit(*extra: str) -> Any:
+        env = {"KASSA_DATABASE_URL": db.url}
+        return CliRunner().invoke(main, ["promotions", "audit-draws", "draw", *extra], env=env)
+
+    honest = audit()
+    assert honest.exit_code == 0, honest.output
+    assert "6 of 6 draws replay exactly" in honest.output
+    secret = audit("--reveal-seed")
+    assert secret.exit_code == 2 and "stays secret while the promotion can still draw" in (
+        secret.output
+    )
+    with db.unit_of_work() as uow:
+        entry = uow.session.scalars(select(DrawEntry).order_by(DrawEntry.id)).first()
+        assert entry is not None
+        entry.outcome = "won" if entry.outcome != "won" else "no_prize"  # a tampered record
+        admin.end(uow, till_of(db, demo).merchant_id, "draw", actor="manager")
+        uow.commit()
+    tampered = audit("--reveal-seed")
+    assert tampered.exit_code == 1
+    assert "5 of 6 draws replay exactly" in tampered.output and "DIFFERS" in tampered.output
+    with db.unit_of_work(readonly=True) as uow:
+        seed = uow.session.scalars(select(PromotionRow.draw_seed)).one()
+    assert f"seed: {seed}" in tampered.output
