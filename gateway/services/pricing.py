@@ -253,20 +253,25 @@ def price_request(
     lock: bool,
     sale_id: str | None = None,
     now: datetime,
-    locked: frozenset[int] = frozenset(),
+    lock_limited: bool = False,
 ) -> Priced:
+    """Price ``request`` for ``method``. With ``lock``, the customer's row is locked first;
+    with ``lock_limited`` (after a checkout lost a race for a limit), every live promotion
+    with a limit is then locked, in id order, before its usage is read. Locks are always
+    taken in that order (sale, customer, promotions by id), so checkouts never deadlock."""
     basket = basket_of(request)
-    if locked:  # promotions contended a moment ago: read them under their row locks
-        uow.session.scalars(
-            select(PromotionRow)
-            .where(PromotionRow.id.in_(locked))
+    store = uow.session.get_one(Store, till.store_id)
+    moment = now.astimezone(ZoneInfo(store.timezone or "UTC"))
+    who = customers.identify(uow, till.merchant_id, digests, lock=lock)
+    catalog, rows, used = live_promotions(uow, till.merchant_id, now)
+    if lock_limited and used:
+        uow.session.execute(
+            select(PromotionRow.id)
+            .where(PromotionRow.id.in_(sorted(used)))
             .order_by(PromotionRow.id)
             .with_for_update()
         ).all()
-    store = uow.session.get_one(Store, till.store_id)
-    moment = now.astimezone(ZoneInfo(store.timezone or "UTC"))
-    catalog, rows, used = live_promotions(uow, till.merchant_id, now)
-    who = customers.identify(uow, till.merchant_id, digests, lock=lock)
+        catalog, rows, used = live_promotions(uow, till.merchant_id, now)  # usage, now exact
     customer = customers.as_domain(
         uow, who, now, lapsed_after=settings.lapsed_after, sale_id=sale_id
     )

@@ -83,6 +83,19 @@ class PromotionSummary:
         }
 
 
+def _uses(uow: UnitOfWork, promotion_ids: list[int]) -> dict[int, int]:
+    """Uses held or paid, per promotion (a promotion without limits keeps no counter)."""
+    rows = uow.session.execute(
+        select(SalePromotion.promotion_id, func.count())
+        .where(
+            SalePromotion.promotion_id.in_(promotion_ids),
+            SalePromotion.state.in_(("reserved", "committed")),
+        )
+        .group_by(SalePromotion.promotion_id)
+    )
+    return {pid: int(n) for pid, n in rows}
+
+
 def _committed(uow: UnitOfWork, promotion_ids: list[int]) -> dict[int, tuple[int, int]]:
     """Per promotion: budget money and discounts given on paid sales, net of refunds."""
     if not promotion_ids:
@@ -106,6 +119,7 @@ def summarise(
         return []
     merchant = uow.session.get_one(Merchant, rows[0].merchant_id)
     committed = _committed(uow, [r.id for r in rows])
+    uses = _uses(uow, [r.id for r in rows])
     experiment_keys = dict(
         uow.session.execute(
             select(Experiment.id, Experiment.key).where(
@@ -128,7 +142,7 @@ def summarise(
                 currency=row.currency or merchant.default_currency,
                 budget_minor=row.budget_minor,
                 count_limit=row.count_limit,
-                used_count=row.used_count,
+                used_count=uses.get(row.id, 0),
                 committed_minor=done,
                 reserved_minor=max(0, row.used_money_minor - done),
                 experiment=experiment_keys.get(row.experiment_id) if row.experiment_id else None,

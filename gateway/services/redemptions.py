@@ -64,8 +64,10 @@ def reserve(
     referrer: Customer | None,
 ) -> None:
     """Hold everything ``priced`` gives (not committed)."""
-    # Row locks in one order (by id) everywhere, so two checkouts never deadlock.
-    for applied in sorted(priced.applied, key=lambda a: rows[a.promotion_id].id):
+    # Only promotions with a limit keep counters (and take a row lock), always in id order,
+    # so two checkouts never deadlock; the others' uses are counted from sale_promotions.
+    limited = [a for a in priced.applied if _limited(rows[a.promotion_id])]
+    for applied in sorted(limited, key=lambda a: rows[a.promotion_id].id):
         budget = applied.discount_minor if applied.budgeted else 0
         _take_limits(uow, rows[applied.promotion_id], 1, budget)
     for applied in priced.applied:
@@ -98,6 +100,10 @@ def reserve(
     uow.session.flush()
 
 
+def _limited(row: Any) -> bool:
+    return row.count_limit is not None or row.budget_minor is not None
+
+
 def _take_limits(uow: UnitOfWork, row: Any, count: int, money: int) -> None:
     table = cast(Table, PromotionRow.__table__)
     conditions = [table.c.id == row.id]
@@ -120,9 +126,10 @@ def _take_limits(uow: UnitOfWork, row: Any, count: int, money: int) -> None:
 
 def _give_back_limits(uow: UnitOfWork, promotion_id: int, count: int, money: int) -> None:
     table = cast(Table, PromotionRow.__table__)
+    limited = table.c.count_limit.is_not(None) | table.c.budget_minor.is_not(None)
     uow.session.execute(
         update(table)
-        .where(table.c.id == promotion_id)
+        .where(table.c.id == promotion_id, limited)
         .values(
             used_count=table.c.used_count - count,
             used_money_minor=table.c.used_money_minor - money,
@@ -202,6 +209,7 @@ def on_payment_status(uow: UnitOfWork, sale_id: str, status: str, at: datetime) 
     sale = uow.session.scalar(select(Sale).where(Sale.id == sale_id).with_for_update())
     if sale is None:
         return
+    _lock_customer(uow, sale)
     if status in PAID_STATES and sale.status == "reserved":
         commit(uow, sale, at)
     elif status in UNPAID_STATES and sale.status == "reserved":
@@ -212,6 +220,15 @@ def on_payment_status(uow: UnitOfWork, sale_id: str, status: str, at: datetime) 
         reverse(uow, sale, sale.total_after_minor, sale.total_after_minor)
         sale.status = "reversed"
         _uncount_purchase(uow, sale)
+
+
+def _lock_customer(uow: UnitOfWork, sale: Sale) -> None:
+    """Lock order, everywhere: payment, sale, customer, then promotions by id (checkouts
+    take the same order), so settling a sale never deadlocks with a checkout."""
+    if sale.customer_id is not None:
+        uow.session.execute(
+            select(Customer.id).where(Customer.id == sale.customer_id).with_for_update()
+        ).all()
 
 
 def commit(uow: UnitOfWork, sale: Sale, at: datetime) -> None:
@@ -302,7 +319,7 @@ def _earn_points(
 def release(uow: UnitOfWork, sale: Sale, status: str) -> None:
     """Give back everything the sale held: it was never paid."""
     sale.status = status
-    for item in _held(uow, sale.id):
+    for item in sorted(_held(uow, sale.id), key=lambda h: h.promotion_id):
         item.state = "released"
         _give_back_limits(uow, item.promotion_id, 1, item.budget_minor)
     table = cast(Table, CouponCode.__table__)
@@ -326,6 +343,7 @@ def on_refund(uow: UnitOfWork, payment: Payment) -> None:
     sale = uow.session.scalar(select(Sale).where(Sale.id == payment.sale_id).with_for_update())
     if sale is None or sale.status != "paid":
         return
+    _lock_customer(uow, sale)
     sale.refunded_minor = payment.refunded_minor
     reverse(uow, sale, payment.refunded_minor, payment.amount_minor)
 
@@ -338,7 +356,7 @@ def reverse(uow: UnitOfWork, sale: Sale, refunded: int, paid: int) -> None:
     shares = {s.promotion_id: s for s in priced.refund_share_of_total(taken)}
     rows = {r.key: r for r in _rows_by_key(uow, sale.merchant_id, list(shares))}
     held = {h.promotion_id: h for h in _held(uow, sale.id, states=("committed",))}
-    for key, share in shares.items():
+    for key, share in sorted(shares.items(), key=lambda kv: rows[kv[0]].id if kv[0] in rows else 0):
         row = rows.get(key)
         item = held.get(row.id) if row is not None else None
         if row is None or item is None:

@@ -4,9 +4,9 @@
 ``pay_sale`` prices it again for the chosen payment method, with the customer's row locked
 and fresh usage figures, holds what the promotions give (``redemptions.reserve``) and creates
 the payment for the discounted total, all in one transaction. A limit taken by a concurrent
-checkout meanwhile makes it price again (up to ``_ATTEMPTS`` times), this time with that
-promotion's row locked before it is read, so the customer is charged what the promotions
-can still give and no budget is ever overspent.
+checkout meanwhile makes it price again (up to ``_ATTEMPTS`` times), this time with the
+limited promotions' rows locked before their usage is read, so the customer is charged what
+the promotions can still give and no budget is ever overspent.
 """
 
 from __future__ import annotations
@@ -212,14 +212,14 @@ def pay_sale(
         raise Conflict(f"the sale is {sale.status}; price the basket again to start over")
     request, digests = _request_of(sale)
     merchant = uow.session.get_one(Merchant, till.merchant_id)
-    locked: set[int] = set()
+    contended = False
     for attempt in range(_ATTEMPTS):
         now = utcnow()
         try:
             with uow.session.begin_nested():
                 run = pricing.price_request(
                     uow, till, request, digests, settings, method=method, lock=True,
-                    sale_id=sale.id, now=now, locked=frozenset(locked),
+                    sale_id=sale.id, now=now, lock_limited=contended,
                 )  # fmt: skip
                 customer = customers.enrol(uow, merchant, run.who) if digests else None
                 redemptions.reserve(
@@ -228,8 +228,7 @@ def pay_sale(
                 )  # fmt: skip
                 break
         except (redemptions.LimitReached, customers.EnrolRace) as exc:
-            if isinstance(exc, redemptions.LimitReached) and exc.promotion_id is not None:
-                locked.add(exc.promotion_id)
+            contended = contended or isinstance(exc, redemptions.LimitReached)
             if attempt == _ATTEMPTS - 1:
                 raise Conflict(
                     "the promotions changed while paying (a budget or coupon was just "

@@ -260,12 +260,14 @@ def test_bad_baskets_are_refused_and_nothing_is_stored(db: Database, demo: Any) 
 
 
 def test_fifty_concurrent_checkouts_never_overspend_the_budget(db: Database, demo: Any) -> None:
-    """Each sale earns 1.00 off; the budget is 25.50. Exactly 25 full discounts and one of
-    0.50 are given, whatever the interleaving (PostgreSQL: row locks; SQLite: one writer)."""
-    spec = {"tiers": [[1000, 100]], "limits": {"budget_minor": 2550}}
+    """Each sale earns 1.00 off (budget 25.50) and 5 % off the rest (only 10 uses). Exactly
+    25 full discounts and one of 0.50, and exactly 10 uses of the 5 %, are given whatever the
+    interleaving (PostgreSQL: row locks, always taken in one order; SQLite: one writer)."""
+    spec = {"tiers": [[1000, 100]], "priority": 10, "limits": {"budget_minor": 2550}}
     add_promotion(db, demo, "save1", "threshold", spec)
+    add_promotion(db, demo, "five", "percent", {"percent_bp": 500, "limits": {"global_count": 10}})
     quotes = [quote(db, demo).id for _ in range(50)]
-    assert {sale_row(db, q).total_after_minor for q in quotes} == {1900}  # every quote: 1.00 off
+    assert {sale_row(db, q).total_after_minor for q in quotes} == {1805}  # 1.00, then 0.95 off
     failures: list[BaseException] = []
     start = threading.Barrier(50)
 
@@ -283,13 +285,23 @@ def test_fifty_concurrent_checkouts_never_overspend_the_budget(db: Database, dem
         t.join(60)
     assert not failures, failures[:3]
     with db.unit_of_work(readonly=True) as uow:
-        given = sorted(
-            uow.session.scalars(select(SalePromotion.discount_minor)).all(), reverse=True
+        given = dict(
+            uow.session.execute(
+                select(SalePromotion.kind, func.sum(SalePromotion.discount_minor)).group_by(
+                    SalePromotion.kind
+                )
+            ).all()
+        )
+        by_kind = sorted(
+            uow.session.execute(select(SalePromotion.kind, SalePromotion.discount_minor)).all()
         )
         totals = uow.session.scalars(select(Payment.amount_minor)).all()
-    assert given == [100] * 25 + [50]
-    assert sorted(totals) == [1900] * 25 + [1950] + [2000] * 24
-    assert promotion(db, "save1").used_money_minor == 2550
+    thresholds = sorted((d for k, d in by_kind if k == "threshold"), reverse=True)
+    assert thresholds == [100] * 25 + [50]
+    assert len([d for k, d in by_kind if k == "percent"]) == 10
+    assert given["threshold"] == promotion(db, "save1").used_money_minor == 2550
+    assert promotion(db, "five").used_count == 10
+    assert sum(totals) == 50 * 2000 - given["threshold"] - given["percent"]
 
 
 # --- customers, coupons, points, referrals, draws ------------------------------------------
