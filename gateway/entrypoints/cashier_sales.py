@@ -19,6 +19,7 @@ from flask import current_app, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from gateway.adapters.db import UnitOfWork
+from gateway.adapters.promotion_models import Customer
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.cashier import MAX_LINES, _staff, _till, bp, parse_amount
 from gateway.entrypoints.staff_session import database
@@ -229,6 +230,7 @@ def _sale_page(
     till = _till(staff)
     with database().unit_of_work(readonly=True) as uow:
         sale = sales.get_sale(uow, sale_id, staff.merchant_id)
+        customer = uow.session.get(Customer, sale.customer_id) if sale.customer_id else None
         by_card = None
         if sale.status == "priced" and till is not None and sale.till_id == till.till_id:
             by_card = sales.total_if_paid_by(uow, till, sale, "card", _promotion_settings())
@@ -236,6 +238,7 @@ def _sale_page(
             "cashier/sale.html",
             sale=sale,
             by_card=by_card,
+            referral_code=customer.referral_code if customer and customer.purchases else None,
             saved=sale.total_before_minor - sale.total_after_minor,
             merchant=merchant,
             staff=staff,

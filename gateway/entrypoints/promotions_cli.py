@@ -120,13 +120,27 @@ def show_command(key: str, merchant_id: int | None) -> None:
 
 @promotions.command("issue-coupons")
 @click.argument("key")
-@click.option("--count", type=int, required=True, help="How many codes (1 to 10 000).")
+@click.option("--count", type=int, help="How many codes (1 to 10 000).")
 @click.option("--expires", help="Last day the codes are valid, YYYY-MM-DD (UTC).")
+@click.option(
+    "--customer",
+    "customers",
+    multiple=True,
+    help="A customer's token (cus_…): a personal code only they can use; repeat per customer.",
+)
 @MERCHANT
 def issue_coupons_command(
-    key: str, count: int, expires: str | None, merchant_id: int | None
+    key: str,
+    count: int | None,
+    expires: str | None,
+    customers: tuple[str, ...],
+    merchant_id: int | None,
 ) -> None:
-    """Issue COUNT unique codes of the batch coupon KEY and print them, one a line."""
+    """Issue unique codes of the batch coupon KEY (COUNT of them, or one per --customer) and
+    print them, one a line."""
+    from sqlalchemy import select
+
+    from gateway.adapters.promotion_models import Customer
     from gateway.services import promotion_admin as admin
 
     expires_at = None
@@ -136,11 +150,36 @@ def issue_coupons_command(
         except ValueError:
             raise InvalidInput(f"--expires must be YYYY-MM-DD, not {expires!r}") from None
         expires_at = datetime.combine(day, time.max, tzinfo=UTC)
+    if customers and count not in (None, len(customers)):
+        raise InvalidInput(f"--count is {count} but {len(customers)} customers were named")
+    if count is None and not customers:
+        raise InvalidInput("say how many codes with --count N, or name customers with --customer")
+    count = count or len(customers)
     with _unit_of_work() as uow:
-        row = admin.get_promotion(uow, _merchant(uow, merchant_id), key)
-        codes = admin.issue_coupons(uow, row, count=count, expires_at=expires_at, actor="cli")
+        merchant = _merchant(uow, merchant_id)
+        row = admin.get_promotion(uow, merchant, key)
+        ids = None
+        if customers:
+            found = dict(
+                uow.session.execute(
+                    select(Customer.token, Customer.id).where(
+                        Customer.merchant_id == merchant, Customer.token.in_(customers)
+                    )
+                ).all()
+            )
+            if missing := [t for t in customers if t not in found]:
+                raise NotFound(f"no customer {missing[0]!r} at this merchant")
+            ids = [found[t] for t in customers]
+        codes = admin.issue_coupons(
+            uow, row, count=count, expires_at=expires_at, customer_ids=ids, actor="cli"
+        )
         uow.commit()
-    click.echo("\n".join(codes))
+    if customers:
+        click.echo(
+            "\n".join(f"{code}\t{token}" for code, token in zip(codes, customers, strict=True))
+        )
+    else:
+        click.echo("\n".join(codes))
 
 
 @promotions.command("results")

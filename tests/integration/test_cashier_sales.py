@@ -267,3 +267,32 @@ def test_skus_are_slugs_of_the_names() -> None:
     assert sku_of("Flat white (large)", 1) == "flat-white-large"
     assert sku_of("Crème brûlée", 2) == "creme-brulee"
     assert sku_of("茶", 3) == "item-3"
+
+
+def test_a_returning_customer_is_shown_their_referral_code(
+    client: FlaskClient, demo: Any, db: Database
+) -> None:
+    from gateway.adapters.promotion_models import Customer
+
+    at_till(client, demo)
+    _, fields = basket_form(client)
+    first = sale_id_of(client.post("/cashier/basket", data={**fields, **basket(member_code="M-7")}))
+    assert "data-referral-code" not in client.get(f"/cashier/sales/{first}").text  # new customer
+    token = csrf_of(client, f"/cashier/sales/{first}")
+    payment_id = payment_id_of(
+        client.post(f"/cashier/sales/{first}/pay", data={"csrf_token": token, "method": "qr"})
+    )
+    with db.unit_of_work() as uow:
+        payment = uow.session.get_one(Payment, payment_id)
+        assert payments.mark_paid_by_bank(
+            uow, reference=payment.reference, money=Money(payment.amount_minor, payment.currency),
+            bank_payment_id="B-7", paid_at=utcnow(), actor="bank", detail={},
+        )  # fmt: skip
+        uow.commit()
+    _, fields = basket_form(client)
+    again = sale_id_of(client.post("/cashier/basket", data={**fields, **basket(member_code="M-7")}))
+    with db.unit_of_work(readonly=True) as uow:
+        code = uow.session.scalars(select(Customer.referral_code)).one()
+    assert re.search(
+        rf"data-referral-code[^>]*>{code}<", client.get(f"/cashier/sales/{again}").text
+    )

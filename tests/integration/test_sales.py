@@ -872,3 +872,43 @@ def test_a_lucky_draw_is_audited_by_replaying_every_roll(db: Database, demo: Any
     with db.unit_of_work(readonly=True) as uow:
         seed = uow.session.scalars(select(PromotionRow.draw_seed)).one()
     assert f"seed: {seed}" in tampered.output
+
+
+def test_a_personal_coupon_issued_from_the_cli_works_only_for_its_customer(
+    db: Database, demo: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from gateway.entrypoints.cli import main
+
+    add_promotion(db, demo, "vip", "coupon", {"batch": True, "amount_off_minor": 400})
+    alice = IdentityInput(wallet_id="wallet-alice")
+    paid = pay(db, demo, quote(db, demo, customer=alice).id)
+    assert paid is not None
+    bank_pays(db, paid)
+    with db.unit_of_work(readonly=True) as uow:
+        token = uow.session.scalars(select(Customer.token)).one()
+
+    def cli(*args: str) -> Any:
+        return CliRunner().invoke(
+            main, ["promotions", "issue-coupons", "vip", *args], env={"KASSA_DATABASE_URL": db.url}
+        )
+
+    assert cli("--customer", "cus_nobody").exit_code == 2
+    assert cli().exit_code == 2  # neither --count nor --customer
+    issued = cli("--customer", token)
+    assert issued.exit_code == 0, issued.output
+    code, owner = issued.output.strip().split("\t")
+    assert owner == token
+    someone_else = quote(
+        db, demo, customer=IdentityInput(wallet_id="wallet-bob"), coupon_codes=(code,)
+    )
+    assert {
+        "name": f"coupon {code}",
+        "promotion_id": "",
+        "reason": "this coupon code belongs to another customer",
+    } in someone_else.rejected
+    anonymous = quote(db, demo, coupon_codes=(code,))
+    assert anonymous.total_after_minor == 2000
+    mine = quote(db, demo, customer=alice, coupon_codes=(code,))
+    assert mine.total_after_minor == 1600
