@@ -38,7 +38,17 @@ STATUS_TONES = {
 
 
 def _zone() -> ZoneInfo:
-    name = current_app.extensions["kassa.config"].get("promotions", {}).get("timezone") or "UTC"
+    """The time zone a manager's dates are typed and shown in: ``[promotions] timezone`` if
+    set, else the stores' own when they all share one (a chain in one country), else UTC."""
+    name = current_app.extensions["kassa.config"].get("promotions", {}).get("timezone")
+    if not name:
+        with database().unit_of_work(readonly=True) as uow:
+            zones = set(
+                uow.session.scalars(
+                    select(Store.timezone).where(Store.merchant_id == _staff().merchant_id)
+                )
+            )
+        name = zones.pop() if len(zones) == 1 else "UTC"
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -212,3 +212,18 @@ def test_a_payments_page_shows_its_sale_and_promotions(
     sale = page[page.index('id="sale"') :]
     assert "Sale and promotions" in sale and "Tea" in sale
     assert re.search(r"Ten off</a>: 1,20\xa0€ off", sale), sale[:800]
+
+
+def test_dates_are_typed_in_the_stores_time_zone(client: FlaskClient, db: Database) -> None:
+    """The demo's stores are both in Berlin: 09:00 typed in January is 08:00 UTC."""
+    from datetime import UTC, datetime
+
+    form = {**THRESHOLD_FORM, "starts_at": "2030-01-15T09:00", "ends_at": "2030-07-15T09:00"}
+    created = post(client, "/portal/promotions/new", "/portal/promotions/new", form)
+    assert created.status_code == 303, created.get_data(as_text=True)
+    with db.unit_of_work(readonly=True) as uow:
+        row = uow.session.scalars(select(PromotionRow)).one()
+        assert row.starts_at == datetime(2030, 1, 15, 8, 0, tzinfo=UTC)
+        assert row.ends_at == datetime(2030, 7, 15, 7, 0, tzinfo=UTC)  # summer time
+    page = client.get("/portal/promotions").get_data(as_text=True)
+    assert "times in Europe/Berlin" in page
