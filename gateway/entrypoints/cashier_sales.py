@@ -37,7 +37,7 @@ BASKET_ROWS = 5  # rows shown without JavaScript; "+ Add line" adds more
 MAX_QUANTITY = 100_000
 CUSTOMER_FIELDS = (
     "wallet_id", "member_code", "phone", "use_last_tap", "coupon_codes", "referral_code",
-    "redeem_points",
+    "redeem_points", "fee",
 )  # fmt: skip
 
 
@@ -81,6 +81,7 @@ def basket() -> Any:
             "coupon_codes": ", ".join(sale.request.get("coupon_codes", [])),
             "referral_code": sale.request.get("referral_code") or "",
             "redeem_points": str(sale.request.get("redeem_points") or ""),
+            "fee": sale.request.get("fee") or "",
         }
     return _basket_form(staff, till, rows=rows, fields=fields, again=True)
 
@@ -157,9 +158,12 @@ def basket_request(form: MultiDict[str, str], currency_code: str) -> sales.SaleR
     if not re.fullmatch(r"[0-9]{1,9}", points):
         raise InvalidInput(f"Points to redeem “{points}” is not a whole number: type e.g. 150.")
     coupons = tuple(c.strip() for c in form.get("coupon_codes", "").split(",") if c.strip())
+    typed_fee = form.get("fee", "").strip()
+    fee = parse_amount(typed_fee, currency_code, "The service fee") if typed_fee else None
     return sales.SaleRequest(
         lines=lines,
         currency=currency_code,
+        fee=fee.to_decimal_string() if fee is not None and fee.minor else None,
         customer=customers.IdentityInput(
             wallet_id=_typed(form, "wallet_id"),
             member_code=_typed(form, "member_code"),

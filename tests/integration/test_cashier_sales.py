@@ -296,3 +296,23 @@ def test_a_returning_customer_is_shown_their_referral_code(
     assert re.search(
         rf"data-referral-code[^>]*>{code}<", client.get(f"/cashier/sales/{again}").text
     )
+
+
+def test_a_service_fee_is_waived_on_a_new_customers_first_order(
+    client: FlaskClient, demo: Any, db: Database
+) -> None:
+    add_promotion(db, "no-fee", "fee_waiver", {"name": "No fee on your first order"})
+    at_till(client, demo)
+    _, fields = basket_form(client)
+    first = client.post("/cashier/basket", data={**fields, **basket(member_code="M-9", fee="1,50")})
+    text = client.get(f"/cashier/sales/{sale_id_of(first)}").text
+    assert "Service fee" in text and f"Customer saves 1,50{EUR}" in text
+    assert f'To pay <span class="num">26,00{EUR}</span>' in text
+    _, fields = basket_form(client)
+    anonymous = client.post("/cashier/basket", data={**fields, **basket(fee="1,50")})
+    text = client.get(f"/cashier/sales/{sale_id_of(anonymous)}").text
+    assert f'To pay <span class="num">27,50{EUR}</span>' in text
+    assert "needs an identified customer" in text
+    _, fields = basket_form(client)
+    bad = client.post("/cashier/basket", data={**fields, **basket(fee="1,5,0")})
+    assert bad.status_code == 422 and "The service fee" in bad.text
