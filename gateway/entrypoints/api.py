@@ -69,6 +69,7 @@ def payment_out(
         expires_at=payment.expires_at,
         paid_at=payment.paid_at,
         refunded_amount=Money(payment.refunded_minor or 0, payment.currency).to_decimal_string(),
+        sale_id=payment.sale_id,
         attention=payment.attention,
         created_at=payment.created_at,
         updated_at=payment.updated_at,

@@ -126,6 +126,9 @@ class PaymentOut(BaseModel):
     expires_at: datetime | None
     paid_at: datetime | None
     refunded_amount: str = Field(description="What the bank has refunded so far.")
+    sale_id: str | None = Field(
+        default=None, description="The sale (with its promotions) this payment pays for, if any."
+    )
     attention: str | None = Field(
         default=None, description="Why a person must look at this payment, if anything."
     )

@@ -669,6 +669,11 @@ def test_the_api_prices_explains_and_pays_a_sale(live_server: Any, db: Database,
     assert number.status_code == 422
     got = requests.get(f"{live_server.url}/api/v1/sales/{sale['id']}", headers=_h(demo), timeout=10)
     assert got.json()["payment"]["status"] == "pending"
+    payment_id = got.json()["payment"]["id"]
+    payment = requests.get(
+        f"{live_server.url}/api/v1/payments/{payment_id}", headers=_h(demo), timeout=10
+    ).json()
+    assert payment["sale_id"] == sale["id"]
 
 
 def test_the_demo_promotions_price_a_coffee_round(db: Database, tmp_path: Any) -> None:
