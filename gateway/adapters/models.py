@@ -220,6 +220,8 @@ class Refund(Base):
     reason: Mapped[str | None] = mapped_column(String(255))
     bank_refund_id: Mapped[str | None] = mapped_column(String(64))
     failure: Mapped[str | None] = mapped_column(Text)
+    # Card refunds: when the device host last asked the terminal (for crash recovery).
+    terminal_attempt_at: Mapped[datetime | None] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

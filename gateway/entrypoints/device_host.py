@@ -250,22 +250,30 @@ class DeviceHost:
 
     def _refund(self, till: TillDevices) -> jobs.Handler:
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
-            with self.db.unit_of_work(readonly=True) as first:
-                refund = first.session.get_one(Refund, payload["refund_id"])
+            refund_id = payload["refund_id"]
+            with self.db.unit_of_work() as first:
+                refund = first.session.get_one(Refund, refund_id)
                 if refund.status != "requested":
                     return
                 amount, currency = refund.amount_minor, refund.currency
-            result = self._with_terminal(till, lambda t: t.refund(amount))
+                earlier = cards.begin_refund_attempt(first, refund_id)
+                first.commit()
+            if earlier is not None:  # an earlier attempt may have refunded: ask, never redo
+                last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
+                outcome = cards.recovered_refund(
+                    uow, refund_id, earlier, _outcome(last, till.timezone)
+                )
+            else:
+                result = self._with_terminal(till, lambda t: t.refund(amount))
+                outcome = _outcome(result, till.timezone)  # type: ignore[assignment]
             refunds.record_bank_result(
                 uow,
-                refund_id=payload["refund_id"],
-                succeeded=bool(result.approved),
-                bank_refund_id=f"receipt-{result.receipt_number}"
-                if result.receipt_number
-                else None,
+                refund_id=refund_id,
+                succeeded=outcome.approved,
+                bank_refund_id=cards.refund_receipt_id(outcome.receipt_number),
                 amount_minor=amount,
                 currency=currency,
-                reason=None if result.approved else result.message,
+                reason=None if outcome.approved else outcome.message,
                 actor=f"terminal:{till.label}",
             )
 

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import exists, select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Payment, Till, utcnow
+from gateway.adapters.models import Payment, Refund, Till, utcnow
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus
 from gateway.errors import Conflict, InvalidInput
@@ -169,7 +169,7 @@ def recovered_outcome(
     payment = _locked(uow, payment_id)
     if last is not None and last.approved and last.amount_minor == payment.amount_minor:
         newer = last.timestamp is None or last.timestamp >= attempt_started - CLOCK_SKEW
-        taken = last.receipt_number is not None and _receipt_taken(uow, payment, last)
+        taken = _receipt_taken(uow, payment.till_id, last, payment_id=payment.id)
         if newer and not taken:
             return TerminalOutcome(**{**_as_dict(last), "message": "Approved (recovered)"})
     return TerminalOutcome(
@@ -177,6 +177,42 @@ def recovered_outcome(
         result_code=-1,
         message="Not charged: the terminal has no record of this payment. Start it again.",
     )
+
+
+def begin_refund_attempt(uow: UnitOfWork, refund_id: str) -> datetime | None:
+    """Record that the terminal is about to be asked to refund; the earlier attempt's start."""
+    refund = uow.session.scalar(select(Refund).where(Refund.id == refund_id).with_for_update())
+    assert refund is not None
+    earlier = refund.terminal_attempt_at
+    refund.terminal_attempt_at = utcnow()
+    return earlier
+
+
+def recovered_refund(
+    uow: UnitOfWork, refund_id: str, attempt_started: datetime, last: TerminalOutcome | None
+) -> TerminalOutcome:
+    """Decide from the terminal's last receipt whether an interrupted refund was carried out.
+
+    Asking the terminal again could pay the customer twice, so, as for charges: it was if the
+    last receipt is approved, for this amount, newer than the attempt and nobody else's.
+    """
+    refund = uow.session.get_one(Refund, refund_id)
+    payment = uow.session.get_one(Payment, refund.payment_id)
+    if last is not None and last.approved and last.amount_minor == refund.amount_minor:
+        newer = last.timestamp is None or last.timestamp >= attempt_started - CLOCK_SKEW
+        taken = _receipt_taken(uow, payment.till_id, last, refund_id=refund.id)
+        if newer and not taken:
+            return TerminalOutcome(**{**_as_dict(last), "message": "Refunded (recovered)"})
+    return TerminalOutcome(
+        approved=False,
+        result_code=-1,
+        message="Not refunded: the terminal has no record of this refund. Start it again.",
+    )
+
+
+def refund_receipt_id(receipt_number: int | None) -> str | None:
+    """How a card refund's terminal receipt is kept as the refund's bank id."""
+    return f"receipt-{receipt_number}" if receipt_number else None
 
 
 def request_reversal(uow: UnitOfWork, payment: Payment, actor: str) -> None:
@@ -224,18 +260,40 @@ def apply_reversal(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, a
         )
 
 
-def _receipt_taken(uow: UnitOfWork, payment: Payment, last: TerminalOutcome) -> bool:
-    others = uow.session.scalars(
+def _receipt_taken(
+    uow: UnitOfWork,
+    till_id: int,
+    last: TerminalOutcome,
+    *,
+    payment_id: str | None = None,
+    refund_id: str | None = None,
+) -> bool:
+    """Whether the terminal's last receipt already belongs to another charge or refund."""
+    if last.receipt_number is None:
+        return False
+    charges = uow.session.scalars(
         select(Payment.card).where(
-            Payment.till_id == payment.till_id,
+            Payment.till_id == till_id,
             Payment.method == PaymentMethod.CARD.value,
-            Payment.id != payment.id,
+            Payment.id != (payment_id or ""),
             Payment.status.in_(
                 ("authorised", "paid", "settled", "partially_refunded", "refunded", "cancelled")
             ),
         )
     )
-    return any((card or {}).get("receipt_number") == last.receipt_number for card in others)
+    if any((card or {}).get("receipt_number") == last.receipt_number for card in charges):
+        return True
+    refunded = uow.session.scalar(
+        select(Refund.id)
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(
+            Payment.till_id == till_id,
+            Refund.id != (refund_id or ""),
+            Refund.bank_refund_id == refund_receipt_id(last.receipt_number),
+        )
+        .limit(1)
+    )
+    return refunded is not None
 
 
 def _as_dict(outcome: TerminalOutcome) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from drivers.simulators.pn532 import NTAG215, PAYMENT_CARD, Pn532Simulator
 from drivers.simulators.zvt import ZvtSimulator
 from gateway.adapters.db import Database
-from gateway.adapters.models import CustomerTap, DeviceStatus, Payment, Refund
+from gateway.adapters.models import CustomerTap, DeviceStatus, Payment, Refund, utcnow
 from gateway.entrypoints.device_host import DeviceHost, TillDevices
 from gateway.services import cards, jobs, payments, refunds
 from gateway.services.auth import TillContext, authenticate_till
@@ -239,3 +239,98 @@ def test_device_host_killed_mid_authorisation_never_charges_twice(
     assert payment.status == "authorised"
     assert payment.card and payment.card["receipt_number"] == terminal.journal[0].receipt_number
     assert [b.kind for b in terminal.journal] == ["authorisation"]  # charged exactly once
+
+
+def test_device_host_killed_mid_refund_never_refunds_twice(
+    db: Database, demo: Any, tmp_path: Path, terminal: ZvtSimulator
+) -> None:
+    """The same for a refund: the terminal pays the customer back alone after the host dies;
+    the next host asks for the last receipt instead of refunding again."""
+    terminal.pin_delay = 1.5
+    terminal.ack_timeout = 0.3
+    config = tmp_path / "devices.toml"
+    config.write_text(
+        "[devices]\nsimulated = false\nheartbeat_seconds = 1\ntag_token_key = 'k'\n"
+        "[[devices.tills]]\nstore = 'Berlin Mitte'\ntill = 'T01'\n"
+        f"terminal_url = '{terminal.port}'\nterminal_baudrate = 115200\nreader_url = ''\n"
+    )
+    env = {**os.environ, "KASSA_CONFIG": str(config), "KASSA_DATABASE_URL": db.url}
+    command = [sys.executable, "-m", "gateway.entrypoints.cli", "devices"]
+    till = _till(db, demo)
+    payment_id = _card_payment(db, till, "30.00")
+    approved = cards.TerminalOutcome(
+        approved=True, result_code=0, message="Approved", amount_minor=3000, receipt_number=900
+    )
+    with db.unit_of_work() as uow:
+        cards.apply_charge(uow, payment_id, approved, "test")
+        payment = uow.session.get_one(Payment, payment_id)  # the day's batch closed: paid
+        payments._move(uow, payment, payments.PaymentStatus.PAID, "end_of_day", "test", {})
+        refund = refunds.request_refund(
+            uow, payment_id, till.merchant_id, amount="12.00", reason=None, actor="test"
+        )
+        uow.commit()
+        refund_id = refund.id
+
+    def refund_status() -> str:
+        with db.unit_of_work(readonly=True) as uow:
+            return uow.session.get_one(Refund, refund_id).status
+
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _until(lambda: terminal.phase == "pin", seconds=15)
+        os.kill(first.pid, signal.SIGKILL)  # kill -9 while the customer is at the terminal
+        first.wait(5)
+        _until(lambda: len(terminal.journal) == 1, seconds=15)  # the terminal refunds alone
+        assert refund_status() == "requested"
+        second = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            _until(lambda: refund_status() != "requested", seconds=30)
+        finally:
+            second.terminate()
+            second.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert [b.kind for b in terminal.journal] == ["refund"]  # paid back exactly once
+    with db.unit_of_work(readonly=True) as uow:
+        done = uow.session.get_one(Refund, refund_id)
+        assert done.status == "succeeded"
+        assert done.bank_refund_id == f"receipt-{terminal.journal[0].receipt_number}"
+        assert uow.session.get_one(Payment, payment_id).refunded_minor == 1200
+
+
+def test_a_receipt_already_booked_as_a_refund_is_not_taken_for_a_charge(
+    db: Database, demo: Any
+) -> None:
+    """Charge recovery reads the terminal's last receipt; if that receipt is a refund Kassa
+    already recorded (same amount by chance), the interrupted charge did not happen."""
+    till = _till(db, demo)
+    paid_id = _card_payment(db, till, "5.00")
+    approved = cards.TerminalOutcome(
+        approved=True, result_code=0, message="Approved", amount_minor=500, receipt_number=76
+    )
+    with db.unit_of_work() as uow:
+        cards.apply_charge(uow, paid_id, approved, "test")
+        payment = uow.session.get_one(Payment, paid_id)
+        payments._move(uow, payment, payments.PaymentStatus.PAID, "end_of_day", "test", {})
+        refund = refunds.request_refund(
+            uow, paid_id, till.merchant_id, amount="5.00", reason=None, actor="test"
+        )
+        uow.commit()
+    with db.unit_of_work() as uow:
+        refunds.record_bank_result(
+            uow, refund_id=refund.id, succeeded=True, bank_refund_id="receipt-77",
+            amount_minor=500, currency="EUR", reason=None,
+        )  # fmt: skip
+        uow.commit()
+    pending = _card_payment(db, till, "5.00")
+    with db.unit_of_work() as uow:
+        started = utcnow()
+        last = cards.TerminalOutcome(
+            approved=True, result_code=0, message="Approved", amount_minor=500,
+            receipt_number=77, timestamp=started,
+        )  # fmt: skip
+        outcome = cards.recovered_outcome(uow, pending, started, last)
+    assert not outcome.approved and outcome.message.startswith("Not charged")
