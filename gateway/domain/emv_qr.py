@@ -178,42 +178,71 @@ def _data_objects(text: str, offset: int, parent: str | None) -> Iterator[tuple[
         pos = start + size
 
 
-def _parse_template(tag: str, value: str, offset: int) -> dict[str, str]:
+Problems = list[str] | None  # None: raise at the first problem; a list: collect them all
+
+
+def _problem(problems: Problems, message: str) -> None:
+    if problems is None:
+        raise InvalidQrPayload(message)
+    problems.append(message)
+
+
+def _parse_template(tag: str, value: str, offset: int, problems: Problems = None) -> dict[str, str]:
     fields: dict[str, str] = {}
     for sub, sub_value, at in _data_objects(value, offset, tag):
         if sub in fields:
-            raise InvalidQrPayload(
-                f"{_label(sub, tag)} appears twice (second at position {at}); IDs are unique"
+            _problem(
+                problems,
+                f"{_label(sub, tag)} appears twice (second at position {at}); IDs are unique",
             )
+            continue
         fields[sub] = sub_value
     if "00" not in fields and tag != "62":  # 00 is "M" in templates 26-51, 64 and 80-99
         need = "language preference" if tag == "64" else _GUI_NAME
-        raise InvalidQrPayload(f"{_label(tag)} lacks its sub-ID 00 ({need})")
+        _problem(problems, f"{_label(tag)} lacks its sub-ID 00 ({need})")
     return fields
 
 
-def _check_crc(payload: str, objects: list[tuple[str, str, int]]) -> None:
+def _check_crc(
+    payload: str, objects: list[tuple[str, str, int]], problems: Problems = None
+) -> None:
     tags = [tag for tag, _, _ in objects]
     if "63" not in tags:
-        raise InvalidQrPayload("missing mandatory tag 63 (CRC); it must end the payload")
+        return _problem(problems, "missing mandatory tag 63 (CRC); it must end the payload")
     if tags[-1] != "63":
         after = tags[tags.index("63") + 1]
-        raise InvalidQrPayload(
-            f"tag 63 (CRC) must be the last data object, but tag {after} follows"
+        return _problem(
+            problems, f"tag 63 (CRC) must be the last data object, but tag {after} follows"
         )
     value = objects[-1][1]
     if len(value) != 4:
-        raise InvalidQrPayload(f"tag 63 (CRC) has length {len(value):02d}; it must be 04")
+        return _problem(problems, f"tag 63 (CRC) has length {len(value):02d}; it must be 04")
     computed = f"{crc16_ccitt_false(payload[:-4].encode('utf-8')):04X}"
     if not _HEX4.fullmatch(value):
         hint = " (lower-case hex is not accepted)" if value.upper() == computed else ""
-        raise InvalidQrPayload(f"CRC {value!r} is not 4 upper-case hex digits{hint}")
+        return _problem(problems, f"CRC {value!r} is not 4 upper-case hex digits{hint}")
     if value != computed:
-        raise InvalidQrPayload(f"CRC mismatch: payload says {value}, computed {computed}")
+        _problem(problems, f"CRC mismatch: payload says {value}, computed {computed}")
+    return None
 
 
 def decode(payload: str) -> Tree:
     """Parse and validate a payload into an ordered tree of ID → value (templates nested)."""
+    return _decode(payload, None)
+
+
+def inspect(payload: str) -> tuple[Tree, list[str]]:
+    """The tree as far as the data-object structure allows, and every rule the payload breaks.
+
+    For support staff looking at a wallet's non-conforming payload: ``decode`` refuses it at
+    the first broken rule (payments are only ever built from conforming ones); ``inspect``
+    still shows what is in it. A broken structure (truncated, a bad length) stays fatal.
+    """
+    problems: list[str] = []
+    return _decode(payload, problems), problems
+
+
+def _decode(payload: str, problems: Problems) -> Tree:
     if not isinstance(payload, str):
         raise InvalidQrPayload(f"a QR payload is text, not {type(payload).__name__}")
     if not payload:
@@ -225,43 +254,44 @@ def decode(payload: str) -> Tree:
             f"payload is {len(payload)} characters; an EMV QR payload holds at most {MAX_PAYLOAD}"
         )
     objects = list(_data_objects(payload, 0, None))
-    _check_crc(payload, objects)
+    _check_crc(payload, objects, problems)
     tree: Tree = {}
     for tag, value, at in objects:
         if tag in tree:
-            raise InvalidQrPayload(
-                f"{_label(tag)} appears twice (second at position {at}); IDs are unique"
+            _problem(
+                problems,
+                f"{_label(tag)} appears twice (second at position {at}); IDs are unique",
             )
-        tree[tag] = _parse_template(tag, value, at + 4) if tag in TEMPLATE_IDS else value
-    _check_rules(tree)
+            continue
+        tree[tag] = _parse_template(tag, value, at + 4, problems) if tag in TEMPLATE_IDS else value
+    _check_rules(tree, problems)
     return tree
 
 
-def _check_rules(tree: Tree) -> None:
+def _check_rules(tree: Tree, problems: Problems = None) -> None:
     first = next(iter(tree))
     if first != "00":
-        raise InvalidQrPayload(
-            f"payload must start with tag 00 (payload format indicator), not {first}"
+        _problem(
+            problems, f"payload must start with tag 00 (payload format indicator), not {first}"
         )
-    if tree["00"] != "01":
-        raise InvalidQrPayload(
-            f"tag 00 (payload format indicator) is {tree['00']!r}, expected '01'"
-        )
+    if "00" in tree and tree["00"] != "01":
+        _problem(problems, f"tag 00 (payload format indicator) is {tree['00']!r}, expected '01'")
     for tag in MANDATORY:
-        if tag not in tree:
-            raise InvalidQrPayload(f"missing mandatory {_label(tag)}")
+        if tag not in tree and tag != "63":  # a missing CRC is reported by _check_crc
+            _problem(problems, f"missing mandatory {_label(tag)}")
     if not any(2 <= int(tag) <= 51 for tag in tree):
-        raise InvalidQrPayload(
-            "no merchant account information: at least one of tags 02-51 is required"
+        _problem(
+            problems, "no merchant account information: at least one of tags 02-51 is required"
         )
     for tag, check in _FIELD_CHECKS.items():
         value = tree.get(tag)
         if isinstance(value, str) and (problem := check(value)):
-            raise InvalidQrPayload(f"{_label(tag)} {value!r} {problem}")
+            _problem(problems, f"{_label(tag)} {value!r} {problem}")
     language = tree.get("64")
-    if isinstance(language, dict) and not re.fullmatch(r"[A-Za-z]{2}", language["00"]):
-        raise InvalidQrPayload(
-            f"tag 64-00 (language preference) {language['00']!r} is not a 2-letter ISO 639 code"
+    code = language.get("00") if isinstance(language, dict) else None
+    if code is not None and not re.fullmatch(r"[A-Za-z]{2}", code):
+        _problem(
+            problems, f"tag 64-00 (language preference) {code!r} is not a 2-letter ISO 639 code"
         )
 
 

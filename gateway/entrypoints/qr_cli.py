@@ -12,7 +12,7 @@ from typing import TextIO
 
 import click
 
-from gateway.domain.emv_qr import decode, encode
+from gateway.domain.emv_qr import decode, encode, inspect
 from gateway.errors import InvalidInput, InvalidQrPayload
 
 
@@ -23,9 +23,22 @@ def qr() -> None:
 
 @qr.command("decode")
 @click.argument("payload")
-def decode_command(payload: str) -> None:
+@click.option(
+    "--lenient",
+    is_flag=True,
+    help="Show a payload that breaks EMVCo rules anyway: its data objects and every rule it "
+    "breaks, as JSON; exit 1 if it breaks any.",
+)
+def decode_command(payload: str, lenient: bool) -> None:
     """Print PAYLOAD's data objects as JSON (ID → value, templates nested)."""
-    click.echo(json.dumps(decode(payload), ensure_ascii=False, indent=2))
+    if not lenient:
+        click.echo(json.dumps(decode(payload), ensure_ascii=False, indent=2))
+        return
+    tree, problems = inspect(payload)
+    out = {"conforms": not problems, "problems": problems, "tree": tree}
+    click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+    if problems:
+        raise SystemExit(1)
 
 
 @qr.command("encode")

@@ -23,6 +23,7 @@ from gateway.domain.emv_qr import (
     crc16_ccitt_false,
     decode,
     encode,
+    inspect,
     payment_fields,
 )
 from gateway.domain.money import Money
@@ -269,6 +270,37 @@ def test_published_non_conforming_payload_is_rejected(name: str) -> None:
     with pytest.raises(InvalidQrPayload) as caught:
         decode(payload)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("name", sorted(NON_CONFORMING))
+def test_a_non_conforming_payload_can_still_be_inspected(name: str) -> None:
+    """``inspect`` shows what a refused payload holds; its first problem is decode's refusal."""
+    payload, message = NON_CONFORMING[name]
+    tree, problems = inspect(payload)
+    assert problems[0] == message
+    assert tree["00"] and "63" in tree
+
+
+def test_inspect_lists_every_broken_rule_not_only_the_first() -> None:
+    payload, _ = NON_CONFORMING["promptpay-no-mcc"]  # dtinth/promptpay-qr, cited above
+    tree, problems = inspect(payload)
+    assert problems == [
+        "missing mandatory tag 52 (merchant category code)",
+        "missing mandatory tag 59 (merchant name)",
+        "missing mandatory tag 60 (merchant city)",
+    ]
+    assert (tree["53"], tree["54"], tree["29"]["00"]) == ("764", "4.22", "A000000677010111")
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_inspect_finds_nothing_wrong_with_a_conforming_payload(name: str) -> None:
+    payload = PUBLISHED[name].payload
+    assert inspect(payload) == (decode(payload), [])
+
+
+def test_a_broken_structure_stays_fatal_when_inspecting() -> None:
+    with pytest.raises(InvalidQrPayload, match="truncated"):
+        inspect("000201010212520")
 
 
 def test_emvco_example_tree_shape() -> None:

@@ -133,3 +133,19 @@ def test_real_kassa_script_exits_2_with_one_line_for_a_bad_crc() -> None:
     assert completed.returncode == 2
     assert completed.stdout == ""
     assert completed.stderr == "kassa: CRC mismatch: payload says 1D3E, computed 1D3D\n"
+
+
+def test_decode_lenient_shows_a_non_conforming_payload_and_every_broken_rule() -> None:
+    # dtinth/promptpay-qr index.test.js "Amount" (the same vector test_emv_qr cites).
+    promptpay = "00020101021229370016A000000677010111011300660000000005802TH530376454044.226304E469"
+    strict = kassa("qr", "decode", promptpay)
+    assert one_error_line(strict) == "kassa: missing mandatory tag 52 (merchant category code)"
+    lenient = kassa("qr", "decode", "--lenient", promptpay)
+    assert lenient.exit_code == 1
+    out = json.loads(lenient.stdout)
+    assert out["conforms"] is False and len(out["problems"]) == 3
+    assert out["tree"]["54"] == "4.22"
+    good = kassa("qr", "decode", "--lenient", PIX)
+    assert good.exit_code == 0 and json.loads(good.stdout)["conforms"] is True
+    broken = kassa("qr", "decode", "--lenient", "0002010102125")
+    assert "truncated" in one_error_line(broken)
