@@ -267,6 +267,9 @@ class FormReader:
         return {"table": table, "min_spend_minor": self.money("draw_min_spend", "Minimum spend")}
 
 
+METHOD_WORDS = {"qr": "wallet QR", "card": "card"}
+
+
 def describe(kind: str, spec: dict[str, Any], currency: str) -> list[str]:
     """The promotion's rules as short sentences a manager can check at a glance."""
     spec = spec_of(promotion_from_spec("p", kind, spec), with_defaults=True)
@@ -330,7 +333,8 @@ def describe(kind: str, spec: dict[str, Any], currency: str) -> list[str]:
             )
     targeting = spec.get("targeting", {})
     if targeting.get("payment_methods"):
-        out.append("Paid by " + " or ".join(x.upper() for x in targeting["payment_methods"]) + ".")
+        methods = " or ".join(METHOD_WORDS.get(x, x) for x in targeting["payment_methods"])
+        out.append(f"Paid by {methods}.")
     if targeting.get("weekdays"):
         out.append("On " + ", ".join(WEEKDAYS[d] for d in targeting["weekdays"]) + ".")
     if targeting.get("hours"):
