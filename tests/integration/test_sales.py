@@ -917,3 +917,40 @@ def test_a_personal_coupon_issued_from_the_cli_works_only_for_its_customer(
     assert anonymous.total_after_minor == 2000
     mine = quote(db, demo, customer=alice, coupon_codes=(code,))
     assert mine.total_after_minor == 1600
+
+
+def test_a_refund_gives_redeemed_points_back_in_proportion(db: Database, demo: Any) -> None:
+    add_promotion(db, demo, "redeem", "points_redeem", {"point_value_minor": 1})
+    member = IdentityInput(member_code="M-PTS")
+    first = pay(db, demo, quote(db, demo, customer=member).id)
+    assert first is not None
+    bank_pays(db, first)
+    with db.unit_of_work() as uow:
+        customer_id = uow.session.scalars(select(Customer.id)).one()
+        expires = utcnow() + timedelta(days=100)
+        uow.session.add(
+            PointsLot(
+                customer_id=customer_id,
+                source="earned",
+                points=400,
+                remaining=400,
+                earned_at=utcnow(),
+                expires_at=expires,
+            )
+        )
+        uow.commit()
+    sale = quote(db, demo, customer=member, redeem_points=400)
+    payment = pay(db, demo, sale.id)
+    assert payment is not None and payment.amount_minor == 1600
+    bank_pays(db, payment)
+    refund(db, demo, payment.id, "8.00")  # half of what was paid
+    with db.unit_of_work(readonly=True) as uow:
+        back = uow.session.scalars(select(PointsLot).where(PointsLot.source == "refund")).one()
+        assert (back.points, back.remaining) == (200, 200)
+        assert back.expires_at == expires  # never later than the points it replaces
+    refund(db, demo, payment.id, "8.00")  # the rest: every redeemed point is back
+    with db.unit_of_work(readonly=True) as uow:
+        backs = uow.session.scalars(
+            select(PointsLot.points).where(PointsLot.source == "refund")
+        ).all()
+    assert sorted(backs) == [200, 200]
