@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +51,9 @@ class TillDevices:
     terminal_url: str = ""
     terminal_password: str = "000000"  # noqa: S105 - ZVT terminals ship with this default
     terminal_baudrate: int = 9600
+    # "serial": RS-232 framing (DLE STX … ETX, CRC, ACK), also through a serial device server;
+    # "tcp": ZVT over TCP/IP, unframed APDUs (a terminal's own LAN port, usually 20007).
+    terminal_link: str = "serial"
     reader_url: str = ""
     reader_baudrate: int = 115200
     # The store's time zone: ZVT terminals report local time without a zone.
@@ -64,6 +67,18 @@ class TillDevices:
     @property
     def queue(self) -> str:
         return cards.device_queue(self.till_id)
+
+
+def terminal_link(entry: Mapping[str, Any]) -> str:
+    """The ZVT link of a configured terminal: as set, else "tcp" for a socket:// URL (a
+    terminal's LAN port) and "serial" for everything else."""
+    url = str(entry.get("terminal_url", ""))
+    link = str(entry.get("terminal_link") or ("tcp" if url.startswith("socket://") else "serial"))
+    if link not in ("serial", "tcp"):
+        raise ConfigurationError(
+            f"[[devices.tills]] terminal_link must be 'serial' or 'tcp', not {link!r}"
+        )
+    return link
 
 
 def configured_tills(db: Database, config: Config) -> list[TillDevices]:
@@ -87,6 +102,7 @@ def configured_tills(db: Database, config: Config) -> list[TillDevices]:
                     terminal_url=str(entry.get("terminal_url", "")),
                     terminal_password=str(entry.get("terminal_password", "000000")),
                     terminal_baudrate=int(entry.get("terminal_baudrate", 9600)),
+                    terminal_link=terminal_link(entry),
                     reader_url=str(entry.get("reader_url", "")),
                     reader_baudrate=int(entry.get("reader_baudrate", 115200)),
                 )
@@ -176,7 +192,9 @@ class DeviceHost:
             if not till.terminal_url:
                 raise DeviceError(f"till {till.label} has no card terminal configured")
             transport = Transport(till.terminal_url, baudrate=till.terminal_baudrate).open()
-            till.terminal = CardTerminal(transport, password=till.terminal_password)
+            till.terminal = CardTerminal(
+                transport, password=till.terminal_password, tcp=till.terminal_link == "tcp"
+            )
             self._state(till, "card_terminal", "connected", None)
         return till.terminal
 

@@ -334,3 +334,26 @@ def test_a_receipt_already_booked_as_a_refund_is_not_taken_for_a_charge(
         )  # fmt: skip
         outcome = cards.recovered_outcome(uow, pending, started, last)
     assert not outcome.approved and outcome.message.startswith("Not charged")
+
+
+@pytest.mark.parametrize(
+    ("entry", "link"),
+    [
+        ({"terminal_url": "/dev/ttyUSB0"}, "serial"),
+        ({"terminal_url": "rfc2217://10.0.0.9:4001"}, "serial"),
+        ({"terminal_url": "socket://10.0.0.5:20007"}, "tcp"),
+        ({"terminal_url": "socket://10.0.0.6:7000", "terminal_link": "serial"}, "serial"),
+    ],
+)
+def test_the_terminal_link_follows_the_url_unless_set(entry: dict[str, str], link: str) -> None:
+    from gateway.entrypoints.device_host import terminal_link
+
+    assert terminal_link(entry) == link
+
+
+def test_a_bad_terminal_link_is_a_configuration_error() -> None:
+    from gateway.entrypoints.device_host import terminal_link
+    from gateway.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="terminal_link must be 'serial' or 'tcp'"):
+        terminal_link({"terminal_url": "/dev/ttyS0", "terminal_link": "usb"})
