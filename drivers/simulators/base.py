@@ -1,8 +1,11 @@
-"""The plumbing every simulator shares: a pty pair, a thread, paced bytes, and faults.
+"""The plumbing every simulator shares: a thread, a line, paced bytes, and faults.
 
-The simulator owns the pty's master end; a driver opens :attr:`PtyDevice.port` (the slave end)
-like any serial port. A pty has no baud rate, so :meth:`send` paces bytes as a real line at
-``baudrate`` would (10 bits a byte: start, 8 data, stop).
+:class:`PtyDevice` owns a pty's master end; a driver opens :attr:`PtyDevice.port` (the slave end)
+like any serial port. A pty has no baud rate, so :meth:`PtyDevice.send` paces bytes as a real
+line at ``baudrate`` would (10 bits a byte: start, 8 data, stop).
+
+:class:`TcpDevice` listens on a TCP port, as a card terminal on a LAN does, and serves one
+client at a time; :attr:`TcpDevice.port` is the pyserial URL ``socket://127.0.0.1:<port>``.
 """
 
 from __future__ import annotations
@@ -10,10 +13,14 @@ from __future__ import annotations
 import os
 import random
 import select
+import socket
 import threading
 import time
 import tty
 from dataclasses import dataclass
+from typing import Self
+
+from drivers.errors import DeviceDisconnected, DeviceError
 
 
 @dataclass
@@ -25,50 +32,36 @@ class LineFaults:
     response_delay: float = 0.0  # seconds before every reply
 
 
-class PtyDevice:
-    """A device on the master end of a pty; subclasses implement :meth:`serve`."""
+class Device:
+    """A simulated device on its own thread; subclasses move the bytes and implement
+    :meth:`serve`."""
+
+    port: str
 
     def __init__(self, baudrate: int | None = 9600, seed: int = 0) -> None:
         self.baudrate = baudrate
         self.faults = LineFaults()
         self.random = random.Random(seed)
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        tty.setraw(self._master)
-        self.port = os.ttyname(self._slave)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
         self.unplugged = False
 
     # -- life cycle -------------------------------------------------------------------------
 
-    def start(self) -> PtyDevice:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
-        for fd in (self._master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._close()
 
-    def __enter__(self) -> PtyDevice:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def unplug(self) -> None:
-        """Close the line as a pulled cable would: the driver's next read or write fails."""
-        self.unplugged = True
-        self._stop.set()
-        try:
-            os.close(self._master)
-        except OSError:
-            pass
 
     @property
     def stopping(self) -> bool:
@@ -81,6 +74,12 @@ class PtyDevice:
             pass  # unplugged or stopped
 
     def serve(self) -> None:  # pragma: no cover - subclasses implement it
+        raise NotImplementedError
+
+    def unplug(self) -> None:  # pragma: no cover - subclasses implement it
+        raise NotImplementedError
+
+    def _close(self) -> None:  # pragma: no cover - subclasses implement it
         raise NotImplementedError
 
     # -- the line's fault knobs, as attributes of the device (see LineFaults) ----------------
@@ -110,6 +109,49 @@ class PtyDevice:
         self.faults.response_delay = value
 
     # -- bytes ------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:  # pragma: no cover - subclasses implement it
+        raise NotImplementedError
+
+    def recv(self, size: int, timeout: float) -> bytes:  # pragma: no cover - subclasses do
+        raise NotImplementedError
+
+    def recv_exactly(self, size: int, timeout: float) -> bytes | None:
+        deadline = time.monotonic() + timeout
+        out = bytearray()
+        while len(out) < size:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.stopping:
+                return None
+            out += self.recv(size - len(out), left)
+        return bytes(out)
+
+
+class PtyDevice(Device):
+    """A device on the master end of a pty."""
+
+    def __init__(self, baudrate: int | None = 9600, seed: int = 0) -> None:
+        super().__init__(baudrate, seed)
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        tty.setraw(self._master)
+        self.port = os.ttyname(self._slave)
+
+    def _close(self) -> None:
+        for fd in (self._master, self._slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def unplug(self) -> None:
+        """Close the line as a pulled cable would: the driver's next read or write fails."""
+        self.unplugged = True
+        self._stop.set()
+        try:
+            os.close(self._master)
+        except OSError:
+            pass
 
     def byte_time(self, count: int) -> float:
         return count * 10 / self.baudrate if self.baudrate else 0.0
@@ -141,12 +183,104 @@ class PtyDevice:
             return b""
         return os.read(self._master, size)
 
-    def recv_exactly(self, size: int, timeout: float) -> bytes | None:
-        deadline = time.monotonic() + timeout
-        out = bytearray()
-        while len(out) < size:
-            left = deadline - time.monotonic()
-            if left <= 0 or self.stopping:
-                return None
-            out += self.recv(size - len(out), left)
-        return bytes(out)
+
+class TcpDevice(Device):
+    """A device listening on ``host:listen_port`` (0: a free port), one client at a time.
+
+    :meth:`serve` runs once per connection and ends when the client goes away (:meth:`recv` and
+    :meth:`send` raise :class:`DeviceDisconnected`); then the next client is accepted. TCP keeps
+    bytes whole and in order, so only ``response_delay`` of the line faults applies.
+    """
+
+    def __init__(self, seed: int = 0, *, host: str = "127.0.0.1", listen_port: int = 0) -> None:
+        super().__init__(None, seed)
+        self._listener = socket.create_server((host, listen_port))
+        self._listener.settimeout(0.1)
+        self.address: tuple[str, int] = self._listener.getsockname()[:2]
+        self.port = f"socket://{self.address[0]}:{self.address[1]}"
+        self._connection: socket.socket | None = None
+        self.connections = 0  # how many clients were accepted
+
+    def _run(self) -> None:
+        while not self.stopping:
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # the listener was closed
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small APDUs
+            self.unplugged = False
+            self.connections += 1
+            self._connection = connection
+            try:
+                self.serve()
+            except (OSError, DeviceError):
+                pass
+            finally:
+                self._connection = None
+                connection.close()
+
+    def _close(self) -> None:
+        self.unplug()
+        self._listener.close()
+
+    def unplug(self) -> None:
+        """Drop the client's connection, as a pulled LAN cable would; the next one is served."""
+        self.unplugged = True
+        connection = self._connection
+        if connection is not None:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)  # the serving thread closes it
+            except OSError:
+                pass
+
+    # -- faults a byte stream cannot have ---------------------------------------------------
+
+    @property
+    def garbage_before(self) -> bytes:
+        return b""
+
+    @garbage_before.setter
+    def garbage_before(self, value: bytes) -> None:
+        if value:
+            raise ValueError("garbage_before is a serial line fault; TCP delivers bytes intact")
+
+    @property
+    def drop_probability(self) -> float:
+        return 0.0
+
+    @drop_probability.setter
+    def drop_probability(self, value: float) -> None:
+        if value:
+            raise ValueError("drop_probability is a serial line fault; TCP loses no bytes")
+
+    # -- bytes ------------------------------------------------------------------------------
+
+    def _client(self) -> socket.socket:
+        if self._connection is None or self.unplugged:
+            raise DeviceDisconnected("no client is connected")
+        return self._connection
+
+    def send(self, data: bytes) -> None:
+        """Write ``data`` to the client, after ``response_delay``."""
+        if self.faults.response_delay:
+            time.sleep(self.faults.response_delay)
+        try:
+            self._client().sendall(data)
+        except OSError as exc:
+            raise DeviceDisconnected(f"the client went away: {exc}") from exc
+
+    def recv(self, size: int, timeout: float) -> bytes:
+        """Up to ``size`` bytes the client sent, waiting at most ``timeout`` seconds."""
+        connection = self._client()
+        try:
+            ready, _, _ = select.select([connection], [], [], max(timeout, 0.0))
+            data = connection.recv(size) if ready else None
+        except OSError as exc:
+            raise DeviceDisconnected(f"the client went away: {exc}") from exc
+        if data is None:
+            return b""
+        if not data:
+            raise DeviceDisconnected("the client closed the connection")
+        return data

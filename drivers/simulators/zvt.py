@@ -1,4 +1,9 @@
-"""A ZVT payment terminal on a pty: the terminal's side of PA00P015/PA00P016, RS-232 framed.
+"""A ZVT payment terminal: the terminal's side of PA00P015/PA00P016.
+
+:class:`ZvtSimulator` sits on a pty and speaks the RS-232 link (frames, CRC, ACK/NAK);
+:class:`ZvtTcpSimulator` listens on a TCP port, as a terminal on a LAN does, and speaks ZVT over
+TCP/IP (PA00P016 §4.1: the APDUs alone; the ``80 00`` acknowledgements of the dialogue remain).
+Both answer the same commands the same way:
 
 ========================  ==================================================================
 command                   what the simulator does
@@ -18,6 +23,9 @@ command                   what the simulator does
 Knobs: ``decline_next`` (a result code for the next payment), ``card_delay``/``pin_delay``/
 ``online_delay``, ``nak_storm`` (NAK the next N good frames), ``ack_timeout`` (its T2/T3),
 ``garbage_before``/``drop_probability``/``response_delay`` (line faults), :meth:`unplug`.
+Over TCP only ``response_delay`` applies (``nak_storm``, ``garbage_before`` and
+``drop_probability`` are refused), and :meth:`unplug` drops the connection: the terminal
+finishes the transaction alone and then accepts the ECR's next connection.
 The terminal keeps a :attr:`journal` of booked transactions. Like the spec says a terminal
 books once the ECR acknowledged the Status-Information (§2.2.8); with ``book_without_ack``
 (the default here) it books even when the ECR has gone away, so that Repeat Receipt is the only
@@ -31,9 +39,9 @@ import time
 from dataclasses import dataclass
 
 from drivers.errors import DeviceError
-from drivers.simulators.base import PtyDevice
+from drivers.simulators.base import Device, PtyDevice, TcpDevice
 from drivers.zvt.apdu import Apdu, bcd_encode, bcd_int, decode_apdu, encode_apdu, encode_bmp
-from drivers.zvt.framing import LinkTimings, SerialLink
+from drivers.zvt.framing import LinkTimings, SerialLink, TcpLink
 from drivers.zvt.tlv import encode_tlv
 
 MASKED_PAN = bytes.fromhex("6799EEEEEEEE0019")  # shown as 6799********0019
@@ -68,17 +76,15 @@ class _TerminalLink(SerialLink):
         return True
 
 
-class ZvtSimulator(PtyDevice):
-    def __init__(
-        self, baudrate: int | None = 9600, seed: int = 0, *, terminal_id: str = "29001234"
-    ) -> None:
-        super().__init__(baudrate, seed)
+class _Terminal(Device):
+    """What the terminal does, whichever line it is on; a subclass picks the line and link."""
+
+    def _init_terminal(self, terminal_id: str) -> None:
         self.terminal_id = terminal_id
         self.decline_next: int | None = None
         self.card_delay = 0.05
         self.pin_delay = 0.1
         self.online_delay = 0.05
-        self.nak_storm = 0
         self.ack_timeout = 5.0
         self.book_without_ack = True
         self.journal: list[Booking] = []
@@ -89,14 +95,18 @@ class ZvtSimulator(PtyDevice):
         self._reversed: set[int] = set()
         self._last_status: bytes | None = None
         self._last_receipt: list[str] = []
-        self._link: _TerminalLink | None = None
+        self._link: SerialLink | TcpLink | None = None
         self._backlog: list[bytes] = []
         self._abort_requested = False
+
+    def _open_link(self) -> SerialLink | TcpLink:  # pragma: no cover - subclasses implement it
+        raise NotImplementedError
 
     # -- the loop --------------------------------------------------------------------------
 
     def serve(self) -> None:
-        link = self._link = _TerminalLink(self)
+        link = self._link = self._open_link()
+        self._backlog.clear()  # an earlier connection's commands are not this one's
         while not self.stopping:
             link.timings = LinkTimings(t2=self.ack_timeout)
             raw = self._backlog.pop(0) if self._backlog else link.receive(0.1)
@@ -147,12 +157,20 @@ class ZvtSimulator(PtyDevice):
         assert self._link is not None
         deadline = time.monotonic() + self.ack_timeout
         while not self.stopping and (left := deadline - time.monotonic()) > 0:
-            raw = self._link.receive(min(left, 0.1))
+            raw = self._receive(min(left, 0.1))
             if raw is not None and raw[:1] in (b"\x80", b"\x84"):
                 return
             if raw is not None:
                 self._while_master(raw)
         raise _Lost
+
+    def _receive(self, timeout: float) -> bytes | None:
+        """The ECR's next APDU; a connection that went away (TCP) means the ECR is lost."""
+        assert self._link is not None
+        try:
+            return self._link.receive(timeout)
+        except DeviceError as exc:
+            raise _Lost from exc
 
     def _while_master(self, raw: bytes) -> None:
         """A command from the ECR while the terminal is master: only Abort is taken now."""
@@ -167,12 +185,15 @@ class ZvtSimulator(PtyDevice):
 
     def _wait(self, seconds: float) -> bool:
         """Sleep while the card holder acts; True if the ECR sent Abort 06 B0 meanwhile."""
-        assert self._link is not None
         deadline = time.monotonic() + seconds
         while not self._abort_requested and (left := deadline - time.monotonic()) > 0:
             if self.stopping:
                 raise _Lost
-            raw = self._link.receive(min(left, 0.05))
+            try:
+                raw = self._receive(min(left, 0.05))
+            except _Lost:  # the ECR's connection dropped: the card holder goes on without it
+                self._stop.wait(max(deadline - time.monotonic(), 0.0))
+                return False
             if raw is not None:
                 self._while_master(raw)
         return self._abort_requested
@@ -311,6 +332,51 @@ class ZvtSimulator(PtyDevice):
                 bytes.fromhex(f"F0F{len(version) // 10}F{len(version) % 10}") + version + b"\x00",
             )
         )
+
+
+class ZvtSimulator(_Terminal, PtyDevice):
+    """A terminal on a pty, RS-232 framed (PA00P016 §3); a driver opens :attr:`port`."""
+
+    def __init__(
+        self, baudrate: int | None = 9600, seed: int = 0, *, terminal_id: str = "29001234"
+    ) -> None:
+        super().__init__(baudrate, seed)
+        self._init_terminal(terminal_id)
+        self.nak_storm = 0
+
+    def _open_link(self) -> SerialLink:
+        return _TerminalLink(self)
+
+
+class ZvtTcpSimulator(_Terminal, TcpDevice):
+    """A terminal on its LAN port: plain APDUs over TCP (PA00P016 §4.1), one ECR at a time.
+
+    ``listen_port`` 0 picks a free port (real terminals use 20007); :attr:`port` is the
+    pyserial URL ``socket://127.0.0.1:<port>`` for :class:`drivers.transport.Transport`.
+    """
+
+    def __init__(
+        self,
+        listen_port: int = 0,
+        seed: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        terminal_id: str = "29001234",
+    ) -> None:
+        super().__init__(seed, host=host, listen_port=listen_port)
+        self._init_terminal(terminal_id)
+
+    def _open_link(self) -> TcpLink:
+        return TcpLink(self.recv, self.send, LinkTimings(t2=self.ack_timeout))
+
+    @property
+    def nak_storm(self) -> int:
+        return 0
+
+    @nak_storm.setter
+    def nak_storm(self, value: int) -> None:
+        if value:
+            raise ValueError("nak_storm: ZVT over TCP has no ACK/NAK to refuse (PA00P016 §4.1)")
 
 
 def _text_block(lines: list[str]) -> Apdu:

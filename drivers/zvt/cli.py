@@ -54,11 +54,24 @@ def describe(raw: bytes) -> dict[str, Any]:
 @click.command("zvt")
 @click.option("--baudrate", default=9600, show_default=True, help="Pace bytes as this line.")
 @click.option("--pin-delay", default=1.0, show_default=True, help="Seconds the PIN entry takes.")
-def zvt_simulate_command(baudrate: int, pin_delay: float) -> None:
-    """Simulate a ZVT card terminal on a pty; print its port path and run until Ctrl-C."""
-    from drivers.simulators.zvt import ZvtSimulator
+@click.option("--tcp", is_flag=True, help="Listen on TCP as a LAN terminal (ZVT over TCP/IP).")
+@click.option("--port", type=int, default=0, help="With --tcp: the port (default: a free one).")
+def zvt_simulate_command(baudrate: int, pin_delay: float, tcp: bool, port: int) -> None:
+    """Simulate a ZVT card terminal on a pty, or with --tcp on 127.0.0.1; print the port to open
+    (a pty path, or a socket:// URL) and run until Ctrl-C."""
+    from drivers.simulators.zvt import ZvtSimulator, ZvtTcpSimulator
 
-    simulator = ZvtSimulator(baudrate=baudrate)
+    if port and not tcp:
+        raise click.UsageError("--port is the TCP port; give --tcp as well")
+    simulator: ZvtSimulator | ZvtTcpSimulator
+    if not tcp:
+        simulator = ZvtSimulator(baudrate=baudrate)
+    else:
+        try:
+            simulator = ZvtTcpSimulator(port)
+        except OSError as exc:
+            click.echo(f"kassa: cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
+            sys.exit(2)
     simulator.pin_delay = pin_delay
     simulator.start()
     click.echo(simulator.port)

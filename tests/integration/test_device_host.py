@@ -357,3 +357,29 @@ def test_a_bad_terminal_link_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match="terminal_link must be 'serial' or 'tcp'"):
         terminal_link({"terminal_url": "/dev/ttyS0", "terminal_link": "usb"})
+
+
+def test_a_card_payment_through_a_terminal_on_its_lan_port(db: Database, demo: Any) -> None:
+    """ZVT over TCP/IP (unframed APDUs) to a terminal's own port, as configured with
+    terminal_url = socket://…, which defaults terminal_link to tcp (the RS-232 framing there
+    never gets an answer: checked by hand)."""
+    from drivers.simulators.zvt import ZvtTcpSimulator
+    from gateway.entrypoints.device_host import terminal_link
+
+    with ZvtTcpSimulator() as terminal:
+        till = _till(db, demo)
+        devices = TillDevices(
+            till.till_id,
+            till.label,
+            terminal_url=terminal.port,
+            terminal_link=terminal_link({"terminal_url": terminal.port}),
+        )
+        host = DeviceHost(db, [devices], token_key=KEY, heartbeat_seconds=0.2)
+        try:
+            payment_id = _card_payment(db, till, "19.99")
+            _until(lambda: _payment(db, payment_id).status == "authorised", host)
+        finally:
+            host._close(devices)
+    payment = _payment(db, payment_id)
+    assert payment.card and payment.card["masked_pan"] == "6799********0019"
+    assert [(b.kind, b.amount_minor) for b in terminal.journal] == [("authorisation", 1999)]
