@@ -216,7 +216,7 @@ def test_exclusive_stops_later_discounts_but_not_points() -> None:
     excl = PercentOff(id="x", percent_bp=5000, exclusive=True, priority=10)
     other = PercentOff(id="o", percent_bp=1000)
     pts = LoyaltyPoints(id="pt", points=1, per_minor=100)
-    sale = price(basket(line("a", 1000)), [other, pts, excl], ctx())
+    sale = price(basket(line("a", 1000)), [other, pts, excl], ctx(customer=Customer("c")))
     assert [a.promotion_id for a in sale.applied] == ["x", "pt"]
     assert reasons(sale) == {"o": "not combinable with exclusive promotion x"}
     late = PercentOff(id="x", percent_bp=5000, exclusive=True, priority=-1)
@@ -249,7 +249,7 @@ def test_refund_share_full_and_partial() -> None:
         LoyaltyPoints(id="p", points=1, per_minor=100),
     ]
     b = basket(line("a", 333, qty=3), line("b", 500))
-    sale = price(b, promos, ctx(coupon_codes=frozenset({"X"})))
+    sale = price(b, promos, ctx(coupon_codes=frozenset({"X"}), customer=Customer("c")))
     full = sale.refund_share([ln.original_minor for ln in sale.lines])
     assert [(s.discount_minor, s.points, s.budget_minor) for s in full] == [
         (1000, 0, 1000),
@@ -257,6 +257,12 @@ def test_refund_share_full_and_partial() -> None:
     ]
     part = sale.refund_share([333, 0])
     assert part[0].discount_minor == 222 and part[0].budget_minor == 222
+
+
+def test_points_need_someone_to_credit_them_to() -> None:
+    pts = LoyaltyPoints(id="pt", points=1, per_minor=100)
+    sale = price(basket(line("a", 1000)), [pts], ctx())
+    assert (sale.points, reasons(sale)) == (0, {"pt": "needs an identified customer"})
 
 
 # --- properties ----------------------------------------------------------------------------

@@ -190,6 +190,8 @@ def _fee_waiver(promo: FeeWaiver, sale: SaleState) -> Outcome:
 
 
 def _points(promo: LoyaltyPoints, sale: SaleState) -> Outcome:
+    if sale.ctx.customer is None:  # nobody to credit them to
+        return _reject(promo, sale, Reason.CUSTOMER)
     lines = sale.targeted(promo)
     paid = sale.amount(lines)
     points = paid // promo.per_minor * promo.points
