@@ -170,8 +170,10 @@ def total_if_paid_by(
     """What the quoted sale would cost paid by ``method`` now (writes nothing), so the cashier
     can tell the customer before choosing: wallet offers often apply to one method only."""
     request, digests = _request_of(sale)
-    run = pricing.price_request(uow, till, request, digests, settings, method=method, lock=False,
-                 sale_id=sale.id, now=utcnow())  # fmt: skip
+    run = pricing.price_request(
+        uow, till, request, digests, settings, method=method, lock=False, sale_id=sale.id,
+        now=utcnow(),
+    )  # fmt: skip
     return run.priced.total_after_minor
 
 
@@ -241,11 +243,10 @@ def pay_sale(
     if customer is not None:
         _expose(uow, sale, run, customer)
     payment = _create_payment(uow, till, sale, method, payment_settings, expires_in)
-    if payment is None:
-        sale.status = "reserved"
+    sale.status = "reserved"
+    if payment is None:  # promotions paid for everything: the sale is paid now
         redemptions.commit(uow, sale, now)
     else:
-        sale.status = "reserved"
         sale.payment_id = payment.id
     uow.session.flush()
     return sale, payment
