@@ -277,7 +277,9 @@ def price_request(
     )
     notes: list[dict[str, str]] = []
     coupons = _coupons(uow, till.merchant_id, request.coupon_codes, who, rows, now, sale_id, notes)
-    referrer, claim = _referral(uow, till.merchant_id, request.referral_code, moment.date())
+    referrer, claim = _referral(
+        uow, till.merchant_id, request.referral_code, moment.date(), who.customer
+    )
     experiments = _assignments(uow, till.merchant_id, rows, who)
     ctx = promo.SaleContext(
         moment=moment,
@@ -356,17 +358,23 @@ def _coupon_problem(
 
 
 def _referral(
-    uow: UnitOfWork, merchant_id: int, code: str | None, today: date
+    uow: UnitOfWork, merchant_id: int, code: str | None, today: date, referee: Customer | None
 ) -> tuple[Customer | None, promo.ReferralClaim | None]:
     if not code:
         return None, None
     referrer = customers.by_referral_code(uow, merchant_id, code)
+    referred_before = referee is not None and (
+        uow.session.scalar(select(ReferralRow.id).where(ReferralRow.referee_id == referee.id))
+        is not None
+    )
     counted = select(func.count()).where(
         ReferralRow.referrer_id == referrer.id, ReferralRow.state.in_(("reserved", "committed"))
     )
     total = int(uow.session.scalar(counted) or 0)
     on_day = int(uow.session.scalar(counted.where(ReferralRow.local_day == today)) or 0)
-    claim = promo.ReferralClaim(referrer.token, referrer.purchases > 0, total, on_day)
+    claim = promo.ReferralClaim(
+        referrer.token, referrer.purchases > 0, total, on_day, referred_before
+    )
     return referrer, claim
 
 

@@ -44,8 +44,8 @@ UNPAID_STATES = {"cancelled": "cancelled", "expired": "expired", "failed": "fail
 
 
 class LimitReached(Exception):
-    """A limit or budget was taken by a concurrent checkout: price the sale again (with the
-    promotion's row locked first, ``promotion_id``, so the next reading is exact)."""
+    """A limit, budget, coupon or points were taken by a concurrent checkout: price the sale
+    again, this time with the limited promotions' rows locked first (``sales.pay_sale``)."""
 
     def __init__(self, what: str, promotion_id: int | None = None) -> None:
         super().__init__(what)
@@ -86,7 +86,7 @@ def reserve(
         if coupon is not None:
             _take_coupon(uow, coupon, sale.id)
         if applied.points_redeemed and customer is not None:
-            now = sale.created_at
+            now = utcnow()  # the points must still be valid now, not when the quote was made
             if not points_ledger.spend(uow, customer.id, sale.id, applied.points_redeemed, now):
                 raise LimitReached("points")
         if applied.kind == "referral" and customer is not None and referrer is not None:

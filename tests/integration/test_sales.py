@@ -954,3 +954,31 @@ def test_a_refund_gives_redeemed_points_back_in_proportion(db: Database, demo: A
             select(PointsLot.points).where(PointsLot.source == "refund")
         ).all()
     assert sorted(backs) == [200, 200]
+
+
+def test_a_referee_whose_first_card_purchase_was_reversed_is_not_referred_twice(
+    db: Database, demo: Any
+) -> None:
+    from gateway.services.cards import TerminalOutcome, apply_charge, apply_reversal
+
+    add_promotion(db, demo, "ref", "referral", {"amount_off_minor": 200, "referrer_points": 50})
+    alice = IdentityInput(wallet_id="wallet-alice")
+    bought = pay(db, demo, quote(db, demo, customer=alice).id)
+    assert bought is not None
+    bank_pays(db, bought)
+    with db.unit_of_work(readonly=True) as uow:
+        code = uow.session.scalars(select(Customer.referral_code)).one()
+    bob = IdentityInput(wallet_id="wallet-bob")
+    card = pay(db, demo, quote(db, demo, customer=bob, referral_code=code).id, method="card")
+    assert card is not None and card.amount_minor == 1800
+    approved = TerminalOutcome(approved=True, result_code=0, message="Approved", amount_minor=1800)
+    with db.unit_of_work() as uow:
+        apply_charge(uow, card.id, approved, "device")
+        uow.commit()
+    with db.unit_of_work() as uow:
+        apply_reversal(uow, card.id, approved, "device")  # bob is "new" again: no purchase
+        uow.commit()
+    again = quote(db, demo, customer=bob, referral_code=code)
+    assert again.total_after_minor == 2000
+    assert any(r["reason"] == "this customer was referred before" for r in again.rejected)
+    assert pay(db, demo, again.id) is not None  # and paying does not trip over the old referral

@@ -107,6 +107,11 @@ REFER = Referral(
         (NEWBIE, ReferralClaim("bob"), "a customer cannot refer themselves"),
         (
             NEWBIE,
+            ReferralClaim("carol", referee_referred_before=True),
+            "this customer was referred before",
+        ),
+        (
+            NEWBIE,
             ReferralClaim("carol", referrer_has_purchased=False),
             "the referrer has not made a purchase yet",
         ),

@@ -86,6 +86,7 @@ class ReferralClaim:
     referrer_has_purchased: bool = True
     referrer_referrals: int = 0
     referrer_referrals_today: int = 0
+    referee_referred_before: bool = False  # a customer is referred once, ever
 
 
 @dataclass(frozen=True, slots=True)

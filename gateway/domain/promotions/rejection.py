@@ -49,6 +49,7 @@ class Reason(Enum):
     FEW_POINTS = "at least {0} points are needed, the customer has {1}"
     NO_REFERRAL = "needs a referral code"
     SELF_REFERRAL = "a customer cannot refer themselves"
+    REFERRED_BEFORE = "this customer was referred before"
     REFERRER_NEW = "the referrer has not made a purchase yet"
     REFERRAL_LIMIT = "the referrer has reached the limit of {0} referrals"
     REFERRAL_DAILY = "the referrer has reached today's limit of {0} referrals"

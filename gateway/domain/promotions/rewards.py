@@ -251,6 +251,8 @@ def _referral(promo: Referral, sale: SaleState) -> Outcome:
     assert customer is not None  # _first_use checked it
     if claim.referrer_token == customer.id_token:
         return _reject(promo, sale, Reason.SELF_REFERRAL)
+    if claim.referee_referred_before:
+        return _reject(promo, sale, Reason.REFERRED_BEFORE)
     if not claim.referrer_has_purchased:
         return _reject(promo, sale, Reason.REFERRER_NEW)
     if promo.max_referrals is not None and claim.referrer_referrals >= promo.max_referrals:
