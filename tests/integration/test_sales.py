@@ -118,6 +118,14 @@ def bank_pays(db: Database, payment: Payment) -> None:
         uow.commit()
 
 
+def bought_once(db: Database, demo: dict[str, Any], who: IdentityInput) -> Payment:
+    """``who`` buys a 20.00 basket, paid at the bank: a known, returning customer now."""
+    payment = pay(db, demo, quote(db, demo, customer=who).id)
+    assert payment is not None
+    bank_pays(db, payment)
+    return payment
+
+
 def refund(db: Database, demo: dict[str, Any], payment_id: str, amount: str) -> None:
     with db.unit_of_work() as uow:
         made = refunds.request_refund(
@@ -368,9 +376,7 @@ def test_points_are_earned_when_paid_redeemed_later_and_restored_if_unpaid(
     add_promotion(db, demo, "earn", "points", {"points": 1, "per_minor": 100, "expiry_days": 365})
     add_promotion(db, demo, "redeem", "points_redeem", {"point_value_minor": 10, "min_points": 5})
     member = IdentityInput(member_code="m-0042")
-    paid = pay(db, demo, quote(db, demo, customer=member).id)
-    assert paid is not None
-    bank_pays(db, paid)
+    bought_once(db, demo, member)
     with db.unit_of_work(readonly=True) as uow:
         lot = uow.session.scalars(select(PointsLot)).one()
         assert (lot.points, lot.remaining) == (20, 20)
@@ -400,9 +406,7 @@ def test_referral_rewards_both_once_and_refuses_self_referral(db: Database, demo
         {"amount_off_minor": 200, "referrer_points": 50, "max_referrals": 1},
     )
     alice = IdentityInput(wallet_id="wallet-alice")
-    bought = pay(db, demo, quote(db, demo, customer=alice).id)
-    assert bought is not None
-    bank_pays(db, bought)
+    bought_once(db, demo, alice)
     with db.unit_of_work(readonly=True) as uow:
         code = uow.session.scalars(select(Customer.referral_code)).one()
     self_ref = quote(db, demo, customer=alice, referral_code=code)
@@ -727,9 +731,7 @@ def test_a_paused_or_ended_promotion_stops_applying_at_once(db: Database, demo: 
 def test_expired_points_cannot_be_spent(db: Database, demo: Any) -> None:
     add_promotion(db, demo, "redeem", "points_redeem", {"point_value_minor": 1})
     member = IdentityInput(member_code="M-OLD")
-    paid = pay(db, demo, quote(db, demo, customer=member).id)
-    assert paid is not None
-    bank_pays(db, paid)
+    bought_once(db, demo, member)
     with db.unit_of_work() as uow:
         customer_id = uow.session.scalars(select(Customer.id)).one()
         now = utcnow()
@@ -888,9 +890,7 @@ def test_a_personal_coupon_issued_from_the_cli_works_only_for_its_customer(
 
     add_promotion(db, demo, "vip", "coupon", {"batch": True, "amount_off_minor": 400})
     alice = IdentityInput(wallet_id="wallet-alice")
-    paid = pay(db, demo, quote(db, demo, customer=alice).id)
-    assert paid is not None
-    bank_pays(db, paid)
+    bought_once(db, demo, alice)
     with db.unit_of_work(readonly=True) as uow:
         token = uow.session.scalars(select(Customer.token)).one()
 
@@ -922,9 +922,7 @@ def test_a_personal_coupon_issued_from_the_cli_works_only_for_its_customer(
 def test_a_refund_gives_redeemed_points_back_in_proportion(db: Database, demo: Any) -> None:
     add_promotion(db, demo, "redeem", "points_redeem", {"point_value_minor": 1})
     member = IdentityInput(member_code="M-PTS")
-    first = pay(db, demo, quote(db, demo, customer=member).id)
-    assert first is not None
-    bank_pays(db, first)
+    bought_once(db, demo, member)
     with db.unit_of_work() as uow:
         customer_id = uow.session.scalars(select(Customer.id)).one()
         expires = utcnow() + timedelta(days=100)
@@ -963,9 +961,7 @@ def test_a_referee_whose_first_card_purchase_was_reversed_is_not_referred_twice(
 
     add_promotion(db, demo, "ref", "referral", {"amount_off_minor": 200, "referrer_points": 50})
     alice = IdentityInput(wallet_id="wallet-alice")
-    bought = pay(db, demo, quote(db, demo, customer=alice).id)
-    assert bought is not None
-    bank_pays(db, bought)
+    bought_once(db, demo, alice)
     with db.unit_of_work(readonly=True) as uow:
         code = uow.session.scalars(select(Customer.referral_code)).one()
     bob = IdentityInput(wallet_id="wallet-bob")
