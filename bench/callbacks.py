@@ -45,8 +45,8 @@ from bench.http_api import _database, _server
 from gateway.adapters.db import Database
 from gateway.adapters.models import InboundEvent, Payment, PaymentEvent, Till
 from gateway.domain.money import Money
-from gateway.services import payments
-from gateway.services.auth import TillContext
+from gateway.services.payments import qr_payments
+from gateway.services.staff.auth import TillContext
 
 TARGET_PER_SECOND = 500  # the target on PostgreSQL, 2 cores
 SECRET = "whsec_" + base64.b64encode(b"kassa-bench-webhook-secret-32byt").decode()
@@ -90,10 +90,10 @@ def create_payments(url: str, count: int) -> list[Payment]:
             till = uow.session.scalars(select(Till).order_by(Till.id)).first()
             assert till is not None
             context = TillContext(till.id, till.store_id, till.store.merchant_id, till.label)
-            settings = payments.PaymentSettings()
+            settings = qr_payments.PaymentSettings()
             created = [
-                payments.create_qr_payment(
-                    uow, context, amount="12.34", currency="EUR", settings=settings
+                qr_payments.create_qr_payment(
+                    uow, context, money=Money.parse("12.34", "EUR"), settings=settings
                 )
                 for _ in range(count)
             ]

@@ -29,10 +29,11 @@ from gateway.adapters.db import Database
 from gateway.adapters.promotion_models import PromotionRow
 from gateway.domain.promotions import Catalog, price
 from gateway.domain.promotions.spec import spec_of
-from gateway.services import payments, sales
-from gateway.services.auth import TillContext, authenticate_till
-from gateway.services.customers import IdentityInput
 from gateway.services.demo import seed_demo
+from gateway.services.payments import cancellation, qr_payments
+from gateway.services.promotions import sales
+from gateway.services.promotions.customers import IdentityInput
+from gateway.services.staff.auth import TillContext, authenticate_till
 
 SETTINGS = sales.PromotionSettings(identity_key=b"bench-identity-key")
 
@@ -114,12 +115,12 @@ def _backend(url: str, workdir: Path, runs: int, base: float, label: str) -> Non
         with db.unit_of_work() as uow:
             _, payment = sales.pay_sale(
                 uow, till, sale_id, method="qr", settings=SETTINGS,
-                payment_settings=payments.PaymentSettings(),
+                payment_settings=qr_payments.PaymentSettings(),
             )  # fmt: skip
             uow.commit()
         assert payment is not None
         with db.unit_of_work() as uow:
-            payments.cancel_payment(uow, payment.id, till.merchant_id, "bench")
+            cancellation.cancel_payment(uow, payment.id, till.merchant_id, "bench")
             uow.commit()
 
     _line(f"{label}: quote", _times(quote, runs), base)

@@ -22,9 +22,9 @@ from gateway.adapters.models import Store, utcnow
 from gateway.domain.promotions.model import PAYMENT_METHODS, SEGMENTS
 from gateway.domain.promotions.spec import KINDS
 from gateway.errors import Conflict, InvalidInput
-from gateway.services import promotion_admin as admin
-from gateway.services import promotion_reads as reads
-from gateway.services.experiment_results import results
+from gateway.services.promotions import promotion_admin as admin
+from gateway.services.promotions import promotion_reads as reads
+from gateway.services.promotions.experiment_results import results
 from merchant_portal.promotion_forms import KIND_WORDS, PRIZE_ROWS, WEEKDAYS, FormReader, describe
 from merchant_portal.views import _staff, bp, database, staff_session
 

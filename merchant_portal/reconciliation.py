@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response as Redirect
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import ReconResult, utcnow
 from gateway.errors import InvalidInput, NotFound
-from gateway.services.reconciliation import ReconSettings, decide, reconcile_day, reopen
+from gateway.services.settlement.reconciliation import ReconSettings, decide, reconcile_day, reopen
 from merchant_portal import settlement_reads as reads
 from merchant_portal.filters import PagedDateRange
 from merchant_portal.views import PAGE_SIZE, _staff, bp, database, staff_session

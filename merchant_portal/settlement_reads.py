@@ -29,7 +29,7 @@ from gateway.adapters.models import (
 from gateway.domain.money import Money
 from gateway.domain.reconciliation import DaySummary, Outcome
 from gateway.errors import InvalidMoney, NotFound
-from gateway.services.reconciliation import GOOD, PENDING, is_exception
+from gateway.services.settlement.reconciliation import GOOD, PENDING, is_exception
 
 SUBJECTS = ("payment", "refund", "line")
 EXCEPTION_OUTCOMES = [o.value for o in Outcome if is_exception(o.value)]

@@ -19,8 +19,8 @@ from gateway.domain.payment import PaymentStatus
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.staff_session import current_staff, database
 from gateway.errors import Unauthorised
-from gateway.services import payments, refunds
-from gateway.services.auth import StaffContext
+from gateway.services.payments import payment_reads, refunds
+from gateway.services.staff.auth import StaffContext
 from merchant_portal.filters import PagedDateRange
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
@@ -80,8 +80,8 @@ class ListQuery(PagedDateRange):
         query.read_range_and_page(args)
         return query
 
-    def to_filter(self) -> payments.PaymentFilter:
-        return payments.PaymentFilter(
+    def to_filter(self) -> payment_reads.PaymentFilter:
+        return payment_reads.PaymentFilter(
             status=self.status or None,
             date_from=self.date_from,
             date_to=self.date_to,
@@ -108,7 +108,7 @@ def index() -> Any:
         rows, total = (
             ([], 0)
             if query.errors
-            else payments.list_payments(uow, staff.merchant_id, query.to_filter())
+            else payment_reads.list_payments(uow, staff.merchant_id, query.to_filter())
         )
         return render_template(
             "portal/payments.html",
@@ -127,10 +127,10 @@ def payment_detail(payment_id: str) -> Any:
     staff = _staff()
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
-        payment = payments.get_payment(uow, payment_id, staff.merchant_id)
+        payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
         sale = None
         if payment.sale_id:
-            from gateway.services.sales import get_sale
+            from gateway.services.promotions.sales import get_sale
 
             sale = get_sale(uow, payment.sale_id, staff.merchant_id)
         return render_template(

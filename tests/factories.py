@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.adapters.db import Database
-from gateway.adapters.models import Merchant, StaffUser, Store, Till
+from sqlalchemy import select
+
+from gateway.adapters.db import Database, UnitOfWork
+from gateway.adapters.models import Merchant, Payment, StaffUser, Store, Till, utcnow
 from gateway.adapters.passwords import hash_password
-from gateway.services.auth import issue_till_key
+from gateway.domain.money import Money
+from gateway.services.payments import qr_payments
+from gateway.services.staff.auth import issue_till_key
 
 
 def second_merchant(db: Database, password: str = "other-secret-pw") -> dict[str, Any]:
@@ -54,3 +58,27 @@ def second_merchant(db: Database, password: str = "other-secret-pw") -> dict[str
             "manager": "other-manager",
             "password": password,
         }
+
+
+def paid_by_bank(
+    uow: UnitOfWork,
+    payment_id: str,
+    *,
+    money: Money | None = None,
+    bank_payment_id: str | None = None,
+) -> Payment:
+    """Apply the bank's word that the customer paid, as a ``payment.succeeded`` callback does
+    (the same public function, under the payment's row lock); not committed."""
+    payment = uow.session.scalars(
+        select(Payment).where(Payment.id == payment_id).with_for_update()
+    ).one()
+    qr_payments.record_bank_payment(
+        uow,
+        payment,
+        money=money or Money(payment.amount_minor, payment.currency),
+        bank_payment_id=bank_payment_id or f"bank-{payment.reference}",
+        paid_at=utcnow(),
+        actor="test:bank",
+        detail={},
+    )
+    return payment

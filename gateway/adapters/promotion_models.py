@@ -4,7 +4,8 @@ and lucky-draw entries.
 
 Money a promotion may still give is kept exact under concurrency by conditional UPDATEs on
 ``promotions.used_count`` / ``used_money_minor`` (reserved and committed uses together) and by
-locking the customer's row while a sale is reserved; see ``gateway.services.redemptions``.
+locking the customer's row while a sale is reserved; see
+``gateway.services.promotions.redemptions``.
 """
 
 from __future__ import annotations

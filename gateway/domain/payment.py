@@ -1,4 +1,4 @@
-"""The payment state machine.
+"""The payment and refund state machines.
 
 ::
 
@@ -64,6 +64,47 @@ def check_transition(current: str, target: PaymentStatus) -> PaymentStatus:
     if target not in TRANSITIONS[state]:
         raise IllegalTransition(
             f"payment is {state.value} and cannot become {target.value}",
+            current_status=state.value,
+        )
+    return target
+
+
+class RefundStatus(StrEnum):
+    """A refund: requested here, submitted to the bank (or the terminal), then its result.
+
+    ::
+
+        requested ─► submitted ─► succeeded
+            │            │
+            ▼            ▼
+          failed       failed
+
+    A card refund goes from ``requested`` straight to its result at the terminal.
+    """
+
+    REQUESTED = "requested"
+    SUBMITTED = "submitted"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+R = RefundStatus
+REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
+    R.REQUESTED: frozenset({R.SUBMITTED, R.SUCCEEDED, R.FAILED}),
+    R.SUBMITTED: frozenset({R.SUCCEEDED, R.FAILED}),
+    R.SUCCEEDED: frozenset(),
+    R.FAILED: frozenset(),
+}
+# Refunds that take money out of what may still be refunded.
+COUNTED_REFUND_STATES = frozenset({R.REQUESTED, R.SUBMITTED, R.SUCCEEDED})
+
+
+def check_refund_transition(current: str, target: RefundStatus) -> RefundStatus:
+    """Return ``target`` if a refund in ``current`` may move there, else raise."""
+    state = RefundStatus(current)
+    if target not in REFUND_TRANSITIONS[state]:
+        raise IllegalTransition(
+            f"refund is {state.value} and cannot become {target.value}",
             current_status=state.value,
         )
     return target

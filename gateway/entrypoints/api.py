@@ -19,8 +19,11 @@ from gateway.entrypoints.schemas import (
     RefundOut,
 )
 from gateway.errors import InvalidInput
-from gateway.services import cards, idempotency, payments, refunds
-from gateway.services.auth import TillContext, authenticate_till
+from gateway.services import idempotency
+from gateway.services.devices import cards
+from gateway.services.payments import cancellation, payment_reads, qr_payments, refunds
+from gateway.services.payments.lifecycle import positive_amount
+from gateway.services.staff.auth import TillContext, authenticate_till
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -95,26 +98,23 @@ def create_payment() -> Response:
     till = _till()
     body = _json_body()
     command = CreatePayment.model_validate(body)
-    settings: payments.PaymentSettings = current_app.extensions["kassa.payment_settings"]
+    settings: qr_payments.PaymentSettings = current_app.extensions["kassa.payment_settings"]
+
+    money = positive_amount(Money.parse(command.amount, command.currency))
 
     def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
         if command.method == "card":
             if command.expires_in is not None:
                 raise InvalidInput("expires_in is for QR payments; a card payment has none")
             payment = cards.create_card_payment(
-                uow,
-                till,
-                amount=command.amount,
-                currency=command.currency,
-                bill_number=command.reference,
+                uow, till, money=money, bill_number=command.reference
             )
             uow.session.flush()
             return 201, payment_out(payment, till_label=till.label)
-        payment = payments.create_qr_payment(
+        payment = qr_payments.create_qr_payment(
             uow,
             till,
-            amount=command.amount,
-            currency=command.currency,
+            money=money,
             settings=settings,
             bill_number=command.reference,
             expires_in=command.expires_in,
@@ -146,7 +146,7 @@ def create_payment() -> Response:
 def get_payment(payment_id: str) -> Response:
     with _db().unit_of_work(readonly=True) as uow:
         till = _till(uow)
-        payment = payments.get_payment(uow, payment_id, till.merchant_id)
+        payment = payment_reads.get_payment(uow, payment_id, till.merchant_id)
         return jsonify(payment_out(payment, with_events=True))
 
 
@@ -154,7 +154,7 @@ def get_payment(payment_id: str) -> Response:
 def cancel_payment(payment_id: str) -> Response:
     with _db().unit_of_work() as uow:
         till = _till(uow)
-        payment = payments.cancel_payment(uow, payment_id, till.merchant_id, till.actor)
+        payment = cancellation.cancel_payment(uow, payment_id, till.merchant_id, till.actor)
         uow.commit()
         return jsonify(payment_out(payment))
 
@@ -192,11 +192,15 @@ def create_refund(payment_id: str) -> Response:
         raise InvalidInput("refunds need an Idempotency-Key header, so a retry never refunds twice")
 
     def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        amount = None
+        if command.amount is not None:
+            currency = payment_reads.payment_currency(uow, payment_id, till.merchant_id)
+            amount = Money.parse(command.amount, currency)
         refund = refunds.request_refund(
             uow,
             payment_id,
             till.merchant_id,
-            amount=command.amount,
+            amount=amount,
             reason=command.reason,
             actor=till.actor,
         )
@@ -220,7 +224,7 @@ def create_refund(payment_id: str) -> Response:
 def list_payment_refunds(payment_id: str) -> Response:
     with _db().unit_of_work(readonly=True) as uow:
         till = _till(uow)
-        payments.get_payment(uow, payment_id, till.merchant_id)
+        payment_reads.get_payment(uow, payment_id, till.merchant_id)
         return jsonify([refund_out(r) for r in refunds.list_refunds(uow, payment_id)])
 
 
@@ -230,7 +234,7 @@ def payment_qr(payment_id: str, fmt: str) -> Response:
         raise InvalidInput(f"QR format must be png or svg, not {fmt!r}")
     with _db().unit_of_work(readonly=True) as uow:
         till = _till(uow)
-        payload = payments.qr_payload(uow, payment_id, till.merchant_id)
+        payload = payment_reads.qr_payload(uow, payment_id, till.merchant_id)
     if payload is None:
         raise InvalidInput("this payment has no QR code")
     return qr_response(payload, fmt)

@@ -24,8 +24,9 @@ from gateway.entrypoints.sale_schemas import (
     SaleLineOut,
     SaleOut,
 )
-from gateway.services import customers, idempotency, sales
-from gateway.services.payments import PaymentSettings
+from gateway.services import idempotency
+from gateway.services.payments.qr_payments import PaymentSettings
+from gateway.services.promotions import customers, sales
 
 
 def _settings() -> sales.PromotionSettings:
@@ -157,9 +158,9 @@ def get_sale(sale_id: str) -> Response:
         sale = sales.get_sale(uow, sale_id, till.merchant_id)
         payment = None
         if sale.payment_id:
-            from gateway.services import payments
+            from gateway.services.payments import payment_reads
 
-            payment = payment_out(payments.get_payment(uow, sale.payment_id, till.merchant_id))
+            payment = payment_out(payment_reads.get_payment(uow, sale.payment_id, till.merchant_id))
         return jsonify(sale_out(uow, sale, payment=payment))
 
 

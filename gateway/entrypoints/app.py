@@ -15,8 +15,8 @@ from gateway.adapters import passwords
 from gateway.adapters.db import Database
 from gateway.config import Config, identity_key, load_config, secret_key
 from gateway.entrypoints import problems
-from gateway.services.payments import PaymentSettings
-from gateway.services.sales import PromotionSettings
+from gateway.services.payments.qr_payments import PaymentSettings
+from gateway.services.promotions.sales import PromotionSettings
 
 
 def create_app(config: Config | None = None, *, db: Database | None = None) -> Flask:

@@ -17,7 +17,7 @@ from gateway.adapters.db import Database
 from gateway.config import bank_credentials
 from gateway.entrypoints.problems import problem
 from gateway.errors import ConfigurationError
-from gateway.services import callbacks
+from gateway.services.bank import callbacks
 
 bp = Blueprint("bank", __name__, url_prefix="/bank")
 

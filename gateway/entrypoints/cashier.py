@@ -42,8 +42,11 @@ from gateway.errors import (
     NotFound,
     Unauthorised,
 )
-from gateway.services import cards, idempotency, payments, sales
-from gateway.services.auth import StaffContext, TillContext, till_for_staff, tills_for_staff
+from gateway.services import idempotency
+from gateway.services.devices import cards
+from gateway.services.payments import cancellation, payment_reads, qr_payments
+from gateway.services.promotions import sales
+from gateway.services.staff.auth import StaffContext, TillContext, till_for_staff, tills_for_staff
 
 bp = Blueprint("cashier", __name__, url_prefix="/cashier", template_folder="templates")
 staff_session.install(bp, "cashier/error.html")
@@ -207,25 +210,23 @@ def create_payment() -> Any:
 def _create_once(
     staff: StaffContext, till: TillContext, total: Money, reference: str, method: str = "qr"
 ) -> str:
-    settings: payments.PaymentSettings = current_app.extensions["kassa.payment_settings"]
+    settings: qr_payments.PaymentSettings = current_app.extensions["kassa.payment_settings"]
 
     def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
         if method == "card":
             card = cards.create_card_payment(
                 uow,
                 till,
-                amount=total.to_decimal_string(),
-                currency=total.currency,
+                money=total,
                 bill_number=reference or None,
                 actor=staff.actor,
             )
             uow.session.flush()
             return 201, {"id": card.id}
-        payment = payments.create_qr_payment(
+        payment = qr_payments.create_qr_payment(
             uow,
             till,
-            amount=total.to_decimal_string(),
-            currency=total.currency,
+            money=total,
             settings=settings,
             bill_number=reference or None,
             actor=staff.actor,
@@ -302,7 +303,7 @@ def payment_screen(payment_id: str) -> Any:
     staff = _staff()
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
-        payment = payments.get_payment(uow, payment_id, staff.merchant_id)
+        payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
         sale = sales.get_sale(uow, payment.sale_id, staff.merchant_id) if payment.sale_id else None
         return render_template(
             "cashier/payment.html",
@@ -320,7 +321,7 @@ def payment_screen(payment_id: str) -> Any:
 def payment_status(payment_id: str) -> Response:
     staff = _staff()
     with database().unit_of_work(readonly=True) as uow:
-        payment = payments.get_payment(uow, payment_id, staff.merchant_id)
+        payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
         out = payment_out(payment)
         screen = screen_of(payment)
         out.update(
@@ -339,7 +340,7 @@ def payment_qr(payment_id: str, fmt: str) -> Response:
     if fmt not in ("png", "svg"):
         raise NotFound(f"no QR image format {fmt!r}: use png or svg")
     with database().unit_of_work(readonly=True) as uow:
-        payload = payments.qr_payload(uow, payment_id, staff.merchant_id)
+        payload = payment_reads.qr_payload(uow, payment_id, staff.merchant_id)
     if payload is None:
         raise NotFound("this payment has no QR code")
     return qr_response(payload, fmt)
@@ -350,7 +351,7 @@ def cancel_payment(payment_id: str) -> Redirect:
     staff = _staff()
     with database().unit_of_work() as uow:
         try:
-            payment = payments.cancel_payment(uow, payment_id, staff.merchant_id, staff.actor)
+            payment = cancellation.cancel_payment(uow, payment_id, staff.merchant_id, staff.actor)
             uow.commit()
             if payment.method == "card" and payment.status != "cancelled":
                 flash("Reversal sent to the terminal; the payment shows CANCELLED once it is done.")

@@ -20,8 +20,9 @@ from gateway.entrypoints import staff_session
 from gateway.entrypoints.cashier import _staff, _till, bp, parse_amount
 from gateway.entrypoints.staff_session import database
 from gateway.errors import Conflict, IdempotencyKeyReused, InvalidInput
-from gateway.services import idempotency, payments, refunds
-from gateway.services.auth import StaffContext
+from gateway.services import idempotency
+from gateway.services.payments import payment_reads, refunds
+from gateway.services.staff.auth import StaffContext
 
 
 @bp.get("/recent")
@@ -66,7 +67,7 @@ def refund_payment(payment_id: str) -> Any:
 def _refund_once(staff: StaffContext, payment_id: str) -> None:
     text = request.form.get("amount", "").strip()
     with database().unit_of_work(readonly=True) as uow:
-        currency = payments.get_payment(uow, payment_id, staff.merchant_id).currency
+        currency = payment_reads.payment_currency(uow, payment_id, staff.merchant_id)
     amount = parse_amount(text, currency, "The refund amount") if text else None
     reason = request.form.get("reason", "").strip()[:255] or None
 
@@ -75,7 +76,7 @@ def _refund_once(staff: StaffContext, payment_id: str) -> None:
             uow,
             payment_id,
             staff.merchant_id,
-            amount=amount.to_decimal_string() if amount else None,
+            amount=amount,
             reason=reason,
             actor=staff.actor,
         )
@@ -96,7 +97,7 @@ def _refund_form(
 ) -> Any:
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
-        payment = payments.get_payment(uow, payment_id, staff.merchant_id)
+        payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
         left = refunds.refundable_minor(uow, payment)
         history = refunds.list_refunds(uow, payment_id)
 

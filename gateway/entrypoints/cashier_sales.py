@@ -30,8 +30,9 @@ from gateway.errors import (
     InvalidInput,
     InvalidMoney,
 )
-from gateway.services import customers, idempotency, sales
-from gateway.services.auth import StaffContext, TillContext
+from gateway.services import idempotency
+from gateway.services.promotions import customers, sales
+from gateway.services.staff.auth import StaffContext, TillContext
 
 BASKET_ROWS = 5  # rows shown without JavaScript; "+ Add line" adds more
 MAX_QUANTITY = 100_000

@@ -95,8 +95,8 @@ def worker() -> None:
     database = _database(config)
     database.require_current_schema()
     from gateway.adapters.models import utcnow
-    from gateway.services.reconciliation import schedule_all
-    from gateway.services.sales import schedule_purge
+    from gateway.services.promotions.sales import schedule_purge
+    from gateway.services.settlement.reconciliation import schedule_all
 
     with database.unit_of_work() as uow:  # the daily jobs keep themselves going from here
         schedule_all(uow, utcnow().date())
@@ -300,7 +300,7 @@ def recon_run(day: str, merchant_id: int | None, as_json: bool) -> None:
 
     from gateway.adapters.models import Merchant
     from gateway.errors import InvalidInput
-    from gateway.services.reconciliation import ReconSettings, reconcile_day
+    from gateway.services.settlement.reconciliation import ReconSettings, reconcile_day
 
     try:
         wanted = date_type.fromisoformat(day)

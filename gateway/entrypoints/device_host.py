@@ -35,8 +35,10 @@ from gateway.adapters.models import (
 from gateway.config import Config
 from gateway.domain.payment import PaymentMethod, PaymentStatus
 from gateway.errors import ConfigurationError
-from gateway.services import cards, jobs, refunds
-from gateway.services.payments import _move
+from gateway.services import jobs
+from gateway.services.devices import cards
+from gateway.services.payments import refunds
+from gateway.services.payments.lifecycle import move_payment
 
 log = logging.getLogger(__name__)
 TAP_DEBOUNCE = timedelta(seconds=3)
@@ -328,7 +330,7 @@ class DeviceHost:
                 .with_for_update()
             )
             for payment in batch:
-                _move(
+                move_payment(
                     uow,
                     payment,
                     PaymentStatus.PAID,

@@ -70,7 +70,7 @@ def _money(minor: int | None, currency: str) -> str:
 def list_command(merchant_id: int | None, as_json: bool) -> None:
     """The promotions, newest first: status, budget used and uses."""
     from gateway.adapters.models import utcnow
-    from gateway.services.promotion_reads import list_promotions
+    from gateway.services.promotions.promotion_reads import list_promotions
 
     with _unit_of_work(readonly=True) as uow:
         rows = list_promotions(uow, _merchant(uow, merchant_id), now=utcnow())
@@ -97,8 +97,8 @@ def list_command(merchant_id: int | None, as_json: bool) -> None:
 def show_command(key: str, merchant_id: int | None) -> None:
     """One promotion: its facts, spec and change history, as JSON."""
     from gateway.adapters.models import utcnow
-    from gateway.services import promotion_admin as admin
-    from gateway.services import promotion_reads as reads
+    from gateway.services.promotions import promotion_admin as admin
+    from gateway.services.promotions import promotion_reads as reads
 
     with _unit_of_work(readonly=True) as uow:
         row = admin.get_promotion(uow, _merchant(uow, merchant_id), key)
@@ -141,7 +141,7 @@ def issue_coupons_command(
     from sqlalchemy import select
 
     from gateway.adapters.promotion_models import Customer
-    from gateway.services import promotion_admin as admin
+    from gateway.services.promotions import promotion_admin as admin
 
     expires_at = None
     if expires:
@@ -189,7 +189,7 @@ def issue_coupons_command(
 def results_command(experiment_key: str, merchant_id: int | None, as_json: bool) -> None:
     """An experiment's figures per variant and each variant tested against the control."""
     from gateway.adapters.models import utcnow
-    from gateway.services.experiment_results import results
+    from gateway.services.promotions.experiment_results import results
 
     with _unit_of_work(readonly=True) as uow:
         out = results(uow, _merchant(uow, merchant_id), experiment_key, now=utcnow())
@@ -223,7 +223,7 @@ def audit_draws_command(
 
     Exits 1 if any replay disagrees with the record."""
     from gateway.adapters.models import utcnow
-    from gateway.services.draw_audit import audit_draws, published_seed
+    from gateway.services.promotions.draw_audit import audit_draws, published_seed
 
     with _unit_of_work(readonly=True) as uow:
         merchant = _merchant(uow, merchant_id)

@@ -34,7 +34,7 @@ def import_command(
     """Import FILE: store it raw, then its entries, once (a re-import changes nothing)."""
     from gateway.adapters.db import Database
     from gateway.config import load_config
-    from gateway.services.settlement_import import import_settlement_file
+    from gateway.services.settlement.file_import import import_settlement_file
 
     config = load_config()
     database = Database(config["database"]["url"])

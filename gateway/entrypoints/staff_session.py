@@ -21,7 +21,7 @@ from gateway.adapters.db import Database
 from gateway.adapters.models import Merchant
 from gateway.domain.money import Money
 from gateway.errors import KassaError, Unauthorised
-from gateway.services.auth import StaffContext, authenticate_staff, load_staff
+from gateway.services.staff.auth import StaffContext, authenticate_staff, load_staff
 
 STAFF_KEY = "staff_id"
 CONTENT_SECURITY_POLICY = (

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Merchant, StaffUser, Store, Till
 from gateway.adapters.passwords import hash_password
-from gateway.services.auth import issue_till_key
+from gateway.services.staff.auth import issue_till_key
 
 DEMO_MERCHANT = "Kassa Demo Markt"
 
@@ -99,7 +99,7 @@ DEMO_PROMOTIONS: list[dict[str, Any]] = [
 
 def _seed_promotions(uow: UnitOfWork, merchant_id: int) -> None:
     """The demo's promotions, live at once, and an A/B test of a 10 % wallet offer."""
-    from gateway.services import promotion_admin as admin
+    from gateway.services.promotions import promotion_admin as admin
 
     actor = "demo"
     for item in DEMO_PROMOTIONS:

@@ -10,9 +10,12 @@ from gateway.adapters.bank_client import BankClient
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import utcnow
 from gateway.config import PROJECT_DIR, Config, bank_credentials, load_config
-from gateway.services import callbacks, payments, reconciliation, refunds, sales
+from gateway.services.bank import callbacks
 from gateway.services.jobs import Handler
-from gateway.services.settlement_import import import_settlement_file
+from gateway.services.payments import qr_payments, refunds
+from gateway.services.promotions import sales
+from gateway.services.settlement import reconciliation
+from gateway.services.settlement.file_import import import_settlement_file
 
 
 def job_handlers(config: Config | None = None) -> dict[str, Handler]:
@@ -69,7 +72,7 @@ def job_handlers(config: Config | None = None) -> dict[str, Handler]:
         sales.PURGE_JOB: purge_and_schedule,
         reconciliation.FETCH_FILE_JOB: fetch_import_reconcile,
         reconciliation.RECON_JOB: reconcile_and_schedule,
-        payments.EXPIRE_JOB: payments.expire_payment,
+        qr_payments.EXPIRE_JOB: qr_payments.expire_payment,
         refunds.SUBMIT_JOB: refunds.submit_to_bank(bank),
         callbacks.PROCESS_JOB: callbacks.process_bank_event,
     }

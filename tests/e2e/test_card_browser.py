@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from drivers.simulators.zvt import ZvtSimulator
 from gateway.adapters.db import Database
 from gateway.entrypoints.device_host import DeviceHost, TillDevices
-from gateway.services.auth import authenticate_till
+from gateway.services.staff.auth import authenticate_till
 from tests.e2e.test_cashier_browser import PAYMENT_URL, credentials, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db", ["sqlite"], indirect=True)]

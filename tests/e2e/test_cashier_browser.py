@@ -15,7 +15,7 @@ from PIL import Image
 
 from gateway.adapters.db import Database
 from gateway.adapters.models import Payment
-from gateway.services import payments
+from tests.factories import paid_by_bank
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db", ["sqlite"], indirect=True)]
 
@@ -66,7 +66,7 @@ def test_qr_payment_is_shown_and_flips_to_paid(
     qr.screenshot(path=str(tmp_path / "qr.png"))
     with db.unit_of_work() as uow:
         payment = uow.session.get_one(Payment, payment_id)
-        payload, amount_minor = payment.qr_payload, payment.amount_minor
+        payload = payment.qr_payload
         assert (payment.amount_minor, payment.bill_number) == (1234, "BON-4711")
     decoded = zxingcpp.read_barcodes(Image.open(tmp_path / "qr.png"))
     assert [d.text for d in decoded] == [payload]
@@ -78,9 +78,7 @@ def test_qr_payment_is_shown_and_flips_to_paid(
     screenshot("2-qr")
 
     with db.unit_of_work() as uow:
-        payments.mark_paid(
-            uow, payment_id, amount_minor=amount_minor, currency="EUR", actor="test:bank"
-        )
+        paid_by_bank(uow, payment_id)
         uow.commit()
     paid = page.locator(".state-paid")
     paid.wait_for(state="visible", timeout=5_000)

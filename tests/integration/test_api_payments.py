@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from gateway.adapters.db import Database
 from gateway.adapters.models import Payment, PaymentEvent
 from gateway.domain import emv_qr
-from gateway.services import payments
+from gateway.domain.money import Money
+from tests.factories import paid_by_bank
 
 
 def _headers(demo: dict[str, Any], till: int = 0, **extra: str) -> dict[str, str]:
@@ -216,7 +217,7 @@ def test_illegal_transition_is_409_with_current_state(
 ) -> None:
     created = _create(live_server, demo).json()
     with db.unit_of_work() as uow:
-        payments.mark_paid(uow, created["id"], amount_minor=1234, currency="EUR", actor="test:bank")
+        paid_by_bank(uow, created["id"])
         uow.commit()
     response = requests.post(
         f"{live_server.url}/api/v1/payments/{created['id']}/cancel",
@@ -230,21 +231,28 @@ def test_illegal_transition_is_409_with_current_state(
     assert problem["detail"] == "payment is paid and cannot become cancelled"
 
 
-def test_mark_paid_refuses_wrong_amount_and_is_idempotent(
+def test_the_banks_word_pays_only_the_exact_amount_and_only_once(
     live_server: Any, demo: Any, db: Database
 ) -> None:
     created = _create(live_server, demo).json()
     with db.unit_of_work() as uow:
-        with pytest.raises(Exception, match=r"paid 12\.00 EUR but the payment is for 12\.34 EUR"):
-            payments.mark_paid(uow, created["id"], amount_minor=1200, currency="EUR", actor="t")
+        paid_by_bank(uow, created["id"], money=Money(1200, "EUR"), bank_payment_id="B-1")
+        uow.commit()
+    with db.unit_of_work(readonly=True) as uow:
+        payment = uow.session.get_one(Payment, created["id"])
+        assert payment.status == "pending"
+        assert "the bank reported 12.00 EUR paid, but the payment is for 12.34 EUR" in (
+            payment.attention or ""
+        )
     for _ in range(2):
         with db.unit_of_work() as uow:
-            payments.mark_paid(uow, created["id"], amount_minor=1234, currency="EUR", actor="t")
+            paid_by_bank(uow, created["id"], bank_payment_id="B-2")
             uow.commit()
     with db.unit_of_work() as uow:
         paid_events = uow.session.scalar(
             select(func.count()).select_from(PaymentEvent).where(PaymentEvent.to_status == "paid")
         )
+        assert uow.session.get_one(Payment, created["id"]).status == "paid"
     assert paid_events == 1
 
 

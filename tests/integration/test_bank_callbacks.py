@@ -33,8 +33,10 @@ from gateway.adapters.models import (
     utcnow,
 )
 from gateway.domain.money import Money
-from gateway.services import callbacks, jobs, payments, refunds
-from gateway.services.auth import TillContext
+from gateway.services import jobs
+from gateway.services.bank import callbacks
+from gateway.services.payments import qr_payments, refunds
+from gateway.services.staff.auth import TillContext
 from tests.conftest import LiveServer, app_config
 
 SECRET = "whsec_" + base64.b64encode(b"kassa-test-webhook-secret-32byte").decode()
@@ -115,8 +117,8 @@ def new_payment(db: Database, amount: str = "12.34") -> Payment:
         till = uow.session.scalars(select(Till).order_by(Till.id)).first()
         assert till is not None
         context = TillContext(till.id, till.store_id, till.store.merchant_id, till.label)
-        payment = payments.create_qr_payment(
-            uow, context, amount=amount, currency="EUR", settings=payments.PaymentSettings()
+        payment = qr_payments.create_qr_payment(
+            uow, context, money=Money.parse(amount, "EUR"), settings=qr_payments.PaymentSettings()
         )
         uow.commit()
         uow.session.expunge(payment)  # still readable after the unit of work ends
@@ -238,7 +240,7 @@ def test_paid_at_the_bank_after_expiry_here_asks_for_a_person(
         uow.session.execute(
             update(Payment).where(Payment.id == payment.id).values(expires_at=utcnow())
         )
-        payments.expire_payment(uow, {"payment_id": payment.id})
+        qr_payments.expire_payment(uow, {"payment_id": payment.id})
         uow.commit()
     for event_id in ("evt_late", "evt_late_again"):
         assert deliver(server, event_id, paid_event(payment)).status_code == 200
@@ -351,7 +353,12 @@ def refund_event(
 def request_refund(db: Database, payment: Payment, amount: str) -> Refund:
     with db.unit_of_work() as uow:
         refund = refunds.request_refund(
-            uow, payment.id, payment.merchant_id, amount=amount, reason="test", actor="test"
+            uow,
+            payment.id,
+            payment.merchant_id,
+            amount=Money.parse(amount, "EUR"),
+            reason="test",
+            actor="test",
         )
         uow.commit()
         uow.session.expunge(refund)

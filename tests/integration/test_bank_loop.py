@@ -13,7 +13,8 @@ from sqlalchemy import func, select, update
 
 from gateway.adapters.db import Database
 from gateway.adapters.models import Job, Payment, Refund, utcnow
-from gateway.services import jobs, refunds
+from gateway.services import jobs
+from gateway.services.payments import refunds
 from gateway.services.registry import job_handlers
 from sandbox_bank import state
 from sandbox_bank.models import Refund as BankRefund

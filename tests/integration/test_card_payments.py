@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from gateway.adapters.db import Database
 from gateway.adapters.models import Job
-from gateway.services import cards, jobs
+from gateway.services import jobs
+from gateway.services.devices import cards
 from gateway.services.registry import job_handlers
 
 

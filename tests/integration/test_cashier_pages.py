@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 from gateway.adapters.db import Database
 from gateway.adapters.models import Payment, StaffUser, Till
 from gateway.adapters.passwords import hash_password
-from gateway.services import payments
-from tests.factories import second_merchant
+from tests.factories import paid_by_bank, second_merchant
 
 
 def csrf(client: FlaskClient, path: str) -> str:
@@ -223,7 +222,7 @@ def test_paid_payment_shows_paid(client: FlaskClient, demo: Any, db: Database) -
         client.post("/cashier/payments", data={**sale_form(client), "amount": "3"})
     )
     with db.unit_of_work() as uow:
-        payments.mark_paid(uow, payment_id, amount_minor=300, currency="EUR", actor="test:bank")
+        paid_by_bank(uow, payment_id)
         uow.commit()
     status = client.get(f"/cashier/payments/{payment_id}/status").json
     assert (status["status"], status["screen"], status["open"]) == ("paid", "paid", False)
@@ -253,7 +252,7 @@ def test_cancelling_a_paid_payment_is_refused_in_words(
         client.post("/cashier/payments", data={**sale_form(client), "amount": "3"})
     )
     with db.unit_of_work() as uow:
-        payments.mark_paid(uow, payment_id, amount_minor=300, currency="EUR", actor="test:bank")
+        paid_by_bank(uow, payment_id)
         uow.commit()
     token = csrf(client, f"/cashier/payments/{payment_id}")
     client.post(f"/cashier/payments/{payment_id}/cancel", data={"csrf_token": token})

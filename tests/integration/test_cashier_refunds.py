@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from gateway.adapters.db import Database
 from gateway.adapters.models import Refund
+from gateway.domain.money import Money
 from tests.integration.test_cashier_pages import at_till, payment_id_of, sale_form
 from tests.integration.test_refunds import paid_payment
 
@@ -84,7 +85,7 @@ def test_recent_payments_list_the_tills_sales(client: FlaskClient, demo: Any, db
 
 def test_portal_detail_shows_refunds_and_attention(app: Any, demo: Any, db: Database) -> None:
     from gateway.adapters.models import Payment
-    from gateway.services import refunds
+    from gateway.services.payments import refunds
     from tests.integration.test_portal_pages import log_in as portal_log_in
     from tests.integration.test_portal_pages import staff as portal_staff
 
@@ -94,7 +95,7 @@ def test_portal_detail_shows_refunds_and_attention(app: Any, demo: Any, db: Data
             uow,
             payment_id,
             uow.session.get_one(Payment, payment_id).merchant_id,
-            amount="4.00",
+            amount=Money.parse("4.00", "EUR"),
             reason="wrong size",
             actor="staff:manager",
         )

@@ -11,13 +11,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from gateway.adapters.db import Database
-from gateway.adapters.models import Merchant, Payment, StaffUser, utcnow
+from gateway.adapters.models import Merchant, Payment, StaffUser
 from gateway.adapters.passwords import hash_password
 from gateway.adapters.promotion_models import PromotionRow, Sale
-from gateway.domain.money import Money
 from gateway.entrypoints.cashier_sales import sku_of
-from gateway.services import payments
-from tests.factories import second_merchant
+from tests.factories import paid_by_bank, second_merchant
 from tests.integration.test_cashier_pages import at_till, log_in, payment_id_of
 
 EUR = "\xa0€"  # the demo merchant writes amounts the German way: "2,00 €"
@@ -223,15 +221,7 @@ def test_the_paid_screen_tells_the_lucky_draw(client: FlaskClient, demo: Any, db
     payment_id = payment_id_of(client.post(f"/cashier/sales/{sale_id}/pay", data=pay))
     with db.unit_of_work() as uow:
         payment = uow.session.get_one(Payment, payment_id)
-        assert payments.mark_paid_by_bank(
-            uow,
-            reference=payment.reference,
-            money=Money(payment.amount_minor, payment.currency),
-            bank_payment_id="B-1",
-            paid_at=utcnow(),
-            actor="bank",
-            detail={},
-        )
+        paid_by_bank(uow, payment.id, bank_payment_id="B-1")
         uow.commit()
     screen = client.get(f"/cashier/payments/{payment_id}").text
     paid = screen[screen.index('class="state state-paid') :]
@@ -284,10 +274,7 @@ def test_a_returning_customer_is_shown_their_referral_code(
     )
     with db.unit_of_work() as uow:
         payment = uow.session.get_one(Payment, payment_id)
-        assert payments.mark_paid_by_bank(
-            uow, reference=payment.reference, money=Money(payment.amount_minor, payment.currency),
-            bank_payment_id="B-7", paid_at=utcnow(), actor="bank", detail={},
-        )  # fmt: skip
+        paid_by_bank(uow, payment.id, bank_payment_id="B-7")
         uow.commit()
     _, fields = basket_form(client)
     again = sale_id_of(client.post("/cashier/basket", data={**fields, **basket(member_code="M-7")}))

@@ -23,9 +23,14 @@ from drivers.simulators.pn532 import NTAG215, PAYMENT_CARD, Pn532Simulator
 from drivers.simulators.zvt import ZvtSimulator
 from gateway.adapters.db import Database
 from gateway.adapters.models import CustomerTap, DeviceStatus, Payment, Refund, utcnow
+from gateway.domain.money import Money
+from gateway.domain.payment import PaymentStatus
 from gateway.entrypoints.device_host import DeviceHost, TillDevices
-from gateway.services import cards, jobs, payments, refunds
-from gateway.services.auth import TillContext, authenticate_till
+from gateway.services import jobs
+from gateway.services.devices import cards
+from gateway.services.payments import cancellation, payment_reads, refunds
+from gateway.services.payments.lifecycle import move_payment
+from gateway.services.staff.auth import TillContext, authenticate_till
 
 KEY = b"test-tag-token-key"
 
@@ -37,7 +42,7 @@ def _till(db: Database, demo: dict[str, Any]) -> TillContext:
 
 def _card_payment(db: Database, till: TillContext, amount: str = "23.45") -> str:
     with db.unit_of_work() as uow:
-        payment = cards.create_card_payment(uow, till, amount=amount, currency="EUR")
+        payment = cards.create_card_payment(uow, till, money=Money.parse(amount, "EUR"))
         uow.commit()
         return payment.id
 
@@ -102,7 +107,9 @@ def test_approved_card_payment(
     assert payment.receipt_text
     assert [b.amount_minor for b in terminal.journal] == [2345]
     with db.unit_of_work(readonly=True) as uow:
-        kinds = [e.kind for e in payments.get_payment(uow, payment_id, payment.merchant_id).events]
+        kinds = [
+            e.kind for e in payment_reads.get_payment(uow, payment_id, payment.merchant_id).events
+        ]
     assert kinds == ["created", "sent_to_terminal", "card_approved"]
 
 
@@ -126,7 +133,7 @@ def test_refund_reversal_and_end_of_day_go_through_the_terminal(
     first = _card_payment(db, till, "10.00")
     _until(lambda: _payment(db, first).status == "authorised", host)
     with db.unit_of_work() as uow:  # cancelling an approved card payment reverses it
-        payments.cancel_payment(uow, first, till.merchant_id, "staff:cashier")
+        cancellation.cancel_payment(uow, first, till.merchant_id, "staff:cashier")
         uow.commit()
     _until(lambda: _payment(db, first).status == "cancelled", host)
 
@@ -138,7 +145,12 @@ def test_refund_reversal_and_end_of_day_go_through_the_terminal(
     _until(lambda: _payment(db, second).status == "paid", host)
     with db.unit_of_work() as uow:
         refunds.request_refund(
-            uow, second, till.merchant_id, amount="3.00", reason=None, actor="staff:cashier"
+            uow,
+            second,
+            till.merchant_id,
+            amount=Money.parse("3.00", "EUR"),
+            reason=None,
+            actor="staff:cashier",
         )
         uow.commit()
 
@@ -264,9 +276,14 @@ def test_device_host_killed_mid_refund_never_refunds_twice(
     with db.unit_of_work() as uow:
         cards.apply_charge(uow, payment_id, approved, "test")
         payment = uow.session.get_one(Payment, payment_id)  # the day's batch closed: paid
-        payments._move(uow, payment, payments.PaymentStatus.PAID, "end_of_day", "test", {})
+        move_payment(uow, payment, PaymentStatus.PAID, "card_batch_closed", "test")
         refund = refunds.request_refund(
-            uow, payment_id, till.merchant_id, amount="12.00", reason=None, actor="test"
+            uow,
+            payment_id,
+            till.merchant_id,
+            amount=Money.parse("12.00", "EUR"),
+            reason=None,
+            actor="test",
         )
         uow.commit()
         refund_id = refund.id
@@ -314,9 +331,14 @@ def test_a_receipt_already_booked_as_a_refund_is_not_taken_for_a_charge(
     with db.unit_of_work() as uow:
         cards.apply_charge(uow, paid_id, approved, "test")
         payment = uow.session.get_one(Payment, paid_id)
-        payments._move(uow, payment, payments.PaymentStatus.PAID, "end_of_day", "test", {})
+        move_payment(uow, payment, PaymentStatus.PAID, "card_batch_closed", "test")
         refund = refunds.request_refund(
-            uow, paid_id, till.merchant_id, amount="5.00", reason=None, actor="test"
+            uow,
+            paid_id,
+            till.merchant_id,
+            amount=Money.parse("5.00", "EUR"),
+            reason=None,
+            actor="test",
         )
         uow.commit()
     with db.unit_of_work() as uow:

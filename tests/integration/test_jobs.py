@@ -15,18 +15,21 @@ from sqlalchemy import select, update
 
 from gateway.adapters.db import Database
 from gateway.adapters.models import Job, Payment, utcnow
-from gateway.services import jobs, payments
-from gateway.services.auth import authenticate_till
+from gateway.domain.money import Money
+from gateway.services import jobs
+from gateway.services.payments import qr_payments
 from gateway.services.registry import job_handlers
+from gateway.services.staff.auth import authenticate_till
+from tests.factories import paid_by_bank
 
-SETTINGS = payments.PaymentSettings(min_expiry_seconds=1)
+SETTINGS = qr_payments.PaymentSettings(min_expiry_seconds=1)
 
 
 def _new_payment(db: Database, demo: dict[str, Any], expires_in: int = 60) -> str:
     with db.unit_of_work() as uow:
         till = authenticate_till(uow, f"Bearer {demo['tills'][0]['api_key']}")
-        payment = payments.create_qr_payment(
-            uow, till, amount="5.00", currency="EUR", settings=SETTINGS, expires_in=expires_in
+        payment = qr_payments.create_qr_payment(
+            uow, till, money=Money.parse("5.00", "EUR"), settings=SETTINGS, expires_in=expires_in
         )
         uow.commit()
         return payment.id
@@ -65,7 +68,7 @@ def test_payment_expires_through_the_job_table(db: Database, demo: Any) -> None:
 def test_expiry_leaves_a_paid_payment_alone(db: Database, demo: Any) -> None:
     payment_id = _new_payment(db, demo)
     with db.unit_of_work() as uow:
-        payments.mark_paid(uow, payment_id, amount_minor=500, currency="EUR", actor="test")
+        paid_by_bank(uow, payment_id)
         uow.commit()
     _backdate(db, payment_id)
     assert jobs.run_due_jobs(db, job_handlers()) == 1

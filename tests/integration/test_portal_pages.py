@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from gateway.adapters.db import Database
 from gateway.adapters.models import Payment, Till
-from gateway.services import payments
-from gateway.services.auth import TillContext
-from tests.factories import second_merchant
+from gateway.domain.money import Money
+from gateway.services.payments import cancellation, qr_payments
+from gateway.services.staff.auth import TillContext
+from tests.factories import paid_by_bank, second_merchant
 
 
 def log_in(client: FlaskClient, username: str, password: str) -> Any:
@@ -43,10 +44,10 @@ def till_of(db: Database, label: str = "T01") -> TillContext:
 
 
 def create(db: Database, till: TillContext, amount: str = "10.00", **fields: Any) -> str:
-    settings = payments.PaymentSettings()
+    settings = qr_payments.PaymentSettings()
     with db.unit_of_work() as uow:
-        payment = payments.create_qr_payment(
-            uow, till, amount=amount, currency="EUR", settings=settings, **fields
+        payment = qr_payments.create_qr_payment(
+            uow, till, money=Money.parse(amount, "EUR"), settings=settings, **fields
         )
         uow.commit()
         return payment.id
@@ -112,7 +113,7 @@ def test_detail_shows_fields_and_event_history(
 ) -> None:
     payment_id = create(db, till_of(db), "3.50", bill_number="B-1")
     with db.unit_of_work() as uow:
-        payments.mark_paid(uow, payment_id, amount_minor=350, currency="EUR", actor="test:bank")
+        paid_by_bank(uow, payment_id)
         uow.commit()
     response = manager.get(f"/portal/payments/{payment_id}")
     page = response.get_data(as_text=True)
@@ -149,7 +150,7 @@ def test_filter_by_status(manager: FlaskClient, demo: Any, db: Database) -> None
     till = till_of(db)
     open_id, cancelled_id = create(db, till), create(db, till)
     with db.unit_of_work() as uow:
-        payments.cancel_payment(uow, cancelled_id, till.merchant_id, "test")
+        cancellation.cancel_payment(uow, cancelled_id, till.merchant_id, "test")
         uow.commit()
     assert shown_ids(manager.get("/portal/?status=cancelled").get_data(as_text=True)) == [
         cancelled_id

@@ -24,9 +24,9 @@ from gateway.adapters.promotion_models import (
 )
 from gateway.domain.promotions.spec import promotion_from_spec
 from gateway.errors import Conflict, InvalidInput
-from gateway.services import promotion_admin as admin
-from gateway.services import promotion_reads as reads
-from gateway.services.experiment_results import results
+from gateway.services.promotions import promotion_admin as admin
+from gateway.services.promotions import promotion_reads as reads
+from gateway.services.promotions.experiment_results import results
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 THRESHOLD = {

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from gateway.adapters.db import Database
 from gateway.adapters.models import Payment, ReconDecision, ReconResult
 from gateway.config import load_config
-from gateway.services.settlement_import import import_settlement_file
+from gateway.services.settlement.file_import import import_settlement_file
 from sandbox_bank.camt import camt053
 from sandbox_bank.settlement import SettlementBatch, SettlementLine
 from tests.factories import second_merchant

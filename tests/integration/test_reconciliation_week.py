@@ -13,11 +13,14 @@ from sqlalchemy import select
 from gateway.adapters.db import Database
 from gateway.adapters.models import Payment, ReconResult, Refund
 from gateway.config import load_config
-from gateway.services import payments, reconciliation, refunds
-from gateway.services.auth import authenticate_till
-from gateway.services.settlement_import import import_settlement_file
+from gateway.domain.money import Money
+from gateway.services.payments import qr_payments, refunds
+from gateway.services.settlement import reconciliation
+from gateway.services.settlement.file_import import import_settlement_file
+from gateway.services.staff.auth import authenticate_till
 from sandbox_bank.camt import camt053
 from sandbox_bank.settlement import SettlementBatch, SettlementLine, fee_minor
+from tests.factories import paid_by_bank
 
 MONDAY = date(2026, 11, 16)
 WEEK = [MONDAY + timedelta(days=n) for n in range(7)]
@@ -33,13 +36,11 @@ def _at(day: date) -> datetime:
 def _paid(db: Database, demo: dict[str, Any], day: date, amount: str) -> Payment:
     with db.unit_of_work() as uow:
         till = authenticate_till(uow, f"Bearer {demo['tills'][0]['api_key']}")
-        payment = payments.create_qr_payment(
-            uow, till, amount=amount, currency="EUR", settings=payments.PaymentSettings()
+        payment = qr_payments.create_qr_payment(
+            uow, till, money=Money.parse(amount, "EUR"), settings=qr_payments.PaymentSettings()
         )
         uow.session.flush()
-        payments.mark_paid(
-            uow, payment.id, amount_minor=payment.amount_minor, currency="EUR", actor="bank"
-        )
+        paid_by_bank(uow, payment.id)
         payment.paid_at = _at(day)
         uow.commit()
         return payment
@@ -48,7 +49,12 @@ def _paid(db: Database, demo: dict[str, Any], day: date, amount: str) -> Payment
 def _refunded(db: Database, payment: Payment, day: date, amount: str) -> Refund:
     with db.unit_of_work() as uow:
         refund = refunds.request_refund(
-            uow, payment.id, payment.merchant_id, amount=amount, reason=None, actor="staff:manager"
+            uow,
+            payment.id,
+            payment.merchant_id,
+            amount=Money.parse(amount, "EUR"),
+            reason=None,
+            actor="staff:manager",
         )
         uow.commit()
     with db.unit_of_work() as uow:
@@ -267,7 +273,7 @@ def _callback(db: Database, day: date, batch: list[Payment], fee_delta: int = 0)
     """The bank's settlement.created callback for ``batch``, received as the endpoint would."""
     import json
 
-    from gateway.services.callbacks import VerifiedCallback, receive
+    from gateway.services.bank.callbacks import VerifiedCallback, receive
 
     gross = sum(p.amount_minor for p in batch)
     fees = sum(fee_minor(p.amount_minor, 150, 10) for p in batch) + fee_delta

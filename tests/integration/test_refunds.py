@@ -10,24 +10,25 @@ import requests
 from sqlalchemy import func, select
 
 from gateway.adapters.db import Database
-from gateway.adapters.models import Job, Refund
-from gateway.services import payments, refunds
-from gateway.services.auth import authenticate_till
+from gateway.adapters.models import Job, Payment, Refund
+from gateway.domain.money import Money
+from gateway.services.payments import qr_payments, refunds
+from gateway.services.staff.auth import authenticate_till
+from tests.factories import paid_by_bank
 
-SETTINGS = payments.PaymentSettings()
+SETTINGS = qr_payments.PaymentSettings()
 
 
 def paid_payment(db: Database, demo: dict[str, Any], amount: str = "12.34") -> str:
     with db.unit_of_work() as uow:
         till = authenticate_till(uow, f"Bearer {demo['tills'][0]['api_key']}")
-        payment = payments.create_qr_payment(
-            uow, till, amount=amount, currency="EUR", settings=SETTINGS
+        payment = qr_payments.create_qr_payment(
+            uow, till, money=Money.parse(amount, "EUR"), settings=SETTINGS
         )
         uow.commit()
         payment_id = payment.id
-        minor = payment.amount_minor
     with db.unit_of_work() as uow:
-        payments.mark_paid(uow, payment_id, amount_minor=minor, currency="EUR", actor="test:bank")
+        paid_by_bank(uow, payment_id)
         uow.commit()
     return payment_id
 
@@ -58,7 +59,7 @@ def test_partial_refund_is_queued_for_the_bank(live_server: Any, demo: Any, db: 
         job = uow.session.scalars(select(Job).where(Job.kind == refunds.SUBMIT_JOB)).one()
         assert job.payload == {
             "refund_id": refund["id"],
-            "payment_reference": uow.session.get_one(payments.Payment, payment_id).reference,
+            "payment_reference": uow.session.get_one(Payment, payment_id).reference,
             "amount": "2.34",
             "currency": "EUR",
         }
@@ -101,8 +102,8 @@ def test_refund_limits(
 def test_unpaid_payment_cannot_be_refunded(live_server: Any, demo: Any, db: Database) -> None:
     with db.unit_of_work() as uow:
         till = authenticate_till(uow, f"Bearer {demo['tills'][0]['api_key']}")
-        payment = payments.create_qr_payment(
-            uow, till, amount="1.00", currency="EUR", settings=SETTINGS
+        payment = qr_payments.create_qr_payment(
+            uow, till, money=Money.parse("1.00", "EUR"), settings=SETTINGS
         )
         uow.commit()
     response = _refund(live_server, demo, payment.id, "k")
@@ -152,13 +153,13 @@ def test_bank_results_move_the_payment_once(live_server: Any, demo: Any, db: Dat
     for _ in range(3):  # the callback delivered three times
         _result(db, first["id"], succeeded=True)
     with db.unit_of_work() as uow:
-        payment = uow.session.get_one(payments.Payment, payment_id)
+        payment = uow.session.get_one(Payment, payment_id)
         assert (payment.status, payment.refunded_minor) == ("partially_refunded", 234)
     rest = _refund(live_server, demo, payment_id, "b").json()
     assert rest["amount"] == "10.00"
     _result(db, rest["id"], succeeded=True, amount_minor=1000)
     with db.unit_of_work() as uow:
-        payment = uow.session.get_one(payments.Payment, payment_id)
+        payment = uow.session.get_one(Payment, payment_id)
         assert (payment.status, payment.refunded_minor) == ("refunded", 1234)
 
 
@@ -172,7 +173,7 @@ def test_failed_refund_frees_the_amount_again(live_server: Any, demo: Any, db: D
     with db.unit_of_work() as uow:
         failed = uow.session.get_one(Refund, refund["id"])
         assert (failed.status, failed.failure) == ("failed", "card account closed")
-        assert uow.session.get_one(payments.Payment, payment_id).status == "paid"
+        assert uow.session.get_one(Payment, payment_id).status == "paid"
 
 
 def test_bank_reporting_another_amount_flags_the_payment(
@@ -182,6 +183,6 @@ def test_bank_reporting_another_amount_flags_the_payment(
     refund = _refund(live_server, demo, payment_id, "a", amount="2.34").json()
     _result(db, refund["id"], succeeded=True, amount_minor=999)
     with db.unit_of_work() as uow:
-        payment = uow.session.get_one(payments.Payment, payment_id)
+        payment = uow.session.get_one(Payment, payment_id)
         assert payment.status == "paid" and payment.refunded_minor == 0
         assert payment.attention and "9.99 EUR" in payment.attention

@@ -31,12 +31,14 @@ from gateway.domain.money import Money
 from gateway.domain.promotions import draw as lucky
 from gateway.domain.promotions import experiments as ab
 from gateway.errors import Conflict
-from gateway.services import payments, refunds, sales
-from gateway.services.auth import TillContext, authenticate_till
-from gateway.services.customers import IdentityInput
+from gateway.services.payments import cancellation, qr_payments, refunds
+from gateway.services.promotions import sales
+from gateway.services.promotions.customers import IdentityInput
+from gateway.services.staff.auth import TillContext, authenticate_till
+from tests.factories import paid_by_bank
 
 SETTINGS = sales.PromotionSettings(identity_key=b"test-identity-key")
-PAYMENTS = payments.PaymentSettings()
+PAYMENTS = qr_payments.PaymentSettings()
 
 
 _TILLS: dict[str, TillContext] = {}
@@ -106,15 +108,7 @@ def pay(db: Database, demo: dict[str, Any], sale_id: str, method: str = "qr") ->
 
 def bank_pays(db: Database, payment: Payment) -> None:
     with db.unit_of_work() as uow:
-        assert payments.mark_paid_by_bank(
-            uow,
-            reference=payment.reference,
-            money=Money(payment.amount_minor, payment.currency),
-            bank_payment_id="B-" + payment.reference,
-            paid_at=utcnow(),
-            actor="bank",
-            detail={},
-        )
+        paid_by_bank(uow, payment.id, bank_payment_id="B-" + payment.reference)
         uow.commit()
 
 
@@ -129,7 +123,12 @@ def bought_once(db: Database, demo: dict[str, Any], who: IdentityInput) -> Payme
 def refund(db: Database, demo: dict[str, Any], payment_id: str, amount: str) -> None:
     with db.unit_of_work() as uow:
         made = refunds.request_refund(
-            uow, payment_id, till_of(db, demo).merchant_id, amount=amount, reason=None, actor="test"
+            uow,
+            payment_id,
+            till_of(db, demo).merchant_id,
+            amount=Money.parse(amount, "EUR"),
+            reason=None,
+            actor="test",
         )
         uow.commit()
     with db.unit_of_work() as uow:
@@ -187,7 +186,7 @@ def test_the_sale_is_paid_for_its_discounted_total_and_the_budget_follows_the_pa
     assert pay(db, demo, sale.id).id == payment.id  # type: ignore[union-attr]  # double click
 
     with db.unit_of_work() as uow:
-        payments.cancel_payment(uow, payment.id, till_of(db, demo).merchant_id, "test")
+        cancellation.cancel_payment(uow, payment.id, till_of(db, demo).merchant_id, "test")
         uow.commit()
     assert sale_row(db, sale.id).status == "cancelled"
     assert (promotion(db, "ten").used_money_minor, promotion(db, "ten").used_count) == (0, 0)
@@ -203,7 +202,7 @@ def test_an_expired_qr_releases_and_a_paid_one_commits(db: Database, demo: Any) 
         uow.session.get_one(Payment, first.id).expires_at = utcnow() - timedelta(seconds=1)
         uow.commit()
     with db.unit_of_work() as uow:
-        payments.expire_payment(uow, {"payment_id": first.id})
+        qr_payments.expire_payment(uow, {"payment_id": first.id})
         uow.commit()
     assert sale_row(db, first.sale_id or "").status == "expired"
     second = pay(db, demo, quote(db, demo).id)
@@ -360,7 +359,7 @@ def test_a_batch_coupon_code_is_single_use_and_comes_back_if_unpaid(
     unknown = quote(db, demo, coupon_codes=("NOPE1234",))
     assert any(r["reason"] == "unknown coupon code" for r in unknown.rejected)
     with db.unit_of_work() as uow:
-        payments.cancel_payment(uow, payment.id, till_of(db, demo).merchant_id, "test")
+        cancellation.cancel_payment(uow, payment.id, till_of(db, demo).merchant_id, "test")
         uow.commit()
     again = pay(db, demo, quote(db, demo, coupon_codes=("K7QX2M9P",)).id)
     assert again is not None and again.amount_minor == 1500
@@ -389,7 +388,7 @@ def test_points_are_earned_when_paid_redeemed_later_and_restored_if_unpaid(
     with db.unit_of_work(readonly=True) as uow:
         assert uow.session.scalars(select(PointsLot.remaining)).one() == 5
     with db.unit_of_work() as uow:
-        payments.cancel_payment(uow, open_payment.id, till_of(db, demo).merchant_id, "test")
+        cancellation.cancel_payment(uow, open_payment.id, till_of(db, demo).merchant_id, "test")
         uow.commit()
     with db.unit_of_work(readonly=True) as uow:
         assert uow.session.scalars(select(PointsLot.remaining)).one() == 20
@@ -454,7 +453,7 @@ def test_lucky_draw_respects_its_daily_cap_and_every_draw_replays(db: Database, 
     assert unpaid is not None
     assert "draws" not in sale_row(db, unpaid.sale_id or "").request  # nothing known before paying
     with db.unit_of_work() as uow:
-        payments.cancel_payment(uow, unpaid.id, till_of(db, demo).merchant_id, "test")
+        cancellation.cancel_payment(uow, unpaid.id, till_of(db, demo).merchant_id, "test")
         uow.commit()
     assert count(db, DrawEntry) == 0  # an unpaid sale is never drawn
     first, second = (pay(db, demo, quote(db, demo).id) for _ in range(2))
@@ -558,7 +557,7 @@ def test_partial_refunds_reverse_discount_budget_and_points_in_proportion(
 
 
 def test_a_card_sale_commits_on_approval_and_a_reversal_undoes_it(db: Database, demo: Any) -> None:
-    from gateway.services.cards import TerminalOutcome, apply_charge, apply_reversal
+    from gateway.services.devices.cards import TerminalOutcome, apply_charge, apply_reversal
 
     add_promotion(db, demo, "ten", "percent", TEN_PERCENT)
     add_promotion(db, demo, "earn", "points", {"points": 1, "per_minor": 100})
@@ -713,7 +712,7 @@ def test_a_paused_or_ended_promotion_stops_applying_at_once(db: Database, demo: 
     """The parsed catalog is kept per process, but every sale checks it against the database."""
     import time
 
-    from gateway.services import promotion_admin as admin
+    from gateway.services.promotions import promotion_admin as admin
 
     add_promotion(db, demo, "ten", "percent", TEN_PERCENT)
     add_promotion(
@@ -795,8 +794,8 @@ def test_an_experiment_run_through_real_sales_reads_back_per_group(db: Database,
     """Sixty customers buy through the sales service (paid at the bank); the results page's
     figures come back from what was recorded: the offer redeemed only in its group, the
     holdout untouched, the cost equal to the discounts given."""
-    from gateway.services import promotion_admin as admin
-    from gateway.services.experiment_results import results
+    from gateway.services.promotions import promotion_admin as admin
+    from gateway.services.promotions.experiment_results import results
 
     merchant_id = till_of(db, demo).merchant_id
     with db.unit_of_work() as uow:
@@ -847,7 +846,7 @@ def test_a_lucky_draw_is_audited_by_replaying_every_roll(db: Database, demo: Any
     from click.testing import CliRunner
 
     from gateway.entrypoints.cli import main
-    from gateway.services import promotion_admin as admin
+    from gateway.services.promotions import promotion_admin as admin
 
     prize = {"id": "mug", "name": "Kassa mug", "probability_ppm": 500_000, "value_minor": 400}
     add_promotion(db, demo, "draw", "draw", {"table": {"prizes": [prize]}})
@@ -957,7 +956,7 @@ def test_a_refund_gives_redeemed_points_back_in_proportion(db: Database, demo: A
 def test_a_referee_whose_first_card_purchase_was_reversed_is_not_referred_twice(
     db: Database, demo: Any
 ) -> None:
-    from gateway.services.cards import TerminalOutcome, apply_charge, apply_reversal
+    from gateway.services.devices.cards import TerminalOutcome, apply_charge, apply_reversal
 
     add_promotion(db, demo, "ref", "referral", {"amount_off_minor": 200, "referrer_points": 50})
     alice = IdentityInput(wallet_id="wallet-alice")

@@ -19,7 +19,7 @@ from gateway.adapters.settlement_files import InvalidSettlementFile
 from gateway.config import load_config
 from gateway.entrypoints.settlement_cli import settlement
 from gateway.errors import KassaError
-from gateway.services.settlement_import import import_settlement_file
+from gateway.services.settlement.file_import import import_settlement_file
 from sandbox_bank.camt import camt053, camt054
 from sandbox_bank.settlement import SettlementBatch, to_csv
 from sandbox_bank.settlement import SettlementLine as SandboxLine

@@ -20,7 +20,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from gateway.errors import ConfigurationError, Unauthorised
-from gateway.services.callbacks import VerifiedCallback, signer, verify_callback
+from gateway.services.bank.callbacks import VerifiedCallback, signer, verify_callback
 
 SRC = "https://github.com/standard-webhooks/standard-webhooks/blob/b2fa7b8719fb75d326b591077f5d1b385cfcdfae/"
 TOLERANCE = 300  # the libraries' 5 minutes, and Kassa's callback_tolerance_seconds

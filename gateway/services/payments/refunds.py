@@ -16,24 +16,31 @@ from sqlalchemy import func, select
 
 from gateway.adapters.bank_client import BankClient
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Payment, PaymentEvent, Refund, utcnow
+from gateway.adapters.models import Payment, Refund
 from gateway.domain.money import Money
-from gateway.domain.payment import PaymentStatus
+from gateway.domain.payment import COUNTED_REFUND_STATES, PaymentStatus, RefundStatus
 from gateway.errors import BankRejected, Conflict, InvalidInput, NotFound
 from gateway.services import jobs
+from gateway.services.devices import cards
+from gateway.services.payments.lifecycle import (
+    flag_attention,
+    move_refund,
+    record_event,
+    refund_detail,
+)
 
 SUBMIT_JOB = "submit_refund"
 REFUNDABLE_STATES = frozenset(
     {PaymentStatus.PAID, PaymentStatus.SETTLED, PaymentStatus.PARTIALLY_REFUNDED}
 )
-OPEN_REFUND_STATES = ("requested", "submitted", "succeeded")
 
 
 def refundable_minor(uow: UnitOfWork, payment: Payment) -> int:
     """What may still be refunded: paid minus every refund that has not failed."""
     taken = uow.session.scalar(
         select(func.coalesce(func.sum(Refund.amount_minor), 0)).where(
-            Refund.payment_id == payment.id, Refund.status.in_(OPEN_REFUND_STATES)
+            Refund.payment_id == payment.id,
+            Refund.status.in_([s.value for s in COUNTED_REFUND_STATES]),
         )
     )
     return payment.amount_minor - int(taken or 0)
@@ -44,7 +51,7 @@ def request_refund(
     payment_id: str,
     merchant_id: int,
     *,
-    amount: str | None,
+    amount: Money | None,
     reason: str | None,
     actor: str,
 ) -> Refund:
@@ -62,9 +69,12 @@ def request_refund(
             current_status=payment.status,
         )
     left = refundable_minor(uow, payment)
-    money = (
-        Money(left, payment.currency) if amount is None else Money.parse(amount, payment.currency)
-    )
+    money = Money(left, payment.currency) if amount is None else amount
+    if money.currency != payment.currency:
+        raise InvalidInput(
+            f"a refund of a {payment.currency} payment must be in {payment.currency}, "
+            f"not {money.currency}"
+        )
     if money.minor <= 0:
         raise InvalidInput(f"a refund must be greater than zero, not {money}")
     if money.minor > left:
@@ -78,15 +88,15 @@ def request_refund(
         payment_id=payment.id,
         amount_minor=money.minor,
         currency=money.currency,
-        status="requested",
+        status=RefundStatus.REQUESTED.value,
         reason=reason,
         created_by=actor,
     )
     uow.session.add(refund)
-    _history(uow, payment, "refund_requested", actor, refund, {"reason": reason})
+    record_event(
+        uow, payment, "refund_requested", actor, _with_reason(refund_detail(refund), reason)
+    )
     if payment.method == "card":  # card money goes back through the till's terminal
-        from gateway.services import cards
-
         jobs.enqueue(
             uow,
             cards.REFUND_JOB,
@@ -132,10 +142,16 @@ def submit_to_bank(client: Callable[[], BankClient]) -> jobs.Handler:
             _fail(uow, payload["refund_id"], f"the bank refused the refund: {exc}")
             return
         refund = _locked_refund(uow, payload["refund_id"])
-        if refund is not None and refund.status == "requested":
-            refund.status = "submitted"
-            refund.bank_refund_id = answer.bank_refund_id
-            refund.updated_at = utcnow()
+        if refund is not None and refund.status == RefundStatus.REQUESTED:
+            payment = _locked_payment(uow, refund.payment_id)
+            move_refund(
+                uow,
+                payment,
+                refund,
+                RefundStatus.SUBMITTED,
+                "bank",
+                bank_refund_id=answer.bank_refund_id,
+            )
 
     return handle
 
@@ -155,77 +171,43 @@ def record_bank_result(
     refund = _locked_refund(uow, refund_id)
     if refund is None:
         raise NotFound(f"the bank reported refund {refund_id!r}, which Kassa does not know")
-    if refund.status in ("succeeded", "failed"):
+    if refund.status in (RefundStatus.SUCCEEDED, RefundStatus.FAILED):
         return
-    payment = uow.session.scalar(
-        select(Payment).where(Payment.id == refund.payment_id).with_for_update()
-    )
-    assert payment is not None
+    payment = _locked_payment(uow, refund.payment_id)
     if (amount_minor, currency) != (refund.amount_minor, refund.currency):
-        payment.attention = (
+        flag_attention(
+            uow,
+            payment,
             f"the bank reported refund {refund_id} as {Money(amount_minor, currency)}, "
-            f"but {Money(refund.amount_minor, refund.currency)} was requested"
+            f"but {Money(refund.amount_minor, refund.currency)} was requested",
+            actor,
+            refund_detail(refund),
         )
-        _history(uow, payment, "refund_amount_mismatch", actor, refund, {})
         return
-    refund.bank_refund_id = bank_refund_id or refund.bank_refund_id
-    refund.updated_at = utcnow()
-    if not succeeded:
-        refund.status = "failed"
-        refund.failure = reason or "the bank did not say why"
-        _history(uow, payment, "refund_failed", actor, refund, {"reason": refund.failure})
-        return
-    refund.status = "succeeded"
-    payment.refunded_minor += refund.amount_minor
-    full = payment.refunded_minor >= payment.amount_minor
-    target = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
-    from gateway.services.payments import _move
-
-    _move(uow, payment, target, "refund_succeeded", actor, _detail(refund))
+    target = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
+    move_refund(uow, payment, refund, target, actor, failure=reason, bank_refund_id=bank_refund_id)
 
 
 def _fail(uow: UnitOfWork, refund_id: str, why: str) -> None:
     refund = _locked_refund(uow, refund_id)
-    if refund is None or refund.status not in ("requested", "submitted"):
+    if refund is None or refund.status not in (RefundStatus.REQUESTED, RefundStatus.SUBMITTED):
         return
-    refund.status = "failed"
-    refund.failure = why
-    refund.updated_at = utcnow()
-    payment = uow.session.get_one(Payment, refund.payment_id)
-    _history(uow, payment, "refund_failed", "bank", refund, {"reason": why})
+    payment = _locked_payment(uow, refund.payment_id)
+    move_refund(uow, payment, refund, RefundStatus.FAILED, "bank", failure=why)
 
 
 def _locked_refund(uow: UnitOfWork, refund_id: str) -> Refund | None:
     return uow.session.scalar(select(Refund).where(Refund.id == refund_id).with_for_update())
 
 
-def _detail(refund: Refund) -> dict[str, Any]:
-    return {
-        "refund_id": refund.id,
-        "amount": Money(refund.amount_minor, refund.currency).to_decimal_string(),
-        "currency": refund.currency,
-    }
+def _locked_payment(uow: UnitOfWork, payment_id: str) -> Payment:
+    return uow.session.scalars(
+        select(Payment).where(Payment.id == payment_id).with_for_update()
+    ).one()
 
 
-def _history(
-    uow: UnitOfWork,
-    payment: Payment,
-    kind: str,
-    actor: str,
-    refund: Refund,
-    extra: dict[str, Any],
-) -> None:
-    uow.session.add(
-        PaymentEvent(
-            payment_id=payment.id,
-            kind=kind,
-            from_status=payment.status,
-            to_status=payment.status,
-            actor=actor,
-            detail={**_detail(refund), **{k: v for k, v in extra.items() if v is not None}},
-            created_at=utcnow(),
-        )
-    )
+def _with_reason(detail: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    return {**detail, "reason": reason} if reason is not None else detail
 
 
 def list_refunds(uow: UnitOfWork, payment_id: str) -> list[Refund]:

@@ -21,7 +21,7 @@ from gateway.domain.promotions import draw as lucky
 from gateway.domain.promotions.model import LuckyDraw
 from gateway.domain.promotions.spec import promotion_from_spec
 from gateway.errors import Conflict, InvalidInput
-from gateway.services.promotion_admin import get_promotion, status_of
+from gateway.services.promotions.promotion_admin import get_promotion, status_of
 
 
 @dataclass(frozen=True, slots=True)

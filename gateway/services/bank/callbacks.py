@@ -51,7 +51,8 @@ from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import BankSettlement, InboundEvent, Job, Merchant, utcnow
 from gateway.domain.money import Money
 from gateway.errors import ConfigurationError, InvalidInput, NotFound, Unauthorised
-from gateway.services import jobs, payments, refunds
+from gateway.services import jobs
+from gateway.services.payments import qr_payments, refunds
 
 log = logging.getLogger(__name__)
 
@@ -359,21 +360,10 @@ def _payment_succeeded(uow: UnitOfWork, data: dict[str, Any], event_id: int) -> 
         "wallet": _optional(data, "wallet"),
         "inbound_event_id": event_id,
     }
-    if payments.mark_paid_by_bank(
-        uow,
-        reference=reference,
-        money=money,
-        bank_payment_id=bank_payment_id,
-        paid_at=paid_at,
-        actor=ACTOR,
-        detail=detail,
-    ):
-        return EventStatus.PROCESSED
-    # Not a pending payment of this amount: look at it under its row lock and decide.
-    payment = payments.payment_by_reference(uow, reference)
+    payment = qr_payments.payment_by_reference(uow, reference)
     if payment is None:
         return EventStatus.UNMATCHED
-    payments.record_bank_payment(
+    qr_payments.record_bank_payment(
         uow,
         payment,
         money=money,
@@ -437,7 +427,7 @@ def _settlement_created(uow: UnitOfWork, data: dict[str, Any], event_id: int) ->
 
 def _fetch_statement(uow: UnitOfWork, settlement: BankSettlement) -> None:
     """Queue the download of the day's statement; the worker imports and reconciles it."""
-    from gateway.services import reconciliation
+    from gateway.services.settlement import reconciliation
 
     url = next(
         (

@@ -25,8 +25,13 @@ from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import jobs
-from gateway.services.auth import TillContext
-from gateway.services.payments import _move, _record, new_payment, positive_amount
+from gateway.services.payments.lifecycle import (
+    flag_attention,
+    move_payment,
+    new_payment,
+    record_event,
+)
+from gateway.services.staff.auth import TillContext
 
 CHARGE_JOB = "card_charge"
 REFUND_JOB = "card_refund"
@@ -76,13 +81,11 @@ def create_card_payment(
     uow: UnitOfWork,
     till: TillContext,
     *,
-    amount: str,
-    currency: str,
+    money: Money,
     bill_number: str | None = None,
     actor: str | None = None,
 ) -> Payment:
     """A card payment for the till's terminal; refused while the terminal is busy."""
-    money = positive_amount(amount, currency)
     uow.session.scalar(select(Till).where(Till.id == till.till_id).with_for_update())
     busy = uow.session.scalar(
         select(
@@ -108,7 +111,7 @@ def create_card_payment(
         actor=actor,
         display_text="Sending to the terminal…",
     )
-    _move(uow, payment, PaymentStatus.PENDING, "sent_to_terminal", payment.created_by, {})
+    move_payment(uow, payment, PaymentStatus.PENDING, "sent_to_terminal", payment.created_by)
     jobs.enqueue(
         uow,
         CHARGE_JOB,
@@ -149,13 +152,17 @@ def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, act
     detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
     if outcome.approved:
         if outcome.amount_minor not in (None, payment.amount_minor):
-            payment.attention = (
+            flag_attention(
+                uow,
+                payment,
                 f"the terminal approved {Money(outcome.amount_minor, payment.currency)}, "
-                f"not {Money(payment.amount_minor, payment.currency)}"
+                f"not {Money(payment.amount_minor, payment.currency)}",
+                actor,
+                detail,
             )
-        _move(uow, payment, PaymentStatus.AUTHORISED, "card_approved", actor, detail)
+        move_payment(uow, payment, PaymentStatus.AUTHORISED, "card_approved", actor, detail)
     else:
-        _move(uow, payment, PaymentStatus.FAILED, "card_declined", actor, detail)
+        move_payment(uow, payment, PaymentStatus.FAILED, "card_declined", actor, detail)
 
 
 def recovered_outcome(
@@ -227,9 +234,7 @@ def request_reversal(uow: UnitOfWork, payment: Payment, actor: str) -> None:
             f"payment is {payment.status} and cannot be reversed at the terminal; refund it",
             current_status=payment.status,
         )
-    _record(
-        uow, payment, "reversal_requested", payment.status, PaymentStatus(payment.status), actor, {}
-    )
+    record_event(uow, payment, "reversal_requested", actor)
     jobs.enqueue(
         uow,
         REVERSE_JOB,
@@ -246,17 +251,11 @@ def apply_reversal(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, a
         return
     detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
     if outcome.approved:
-        _move(uow, payment, PaymentStatus.CANCELLED, "card_reversed", actor, detail)
+        move_payment(uow, payment, PaymentStatus.CANCELLED, "card_reversed", actor, detail)
     else:
-        payment.attention = f"the terminal refused the reversal: {outcome.message}"
-        _record(
-            uow,
-            payment,
-            "reversal_refused",
-            payment.status,
-            PaymentStatus(payment.status),
-            actor,
-            detail,
+        record_event(uow, payment, "reversal_refused", actor, detail)
+        flag_attention(
+            uow, payment, f"the terminal refused the reversal: {outcome.message}", actor, detail
         )
 
 

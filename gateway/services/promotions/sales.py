@@ -30,9 +30,12 @@ from gateway.domain.money import Money
 from gateway.domain.promotions.eligibility import check_eligibility
 from gateway.domain.promotions.rejection import Reason, Rejection
 from gateway.errors import Conflict, InvalidInput, NotFound
-from gateway.services import cards, customers, jobs, payments, pricing, redemptions
-from gateway.services.auth import TillContext
-from gateway.services.pricing import LineInput, PromotionSettings, SaleRequest
+from gateway.services import jobs
+from gateway.services.devices import cards
+from gateway.services.payments import qr_payments
+from gateway.services.promotions import customers, pricing, redemptions
+from gateway.services.promotions.pricing import LineInput, PromotionSettings, SaleRequest
+from gateway.services.staff.auth import TillContext
 
 __all__ = [  # the request types live with pricing; callers know them as sales.*
     "LineInput",
@@ -193,7 +196,7 @@ def pay_sale(
     *,
     method: str,
     settings: PromotionSettings,
-    payment_settings: payments.PaymentSettings,
+    payment_settings: qr_payments.PaymentSettings,
     expires_in: int | None = None,
 ) -> tuple[Sale, Payment | None]:
     """Price the sale for ``method``, hold its promotions and create its payment (not
@@ -257,22 +260,19 @@ def _create_payment(
     till: TillContext,
     sale: Sale,
     method: str,
-    settings: payments.PaymentSettings,
+    settings: qr_payments.PaymentSettings,
     expires_in: int | None,
 ) -> Payment | None:
     if sale.total_after_minor == 0:
         return None  # promotions paid for everything: nothing to charge
-    amount = Money(sale.total_after_minor, sale.currency).to_decimal_string()
+    money = Money(sale.total_after_minor, sale.currency)
     bill = sale.id.replace("-", "")[:25]
     if method == "card":
-        payment = cards.create_card_payment(
-            uow, till, amount=amount, currency=sale.currency, bill_number=bill
-        )
+        payment = cards.create_card_payment(uow, till, money=money, bill_number=bill)
     else:
-        payment = payments.create_qr_payment(
-            uow, till, amount=amount, currency=sale.currency, settings=settings,
-            bill_number=bill, expires_in=expires_in,
-        )  # fmt: skip
+        payment = qr_payments.create_qr_payment(
+            uow, till, money=money, settings=settings, bill_number=bill, expires_in=expires_in
+        )
     payment.sale_id = sale.id
     return payment
 

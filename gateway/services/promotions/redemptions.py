@@ -37,7 +37,7 @@ from gateway.domain.promotions import AppliedPromotion, PricedLine, PricedSale
 from gateway.domain.promotions import draw as lucky
 from gateway.domain.promotions.model import LuckyDraw
 from gateway.domain.promotions.spec import promotion_from_spec
-from gateway.services import points_ledger
+from gateway.services.promotions import points_ledger
 
 PAID_STATES = frozenset({"authorised", "paid"})
 UNPAID_STATES = {"cancelled": "cancelled", "expired": "expired", "failed": "failed"}

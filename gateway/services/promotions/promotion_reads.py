@@ -23,7 +23,7 @@ from gateway.adapters.promotion_models import (
     Sale,
     SalePromotion,
 )
-from gateway.services.promotion_admin import status_of
+from gateway.services.promotions.promotion_admin import status_of
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -29,7 +29,7 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Merchant
 from gateway.adapters.promotion_models import Customer, ExperimentExposure, Sale
 from gateway.domain.promotions.experiments import HOLDOUT, TestResult, VariantFigures, compare
-from gateway.services.promotion_admin import get_experiment
+from gateway.services.promotions.promotion_admin import get_experiment
 
 RETENTION = timedelta(days=30)
 NEW_CUSTOMER_SLACK = timedelta(seconds=1)

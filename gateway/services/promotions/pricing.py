@@ -33,8 +33,8 @@ from gateway.domain.promotions import experiments as ab
 from gateway.domain.promotions.model import ThresholdGift
 from gateway.domain.promotions.spec import promotion_from_spec
 from gateway.errors import InvalidInput
-from gateway.services import customers
-from gateway.services.auth import TillContext
+from gateway.services.promotions import customers
+from gateway.services.staff.auth import TillContext
 
 # The most one sale may add up to (minor units), as for any single amount: far above a till
 # sale, far below what a 64-bit column holds.

@@ -1,0 +1,216 @@
+"""The one home of a payment's and a refund's status.
+
+Every status change of a payment goes through :func:`move_payment`, and of a refund through
+:func:`move_refund`, whoever asks (the API, the cashier screen, bank callbacks, card jobs, end of
+day, expiry, reconciliation). Each checks the domain's transition table, writes the payment's
+history row and then fires the after-change hooks from :func:`_after_move`, so a sale's
+promotions, points, referrals and draws follow their payment in one place.
+
+Entries in a payment's history that do not change its status (a refund requested, a reversal
+refused, a person asked to look) are written by :func:`record_event` and :func:`flag_attention`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm.exc import StaleDataError
+
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import Payment, PaymentEvent, Refund, utcnow
+from gateway.domain.money import Money
+from gateway.domain.payment import (
+    PaymentMethod,
+    PaymentStatus,
+    RefundStatus,
+    check_refund_transition,
+    check_transition,
+)
+from gateway.errors import Conflict, InvalidInput
+from gateway.services.promotions import redemptions
+from gateway.services.staff.auth import TillContext
+
+# States in which the customer has paid (whatever happened afterwards).
+PAID_STATES = frozenset(
+    {
+        PaymentStatus.PAID,
+        PaymentStatus.SETTLED,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.REFUNDED,
+    }
+)
+
+
+def positive_amount(money: Money) -> Money:
+    """``money`` if it is more than zero; a payment or refund of nothing is refused."""
+    if money.minor <= 0:
+        raise InvalidInput(f"amount must be greater than zero, got {money.to_decimal_string()}")
+    return money
+
+
+def new_payment(
+    uow: UnitOfWork,
+    till: TillContext,
+    money: Money,
+    method: PaymentMethod,
+    *,
+    reference: str,
+    bill_number: str | None,
+    actor: str | None,
+    created_at: datetime | None = None,
+    **fields: Any,
+) -> Payment:
+    """A new payment in state ``created`` with the first entry of its history (not committed)."""
+    now = created_at or utcnow()
+    payment = Payment(
+        id=str(uuid.uuid4()),
+        merchant_id=till.merchant_id,
+        store_id=till.store_id,
+        till_id=till.till_id,
+        method=method.value,
+        status=PaymentStatus.CREATED.value,
+        amount_minor=positive_amount(money).minor,
+        currency=money.currency,
+        reference=reference,
+        bill_number=bill_number,
+        created_by=actor or till.actor,
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
+    uow.session.add(payment)
+    _history(
+        uow,
+        payment,
+        "created",
+        None,
+        PaymentStatus.CREATED.value,
+        payment.created_by,
+        {"amount": money.to_decimal_string(), "currency": money.currency},
+    )
+    return payment
+
+
+def move_payment(
+    uow: UnitOfWork,
+    payment: Payment,
+    target: PaymentStatus,
+    kind: str,
+    actor: str,
+    detail: dict[str, Any] | None = None,
+    *,
+    paid_at: datetime | None = None,
+) -> None:
+    """Move ``payment`` to ``target`` if the state machine allows it, and say so in its history.
+
+    The caller holds the payment's row lock (or relies on its version column: a concurrent
+    change is refused as a :class:`Conflict`). ``paid_at`` is when the money was paid, for a
+    move into ``paid``.
+    """
+    before = payment.status
+    check_transition(before, target)
+    payment.status = target.value
+    payment.updated_at = utcnow()
+    if target == PaymentStatus.PAID:
+        payment.paid_at = paid_at or payment.paid_at or payment.updated_at
+    _history(uow, payment, kind, before, target.value, actor, detail or {})
+    try:
+        uow.session.flush()
+    except StaleDataError:
+        uow.session.rollback()
+        raise Conflict(
+            "the payment was changed by someone else at the same moment; read it again"
+        ) from None
+    _after_move(uow, payment, target)
+
+
+def record_event(
+    uow: UnitOfWork,
+    payment: Payment,
+    kind: str,
+    actor: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """An entry in the payment's history that leaves its status as it is."""
+    _history(uow, payment, kind, payment.status, payment.status, actor, detail or {})
+
+
+def flag_attention(
+    uow: UnitOfWork, payment: Payment, reason: str, actor: str, detail: dict[str, Any]
+) -> None:
+    """Ask a person to look at the payment, once per reason, and say why in its history."""
+    if reason in (payment.attention or ""):
+        return
+    payment.attention = f"{payment.attention}; {reason}" if payment.attention else reason
+    payment.updated_at = utcnow()
+    record_event(uow, payment, "attention", actor, {"reason": reason, **detail})
+
+
+def move_refund(
+    uow: UnitOfWork,
+    payment: Payment,
+    refund: Refund,
+    target: RefundStatus,
+    actor: str,
+    *,
+    failure: str | None = None,
+    bank_refund_id: str | None = None,
+) -> None:
+    """Move ``refund`` to ``target``; a refund that succeeds moves its payment too.
+
+    The caller holds the payment's and the refund's row locks. A success adds the amount to
+    what the payment has refunded and makes the payment ``partially_refunded`` or ``refunded``
+    through :func:`move_payment`; a failure gives the amount back to what may be refunded.
+    """
+    check_refund_transition(refund.status, target)
+    refund.status = target.value
+    refund.bank_refund_id = bank_refund_id or refund.bank_refund_id
+    refund.updated_at = utcnow()
+    detail = refund_detail(refund)
+    if target == RefundStatus.SUCCEEDED:
+        payment.refunded_minor += refund.amount_minor
+        full = payment.refunded_minor >= payment.amount_minor
+        to = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
+        move_payment(uow, payment, to, "refund_succeeded", actor, detail)
+    elif target == RefundStatus.FAILED:
+        refund.failure = failure or "the bank did not say why"
+        record_event(uow, payment, "refund_failed", actor, {**detail, "reason": refund.failure})
+
+
+def refund_detail(refund: Refund) -> dict[str, Any]:
+    """How a refund is named in its payment's history."""
+    return {
+        "refund_id": refund.id,
+        "amount": Money(refund.amount_minor, refund.currency).to_decimal_string(),
+        "currency": refund.currency,
+    }
+
+
+def _after_move(uow: UnitOfWork, payment: Payment, target: PaymentStatus) -> None:
+    """The after-change hooks, in one place: a sale's promotions follow its payment."""
+    if payment.sale_id is not None:
+        redemptions.on_payment_moved(uow, payment, target.value)
+
+
+def _history(
+    uow: UnitOfWork,
+    payment: Payment,
+    kind: str,
+    before: str | None,
+    after: str,
+    actor: str,
+    detail: dict[str, Any],
+) -> None:
+    uow.session.add(
+        PaymentEvent(
+            payment_id=payment.id,
+            kind=kind,
+            from_status=before,
+            to_status=after,
+            actor=actor,
+            detail=detail,
+            created_at=utcnow(),
+        )
+    )

@@ -1,0 +1,205 @@
+"""Dynamic-QR payments: issue the EMV payload, expire it, and take the bank's word it was paid."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import Merchant, Payment, utcnow
+from gateway.domain import emv_qr
+from gateway.domain.money import Money
+from gateway.domain.payment import OPEN_STATES, TRANSITIONS, PaymentMethod, PaymentStatus
+from gateway.errors import Conflict, InvalidInput
+from gateway.services import jobs
+from gateway.services.payments.lifecycle import (
+    PAID_STATES,
+    flag_attention,
+    move_payment,
+    new_payment,
+)
+from gateway.services.staff.auth import TillContext
+
+# Crockford's base32 without I, L, O, U: readable aloud and on a receipt.
+_REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+EXPIRE_JOB = "expire_payment"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSettings:
+    default_expiry_seconds: int = 300
+    min_expiry_seconds: int = 30
+    max_expiry_seconds: int = 3600
+    expiry_gui: str = "IO.KASSA"
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> PaymentSettings:
+        p = config["payments"]
+        return cls(
+            int(p["default_expiry_seconds"]),
+            int(p["min_expiry_seconds"]),
+            int(p["max_expiry_seconds"]),
+            str(p["expiry_gui"]),
+        )
+
+
+def new_reference() -> str:
+    """A payment reference for EMV tag 62-05: 'K' + 12 base32 characters (60 random bits)."""
+    return "K" + "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(12))
+
+
+def merchant_profile(merchant: Merchant) -> emv_qr.MerchantProfile:
+    accounts = tuple(
+        emv_qr.MerchantAccount(
+            tag=a["tag"],
+            gui=a.get("gui"),
+            fields=tuple((k, v) for k, v in (a.get("fields") or {}).items()),
+            value=a.get("value"),
+        )
+        for a in merchant.qr_accounts
+    )
+    return emv_qr.MerchantProfile(
+        name=merchant.qr_name,
+        city=merchant.qr_city,
+        country=merchant.country,
+        mcc=merchant.mcc,
+        accounts=accounts,
+        postal_code=merchant.postal_code,
+        language=merchant.language,
+        local_name=merchant.local_name,
+        local_city=merchant.local_city,
+    )
+
+
+def create_qr_payment(
+    uow: UnitOfWork,
+    till: TillContext,
+    *,
+    money: Money,
+    settings: PaymentSettings,
+    bill_number: str | None = None,
+    expires_in: int | None = None,
+    actor: str | None = None,
+) -> Payment:
+    """Create a dynamic-QR payment, issue its payload and schedule its expiry (not committed)."""
+    seconds = settings.default_expiry_seconds if expires_in is None else expires_in
+    if not settings.min_expiry_seconds <= seconds <= settings.max_expiry_seconds:
+        raise InvalidInput(
+            f"expires_in must be between {settings.min_expiry_seconds} and "
+            f"{settings.max_expiry_seconds} seconds, got {seconds}"
+        )
+    merchant = uow.session.get_one(Merchant, till.merchant_id)
+    now = utcnow()
+    expires_at = (now + timedelta(seconds=seconds)).replace(microsecond=0)
+    reference = new_reference()
+    payload = emv_qr.build_payment_payload(
+        merchant_profile(merchant),
+        money,
+        reference=reference,
+        terminal_label=till.label,
+        bill_number=bill_number,
+        expires_at=expires_at,
+        expiry_gui=settings.expiry_gui,
+    )
+    payment = new_payment(
+        uow,
+        till,
+        money,
+        PaymentMethod.QR,
+        reference=reference,
+        bill_number=bill_number,
+        actor=actor,
+        created_at=now,
+        qr_payload=payload,
+        expires_at=expires_at,
+    )
+    move_payment(
+        uow,
+        payment,
+        PaymentStatus.PENDING,
+        "qr_issued",
+        payment.created_by,
+        {"expires_at": expires_at.isoformat()},
+    )
+    jobs.enqueue(
+        uow,
+        EXPIRE_JOB,
+        {"payment_id": payment.id},
+        run_at=expires_at,
+        dedupe_key=f"expire:{payment.id}",
+    )
+    return payment
+
+
+def expire_payment(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+    """Job handler: expire the payment if the customer has not paid by its expiry time."""
+    payment = uow.session.get(Payment, payload["payment_id"])
+    if payment is None or payment.status not in OPEN_STATES:
+        return
+    if payment.expires_at and payment.expires_at > utcnow():
+        raise Conflict("expiry job ran before the payment's expiry time")  # retried later
+    move_payment(uow, payment, PaymentStatus.EXPIRED, "expired", "system:expiry")
+
+
+def payment_by_reference(uow: UnitOfWork, reference: str) -> Payment | None:
+    """The payment with this EMV 62-05 reference, its row locked (PostgreSQL) until commit."""
+    return uow.session.scalar(
+        select(Payment).where(Payment.reference == reference).with_for_update()
+    )
+
+
+def record_bank_payment(
+    uow: UnitOfWork,
+    payment: Payment,
+    *,
+    money: Money,
+    bank_payment_id: str,
+    paid_at: datetime,
+    actor: str,
+    detail: dict[str, Any],
+) -> None:
+    """Apply the bank's word that the customer paid; the caller holds the payment's row lock.
+
+    Only an exact amount moves an open payment to paid; anything else is flagged for a person
+    (``attention``) and leaves the state alone. The same bank payment reported again changes
+    nothing, so the callback may be delivered any number of times.
+    """
+    expected = Money(payment.amount_minor, payment.currency)
+    if payment.status in PAID_STATES:
+        if payment.bank_payment_id in (None, bank_payment_id):
+            payment.bank_payment_id = bank_payment_id
+            return
+        flag_attention(
+            uow,
+            payment,
+            f"the bank reported a second payment ({bank_payment_id}) for this reference, "
+            f"already paid as {payment.bank_payment_id}: refund the customer one of them",
+            actor,
+            detail,
+        )
+    elif money != expected:
+        flag_attention(
+            uow,
+            payment,
+            f"the bank reported {money} paid, but the payment is for {expected}: "
+            "check with the customer and the bank before handing over the goods",
+            actor,
+            detail,
+        )
+    elif PaymentStatus.PAID not in TRANSITIONS[PaymentStatus(payment.status)]:
+        payment.bank_payment_id = payment.bank_payment_id or bank_payment_id
+        flag_attention(
+            uow,
+            payment,
+            f"paid at the bank after it was {payment.status} here: "
+            "refund the customer or accept the payment",
+            actor,
+            detail,
+        )
+    else:
+        payment.bank_payment_id = bank_payment_id
+        move_payment(uow, payment, PaymentStatus.PAID, "paid", actor, detail, paid_at=paid_at)
