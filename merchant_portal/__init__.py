@@ -1,0 +1,7 @@
+"""`/portal`, the merchant portal for managers: payments and devices, settlement, promotions."""
+
+from merchant_portal import promotions, reconciliation, views
+
+bp = views.bp
+bp.register_blueprint(promotions.bp)
+bp.register_blueprint(reconciliation.bp)

@@ -14,19 +14,31 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Response, current_app, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.datastructures import MultiDict
 
-from gateway.adapters.models import Store, utcnow
+from gateway.adapters.models import utcnow
 from gateway.domain.promotions.model import PAYMENT_METHODS, SEGMENTS
 from gateway.domain.promotions.spec import KINDS
 from gateway.errors import Conflict, InvalidInput
 from gateway.services.promotions import promotion_admin as admin
 from gateway.services.promotions import promotion_reads as reads
 from gateway.services.promotions.experiment_results import results
+from gateway.services.staff import stores
 from merchant_portal.promotion_forms import KIND_WORDS, PRIZE_ROWS, WEEKDAYS, FormReader, describe
-from merchant_portal.views import _staff, bp, database, staff_session
+from merchant_portal.views import database, signed_in_manager, staff_session
+
+bp = Blueprint("promotions", __name__)
+
 
 STATUS_TONES = {
     "draft": "expired",
@@ -43,11 +55,7 @@ def _zone() -> ZoneInfo:
     name = current_app.extensions["kassa.config"].get("promotions", {}).get("timezone")
     if not name:
         with database().unit_of_work(readonly=True) as uow:
-            zones = set(
-                uow.session.scalars(
-                    select(Store.timezone).where(Store.merchant_id == _staff().merchant_id)
-                )
-            )
+            zones = stores.store_timezones(uow, signed_in_manager().merchant_id)
         name = zones.pop() if len(zones) == 1 else "UTC"
     try:
         return ZoneInfo(name)
@@ -56,7 +64,7 @@ def _zone() -> ZoneInfo:
 
 
 def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    staff = _staff()
+    staff = signed_in_manager()
     merchant = staff_session.merchant_of(staff)
     context |= {
         "kind_words": KIND_WORDS,
@@ -76,7 +84,7 @@ def _reader(form: MultiDict[str, str], currency: str) -> FormReader:
 
 
 def _create(form: MultiDict[str, str]) -> str:
-    staff = _staff()
+    staff = signed_in_manager()
     currency = staff_session.merchant_of(staff).currency
     reader = _reader(form, (form.get("currency") or currency).strip().upper() or currency)
     spec = reader.promotion_spec()
@@ -106,7 +114,7 @@ def _create(form: MultiDict[str, str]) -> str:
 @bp.get("/promotions")
 def promotions() -> Any:
     with database().unit_of_work(readonly=True) as uow:
-        rows = reads.list_promotions(uow, _staff().merchant_id, now=utcnow())
+        rows = reads.list_promotions(uow, signed_in_manager().merchant_id, now=utcnow())
     return _page("portal/promotions.html", promotions=rows)
 
 
@@ -123,19 +131,15 @@ def promotion_new() -> Any:
             flash(f"Promotion “{key}” created as a draft. Activate it when it is ready.", "ok")
             return redirect(url_for(".promotion_detail", key=key), 303)
     with database().unit_of_work(readonly=True) as uow:
-        merchant_id = _staff().merchant_id
-        stores = list(
-            uow.session.scalars(
-                select(Store).where(Store.merchant_id == merchant_id).order_by(Store.name)
-            )
-        )
+        merchant_id = signed_in_manager().merchant_id
+        store_rows = stores.merchant_stores(uow, merchant_id)
         experiments = reads.list_experiments(uow, merchant_id)
         return _page(
             "portal/promotions_new.html",
             422 if error else 200,
             form=form,
             error=error,
-            stores=stores,
+            stores=store_rows,
             experiments=experiments,
             kinds=list(KINDS),
             payment_methods=PAYMENT_METHODS,
@@ -152,7 +156,7 @@ def promotion_detail(key: str) -> Any:
 
 def _detail(key: str, error: str | None = None) -> Any:
     with database().unit_of_work(readonly=True) as uow:
-        row = admin.get_promotion(uow, _staff().merchant_id, key)
+        row = admin.get_promotion(uow, signed_in_manager().merchant_id, key)
         summary = reads.summarise(uow, [row], utcnow())[0]
         return _page(
             "portal/promotions_detail.html",
@@ -168,7 +172,7 @@ def _detail(key: str, error: str | None = None) -> Any:
 
 
 def _act(key: str, action: str) -> Any:
-    staff, form = _staff(), request.form
+    staff, form = signed_in_manager(), request.form
     try:
         with database().unit_of_work() as uow:
             if action == "activate":
@@ -216,7 +220,7 @@ def promotion_end(key: str) -> Any:
 
 @bp.post("/promotions/<key>/coupons")
 def promotion_coupons(key: str) -> Any:
-    staff = _staff()
+    staff = signed_in_manager()
     reader = _reader(request.form, staff_session.merchant_of(staff).currency)
     try:
         count = reader.whole("count", "Count")
@@ -239,7 +243,7 @@ def promotion_coupons_csv(key: str) -> Response:
     writer = csv.writer(out)
     writer.writerow(["code", "status", "expires_at", "customer_id"])
     with database().unit_of_work(readonly=True) as uow:
-        row = admin.get_promotion(uow, _staff().merchant_id, key)
+        row = admin.get_promotion(uow, signed_in_manager().merchant_id, key)
         for c in reads.coupon_codes(uow, row):
             expires = c.expires_at.isoformat() if c.expires_at else ""
             writer.writerow([c.code, c.status, expires, c.customer_id or ""])
@@ -252,7 +256,7 @@ def promotion_coupons_csv(key: str) -> Response:
 
 @bp.route("/experiments", methods=["GET", "POST"])
 def experiments() -> Any:
-    staff, form = _staff(), request.form
+    staff, form = signed_in_manager(), request.form
     error = None
     if request.method == "POST":
         try:
@@ -274,7 +278,7 @@ def experiments() -> Any:
 
 
 def _create_experiment(form: MultiDict[str, str]) -> str:
-    staff = _staff()
+    staff = signed_in_manager()
     reader = _reader(form, staff_session.merchant_of(staff).currency)
     variants = reader.variants()
     holdout = reader.fraction("holdout", "Holdout", 100) or 0
@@ -295,7 +299,7 @@ def _create_experiment(form: MultiDict[str, str]) -> str:
 
 @bp.get("/experiments/<key>")
 def experiment_detail(key: str) -> Any:
-    merchant_id = _staff().merchant_id
+    merchant_id = signed_in_manager().merchant_id
     with database().unit_of_work(readonly=True) as uow:
         out = results(uow, merchant_id, key, now=utcnow())
         promotions = [

@@ -13,18 +13,34 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Response, current_app, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import ReconResult, utcnow
 from gateway.errors import InvalidInput, NotFound
-from gateway.services.settlement.reconciliation import ReconSettings, decide, reconcile_day, reopen
-from merchant_portal import settlement_reads as reads
+from gateway.services.settlement import settlement_reads as reads
+from gateway.services.settlement.reconciliation import (
+    ReconSettings,
+    decide,
+    reconcile_again,
+    reconcile_day,
+    reopen,
+)
 from merchant_portal.filters import PagedDateRange
-from merchant_portal.views import PAGE_SIZE, _staff, bp, database, staff_session
+from merchant_portal.views import PAGE_SIZE, database, signed_in_manager, staff_session
+
+bp = Blueprint("settlement", __name__)
 
 LINE_IDS = re.compile(r"[\s,;]+")
 ACTION_WORDS = {
@@ -46,7 +62,7 @@ def _day(text: str) -> date:
 
 
 def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    staff = _staff()
+    staff = signed_in_manager()
     merchant = staff_session.merchant_of(staff)
     context |= {"tone": reads.outcome_tone, "action_words": ACTION_WORDS}
     return render_template(template, staff=staff, merchant=merchant, **context), status
@@ -77,7 +93,7 @@ def settlement_calendar() -> Any:
     first, error = _month(request.args.get("month", ""))
     last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
     with database().unit_of_work(readonly=True) as uow:
-        summaries = reads.day_summaries(uow, _staff().merchant_id, first, last)
+        summaries = reads.day_summaries(uow, signed_in_manager().merchant_id, first, last)
         days = [first + timedelta(days=n) for n in range(last.day)]
         return _page(
             "portal/recon_calendar.html",
@@ -86,7 +102,7 @@ def settlement_calendar() -> Any:
             following=(last + timedelta(days=1)).strftime("%Y-%m"),
             days=days[::-1],
             summaries=summaries,
-            runs=reads.last_runs(uow, _staff().merchant_id, first, last),
+            runs=reads.last_runs(uow, signed_in_manager().merchant_id, first, last),
             today=utcnow().date(),
             error=error,
         )
@@ -96,7 +112,7 @@ def settlement_calendar() -> Any:
 def settlement_run(day: str) -> Redirect:
     """Reconcile one day now (re-running it replaces its verdicts; decisions stay)."""
     when = _day(day)
-    staff = _staff()
+    staff = signed_in_manager()
     with database().unit_of_work() as uow:
         run = reconcile_day(uow, staff.merchant_id, when, _settings(), actor=staff.actor)
         counts = dict(run.counts)
@@ -116,7 +132,7 @@ def _counted(counts: dict[str, int]) -> str:
 @bp.get("/settlement/<day>")
 def settlement_day(day: str) -> Any:
     when = _day(day)
-    merchant_id = _staff().merchant_id
+    merchant_id = signed_in_manager().merchant_id
     with database().unit_of_work(readonly=True) as uow:
         return _page(
             "portal/recon_day.html",
@@ -131,7 +147,7 @@ def settlement_day(day: str) -> Any:
 def settlement_day_csv(day: str) -> Response:
     when = _day(day)
     with database().unit_of_work(readonly=True) as uow:
-        text = reads.to_csv(reads.day_results(uow, _staff().merchant_id, when))
+        text = reads.to_csv(reads.day_results(uow, signed_in_manager().merchant_id, when))
     return _csv(text, f"settlement-{when.isoformat()}.csv")
 
 
@@ -186,7 +202,7 @@ def settlement_exceptions() -> Any:
         rows, total = (
             ([], 0)
             if query.errors
-            else reads.exceptions(uow, _staff().merchant_id, query.to_filter())
+            else reads.exceptions(uow, signed_in_manager().merchant_id, query.to_filter())
         )
         return _page(
             "portal/recon_exceptions.html",
@@ -204,7 +220,9 @@ def settlement_exceptions_csv() -> Response:
     if query.errors:
         raise InvalidInput(" ".join(query.errors))
     with database().unit_of_work(readonly=True) as uow:
-        rows, _ = reads.exceptions(uow, _staff().merchant_id, query.to_filter(paged=False))
+        rows, _ = reads.exceptions(
+            uow, signed_in_manager().merchant_id, query.to_filter(paged=False)
+        )
         text = reads.to_csv(rows)
     return _csv(text, f"settlement-exceptions-{utcnow().date().isoformat()}.csv")
 
@@ -224,7 +242,7 @@ def _result_page(
     subject: str, subject_id: str, error: str | None = None, form: dict[str, str] | None = None
 ) -> Any:
     with database().unit_of_work(readonly=True) as uow:
-        ev = reads.evidence(uow, _staff().merchant_id, subject, subject_id)
+        ev = reads.evidence(uow, signed_in_manager().merchant_id, subject, subject_id)
         return _page(
             "portal/recon_result.html",
             422 if error else 200,
@@ -238,7 +256,7 @@ def _result_page(
 @bp.post("/settlement/results/<subject>/<subject_id>/decide")
 def settlement_decide(subject: str, subject_id: str) -> Any:
     """Record a manager's decision with its note, then re-run the days it touches."""
-    staff, form = _staff(), request.form
+    staff, form = signed_in_manager(), request.form
     action, note, other = form.get("action", ""), form.get("note", ""), form.get("other", "")
     try:
         with database().unit_of_work() as uow:
@@ -253,7 +271,9 @@ def settlement_decide(subject: str, subject_id: str) -> Any:
                 note=note,
                 actor=staff.actor,
             )
-            days = _rerun(uow, staff.merchant_id, staff.actor, [subject_id, named or "", *lines])
+            days = reconcile_again(
+                uow, staff.merchant_id, _settings(), staff.actor, [subject_id, named or "", *lines]
+            )
             uow.commit()
     except (InvalidInput, NotFound) as exc:
         return _result_page(subject, subject_id, exc.message, {"note": note, "other": other})
@@ -264,12 +284,14 @@ def settlement_decide(subject: str, subject_id: str) -> Any:
 @bp.post("/settlement/results/<subject>/<subject_id>/reopen/<int:decision_id>")
 def settlement_reopen(subject: str, subject_id: str, decision_id: int) -> Redirect:
     """Revoke a decision (it stays on record) and re-run the days it touched."""
-    staff = _staff()
+    staff = signed_in_manager()
     with database().unit_of_work() as uow:
         reads.result_of(uow, staff.merchant_id, _subject(subject), subject_id)
         decision = reopen(uow, staff.merchant_id, decision_id, staff.actor)
         named = [decision.subject_id or "", *(str(i) for i in decision.line_ids or [])]
-        days = _rerun(uow, staff.merchant_id, staff.actor, [subject_id, *named])
+        days = reconcile_again(
+            uow, staff.merchant_id, _settings(), staff.actor, [subject_id, *named]
+        )
         uow.commit()
     flash(f"Decision reopened; reconciled {', '.join(days)} again.", "ok")
     return redirect(url_for(".settlement_result", subject=subject, subject_id=subject_id), 303)
@@ -316,24 +338,3 @@ def _known_line(uow: UnitOfWork, merchant_id: int, line_id: str) -> bool:
     except NotFound:
         return False
     return True
-
-
-def _rerun(uow: UnitOfWork, merchant_id: int, actor: str, ids: list[str]) -> list[str]:
-    """Reconcile again every day on which one of these payments, refunds or lines is judged."""
-    days = sorted(
-        {
-            r.day
-            for r in uow.session.scalars(
-                select(ReconResult).where(
-                    ReconResult.merchant_id == merchant_id,
-                    ReconResult.subject_id.in_([i for i in ids if i]),
-                )
-            )
-        }
-    )
-    # A run replaces the day's result rows (ids may be reused), so forget the loaded ones.
-    uow.session.flush()
-    uow.session.expunge_all()
-    for day in days:
-        reconcile_day(uow, merchant_id, date.fromisoformat(day), _settings(), actor=actor)
-    return days

@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
-from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
-from gateway.adapters.models import DeviceStatus, Store, Till, utcnow
+from gateway.adapters.models import utcnow
 from gateway.domain.payment import PaymentStatus
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.staff_session import current_staff, database
 from gateway.errors import Unauthorised
+from gateway.services.devices import device_reads
 from gateway.services.payments import payment_reads, refunds
 from gateway.services.staff.auth import StaffContext
 from merchant_portal.filters import PagedDateRange
@@ -44,7 +44,7 @@ def _require_manager() -> Any:
     return None
 
 
-def _staff() -> StaffContext:
+def signed_in_manager() -> StaffContext:
     staff = current_staff()
     if staff is None:  # _require_manager ran first; this is for the type checker
         raise Unauthorised("sign in first")
@@ -101,7 +101,7 @@ class ListQuery(PagedDateRange):
 
 @bp.get("/")
 def index() -> Any:
-    staff = _staff()
+    staff = signed_in_manager()
     merchant = staff_session.merchant_of(staff)
     query = ListQuery.parse(request.args)
     with database().unit_of_work(readonly=True) as uow:
@@ -124,7 +124,7 @@ def index() -> Any:
 
 @bp.get("/payments/<payment_id>")
 def payment_detail(payment_id: str) -> Any:
-    staff = _staff()
+    staff = signed_in_manager()
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
         payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
@@ -146,16 +146,10 @@ def payment_detail(payment_id: str) -> Any:
 @bp.get("/devices")
 def devices() -> Any:
     """Each till's card terminal and NFC reader as its device host last reported them."""
-    staff = _staff()
+    staff = signed_in_manager()
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
-        rows = uow.session.execute(
-            select(DeviceStatus, Till.label, Store.name, Store.timezone)
-            .join(Till, Till.id == DeviceStatus.till_id)
-            .join(Store, Store.id == Till.store_id)
-            .where(Store.merchant_id == staff.merchant_id)
-            .order_by(Store.name, Till.label, DeviceStatus.kind)
-        ).all()
+        rows = device_reads.device_statuses(uow, staff.merchant_id)
         now = utcnow()
         return render_template(
             "portal/devices.html",
@@ -164,7 +158,3 @@ def devices() -> Any:
             rows=rows,
             stale=lambda status: (now - status.last_seen_at).total_seconds() > STALE_SECONDS,
         )
-
-
-import merchant_portal.promotions  # noqa: E402
-import merchant_portal.reconciliation  # noqa: F401, E402

@@ -14,7 +14,7 @@ from gateway.adapters.db import Database
 from gateway.adapters.models import Merchant, Payment, StaffUser
 from gateway.adapters.passwords import hash_password
 from gateway.adapters.promotion_models import PromotionRow, Sale
-from gateway.entrypoints.cashier_sales import sku_of
+from gateway.entrypoints.cashier.sales import sku_of
 from tests.factories import paid_by_bank, second_merchant
 from tests.integration.test_cashier_pages import at_till, log_in, payment_id_of
 

@@ -47,6 +47,19 @@ def payment_currency(uow: UnitOfWork, payment_id: str, merchant_id: int) -> str:
     return currency
 
 
+def recent_payments(uow: UnitOfWork, till_id: int, limit: int = 20) -> list[Payment]:
+    """A till's last payments, newest first: where a cashier finds a sale to refund."""
+    return list(
+        uow.session.scalars(
+            select(Payment)
+            .where(Payment.till_id == till_id)
+            .options(selectinload(Payment.store))
+            .order_by(Payment.created_at.desc(), Payment.id.desc())
+            .limit(limit)
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentFilter:
     status: str | None = None

@@ -379,6 +379,29 @@ def reopen(uow: UnitOfWork, merchant_id: int, decision_id: int, actor: str) -> R
     return decision
 
 
+def reconcile_again(
+    uow: UnitOfWork, merchant_id: int, settings: ReconSettings, actor: str, ids: list[str]
+) -> list[str]:
+    """Reconcile again every day on which one of these payments, refunds or lines is judged."""
+    days = sorted(
+        {
+            r.day
+            for r in uow.session.scalars(
+                select(ReconResult).where(
+                    ReconResult.merchant_id == merchant_id,
+                    ReconResult.subject_id.in_([i for i in ids if i]),
+                )
+            )
+        }
+    )
+    # A run replaces the day's result rows (ids may be reused), so forget the loaded ones.
+    uow.session.flush()
+    uow.session.expunge_all()
+    for day in days:
+        reconcile_day(uow, merchant_id, date.fromisoformat(day), settings, actor=actor)
+    return days
+
+
 def schedule_daily(uow: UnitOfWork, merchant_id: int, day: date) -> None:
     """Queue the run of ``day`` for 06:00 UTC the next morning, once (after the bank's files)."""
     key = f"recon:{merchant_id}:{day.isoformat()}"

@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass
 from itertools import zip_longest
 from typing import Any
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.promotion_models import Customer
 from gateway.entrypoints import staff_session
-from gateway.entrypoints.cashier import MAX_LINES, _staff, _till, bp, parse_amount
+from gateway.entrypoints.cashier.screen import MAX_LINES, chosen_till, parse_amount, signed_in_staff
 from gateway.entrypoints.staff_session import database
 from gateway.errors import (
     Conflict,
@@ -40,6 +40,8 @@ CUSTOMER_FIELDS = (
     "wallet_id", "member_code", "phone", "use_last_tap", "coupon_codes", "referral_code",
     "redeem_points", "fee",
 )  # fmt: skip
+
+bp = Blueprint("sales", __name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +67,10 @@ def _promotion_settings() -> sales.PromotionSettings:
 @bp.get("/basket")
 def basket() -> Any:
     """The basket form: empty, or filled from an earlier sale (``?sale=<id>``, "Change basket")."""
-    staff = _staff()
-    till = _till(staff)
+    staff = signed_in_staff()
+    till = chosen_till(staff)
     if till is None:
-        return redirect(url_for(".choose_till"))
+        return redirect(url_for("cashier.choose_till"))
     sale_id = request.args.get("sale")
     if not sale_id:
         return _basket_form(staff, till, rows=[], fields={})
@@ -89,10 +91,10 @@ def basket() -> Any:
 
 @bp.post("/basket")
 def price_basket() -> Any:
-    staff = _staff()
-    till = _till(staff)
+    staff = signed_in_staff()
+    till = chosen_till(staff)
     if till is None:
-        return redirect(url_for(".choose_till"), 303)
+        return redirect(url_for("cashier.choose_till"), 303)
     merchant = staff_session.merchant_of(staff)
     form = request.form
     rows, fields = form_rows(form), {k: form.get(k, "") for k in CUSTOMER_FIELDS}
@@ -225,14 +227,14 @@ def _price_once(staff: StaffContext, till: TillContext, sale_request: sales.Sale
 
 @bp.get("/sales/<sale_id>")
 def sale_page(sale_id: str) -> Any:
-    return _sale_page(_staff(), sale_id)
+    return _sale_page(signed_in_staff(), sale_id)
 
 
 def _sale_page(
     staff: StaffContext, sale_id: str, *, error: str | None = None, status: int = 200
 ) -> tuple[str, int]:
     merchant = staff_session.merchant_of(staff)
-    till = _till(staff)
+    till = chosen_till(staff)
     with database().unit_of_work(readonly=True) as uow:
         sale = sales.get_sale(uow, sale_id, staff.merchant_id)
         customer = uow.session.get(Customer, sale.customer_id) if sale.customer_id else None
@@ -254,10 +256,10 @@ def _sale_page(
 @bp.post("/sales/<sale_id>/pay")
 def pay_sale(sale_id: str) -> Any:
     """Hold the promotions and open the payment; a double click gets the same payment."""
-    staff = _staff()
-    till = _till(staff)
+    staff = signed_in_staff()
+    till = chosen_till(staff)
     if till is None:
-        return redirect(url_for(".choose_till"), 303)
+        return redirect(url_for("cashier.choose_till"), 303)
     try:
         with database().unit_of_work() as uow:
             _, payment = sales.pay_sale(
@@ -274,4 +276,4 @@ def pay_sale(sale_id: str) -> Any:
         return _sale_page(staff, sale_id, error=f"Not paid: {exc.message}.", status=exc.status)
     if payment_id is None:  # promotions paid for everything: the sale page says so
         return redirect(url_for(".sale_page", sale_id=sale_id), 303)
-    return redirect(url_for(".payment_screen", payment_id=payment_id), 303)
+    return redirect(url_for("cashier.payment_screen", payment_id=payment_id), 303)

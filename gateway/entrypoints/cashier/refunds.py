@@ -9,40 +9,31 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Payment
 from gateway.domain.money import Money
 from gateway.entrypoints import staff_session
-from gateway.entrypoints.cashier import _staff, _till, bp, parse_amount
+from gateway.entrypoints.cashier.screen import chosen_till, parse_amount, signed_in_staff
 from gateway.entrypoints.staff_session import database
 from gateway.errors import Conflict, IdempotencyKeyReused, InvalidInput
 from gateway.services import idempotency
 from gateway.services.payments import payment_reads, refunds
 from gateway.services.staff.auth import StaffContext
 
+bp = Blueprint("refunds", __name__)
+
 
 @bp.get("/recent")
 def recent_payments() -> Any:
     """The till's last payments, newest first: where a cashier finds a sale to refund."""
-    staff = _staff()
-    till = _till(staff)
+    staff = signed_in_staff()
+    till = chosen_till(staff)
     if till is None:
-        return redirect(url_for(".choose_till"), 303)
+        return redirect(url_for("cashier.choose_till"), 303)
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
-        rows = list(
-            uow.session.scalars(
-                select(Payment)
-                .where(Payment.till_id == till.till_id)
-                .options(selectinload(Payment.store))
-                .order_by(Payment.created_at.desc(), Payment.id.desc())
-                .limit(20)
-            )
-        )
+        rows = payment_reads.recent_payments(uow, till.till_id)
         return render_template(
             "cashier/recent.html", payments=rows, staff=staff, merchant=merchant, till=till
         )
@@ -50,7 +41,7 @@ def recent_payments() -> Any:
 
 @bp.route("/payments/<payment_id>/refund", methods=["GET", "POST"])
 def refund_payment(payment_id: str) -> Any:
-    staff = _staff()
+    staff = signed_in_staff()
     if request.method == "POST":
         try:
             _refund_once(staff, payment_id)

@@ -7,8 +7,14 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from gateway.entrypoints.sale_schemas import CreateSale, PaySale, SaleOut
-from gateway.entrypoints.schemas import CreatePayment, CreateRefund, PaymentOut, Problem, RefundOut
+from gateway.entrypoints.api.sale_schemas import CreateSale, PaySale, SaleOut
+from gateway.entrypoints.api.schemas import (
+    CreatePayment,
+    CreateRefund,
+    PaymentOut,
+    Problem,
+    RefundOut,
+)
 
 _REF = "#/components/schemas/{model}"
 _MODELS = (

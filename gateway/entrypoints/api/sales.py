@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.promotion_models import Customer, Sale
 from gateway.domain.money import Money
-from gateway.entrypoints.api import _db, _json_body, _till, bp, payment_out
-from gateway.entrypoints.sale_schemas import (
+from gateway.entrypoints.api.payments import api_database, calling_till, json_body, payment_out
+from gateway.entrypoints.api.sale_schemas import (
     AppliedOut,
     CreateSale,
     PaySale,
@@ -27,6 +27,8 @@ from gateway.entrypoints.sale_schemas import (
 from gateway.services import idempotency
 from gateway.services.payments.qr_payments import PaymentSettings
 from gateway.services.promotions import customers, sales
+
+bp = Blueprint("sales", __name__)
 
 
 def _settings() -> sales.PromotionSettings:
@@ -115,12 +117,12 @@ def sale_out(
 def _idempotent(action: Any, body: Any, till_id: int) -> tuple[int, dict[str, Any], bool]:
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        with _db().unit_of_work() as uow:
+        with api_database().unit_of_work() as uow:
             status, out = action(uow)
             uow.commit()
         return status, out, False
     outcome = idempotency.run_once(
-        _db(),
+        api_database(),
         f"till:{till_id}",
         idempotency.check_key(key),
         idempotency.request_hash("POST", request.path, body),
@@ -132,7 +134,7 @@ def _idempotent(action: Any, body: Any, till_id: int) -> tuple[int, dict[str, An
 def _respond(status: int, out: dict[str, Any], replayed: bool) -> Response:
     response = jsonify(out)
     response.status_code = status
-    response.headers["Location"] = url_for("api.get_sale", sale_id=out["id"])
+    response.headers["Location"] = url_for(".get_sale", sale_id=out["id"])
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -140,8 +142,8 @@ def _respond(status: int, out: dict[str, Any], replayed: bool) -> Response:
 
 @bp.post("/sales")
 def create_sale() -> Response:
-    till = _till()
-    body = _json_body()
+    till = calling_till()
+    body = json_body()
     command = CreateSale.model_validate(body)
 
     def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
@@ -153,8 +155,8 @@ def create_sale() -> Response:
 
 @bp.get("/sales/<sale_id>")
 def get_sale(sale_id: str) -> Response:
-    with _db().unit_of_work(readonly=True) as uow:
-        till = _till(uow)
+    with api_database().unit_of_work(readonly=True) as uow:
+        till = calling_till(uow)
         sale = sales.get_sale(uow, sale_id, till.merchant_id)
         payment = None
         if sale.payment_id:
@@ -166,8 +168,8 @@ def get_sale(sale_id: str) -> Response:
 
 @bp.post("/sales/<sale_id>/pay")
 def pay_sale(sale_id: str) -> Response:
-    till = _till()
-    body = _json_body()
+    till = calling_till()
+    body = json_body()
     command = PaySale.model_validate(body)
     payment_settings: PaymentSettings = current_app.extensions["kassa.payment_settings"]
 

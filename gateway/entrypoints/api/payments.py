@@ -10,8 +10,8 @@ from gateway.adapters import qr_render
 from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import Payment, Refund
 from gateway.domain.money import Money
-from gateway.entrypoints.openapi import openapi_document
-from gateway.entrypoints.schemas import (
+from gateway.entrypoints.api.openapi import openapi_document
+from gateway.entrypoints.api.schemas import (
     CreatePayment,
     CreateRefund,
     PaymentEventOut,
@@ -28,19 +28,19 @@ from gateway.services.staff.auth import TillContext, authenticate_till
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def _db() -> Database:
+def api_database() -> Database:
     db: Database = current_app.extensions["kassa.db"]
     return db
 
 
-def _till(uow: UnitOfWork | None = None) -> TillContext:
+def calling_till(uow: UnitOfWork | None = None) -> TillContext:
     if uow is not None:
         return authenticate_till(uow, request.headers.get("Authorization"))
-    with _db().unit_of_work(readonly=True) as own:
+    with api_database().unit_of_work(readonly=True) as own:
         return authenticate_till(own, request.headers.get("Authorization"))
 
 
-def _json_body() -> Any:
+def json_body() -> Any:
     if not request.is_json:
         raise InvalidInput("send a JSON body with 'Content-Type: application/json'")
     body = request.get_json(silent=True)
@@ -95,8 +95,8 @@ def payment_out(
 
 @bp.post("/payments")
 def create_payment() -> Response:
-    till = _till()
-    body = _json_body()
+    till = calling_till()
+    body = json_body()
     command = CreatePayment.model_validate(body)
     settings: qr_payments.PaymentSettings = current_app.extensions["kassa.payment_settings"]
 
@@ -124,14 +124,14 @@ def create_payment() -> Response:
 
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        with _db().unit_of_work() as uow:
+        with api_database().unit_of_work() as uow:
             status, out = action(uow)
             uow.commit()
         replayed = False
     else:
         fingerprint = idempotency.request_hash("POST", request.path, body)
         outcome = idempotency.run_once(
-            _db(), f"till:{till.till_id}", idempotency.check_key(key), fingerprint, action
+            api_database(), f"till:{till.till_id}", idempotency.check_key(key), fingerprint, action
         )
         status, out, replayed = outcome.status, outcome.body, outcome.replayed
     response = jsonify(out)
@@ -144,16 +144,16 @@ def create_payment() -> Response:
 
 @bp.get("/payments/<payment_id>")
 def get_payment(payment_id: str) -> Response:
-    with _db().unit_of_work(readonly=True) as uow:
-        till = _till(uow)
+    with api_database().unit_of_work(readonly=True) as uow:
+        till = calling_till(uow)
         payment = payment_reads.get_payment(uow, payment_id, till.merchant_id)
         return jsonify(payment_out(payment, with_events=True))
 
 
 @bp.post("/payments/<payment_id>/cancel")
 def cancel_payment(payment_id: str) -> Response:
-    with _db().unit_of_work() as uow:
-        till = _till(uow)
+    with api_database().unit_of_work() as uow:
+        till = calling_till(uow)
         payment = cancellation.cancel_payment(uow, payment_id, till.merchant_id, till.actor)
         uow.commit()
         return jsonify(payment_out(payment))
@@ -184,8 +184,8 @@ def refund_out(refund: Refund) -> dict[str, Any]:
 @bp.post("/payments/<payment_id>/refunds")
 def create_refund(payment_id: str) -> Response:
     """Refund all or part of a paid payment; the Idempotency-Key is required (money moves)."""
-    till = _till()
-    body = _json_body()
+    till = calling_till()
+    body = json_body()
     command = CreateRefund.model_validate(body)
     key = request.headers.get("Idempotency-Key")
     if not key:
@@ -207,7 +207,7 @@ def create_refund(payment_id: str) -> Response:
         return 201, refund_out(refund)
 
     outcome = idempotency.run_once(
-        _db(),
+        api_database(),
         f"till:{till.till_id}",
         idempotency.check_key(key),
         idempotency.request_hash("POST", request.path, body),
@@ -222,8 +222,8 @@ def create_refund(payment_id: str) -> Response:
 
 @bp.get("/payments/<payment_id>/refunds")
 def list_payment_refunds(payment_id: str) -> Response:
-    with _db().unit_of_work(readonly=True) as uow:
-        till = _till(uow)
+    with api_database().unit_of_work(readonly=True) as uow:
+        till = calling_till(uow)
         payment_reads.get_payment(uow, payment_id, till.merchant_id)
         return jsonify([refund_out(r) for r in refunds.list_refunds(uow, payment_id)])
 
@@ -232,8 +232,8 @@ def list_payment_refunds(payment_id: str) -> Response:
 def payment_qr(payment_id: str, fmt: str) -> Response:
     if fmt not in ("png", "svg"):
         raise InvalidInput(f"QR format must be png or svg, not {fmt!r}")
-    with _db().unit_of_work(readonly=True) as uow:
-        till = _till(uow)
+    with api_database().unit_of_work(readonly=True) as uow:
+        till = calling_till(uow)
         payload = payment_reads.qr_payload(uow, payment_id, till.merchant_id)
     if payload is None:
         raise InvalidInput("this payment has no QR code")

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
-from gateway.entrypoints.schemas import AMOUNT_PATTERN
+from gateway.entrypoints.api.schemas import AMOUNT_PATTERN
 
 
 def _no_numbers(data: Any, *fields: str) -> Any:

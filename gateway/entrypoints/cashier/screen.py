@@ -23,15 +23,14 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Payment, Store, utcnow
+from gateway.adapters.models import Payment, utcnow
 from gateway.domain.money import Money, currency
 from gateway.entrypoints import staff_session
-from gateway.entrypoints.api import payment_out, qr_response
+from gateway.entrypoints.api.payments import payment_out, qr_response
 from gateway.entrypoints.staff_session import MerchantSummary, current_staff, database
 from gateway.errors import (
     Conflict,
@@ -46,9 +45,10 @@ from gateway.services import idempotency
 from gateway.services.devices import cards
 from gateway.services.payments import cancellation, payment_reads, qr_payments
 from gateway.services.promotions import sales
+from gateway.services.staff import stores
 from gateway.services.staff.auth import StaffContext, TillContext, till_for_staff, tills_for_staff
 
-bp = Blueprint("cashier", __name__, url_prefix="/cashier", template_folder="templates")
+bp = Blueprint("cashier", __name__, url_prefix="/cashier", template_folder="../templates")
 staff_session.install(bp, "cashier/error.html")
 
 TILL_KEY = "till_id"
@@ -68,14 +68,14 @@ def _require_staff() -> Any:
     return redirect(url_for(".login"))
 
 
-def _staff() -> StaffContext:
+def signed_in_staff() -> StaffContext:
     staff = current_staff()
     if staff is None:  # _require_staff ran first; this is for the type checker
         raise Unauthorised("sign in first")
     return staff
 
 
-def _till(staff: StaffContext) -> TillContext | None:
+def chosen_till(staff: StaffContext) -> TillContext | None:
     till_id = session.get(TILL_KEY)
     if not isinstance(till_id, int):
         return None
@@ -101,10 +101,10 @@ def logout() -> Redirect:
 
 @bp.route("/till", methods=["GET", "POST"])
 def choose_till() -> Any:
-    staff = _staff()
+    staff = signed_in_staff()
     with database().unit_of_work(readonly=True) as uow:
         tills = tills_for_staff(uow, staff)
-        stores = _store_names(uow, tills)
+        names = stores.store_names(uow, (t.store_id for t in tills))
     if request.method == "POST":
         chosen = request.form.get("till_id", type=int)
         if chosen in {t.till_id for t in tills}:
@@ -116,21 +116,16 @@ def choose_till() -> Any:
     return render_template(
         "cashier/till.html",
         tills=tills,
-        stores=stores,
+        stores=names,
         merchant=staff_session.merchant_of(staff),
         staff=staff,
     )
 
 
-def _store_names(uow: UnitOfWork, tills: list[TillContext]) -> dict[int, str]:
-    ids = {t.store_id for t in tills}
-    return dict(uow.session.execute(select(Store.id, Store.name).where(Store.id.in_(ids))).all())
-
-
 @bp.get("/")
 def index() -> Any:
-    staff = _staff()
-    till = _till(staff)
+    staff = signed_in_staff()
+    till = chosen_till(staff)
     if till is None:
         return redirect(url_for(".choose_till"))
     return _sale_form(staff, till)
@@ -146,7 +141,7 @@ def _sale_form(
     lines = list(zip(form.getlist("line_description"), form.getlist("line_amount"), strict=False))
     lines += [("", "")] * max(0, 3 - len(lines))
     with database().unit_of_work(readonly=True) as uow:
-        store = _store_names(uow, [till]).get(till.store_id, "")
+        store = stores.store_names(uow, [till.store_id]).get(till.store_id, "")
     return render_template(
         "cashier/new_sale.html",
         merchant=merchant,
@@ -182,8 +177,8 @@ def _number_format(merchant: MerchantSummary) -> dict[str, str | int]:
 
 @bp.post("/payments")
 def create_payment() -> Any:
-    staff = _staff()
-    till = _till(staff)
+    staff = signed_in_staff()
+    till = chosen_till(staff)
     if till is None:
         return redirect(url_for(".choose_till"), 303)
     merchant = staff_session.merchant_of(staff)
@@ -300,7 +295,7 @@ def parse_amount(text: str, currency_code: str, what: str) -> Money:
 
 @bp.get("/payments/<payment_id>")
 def payment_screen(payment_id: str) -> Any:
-    staff = _staff()
+    staff = signed_in_staff()
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
         payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
@@ -319,7 +314,7 @@ def payment_screen(payment_id: str) -> Any:
 
 @bp.get("/payments/<payment_id>/status")
 def payment_status(payment_id: str) -> Response:
-    staff = _staff()
+    staff = signed_in_staff()
     with database().unit_of_work(readonly=True) as uow:
         payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
         out = payment_out(payment)
@@ -336,7 +331,7 @@ def payment_status(payment_id: str) -> Response:
 
 @bp.get("/payments/<payment_id>/qr.<fmt>")
 def payment_qr(payment_id: str, fmt: str) -> Response:
-    staff = _staff()
+    staff = signed_in_staff()
     if fmt not in ("png", "svg"):
         raise NotFound(f"no QR image format {fmt!r}: use png or svg")
     with database().unit_of_work(readonly=True) as uow:
@@ -348,7 +343,7 @@ def payment_qr(payment_id: str, fmt: str) -> Response:
 
 @bp.post("/payments/<payment_id>/cancel")
 def cancel_payment(payment_id: str) -> Redirect:
-    staff = _staff()
+    staff = signed_in_staff()
     with database().unit_of_work() as uow:
         try:
             payment = cancellation.cancel_payment(uow, payment_id, staff.merchant_id, staff.actor)
@@ -377,7 +372,3 @@ def seconds_left(payment: Payment, now: datetime | None = None) -> int:
     if payment.expires_at is None:
         return 0
     return max(0, int((payment.expires_at - (now or utcnow())).total_seconds()))
-
-
-from gateway.entrypoints import cashier_refunds as _refund_routes  # noqa: E402, F401  (routes on bp)
-from gateway.entrypoints import cashier_sales as _sale_routes  # noqa: E402, F401  (routes on bp)

@@ -1,0 +1,6 @@
+"""`/api/v1`, the tills' JSON API: payments and refunds, and sales priced with promotions."""
+
+from gateway.entrypoints.api import payments, sales
+
+bp = payments.bp
+bp.register_blueprint(sales.bp)

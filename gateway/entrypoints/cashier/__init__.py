@@ -1,0 +1,7 @@
+"""`/cashier`, the cashier screen: payments by QR and card, baskets with promotions, refunds."""
+
+from gateway.entrypoints.cashier import refunds, sales, screen
+
+bp = screen.bp
+bp.register_blueprint(sales.bp)
+bp.register_blueprint(refunds.bp)
