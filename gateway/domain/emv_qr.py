@@ -38,9 +38,15 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from gateway.domain.money import Money, currency
 from gateway.errors import InvalidMoney, InvalidQrPayload
+
+if TYPE_CHECKING:
+    from gateway.domain.money import Money
+
+# ``gateway.domain.money`` (and the ISO 4217 table it loads) is imported by the functions that
+# build or read a payment, not here: ``kassa qr decode`` needs neither and starts faster.
 
 Tree = dict[str, str | dict[str, str]]
 TreeInput = Mapping[str, str | Mapping[str, str]]
@@ -485,6 +491,8 @@ def build_payment_payload(
     ``expires_at`` (timezone-aware) goes into unreserved template 80 as ``00`` = ``expiry_gui``
     and ``01`` = the UTC time ``YYYYMMDDHHMMSS``.
     """
+    from gateway.domain.money import currency
+
     if amount.minor <= 0:
         raise InvalidQrPayload(f"a payment QR needs a positive amount, not {amount}")
     extra = {
@@ -539,6 +547,8 @@ class PaymentRequest:
 
 def payment_fields(payload: str | TreeInput, *, expiry_gui: str = "IO.KASSA") -> PaymentRequest:
     """Read the payment request out of a payload (or an already decoded tree)."""
+    from gateway.domain.money import currency
+
     tree = decode(payload) if isinstance(payload, str) else decode(encode(payload))
     try:
         code = currency(str(tree["53"])).code
@@ -562,6 +572,8 @@ def payment_fields(payload: str | TreeInput, *, expiry_gui: str = "IO.KASSA") ->
 
 
 def _amount(value: object, code: str) -> Money | None:
+    from gateway.domain.money import Money
+
     if not isinstance(value, str):
         return None
     try:

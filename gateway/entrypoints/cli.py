@@ -5,21 +5,50 @@ Errors the user can fix print one line on stderr and exit with code 2.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from gateway.config import PROJECT_DIR, Config, load_config
 from gateway.errors import KassaError
 
+if TYPE_CHECKING:
+    from gateway.config import Config
 
-class KassaGroup(click.Group):
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use (click's documented LazyGroup).
+
+    ``lazy`` maps a sub-command's name to ``"module:attribute"``. Support commands such as
+    ``kassa zvt decode`` then import only their own modules, not Flask, SQLAlchemy or the
+    services the web tier needs.
+    """
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+class KassaGroup(LazyGroup):
     """Turns a :class:`KassaError` anywhere below into one line on stderr and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -30,13 +59,24 @@ class KassaGroup(click.Group):
             sys.exit(2)
 
 
-@click.group(cls=KassaGroup)
+@click.group(
+    cls=KassaGroup,
+    lazy={
+        "pn532": "drivers.pn532.cli:pn532",
+        "promotions": "gateway.entrypoints.promotions_cli:promotions",
+        "qr": "gateway.entrypoints.qr_cli:qr",
+        "sandbox-bank": "sandbox_bank.cli:sandbox_bank_cli",
+        "settlement": "gateway.entrypoints.settlement_cli:settlement",
+        "zvt": "drivers.zvt.cli:zvt",
+    },
+)
 def main() -> None:
     """Kassa: merchant point-of-sale integration gateway."""
 
 
 def _config() -> Config:
     from gateway.adapters import passwords
+    from gateway.config import load_config
 
     config = load_config()
     security = config["security"]
@@ -68,6 +108,7 @@ def db_upgrade(revision: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
 def demo_data(as_json: bool) -> None:
     """Seed one merchant, two stores, three tills, a cashier and a manager; print credentials."""
+    from gateway.config import PROJECT_DIR
     from gateway.services.demo import seed_demo
 
     config = _config()
@@ -206,6 +247,7 @@ def run() -> None:
     config = _config()
     database = _database(config)
     database.upgrade()
+    from gateway.config import PROJECT_DIR
     from gateway.services.demo import seed_demo
 
     with database.unit_of_work() as uow:
@@ -325,30 +367,16 @@ def recon_run(day: str, merchant_id: int | None, as_json: bool) -> None:
         click.echo(f"merchant {mid}, {wanted}: {summary}")
 
 
-@main.group()
+@main.group(
+    cls=LazyGroup,
+    lazy={
+        "pn532": "drivers.pn532.cli:pn532_simulate_command",
+        "zvt": "drivers.zvt.cli:zvt_simulate_command",
+    },
+)
 def simulate() -> None:
     """Run a simulated device on a pty and print its port path (Ctrl-C stops it)."""
 
-
-def _register() -> None:
-    from drivers.pn532.cli import pn532, pn532_simulate_command
-    from drivers.zvt.cli import zvt, zvt_simulate_command
-    from gateway.entrypoints.promotions_cli import promotions
-    from gateway.entrypoints.qr_cli import qr
-    from gateway.entrypoints.settlement_cli import settlement
-    from sandbox_bank.cli import sandbox_bank_cli
-
-    main.add_command(qr)
-    main.add_command(promotions)
-    main.add_command(settlement)
-    main.add_command(sandbox_bank_cli)
-    main.add_command(pn532)
-    simulate.add_command(pn532_simulate_command, "pn532")
-    main.add_command(zvt)
-    simulate.add_command(zvt_simulate_command, "zvt")
-
-
-_register()
 
 if __name__ == "__main__":
     main()
