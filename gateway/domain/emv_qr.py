@@ -135,6 +135,19 @@ def _is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def _unicode_problem(text: str) -> str | None:
+    """Why ``text`` cannot be UTF-8 (a lone surrogate, as Python makes of a byte that was not
+    UTF-8 on the command line), else None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"character {exc.start} is a byte 0x{code - 0xDC00:02X} that is not UTF-8"
+        return f"character {exc.start} is a lone surrogate U+{code:04X}"
+    return None
+
+
 def crc16_ccitt_false(data: bytes) -> int:
     """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0 (MPM "CRC")."""
     crc = 0xFFFF
@@ -259,6 +272,8 @@ def _decode(payload: str, problems: Problems) -> Tree:
         raise InvalidQrPayload(
             f"payload is {len(payload)} characters; an EMV QR payload holds at most {MAX_PAYLOAD}"
         )
+    if problem := _unicode_problem(payload):
+        raise InvalidQrPayload(f"payload is not valid text: {problem}")
     objects = list(_data_objects(payload, 0, None))
     _check_crc(payload, objects, problems)
     tree: Tree = {}
@@ -334,6 +349,8 @@ def _data_object(tag: str, value: str, parent: str | None = None) -> str:
         raise InvalidQrPayload(
             f"{_label(tag, parent)} is {len(value)} characters; a data object holds at most 99"
         )
+    if problem := _unicode_problem(value):
+        raise InvalidQrPayload(f"{_label(tag, parent)} is not valid text: {problem}")
     return f"{tag}{len(value):02d}{value}"
 
 
