@@ -107,15 +107,12 @@ def db_upgrade(revision: str) -> None:
 @main.command("demo-data")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
 def demo_data(as_json: bool) -> None:
-    """Seed one merchant, two stores, three tills, a cashier and a manager; print credentials."""
-    from gateway.config import PROJECT_DIR
-    from gateway.services.demo import seed_demo
-
+    """Seed one merchant, two stores, three tills, a cashier and a manager; print credentials
+    (every till's API key) and a few of the demo's coupon codes."""
     config = _config()
     database = _database(config)
     database.upgrade()
-    with database.unit_of_work() as uow:
-        creds = seed_demo(uow, PROJECT_DIR / config["demo"]["credentials_file"])
+    creds = _seed_demo(config, database)
     if as_json:
         click.echo(json.dumps(creds, indent=2))
         return
@@ -124,6 +121,18 @@ def demo_data(as_json: bool) -> None:
         click.echo(f"  {staff['role']:<8} login: {staff['username']} / {staff['password']}")
     for till in creds["tills"]:
         click.echo(f"  till {till['store']} {till['till']}: API key {till['api_key']}")
+    if creds["coupon_codes"]:
+        click.echo(f"  coupon codes (10 % off, single use): {', '.join(creds['coupon_codes'])}")
+
+
+def _seed_demo(config: Config, database: Any) -> dict[str, Any]:
+    """The demo's credentials, seeded if need be, with coupon codes still unused right now."""
+    from gateway.config import PROJECT_DIR
+    from gateway.services.demo import demo_coupon_codes, seed_demo
+
+    with database.unit_of_work() as uow:
+        creds = seed_demo(uow, PROJECT_DIR / config["demo"]["credentials_file"])
+        return {**creds, "coupon_codes": demo_coupon_codes(uow)}
 
 
 @main.command()
@@ -247,11 +256,7 @@ def run() -> None:
     config = _config()
     database = _database(config)
     database.upgrade()
-    from gateway.config import PROJECT_DIR
-    from gateway.services.demo import seed_demo
-
-    with database.unit_of_work() as uow:
-        creds = seed_demo(uow, PROJECT_DIR / config["demo"]["credentials_file"])
+    creds = _seed_demo(config, database)
     kassa = [sys.executable, "-m", "gateway.entrypoints.cli"]
     procs = [
         subprocess.Popen([*kassa, "sandbox-bank", "serve"]),
@@ -281,26 +286,33 @@ def run() -> None:
 def _banner(base: str, bank: str, creds: dict[str, Any], devices: bool) -> str:
     cashier = next(s for s in creds["staff"] if s["role"] == "cashier")
     manager = next(s for s in creds["staff"] if s["role"] == "manager")
-    till = creds["tills"][0]
-    return (
-        "\nKassa is running.\n"
+    indent = " " * 19
+    lines = [
+        "",
+        "Kassa is running.",
         f"  Cashier screen:  {base}/cashier   login {cashier['username']} / "
-        f"{cashier['password']}\n"
+        f"{cashier['password']} (Berlin Mitte's tills)",
         f"  Merchant portal: {base}/portal    login {manager['username']} / "
-        f"{manager['password']}\n"
-        f"  Terminal API:    {base}/api/v1    (OpenAPI: {base}/api/v1/openapi.json)\n"
-        f"                   till {till['till']} key: {till['api_key']}\n"
-        f"  Sandbox bank:    {bank}/sandbox/   paste a payment's QR payload there to pay it\n"
-        f"  Promotions:      {base}/portal/promotions, `kassa promotions list`; the cashier's\n"
-        "                   'Basket with promotions' prices a sale with them\n"
-        + (
+        f"{manager['password']} (the cashier screen too, any till)",
+        f"{indent}One sign-in per browser: for cashier and manager at once, open the",
+        f"{indent}portal in a second browser profile or a private window.",
+        f"  Terminal API:    {base}/api/v1    (OpenAPI: {base}/api/v1/openapi.json)",
+        *(
+            f"{indent}{till['store']} {till['till']} key: {till['api_key']}"
+            for till in creds["tills"]
+        ),
+        f"  Sandbox bank:    {bank}/sandbox/   paste a payment's QR payload there to pay it",
+        f"  Promotions:      {base}/portal/promotions, `kassa promotions list`; the cashier's",
+        f"{indent}'Basket with promotions' prices a sale with them",
+    ]
+    if creds.get("coupon_codes"):
+        lines.append(f"{indent}coupon codes (10 % off): {', '.join(creds['coupon_codes'])}")
+    if devices:
+        lines.append(
             "  Card terminal:   simulated ZVT terminal and PN532 reader at Berlin Mitte T01 "
-            "(press Card)\n"
-            if devices
-            else ""
+            "(press Card)"
         )
-        + "Press Ctrl-C to stop.\n"
-    )
+    return "\n".join([*lines, "Press Ctrl-C to stop.", ""])
 
 
 def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]]) -> None:
