@@ -145,9 +145,9 @@ def _coerce(raw: str, default: Any, name: str) -> Any:
 
 
 def _resolve_database_url(config: Config) -> None:
+    """A relative SQLite path is under the project. Its directory is made when the database is
+    opened (``gateway.adapters.db``), not here: reading the configuration writes nothing."""
     url = str(config["database"]["url"])
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        file = PROJECT_DIR / url[len(prefix) :]
-        file.parent.mkdir(parents=True, exist_ok=True)
-        config["database"]["url"] = prefix + str(file)
+        config["database"]["url"] = prefix + str(PROJECT_DIR / url[len(prefix) :])

@@ -126,10 +126,12 @@ def bcd_digits(raw: bytes) -> str:
     return raw.hex().upper()
 
 
-def bcd_int(raw: bytes) -> int:
+def bcd_int(raw: bytes, what: str | None = None) -> int:
+    """Packed BCD as a number; ``what`` names the field in the error (``"timeout byte"``)."""
     digits = bcd_digits(raw)
     if not digits.isdigit():
-        raise DecodeError(f"{raw.hex(' ')} is not packed BCD")
+        shown = " ".join(f"0x{byte:02X}" for byte in raw) or "nothing"
+        raise DecodeError(f"{what or 'value'} {shown} is not packed BCD")
     return int(digits)
 
 
@@ -271,14 +273,17 @@ BMPS: dict[int, Bmp] = _table(
 )
 
 
-def _var_length(data: bytes, pos: int, digits: int, bmp: Bmp) -> tuple[int, int]:
-    """LLVAR ``FxFy`` / LLLVAR ``FxFyFz`` (PA00P016_04 §5.2.8): (value length, header size)."""
+def var_length(data: bytes, pos: int, digits: int, what: str) -> int:
+    """The value length of an LLVAR ``FxFy`` / LLLVAR ``FxFyFz`` at ``pos`` (PA00P016_04
+    §5.2.8); ``what`` names the field in the error."""
     head = data[pos : pos + digits]
     if len(head) < digits:
-        raise DecodeError(f"BMP {bmp.number:02X} ({bmp.key}) is cut off in its length")
+        raise DecodeError(f"{what} is cut off in its length")
     if any(b & 0xF0 != 0xF0 or b & 0x0F > 9 for b in head):
-        raise DecodeError(f"BMP {bmp.number:02X} ({bmp.key}) has a bad length {head.hex(' ')}")
-    return int("".join(str(b & 0x0F) for b in head)), digits
+        raise DecodeError(
+            f"{what} has a bad length {head.hex(' ').upper()} (each byte F0 to F9 expected)"
+        )
+    return int("".join(str(b & 0x0F) for b in head))
 
 
 def _field_extent(data: bytes, pos: int, bmp: Bmp) -> tuple[int, int]:
@@ -287,8 +292,8 @@ def _field_extent(data: bytes, pos: int, bmp: Bmp) -> tuple[int, int]:
         size, used = read_tlv_length(data, pos)
         start = pos + used
     elif bmp.length in (LLVAR, LLLVAR):
-        size, used = _var_length(data, pos, -bmp.length, bmp)
-        start = pos + used
+        size = var_length(data, pos, -bmp.length, f"BMP {bmp.number:02X} ({bmp.key})")
+        start = pos - bmp.length
     else:
         size, start = bmp.length, pos
     if start + size > len(data):
@@ -307,7 +312,10 @@ def decode_bmps(data: bytes, offset: int = 0) -> dict[str, Any]:
         if bmp is None:
             raise DecodeError(f"unknown BMP {data[pos]:02X} at data byte {pos}")
         start, end = _field_extent(data, pos + 1, bmp)
-        fields[bmp.key] = bmp.decode(data[start:end])
+        try:
+            fields[bmp.key] = bmp.decode(data[start:end])
+        except DecodeError as exc:
+            raise DecodeError(f"BMP {bmp.number:02X} ({bmp.key}): {exc}") from exc
         pos = end
     return fields
 

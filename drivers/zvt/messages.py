@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from drivers.errors import DecodeError
-from drivers.zvt.apdu import Apdu, bcd_encode, decode_bmps, encode_bmp, text
+from drivers.zvt.apdu import Apdu, bcd_encode, bcd_int, decode_bmps, encode_bmp, text, var_length
 from drivers.zvt.codes import (
     TERMINAL_STATUS,
     result_message,
@@ -126,7 +126,7 @@ def _intermediate_status(data: bytes) -> dict[str, Any]:
         raise DecodeError("Intermediate Status-Information 04 FF without a status byte")
     fields: dict[str, Any] = {"status": data[0], "status_text": status_message(data[0])}
     if len(data) > 1:
-        fields["timeout_minutes"] = int(f"{data[1]:02X}")
+        fields["timeout_minutes"] = bcd_int(data[1:2], "timeout byte")
     if len(data) > 2:
         if data[2] != 0x06:
             raise DecodeError(f"04 FF: expected 06 (TLV container) at byte 2, found {data[2]:02X}")
@@ -154,8 +154,10 @@ def _print_line(data: bytes) -> dict[str, Any]:
 
 def _completion(data: bytes) -> dict[str, Any]:
     """BMP fields, or after Status-Enquiry: LLLVAR software version, terminal status (2.56.5)."""
-    if data and data[0] & 0xF0 == 0xF0:
-        size = int("".join(str(b & 0x0F) for b in data[:3]))
+    if len(data) >= 3 and all(0xF0 <= byte <= 0xF9 for byte in data[:3]):  # an LLLVAR
+        size = var_length(data, 0, 3, "software version")
+        if 3 + size > len(data):
+            raise DecodeError(f"software version needs {size} byte(s), {len(data) - 3} left")
         fields: dict[str, Any] = {"software_version": text(data[3 : 3 + size])}
         rest = data[3 + size :]
         if rest:
@@ -174,7 +176,7 @@ def _abort(data: bytes) -> dict[str, Any]:
     if rest[:1] == b"\x06":
         fields.update(decode_bmps(rest))
     elif len(rest) == 2:  # only with 6F "wrong currency": the terminal's currency (2.2.9)
-        fields["currency"] = str(int(rest.hex())).rjust(3, "0")
+        fields["currency"] = str(bcd_int(rest, "currency code")).rjust(3, "0")
     elif rest:
         raise DecodeError(f"Abort 06 1E: {len(rest)} unexpected byte(s) after the result code")
     return fields
@@ -191,7 +193,7 @@ def _registration(data: bytes) -> dict[str, Any]:
         raise DecodeError("Registration 06 00 needs a password and a config byte")
     fields: dict[str, Any] = {"password": "******", "config_byte": data[3]}
     if len(data) >= 6:
-        fields["currency"] = str(int(data[4:6].hex())).rjust(3, "0")
+        fields["currency"] = str(bcd_int(data[4:6], "currency code")).rjust(3, "0")
     fields.update(decode_bmps(data, 6) if len(data) > 6 else {})
     if len(data) == 5:
         raise DecodeError("Registration 06 00: currency code cut off")

@@ -166,8 +166,13 @@ def _read_tag(data: bytes, pos: int) -> tuple[int, int]:
     return tag, end
 
 
-def parse_tlv(data: bytes) -> tuple[TlvObject, ...]:
+MAX_DEPTH = 16  # constructed objects inside constructed objects; real messages use 2 or 3
+
+
+def parse_tlv(data: bytes, depth: int = 0) -> tuple[TlvObject, ...]:
     """The data objects in ``data`` (the content of a container, without its length)."""
+    if depth > MAX_DEPTH:
+        raise DecodeError(f"TLV objects nested deeper than {MAX_DEPTH} levels")
     objects = []
     pos = 0
     while pos < len(data):
@@ -178,7 +183,7 @@ def parse_tlv(data: bytes) -> tuple[TlvObject, ...]:
             raise DecodeError(f"TLV tag {tag:02X} needs {size} byte(s), {len(data) - pos} left")
         value = bytes(data[pos : pos + size])
         pos += size
-        children = parse_tlv(value) if _first_byte(tag) & 0x20 else ()
+        children = parse_tlv(value, depth + 1) if _first_byte(tag) & 0x20 else ()
         objects.append(TlvObject(tag, value, children))
     return tuple(objects)
 

@@ -38,9 +38,15 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from gateway.domain.money import Money, currency
 from gateway.errors import InvalidMoney, InvalidQrPayload
+
+if TYPE_CHECKING:
+    from gateway.domain.money import Money
+
+# ``gateway.domain.money`` (and the ISO 4217 table it loads) is imported by the functions that
+# build or read a payment, not here: ``kassa qr decode`` needs neither and starts faster.
 
 Tree = dict[str, str | dict[str, str]]
 TreeInput = Mapping[str, str | Mapping[str, str]]
@@ -127,6 +133,19 @@ def _label(tag: str, parent: str | None = None) -> str:
 
 def _is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
+
+
+def _unicode_problem(text: str) -> str | None:
+    """Why ``text`` cannot be UTF-8 (a lone surrogate, as Python makes of a byte that was not
+    UTF-8 on the command line), else None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"character {exc.start} is a byte 0x{code - 0xDC00:02X} that is not UTF-8"
+        return f"character {exc.start} is a lone surrogate U+{code:04X}"
+    return None
 
 
 def crc16_ccitt_false(data: bytes) -> int:
@@ -253,6 +272,8 @@ def _decode(payload: str, problems: Problems) -> Tree:
         raise InvalidQrPayload(
             f"payload is {len(payload)} characters; an EMV QR payload holds at most {MAX_PAYLOAD}"
         )
+    if problem := _unicode_problem(payload):
+        raise InvalidQrPayload(f"payload is not valid text: {problem}")
     objects = list(_data_objects(payload, 0, None))
     _check_crc(payload, objects, problems)
     tree: Tree = {}
@@ -328,6 +349,8 @@ def _data_object(tag: str, value: str, parent: str | None = None) -> str:
         raise InvalidQrPayload(
             f"{_label(tag, parent)} is {len(value)} characters; a data object holds at most 99"
         )
+    if problem := _unicode_problem(value):
+        raise InvalidQrPayload(f"{_label(tag, parent)} is not valid text: {problem}")
     return f"{tag}{len(value):02d}{value}"
 
 
@@ -485,6 +508,8 @@ def build_payment_payload(
     ``expires_at`` (timezone-aware) goes into unreserved template 80 as ``00`` = ``expiry_gui``
     and ``01`` = the UTC time ``YYYYMMDDHHMMSS``.
     """
+    from gateway.domain.money import currency
+
     if amount.minor <= 0:
         raise InvalidQrPayload(f"a payment QR needs a positive amount, not {amount}")
     extra = {
@@ -539,6 +564,8 @@ class PaymentRequest:
 
 def payment_fields(payload: str | TreeInput, *, expiry_gui: str = "IO.KASSA") -> PaymentRequest:
     """Read the payment request out of a payload (or an already decoded tree)."""
+    from gateway.domain.money import currency
+
     tree = decode(payload) if isinstance(payload, str) else decode(encode(payload))
     try:
         code = currency(str(tree["53"])).code
@@ -562,6 +589,8 @@ def payment_fields(payload: str | TreeInput, *, expiry_gui: str = "IO.KASSA") ->
 
 
 def _amount(value: object, code: str) -> Money | None:
+    from gateway.domain.money import Money
+
     if not isinstance(value, str):
         return None
     try:

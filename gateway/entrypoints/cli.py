@@ -5,21 +5,50 @@ Errors the user can fix print one line on stderr and exit with code 2.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from gateway.config import PROJECT_DIR, Config, load_config
 from gateway.errors import KassaError
 
+if TYPE_CHECKING:
+    from gateway.config import Config
 
-class KassaGroup(click.Group):
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use (click's documented LazyGroup).
+
+    ``lazy`` maps a sub-command's name to ``"module:attribute"``. Support commands such as
+    ``kassa zvt decode`` then import only their own modules, not Flask, SQLAlchemy or the
+    services the web tier needs.
+    """
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+class KassaGroup(LazyGroup):
     """Turns a :class:`KassaError` anywhere below into one line on stderr and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -30,13 +59,24 @@ class KassaGroup(click.Group):
             sys.exit(2)
 
 
-@click.group(cls=KassaGroup)
+@click.group(
+    cls=KassaGroup,
+    lazy={
+        "pn532": "drivers.pn532.cli:pn532",
+        "promotions": "gateway.entrypoints.promotions_cli:promotions",
+        "qr": "gateway.entrypoints.qr_cli:qr",
+        "sandbox-bank": "sandbox_bank.cli:sandbox_bank_cli",
+        "settlement": "gateway.entrypoints.settlement_cli:settlement",
+        "zvt": "drivers.zvt.cli:zvt",
+    },
+)
 def main() -> None:
     """Kassa: merchant point-of-sale integration gateway."""
 
 
 def _config() -> Config:
     from gateway.adapters import passwords
+    from gateway.config import load_config
 
     config = load_config()
     security = config["security"]
@@ -67,14 +107,12 @@ def db_upgrade(revision: str) -> None:
 @main.command("demo-data")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
 def demo_data(as_json: bool) -> None:
-    """Seed one merchant, two stores, three tills, a cashier and a manager; print credentials."""
-    from gateway.services.demo import seed_demo
-
+    """Seed one merchant, two stores, three tills, a cashier and a manager; print credentials
+    (every till's API key) and a few of the demo's coupon codes."""
     config = _config()
     database = _database(config)
     database.upgrade()
-    with database.unit_of_work() as uow:
-        creds = seed_demo(uow, PROJECT_DIR / config["demo"]["credentials_file"])
+    creds = _seed_demo(config, database)
     if as_json:
         click.echo(json.dumps(creds, indent=2))
         return
@@ -83,6 +121,18 @@ def demo_data(as_json: bool) -> None:
         click.echo(f"  {staff['role']:<8} login: {staff['username']} / {staff['password']}")
     for till in creds["tills"]:
         click.echo(f"  till {till['store']} {till['till']}: API key {till['api_key']}")
+    if creds["coupon_codes"]:
+        click.echo(f"  coupon codes (10 % off, single use): {', '.join(creds['coupon_codes'])}")
+
+
+def _seed_demo(config: Config, database: Any) -> dict[str, Any]:
+    """The demo's credentials, seeded if need be, with coupon codes still unused right now."""
+    from gateway.config import PROJECT_DIR
+    from gateway.services.demo import demo_coupon_codes, seed_demo
+
+    with database.unit_of_work() as uow:
+        creds = seed_demo(uow, PROJECT_DIR / config["demo"]["credentials_file"])
+        return {**creds, "coupon_codes": demo_coupon_codes(uow)}
 
 
 @main.command()
@@ -206,10 +256,7 @@ def run() -> None:
     config = _config()
     database = _database(config)
     database.upgrade()
-    from gateway.services.demo import seed_demo
-
-    with database.unit_of_work() as uow:
-        creds = seed_demo(uow, PROJECT_DIR / config["demo"]["credentials_file"])
+    creds = _seed_demo(config, database)
     kassa = [sys.executable, "-m", "gateway.entrypoints.cli"]
     procs = [
         subprocess.Popen([*kassa, "sandbox-bank", "serve"]),
@@ -239,26 +286,33 @@ def run() -> None:
 def _banner(base: str, bank: str, creds: dict[str, Any], devices: bool) -> str:
     cashier = next(s for s in creds["staff"] if s["role"] == "cashier")
     manager = next(s for s in creds["staff"] if s["role"] == "manager")
-    till = creds["tills"][0]
-    return (
-        "\nKassa is running.\n"
+    indent = " " * 19
+    lines = [
+        "",
+        "Kassa is running.",
         f"  Cashier screen:  {base}/cashier   login {cashier['username']} / "
-        f"{cashier['password']}\n"
+        f"{cashier['password']} (Berlin Mitte's tills)",
         f"  Merchant portal: {base}/portal    login {manager['username']} / "
-        f"{manager['password']}\n"
-        f"  Terminal API:    {base}/api/v1    (OpenAPI: {base}/api/v1/openapi.json)\n"
-        f"                   till {till['till']} key: {till['api_key']}\n"
-        f"  Sandbox bank:    {bank}/sandbox/   paste a payment's QR payload there to pay it\n"
-        f"  Promotions:      {base}/portal/promotions, `kassa promotions list`; the cashier's\n"
-        "                   'Basket with promotions' prices a sale with them\n"
-        + (
+        f"{manager['password']} (the cashier screen too, any till)",
+        f"{indent}One sign-in per browser: for cashier and manager at once, open the",
+        f"{indent}portal in a second browser profile or a private window.",
+        f"  Terminal API:    {base}/api/v1    (OpenAPI: {base}/api/v1/openapi.json)",
+        *(
+            f"{indent}{till['store']} {till['till']} key: {till['api_key']}"
+            for till in creds["tills"]
+        ),
+        f"  Sandbox bank:    {bank}/sandbox/   paste a payment's QR payload there to pay it",
+        f"  Promotions:      {base}/portal/promotions, `kassa promotions list`; the cashier's",
+        f"{indent}'Basket with promotions' prices a sale with them",
+    ]
+    if creds.get("coupon_codes"):
+        lines.append(f"{indent}coupon codes (10 % off): {', '.join(creds['coupon_codes'])}")
+    if devices:
+        lines.append(
             "  Card terminal:   simulated ZVT terminal and PN532 reader at Berlin Mitte T01 "
-            "(press Card)\n"
-            if devices
-            else ""
+            "(press Card)"
         )
-        + "Press Ctrl-C to stop.\n"
-    )
+    return "\n".join([*lines, "Press Ctrl-C to stop.", ""])
 
 
 def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]]) -> None:
@@ -325,30 +379,16 @@ def recon_run(day: str, merchant_id: int | None, as_json: bool) -> None:
         click.echo(f"merchant {mid}, {wanted}: {summary}")
 
 
-@main.group()
+@main.group(
+    cls=LazyGroup,
+    lazy={
+        "pn532": "drivers.pn532.cli:pn532_simulate_command",
+        "zvt": "drivers.zvt.cli:zvt_simulate_command",
+    },
+)
 def simulate() -> None:
     """Run a simulated device on a pty and print its port path (Ctrl-C stops it)."""
 
-
-def _register() -> None:
-    from drivers.pn532.cli import pn532, pn532_simulate_command
-    from drivers.zvt.cli import zvt, zvt_simulate_command
-    from gateway.entrypoints.promotions_cli import promotions
-    from gateway.entrypoints.qr_cli import qr
-    from gateway.entrypoints.settlement_cli import settlement
-    from sandbox_bank.cli import sandbox_bank_cli
-
-    main.add_command(qr)
-    main.add_command(promotions)
-    main.add_command(settlement)
-    main.add_command(sandbox_bank_cli)
-    main.add_command(pn532)
-    simulate.add_command(pn532_simulate_command, "pn532")
-    main.add_command(zvt)
-    simulate.add_command(zvt_simulate_command, "zvt")
-
-
-_register()
 
 if __name__ == "__main__":
     main()

@@ -45,13 +45,20 @@ def decode_command(payload: str, lenient: bool) -> None:
 @click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
 def encode_command(source: TextIO) -> None:
     """Read the JSON `decode` prints (stdin, or SOURCE); print the payload with its CRC."""
-    text = source.read()
+    try:
+        text = source.read()
+    except UnicodeDecodeError as exc:
+        raise InvalidQrPayload(
+            f"input is not UTF-8: byte 0x{exc.object[exc.start]:02X} at byte {exc.start}"
+        ) from None
     try:
         tree = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidQrPayload(
             f"input is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:  # json's decoder recurses once per [ or {
+        raise InvalidQrPayload("input nests arrays or objects too deeply to be a QR tree") from None
     if not isinstance(tree, dict):
         raise InvalidQrPayload(
             f'expected a JSON object such as {{"00": "01", ...}}, got a {type(tree).__name__}'

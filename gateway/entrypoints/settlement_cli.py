@@ -11,10 +11,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from gateway.adapters.settlement_files import FORMATS
+
+if TYPE_CHECKING:
+    from gateway.config import Config
+    from gateway.services.settlement.file_import import ImportSummary
 
 
 @click.group("settlement")
@@ -24,7 +29,11 @@ def settlement() -> None:
 
 @settlement.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--dry-run", is_flag=True, help="Parse and summarise; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Parse and summarise the file only: no database is opened, nothing is written.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--format", "file_format", type=click.Choice(FORMATS), help="Default: detected.")
 @click.option("--mapping", help="CSV column mapping ([settlement.csv_mappings.NAME]).")
@@ -32,26 +41,19 @@ def import_command(
     file: Path, dry_run: bool, as_json: bool, file_format: str | None, mapping: str | None
 ) -> None:
     """Import FILE: store it raw, then its entries, once (a re-import changes nothing)."""
-    from gateway.adapters.db import Database
     from gateway.config import load_config
-    from gateway.services.settlement.file_import import import_settlement_file
 
     config = load_config()
-    database = Database(config["database"]["url"])
-    try:
-        database.require_current_schema()
-        with _progress(file, show=not as_json) as on_read, database.unit_of_work() as uow:
-            summary = import_settlement_file(
-                uow,
-                file,
-                config.get("settlement", {}),
-                file_format=file_format,
-                mapping_name=mapping,
-                dry_run=dry_run,
-                on_read=on_read,
+    settings = config.get("settlement", {})
+    if dry_run:
+        from gateway.services.settlement.file_import import summarise_settlement_file
+
+        with _progress(file, show=not as_json) as on_read:
+            summary = summarise_settlement_file(
+                file, settings, file_format=file_format, mapping_name=mapping, on_read=on_read
             )
-    finally:
-        database.dispose()
+    else:
+        summary = _import(file, config, file_format, mapping, show_progress=not as_json)
     if as_json:
         click.echo(json.dumps(summary.to_json(), indent=2))
         return
@@ -68,6 +70,28 @@ def import_command(
         click.echo("  " + currency + ": " + ", ".join(f"{k} {v}" for k, v in sums.items()))
     if summary.pans_masked:
         click.echo(f"  {summary.pans_masked} full card numbers masked to first6/last4 on read")
+
+
+def _import(
+    file: Path, config: Config, file_format: str | None, mapping: str | None, show_progress: bool
+) -> ImportSummary:
+    from gateway.adapters.db import Database
+    from gateway.services.settlement.file_import import import_settlement_file
+
+    database = Database(config["database"]["url"])
+    try:
+        database.require_current_schema()
+        with _progress(file, show=show_progress) as on_read, database.unit_of_work() as uow:
+            return import_settlement_file(
+                uow,
+                file,
+                config.get("settlement", {}),
+                file_format=file_format,
+                mapping_name=mapping,
+                on_read=on_read,
+            )
+    finally:
+        database.dispose()
 
 
 @contextmanager

@@ -13,9 +13,11 @@ from sqlalchemy import select
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Merchant, StaffUser, Store, Till
 from gateway.adapters.passwords import hash_password
+from gateway.adapters.promotion_models import CouponCode, PromotionRow
 from gateway.services.staff.auth import issue_till_key
 
 DEMO_MERCHANT = "Kassa Demo Markt"
+DEMO_COUPON = "spring-coupon"  # the batch coupon whose codes the demo prints
 
 
 def seed_demo(
@@ -120,8 +122,28 @@ def _seed_promotions(uow: UnitOfWork, merchant_id: int) -> None:
         variant="ten-percent",
     )  # fmt: skip
     admin.activate(uow, merchant_id, "wallet-10-off", actor=actor)
-    coupon = admin.get_promotion(uow, merchant_id, "spring-coupon")
+    coupon = admin.get_promotion(uow, merchant_id, DEMO_COUPON)
     admin.issue_coupons(uow, coupon, count=20, actor=actor)
+
+
+def demo_coupon_codes(uow: UnitOfWork, limit: int = 3) -> list[str]:
+    """A few of the demo's spring-coupon codes that can still be redeemed (none if the demo
+    was seeded without promotions); what ``kassa demo-data`` and ``kassa run`` print."""
+    query = (
+        select(CouponCode.code)
+        .join(PromotionRow, PromotionRow.id == CouponCode.promotion_id)
+        .join(Merchant, Merchant.id == PromotionRow.merchant_id)
+        .where(
+            Merchant.name == DEMO_MERCHANT,
+            PromotionRow.key == DEMO_COUPON,
+            CouponCode.status == "available",
+            CouponCode.customer_id.is_(None),
+            CouponCode.expires_at.is_(None),
+        )
+        .order_by(CouponCode.id)
+        .limit(limit)
+    )
+    return list(uow.session.scalars(query))
 
 
 def _issue_credentials(uow: UnitOfWork, merchant: Merchant) -> dict[str, Any]:

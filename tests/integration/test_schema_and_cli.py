@@ -56,7 +56,9 @@ def test_db_upgrade_and_demo_data_from_the_command_line(tmp_path: Path) -> None:
     text = _kassa("demo-data", tmp_path=tmp_path, url=url)
     cashier = creds["staff"][0]["password"]
     assert f"login: cashier / {cashier}" in text.stdout  # the same credentials on a rerun
-    assert creds["tills"][0]["api_key"] in text.stdout
+    assert all(till["api_key"] in text.stdout for till in creds["tills"])
+    assert len(creds["coupon_codes"]) == 3
+    assert f"coupon codes (10 % off, single use): {', '.join(creds['coupon_codes'])}" in text.stdout
 
 
 def test_configuration_errors_exit_2_with_one_line(tmp_path: Path) -> None:

@@ -110,6 +110,27 @@ def test_a_dry_run_writes_nothing(db: Database, tmp_path: Path) -> None:
     assert count(db, InboundEvent.id) == 0 and count(db, SettlementEntry.id) == 0
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:///{tmp}/var/kassa.db", "postgresql://nobody@127.0.0.1:9/nowhere"],
+    ids=["sqlite in a directory not there yet", "postgresql that does not answer"],
+)
+def test_a_dry_run_from_the_command_line_opens_no_database(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path, "s.xml", camt053(sandbox_batch()))
+    before = sorted(tmp_path.rglob("*"))
+    group = _Wrapped(commands={"settlement": settlement})
+    env = {"KASSA_DATABASE_URL": url.format(tmp=tmp_path)}
+    args = ["settlement", "import", str(path), "--dry-run"]
+    result = CliRunner().invoke(group, [*args, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["entries"], summary["dry_run"], summary["file_id"]) == (3, True, None)
+    assert summary["sums"] == {"EUR": {"CRDT": "31.65", "DBIT": "2.00"}}
+    text = CliRunner().invoke(group, args, env=env)
+    assert text.stdout.startswith("s.xml: camt053, 3 entries, would import\n"), text.output
+    assert sorted(tmp_path.rglob("*")) == before  # no database file, no var/ directory
+
+
 class _Wrapped(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:

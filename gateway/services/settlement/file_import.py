@@ -121,6 +121,22 @@ def import_settlement_file(
     return summary
 
 
+def summarise_settlement_file(
+    path: Path,
+    settings: Mapping[str, Any],
+    *,
+    file_format: str | None = None,
+    mapping_name: str | None = None,
+    on_read: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """What importing ``path`` would store, from the file alone: no database, nothing written
+    (``kassa settlement import --dry-run``). Whether it was imported before is not known here."""
+    plan = _plan(path, settings, file_format, mapping_name)
+    summary = _summary(plan, dry_run=True)
+    _tally(summary, _lines(plan, on_read))
+    return summary
+
+
 def _plan(
     path: Path, settings: Mapping[str, Any], file_format: str | None, mapping_name: str | None
 ) -> _Plan:
