@@ -1,0 +1,177 @@
+"""Kassa's configuration as typed, frozen settings: one model per TOML section, checked at load.
+
+:func:`gateway.config.load_config` merges the layers (defaults, ``KASSA_CONFIG``, ``KASSA_*``
+variables, overrides); :func:`load_settings` checks the result here, so a misspelt key, a port of
+``"eighty"`` or a minimum expiry above the maximum stops the process at start with a message that
+names the section and the key, instead of failing on the first request that reads it. Reading
+settings has no side effects: nothing is created or written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gateway.errors import ConfigurationError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatabaseSettings(Section):
+    url: str = Field(min_length=1)
+    echo: bool = False
+
+
+class WebSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    secret_key: str = ""
+    secure_cookies: bool = False
+
+
+class SecuritySettings(Section):
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_kib: int = Field(65536, ge=8)
+
+
+class PaymentSettings(Section):
+    """How long a dynamic QR stays payable, and Kassa's expiry template's identifier."""
+
+    default_expiry_seconds: int = Field(300, ge=1)
+    min_expiry_seconds: int = Field(30, ge=1)
+    max_expiry_seconds: int = Field(3600, ge=1)
+    expiry_gui: str = Field("IO.KASSA", min_length=1, max_length=32)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PaymentSettings:
+        if not self.min_expiry_seconds <= self.default_expiry_seconds <= self.max_expiry_seconds:
+            raise ValueError(
+                "default_expiry_seconds must lie between min_expiry_seconds and max_expiry_seconds"
+            )
+        return self
+
+
+class WorkerSettings(Section):
+    poll_interval_ms: int = Field(500, ge=1)
+    lease_seconds: int = Field(60, ge=1)
+    max_attempts: int = Field(8, ge=1)
+
+
+class BankSettings(Section):
+    url: str = Field(min_length=1)
+    merchant_id: str = ""
+    api_key: str = ""
+    webhook_secret: str = ""
+    secrets_file: str = "var/sandbox-bank.json"
+    callback_tolerance_seconds: int = Field(300, ge=1)
+    connect_timeout_seconds: float = Field(3, gt=0)
+    read_timeout_seconds: float = Field(10, gt=0)
+
+
+class TillDeviceSettings(Section):
+    """One till's devices on this device host; an empty URL means no such device."""
+
+    store: str
+    till: str
+    terminal_url: str = ""
+    terminal_password: str = "000000"  # noqa: S105 - ZVT terminals ship with this default
+    terminal_baudrate: int = Field(9600, ge=1)
+    terminal_link: Literal["serial", "tcp"] | None = None
+    reader_url: str = ""
+    reader_baudrate: int = Field(115200, ge=1)
+
+
+class DeviceSettings(Section):
+    simulated: bool = True
+    heartbeat_seconds: float = Field(2, gt=0)
+    tag_token_key: str = ""
+    tills: tuple[TillDeviceSettings, ...] = ()
+
+
+class DemoSettings(Section):
+    credentials_file: str = "var/demo-credentials.json"
+
+
+class SettlementSettings(Section):
+    store_max_bytes: int = Field(16 * 1024 * 1024, ge=0)
+    archive_dir: str = "var/settlement-files"
+    # Checked by the CSV reader, which knows what a mapping needs (gateway.adapters).
+    csv_mappings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class PromotionSettings(Section):
+    identity_key: str = ""
+    lapsed_after_days: int = Field(90, ge=1)
+    tap_window_seconds: int = Field(120, ge=1)
+    keep_quotes_days: int = Field(7, ge=1)
+    timezone: str = ""
+
+    @property
+    def lapsed_after(self) -> timedelta:
+        return timedelta(days=self.lapsed_after_days)
+
+    @property
+    def tap_window(self) -> timedelta:
+        return timedelta(seconds=self.tap_window_seconds)
+
+
+class FeeSettings(Section):
+    percent_bp: int = Field(ge=0, le=10_000)
+    fixed_minor: int = Field(ge=0)
+
+
+class ReconciliationSettings(Section):
+    window_days: int = Field(3, ge=0)
+    unsettled_after_days: int = Field(2, ge=0)
+    fees: dict[str, FeeSettings] = Field(default_factory=dict)
+
+
+class Settings(Section):
+    """The whole configuration. ``sandbox_bank`` is read by the sandbox's own settings."""
+
+    database: DatabaseSettings
+    web: WebSettings = WebSettings()
+    security: SecuritySettings = SecuritySettings()
+    payments: PaymentSettings = PaymentSettings()
+    worker: WorkerSettings = WorkerSettings()
+    bank: BankSettings
+    devices: DeviceSettings = DeviceSettings()
+    demo: DemoSettings = DemoSettings()
+    settlement: SettlementSettings = SettlementSettings()
+    promotions: PromotionSettings = PromotionSettings()
+    reconciliation: ReconciliationSettings = ReconciliationSettings()
+    sandbox_bank: dict[str, Any] = Field(default_factory=dict)
+
+
+def settings_from(config: Mapping[str, Any]) -> Settings:
+    """Check a merged configuration; a wrong one raises :class:`ConfigurationError` naming
+    every wrong ``[section] key`` and what was expected."""
+    try:
+        return Settings.model_validate(config)
+    except ValidationError as exc:
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        raise ConfigurationError(f"configuration is not valid: {problems}") from None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """The effective configuration (see :func:`gateway.config.load_config`), checked."""
+    from gateway.config import load_config
+
+    return settings_from(load_config(path, env, overrides))
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    where = [str(part) for part in error.get("loc", ())]
+    section, key = (where[0], ".".join(where[1:])) if where else ("", "")
+    place = f"[{section}] {key}".strip() if key else f"[{section}]"
+    return f"{place}: {error.get('msg', 'is not valid')}"
