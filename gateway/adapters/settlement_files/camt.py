@@ -188,6 +188,7 @@ class _Reader:
         self.tx_count_line: int | None = None
         self.amountless: list[SettlementLine] = []
         self.detail_sums: dict[str, int] = {}
+        self.turned: tuple[str, int | None] | None = None  # a lone detail's other direction
 
     # -- events ---------------------------------------------------------------------------
 
@@ -201,7 +202,7 @@ class _Reader:
             self.entry_index += 1
             self.tx_index = 0
             self.entry, self.tx_count = None, None
-            self.amountless, self.detail_sums = [], {}
+            self.amountless, self.detail_sums, self.turned = [], {}, None
         elif tag == "TxDtls":
             self.tx_index += 1
         elif tag == "NtryDtls" and self.entry is None and self._parent_is("Ntry"):
@@ -425,25 +426,43 @@ class _Reader:
         yield line
 
     def _detail_indicator(self, tx: Element, base: str, entry: _Entry) -> Indicator:
+        """The detail's own direction; one that is not its entry's is flagged at the entry's end.
+
+        Only a lone detail must go the entry's way: a batch nets credits and debits (a refund
+        in a day's payout), and its details are checked by their sum.
+        """
         value = self._text(tx, "CdtDbtInd")
         if value is None or value == entry.indicator:
             return entry.indicator
-        element = self._find(tx, "CdtDbtInd")
-        self._warn(
-            "detail-direction-differs",
-            f"{base}/CdtDbtInd",
-            _line_of(element),
-            entry.indicator,
-            value,
-            f"the detail says {value}, its entry {entry.indicator}: the entry is"
-            " booked, the detail kept as written for matching",
-        )
+        where = (f"{base}/CdtDbtInd", _line_of(self._find(tx, "CdtDbtInd")))
+        if value not in ("CRDT", "DBIT"):
+            self._warn(
+                "detail-direction-differs",
+                *where,
+                entry.indicator,
+                value,
+                f"the detail's CdtDbtInd {value!r} is neither CRDT nor DBIT: the entry's"
+                f" {entry.indicator} is used",
+            )
+            return entry.indicator
+        if self.tx_index == 1:
+            self.turned = where
         return "DBIT" if value == "DBIT" else "CRDT"
 
     def _end_entry(self, ntry: Element) -> Iterator[SettlementLine]:
         if self.entry is None:
             self.entry = self._read_entry(ntry)
         entry = self.entry
+        if self.turned is not None and self.tx_index == 1:
+            found = "DBIT" if entry.indicator == "CRDT" else "CRDT"
+            self._warn(
+                "detail-direction-differs",
+                *self.turned,
+                entry.indicator,
+                found,
+                f"the entry's only detail says {found}, the entry {entry.indicator}: the"
+                " entry is booked, the detail kept as written for matching",
+            )
         if self.amountless:
             yield from self._unsplit(entry)
         elif self.tx_index == 0:
