@@ -475,7 +475,9 @@ class _Reader:
                 charges_included=included,
                 location=f"{entry.base} (line {ntry.get(_LINE)})",
             )
-        elif self.detail_sums != {entry.currency: entry.signed}:
+        elif self.detail_sums != {entry.currency: entry.signed} and not (
+            self.turned is not None and self.detail_sums == {entry.currency: -entry.signed}
+        ):  # a lone detail that only goes the other way is flagged once, above
             self._warn(
                 "details-sum-differs",
                 f"{entry.base}/NtryDtls",
