@@ -139,8 +139,26 @@ def settlement_day(day: str) -> Any:
             day=when,
             results=reads.day_results(uow, merchant_id, when),
             summaries=reads.day_summaries(uow, merchant_id, when, when).get(when, []),
-            run=reads.last_runs(uow, merchant_id, when, when).get(when.isoformat()),
+            run=(run := reads.last_runs(uow, merchant_id, when, when).get(when.isoformat())),
+            flawed=reads.statements(uow, merchant_id, ids=run.flawed_statements if run else []),
         )
+
+
+@bp.get("/settlement/files")
+def settlement_files() -> Any:
+    """The bank's files imported for the merchant's accounts, with the flaws found in each."""
+    with database().unit_of_work(readonly=True) as uow:
+        return _page(
+            "portal/recon_files.html", files=reads.files(uow, signed_in_manager().merchant_id)
+        )
+
+
+@bp.get("/settlement/files/<int:file_id>")
+def settlement_file(file_id: int) -> Any:
+    """One imported file: each statement with its booked sums, balances and flaws."""
+    with database().unit_of_work(readonly=True) as uow:
+        views = reads.file_statements(uow, signed_in_manager().merchant_id, file_id)
+        return _page("portal/recon_file.html", file=views[0].file, statements=views)
 
 
 @bp.get("/settlement/<day>.csv")

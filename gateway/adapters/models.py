@@ -360,6 +360,8 @@ class SettlementFile(Base):
     sums: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     pans_masked: Mapped[int] = mapped_column(Integer, default=0)
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # {"balance-differs": 1}: every flaw found in the bank's content, by code (see findings.py).
+    warning_counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
 
 class SettlementEntry(Base):
@@ -411,6 +413,53 @@ class SettlementEntry(Base):
     masked_pan: Mapped[str | None] = mapped_column(String(19))
 
 
+class SettlementStatement(Base):
+    """One statement (camt.053 ``Stmt``) or notification (camt.054 ``Ntfctn``) of a file.
+
+    ``sums`` are its booked entries (``Ntry/Amt`` by ``CdtDbtInd``): what moved on the account.
+    ``first_day``/``last_day`` span its entries' booking days, so reconciliation can tell which
+    days a flawed statement touches.
+    """
+
+    __tablename__ = "settlement_statements"
+    __table_args__ = (
+        Index("ix_settlement_statements_account_days", "account", "first_day", "last_day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("settlement_files.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    statement_id: Mapped[str | None] = mapped_column(String(64))
+    account: Mapped[str | None] = mapped_column(String(34))
+    entries: Mapped[int] = mapped_column(Integer)
+    lines: Mapped[int] = mapped_column(Integer)
+    pending: Mapped[int] = mapped_column(Integer, default=0)
+    sums: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    opening: Mapped[str | None] = mapped_column(String(48))  # "18.15 EUR", signed
+    closing: Mapped[str | None] = mapped_column(String(48))
+    first_day: Mapped[str | None] = mapped_column(String(10))
+    last_day: Mapped[str | None] = mapped_column(String(10))
+    warning_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SettlementFileWarning(Base):
+    """A flaw in a file's content, flagged for a person: code, element path and line, values."""
+
+    __tablename__ = "settlement_warnings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("settlement_files.id"), index=True)
+    statement_row_id: Mapped[int | None] = mapped_column(
+        ForeignKey("settlement_statements.id"), index=True
+    )
+    code: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(String(255))
+    line: Mapped[int | None] = mapped_column(Integer)
+    expected: Mapped[str | None] = mapped_column(String(255))
+    found: Mapped[str | None] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+
+
 class ReconRun(Base):
     """One reconciliation of a merchant's day: when, by whom, and what came out."""
 
@@ -422,6 +471,8 @@ class ReconRun(Base):
     day: Mapped[str] = mapped_column(String(10))
     source: Mapped[str | None] = mapped_column(String(16))  # which file format was used
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Statements of the day whose content is flawed (settlement_statements ids): a person looks.
+    flawed_statements: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     actor: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -68,6 +68,10 @@ def import_command(
         )
     for currency, sums in summary.sums.items():
         click.echo("  " + currency + ": " + ", ".join(f"{k} {v}" for k, v in sums.items()))
+    if summary.updated:
+        click.echo(f"  {summary.updated} pending movements from earlier files booked now")
+    for code, count in summary.warning_counts.items():
+        click.echo(f"  warning: {code} ({count}); see --json for paths, lines and values")
     if summary.pans_masked:
         click.echo(f"  {summary.pans_masked} full card numbers masked to first6/last4 on read")
 

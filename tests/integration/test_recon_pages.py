@@ -267,3 +267,31 @@ def test_other_merchants_and_cashiers_see_none_of_it(
     for url in ("/portal/settlement", f"/portal/settlement/{DAY}", "/portal/settlement/exceptions"):
         assert cashier.get(url).status_code == 403
     assert cashier.post(f"/portal/settlement/{DAY}/run").status_code in (400, 403)
+
+
+def test_a_flawed_statement_is_shown_per_file_and_per_statement_and_flags_its_day(
+    db: Database, manager: FlaskClient
+) -> None:
+    corpus = Path(__file__).resolve().parents[1] / "fixtures" / "settlement" / "corpus"
+    with db.unit_of_work() as uow:
+        summary = import_settlement_file(
+            uow, corpus / "kassa_balance_and_summary.xml", load_config(env={})["settlement"]
+        )
+    flawed_day = date(2026, 11, 25)
+    assert run_day(manager, flawed_day).status_code == 303
+    calendar = manager.get(f"/portal/settlement?month={flawed_day:%Y-%m}").get_data(as_text=True)
+    assert 'data-flawed="1"' in calendar and "Statement flawed: check" in calendar
+    page = manager.get(f"/portal/settlement/{flawed_day}").get_data(as_text=True)
+    assert 'id="flawed-statements"' in page and "BALANCE-EUR" in page
+    assert page.count('data-code="summary-differs"') == 3
+    assert "217.50 EUR" in page and "227.50 EUR" in page and "(line 15)" in page
+    quiet = manager.get(f"/portal/settlement/{flawed_day.replace(day=24)}").get_data(as_text=True)
+    assert 'id="flawed-statements"' not in quiet
+    files = manager.get("/portal/settlement/files").get_data(as_text=True)
+    assert f'data-file="{summary.file_id}"' in files and "kassa_balance_and_summary.xml" in files
+    one = manager.get(f"/portal/settlement/files/{summary.file_id}")
+    assert one.status_code == 200
+    text = one.get_data(as_text=True)
+    assert 'id="file-flaws"' in text and 'data-warnings="4"' in text
+    assert 'data-code="balance-differs"' in text
+    assert manager.get("/portal/settlement/files/999").status_code == 404

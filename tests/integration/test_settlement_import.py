@@ -14,7 +14,13 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from gateway.adapters.db import Database
-from gateway.adapters.models import InboundEvent, SettlementEntry, SettlementFile
+from gateway.adapters.models import (
+    InboundEvent,
+    SettlementEntry,
+    SettlementFile,
+    SettlementFileWarning,
+    SettlementStatement,
+)
 from gateway.adapters.settlement_files import InvalidSettlementFile
 from gateway.config import load_config
 from gateway.entrypoints.settlement_cli import settlement
@@ -61,8 +67,9 @@ def test_a_sandbox_statement_is_imported_once(db: Database, tmp_path: Path) -> N
     path = write(tmp_path, "stl.camt053.xml", camt053(batch))
     first = run(db, path)
     assert (first.format, first.entries, first.stored, first.duplicate) == ("camt053", 3, 3, False)
-    assert first.sums == {"EUR": {"CRDT": "31.65", "DBIT": "2.00"}}
-    assert 3165 - 200 == batch.net_minor
+    # What moved on the account is the entry: one credit of the net; its details stay lines.
+    assert first.sums == {"EUR": {"CRDT": "29.65"}} and batch.net_minor == 2965
+    assert (first.warnings, first.warning_counts) == ([], {})
     again = run(db, path)
     assert (again.duplicate, again.file_id, again.sums) == (True, first.file_id, first.sums)
     assert count(db, SettlementEntry.id) == 3
@@ -125,7 +132,7 @@ def test_a_dry_run_from_the_command_line_opens_no_database(tmp_path: Path, url: 
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["entries"], summary["dry_run"], summary["file_id"]) == (3, True, None)
-    assert summary["sums"] == {"EUR": {"CRDT": "31.65", "DBIT": "2.00"}}
+    assert summary["sums"] == {"EUR": {"CRDT": "29.65"}}
     text = CliRunner().invoke(group, args, env=env)
     assert text.stdout.startswith("s.xml: camt053, 3 entries, would import\n"), text.output
     assert sorted(tmp_path.rglob("*")) == before  # no database file, no var/ directory
@@ -148,10 +155,81 @@ def test_the_command_line(db: Database, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert (summary["format"], summary["entries"], summary["duplicate"]) == ("camt053", 3, False)
-    assert summary["sums"] == {"EUR": {"CRDT": "31.65", "DBIT": "2.00"}}
+    assert summary["sums"] == {"EUR": {"CRDT": "29.65"}}
+    assert [(x["entries"], x["lines"], x["warnings"]) for x in summary["statements"]] == [(1, 3, 0)]
     again = CliRunner().invoke(group, ["settlement", "import", str(path)], env=env)
     assert "already imported" in again.output
     bad = write(tmp_path, "bad.csv", "Datum;Betrag\n1;2\n")
     failed = CliRunner().invoke(group, ["settlement", "import", str(bad)], env=env)
     assert failed.exit_code == 2
     assert failed.output.startswith("kassa: line 1: the CSV header matches no configured mapping")
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "settlement" / "corpus"
+
+
+def test_a_flawed_statement_is_imported_by_its_entries_and_its_flaws_stored(
+    db: Database, tmp_path: Path
+) -> None:
+    summary = run(db, CORPUS / "kassa_missing_and_contradicting.xml")
+    assert (summary.entries, summary.stored) == (5, 5)
+    assert summary.sums == {"GBP": {"CRDT": "170.00", "DBIT": "30.00"}}
+    assert summary.warning_counts == {
+        "booking-date-missing": 1, "detail-direction-differs": 1,
+        "details-sum-differs": 1, "status-missing": 1,
+    }  # fmt: skip
+    with db.unit_of_work(readonly=True) as uow:
+        [statement] = uow.session.scalars(select(SettlementStatement)).all()
+        assert (statement.statement_id, statement.account, statement.entries) == (
+            "FLAWS-GBP", "GB33BUKB20201555555555", 5,
+        )  # fmt: skip
+        assert (statement.first_day, statement.last_day, statement.warning_count) == (
+            "2026-11-25", "2026-11-26", 4,
+        )  # fmt: skip
+        assert (statement.opening, statement.closing) == ("1000.00 GBP", "1140.00 GBP")
+        rows = uow.session.scalars(select(SettlementFileWarning).order_by(SettlementFileWarning.id))
+        assert [(w.code, w.statement_row_id, w.line) for w in rows] == [
+            ("status-missing", statement.id, 22),
+            ("booking-date-missing", statement.id, 34),
+            ("detail-direction-differs", statement.id, 48),
+            ("details-sum-differs", statement.id, 51),
+        ]
+        file = uow.session.scalars(select(SettlementFile)).one()
+        assert file.warning_counts == summary.warning_counts
+
+
+def test_a_pending_movement_booked_in_a_later_file_is_updated_not_skipped(
+    db: Database, tmp_path: Path
+) -> None:
+    text = camt054(sandbox_batch())
+    pending = text.replace("<Cd>BOOK</Cd>", "<Cd>PDNG</Cd>")
+    assert pending != text
+    first = run(db, write(tmp_path, "pending.xml", pending))
+    assert (first.stored, first.updated) == (3, 0)
+    booked = run(db, write(tmp_path, "booked.xml", text))
+    assert (booked.stored, booked.updated, booked.skipped) == (0, 3, 0)
+    again = run(db, write(tmp_path, "again.xml", text.replace("</MsgId>", "-2</MsgId>", 1)))
+    assert (again.stored, again.updated, again.skipped) == (0, 0, 3)
+    with db.unit_of_work(readonly=True) as uow:
+        rows = uow.session.scalars(select(SettlementEntry)).all()
+        files = {f.filename: f.id for f in uow.session.scalars(select(SettlementFile))}
+        assert {(r.status, r.file_id) for r in rows} == {("BOOK", files["booked.xml"])}
+        assert len(rows) == 3
+
+
+def test_the_command_line_lists_the_warnings(db: Database) -> None:
+    group = _Wrapped(commands={"settlement": settlement})
+    env = {"KASSA_DATABASE_URL": db.url}
+    path = str(CORPUS / "genkgo_camt054.v8.xml")
+    result = CliRunner().invoke(
+        group, ["settlement", "import", path, "--dry-run", "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert (summary["entries"], summary["sums"]) == (3, {"SEK": {"DBIT": "200000.00"}})
+    assert [(w["code"], w["expected"], w["found"], w["line"]) for w in summary["warnings"]] == [
+        ("details-sum-differs", "200000.00 SEK DBIT", "9.50 CHF CRDT", 63),
+        ("batch-count-differs", "3", "2", 92),
+    ]
+    text = CliRunner().invoke(group, ["settlement", "import", path, "--dry-run"], env=env)
+    assert "warning: details-sum-differs (1)" in text.output

@@ -7,7 +7,7 @@ it ends and is then cleared, so memory stays flat however large the file is.
 
 | element path (under ``Stmt`` / ``Ntfctn``)           | SettlementLine field                  |
 |-----------------------------------------------------|---------------------------------------|
-| ``Id``, ``Acct/Id/IBAN``                            | statement_id, account_iban            |
+| ``Id``, ``Acct/Id/IBAN`` (else ``Acct/Id/Othr/Id``) | statement_id, account_iban            |
 | ``Ntry/Amt`` + ``@Ccy``, ``Ntry/CdtDbtInd``         | entry_amount_minor, entry_indicator   |
 | ``Ntry/RvslInd``                                    | reversal (undoes the opposite movement) |
 | ``Ntry/Sts`` (.02–.06) or ``Ntry/Sts/Cd`` (.07+)    | status: BOOK, PDNG, INFO              |
@@ -22,14 +22,25 @@ it ends and is then cleared, so memory stays flat however large the file is.
 | ``Chrgs/TtlChrgsAndTaxAmt`` or ``Chrgs/Rcrd/Amt`` (.03+), ``Chrgs/Amt`` (.02) | charges_minor |
 | ``Chrgs/Rcrd/ChrgInclInd``                          | charges_included                      |
 
-A ``TxDtls`` without an amount (allowed in .02) takes its entry's, if it is the entry's only one.
+The entry is what moved on the account: the statement's sums and checks use ``Ntry/Amt`` and
+``Ntry/CdtDbtInd``; each ``TxDtls`` is a line of the breakdown used for matching, as written.
+What contradicts the entry, and every other flaw in the bank's content, is reported to a
+:class:`~gateway.adapters.settlement_files.findings.FileReport` (see its module for the codes).
+
+- A ``TxDtls`` without an amount (allowed in .02) takes its entry's, if it is the entry's only
+  one. Several without amounts cannot be split: the entry becomes one batch line whose
+  remittance lists the details' references, and is flagged ``details-not-split``.
+- Amounts are read as ``xs:decimal`` allows (``01.00``, ``.13``, ``200000``, ``79255.00`` JPY):
+  exact in the currency's minor unit is accepted; a non-zero digit beyond it is refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, BinaryIO
 from xml.etree.ElementTree import Element
 
@@ -43,11 +54,32 @@ from gateway.adapters.settlement_files import (
     SettlementLine,
     counting,
 )
-from gateway.domain.money import Money
+from gateway.adapters.settlement_files.findings import (
+    FileReport,
+    SettlementWarning,
+    StatementReport,
+)
+from gateway.adapters.settlement_files.statement_checks import (
+    Balance,
+    EntryTotals,
+    Summary,
+    check_balances,
+    check_summary,
+)
+from gateway.domain.money import currency as iso_currency
 from gateway.errors import InvalidMoney
 
 ROOTS = {"BkToCstmrStmt": ("camt053", "Stmt"), "BkToCstmrDbtCdtNtfctn": ("camt054", "Ntfctn")}
 _LINE = "kassa-line"  # attribute stamped on each element: the source line it starts on
+_DECIMAL = re.compile(r"(?P<int>[0-9]*)(?:\.(?P<frac>[0-9]*))?")  # xs:decimal, unsigned
+_SUMMARY = {  # TxsSummry element (under the summary) -> key of Summary.values
+    ("TtlNtries", "NbOfNtries"): "TtlNtries/NbOfNtries",
+    ("TtlNtries", "Sum"): "TtlNtries/Sum",
+    ("TtlCdtNtries", "NbOfNtries"): "TtlCdtNtries/NbOfNtries",
+    ("TtlCdtNtries", "Sum"): "TtlCdtNtries/Sum",
+    ("TtlDbtNtries", "NbOfNtries"): "TtlDbtNtries/NbOfNtries",
+    ("TtlDbtNtries", "Sum"): "TtlDbtNtries/Sum",
+}
 
 
 class _LineParser(DefusedXMLParser):  # type: ignore[misc]
@@ -63,10 +95,15 @@ class _LineParser(DefusedXMLParser):  # type: ignore[misc]
 
 
 def parse_camt(
-    source: BinaryIO, on_read: Callable[[int], None] | None = None
+    source: BinaryIO,
+    on_read: Callable[[int], None] | None = None,
+    report: FileReport | None = None,
 ) -> Iterator[SettlementLine]:
-    """Yield the lines of a camt.053/054 file, streaming; a fault raises InvalidSettlementFile."""
-    reader = _Reader()
+    """Yield the lines of a camt.053/054 file, streaming; a fault raises InvalidSettlementFile.
+
+    Statements and flaws of the bank's content go to ``report`` as they are found.
+    """
+    reader = _Reader(report if report is not None else FileReport())
     events = iterparse(counting(source, on_read), ("start", "end"), parser=_LineParser())
     try:
         for event, element in events:
@@ -87,6 +124,25 @@ def parse_camt(
         raise InvalidSettlementFile("the file is empty")
 
 
+def minor_units(text: str | None, currency_code: str) -> int:
+    """An ``ActiveOrHistoricCurrencyAndAmount`` as exact minor units (ValueError otherwise).
+
+    Any ``xs:decimal`` spelling is read (``01.00``, ``.13``, ``200000``); digits beyond the
+    currency's minor unit must be zeros (``79255.00`` JPY is 79255), else it is an error.
+    """
+    exponent = iso_currency(currency_code).exponent
+    match = _DECIMAL.fullmatch((text or "").strip())
+    if match is None or not (match["int"] or match["frac"]):
+        raise ValueError(f"{text!r} is not a decimal number such as 12.34")
+    frac = match["frac"] or ""
+    kept, beyond = frac[:exponent], frac[exponent:]
+    if beyond.strip("0"):
+        raise ValueError(
+            f"{text!r} has non-zero digits beyond the {exponent} decimal places of {currency_code}"
+        )
+    return int(match["int"] or "0") * 10**exponent + int(kept.ljust(exponent, "0") or "0")
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     """The key fields of one ``Ntry``, read before its ``NtryDtls``."""
@@ -103,25 +159,36 @@ class _Entry:
     ref: str | None
     charges: tuple[int | None, bool | None]
 
+    @property
+    def signed(self) -> int:
+        return self.amount_minor if self.indicator == "CRDT" else -self.amount_minor
+
 
 class _Reader:
     """A state machine over iterparse events: paths, counters, and the entry being read."""
 
-    def __init__(self) -> None:
+    def __init__(self, report: FileReport) -> None:
+        self.report = report
         self.ns = ""
         self.source = ""
         self.container = ""
         self.tags: list[str] = []
         self.elements: list[Element] = []
         self.tags_seen = False
-        self.statement_id: str | None = None
-        self.iban: str | None = None
+        self.statement: StatementReport | None = None
+        self.statement_day: date | None = None
+        self.balances: list[Balance] = []
+        self.summary: Summary | None = None
+        self.totals = EntryTotals()
         self.entry_index = 0
         self.tx_index = 0
         self.position = 0
         self.entry: _Entry | None = None
         self.tx_count: int | None = None
-        self.held: SettlementLine | None = None
+        self.tx_count_line: int | None = None
+        self.amountless: list[SettlementLine] = []
+        self.detail_sums: dict[str, int] = {}
+        self.turned: tuple[str, int | None] | None = None  # a lone detail's other direction
 
     # -- events ---------------------------------------------------------------------------
 
@@ -134,31 +201,38 @@ class _Reader:
         if tag == "Ntry" and self._parent_is(self.container):
             self.entry_index += 1
             self.tx_index = 0
-            self.entry, self.tx_count, self.held = None, None, None
+            self.entry, self.tx_count = None, None
+            self.amountless, self.detail_sums, self.turned = [], {}, None
         elif tag == "TxDtls":
             self.tx_index += 1
         elif tag == "NtryDtls" and self.entry is None and self._parent_is("Ntry"):
             self.entry = self._read_entry(self.elements[-2])
+        elif tag == self.container and len(self.tags) == 3:
+            self._start_statement()
         elif len(self.tags) == 2:
             self._message(tag)
 
     def end(self, element: Element) -> Iterator[SettlementLine]:
         tag, parent = self.tags[-1], self.tags[-2] if len(self.tags) > 1 else ""
-        if tag == "Id" and parent == self.container:
-            self.statement_id = _stripped(element.text)
-        elif tag == "IBAN" and self.tags[-4:-1] == [self.container, "Acct", "Id"]:
-            self.iban = _stripped(element.text)
+        statement = self.statement
+        if statement is not None and parent == self.container:
+            self._statement_field(tag, element, statement)
+        elif tag in ("IBAN", "Id") and statement is not None and self._in_account(tag):
+            statement.account = statement.account or _stripped(element.text)
+        elif tag == "ToDtTm" and parent == "FrToDt" and self.tags[-3] == self.container:
+            self.statement_day = self._day_of(element.text) or self.statement_day
         elif tag == "Btch" and parent == "NtryDtls":
             self.tx_count = self._count(element, "NbOfTxs")
+            self.tx_count_line = _line_of(self._find(element, "NbOfTxs"))
         elif tag == "TxDtls" and parent == "NtryDtls":
-            yield from self._transaction(element)
+            yield from self._counted(self._transaction(element))
             self._drop(element)
-        elif tag == "Ntry" and parent == self.container:
-            yield from self._end_entry(element)
+        if tag == "Ntry" and parent == self.container:
+            yield from self._counted(self._end_entry(element))
             self._drop(element)
-        elif tag == self.container:
+        elif tag == self.container and statement is not None:
+            self._end_statement(statement)
             self._drop(element)
-            self.statement_id = self.iban = None
         self.tags.pop()
         self.elements.pop()
 
@@ -185,6 +259,11 @@ class _Reader:
     def _parent_is(self, tag: str) -> bool:
         return len(self.tags) > 1 and self.tags[-2] == tag
 
+    def _in_account(self, tag: str) -> bool:
+        """``Acct/Id/IBAN`` or ``Acct/Id/Othr/Id`` directly under the statement."""
+        want = [self.container, "Acct", "Id"] + (["Othr"] if tag == "Id" else [])
+        return len(self.tags) == len(want) + 3 and self.tags[-len(want) - 1 : -1] == want
+
     def _drop(self, element: Element) -> None:
         element.clear()
         if len(self.elements) > 1:
@@ -197,8 +276,87 @@ class _Reader:
                 tag = f"Ntry[{self.entry_index}]"
             elif tag == "TxDtls":
                 tag = f"TxDtls[{self.tx_index}]"
+            elif tag == self.container and self.statement is not None:
+                tag = f"{tag}[{self.statement.position}]"
             parts.append(tag)
         return "/".join(parts)
+
+    def _warn(
+        self,
+        code: str,
+        path: str,
+        line: int | None,
+        expected: str | None,
+        found: str | None,
+        message: str,
+    ) -> None:
+        position = self.statement.position if self.statement is not None else None
+        self.report.warn(SettlementWarning(code, path, line, expected, found, message, position))
+
+    # -- statements -----------------------------------------------------------------------
+
+    def _start_statement(self) -> None:
+        self.statement = StatementReport(position=len(self.report.statements) + 1)
+        self.report.statements.append(self.statement)
+        self.statement_day, self.balances, self.summary = None, [], None
+        self.totals, self.entry_index = EntryTotals(), 0
+
+    def _statement_field(self, tag: str, element: Element, statement: StatementReport) -> None:
+        if tag == "Id":
+            statement.statement_id = _stripped(element.text)
+        elif tag == "CreDtTm" and self.statement_day is None:
+            self.statement_day = self._day_of(element.text)
+        elif tag == "Bal":
+            self._balance(element)
+            self._drop(element)
+        elif tag == "TxsSummry":
+            self._summary(element)
+            self._drop(element)
+
+    def _balance(self, bal: Element) -> None:
+        path, line = f"{self._path()}", _line_of(bal)
+        code = self._text(bal, "Tp/CdOrPrtry/Cd") or self._text(bal, "Tp/CdOrPrtry/Prtry") or ""
+        amount = self._find(bal, "Amt")
+        try:
+            value = Decimal((amount.text or "").strip()) if amount is not None else None
+        except InvalidOperation:
+            value = None
+        if amount is None or value is None:
+            self._warn(
+                "balance-missing",
+                f"{path}/Amt",
+                line,
+                "an amount",
+                None,
+                f"the {code or 'untyped'} balance has no readable amount",
+            )
+            return
+        if self._text(bal, "CdtDbtInd") == "DBIT":
+            value = -value
+        where = f"{path}[{code}]"
+        self.balances.append(Balance(code, value, amount.get("Ccy") or "", where, line))
+
+    def _summary(self, element: Element) -> None:
+        summary = Summary(self._path())
+        for (group, leaf), key in _SUMMARY.items():
+            found = self._find(element, f"{group}/{leaf}")
+            if found is not None and _stripped(found.text):
+                summary.values[key] = (str(_stripped(found.text)), _line_of(found))
+        net = self._find(element, "TtlNtries/TtlNetNtry/Amt")
+        direction = self._text(element, "TtlNtries/TtlNetNtry/CdtDbtInd")
+        if net is None:  # .02: TtlNetNtryAmt beside CdtDbtInd
+            net = self._find(element, "TtlNtries/TtlNetNtryAmt")
+            direction = self._text(element, "TtlNtries/CdtDbtInd")
+        if net is not None and _stripped(net.text):
+            found_net = f"{_stripped(net.text)} {direction or 'CRDT'}"
+            summary.values["TtlNtries/TtlNet"] = (found_net, _line_of(net))
+        self.summary = summary
+
+    def _end_statement(self, statement: StatementReport) -> None:
+        base = self._path()
+        check_balances(statement, self.balances, base, self.source == "camt053", self._warn)
+        check_summary(self.summary, self.totals, self._warn)
+        self.statement = None
 
     # -- entries and transactions ---------------------------------------------------------
 
@@ -206,33 +364,50 @@ class _Reader:
         base = self._path(self.tags.index("Ntry") + 1)
         amount, currency = self._amount(ntry, "Amt", base, required=True)
         assert amount is not None
+        status = self._status(ntry, base)
+        value_on = self._date(ntry, "ValDt", base)
+        booked_on = self._date(ntry, "BookgDt", base)
+        if booked_on is None and status == "BOOK":
+            booked_on = value_on or self.statement_day
+            self._warn(
+                "booking-date-missing",
+                f"{base}/BookgDt",
+                _line_of(ntry),
+                "a booking date",
+                None,
+                f"a booked entry without BookgDt: booked on {booked_on or 'no day'}"
+                f" ({'its value date' if value_on else 'the statement date'})",
+            )
         return _Entry(
             index=self.entry_index,
             base=base,
             amount_minor=amount,
             currency=currency,
-            indicator=self._indicator(ntry, base, required=True) or "CRDT",
+            indicator=self._indicator(ntry, base),
             reversal=_stripped(self._text(ntry, "RvslInd")) in ("true", "1"),
-            status=self._status(ntry, base),
-            booked_on=self._date(ntry, "BookgDt", base),
-            value_on=self._date(ntry, "ValDt", base),
+            status=status,
+            booked_on=booked_on,
+            value_on=value_on,
             ref=self._text(ntry, "AcctSvcrRef") or self._text(ntry, "NtryRef"),
             charges=self._charges(ntry, base),
         )
 
     def _transaction(self, tx: Element) -> Iterator[SettlementLine]:
-        if self.entry is None:  # a TxDtls outside an Ntry of this message
+        entry = self.entry
+        if entry is None:  # a TxDtls outside an Ntry of this message
             return
         base = self._path()
         amount, currency = self._amount(tx, "Amt", base)
         if amount is None:
             amount, currency = self._amount(tx, "AmtDtls/TxAmt/Amt", base)
+        currency = currency or entry.currency
+        gross, gross_currency = self._amount(tx, "AmtDtls/InstdAmt/Amt", base, strict=False)
         charges, included = self._charges(tx, base)
         line = self._line(
-            amount_minor=amount if amount is not None else -1,
-            currency=currency or self.entry.currency,
-            indicator=self._indicator(tx, base) or self.entry.indicator,
-            gross_minor=self._amount(tx, "AmtDtls/InstdAmt/Amt", base)[0],
+            amount_minor=amount or 0,
+            currency=currency,
+            indicator=self._detail_indicator(tx, base, entry),
+            gross_minor=gross if gross_currency == currency else None,
             end_to_end_id=self._text(tx, "Refs/EndToEndId"),
             account_servicer_ref=self._text(tx, "Refs/AcctSvcrRef"),
             transaction_id=self._text(tx, "Refs/TxId"),
@@ -243,22 +418,53 @@ class _Reader:
             charges_included=included,
             location=f"{base} (line {tx.get(_LINE)})",
         )
-        if self.held is not None:
-            raise InvalidSettlementFile(
-                f"{self.held.location}: TxDtls has no Amt, and its entry"
-                " has more than one TxDtls to take it from"
-            )
-        if amount is None:
-            self.held = line
+        if amount is None:  # numbered when it is known what to do with it, at the entry's end
+            self.amountless.append(line)
             return
+        signed = amount if line.indicator == "CRDT" else -amount
+        self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
         yield line
+
+    def _detail_indicator(self, tx: Element, base: str, entry: _Entry) -> Indicator:
+        """The detail's own direction; one that is not its entry's is flagged at the entry's end.
+
+        Only a lone detail must go the entry's way: a batch nets credits and debits (a refund
+        in a day's payout), and its details are checked by their sum.
+        """
+        value = self._text(tx, "CdtDbtInd")
+        if value is None or value == entry.indicator:
+            return entry.indicator
+        where = (f"{base}/CdtDbtInd", _line_of(self._find(tx, "CdtDbtInd")))
+        if value not in ("CRDT", "DBIT"):
+            self._warn(
+                "detail-direction-differs",
+                *where,
+                entry.indicator,
+                value,
+                f"the detail's CdtDbtInd {value!r} is neither CRDT nor DBIT: the entry's"
+                f" {entry.indicator} is used",
+            )
+            return entry.indicator
+        if self.tx_index == 1:
+            self.turned = where
+        return "DBIT" if value == "DBIT" else "CRDT"
 
     def _end_entry(self, ntry: Element) -> Iterator[SettlementLine]:
         if self.entry is None:
             self.entry = self._read_entry(ntry)
         entry = self.entry
-        if self.held is not None:
-            yield replace(self.held, amount_minor=entry.amount_minor, currency=entry.currency)
+        if self.turned is not None and self.tx_index == 1:
+            found = "DBIT" if entry.indicator == "CRDT" else "CRDT"
+            self._warn(
+                "detail-direction-differs",
+                *self.turned,
+                entry.indicator,
+                found,
+                f"the entry's only detail says {found}, the entry {entry.indicator}: the"
+                " entry is booked, the detail kept as written for matching",
+            )
+        if self.amountless:
+            yield from self._unsplit(entry)
         elif self.tx_index == 0:
             charges, included = entry.charges
             yield self._line(
@@ -269,26 +475,110 @@ class _Reader:
                 charges_included=included,
                 location=f"{entry.base} (line {ntry.get(_LINE)})",
             )
-        self.entry, self.held = None, None
+        elif self.detail_sums != {entry.currency: entry.signed} and not (
+            self.turned is not None and self.detail_sums == {entry.currency: -entry.signed}
+        ):  # a lone detail that only goes the other way is flagged once, above
+            self._warn(
+                "details-sum-differs",
+                f"{entry.base}/NtryDtls",
+                _line_of(ntry),
+                _signed_text(entry.signed, entry.currency),
+                _sums_text(self.detail_sums),
+                f"the {self.tx_index} details add up to {_sums_text(self.detail_sums)},"
+                f" the entry is {_signed_text(entry.signed, entry.currency)}: the"
+                " entry is booked",
+            )
+        if self.tx_count is not None and self.tx_index and self.tx_count != self.tx_index:
+            self._warn(
+                "batch-count-differs",
+                f"{entry.base}/NtryDtls/Btch/NbOfTxs",
+                self.tx_count_line,
+                str(self.tx_index),
+                str(self.tx_count),
+                f"Btch/NbOfTxs says {self.tx_count}, the entry has {self.tx_index} TxDtls",
+            )
+        self._book(entry)
+        self.entry, self.amountless = None, []
+
+    def _unsplit(self, entry: _Entry) -> Iterator[SettlementLine]:
+        """Details without amounts: a lone one takes its entry's; several make one batch line."""
+        held = self.amountless
+        if len(held) == 1 and self.tx_index == 1:
+            yield replace(
+                held[0],
+                amount_minor=entry.amount_minor,
+                currency=entry.currency,
+                indicator=entry.indicator,
+                position=self.position + 1,
+            )
+            return
+        rest = entry.signed - self.detail_sums.get(entry.currency, 0)
+        if set(self.detail_sums) - {entry.currency}:
+            rest = entry.signed
+        refs = [ref for line in held for ref in _refs(line)]
+        self._warn(
+            "details-not-split",
+            f"{entry.base}/NtryDtls",
+            _line_of(self.elements[-1]),
+            f"an Amt in each of {self.tx_index} TxDtls",
+            f"{len(held)} without",
+            f"{len(held)} of {self.tx_index} details carry no amount: one line of"
+            f" {_signed_text(rest, entry.currency)} for them, their references kept"
+            " for matching",
+        )
+        yield replace(
+            held[0],
+            position=self.position + 1,
+            amount_minor=abs(rest),
+            currency=entry.currency,
+            indicator="CRDT" if rest >= 0 else "DBIT",
+            end_to_end_id=None,
+            account_servicer_ref=None,
+            transaction_id=None,
+            instruction_id=None,
+            creditor_reference=None,
+            remittance=" ".join(dict.fromkeys(refs)) or None,
+            entry_tx_count=self.tx_count or len(held),
+            location=f"{entry.base}/NtryDtls: {len(held)} TxDtls from {held[0].location}",
+        )
+
+    def _book(self, entry: _Entry) -> None:
+        statement = self.statement
+        if statement is None:
+            return
+        statement.entries += 1
+        self.totals.add(entry.currency, entry.indicator, entry.amount_minor)
+        if entry.status == "BOOK":
+            statement.book(entry.currency, entry.indicator, entry.amount_minor, entry.booked_on)
+        else:
+            statement.pending += 1
+
+    def _counted(self, lines: Iterator[SettlementLine]) -> Iterator[SettlementLine]:
+        for line in lines:
+            self.position += 1
+            if self.statement is not None:
+                self.statement.lines += 1
+            yield line
 
     def _line(self, **fields: Any) -> SettlementLine:
+        """A line of the current entry, numbered as the next one the file yields."""
         entry = self.entry
         assert entry is not None
-        self.position += 1
+        statement = self.statement
+        fields.setdefault("entry_tx_count", self.tx_count)
         return SettlementLine(
             source=self.source,
-            position=self.position,
+            position=self.position + 1,
             reversal=entry.reversal,
             status=entry.status,
             booked_on=entry.booked_on,
             value_on=entry.value_on,
-            statement_id=self.statement_id,
-            account_iban=self.iban,
+            statement_id=statement.statement_id if statement else None,
+            account_iban=statement.account if statement else None,
             entry_index=entry.index,
             entry_ref=entry.ref,
             entry_amount_minor=entry.amount_minor,
             entry_indicator=entry.indicator,
-            entry_tx_count=self.tx_count,
             **fields,
         )
 
@@ -302,28 +592,31 @@ class _Reader:
         return None if element is None else _stripped(element.text)
 
     def _amount(
-        self, parent: Element, path: str, base: str, required: bool = False
+        self, parent: Element, path: str, base: str, required: bool = False, strict: bool = True
     ) -> tuple[int | None, str]:
-        """An ``ActiveOrHistoricCurrencyAndAmount``: exact minor units of ``@Ccy``."""
+        """An ``ActiveOrHistoricCurrencyAndAmount``: exact minor units of ``@Ccy``.
+
+        ``strict=False`` (an amount only shown, never booked) gives None for a faulty one.
+        """
         element = self._find(parent, path)
         if element is None:
             if required:
                 raise InvalidSettlementFile(f"{base}/{path} is missing")
             return None, ""
         where = f"{base}/{path} (line {element.get(_LINE)})"
-        currency = element.get("Ccy") or ""
-        try:
-            money = Money.parse(element.text or "", currency)
-        except InvalidMoney as exc:
-            raise InvalidSettlementFile(f"{where}: {exc}") from None
-        if money.minor < 0:
+        currency = (element.get("Ccy") or "").strip().upper()
+        text = (element.text or "").strip()
+        if text.startswith("-") and strict:
             raise InvalidSettlementFile(f"{where}: amounts are never negative; see CdtDbtInd")
-        return money.minor, money.currency
+        try:
+            return minor_units(text, currency), currency
+        except (ValueError, InvalidMoney) as exc:
+            if not strict:
+                return None, ""
+            raise InvalidSettlementFile(f"{where}: {exc}") from None
 
-    def _indicator(self, parent: Element, base: str, required: bool = False) -> Indicator | None:
-        value = self._text(parent, "CdtDbtInd")
-        if value is None and not required:
-            return None
+    def _indicator(self, ntry: Element, base: str) -> Indicator:
+        value = self._text(ntry, "CdtDbtInd")
         if value not in ("CRDT", "DBIT"):
             raise InvalidSettlementFile(f"{base}/CdtDbtInd is {value!r}: expected CRDT or DBIT")
         return "CRDT" if value == "CRDT" else "DBIT"
@@ -332,23 +625,51 @@ class _Reader:
         status = (
             self._text(ntry, "Sts/Cd") or self._text(ntry, "Sts/Prtry") or self._text(ntry, "Sts")
         )
-        if not status:
-            raise InvalidSettlementFile(f"{base}/Sts is missing: expected BOOK, PDNG or INFO")
-        return status
+        if status:
+            return status[:8]
+        assumed = "BOOK" if self._find(ntry, "BookgDt") is not None else "PDNG"
+        self._warn(
+            "status-missing",
+            f"{base}/Sts",
+            _line_of(ntry),
+            "BOOK, PDNG or INFO",
+            None,
+            f"the entry has no Sts: taken as {assumed}, since it"
+            f" {'has' if assumed == 'BOOK' else 'has no'} booking date",
+        )
+        return assumed
 
     def _date(self, parent: Element, tag: str, base: str) -> date | None:
         """``DateAndDateTime2Choice``: ``Dt`` (a date) or ``DtTm`` (its date as written)."""
-        day, moment = self._text(parent, f"{tag}/Dt"), self._text(parent, f"{tag}/DtTm")
+        element = self._find(parent, f"{tag}/Dt")
+        if element is None:
+            element = self._find(parent, f"{tag}/DtTm")
+        text = None if element is None else _stripped(element.text)
+        if text is None:
+            return None
+        day = self._day_of(text)
+        if day is None:
+            self._warn(
+                "date-invalid",
+                f"{base}/{tag}",
+                _line_of(element),
+                "YYYY-MM-DD",
+                text,
+                f"{text!r} is not an ISO 8601 date or date-time",
+            )
+        return day
+
+    @staticmethod
+    def _day_of(text: str | None) -> date | None:
+        text = _stripped(text)
+        if not text:
+            return None
         try:
-            if day:
-                return date.fromisoformat(day)
-            if moment:
-                return datetime.fromisoformat(moment).date()
+            if len(text) == 10:
+                return date.fromisoformat(text)
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
         except ValueError:
-            raise InvalidSettlementFile(
-                f"{base}/{tag}: {day or moment!r} is not an ISO 8601 date or date-time"
-            ) from None
-        return None
+            return None
 
     def _charges(self, parent: Element, base: str) -> tuple[int | None, bool | None]:
         """``Chrgs``: the total if given, else the sum of ``Rcrd/Amt`` (.03+) or ``Amt`` (.02)."""
@@ -372,10 +693,8 @@ class _Reader:
 
     def _count(self, parent: Element, tag: str) -> int | None:
         text = self._text(parent, tag)
-        if text is None:
+        if text is None or not text.isdigit():
             return None
-        if not text.isdigit():
-            raise InvalidSettlementFile(f"{self._path()}/{tag} is {text!r}: expected a number")
         return int(text)
 
 
@@ -383,3 +702,29 @@ def _stripped(text: str | None) -> str | None:
     if text is None:
         return None
     return text.strip() or None
+
+
+def _line_of(element: Element | None) -> int | None:
+    line = None if element is None else element.get(_LINE)
+    return int(line) if line else None
+
+
+def _refs(line: SettlementLine) -> list[str]:
+    fields = (
+        line.end_to_end_id,
+        line.account_servicer_ref,
+        line.transaction_id,
+        line.instruction_id,
+        line.creditor_reference,
+        line.remittance,
+    )
+    return [value for value in fields if value]
+
+
+def _signed_text(minor: int, currency: str) -> str:
+    amount = Decimal(abs(minor)).scaleb(-iso_currency(currency).exponent)
+    return f"{amount} {currency} {'DBIT' if minor < 0 else 'CRDT'}"
+
+
+def _sums_text(sums: dict[str, int]) -> str:
+    return " + ".join(_signed_text(v, c) for c, v in sorted(sums.items())) or "nothing"

@@ -8,7 +8,13 @@ memory). The entries are then written in one transaction: a malformed file rolls
 its inbound event is marked ``rejected`` with the reason.
 
 A file seen before (same SHA-256) is reported as a duplicate and changes nothing; a movement seen
-before in another file of the same format (same bank references) is skipped, not doubled.
+before in another file of the same format (same bank references) is skipped, not doubled, unless
+it was pending there and is booked now: then the stored movement is updated to booked.
+
+A camt file's statements are stored beside its lines, with the sums of their booked entries, and
+every flaw the reader found in the bank's content (a balance that does not add up, details that
+contradict their entry, …) is stored as a warning for a person, with its element path and line.
+The file is imported as its entries say; only a file that cannot be read is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +32,13 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import InboundEvent, SettlementEntry, SettlementFile
+from gateway.adapters.models import (
+    InboundEvent,
+    SettlementEntry,
+    SettlementFile,
+    SettlementFileWarning,
+    SettlementStatement,
+)
 from gateway.adapters.settlement_files import (
     InvalidSettlementFile,
     SettlementLine,
@@ -40,6 +52,7 @@ from gateway.adapters.settlement_files.csv_report import (
     mappings_from_config,
     parse_csv,
 )
+from gateway.adapters.settlement_files.findings import FileReport, StatementReport
 from gateway.config import PROJECT_DIR
 from gateway.domain.money import Money
 
@@ -62,7 +75,14 @@ _REF_COLUMNS = {
 
 @dataclass
 class ImportSummary:
-    """What a file holds and what became of it; ``sums`` are decimal strings per currency."""
+    """What a file holds and what became of it.
+
+    ``entries`` counts the movement lines (a camt ``TxDtls``, or an ``Ntry`` without details; a
+    CSV row); ``sums`` are decimal strings per currency and direction of what moved on the
+    account: a camt file's booked entries (``Ntry/Amt``), a CSV's rows. ``statements`` has one
+    item per camt statement, ``warnings`` the flaws found (the first ``MAX_KEPT``), and
+    ``warning_counts`` all of them by code.
+    """
 
     format: str
     content_hash: str
@@ -70,11 +90,15 @@ class ImportSummary:
     entries: int = 0
     stored: int = 0
     skipped: int = 0
+    updated: int = 0  # known as pending from an earlier file, booked now
     sums: dict[str, dict[str, str]] = field(default_factory=dict)
     pans_masked: int = 0
     duplicate: bool = False
     file_id: int | None = None
     dry_run: bool = False
+    statements: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    warning_counts: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,9 +131,7 @@ def import_settlement_file(
     if known is not None:
         return _known(known, dry_run)
     if dry_run:
-        summary = _summary(plan, dry_run=True)
-        _tally(summary, _lines(plan, on_read))
-        return summary
+        return _dry_run(plan, on_read)
     event = _store_raw(uow, plan, settings)
     try:
         summary = _import(uow, plan, event, on_read)
@@ -131,9 +153,14 @@ def summarise_settlement_file(
 ) -> ImportSummary:
     """What importing ``path`` would store, from the file alone: no database, nothing written
     (``kassa settlement import --dry-run``). Whether it was imported before is not known here."""
-    plan = _plan(path, settings, file_format, mapping_name)
+    return _dry_run(_plan(path, settings, file_format, mapping_name), on_read)
+
+
+def _dry_run(plan: _Plan, on_read: Callable[[int], None] | None) -> ImportSummary:
     summary = _summary(plan, dry_run=True)
-    _tally(summary, _lines(plan, on_read))
+    report = FileReport()
+    _tally(summary, _lines(plan, on_read, report))
+    _report(summary, report)
     return summary
 
 
@@ -175,18 +202,21 @@ def _known(known: SettlementFile, dry_run: bool) -> ImportSummary:
         skipped=known.entry_count,
         sums=known.sums,
         pans_masked=known.pans_masked,
+        warning_counts=dict(known.warning_counts or {}),
         duplicate=True,
         file_id=known.id,
         dry_run=dry_run,
     )
 
 
-def _lines(plan: _Plan, on_read: Callable[[int], None] | None) -> Iterator[SettlementLine]:
+def _lines(
+    plan: _Plan, on_read: Callable[[int], None] | None, report: FileReport
+) -> Iterator[SettlementLine]:
     with plan.path.open("rb") as f:
         if plan.mapping is not None:
             yield from parse_csv(f, plan.mapping, on_read)
         else:
-            yield from parse_camt(f, on_read)
+            yield from parse_camt(f, on_read, report)
 
 
 def _tally(summary: ImportSummary, lines: Iterable[SettlementLine]) -> None:
@@ -204,12 +234,51 @@ def _count(summary: ImportSummary, minor: dict[str, Counter[str]], line: Settlem
 
 
 def _render_sums(summary: ImportSummary, minor: dict[str, Counter[str]]) -> None:
-    summary.sums = {
+    summary.sums = _rendered(minor)
+
+
+def _rendered(minor: Mapping[str, Counter[str]]) -> dict[str, dict[str, str]]:
+    return {
         currency: {
             ind: Money(total, currency).to_decimal_string() for ind, total in sorted(c.items())
         }
         for currency, c in sorted(minor.items())
     }
+
+
+def _report(summary: ImportSummary, report: FileReport) -> None:
+    """A camt file's statements and warnings into ``summary``; its sums are the booked entries."""
+    if summary.format == "csv":
+        return
+    booked: dict[str, Counter[str]] = {}
+    for statement in report.statements:
+        for currency, sums in statement.booked.items():
+            booked.setdefault(currency, Counter()).update(sums)
+    summary.sums = _rendered(booked)
+    summary.statements = [_statement_json(s) for s in report.statements]
+    summary.warnings = [w.to_json() for w in report.warnings]
+    summary.warning_counts = dict(sorted(report.counts.items()))
+
+
+def _statement_json(statement: StatementReport) -> dict[str, Any]:
+    return {
+        "position": statement.position,
+        "id": statement.statement_id,
+        "account": statement.account,
+        "entries": statement.entries,
+        "lines": statement.lines,
+        "pending": statement.pending,
+        "sums": _rendered(statement.booked),
+        "opening": _balance(statement.opening),
+        "closing": _balance(statement.closing),
+        "first_day": statement.first_day.isoformat() if statement.first_day else None,
+        "last_day": statement.last_day.isoformat() if statement.last_day else None,
+        "warnings": statement.warnings,
+    }
+
+
+def _balance(balance: tuple[Any, str] | None) -> str | None:
+    return None if balance is None else f"{balance[0]} {balance[1]}"
 
 
 def _store_raw(uow: UnitOfWork, plan: _Plan, settings: Mapping[str, Any]) -> InboundEvent:
@@ -279,16 +348,61 @@ def _import(
     summary = _summary(plan, file_id=record.id)
     minor: dict[str, Counter[str]] = {}
     identities = _Identities()
-    lines = _lines(plan, on_read)
+    report = FileReport()
+    lines = _lines(plan, on_read, report)
     while batch := list(islice(lines, BATCH_SIZE)):
         for line in batch:
             _count(summary, minor, line)
         _write(uow, record, [(line, identities.of(line)) for line in batch], summary)
     _render_sums(summary, minor)
+    _report(summary, report)
+    _store_report(uow, record, summary)
     record.entry_count, record.skipped_count = summary.entries, summary.skipped
     record.sums, record.pans_masked = summary.sums, summary.pans_masked
+    record.warning_counts = summary.warning_counts
     uow.commit()
     return summary
+
+
+def _store_report(uow: UnitOfWork, record: SettlementFile, summary: ImportSummary) -> None:
+    """The file's statements, then its warnings, each pointing at its statement."""
+    rows = {
+        s["position"]: SettlementStatement(
+            file_id=record.id,
+            position=s["position"],
+            statement_id=_cut(s["id"], 64),
+            account=_cut(s["account"], 34),
+            entries=s["entries"],
+            lines=s["lines"],
+            pending=s["pending"],
+            sums=s["sums"],
+            opening=_cut(s["opening"], 48),
+            closing=_cut(s["closing"], 48),
+            first_day=s["first_day"],
+            last_day=s["last_day"],
+            warning_count=s["warnings"],
+        )
+        for s in summary.statements
+    }
+    uow.session.add_all(rows.values())
+    uow.session.flush()
+    uow.session.add_all(
+        SettlementFileWarning(
+            file_id=record.id,
+            statement_row_id=rows[w["statement"]].id if w["statement"] in rows else None,
+            code=w["code"],
+            path=_cut(w["path"], 255) or "",
+            line=w["line"],
+            expected=_cut(w["expected"], 255),
+            found=_cut(w["found"], 255),
+            message=w["message"],
+        )
+        for w in summary.warnings
+    )
+
+
+def _cut(text: str | None, limit: int) -> str | None:
+    return None if text is None else text[:limit]
 
 
 class _Identities:
@@ -317,18 +431,38 @@ def _write(
     summary: ImportSummary,
 ) -> None:
     keys = [key for _, key in batch if key is not None]
-    known = set(
-        uow.session.scalars(
-            select(SettlementEntry.identity).where(
+    known: dict[str | None, str] = {
+        identity: status
+        for identity, status in uow.session.execute(
+            select(SettlementEntry.identity, SettlementEntry.status).where(
                 SettlementEntry.source == record.format, SettlementEntry.identity.in_(keys)
             )
         )
-    )
+    }
     rows = [_row(record, line, key) for line, key in batch if key is None or key not in known]
-    summary.skipped += len(batch) - len(rows)
+    booked_now = [
+        (line, key)
+        for line, key in batch
+        if key in known and known[key] != "BOOK" and line.status == "BOOK"
+    ]
+    for line, key in booked_now:
+        _book_pending(uow, record, line, key)  # type: ignore[arg-type]
+    summary.updated += len(booked_now)
+    summary.skipped += len(batch) - len(rows) - len(booked_now)
     summary.stored += len(rows)
     if rows:
         uow.session.execute(insert(SettlementEntry), rows)
+
+
+def _book_pending(uow: UnitOfWork, record: SettlementFile, line: SettlementLine, key: str) -> None:
+    """A movement stored as pending (PDNG, INFO) that this file books: it becomes this file's."""
+    row = uow.session.scalars(
+        select(SettlementEntry).where(
+            SettlementEntry.source == record.format, SettlementEntry.identity == key
+        )
+    ).one()
+    for name, value in _row(record, line, key).items():
+        setattr(row, name, value)
 
 
 def _row(record: SettlementFile, line: SettlementLine, key: str | None) -> dict[str, Any]:

@@ -11,6 +11,11 @@ same money in several files (camt.053 statement, camt.054 notification, acquirer
 booking day only the most complete source present is used (camt.053, then camt.054, then CSV),
 so nothing is counted twice. A day the bank announced only by its settlement callback (the
 files have not come yet) is matched as one batch against the callback's totals.
+
+A day covered by a statement whose content is flawed (its balance does not add up, details
+contradict their entry, …: see ``settlement_statements.warning_count``) is matched all the same,
+by the entries as booked, and the run names those statements (``ReconRun.flawed_statements``)
+so that a person looks at the day.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from gateway.adapters.models import (
     ReconRun,
     Refund,
     SettlementEntry,
+    SettlementStatement,
     utcnow,
 )
 from gateway.domain.reconciliation import (
@@ -120,6 +126,7 @@ def reconcile_day(
         source=source,
         actor=actor,
         counts=_counts(todays),
+        flawed_statements=flawed_statements(uow, merchant, day),
         started_at=utcnow(),
     )
     uow.session.add(run)
@@ -152,6 +159,25 @@ def reconcile_day(
         for r in todays
     )
     return run
+
+
+def flawed_statements(uow: UnitOfWork, merchant: Merchant, day: date) -> list[int]:
+    """Ids of the flagged statements on the merchant's accounts whose entries span ``day``."""
+    accounts = [str(a) for a in (merchant.settlement_accounts or [])]
+    if not accounts:
+        return []
+    return list(
+        uow.session.scalars(
+            select(SettlementStatement.id)
+            .where(
+                SettlementStatement.account.in_(accounts),
+                SettlementStatement.warning_count > 0,
+                SettlementStatement.first_day <= day.isoformat(),
+                SettlementStatement.last_day >= day.isoformat(),
+            )
+            .order_by(SettlementStatement.id)
+        )
+    )
 
 
 def _counts(results: Iterable[Any]) -> dict[str, int]:

@@ -18,6 +18,7 @@ from sqlalchemy import Select, case, func, select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import (
+    Merchant,
     Payment,
     ReconDecision,
     ReconResult,
@@ -25,6 +26,8 @@ from gateway.adapters.models import (
     Refund,
     SettlementEntry,
     SettlementFile,
+    SettlementFileWarning,
+    SettlementStatement,
 )
 from gateway.domain.money import Money
 from gateway.domain.reconciliation import DaySummary, Outcome
@@ -309,3 +312,70 @@ def decimal(minor: int | None, currency: str) -> str:
 def _cell(text: str) -> str:
     """Text a spreadsheet would run as a formula gets a leading apostrophe (CSV injection)."""
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+# -- imported files: their statements and the flaws found in them ------------------------------
+
+
+@dataclass(frozen=True)
+class StatementView:
+    """A statement of an imported file with the warnings raised on it."""
+
+    statement: SettlementStatement
+    file: SettlementFile
+    warnings: list[SettlementFileWarning]
+
+
+def _accounts(uow: UnitOfWork, merchant_id: int) -> list[str]:
+    merchant = uow.session.get(Merchant, merchant_id)
+    return [str(a) for a in (merchant.settlement_accounts or [])] if merchant else []
+
+
+def statements(
+    uow: UnitOfWork,
+    merchant_id: int,
+    *,
+    ids: Iterable[int] | None = None,
+    file_id: int | None = None,
+) -> list[StatementView]:
+    """The merchant's statements (on its settlement accounts), by id or of one file."""
+    query = (
+        select(SettlementStatement, SettlementFile)
+        .join(SettlementFile, SettlementFile.id == SettlementStatement.file_id)
+        .where(SettlementStatement.account.in_(_accounts(uow, merchant_id)))
+        .order_by(SettlementStatement.file_id, SettlementStatement.position)
+    )
+    if ids is not None:
+        query = query.where(SettlementStatement.id.in_([int(i) for i in ids]))
+    if file_id is not None:
+        query = query.where(SettlementStatement.file_id == file_id)
+    rows = uow.session.execute(query).all()
+    flaws: dict[int | None, list[SettlementFileWarning]] = {}
+    for warning in uow.session.scalars(
+        select(SettlementFileWarning)
+        .where(SettlementFileWarning.statement_row_id.in_([st.id for st, _ in rows]))
+        .order_by(SettlementFileWarning.id)
+    ):
+        flaws.setdefault(warning.statement_row_id, []).append(warning)
+    return [StatementView(st, f, flaws.get(st.id, [])) for st, f in rows]
+
+
+def files(uow: UnitOfWork, merchant_id: int, limit: int = 100) -> list[tuple[SettlementFile, int]]:
+    """The latest files with a statement on the merchant's accounts, each with its flaws count."""
+    flagged = func.sum(SettlementStatement.warning_count)
+    rows = uow.session.execute(
+        select(SettlementFile, flagged)
+        .join(SettlementStatement, SettlementStatement.file_id == SettlementFile.id)
+        .where(SettlementStatement.account.in_(_accounts(uow, merchant_id)))
+        .group_by(SettlementFile.id)
+        .order_by(SettlementFile.id.desc())
+        .limit(limit)
+    ).all()
+    return [(f, int(n or 0)) for f, n in rows]
+
+
+def file_statements(uow: UnitOfWork, merchant_id: int, file_id: int) -> list[StatementView]:
+    views = statements(uow, merchant_id, file_id=file_id)
+    if not views:
+        raise NotFound(f"no settlement file {file_id} with a statement on your accounts")
+    return views
