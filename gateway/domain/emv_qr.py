@@ -52,6 +52,9 @@ Tree = dict[str, str | dict[str, str]]
 TreeInput = Mapping[str, str | Mapping[str, str]]
 
 MAX_PAYLOAD = 512  # MPM "Payload": at most 512 characters in all
+# ISO/IEC 18004: a version 40 symbol holds at most 7,089 numeric characters; nothing longer is
+# a QR code's text, whatever rules it breaks.
+MAX_QR_TEXT = 7089
 MANDATORY = ("00", "52", "53", "58", "59", "60", "63")  # MPM data object table, presence "M"
 TEMPLATE_IDS = frozenset([f"{n:02d}" for n in range(26, 52)] + ["62", "64"])
 TEMPLATE_IDS |= frozenset(f"{n:02d}" for n in range(80, 100))
@@ -268,9 +271,15 @@ def _decode(payload: str, problems: Problems) -> Tree:
         raise InvalidQrPayload("payload is empty")
     if payload != payload.strip():
         raise InvalidQrPayload("payload has leading or trailing whitespace; pass the exact text")
-    if len(payload) > MAX_PAYLOAD:
+    if len(payload) > MAX_QR_TEXT:
         raise InvalidQrPayload(
-            f"payload is {len(payload)} characters; an EMV QR payload holds at most {MAX_PAYLOAD}"
+            f"payload is {len(payload)} characters; no QR code holds more than {MAX_QR_TEXT}"
+        )
+    if len(payload) > MAX_PAYLOAD:
+        # Real multi-scheme codes (SGQR) run past 1,000 characters: shown when lenient.
+        _problem(
+            problems,
+            f"payload is {len(payload)} characters; an EMV QR payload holds at most {MAX_PAYLOAD}",
         )
     if problem := _unicode_problem(payload):
         raise InvalidQrPayload(f"payload is not valid text: {problem}")

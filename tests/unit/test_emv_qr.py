@@ -298,6 +298,40 @@ def test_inspect_finds_nothing_wrong_with_a_conforming_payload(name: str) -> Non
     assert inspect(payload) == (decode(payload), [])
 
 
+def _with_crc(body: str) -> str:
+    return f"{body}6304{crc16_ccitt_false((body + '6304').encode()):04X}"
+
+
+def test_a_payload_past_512_characters_is_shown_when_lenient() -> None:
+    """Multi-scheme codes (e.g. Singapore's SGQR, several merchant account templates 26..51)
+    run past 1,000 characters in the wild: refused for payments, shown with the rule broken."""
+    accounts = "".join(
+        f"{tag}{len(value):02d}{value}"
+        for tag in range(26, 38)
+        for value in [
+            "0009SG.PAYNOW" + "0115" + f"M{tag:02d}".ljust(15, "0") + "02" + "60" + "X" * 60
+        ]
+    )
+    body = (
+        "000201010212" + accounts + "52045812" + "5303702" + "5802SG"
+        + "5910Kopi Stall" + "6009Singapore"
+    )  # fmt: skip
+    payload = _with_crc(body)
+    assert len(payload) > 1000
+    with pytest.raises(InvalidQrPayload, match="holds at most 512"):
+        decode(payload)
+    tree, problems = inspect(payload)
+    assert problems == [
+        f"payload is {len(payload)} characters; an EMV QR payload holds at most 512"
+    ]
+    assert tree["59"] == "Kopi Stall" and tree["37"]["00"] == "SG.PAYNOW"
+
+
+def test_text_longer_than_any_qr_code_is_refused_even_when_lenient() -> None:
+    with pytest.raises(InvalidQrPayload, match="no QR code holds more than 7089"):
+        inspect("0002010102" + "1" * 8000)
+
+
 def test_a_broken_structure_stays_fatal_when_inspecting() -> None:
     with pytest.raises(InvalidQrPayload, match="truncated"):
         inspect("000201010212520")
