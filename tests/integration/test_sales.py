@@ -34,6 +34,7 @@ from gateway.errors import Conflict
 from gateway.services import payments, refunds, sales
 from gateway.services.auth import TillContext, authenticate_till
 from gateway.services.customers import IdentityInput
+from tests.conftest import isolated_env
 
 SETTINGS = sales.PromotionSettings(identity_key=b"test-identity-key")
 PAYMENTS = payments.PaymentSettings()
@@ -780,7 +781,9 @@ def test_the_worker_deletes_old_unpaid_quotes_and_queues_the_next_clean_up(
             {"at": utcnow() - timedelta(seconds=1), "kind": sales.PURGE_JOB},
         )
         uow.commit()
-    handlers = job_handlers(load_config(env={}, overrides={"database": {"url": db.url}}))
+    handlers = job_handlers(
+        load_config(env=isolated_env(), overrides={"database": {"url": db.url}})
+    )
     assert jobs.run_due_jobs(db, {sales.PURGE_JOB: handlers[sales.PURGE_JOB]}) == 1
     with db.unit_of_work(readonly=True) as uow:
         left = set(uow.session.scalars(select(Sale.id)))
