@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
@@ -31,6 +32,11 @@ from gateway.config import PROJECT_DIR, load_config
 PG_URL = os.environ.get("KASSA_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"]
 
+
+# Hypothesis' default deadline (200 ms per example) fails a correct test on a loaded machine;
+# how long an example takes is not what these tests check.
+settings.register_profile("kassa", deadline=None)
+settings.load_profile("kassa")
 
 # Written by the tools themselves, not by the code under test.
 TOOL_CACHES = (".venv", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", "__pycache__")
