@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 PY_DIRS := gateway drivers merchant_portal sandbox_bank tests bench
 
-.PHONY: setup run test lint bench browser clean
+.PHONY: setup run test test-fast lint bench browser clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lint: setup
 
 test: setup browser lint
 	$(BIN)/pytest
+
+# The fast tier while editing: pure unit tests (no database, process or network), without the
+# slow ones. Seconds, not minutes; `make test` before pushing still runs everything.
+test-fast: setup
+	$(BIN)/pytest tests/unit -m "not slow" -q
 
 bench: setup
 	$(BIN)/python -m bench.qr

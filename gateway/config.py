@@ -1,4 +1,11 @@
-"""Configuration: embedded defaults, then ``KASSA_CONFIG``'s TOML, then ``KASSA_*`` variables."""
+"""Configuration: embedded defaults, then ``KASSA_CONFIG``'s TOML, then ``KASSA_*`` variables.
+
+Everything Kassa writes by itself (the SQLite database, generated keys, the sandbox's secrets,
+archived settlement files) lives in one data directory, ``[paths] var_dir`` (``var`` under the
+project directory unless set, e.g. by ``KASSA_PATHS_VAR_DIR``). Relative file settings are
+resolved against it. Reading the configuration creates nothing; whoever writes a file creates
+its directory.
+"""
 
 from __future__ import annotations
 
@@ -41,19 +48,29 @@ def load_config(
                 values[key] = _coerce(env[name], default, name)
     if overrides:
         _merge(config, {k: dict(v) for k, v in overrides.items()}, source="overrides")
-    _resolve_database_url(config)
+    _resolve_paths(config)
     return config
+
+
+def var_dir(config: Config) -> Path:
+    """The data directory: ``[paths] var_dir``, relative to the project directory."""
+    return PROJECT_DIR / str(config.get("paths", {}).get("var_dir") or "var")
+
+
+def data_path(config: Config, value: str | os.PathLike[str]) -> Path:
+    """A file setting as a path: absolute as given, else inside the data directory."""
+    return var_dir(config) / value
 
 
 def secret_key(config: Config) -> str:
     """The session signing key: configured, or generated once into ``var/secret_key``."""
-    return _configured_or_generated(config["web"].get("secret_key"), "secret_key")
+    return _configured_or_generated(config["web"].get("secret_key"), var_dir(config) / "secret_key")
 
 
 def tag_token_key(config: Config) -> bytes:
     """The key of NFC tag tokens: configured, or generated once into ``var/tag-token-key``."""
     return _configured_or_generated(
-        config["devices"].get("tag_token_key"), "tag-token-key"
+        config["devices"].get("tag_token_key"), var_dir(config) / "tag-token-key"
     ).encode()
 
 
@@ -61,19 +78,18 @@ def identity_key(config: Config) -> bytes:
     """The key of customer identity hashes (wallet ids, member codes, phones): configured,
     or generated once into ``var/identity-key``. Losing it makes every customer new again."""
     return _configured_or_generated(
-        config.get("promotions", {}).get("identity_key"), "identity-key"
+        config.get("promotions", {}).get("identity_key"), var_dir(config) / "identity-key"
     ).encode()
 
 
-def _configured_or_generated(configured: object, name: str) -> str:
+def _configured_or_generated(configured: object, path: Path) -> str:
     if configured:
         return str(configured)
-    path = PROJECT_DIR / "var" / name
     if not path.exists():
         # Written whole under another name, then linked into place: two processes starting
         # together agree on one key, and nobody ever reads a half-written file.
         path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f".{name}.{os.getpid()}")
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
         fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
@@ -102,7 +118,7 @@ def bank_credentials(config: Config) -> BankCredentials:
     bank = config["bank"]
     values = {k: str(bank.get(k) or "") for k in ("merchant_id", "api_key", "webhook_secret")}
     if not all(values.values()):
-        path = PROJECT_DIR / str(bank["secrets_file"])
+        path = data_path(config, str(bank["secrets_file"]))
         try:
             stored = json.loads(path.read_text())
         except (FileNotFoundError, ValueError):
@@ -144,10 +160,30 @@ def _coerce(raw: str, default: Any, name: str) -> Any:
     return raw
 
 
-def _resolve_database_url(config: Config) -> None:
-    """A relative SQLite path is under the project. Its directory is made when the database is
-    opened (``gateway.adapters.db``), not here: reading the configuration writes nothing."""
-    url = str(config["database"]["url"])
+# File settings resolved against the data directory when relative: (section, key).
+FILE_SETTINGS = (
+    ("bank", "secrets_file"),
+    ("demo", "credentials_file"),
+    ("settlement", "archive_dir"),
+    ("sandbox_bank", "secrets_file"),
+)
+SQLITE_SETTINGS = (("database", "url"), ("sandbox_bank", "database_url"))
+
+
+def _resolve_paths(config: Config) -> None:
+    """Make relative file settings absolute (pure: nothing is created here)."""
+    for section, key in FILE_SETTINGS:
+        values = config.get(section, {})
+        if values.get(key):
+            values[key] = str(data_path(config, str(values[key])))
+    for section, key in SQLITE_SETTINGS:
+        values = config.get(section, {})
+        if values.get(key):
+            values[key] = _absolute_sqlite(config, str(values[key]))
+
+
+def _absolute_sqlite(config: Config, url: str) -> str:
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        config["database"]["url"] = prefix + str(PROJECT_DIR / url[len(prefix) :])
+        return prefix + str(data_path(config, url[len(prefix) :]))
+    return url

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -26,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    make_url,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -193,6 +195,8 @@ class Database:
         if url.startswith("postgresql://"):  # psycopg 3, as the gateway uses
             url = "postgresql+psycopg://" + url[len("postgresql://") :]
         sqlite = url.startswith("sqlite")
+        if sqlite:
+            _make_parent_directory(url)
         self.engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {})
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -208,6 +212,13 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _make_parent_directory(url: str) -> None:
+    """SQLite creates the database file on first connect, but not its directory."""
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

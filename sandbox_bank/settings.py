@@ -45,8 +45,8 @@ class SandboxSettings:
     url: str = "http://127.0.0.1:8100"
     host: str = "127.0.0.1"
     port: int = 8100
-    database_url: str = "sqlite:///var/sandbox-bank.db"
-    secrets_file: str = "var/sandbox-bank.json"
+    database_url: str = "sqlite:///sandbox-bank.db"
+    secrets_file: str = "sandbox-bank.json"
     deliver_in_background: bool = False
     poll_interval_ms: int = 500
     delivery_timeout_s: int = 5
@@ -68,6 +68,8 @@ def read_config(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     if chosen:
         for section, values in _toml(Path(chosen)).items():
             config.setdefault(section, {}).update(values)
+    if "KASSA_PATHS_VAR_DIR" in os.environ:
+        config.setdefault("paths", {})["var_dir"] = os.environ["KASSA_PATHS_VAR_DIR"]
     section = config.setdefault(SECTION, {})
     for key, default in list(section.items()):
         name = f"KASSA_{SECTION}_{key}".upper()
@@ -77,7 +79,8 @@ def read_config(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
 
 def from_config(config: Mapping[str, Any]) -> SandboxSettings:
-    """Build settings from a whole Kassa configuration (only ``[sandbox_bank]`` is read)."""
+    """Build settings from a whole Kassa configuration (``[sandbox_bank]``, and ``[paths]``
+    for the data directory that relative files are resolved against)."""
     raw = dict(config.get(SECTION) or {})
     known = {f for f in SandboxSettings.__dataclass_fields__ if f != "merchants"}
     unknown = set(raw) - known - {"merchants"}
@@ -86,11 +89,10 @@ def from_config(config: Mapping[str, Any]) -> SandboxSettings:
             f"[{SECTION}] has unknown keys: {', '.join(sorted(unknown))}"
         )
     values = {k: v for k, v in raw.items() if k in known}
-    values["database_url"] = _absolute_sqlite(str(values.get("database_url", _default("db"))))
-    secrets_file = Path(str(values.get("secrets_file", _default("secrets"))))
-    values["secrets_file"] = str(
-        secrets_file if secrets_file.is_absolute() else PROJECT_DIR / secrets_file
-    )
+    var_dir = PROJECT_DIR / str(config.get("paths", {}).get("var_dir") or "var")
+    database_url = str(values.get("database_url", _default("db")))
+    values["database_url"] = _absolute_sqlite(database_url, var_dir)
+    values["secrets_file"] = str(var_dir / str(values.get("secrets_file", _default("secrets"))))
     merchants = tuple(_merchant(m, values["secrets_file"]) for m in raw.get("merchants", []))
     ids = [m.merchant_id for m in merchants]
     if len(set(ids)) != len(ids):
@@ -141,12 +143,11 @@ def _whole(value: Any, name: str) -> int:
     return value
 
 
-def _absolute_sqlite(url: str) -> str:
+def _absolute_sqlite(url: str, var_dir: Path) -> str:
+    """A relative SQLite path inside the data directory (created when the database is opened)."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        file = PROJECT_DIR / url[len(prefix) :]
-        file.parent.mkdir(parents=True, exist_ok=True)
-        return prefix + str(file)
+        return prefix + str(var_dir / url[len(prefix) :])
     return url
 
 

@@ -42,7 +42,9 @@ class BankLoop:
     bank_app: Flask
     config: dict[str, Any]
 
-    def wait_for(self, check: Callable[[], bool], seconds: float = 10) -> None:
+    def wait_for(self, check: Callable[[], bool], seconds: float = 90) -> None:
+        """Poll until ``check()``; ``seconds`` is a ceiling for a loaded machine, not a
+        deadline the product must meet."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if check():

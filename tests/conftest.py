@@ -2,28 +2,44 @@
 
 ``KASSA_TEST_DATABASE_URL`` (e.g. postgresql://postgres@127.0.0.1:5432/test) adds PostgreSQL to
 every database-parametrised test. Under CI=true it is required, so PostgreSQL is never skipped.
+
+Tests write only under temporary directories: the session points Kassa's data directory
+(``KASSA_PATHS_VAR_DIR``, inherited by every process a test starts) at one, and fails the run if
+the checkout gained a file (apart from the tools' own caches).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from gateway.adapters import passwords
 from gateway.adapters.db import Database
 from gateway.adapters.models import Base
-from gateway.config import load_config
+from gateway.config import PROJECT_DIR, load_config
 
 PG_URL = os.environ.get("KASSA_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"]
+
+
+# Hypothesis' default deadline (200 ms per example) fails a correct test on a loaded machine;
+# how long an example takes is not what these tests check.
+settings.register_profile("kassa", deadline=None)
+settings.load_profile("kassa")
+
+# Written by the tools themselves, not by the code under test.
+TOOL_CACHES = (".venv", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", "__pycache__")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,6 +47,69 @@ def pytest_configure(config: pytest.Config) -> None:
     passwords.configure(time_cost=1, memory_cost_kib=256)
     if os.environ.get("CI") == "true" and not PG_URL:
         raise pytest.UsageError("CI=true but KASSA_TEST_DATABASE_URL is not set")
+    var_dir = tempfile.mkdtemp(prefix="kassa-test-var-")
+    config.stash[_VAR_DIR] = (var_dir, os.environ.get("KASSA_PATHS_VAR_DIR"))
+    os.environ["KASSA_PATHS_VAR_DIR"] = var_dir
+    config.stash[_CHECKOUT] = checkout_files()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test wrote into the checkout instead of a temporary directory."""
+    before = session.config.stash.get(_CHECKOUT, None)
+    if before is None:
+        return
+    new = sorted(checkout_files() - before)
+    if new:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"tests wrote into the checkout {PROJECT_DIR}: {new}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _VAR_DIR not in config.stash:
+        return
+    var_dir, previous = config.stash[_VAR_DIR]
+    shutil.rmtree(var_dir, ignore_errors=True)
+    if previous is None:
+        os.environ.pop("KASSA_PATHS_VAR_DIR", None)
+    else:
+        os.environ["KASSA_PATHS_VAR_DIR"] = previous
+
+
+_VAR_DIR = pytest.StashKey[tuple[str, str | None]]()
+_CHECKOUT = pytest.StashKey[set[str]]()
+
+
+def checkout_files() -> set[str]:
+    """Untracked and ignored paths in the checkout (git's view, directories collapsed), and
+    every file under the default data directory ``var/``, minus the tools' caches."""
+    found: set[str] = set()
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "-z"],
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout.decode()
+        found |= {entry[3:] for entry in status.split("\0") if entry[:2] in ("??", "!!")}
+    except (OSError, subprocess.SubprocessError):
+        pass  # not a git checkout: the data directory's listing below still counts
+    var = PROJECT_DIR / "var"
+    if var.exists():
+        found |= {str(p.relative_to(PROJECT_DIR)) for p in var.rglob("*")} | {"var/"}
+    return {
+        path
+        for path in found
+        if not any(part in TOOL_CACHES or part.endswith(".egg-info") for part in Path(path).parts)
+    }
+
+
+def isolated_env() -> dict[str, str]:
+    """An environment for ``load_config`` without the developer's ``KASSA_*`` settings, but
+    with the session's temporary data directory."""
+    return {"KASSA_PATHS_VAR_DIR": os.environ["KASSA_PATHS_VAR_DIR"]}
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +177,7 @@ def app_config(database: Database, **overrides: Any) -> dict[str, Any]:
     }
     for section, values in overrides.items():
         merged.setdefault(section, {}).update(values)
-    return load_config(env={}, overrides=merged)
+    return load_config(env=isolated_env(), overrides=merged)
 
 
 @pytest.fixture

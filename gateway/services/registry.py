@@ -9,7 +9,7 @@ from typing import Any
 from gateway.adapters.bank_client import BankClient
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import utcnow
-from gateway.config import PROJECT_DIR, Config, bank_credentials, load_config
+from gateway.config import Config, bank_credentials, data_path, load_config
 from gateway.services.bank import callbacks
 from gateway.services.jobs import Handler
 from gateway.services.payments import qr_payments, refunds
@@ -45,7 +45,7 @@ def job_handlers(config: Config | None = None) -> dict[str, Handler]:
     def fetch_import_reconcile(uow: UnitOfWork, payload: dict[str, Any]) -> None:
         """A settlement the bank announced: download its statement, import it, reconcile."""
         content = bank().download(payload["url"])  # before the first query: no lock held
-        folder = PROJECT_DIR / "var" / "settlement-files" / "incoming"
+        folder = data_path(config, config["settlement"]["archive_dir"]) / "incoming"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{payload['settlement_id']}{_suffix(payload['url'])}"
         draft = path.with_suffix(path.suffix + ".part")

@@ -115,10 +115,10 @@ def test_simulate_prints_the_port_and_serves_until_ctrl_c() -> None:
         with Transport(port, baudrate=115200) as transport:
             reader = NfcReader(transport)
             assert reader.begin().ic == 0x32
-            event = reader.poll(timeout=1.0)
+            event = reader.poll(timeout=60)  # the tag is there: returns once it is read
         assert event is not None and event.applications[1] == ("A0000003591010028001", "GIROCARD")
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=5) == 0
+        assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()

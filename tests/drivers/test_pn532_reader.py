@@ -35,6 +35,10 @@ from drivers.simulators.pn532 import (
 )
 from drivers.transport import Transport
 
+# How long a poll may wait for a tag that is in the field: a ceiling for a loaded machine (the
+# poll returns as soon as the tag answers), not a speed the reader must meet.
+TAG_PRESENT = 30.0
+
 
 def hx(text: str) -> bytes:
     return bytes.fromhex(text.replace(" ", ""))
@@ -139,7 +143,7 @@ def test_list_passive_target_each_tag(
     sim: Pn532Simulator, reader: NfcReader, tag: SimulatedTag
 ) -> None:
     sim.present(tag)
-    target = reader.list_passive_target(timeout=0.5)
+    target = reader.list_passive_target(timeout=TAG_PRESENT)
     assert target == Target(1, tag.sens_res, tag.sel_res, tag.uid, tag.ats)
     assert sim.commands == [(0x4A, hx("01 00"))]  # MaxTg 1, BrTy 00 (106 kbps type A)
 
@@ -157,7 +161,7 @@ def test_poll_memory_tags_sends_no_apdu(
     sim: Pn532Simulator, reader: NfcReader, tag: SimulatedTag, kind: str, uid_length: int
 ) -> None:
     sim.present(tag)
-    event = reader.poll(timeout=0.5)
+    event = reader.poll(timeout=TAG_PRESENT)
     assert event is not None
     assert (event.kind, len(event.uid), event.applications) == (kind, uid_length, ())
     assert sim.apdus == []
@@ -168,7 +172,7 @@ def test_poll_payment_card_reads_labels_and_nothing_else(
     sim: Pn532Simulator, reader: NfcReader
 ) -> None:
     sim.present(PAYMENT_CARD)
-    event = reader.poll(timeout=0.5)
+    event = reader.poll(timeout=TAG_PRESENT)
     assert event is not None and event.kind == "iso_dep"
     assert event.applications == (
         ("A0000000031010", "VISA DEBIT"),
@@ -183,7 +187,7 @@ def test_poll_payment_card_reads_labels_and_nothing_else(
 
 def test_simulated_card_refuses_anything_but_ppse(sim: Pn532Simulator, reader: NfcReader) -> None:
     sim.present(PAYMENT_CARD)
-    target = reader.list_passive_target(timeout=0.5)
+    target = reader.list_passive_target(timeout=TAG_PRESENT)
     assert target is not None
     assert reader.exchange(target.tg, hx("00 A4 04 00 07 A0000000031010 00")) == hx("6A 82")
 
@@ -191,15 +195,15 @@ def test_simulated_card_refuses_anything_but_ppse(sim: Pn532Simulator, reader: N
 def test_no_tag_returns_none_within_the_timeout(sim: Pn532Simulator, reader: NfcReader) -> None:
     started = time.monotonic()
     assert reader.poll(timeout=0.2) is None
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 10  # gave up rather than waited on (generous: load)
     sim.present(CLASSIC_1K)  # the aborted command left nothing behind
-    event = reader.poll(timeout=0.5)
+    event = reader.poll(timeout=TAG_PRESENT)
     assert event is not None and event.uid == CLASSIC_1K.uid
 
 
 def test_tag_arriving_while_waiting(sim: Pn532Simulator, reader: NfcReader) -> None:
     threading.Timer(0.1, sim.present, args=(NTAG215,)).start()
-    event = reader.poll(timeout=2.0)
+    event = reader.poll(timeout=TAG_PRESENT)
     assert event is not None and event.uid == NTAG215.uid
 
 
@@ -212,7 +216,7 @@ def test_nack_then_resend(sim: Pn532Simulator, reader: NfcReader) -> None:
 def test_garbage_before_frames_is_skipped(sim: Pn532Simulator, reader: NfcReader) -> None:
     sim.garbage_before = hx("DE AD 55 00 BE EF")
     sim.present(PAYMENT_CARD)
-    event = reader.poll(timeout=0.5)
+    event = reader.poll(timeout=TAG_PRESENT)
     assert event is not None and event.applications[0] == ("A0000000031010", "VISA DEBIT")
 
 
@@ -247,7 +251,7 @@ def test_status_error_is_a_protocol_error_with_the_sentence(
     sim: Pn532Simulator, reader: NfcReader
 ) -> None:
     sim.present(PAYMENT_CARD)
-    target = reader.list_passive_target(timeout=0.5)
+    target = reader.list_passive_target(timeout=TAG_PRESENT)
     assert target is not None
     sim.error_next = 0x01
     with pytest.raises(ProtocolError, match=r"0x01: Time out, the target has not answered\."):
@@ -259,7 +263,7 @@ def test_error_status_during_poll_leaves_no_applications(
 ) -> None:
     sim.present(PAYMENT_CARD)
     sim.error_next = 0x13
-    event = reader.poll(timeout=0.5)
+    event = reader.poll(timeout=TAG_PRESENT)
     assert event is not None and event.kind == "iso_dep" and event.applications == ()
 
 

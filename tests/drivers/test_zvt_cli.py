@@ -132,7 +132,7 @@ def test_simulate_prints_the_port_and_serves_until_ctrl_c() -> None:
         with Transport(port, baudrate=115200) as transport:
             assert CardTerminal(transport).charge(250).approved
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()

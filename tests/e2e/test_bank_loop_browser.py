@@ -39,7 +39,7 @@ def test_scan_pay_at_the_bank_then_refund(
         assert "12.34" in phone.inner_text("body")
         phone.close()
 
-        page.wait_for_selector("body[data-screen='paid']", timeout=10_000)
+        page.wait_for_selector("body[data-screen='paid']")
         assert page.locator(".state-paid").is_visible()
         screenshot("loop-paid")
 

@@ -11,23 +11,22 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from drivers.simulators.zvt import ZvtSimulator
 from gateway.adapters.db import Database
 from gateway.entrypoints.device_host import DeviceHost, TillDevices
 from gateway.services.staff.auth import authenticate_till
 from tests.e2e.test_cashier_browser import PAYMENT_URL, credentials, sign_in
+from tests.simulators import PinPadTerminal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db", ["sqlite"], indirect=True)]
 
 
 @pytest.fixture
-def terminal(db: Database, demo: Any) -> Iterator[ZvtSimulator]:
+def terminal(db: Database, demo: Any) -> Iterator[PinPadTerminal]:
     """A simulated terminal at till T01 and a device host stepping in a thread."""
     with db.unit_of_work(readonly=True) as uow:
         till = authenticate_till(uow, f"Bearer {demo['tills'][0]['api_key']}")
-    with ZvtSimulator(baudrate=115200) as simulator:
-        assert isinstance(simulator, ZvtSimulator)
-        simulator.pin_delay = 1.5  # long enough to see the PIN step on the screen
+    with PinPadTerminal(baudrate=115200) as simulator:
+        simulator.pin_delay = 0.1  # after the screen has shown the PIN step (pin_typed)
         host = DeviceHost(
             db,
             [
@@ -53,7 +52,7 @@ def terminal(db: Database, demo: Any) -> Iterator[ZvtSimulator]:
 
 
 def test_card_payment_follows_the_terminal_to_approved(
-    page: Any, live_server: Any, demo: Any, terminal: ZvtSimulator, screenshot: Any
+    page: Any, live_server: Any, demo: Any, terminal: PinPadTerminal, screenshot: Any
 ) -> None:
     sign_in(page, f"{live_server.url}/cashier/", *credentials(demo, "cashier"))
     page.get_by_role("button", name=re.compile("T01")).click()
@@ -62,9 +61,10 @@ def test_card_payment_follows_the_terminal_to_approved(
     page.click("button[data-submit][value=card]")
     page.wait_for_url(PAYMENT_URL)
     page.wait_for_selector("body[data-screen='terminal']")
-    expect(page.locator("[data-terminal-text]")).to_contain_text("PIN", timeout=10_000)
+    expect(page.locator("[data-terminal-text]")).to_contain_text("PIN")
     screenshot("card-pin")
-    page.wait_for_selector("body[data-screen='paid']", timeout=15_000)
+    terminal.pin_typed.set()
+    page.wait_for_selector("body[data-screen='paid']")
     assert page.locator(".state-paid h1").inner_text() == "APPROVED"
     receipt = page.locator("[data-receipt]")
     assert receipt.is_visible() and receipt.inner_text().strip()

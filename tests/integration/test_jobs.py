@@ -124,11 +124,14 @@ def test_worker_process_expires_payment_nobody_watches(
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and _status(db, payment_id) != "expired":
+        # A ceiling, not a deadline: a loaded machine takes a while to start the worker.
+        ceiling = time.monotonic() + 120
+        while time.monotonic() < ceiling and _status(db, payment_id) != "expired":
+            if worker.poll() is not None:
+                break  # the worker died: its output says why
             time.sleep(0.1)
         assert _status(db, payment_id) == "expired"
     finally:
         worker.terminate()
-        output = worker.communicate(timeout=10)[0].decode()
+        output = worker.communicate(timeout=60)[0].decode()
     assert worker.returncode == 0, output

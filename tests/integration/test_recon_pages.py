@@ -24,6 +24,7 @@ from gateway.config import load_config
 from gateway.services.settlement.file_import import import_settlement_file
 from sandbox_bank.camt import camt053
 from sandbox_bank.settlement import SettlementBatch, SettlementLine
+from tests.conftest import isolated_env
 from tests.factories import second_merchant
 from tests.integration.test_portal_pages import log_in, staff
 from tests.integration.test_refunds import paid_payment
@@ -53,7 +54,7 @@ def settlement_day(db: Database, demo: dict[str, Any], folder: Path) -> dict[str
     path = folder / "stl-20250310.camt053.xml"
     path.write_text(camt053(batch), encoding="utf-8")
     with db.unit_of_work() as uow:
-        import_settlement_file(uow, path, load_config(env={})["settlement"])
+        import_settlement_file(uow, path, load_config(env=isolated_env())["settlement"])
     return {"matched": ids[0], "fee": ids[1], "missing": ids[2]}
 
 

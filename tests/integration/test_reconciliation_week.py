@@ -20,12 +20,13 @@ from gateway.services.settlement.file_import import import_settlement_file
 from gateway.services.staff.auth import authenticate_till
 from sandbox_bank.camt import camt053
 from sandbox_bank.settlement import SettlementBatch, SettlementLine, fee_minor
+from tests.conftest import isolated_env
 from tests.factories import paid_by_bank
 
 MONDAY = date(2026, 11, 16)
 WEEK = [MONDAY + timedelta(days=n) for n in range(7)]
 IBAN = "DE89370400440532013000"  # one of the demo merchant's settlement accounts
-CONFIG = load_config(env={})
+CONFIG = load_config(env=isolated_env())
 SETTINGS = reconciliation.ReconSettings.from_config(CONFIG)
 
 

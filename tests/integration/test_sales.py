@@ -35,6 +35,7 @@ from gateway.services.payments import cancellation, qr_payments, refunds
 from gateway.services.promotions import sales
 from gateway.services.promotions.customers import IdentityInput
 from gateway.services.staff.auth import TillContext, authenticate_till
+from tests.conftest import isolated_env
 from tests.factories import paid_by_bank
 
 SETTINGS = sales.PromotionSettings(identity_key=b"test-identity-key")
@@ -708,18 +709,19 @@ def test_the_demo_promotions_price_a_coffee_round(db: Database, tmp_path: Any) -
     assert sum(ln["final_minor"] for ln in sale.lines) == sale.total_after_minor
 
 
-def test_a_paused_or_ended_promotion_stops_applying_at_once(db: Database, demo: Any) -> None:
+def test_a_paused_or_ended_promotion_stops_applying_at_once(
+    db: Database, demo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The parsed catalog is kept per process, but every sale checks it against the database."""
-    import time
-
     from gateway.services.promotions import promotion_admin as admin
 
     add_promotion(db, demo, "ten", "percent", TEN_PERCENT)
-    add_promotion(
-        db, demo, "brief", "percent", {"percent_bp": 500}, ends_at=utcnow() + timedelta(seconds=1)
-    )
+    ends_at = utcnow() + timedelta(hours=1)
+    add_promotion(db, demo, "brief", "percent", {"percent_bp": 500}, ends_at=ends_at)
     assert quote(db, demo).total_after_minor == 2000 - 200 - 90
-    time.sleep(1.1)  # "brief" ends by its date: nothing in the database changed
+    # "brief" ends by its date, nothing in the database changed: the sale's clock is moved past
+    # the end instead of waiting for it (a wait would race a slow machine's first quote).
+    monkeypatch.setattr(sales, "utcnow", lambda: ends_at + timedelta(seconds=1))
     assert quote(db, demo).total_after_minor == 2000 - 200
     with db.unit_of_work() as uow:
         admin.pause(uow, till_of(db, demo).merchant_id, "ten", actor="manager")
@@ -779,7 +781,9 @@ def test_the_worker_deletes_old_unpaid_quotes_and_queues_the_next_clean_up(
             {"at": utcnow() - timedelta(seconds=1), "kind": sales.PURGE_JOB},
         )
         uow.commit()
-    handlers = job_handlers(load_config(env={}, overrides={"database": {"url": db.url}}))
+    handlers = job_handlers(
+        load_config(env=isolated_env(), overrides={"database": {"url": db.url}})
+    )
     assert jobs.run_due_jobs(db, {sales.PURGE_JOB: handlers[sales.PURGE_JOB]}) == 1
     with db.unit_of_work(readonly=True) as uow:
         left = set(uow.session.scalars(select(Sale.id)))

@@ -29,8 +29,9 @@ from gateway.services.settlement.file_import import import_settlement_file
 from sandbox_bank.camt import camt053, camt054
 from sandbox_bank.settlement import SettlementBatch, to_csv
 from sandbox_bank.settlement import SettlementLine as SandboxLine
+from tests.conftest import isolated_env
 
-SETTINGS = load_config(env={})["settlement"]
+SETTINGS = load_config(env=isolated_env())["settlement"]
 
 
 def sandbox_batch() -> SettlementBatch:

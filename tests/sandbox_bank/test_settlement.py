@@ -25,7 +25,12 @@ from tests.sandbox_bank.helpers import DEMO, Receiver, pay, sandbox_config
 
 NS053 = {"c": camt.CAMT053}
 NS054 = {"c": camt.CAMT054}
-TODAY = datetime.now(UTC).date()
+
+
+@pytest.fixture
+def today() -> date:
+    """The bank's day, read when the test runs (not at collection: a suite may cross midnight)."""
+    return datetime.now(UTC).date()
 
 
 @pytest.mark.parametrize(
@@ -47,7 +52,7 @@ def test_fee_is_basis_points_rounded_half_up_plus_fixed(
 
 
 @pytest.fixture
-def settled(app: Flask, client: FlaskClient, auth: dict[str, str]) -> dict[str, Any]:
+def settled(app: Flask, client: FlaskClient, auth: dict[str, str], today: date) -> dict[str, Any]:
     """Three payments and one refund today, settled: the hand-computed example."""
     pay(client, "K-1", "12.34", bill_number="B-1")
     pay(client, "K-2", "11.00")
@@ -55,37 +60,37 @@ def settled(app: Flask, client: FlaskClient, auth: dict[str, str]) -> dict[str, 
     body = {"refund_id": "R-1", "payment_reference": "K-2", "amount": "2.00", "currency": "EUR"}
     client.post("/v1/refunds", headers=auth | {"Idempotency-Key": "r1"}, json=body)
     deliver_due(app)  # finishes the refund
-    answer = client.post("/v1/settlements", headers=auth, json={"date": TODAY.isoformat()})
+    answer = client.post("/v1/settlements", headers=auth, json={"date": today.isoformat()})
     assert answer.status_code == 201
     return answer.json  # type: ignore[no-any-return]
 
 
-def test_settlement_sums_and_fees(settled: dict[str, Any]) -> None:
+def test_settlement_sums_and_fees(settled: dict[str, Any], today: date) -> None:
     # gross 12.34 + 11.00 + 10.33 = 33.67; fees 0.29 + 0.27 + 0.25 = 0.81; refund 2.00
     assert settled["gross"] == "33.67"
     assert settled["fees"] == "0.81"
     assert settled["refunds"] == "2.00"
     assert settled["net"] == "30.86"
     assert settled["payment_count"] == 3 and settled["currency"] == "EUR"
-    assert settled["date"] == TODAY.isoformat()
+    assert settled["date"] == today.isoformat()
 
 
 def test_settling_again_returns_the_same_run(
-    client: FlaskClient, auth: dict[str, str], settled: dict[str, Any]
+    client: FlaskClient, auth: dict[str, str], settled: dict[str, Any], today: date
 ) -> None:
-    again = client.post("/v1/settlements", headers=auth, json={"date": TODAY.isoformat()})
+    again = client.post("/v1/settlements", headers=auth, json={"date": today.isoformat()})
     assert again.status_code == 200 and again.json == settled
-    assert client.get(f"/v1/settlements/{TODAY}", headers=auth).json == settled
+    assert client.get(f"/v1/settlements/{today}", headers=auth).json == settled
     assert client.get("/v1/settlements/2001-01-01", headers=auth).status_code == 404
     bad = client.post("/v1/settlements", headers=auth, json={"date": "25.11.2026"})
     assert bad.status_code == 422
 
 
 def test_nothing_is_settled_twice_and_balances_chain(
-    client: FlaskClient, auth: dict[str, str], settled: dict[str, Any]
+    client: FlaskClient, auth: dict[str, str], settled: dict[str, Any], today: date
 ) -> None:
     pay(client, "K-4", "5.00")
-    tomorrow = (TODAY + timedelta(days=1)).isoformat()
+    tomorrow = (today + timedelta(days=1)).isoformat()
     nxt = client.post("/v1/settlements", headers=auth, json={"date": tomorrow}).json
     assert (
         nxt["payment_count"] == 1 and nxt["gross"] == "5.00" and nxt["net"] == "4.82"
@@ -117,12 +122,12 @@ def _balance(statement: Element, code: str) -> Decimal:
     raise AssertionError(f"no {code} balance")
 
 
-def _check_entry(entry: Element, ns: dict[str, str], settled: dict[str, Any]) -> None:
+def _check_entry(entry: Element, ns: dict[str, str], settled: dict[str, Any], today: date) -> None:
     assert _signed(entry, ns) == Decimal(settled["net"])
     assert entry.find("c:Amt", ns).get("Ccy") == "EUR"  # type: ignore[union-attr]
     assert entry.findtext("c:Sts/c:Cd", namespaces=ns) == "BOOK"
-    assert entry.findtext("c:BookgDt/c:Dt", namespaces=ns) == TODAY.isoformat()
-    assert entry.findtext("c:ValDt/c:Dt", namespaces=ns) == TODAY.isoformat()
+    assert entry.findtext("c:BookgDt/c:Dt", namespaces=ns) == today.isoformat()
+    assert entry.findtext("c:ValDt/c:Dt", namespaces=ns) == today.isoformat()
     assert entry.findtext("c:AcctSvcrRef", namespaces=ns) == settled["settlement_id"]
     assert entry.findtext("c:BkTxCd/c:Domn/c:Cd", namespaces=ns) == "PMNT"
     fees = _amount(entry.find("c:Chrgs/c:TtlChrgsAndTaxAmt", ns))
@@ -142,9 +147,9 @@ def _check_entry(entry: Element, ns: dict[str, str], settled: dict[str, Any]) ->
 
 
 def test_camt053_statement(
-    client: FlaskClient, auth: dict[str, str], settled: dict[str, Any]
+    client: FlaskClient, auth: dict[str, str], settled: dict[str, Any], today: date
 ) -> None:
-    response = client.get(f"/v1/settlements/{TODAY}/camt053.xml", headers=auth)
+    response = client.get(f"/v1/settlements/{today}/camt053.xml", headers=auth)
     assert response.mimetype == "application/xml"
     root = _xml(response.data)
     assert root.tag == f"{{{camt.CAMT053}}}Document"
@@ -154,7 +159,7 @@ def test_camt053_statement(
     assert statement.findtext("c:Acct/c:Id/c:IBAN", namespaces=NS053) == "DE89370400440532013000"
     assert _balance(root, "OPBD") == 0 and _balance(root, "CLBD") == Decimal("30.86")
     [entry] = statement.findall("c:Ntry", NS053)
-    _check_entry(entry, NS053, settled)
+    _check_entry(entry, NS053, settled, today)
     payments = {p["reference"]: p for p in _payments(client, auth, ["K-1", "K-2", "K-3"])}
     refs = [
         tx.findtext("c:Refs/c:AcctSvcrRef", namespaces=NS053)
@@ -164,20 +169,22 @@ def test_camt053_statement(
 
 
 def test_camt054_notification(
-    client: FlaskClient, auth: dict[str, str], settled: dict[str, Any]
+    client: FlaskClient, auth: dict[str, str], settled: dict[str, Any], today: date
 ) -> None:
-    data = client.get(f"/v1/settlements/{TODAY}/camt054.xml", headers=auth).data
+    data = client.get(f"/v1/settlements/{today}/camt054.xml", headers=auth).data
     root = _xml(data)
     assert root.tag == f"{{{camt.CAMT054}}}Document"
     notification = root.find("c:BkToCstmrDbtCdtNtfctn/c:Ntfctn", NS054)
     assert notification is not None
     assert notification.find("c:Bal", NS054) is None
     [entry] = notification.findall("c:Ntry", NS054)
-    _check_entry(entry, NS054, settled)
+    _check_entry(entry, NS054, settled, today)
 
 
-def test_acquirer_csv(client: FlaskClient, auth: dict[str, str], settled: dict[str, Any]) -> None:
-    response = client.get(f"/v1/settlements/{TODAY}.csv", headers=auth)
+def test_acquirer_csv(
+    client: FlaskClient, auth: dict[str, str], settled: dict[str, Any], today: date
+) -> None:
+    response = client.get(f"/v1/settlements/{today}.csv", headers=auth)
     assert response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.data.decode())))
     assert [(r["reference"], r["type"], r["gross"], r["fee"], r["net"]) for r in rows] == [
@@ -187,12 +194,12 @@ def test_acquirer_csv(client: FlaskClient, auth: dict[str, str], settled: dict[s
         ("K-2", "refund", "-2.00", "0.00", "-2.00"),
     ]
     assert {r["merchant_id"] for r in rows} == {DEMO} and {r["currency"] for r in rows} == {"EUR"}
-    assert {r["date"] for r in rows} == {TODAY.isoformat()}
+    assert {r["date"] for r in rows} == {today.isoformat()}
     assert sum(Decimal(r["net"]) for r in rows) == Decimal(settled["net"])
     assert rows[3]["bank_refund_id"].startswith("rfd_") and rows[0]["bank_payment_id"].startswith(
         "pay_"
     )
-    same = client.get(f"/v1/settlements/{TODAY}/settlement.csv", headers=auth)
+    same = client.get(f"/v1/settlements/{today}/settlement.csv", headers=auth)
     assert same.data == response.data
 
 
@@ -201,7 +208,7 @@ def _payments(client: FlaskClient, auth: dict[str, str], refs: list[str]) -> lis
 
 
 def test_settlement_created_callback_links_the_files(
-    live: tuple[Flask, str], receiver: Receiver
+    live: tuple[Flask, str], receiver: Receiver, today: date
 ) -> None:
     app, url = live
     client = app.test_client()
@@ -209,7 +216,7 @@ def test_settlement_created_callback_links_the_files(
     key = state.of(app).settings.merchant(DEMO).api_key  # type: ignore[union-attr]
     auth = {"Authorization": f"Bearer {key}"}
     created = requests.post(
-        f"{url}/v1/settlements", headers=auth, json={"date": TODAY.isoformat()}, timeout=10
+        f"{url}/v1/settlements", headers=auth, json={"date": today.isoformat()}, timeout=10
     )
     assert created.status_code == 201
     deliver_due(app)
@@ -218,7 +225,7 @@ def test_settlement_created_callback_links_the_files(
     assert callback["verified"] and data["settlement_id"] == created.json()["settlement_id"]
     assert data["merchant_id"] == DEMO and data["net"] == "12.05" and data["payment_count"] == 1
     for name, link in data["files"].items():
-        assert link.startswith(f"{url}/v1/settlements/{TODAY}/")
+        assert link.startswith(f"{url}/v1/settlements/{today}/")
         fetched = requests.get(link, headers=auth, timeout=10)
         assert fetched.status_code == 200, name
     assert requests.get(data["files"]["csv"], timeout=10).status_code == 401

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import tracemalloc
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -133,41 +131,3 @@ def test_entities_and_dtds_are_refused() -> None:
 def test_other_documents_are_refused() -> None:
     with pytest.raises(InvalidSettlementFile, match="expected Document"):
         parse('<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"/>')
-
-
-def big_statement(count: int) -> Iterator[bytes]:
-    """A camt.053 with one batch entry of ``count`` TxDtls of 1.00 EUR each."""
-    yield (
-        f'<?xml version="1.0" encoding="UTF-8"?><Document xmlns="{NS53}"><BkToCstmrStmt>'
-        "<GrpHdr><MsgId>BIG</MsgId><CreDtTm>2026-11-25T00:00:00Z</CreDtTm></GrpHdr><Stmt>"
-        "<Id>BIG-1</Id><Acct><Id><IBAN>DE89370400440532013000</IBAN></Id></Acct><Ntry>"
-        f'<Amt Ccy="EUR">{count}.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>'
-        f"<BookgDt><Dt>2026-11-25</Dt></BookgDt><AcctSvcrRef>BIG</AcctSvcrRef><NtryDtls>"
-        f"<Btch><NbOfTxs>{count}</NbOfTxs></Btch>"
-    ).encode()
-    for i in range(count):
-        yield (
-            f"<TxDtls><Refs><AcctSvcrRef>A{i}</AcctSvcrRef><EndToEndId>E{i}</EndToEndId></Refs>"
-            f'<Amt Ccy="EUR">1.00</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
-            f"<RmtInf><Ustrd>payment number {i} of the day</Ustrd></RmtInf></TxDtls>\n"
-        ).encode()
-    yield b"</NtryDtls></Ntry></Stmt></BkToCstmrStmt></Document>\n"
-
-
-def test_a_large_file_streams_in_bounded_memory(tmp_path: Path) -> None:
-    path = tmp_path / "big.xml"
-    with path.open("wb") as f:
-        f.writelines(big_statement(20_000))
-    assert path.stat().st_size > 2_500_000
-    tracemalloc.start()
-    try:
-        count = total = 0
-        with path.open("rb") as f:
-            for line in parse_camt(f):
-                count += 1
-                total += line.amount_minor
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert (count, total) == (20_000, 2_000_000)
-    assert peak < 5_000_000, f"peak {peak / 1e6:.1f} MB"

@@ -4,8 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import PROJECT_DIR, load_config
+from gateway.config import (
+    PROJECT_DIR,
+    identity_key,
+    load_config,
+    secret_key,
+    tag_token_key,
+    var_dir,
+)
 from gateway.errors import ConfigurationError
+from sandbox_bank import settings as sandbox_settings
 
 
 def test_defaults_are_embedded_sqlite_under_var() -> None:
@@ -33,3 +41,38 @@ def test_bad_values_say_what_is_wrong(tmp_path: Path) -> None:
     bad.write_text("[web\n")
     with pytest.raises(ConfigurationError, match="not valid TOML"):
         load_config(env={"KASSA_CONFIG": str(bad)})
+
+
+def test_one_data_directory_holds_every_relative_file(tmp_path: Path) -> None:
+    var = tmp_path / "data"
+    config = load_config(env={"KASSA_PATHS_VAR_DIR": str(var)})
+    assert var_dir(config) == var
+    assert config["database"]["url"] == f"sqlite:///{var / 'kassa.db'}"
+    assert config["sandbox_bank"]["database_url"] == f"sqlite:///{var / 'sandbox-bank.db'}"
+    assert config["bank"]["secrets_file"] == str(var / "sandbox-bank.json")
+    assert config["sandbox_bank"]["secrets_file"] == str(var / "sandbox-bank.json")
+    assert config["demo"]["credentials_file"] == str(var / "demo-credentials.json")
+    assert config["settlement"]["archive_dir"] == str(var / "settlement-files")
+    elsewhere = load_config(
+        env={"KASSA_PATHS_VAR_DIR": str(var), "KASSA_BANK_SECRETS_FILE": "/x.j"}
+    )
+    assert elsewhere["bank"]["secrets_file"] == "/x.j"  # absolute paths stay as they are
+
+
+def test_reading_the_configuration_creates_nothing(tmp_path: Path) -> None:
+    var = tmp_path / "data"
+    load_config(env={"KASSA_PATHS_VAR_DIR": str(var)})
+    sandbox_settings.from_config(
+        {"paths": {"var_dir": str(var)}, "sandbox_bank": {"merchants": []}}
+    )
+    assert not var.exists()
+
+
+def test_generated_keys_are_written_into_the_data_directory(tmp_path: Path) -> None:
+    var = tmp_path / "data"
+    config = load_config(env={"KASSA_PATHS_VAR_DIR": str(var)})
+    key = identity_key(config)
+    assert (var / "identity-key").read_text().strip().encode() == key
+    assert identity_key(config) == key  # generated once
+    assert secret_key(config) == (var / "secret_key").read_text().strip()
+    assert tag_token_key(config) == (var / "tag-token-key").read_text().strip().encode()

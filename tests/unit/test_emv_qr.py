@@ -346,6 +346,7 @@ def test_emvco_example_tree_shape() -> None:
     assert tree["31"] == {"00": "D15600000001", "03": "12345678"}
 
 
+@pytest.mark.slow
 def test_every_single_character_substitution_of_a_published_payload_is_detected() -> None:
     # CRC-16 detects every error burst of at most 16 bits, so every one-character change of an
     # ASCII payload must be caught: exhaustively, every position × every printable character.
@@ -620,6 +621,7 @@ def encoded_size(tree: dict[str, Any]) -> int:
     return sum(4 + size(value) for value in tree.values()) + 8
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(valid_trees(ANY_TEXT))
 def test_round_trip_of_generated_trees(tree: dict[str, Any]) -> None:
@@ -630,6 +632,7 @@ def test_round_trip_of_generated_trees(tree: dict[str, Any]) -> None:
     assert encode(decoded) == payload
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(valid_trees(ASCII), st.data())
 def test_any_single_character_substitution_is_detected(tree: dict[str, Any], data: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -323,6 +324,7 @@ def promos_st() -> st.SearchStrategy[list[Promotion]]:
 CUSTOMER_CTX = ctx(customer=Customer("c", first_use=True))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(lines_st, promos_st(), st.integers(0, 300), st.randoms(use_true_random=False))
 def test_properties(

@@ -134,6 +134,7 @@ def test_matrix_equals_the_library_near_each_version_boundary(version: int):
     assert np.array_equal(qr_matrix(payload), modules)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(payload=st.text(min_size=1, max_size=400))
 def test_matrix_equals_the_library_default_path_for_any_text(payload: str):

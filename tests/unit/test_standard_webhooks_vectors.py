@@ -71,6 +71,18 @@ def verify(
     return verify_callback(secret, payload.encode(), hdrs, now=now, tolerance=TOLERANCE)
 
 
+def assert_accepted(
+    callback: VerifiedCallback,
+    *,
+    msg_id: str = MSG_ID,
+    timestamp: int = TIMESTAMP,
+    payload: str = PAYLOAD,
+) -> None:
+    """Accepted, and as this delivery: its event id, timestamp and body, unchanged."""
+    assert (callback.event_id, callback.timestamp) == (msg_id, timestamp)
+    assert callback.body == payload.encode()
+
+
 # -- fixed vectors -----------------------------------------------------------------------------
 
 
@@ -89,7 +101,8 @@ def test_the_rust_sign_vector_verifies() -> None:
         RUST_SIGNATURE
     )
     hdrs = headers(RUST_SIGNATURE, msg_id=RUST_MSG_ID, timestamp=RUST_TIMESTAMP)
-    verify(RUST_SECRET, RUST_PAYLOAD, hdrs, now=RUST_TIMESTAMP)
+    callback = verify(RUST_SECRET, RUST_PAYLOAD, hdrs, now=RUST_TIMESTAMP)
+    assert_accepted(callback, msg_id=RUST_MSG_ID, timestamp=RUST_TIMESTAMP, payload=RUST_PAYLOAD)
 
 
 @pytest.mark.parametrize(
@@ -124,7 +137,7 @@ def test_one_valid_signature_among_others_is_enough() -> None:
     # SRC + libraries/python/tests/test_webhooks.py::test_multi_sig_payload_is_valid (also go,
     # js, java withMultipleSignatures, php, ruby, c#)
     sigs = ["v1," + CEO5, "v2," + CEO5, SIGNATURE, "v1," + CEO5]
-    verify(SECRET, PAYLOAD, headers(" ".join(sigs)))
+    assert_accepted(verify(SECRET, PAYLOAD, headers(" ".join(sigs))))
 
 
 def test_rust_multiple_signatures() -> None:
@@ -140,7 +153,8 @@ def test_rust_multiple_signatures() -> None:
     def rust(signature: str) -> dict[str, str]:
         return headers(signature, msg_id=RUST_MSG_ID, timestamp=RUST_TIMESTAMP)
 
-    verify(RUST_SECRET, RUST_PAYLOAD, rust(good), now=RUST_TIMESTAMP)
+    callback = verify(RUST_SECRET, RUST_PAYLOAD, rust(good), now=RUST_TIMESTAMP)
+    assert_accepted(callback, msg_id=RUST_MSG_ID, timestamp=RUST_TIMESTAMP, payload=RUST_PAYLOAD)
     with pytest.raises(Unauthorised):
         verify(RUST_SECRET, RUST_PAYLOAD, rust(" ".join(wrong)), now=RUST_TIMESTAMP)
     # tests::test_no_verify: a well-formed signature that is simply wrong
@@ -183,7 +197,7 @@ def test_header_names_are_case_insensitive() -> None:
         "WEBHOOK-TIMESTAMP": str(TIMESTAMP),
         "webhook-SIGNATURE": SIGNATURE,
     }
-    verify(SECRET, PAYLOAD, hdrs)
+    assert_accepted(verify(SECRET, PAYLOAD, hdrs))
 
 
 # -- vectors whose signature the library tests compute at run time -------------------------------
@@ -214,7 +228,7 @@ def test_timestamp_tolerance(offset: int, accepted: bool, source: str) -> None:
     hdrs = headers(reference_signature(SECRET, MSG_ID, stamp, PAYLOAD), timestamp=stamp)
     for fraction in (0.0, 0.999):  # the clock's sub-second part must not shrink the window
         if accepted:
-            verify(SECRET, PAYLOAD, hdrs, now=now + fraction)
+            assert_accepted(verify(SECRET, PAYLOAD, hdrs, now=now + fraction), timestamp=stamp)
         else:
             with pytest.raises(Unauthorised, match="webhook-timestamp"):
                 verify(SECRET, PAYLOAD, hdrs, now=now + fraction)
@@ -224,7 +238,7 @@ def test_timestamp_tolerance(offset: int, accepted: bool, source: str) -> None:
 def test_secret_with_or_without_prefix(secret: str) -> None:
     # SRC + libraries/python/tests/test_webhooks.py::
     # test_signature_verification_with_and_without_prefix
-    verify(secret, PAYLOAD, headers(SIGNATURE))
+    assert_accepted(verify(secret, PAYLOAD, headers(SIGNATURE)))
 
 
 @pytest.mark.parametrize(
@@ -239,13 +253,13 @@ def test_secret_with_or_without_prefix(secret: str) -> None:
 def test_unpadded_secrets(secret: str) -> None:
     # SRC + libraries/python/tests/test_webhooks.py::test_signature_verification_with_unpadded…
     signature = reference_signature(secret, MSG_ID, TIMESTAMP, PAYLOAD)
-    verify(secret, PAYLOAD, headers(signature))
+    assert_accepted(verify(secret, PAYLOAD, headers(signature)))
 
 
 def test_empty_payload_with_valid_signature() -> None:
     # SRC + libraries/javascript/src/webhook.test.ts "empty payload returns undefined"
     signature = reference_signature(SECRET, MSG_ID, TIMESTAMP, "")
-    verify(SECRET, "", headers(signature))
+    assert_accepted(verify(SECRET, "", headers(signature)), payload="")
 
 
 @pytest.mark.parametrize("secret", ["whsec_", "not base64!"])
@@ -269,4 +283,4 @@ def test_library_verify_agrees_on_the_fixed_vector_at_a_fresh_timestamp() -> Non
     now = int(time.time())
     hdrs = headers(reference_signature(SECRET, MSG_ID, now, PAYLOAD), timestamp=now)
     assert Webhook(SECRET).verify(PAYLOAD, hdrs) == {"test": 2432232314}
-    verify(SECRET, PAYLOAD, hdrs, now=now)
+    assert_accepted(verify(SECRET, PAYLOAD, hdrs, now=now), timestamp=now)
