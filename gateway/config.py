@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigurationError
+from gateway.settings import Settings, settings_from
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_DIR / "config" / "default.toml"
 
+# The merged TOML tables before they are checked: section → key → value.
 Config = dict[str, dict[str, Any]]
 
 
@@ -30,12 +32,21 @@ def load_config(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
-) -> Config:
-    """Build the effective configuration.
+) -> Settings:
+    """The effective configuration as typed settings, checked (see :mod:`gateway.settings`).
 
     Order, later wins: ``config/default.toml``; the file at ``path`` or ``$KASSA_CONFIG``;
     ``KASSA_<SECTION>_<KEY>`` environment variables; ``overrides`` (tests).
     """
+    return settings_from(merged_config(path, env, overrides))
+
+
+def merged_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """The layers merged into plain tables, relative paths made absolute; not checked."""
     env = os.environ if env is None else env
     config = _read(DEFAULT_CONFIG)
     chosen = path or env.get("KASSA_CONFIG")
@@ -52,33 +63,35 @@ def load_config(
     return config
 
 
-def var_dir(config: Config) -> Path:
+def var_dir(config: Config | Settings) -> Path:
     """The data directory: ``[paths] var_dir``, relative to the project directory."""
+    if isinstance(config, Settings):
+        return PROJECT_DIR / config.paths.var_dir
     return PROJECT_DIR / str(config.get("paths", {}).get("var_dir") or "var")
 
 
-def data_path(config: Config, value: str | os.PathLike[str]) -> Path:
+def data_path(config: Config | Settings, value: str | os.PathLike[str]) -> Path:
     """A file setting as a path: absolute as given, else inside the data directory."""
     return var_dir(config) / value
 
 
-def secret_key(config: Config) -> str:
+def secret_key(settings: Settings) -> str:
     """The session signing key: configured, or generated once into ``var/secret_key``."""
-    return _configured_or_generated(config["web"].get("secret_key"), var_dir(config) / "secret_key")
+    return _configured_or_generated(settings.web.secret_key, var_dir(settings) / "secret_key")
 
 
-def tag_token_key(config: Config) -> bytes:
+def tag_token_key(settings: Settings) -> bytes:
     """The key of NFC tag tokens: configured, or generated once into ``var/tag-token-key``."""
     return _configured_or_generated(
-        config["devices"].get("tag_token_key"), var_dir(config) / "tag-token-key"
+        settings.devices.tag_token_key, var_dir(settings) / "tag-token-key"
     ).encode()
 
 
-def identity_key(config: Config) -> bytes:
+def identity_key(settings: Settings) -> bytes:
     """The key of customer identity hashes (wallet ids, member codes, phones): configured,
     or generated once into ``var/identity-key``. Losing it makes every customer new again."""
     return _configured_or_generated(
-        config.get("promotions", {}).get("identity_key"), var_dir(config) / "identity-key"
+        settings.promotions.identity_key, var_dir(settings) / "identity-key"
     ).encode()
 
 
@@ -109,16 +122,20 @@ class BankCredentials:
     webhook_secret: str
 
 
-def bank_credentials(config: Config) -> BankCredentials:
+def bank_credentials(settings: Settings) -> BankCredentials:
     """This merchant's identity at the bank: configured values, else the sandbox's secrets file.
 
     The sandbox acquirer writes that file (mode 0600) on first use; until it exists the values
     are empty and bank calls fail with a message that says so.
     """
-    bank = config["bank"]
-    values = {k: str(bank.get(k) or "") for k in ("merchant_id", "api_key", "webhook_secret")}
+    bank = settings.bank
+    values = {
+        "merchant_id": bank.merchant_id,
+        "api_key": bank.api_key,
+        "webhook_secret": bank.webhook_secret,
+    }
     if not all(values.values()):
-        path = data_path(config, str(bank["secrets_file"]))
+        path = data_path(settings, bank.secrets_file)
         try:
             stored = json.loads(path.read_text())
         except (FileNotFoundError, ValueError):

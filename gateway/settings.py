@@ -1,7 +1,7 @@
 """Kassa's configuration as typed, frozen settings: one model per TOML section, checked at load.
 
 :func:`gateway.config.load_config` merges the layers (defaults, ``KASSA_CONFIG``, ``KASSA_*``
-variables, overrides); :func:`load_settings` checks the result here, so a misspelt key, a port of
+variables, overrides) and checks the result here, so a misspelt key, a port of
 ``"eighty"`` or a minimum expiry above the maximum stops the process at start with a message that
 names the section and the key, instead of failing on the first request that reads it. Reading
 settings has no side effects: nothing is created or written.
@@ -9,7 +9,6 @@ settings has no side effects: nothing is created or written.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal
@@ -21,6 +20,12 @@ from gateway.errors import ConfigurationError
 
 class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PathSettings(Section):
+    """Where Kassa writes by itself; relative to the project directory."""
+
+    var_dir: str = Field("var", min_length=1)
 
 
 class DatabaseSettings(Section):
@@ -68,7 +73,7 @@ class BankSettings(Section):
     merchant_id: str = ""
     api_key: str = ""
     webhook_secret: str = ""
-    secrets_file: str = "var/sandbox-bank.json"
+    secrets_file: str = "sandbox-bank.json"
     callback_tolerance_seconds: int = Field(300, ge=1)
     connect_timeout_seconds: float = Field(3, gt=0)
     read_timeout_seconds: float = Field(10, gt=0)
@@ -95,12 +100,12 @@ class DeviceSettings(Section):
 
 
 class DemoSettings(Section):
-    credentials_file: str = "var/demo-credentials.json"
+    credentials_file: str = "demo-credentials.json"
 
 
 class SettlementSettings(Section):
     store_max_bytes: int = Field(16 * 1024 * 1024, ge=0)
-    archive_dir: str = "var/settlement-files"
+    archive_dir: str = "settlement-files"
     # Checked by the CSV reader, which knows what a mapping needs (gateway.adapters).
     csv_mappings: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -135,6 +140,7 @@ class ReconciliationSettings(Section):
 class Settings(Section):
     """The whole configuration. ``sandbox_bank`` is read by the sandbox's own settings."""
 
+    paths: PathSettings = PathSettings()
     database: DatabaseSettings
     web: WebSettings = WebSettings()
     security: SecuritySettings = SecuritySettings()
@@ -157,17 +163,6 @@ def settings_from(config: Mapping[str, Any]) -> Settings:
     except ValidationError as exc:
         problems = "; ".join(_problem(error) for error in exc.errors())
         raise ConfigurationError(f"configuration is not valid: {problems}") from None
-
-
-def load_settings(
-    path: str | os.PathLike[str] | None = None,
-    env: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
-) -> Settings:
-    """The effective configuration (see :func:`gateway.config.load_config`), checked."""
-    from gateway.config import load_config
-
-    return settings_from(load_config(path, env, overrides))
 
 
 def _problem(error: Mapping[str, Any]) -> str:

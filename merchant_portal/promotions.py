@@ -34,6 +34,7 @@ from gateway.services.promotions import promotion_admin as admin
 from gateway.services.promotions import promotion_reads as reads
 from gateway.services.promotions.experiment_results import results
 from gateway.services.staff import stores
+from gateway.settings import Settings
 from merchant_portal.promotion_forms import KIND_WORDS, PRIZE_ROWS, WEEKDAYS, FormReader, describe
 from merchant_portal.views import database, signed_in_manager, staff_session
 
@@ -52,7 +53,8 @@ STATUS_TONES = {
 def _zone() -> ZoneInfo:
     """The time zone a manager's dates are typed and shown in: ``[promotions] timezone`` if
     set, else the stores' own when they all share one (a chain in one country), else UTC."""
-    name = current_app.extensions["kassa.config"].get("promotions", {}).get("timezone")
+    settings: Settings = current_app.extensions["kassa.settings"]
+    name = settings.promotions.timezone
     if not name:
         with database().unit_of_work(readonly=True) as uow:
             zones = stores.store_timezones(uow, signed_in_manager().merchant_id)

@@ -37,6 +37,7 @@ from gateway.services.settlement.reconciliation import (
     reconcile_day,
     reopen,
 )
+from gateway.settings import Settings
 from merchant_portal.filters import PagedDateRange
 from merchant_portal.views import PAGE_SIZE, database, signed_in_manager, staff_session
 
@@ -51,7 +52,8 @@ ACTION_WORDS = {
 
 
 def _settings() -> ReconSettings:
-    return ReconSettings.from_config(current_app.extensions["kassa.config"])
+    settings: Settings = current_app.extensions["kassa.settings"]
+    return ReconSettings.from_settings(settings.reconciliation)
 
 
 def _day(text: str) -> date:

@@ -13,20 +13,20 @@ from flask_wtf.csrf import CSRFProtect
 
 from gateway.adapters import passwords
 from gateway.adapters.db import Database
-from gateway.config import Config, identity_key, load_config, secret_key
+from gateway.config import load_config, secret_key
 from gateway.entrypoints import problems
-from gateway.services.payments.qr_payments import PaymentSettings
 from gateway.services.promotions.sales import PromotionSettings
+from gateway.settings import Settings
 
 
-def create_app(config: Config | None = None, *, db: Database | None = None) -> Flask:
-    config = config or load_config()
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Flask:
+    settings = settings or load_config()
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=secret_key(config),
+        SECRET_KEY=secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=bool(config["web"].get("secure_cookies")),
+        SESSION_COOKIE_SECURE=settings.web.secure_cookies,
         SESSION_COOKIE_NAME="kassa_session",
         PERMANENT_SESSION_LIFETIME=12 * 3600,
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead: a till stays open all day
@@ -34,16 +34,12 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> F
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    passwords.configure(
-        config["security"]["argon2_time_cost"], config["security"]["argon2_memory_kib"]
-    )
-    database = db or Database(config["database"]["url"], bool(config["database"].get("echo")))
-    app.extensions["kassa.config"] = config
+    passwords.configure(settings.security.argon2_time_cost, settings.security.argon2_memory_kib)
+    database = db or Database(settings.database.url, settings.database.echo)
+    app.extensions["kassa.settings"] = settings
     app.extensions["kassa.db"] = database
-    app.extensions["kassa.payment_settings"] = PaymentSettings.from_config(config)
-    app.extensions["kassa.promotion_settings"] = PromotionSettings.from_config(
-        config, identity_key(config)
-    )
+    app.extensions["kassa.payment_settings"] = settings.payments
+    app.extensions["kassa.promotion_settings"] = PromotionSettings.from_settings(settings)
 
     from gateway.entrypoints import api, bank, cashier
     from merchant_portal import bp as portal_bp

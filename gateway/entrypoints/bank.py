@@ -18,6 +18,7 @@ from gateway.config import bank_credentials
 from gateway.entrypoints.problems import problem
 from gateway.errors import ConfigurationError
 from gateway.services.bank import callbacks
+from gateway.settings import Settings
 
 bp = Blueprint("bank", __name__, url_prefix="/bank")
 
@@ -27,8 +28,8 @@ _STATUS_CODES = {callbacks.EventStatus.FAILED: 202}
 
 @bp.post("/callbacks")
 def receive_callback() -> Response:
-    config = current_app.extensions["kassa.config"]
-    secret = bank_credentials(config).webhook_secret
+    settings: Settings = current_app.extensions["kassa.settings"]
+    secret = bank_credentials(settings).webhook_secret
     if not secret:
         return _unavailable("bank webhook secret is not configured")
     clock: Callable[[], float] = current_app.extensions.get("kassa.clock", time.time)
@@ -38,7 +39,7 @@ def receive_callback() -> Response:
             request.get_data(cache=False),
             dict(request.headers),
             now=clock(),
-            tolerance=int(config["bank"]["callback_tolerance_seconds"]),
+            tolerance=settings.bank.callback_tolerance_seconds,
         )
     except ConfigurationError as exc:
         return _unavailable(exc.message)

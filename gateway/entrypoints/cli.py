@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,7 +21,7 @@ import click
 from gateway.errors import KassaError
 
 if TYPE_CHECKING:
-    from gateway.config import Config
+    from gateway.settings import Settings
 
 
 class LazyGroup(click.Group):
@@ -74,20 +75,19 @@ def main() -> None:
     """Kassa: merchant point-of-sale integration gateway."""
 
 
-def _config() -> Config:
+def _config() -> Settings:
     from gateway.adapters import passwords
     from gateway.config import load_config
 
-    config = load_config()
-    security = config["security"]
-    passwords.configure(security["argon2_time_cost"], security["argon2_memory_kib"])
-    return config
+    settings = load_config()
+    passwords.configure(settings.security.argon2_time_cost, settings.security.argon2_memory_kib)
+    return settings
 
 
-def _database(config: Config) -> Any:
+def _database(config: Settings) -> Any:
     from gateway.adapters.db import Database
 
-    return Database(config["database"]["url"])
+    return Database(config.database.url)
 
 
 @main.group()
@@ -101,7 +101,7 @@ def db_upgrade(revision: str) -> None:
     """Migrate the database to the newest schema (Alembic)."""
     config = _config()
     _database(config).upgrade(revision)
-    click.echo(f"database at {_safe_url(config['database']['url'])} is at revision {revision}")
+    click.echo(f"database at {_safe_url(config.database.url)} is at revision {revision}")
 
 
 @main.command("demo-data")
@@ -125,13 +125,12 @@ def demo_data(as_json: bool) -> None:
         click.echo(f"  coupon codes (10 % off, single use): {', '.join(creds['coupon_codes'])}")
 
 
-def _seed_demo(config: Config, database: Any) -> dict[str, Any]:
+def _seed_demo(config: Settings, database: Any) -> dict[str, Any]:
     """The demo's credentials, seeded if need be, with coupon codes still unused right now."""
-    from gateway.config import PROJECT_DIR
     from gateway.services.demo import demo_coupon_codes, seed_demo
 
     with database.unit_of_work() as uow:
-        creds = seed_demo(uow, PROJECT_DIR / config["demo"]["credentials_file"])
+        creds = seed_demo(uow, Path(config.demo.credentials_file))
         return {**creds, "coupon_codes": demo_coupon_codes(uow)}
 
 
@@ -164,8 +163,8 @@ def worker() -> None:
     run_worker(
         database,
         job_handlers(config),
-        poll_interval=config["worker"]["poll_interval_ms"] / 1000,
-        lease_seconds=config["worker"]["lease_seconds"],
+        poll_interval=config.worker.poll_interval_ms / 1000,
+        lease_seconds=config.worker.lease_seconds,
         stop=lambda: stopping,
     )
 
@@ -210,7 +209,7 @@ def devices(simulate: bool) -> None:
         database,
         tills,
         token_key=tag_token_key(config),
-        heartbeat_seconds=float(config["devices"]["heartbeat_seconds"]),
+        heartbeat_seconds=config.devices.heartbeat_seconds,
     )
     try:
         host.run(stop=lambda: stopping)
@@ -226,7 +225,7 @@ def devices(simulate: bool) -> None:
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve the gateway web tier (API, cashier screen, portal) with gunicorn."""
     config = _config()
-    bind = f"{host or config['web']['host']}:{port or config['web']['port']}"
+    bind = f"{host or config.web.host}:{port or config.web.port}"
     os.execvp(  # noqa: S606 - replaces this process with gunicorn, arguments are ours
         sys.executable,
         [
@@ -263,15 +262,15 @@ def run() -> None:
         subprocess.Popen([*kassa, "serve"]),
         subprocess.Popen([*kassa, "worker"]),
     ]
-    if config["devices"].get("simulated"):
+    if config.devices.simulated:
         procs.append(subprocess.Popen([*kassa, "devices", "--simulate"]))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM too
     try:
-        base = f"http://{config['web']['host']}:{config['web']['port']}"
-        bank = str(config["bank"]["url"]).rstrip("/")
+        base = f"http://{config.web.host}:{config.web.port}"
+        bank = config.bank.url.rstrip("/")
         _wait_healthy(base + "/healthz", procs)
         _wait_healthy(bank + "/healthz", procs)
-        click.echo(_banner(base, bank, creds, bool(config["devices"].get("simulated"))))
+        click.echo(_banner(base, bank, creds, config.devices.simulated))
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -363,7 +362,7 @@ def recon_run(day: str, merchant_id: int | None, as_json: bool) -> None:
     config = _config()
     database = _database(config)
     database.require_current_schema()
-    settings = ReconSettings.from_config(config)
+    settings = ReconSettings.from_settings(config.reconciliation)
     out = {}
     with database.unit_of_work() as uow:
         ids = [merchant_id] if merchant_id else list(uow.session.scalars(select(Merchant.id)))

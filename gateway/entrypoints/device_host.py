@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,13 +32,13 @@ from gateway.adapters.models import (
     Till,
     utcnow,
 )
-from gateway.config import Config
 from gateway.domain.payment import PaymentMethod, PaymentStatus
 from gateway.errors import ConfigurationError
 from gateway.services import jobs
 from gateway.services.devices import cards
 from gateway.services.payments import refunds
 from gateway.services.payments.lifecycle import move_payment
+from gateway.settings import Settings, TillDeviceSettings
 
 log = logging.getLogger(__name__)
 TAP_DEBOUNCE = timedelta(seconds=3)
@@ -71,42 +71,36 @@ class TillDevices:
         return cards.device_queue(self.till_id)
 
 
-def terminal_link(entry: Mapping[str, Any]) -> str:
+def terminal_link(entry: TillDeviceSettings) -> str:
     """The ZVT link of a configured terminal: as set, else "tcp" for a socket:// URL (a
     terminal's LAN port) and "serial" for everything else."""
-    url = str(entry.get("terminal_url", ""))
-    link = str(entry.get("terminal_link") or ("tcp" if url.startswith("socket://") else "serial"))
-    if link not in ("serial", "tcp"):
-        raise ConfigurationError(
-            f"[[devices.tills]] terminal_link must be 'serial' or 'tcp', not {link!r}"
-        )
-    return link
+    return entry.terminal_link or (
+        "tcp" if entry.terminal_url.startswith("socket://") else "serial"
+    )
 
 
-def configured_tills(db: Database, config: Config) -> list[TillDevices]:
+def configured_tills(db: Database, settings: Settings) -> list[TillDevices]:
     """Resolve ``[[devices.tills]]`` (store name + till label) to the database's tills."""
     out = []
     with db.unit_of_work(readonly=True) as uow:
-        for entry in config["devices"].get("tills", []):
+        for entry in settings.devices.tills:
             till = uow.session.scalar(
-                select(Till)
-                .join(Store)
-                .where(Store.name == entry["store"], Till.label == entry["till"])
+                select(Till).join(Store).where(Store.name == entry.store, Till.label == entry.till)
             )
             if till is None:
                 raise ConfigurationError(
-                    f"[[devices.tills]]: no till {entry['till']!r} in store {entry['store']!r}"
+                    f"[[devices.tills]]: no till {entry.till!r} in store {entry.store!r}"
                 )
             out.append(
                 TillDevices(
                     till.id,
                     till.label,
-                    terminal_url=str(entry.get("terminal_url", "")),
-                    terminal_password=str(entry.get("terminal_password", "000000")),
-                    terminal_baudrate=int(entry.get("terminal_baudrate", 9600)),
+                    terminal_url=entry.terminal_url,
+                    terminal_password=entry.terminal_password,
+                    terminal_baudrate=entry.terminal_baudrate,
                     terminal_link=terminal_link(entry),
-                    reader_url=str(entry.get("reader_url", "")),
-                    reader_baudrate=int(entry.get("reader_baudrate", 115200)),
+                    reader_url=entry.reader_url,
+                    reader_baudrate=entry.reader_baudrate,
                 )
             )
     return out

@@ -32,7 +32,7 @@ def _unit_of_work(readonly: bool = False) -> Iterator[Any]:
     from gateway.adapters.db import Database
     from gateway.config import load_config
 
-    database = Database(load_config()["database"]["url"])
+    database = Database(load_config().database.url)
     try:
         database.require_current_schema()
         with database.unit_of_work(readonly=readonly) as uow:

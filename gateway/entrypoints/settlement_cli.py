@@ -18,8 +18,8 @@ import click
 from gateway.adapters.settlement_files import FORMATS
 
 if TYPE_CHECKING:
-    from gateway.config import Config
     from gateway.services.settlement.file_import import ImportSummary
+    from gateway.settings import Settings
 
 
 @click.group("settlement")
@@ -44,7 +44,7 @@ def import_command(
     from gateway.config import load_config
 
     config = load_config()
-    settings = config.get("settlement", {})
+    settings = config.settlement
     if dry_run:
         from gateway.services.settlement.file_import import summarise_settlement_file
 
@@ -77,19 +77,19 @@ def import_command(
 
 
 def _import(
-    file: Path, config: Config, file_format: str | None, mapping: str | None, show_progress: bool
+    file: Path, config: Settings, file_format: str | None, mapping: str | None, show_progress: bool
 ) -> ImportSummary:
     from gateway.adapters.db import Database
     from gateway.services.settlement.file_import import import_settlement_file
 
-    database = Database(config["database"]["url"])
+    database = Database(config.database.url)
     try:
         database.require_current_schema()
         with _progress(file, show=show_progress) as on_read, database.unit_of_work() as uow:
             return import_settlement_file(
                 uow,
                 file,
-                config.get("settlement", {}),
+                config.settlement,
                 file_format=file_format,
                 mapping_name=mapping,
                 on_read=on_read,

@@ -4,35 +4,37 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from gateway.adapters.bank_client import BankClient
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import utcnow
-from gateway.config import Config, bank_credentials, data_path, load_config
+from gateway.config import bank_credentials, load_config
 from gateway.services.bank import callbacks
 from gateway.services.jobs import Handler
 from gateway.services.payments import qr_payments, refunds
 from gateway.services.promotions import sales
 from gateway.services.settlement import reconciliation
 from gateway.services.settlement.file_import import import_settlement_file
+from gateway.settings import Settings
 
 
-def job_handlers(config: Config | None = None) -> dict[str, Handler]:
-    config = config or load_config()
+def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
+    config = settings or load_config()
 
     @cache
     def bank() -> BankClient:
         # Built on first use: the sandbox bank may write its credentials after the worker starts.
         credentials = bank_credentials(config)
         return BankClient(
-            config["bank"]["url"],
+            config.bank.url,
             credentials.api_key,
-            connect_timeout=config["bank"]["connect_timeout_seconds"],
-            read_timeout=config["bank"]["read_timeout_seconds"],
+            connect_timeout=config.bank.connect_timeout_seconds,
+            read_timeout=config.bank.read_timeout_seconds,
         )
 
-    recon_settings = reconciliation.ReconSettings.from_config(config)
+    recon_settings = reconciliation.ReconSettings.from_settings(config.reconciliation)
 
     def reconcile_and_schedule(uow: UnitOfWork, payload: dict[str, Any]) -> None:
         """The daily run: reconcile the day, then queue the next day's run."""
@@ -45,13 +47,13 @@ def job_handlers(config: Config | None = None) -> dict[str, Handler]:
     def fetch_import_reconcile(uow: UnitOfWork, payload: dict[str, Any]) -> None:
         """A settlement the bank announced: download its statement, import it, reconcile."""
         content = bank().download(payload["url"])  # before the first query: no lock held
-        folder = data_path(config, config["settlement"]["archive_dir"]) / "incoming"
+        folder = Path(config.settlement.archive_dir) / "incoming"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{payload['settlement_id']}{_suffix(payload['url'])}"
         draft = path.with_suffix(path.suffix + ".part")
         draft.write_bytes(content)
         draft.replace(path)
-        import_settlement_file(uow, path, config.get("settlement", {}))
+        import_settlement_file(uow, path, config.settlement)
         reconciliation.reconcile_day(
             uow,
             int(payload["merchant_id"]),
@@ -60,7 +62,7 @@ def job_handlers(config: Config | None = None) -> dict[str, Handler]:
             actor="system:settlement-file",
         )
 
-    keep_quotes = timedelta(days=int(config.get("promotions", {}).get("keep_quotes_days", 7)))
+    keep_quotes = timedelta(days=config.promotions.keep_quotes_days)
 
     def purge_and_schedule(uow: UnitOfWork, payload: dict[str, Any]) -> None:
         """The daily clean-up of unpaid quotes, then the next day's."""

@@ -381,16 +381,18 @@ def test_a_receipt_already_booked_as_a_refund_is_not_taken_for_a_charge(
 )
 def test_the_terminal_link_follows_the_url_unless_set(entry: dict[str, str], link: str) -> None:
     from gateway.entrypoints.device_host import terminal_link
+    from gateway.settings import TillDeviceSettings
 
-    assert terminal_link(entry) == link
+    assert terminal_link(TillDeviceSettings(store="S", till="T", **entry)) == link  # type: ignore[arg-type]
 
 
 def test_a_bad_terminal_link_is_a_configuration_error() -> None:
-    from gateway.entrypoints.device_host import terminal_link
+    from gateway.config import load_config
     from gateway.errors import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match="terminal_link must be 'serial' or 'tcp'"):
-        terminal_link({"terminal_url": "/dev/ttyS0", "terminal_link": "usb"})
+    till = {"store": "S", "till": "T", "terminal_url": "/dev/ttyS0", "terminal_link": "usb"}
+    with pytest.raises(ConfigurationError, match=r"\[devices\] tills\.0\.terminal_link: Input"):
+        load_config(env={}, overrides={"devices": {"tills": [till]}})
 
 
 def test_a_card_payment_through_a_terminal_on_its_lan_port(db: Database, demo: Any) -> None:
@@ -399,6 +401,7 @@ def test_a_card_payment_through_a_terminal_on_its_lan_port(db: Database, demo: A
     never gets an answer: checked by hand)."""
     from drivers.simulators.zvt import ZvtTcpSimulator
     from gateway.entrypoints.device_host import terminal_link
+    from gateway.settings import TillDeviceSettings
 
     with ZvtTcpSimulator() as terminal:
         till = _till(db, demo)
@@ -406,7 +409,9 @@ def test_a_card_payment_through_a_terminal_on_its_lan_port(db: Database, demo: A
             till.till_id,
             till.label,
             terminal_url=terminal.port,
-            terminal_link=terminal_link({"terminal_url": terminal.port}),
+            terminal_link=terminal_link(
+                TillDeviceSettings(store="Berlin Mitte", till="T01", terminal_url=terminal.port)
+            ),
         )
         host = DeviceHost(db, [devices], token_key=KEY, heartbeat_seconds=0.2)
         try:

@@ -54,7 +54,7 @@ def settlement_day(db: Database, demo: dict[str, Any], folder: Path) -> dict[str
     path = folder / "stl-20250310.camt053.xml"
     path.write_text(camt053(batch), encoding="utf-8")
     with db.unit_of_work() as uow:
-        import_settlement_file(uow, path, load_config(env=isolated_env())["settlement"])
+        import_settlement_file(uow, path, load_config(env=isolated_env()).settlement)
     return {"matched": ids[0], "fee": ids[1], "missing": ids[2]}
 
 
@@ -276,7 +276,7 @@ def test_a_flawed_statement_is_shown_per_file_and_per_statement_and_flags_its_da
     corpus = Path(__file__).resolve().parents[1] / "fixtures" / "settlement" / "corpus"
     with db.unit_of_work() as uow:
         summary = import_settlement_file(
-            uow, corpus / "kassa_balance_and_summary.xml", load_config(env={})["settlement"]
+            uow, corpus / "kassa_balance_and_summary.xml", load_config(env={}).settlement
         )
     flawed_day = date(2026, 11, 25)
     assert run_day(manager, flawed_day).status_code == 303

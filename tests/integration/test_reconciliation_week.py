@@ -27,7 +27,7 @@ MONDAY = date(2026, 11, 16)
 WEEK = [MONDAY + timedelta(days=n) for n in range(7)]
 IBAN = "DE89370400440532013000"  # one of the demo merchant's settlement accounts
 CONFIG = load_config(env=isolated_env())
-SETTINGS = reconciliation.ReconSettings.from_config(CONFIG)
+SETTINGS = reconciliation.ReconSettings.from_settings(CONFIG.reconciliation)
 
 
 def _at(day: date) -> datetime:
@@ -107,7 +107,7 @@ def _import(db: Database, tmp_path: Path, day: date, lines: list[SettlementLine]
     path = tmp_path / f"{day}.camt053.xml"
     path.write_text(camt053(batch))
     with db.unit_of_work() as uow:
-        import_settlement_file(uow, path, CONFIG.get("settlement", {}))
+        import_settlement_file(uow, path, CONFIG.settlement)
         uow.commit()
 
 

@@ -31,7 +31,7 @@ from sandbox_bank.settlement import SettlementBatch, to_csv
 from sandbox_bank.settlement import SettlementLine as SandboxLine
 from tests.conftest import isolated_env
 
-SETTINGS = load_config(env=isolated_env())["settlement"]
+SETTINGS = load_config(env=isolated_env()).settlement
 
 
 def sandbox_batch() -> SettlementBatch:

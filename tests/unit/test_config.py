@@ -18,8 +18,8 @@ from sandbox_bank import settings as sandbox_settings
 
 def test_defaults_are_embedded_sqlite_under_var() -> None:
     config = load_config(env={})
-    assert config["database"]["url"] == f"sqlite:///{PROJECT_DIR / 'var' / 'kassa.db'}"
-    assert config["payments"]["default_expiry_seconds"] == 300
+    assert config.database.url == f"sqlite:///{PROJECT_DIR / 'var' / 'kassa.db'}"
+    assert config.payments.default_expiry_seconds == 300
 
 
 def test_file_then_environment_override(tmp_path: Path) -> None:
@@ -27,9 +27,9 @@ def test_file_then_environment_override(tmp_path: Path) -> None:
     file.write_text("[web]\nport = 9000\n[payments]\ndefault_expiry_seconds = 120\n")
     env = {"KASSA_CONFIG": str(file), "KASSA_WEB_PORT": "9100", "KASSA_DATABASE_ECHO": "true"}
     config = load_config(env=env)
-    assert config["web"]["port"] == 9100
-    assert config["payments"]["default_expiry_seconds"] == 120
-    assert config["database"]["echo"] is True
+    assert config.web.port == 9100
+    assert config.payments.default_expiry_seconds == 120
+    assert config.database.echo is True
 
 
 def test_bad_values_say_what_is_wrong(tmp_path: Path) -> None:
@@ -43,20 +43,38 @@ def test_bad_values_say_what_is_wrong(tmp_path: Path) -> None:
         load_config(env={"KASSA_CONFIG": str(bad)})
 
 
+def test_settings_are_checked_at_load_and_name_the_key() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(env={"KASSA_WEB_PORT": "0", "KASSA_PAYMENTS_MIN_EXPIRY_SECONDS": "9999"})
+    message = str(caught.value)
+    assert "[web] port: Input should be greater than or equal to 1" in message
+    assert "default_expiry_seconds must lie between min_expiry_seconds" in message
+    with pytest.raises(ConfigurationError, match=r"\[payments\] expiry_secnods: Extra inputs"):
+        load_config(env={}, overrides={"payments": {"expiry_secnods": 60}})
+
+
+def test_settings_are_frozen() -> None:
+    from pydantic import ValidationError
+
+    settings = load_config(env={})
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.web.port = 1  # type: ignore[misc]
+
+
 def test_one_data_directory_holds_every_relative_file(tmp_path: Path) -> None:
     var = tmp_path / "data"
     config = load_config(env={"KASSA_PATHS_VAR_DIR": str(var)})
     assert var_dir(config) == var
-    assert config["database"]["url"] == f"sqlite:///{var / 'kassa.db'}"
-    assert config["sandbox_bank"]["database_url"] == f"sqlite:///{var / 'sandbox-bank.db'}"
-    assert config["bank"]["secrets_file"] == str(var / "sandbox-bank.json")
-    assert config["sandbox_bank"]["secrets_file"] == str(var / "sandbox-bank.json")
-    assert config["demo"]["credentials_file"] == str(var / "demo-credentials.json")
-    assert config["settlement"]["archive_dir"] == str(var / "settlement-files")
+    assert config.database.url == f"sqlite:///{var / 'kassa.db'}"
+    assert config.sandbox_bank["database_url"] == f"sqlite:///{var / 'sandbox-bank.db'}"
+    assert config.bank.secrets_file == str(var / "sandbox-bank.json")
+    assert config.sandbox_bank["secrets_file"] == str(var / "sandbox-bank.json")
+    assert config.demo.credentials_file == str(var / "demo-credentials.json")
+    assert config.settlement.archive_dir == str(var / "settlement-files")
     elsewhere = load_config(
         env={"KASSA_PATHS_VAR_DIR": str(var), "KASSA_BANK_SECRETS_FILE": "/x.j"}
     )
-    assert elsewhere["bank"]["secrets_file"] == "/x.j"  # absolute paths stay as they are
+    assert elsewhere.bank.secrets_file == "/x.j"  # absolute paths stay as they are
 
 
 def test_reading_the_configuration_creates_nothing(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from gateway.adapters.settlement_files import InvalidSettlementFile, SettlementL
 from gateway.adapters.settlement_files.csv_report import (
     CsvMapping,
     choose_mapping,
-    mappings_from_config,
+    csv_mappings,
     mask_pan,
     parse_csv,
 )
@@ -23,7 +23,7 @@ from sandbox_bank.settlement import SettlementLine as SandboxLine
 # The card acquirer fixture is written for Kassa in the generic settlement-detail layout of
 # [settlement.csv_mappings.card_acquirer]; its first row carries the test PAN 4111 1111 1111 1111.
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "settlement"
-MAPPINGS = mappings_from_config(load_config(env={})["settlement"])
+MAPPINGS = csv_mappings(load_config(env={}).settlement.csv_mappings)
 
 
 def parse(data: bytes, mapping: CsvMapping) -> list[SettlementLine]:

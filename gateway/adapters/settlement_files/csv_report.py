@@ -100,8 +100,8 @@ class CsvMapping:
         return all(column in present for column in self.columns.values())
 
 
-def mappings_from_config(settlement: Mapping[str, Any]) -> dict[str, CsvMapping]:
-    tables = settlement.get("csv_mappings", {})
+def csv_mappings(tables: Mapping[str, Mapping[str, Any]]) -> dict[str, CsvMapping]:
+    """The ``[settlement.csv_mappings.*]`` tables, checked, by name."""
     return {name: CsvMapping.from_config(name, values) for name, values in tables.items()}
 
 

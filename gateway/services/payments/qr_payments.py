@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,28 +22,11 @@ from gateway.services.payments.lifecycle import (
     new_payment,
 )
 from gateway.services.staff.auth import TillContext
+from gateway.settings import PaymentSettings
 
 # Crockford's base32 without I, L, O, U: readable aloud and on a receipt.
 _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 EXPIRE_JOB = "expire_payment"
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentSettings:
-    default_expiry_seconds: int = 300
-    min_expiry_seconds: int = 30
-    max_expiry_seconds: int = 3600
-    expiry_gui: str = "IO.KASSA"
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> PaymentSettings:
-        p = config["payments"]
-        return cls(
-            int(p["default_expiry_seconds"]),
-            int(p["min_expiry_seconds"]),
-            int(p["max_expiry_seconds"]),
-            str(p["expiry_gui"]),
-        )
 
 
 def new_reference() -> str:

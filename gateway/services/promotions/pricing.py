@@ -27,6 +27,7 @@ from gateway.adapters.promotion_models import (
     Sale,
     SalePromotion,
 )
+from gateway.config import identity_key
 from gateway.domain import promotions as promo
 from gateway.domain.money import Money, currency
 from gateway.domain.promotions import experiments as ab
@@ -35,6 +36,7 @@ from gateway.domain.promotions.spec import promotion_from_spec
 from gateway.errors import InvalidInput
 from gateway.services.promotions import customers
 from gateway.services.staff.auth import TillContext
+from gateway.settings import Settings
 
 # The most one sale may add up to (minor units), as for any single amount: far above a till
 # sale, far below what a 64-bit column holds.
@@ -48,12 +50,12 @@ class PromotionSettings:
     tap_window: timedelta = timedelta(seconds=120)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], identity_key: bytes) -> PromotionSettings:
-        section = config.get("promotions", {})
+    def from_settings(cls, settings: Settings) -> PromotionSettings:
+        """The ``[promotions]`` settings, with the identity key generated if not configured."""
         return cls(
-            identity_key=identity_key,
-            lapsed_after=timedelta(days=int(section.get("lapsed_after_days", 90))),
-            tap_window=timedelta(seconds=int(section.get("tap_window_seconds", 120))),
+            identity_key=identity_key(settings),
+            lapsed_after=settings.promotions.lapsed_after,
+            tap_window=settings.promotions.tap_window,
         )
 
 

@@ -49,12 +49,12 @@ from gateway.adapters.settlement_files.camt import parse_camt
 from gateway.adapters.settlement_files.csv_report import (
     CsvMapping,
     choose_mapping,
-    mappings_from_config,
+    csv_mappings,
     parse_csv,
 )
 from gateway.adapters.settlement_files.findings import FileReport, StatementReport
-from gateway.config import PROJECT_DIR
 from gateway.domain.money import Money
+from gateway.settings import SettlementSettings
 
 SOURCE = "settlement_file"
 BATCH_SIZE = 1000
@@ -116,14 +116,14 @@ class _Plan:
 def import_settlement_file(
     uow: UnitOfWork,
     path: Path,
-    settings: Mapping[str, Any],
+    settings: SettlementSettings,
     *,
     file_format: str | None = None,
     mapping_name: str | None = None,
     dry_run: bool = False,
     on_read: Callable[[int], None] | None = None,
 ) -> ImportSummary:
-    """Import ``path`` (see the module docstring); ``settings`` is the ``[settlement]`` table."""
+    """Import ``path`` (see the module docstring) as ``[settlement]`` says."""
     plan = _plan(path, settings, file_format, mapping_name)
     known = uow.session.scalar(
         select(SettlementFile).where(SettlementFile.content_hash == plan.content_hash)
@@ -145,7 +145,7 @@ def import_settlement_file(
 
 def summarise_settlement_file(
     path: Path,
-    settings: Mapping[str, Any],
+    settings: SettlementSettings,
     *,
     file_format: str | None = None,
     mapping_name: str | None = None,
@@ -165,7 +165,7 @@ def _dry_run(plan: _Plan, on_read: Callable[[int], None] | None) -> ImportSummar
 
 
 def _plan(
-    path: Path, settings: Mapping[str, Any], file_format: str | None, mapping_name: str | None
+    path: Path, settings: SettlementSettings, file_format: str | None, mapping_name: str | None
 ) -> _Plan:
     with path.open("rb") as f:
         head = f.read(1 << 16)
@@ -176,7 +176,7 @@ def _plan(
         raise InvalidSettlementFile(f"{path.name} is {detected}, not {file_format}")
     mapping = None
     if detected == "csv":
-        mappings = mappings_from_config(settings)
+        mappings = csv_mappings(settings.csv_mappings)
         if mapping_name is not None and mapping_name not in mappings:
             raise InvalidSettlementFile(
                 f"no CSV mapping {mapping_name!r}: configured are {', '.join(mappings)}"
@@ -281,7 +281,7 @@ def _balance(balance: tuple[Any, str] | None) -> str | None:
     return None if balance is None else f"{balance[0]} {balance[1]}"
 
 
-def _store_raw(uow: UnitOfWork, plan: _Plan, settings: Mapping[str, Any]) -> InboundEvent:
+def _store_raw(uow: UnitOfWork, plan: _Plan, settings: SettlementSettings) -> InboundEvent:
     """The raw file as an inbound event, committed before anything is parsed."""
     session = uow.session
     event = session.scalar(
@@ -292,7 +292,7 @@ def _store_raw(uow: UnitOfWork, plan: _Plan, settings: Mapping[str, Any]) -> Inb
     if event is None:
         headers: dict[str, Any] = {"filename": plan.path.name, "size": plan.size}
         body = b""
-        if plan.size <= int(settings.get("store_max_bytes", 16 << 20)):
+        if plan.size <= settings.store_max_bytes:
             body = plan.path.read_bytes()
         else:
             headers["archived_as"] = str(_archive(plan, settings))
@@ -310,8 +310,8 @@ def _store_raw(uow: UnitOfWork, plan: _Plan, settings: Mapping[str, Any]) -> Inb
     return event
 
 
-def _archive(plan: _Plan, settings: Mapping[str, Any]) -> Path:
-    directory = PROJECT_DIR / str(settings.get("archive_dir", "var/settlement-files"))
+def _archive(plan: _Plan, settings: SettlementSettings) -> Path:
+    directory = Path(settings.archive_dir)  # absolute: load_config resolves it
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / plan.content_hash
     if not target.exists():

@@ -57,6 +57,7 @@ from gateway.domain.reconciliation import (
 )
 from gateway.errors import InvalidInput, NotFound
 from gateway.services import jobs
+from gateway.settings import ReconciliationSettings
 
 RECON_JOB = "reconcile_day"
 FETCH_FILE_JOB = "fetch_settlement_file"
@@ -74,16 +75,15 @@ class ReconSettings:
     unsettled_after_days: int = 2
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ReconSettings:
-        section = config.get("reconciliation", {})
+    def from_settings(cls, settings: ReconciliationSettings) -> ReconSettings:
         rates = {
-            method: FeeRate(int(rate["percent_bp"]), int(rate["fixed_minor"]))
-            for method, rate in section.get("fees", {}).items()
+            method: FeeRate(rate.percent_bp, rate.fixed_minor)
+            for method, rate in settings.fees.items()
         }
         return cls(
             fees=FeeSchedule.of(**rates),
-            window_days=int(section.get("window_days", 3)),
-            unsettled_after_days=int(section.get("unsettled_after_days", 2)),
+            window_days=settings.window_days,
+            unsettled_after_days=settings.unsettled_after_days,
         )
 
 
