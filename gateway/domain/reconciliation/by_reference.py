@@ -23,7 +23,7 @@ from gateway.domain.reconciliation.model import (
 )
 
 if TYPE_CHECKING:
-    from gateway.domain.reconciliation.matching import _Run
+    from gateway.domain.reconciliation.matching import MatchRun
 
 _AMBIGUOUS = object()
 _BY_LINE = attrgetter("line_id")
@@ -41,7 +41,7 @@ class ByReference:
     (``pay_results``, ``line_results``) rather than in dicts keyed by id.
     """
 
-    def __init__(self, run: _Run, pays: list[KassaPayment], refs: list[KassaRefund]) -> None:
+    def __init__(self, run: MatchRun, pays: list[KassaPayment], refs: list[KassaRefund]) -> None:
         self.run = run
         decided = run.done
         keys: dict[str, object] = {}  # reference → index in pays, a refund, or _AMBIGUOUS
@@ -145,7 +145,7 @@ class ByReference:
         The common case (one line, same currency, no refunds) is inlined: it runs once per
         payment of the day, a million times on a busy one. Its results go to ``pay_results``
         and ``line_results`` (by position), built with ``tuple.__new__``, which skips the named
-        tuple's Python-level constructor; every other verdict goes through ``_Run.emit``.
+        tuple's Python-level constructor; every other verdict goes through ``MatchRun.emit``.
         """
         run = self.run
         judge, rates, done = run.judge, run.rates, run.done

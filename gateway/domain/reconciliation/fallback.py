@@ -24,13 +24,15 @@ from gateway.domain.reconciliation.model import (
 )
 
 if TYPE_CHECKING:
-    from gateway.domain.reconciliation.matching import _Run
+    from gateway.domain.reconciliation.matching import MatchRun
 
 Subject = KassaPayment | KassaRefund
 _BY_LINE = attrgetter("line_id")
 
 
-def by_amount(run: _Run, subjects: Sequence[Subject], lines: Sequence[BankLine]) -> dict[str, str]:
+def by_amount(
+    run: MatchRun, subjects: Sequence[Subject], lines: Sequence[BankLine]
+) -> dict[str, str]:
     """Pair open subjects and lines of equal currency and gross within the window.
 
     Returns notes for what was left because it was ambiguous (id → words).
@@ -83,7 +85,7 @@ def _components(
 
 
 def _settle_component(
-    run: _Run,
+    run: MatchRun,
     subs: list[tuple[Subject, date, tuple[object, ...]]],
     lines: list[BankLine],
     notes: dict[str, str],
@@ -116,7 +118,7 @@ def _join(*parts: str) -> str:
 
 
 def by_batch(
-    run: _Run,
+    run: MatchRun,
     subjects: Sequence[Subject],
     batches: Sequence[BankLine],
     all_lines: Sequence[BankLine],
@@ -154,7 +156,7 @@ def _net(ln: BankLine) -> int:
 
 
 def _fitting_groups(
-    run: _Run, ln: BankLine, groups: dict[tuple[str, date, str | None], list[Subject]]
+    run: MatchRun, ln: BankLine, groups: dict[tuple[str, date, str | None], list[Subject]]
 ) -> dict[tuple[str, ...], bool]:
     """Distinct open sets that fit the batch: ids → True if net equal, False if only gross."""
     fits: dict[tuple[str, ...], bool] = {}
@@ -175,7 +177,7 @@ def _fitting_groups(
     return fits
 
 
-def _settle_batch(run: _Run, ln: BankLine, subs: list[Subject], exact: bool) -> None:
+def _settle_batch(run: MatchRun, ln: BankLine, subs: list[Subject], exact: bool) -> None:
     """One batch line settles these subjects; fees are apportioned when they differ."""
     ids = tuple(s.id for s in subs)
     figures = [run.expected(s) for s in subs]

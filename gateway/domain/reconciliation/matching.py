@@ -73,7 +73,7 @@ def reconcile(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        run = _Run(fees, as_of, window_days, unsettled_after_days)
+        run = MatchRun(fees, as_of, window_days, unsettled_after_days)
         settleable = (p for p in payments if p.status in SETTLEABLE)
         pays = _unique(sorted(settleable, key=_BY_ID), "payment")
         refs = _unique(sorted(refunds, key=_BY_ID), "refund")
@@ -95,7 +95,7 @@ def _unique(items: list[_T], what: str) -> list[_T]:
     return items
 
 
-class _Run:
+class MatchRun:
     """The state of one reconciliation: who is judged, and the running day sums."""
 
     def __init__(self, fees: FeeSchedule, as_of: date, window: int, after: int) -> None:
