@@ -27,6 +27,7 @@ from bench.http_api import _database
 from bench.promotions import _data
 from gateway.adapters.db import Database
 from gateway.adapters.promotion_models import PromotionRow
+from gateway.domain.money import Money
 from gateway.domain.promotions import Catalog, price
 from gateway.domain.promotions.spec import spec_of
 from gateway.services.demo import seed_demo
@@ -70,12 +71,14 @@ def _request() -> sales.SaleRequest:
                 ln.name,
                 ln.category,
                 ln.quantity,
-                f"{ln.unit_price_minor // 100}.{ln.unit_price_minor % 100:02d}",
+                Money(ln.unit_price_minor, "EUR"),
             )
             for ln in basket.lines
         ),
         currency="EUR",
-        fee="1.00",  # the mixed promotions discount the goods entirely; the fee is still paid
+        fee=Money(
+            100, "EUR"
+        ),  # the mixed promotions discount the goods entirely; the fee is still paid
         customer=IdentityInput(wallet_id="wallet-bench"),
         coupon_codes=("C4", "C10"),
         payment_method="qr",

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from gateway.adapters.db import Database
+from gateway.domain.money import Money
 from gateway.entrypoints.cli import _banner
 from gateway.services.demo import demo_coupon_codes, seed_demo
 from gateway.services.promotions import sales
@@ -45,8 +46,8 @@ def price(db: Database, demo: dict[str, Any], coupon_codes: tuple[str, ...] = ()
     basket = readme_basket()
     request = sales.SaleRequest(
         lines=(
-            sales.LineInput("coffee", "Coffee", "coffee", 3, basket["coffee"]),
-            sales.LineInput("cake", "Cake", "cake", 1, basket["cake"]),
+            sales.LineInput("coffee", "Coffee", "coffee", 3, Money.parse(basket["coffee"], "EUR")),
+            sales.LineInput("cake", "Cake", "cake", 1, Money.parse(basket["cake"], "EUR")),
         ),
         currency="EUR",
         customer=IdentityInput(wallet_id=basket["wallet"]),

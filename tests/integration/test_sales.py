@@ -82,7 +82,7 @@ def add_promotion(
 
 
 def line(sku: str, price: str, qty: int = 1, category: str = "food") -> sales.LineInput:
-    return sales.LineInput(sku, sku.title(), category, qty, price)
+    return sales.LineInput(sku, sku.title(), category, qty, Money.parse(price, "EUR"))
 
 
 def quote(db: Database, demo: dict[str, Any], *lines: sales.LineInput, **kw: Any) -> Sale:
@@ -251,8 +251,8 @@ def test_promotions_for_other_stores_are_counted_not_listed(db: Database, demo: 
 def test_bad_baskets_are_refused_and_nothing_is_stored(db: Database, demo: Any) -> None:
     from gateway.errors import InvalidInput
 
-    with pytest.raises(InvalidInput, match=r"lines\[0\].unit_price"):
-        quote(db, demo, line("a", "1.234"))
+    with pytest.raises(InvalidInput, match=r"lines\[0\].unit_price: must not be negative"):
+        quote(db, demo, line("a", "-1.00"))
     with pytest.raises(InvalidInput, match="phone"):
         quote(db, demo, customer=IdentityInput(phone="12"))
     with pytest.raises(InvalidInput, match=r"^currency: unknown currency 'EUX'"):
@@ -671,6 +671,13 @@ def test_the_api_prices_explains_and_pays_a_sale(live_server: Any, db: Database,
         timeout=10,
     )
     assert number.status_code == 422
+    cents = requests.post(
+        f"{live_server.url}/api/v1/sales",
+        json={"currency": "EUR", "lines": [{**body["lines"][0], "unit_price": "4.505"}]},  # type: ignore[index]
+        headers=_h(demo),
+        timeout=10,
+    )
+    assert cents.status_code == 422 and cents.json()["detail"].startswith("lines[0].unit_price: ")
     got = requests.get(f"{live_server.url}/api/v1/sales/{sale['id']}", headers=_h(demo), timeout=10)
     assert got.json()["payment"]["status"] == "pending"
     payment_id = got.json()["payment"]["id"]
@@ -688,8 +695,8 @@ def test_the_demo_promotions_price_a_coffee_round(db: Database, tmp_path: Any) -
 
     with db.unit_of_work() as uow:
         demo = seed_demo(uow, tmp_path / "creds.json")
-    coffee = sales.LineInput("coffee", "Coffee", "coffee", 3, "3.00")
-    cake = sales.LineInput("cake", "Cake", "bakery", 1, "16.00")
+    coffee = sales.LineInput("coffee", "Coffee", "coffee", 3, Money.parse("3.00", "EUR"))
+    cake = sales.LineInput("cake", "Cake", "bakery", 1, Money.parse("16.00", "EUR"))
     sale = quote(
         db, demo, coffee, cake, customer=IdentityInput(wallet_id="w-demo"), payment_method="qr"
     )

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.promotion_models import Customer, Sale
-from gateway.domain.money import Money
+from gateway.domain.money import Money, currency
 from gateway.entrypoints.api.payments import api_database, calling_till, json_body, payment_out
 from gateway.entrypoints.api.sale_schemas import (
     AppliedOut,
@@ -24,6 +24,7 @@ from gateway.entrypoints.api.sale_schemas import (
     SaleLineOut,
     SaleOut,
 )
+from gateway.errors import InvalidInput
 from gateway.services import idempotency
 from gateway.services.payments.qr_payments import PaymentSettings
 from gateway.services.promotions import customers, sales
@@ -36,15 +37,32 @@ def _settings() -> sales.PromotionSettings:
     return settings
 
 
+def _amount(field: str, text: str, currency: str) -> Money:
+    try:
+        return Money.parse(text, currency)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{field}: {exc}") from None
+
+
 def sale_request(command: CreateSale) -> sales.SaleRequest:
     who = command.customer
+    try:
+        currency(command.currency)
+    except InvalidInput as exc:
+        raise InvalidInput(f"currency: {exc}") from None
     return sales.SaleRequest(
         lines=tuple(
-            sales.LineInput(ln.sku, ln.name, ln.category, ln.quantity, ln.unit_price)
-            for ln in command.lines
+            sales.LineInput(
+                ln.sku,
+                ln.name,
+                ln.category,
+                ln.quantity,
+                _amount(f"lines[{i}].unit_price", ln.unit_price, command.currency),
+            )
+            for i, ln in enumerate(command.lines)
         ),
         currency=command.currency,
-        fee=command.fee,
+        fee=_amount("fee", command.fee, command.currency) if command.fee else None,
         customer=customers.IdentityInput(
             wallet_id=who.wallet_id if who else None,
             member_code=who.member_code if who else None,

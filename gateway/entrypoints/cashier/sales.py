@@ -75,16 +75,18 @@ def basket() -> Any:
     if not sale_id:
         return _basket_form(staff, till, rows=[], fields={})
     with database().unit_of_work(readonly=True) as uow:
-        sale = sales.get_sale(uow, sale_id, staff.merchant_id)
+        earlier, _ = sales.stored_request(sales.get_sale(uow, sale_id, staff.merchant_id))
         rows = [
-            BasketRow(ln["name"], ln["category"], str(ln["quantity"]), ln["unit_price"], ln["sku"])
-            for ln in sale.request["lines"]
+            BasketRow(
+                ln.name, ln.category, str(ln.quantity), ln.unit_price.to_decimal_string(), ln.sku
+            )
+            for ln in earlier.lines
         ]
         fields = {
-            "coupon_codes": ", ".join(sale.request.get("coupon_codes", [])),
-            "referral_code": sale.request.get("referral_code") or "",
-            "redeem_points": str(sale.request.get("redeem_points") or ""),
-            "fee": sale.request.get("fee") or "",
+            "coupon_codes": ", ".join(earlier.coupon_codes),
+            "referral_code": earlier.referral_code or "",
+            "redeem_points": str(earlier.redeem_points or ""),
+            "fee": earlier.fee.to_decimal_string() if earlier.fee else "",
         }
     return _basket_form(staff, till, rows=rows, fields=fields, again=True)
 
@@ -166,7 +168,7 @@ def basket_request(form: MultiDict[str, str], currency_code: str) -> sales.SaleR
     return sales.SaleRequest(
         lines=lines,
         currency=currency_code,
-        fee=fee.to_decimal_string() if fee is not None and fee.minor else None,
+        fee=fee if fee is not None and fee.minor else None,
         customer=customers.IdentityInput(
             wallet_id=_typed(form, "wallet_id"),
             member_code=_typed(form, "member_code"),
@@ -197,9 +199,7 @@ def _line(n: int, row: BasketRow, currency_code: str) -> sales.LineInput:
             f"from 1 to {MAX_QUANTITY}."
         )
     sku = row.sku.strip()[:64] or sku_of(name, n)
-    return sales.LineInput(
-        sku, name[:80], row.category.strip()[:40], int(quantity), price.to_decimal_string()
-    )
+    return sales.LineInput(sku, name[:80], row.category.strip()[:40], int(quantity), price)
 
 
 def sku_of(name: str, n: int) -> str:

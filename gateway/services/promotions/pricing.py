@@ -65,7 +65,7 @@ class LineInput:
     name: str
     category: str
     quantity: int
-    unit_price: str
+    unit_price: Money
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ class SaleRequest:
 
     lines: tuple[LineInput, ...]
     currency: str
-    fee: str | None = None
+    fee: Money | None = None
     customer: customers.IdentityInput = field(default_factory=customers.IdentityInput)
     use_last_tap: bool = False
     coupon_codes: tuple[str, ...] = ()
@@ -227,14 +227,17 @@ def basket_of(request: SaleRequest) -> promo.Basket:
     for i, line in enumerate(request.lines):
         if line.quantity < 1 or line.quantity > 100_000:
             raise InvalidInput(f"lines[{i}].quantity: expected 1 to 100000")
-        try:
-            price = Money.parse(line.unit_price, request.currency)
-        except InvalidInput as exc:
-            raise InvalidInput(f"lines[{i}].unit_price: {exc}") from None
+        price = line.unit_price
+        if price.currency != request.currency:
+            raise InvalidInput(
+                f"lines[{i}].unit_price: in {price.currency}, not {request.currency}"
+            )
         if price.minor < 0:
             raise InvalidInput(f"lines[{i}].unit_price: must not be negative")
         out.append(promo.BasketLine(line.sku, line.name, line.category, line.quantity, price.minor))
-    fee = Money.parse(request.fee, request.currency).minor if request.fee else 0
+    fee = request.fee.minor if request.fee else 0
+    if request.fee and request.fee.currency != request.currency:
+        raise InvalidInput(f"fee: in {request.fee.currency}, not {request.currency}")
     if fee < 0:
         raise InvalidInput("fee: must not be negative")
     total = sum(line.amount_minor for line in out) + fee

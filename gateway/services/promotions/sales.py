@@ -93,11 +93,11 @@ def _stored_request(request: SaleRequest, digests: tuple[tuple[str, str], ...]) 
     return {
         "lines": [
             {"sku": ln.sku, "name": ln.name, "category": ln.category,
-             "quantity": ln.quantity, "unit_price": ln.unit_price}
+             "quantity": ln.quantity, "unit_price_minor": ln.unit_price.minor}
             for ln in request.lines
         ],
         "currency": request.currency,
-        "fee": request.fee,
+        "fee_minor": request.fee.minor if request.fee else None,
         "digests": [list(d) for d in digests],
         "coupon_codes": list(request.coupon_codes),
         "referral_code": request.referral_code,
@@ -105,13 +105,35 @@ def _stored_request(request: SaleRequest, digests: tuple[tuple[str, str], ...]) 
     }  # fmt: skip
 
 
-def _request_of(sale: Sale) -> tuple[SaleRequest, tuple[tuple[str, str], ...]]:
+def _stored_money(raw: dict[str, Any], name: str, currency: str) -> Money | None:
+    """A stored amount: minor units, or (quotes stored before 2026-12) a decimal string."""
+    if raw.get(f"{name}_minor") is not None:
+        return Money(int(raw[f"{name}_minor"]), currency)
+    return Money.parse(raw[name], currency) if raw.get(name) else None
+
+
+def _stored_price(line: dict[str, Any], currency: str) -> Money:
+    return _stored_money(line, "unit_price", currency) or Money(0, currency)
+
+
+def stored_request(sale: Sale) -> tuple[SaleRequest, tuple[tuple[str, str], ...]]:
+    """The request a sale was priced for, and its customer's identity digests (never in clear)."""
     raw = sale.request
-    lines = tuple(LineInput(**ln) for ln in raw["lines"])
+    currency = raw["currency"]
+    lines = tuple(
+        LineInput(
+            ln["sku"],
+            ln["name"],
+            ln["category"],
+            ln["quantity"],
+            _stored_price(ln, currency),
+        )
+        for ln in raw["lines"]
+    )
     request = SaleRequest(
         lines=lines,
-        currency=raw["currency"],
-        fee=raw.get("fee"),
+        currency=currency,
+        fee=_stored_money(raw, "fee", currency),
         coupon_codes=tuple(raw.get("coupon_codes", ())),
         referral_code=raw.get("referral_code"),
         redeem_points=int(raw.get("redeem_points", 0)),
@@ -172,7 +194,7 @@ def total_if_paid_by(
 ) -> int:
     """What the quoted sale would cost paid by ``method`` now (writes nothing), so the cashier
     can tell the customer before choosing: wallet offers often apply to one method only."""
-    request, digests = _request_of(sale)
+    request, digests = stored_request(sale)
     run = pricing.price_request(
         uow, till, request, digests, settings, method=method, lock=False, sale_id=sale.id,
         now=utcnow(),
@@ -215,7 +237,7 @@ def pay_sale(
         return sale, existing
     if sale.status != "priced":
         raise Conflict(f"the sale is {sale.status}; price the basket again to start over")
-    request, digests = _request_of(sale)
+    request, digests = stored_request(sale)
     merchant = uow.session.get_one(Merchant, till.merchant_id)
     contended = False
     for attempt in range(_ATTEMPTS):
@@ -282,7 +304,7 @@ def _expose(uow: UnitOfWork, sale: Sale, run: pricing.Priced, customer: Customer
     customer's variant apply, and what did the experiment's promotions cost (a prize won in
     its draw is added when the sale is paid and drawn)."""
     applied = {a.promotion_id: a for a in run.priced.applied}
-    basket = pricing.basket_of(_request_of(sale)[0])
+    basket = pricing.basket_of(stored_request(sale)[0])
     for key, (exp, variant) in run.experiments.items():
         members = [p for p in run.promotions.values() if p.experiment == key]
         eligible = any(
