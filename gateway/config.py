@@ -57,6 +57,12 @@ def tag_token_key(config: Config) -> bytes:
     ).encode()
 
 
+def device_log_dir(config: Config) -> Path:
+    """Where the device host keeps its support logs (``[devices] log_dir``, relative paths
+    under the project). Nothing is created here."""
+    return PROJECT_DIR / str(config["devices"].get("log_dir") or "var/device-logs")
+
+
 def identity_key(config: Config) -> bytes:
     """The key of customer identity hashes (wallet ids, member codes, phones): configured,
     or generated once into ``var/identity-key``. Losing it makes every customer new again."""

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -60,6 +61,7 @@ class TillDevices:
     reader_baudrate: int = 115200
     # The store's time zone: ZVT terminals report local time without a zone.
     timezone: str = "UTC"
+    store: str = ""  # the store's name, for the device log's folder
     # run time
     terminal: Any = None
     reader: Any = None
@@ -107,6 +109,7 @@ def configured_tills(db: Database, config: Config) -> list[TillDevices]:
                     terminal_link=terminal_link(entry),
                     reader_url=str(entry.get("reader_url", "")),
                     reader_baudrate=int(entry.get("reader_baudrate", 115200)),
+                    store=str(entry["store"]),
                 )
             )
     return out
@@ -121,6 +124,9 @@ class DeviceHost:
         token_key: bytes,
         heartbeat_seconds: float = 2.0,
         host: str = "",
+        log_dir: Path | None = None,
+        log_max_bytes: int = 1_048_576,
+        log_backups: int = 3,
     ) -> None:
         self.db = db
         self.tills = tills
@@ -128,6 +134,8 @@ class DeviceHost:
         self.heartbeat_seconds = heartbeat_seconds
         self.host = host or jobs.worker_name()
         self._next_heartbeat = 0.0
+        self.log_dir = log_dir
+        self.log_limits = (log_max_bytes, log_backups)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -194,6 +202,8 @@ class DeviceHost:
             if not till.terminal_url:
                 raise DeviceError(f"till {till.label} has no card terminal configured")
             transport = Transport(till.terminal_url, baudrate=till.terminal_baudrate).open()
+            link = "zvt-tcp" if till.terminal_link == "tcp" else "zvt-serial"
+            transport.tap = self.device_log(till, "card_terminal", link)
             till.terminal = CardTerminal(
                 transport, password=till.terminal_password, tcp=till.terminal_link == "tcp"
             )
@@ -205,6 +215,7 @@ class DeviceHost:
             from drivers.pn532.reader import NfcReader
 
             transport = Transport(till.reader_url, baudrate=till.reader_baudrate).open()
+            transport.tap = self.device_log(till, "nfc_reader", "pn532")
             reader = NfcReader(transport)
             reader.wake_up()
             reader.sam_configuration()
@@ -212,11 +223,23 @@ class DeviceHost:
             self._state(till, "nfc_reader", "connected", None)
         return till.reader
 
+    def device_log(self, till: TillDevices, kind: str, protocol: str) -> Any:
+        """The support log of one device (every byte, masked), or None without a log folder."""
+        if self.log_dir is None:
+            return None
+        from drivers.device_log import DeviceLog, device_directory
+
+        folder = device_directory(self.log_dir, till.store or str(till.till_id), till.label)
+        max_bytes, backups = self.log_limits
+        return DeviceLog(folder / f"{kind}.log", protocol, max_bytes=max_bytes, backups=backups)
+
     def _close(self, till: TillDevices) -> None:
         for device in (till.terminal, till.reader):
             transport = getattr(device, "transport", None)
             if transport is not None:
                 transport.close()
+                if hasattr(transport.tap, "flush"):
+                    transport.tap.flush()
         till.terminal = till.reader = None
 
     def _with_terminal(self, till: TillDevices, work: Callable[[Any], Any]) -> Any:
