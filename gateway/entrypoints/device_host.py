@@ -43,6 +43,7 @@ from gateway.services.payments.lifecycle import move_payment
 
 log = logging.getLogger(__name__)
 TAP_DEBOUNCE = timedelta(seconds=3)
+UNIDENTIFIED_TAP = ""  # the token of a tap that names nobody (see identity_token)
 
 
 @dataclass
@@ -378,7 +379,7 @@ class DeviceHost:
             return False
         if event is None:
             return False
-        token = self.tag_token(bytes(event.uid))
+        token = self.identity_token(event)
         now = utcnow()
         if till.last_tap and till.last_tap[0] == token and now - till.last_tap[1] < TAP_DEBOUNCE:
             return False
@@ -399,6 +400,23 @@ class DeviceHost:
     def tag_token(self, uid: bytes) -> str:
         """A keyed hash of a tag's UID: stable per customer, useless without the key."""
         return hmac.new(self.token_key, uid, hashlib.sha256).hexdigest()
+
+    def identity_token(self, event: Any) -> str:
+        """Who tapped, as a keyed hash of something stable, or "" for nobody we can know.
+
+        A phone or bank card (ISO-DEP) names a customer only through Kassa's loyalty
+        application (its member id); its UID is random at every tap (ISO/IEC 14443-3: 4 bytes
+        starting 08), or, when fixed, is the bank's card, not our customer's. Store-issued
+        loyalty cards (MIFARE, NTAG) with a fixed UID are known by their UID's keyed hash.
+        """
+        member_id = getattr(event, "member_id", None)
+        if member_id:
+            return hmac.new(
+                self.token_key, b"member\x1f" + member_id.encode(), "sha256"
+            ).hexdigest()
+        if event.kind == "iso_dep" or getattr(event, "random_uid", False):
+            return UNIDENTIFIED_TAP
+        return self.tag_token(bytes(event.uid))
 
     # -- heartbeat --------------------------------------------------------------------------
 
