@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import string
 import sys
@@ -28,10 +29,19 @@ def parse_hex(text: str) -> bytes:
     return bytes.fromhex(digits)
 
 
+def plain(value: object) -> Any:
+    """JSON for the typed values decoders return (:class:`drivers.zvt.apdu.Undecoded`)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, bytes):
+        return value.hex().upper()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def print_decoded(describe: Callable[[bytes], dict[str, Any]], text: str) -> None:
     """Print ``describe(bytes)`` as JSON; a bad capture is one line on stderr and exit code 2."""
     try:
-        click.echo(json.dumps(describe(parse_hex(text)), indent=2))
+        click.echo(json.dumps(describe(parse_hex(text)), indent=2, default=plain))
     except DeviceError as exc:
         click.echo(f"kassa: {exc}", err=True)
         sys.exit(2)

@@ -4,13 +4,15 @@
 terminal's TCP port or a serial server), ``rfc2217://host:port`` and ``loop://`` (tests).
 Reads wait on the operating system until bytes arrive or the deadline passes (no busy loops);
 an unplugged device raises :class:`DeviceDisconnected`; :meth:`Transport.reconnect` reopens
-with exponential backoff.
+with exponential backoff. A :attr:`Transport.tap` sees every byte written and read (the
+support log, :mod:`drivers.device_log`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -56,6 +58,8 @@ class Transport:
         self.baudrate = baudrate
         self.write_timeout = write_timeout
         self._port: serial.SerialBase | None = None
+        # Called with ("out", bytes) after each write and ("in", bytes) for each read.
+        self.tap: Callable[[str, bytes], None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -126,6 +130,14 @@ class Transport:
         except LINE_ERRORS as exc:
             self.close()
             raise DeviceDisconnected(f"{self.url} went away while writing: {exc}") from exc
+        self._tapped("out", data)
+
+    def _tapped(self, direction: str, data: bytes) -> None:
+        if self.tap is not None and data:
+            try:
+                self.tap(direction, bytes(data))
+            except Exception:  # the support log never breaks the device
+                log.exception("device log tap failed on %s", self.url)
 
     def read(self, size: int, timeout: float) -> bytes:
         """Up to ``size`` bytes, returning as soon as any arrive or after ``timeout`` seconds."""
@@ -134,12 +146,15 @@ class Transport:
             port.timeout = max(timeout, 0)
             first = port.read(1)
             if not first or size == 1:
-                return bytes(first)
-            port.timeout = 0
-            return bytes(first) + bytes(port.read(min(size - 1, max(port.in_waiting, 0))))
+                data = bytes(first)
+            else:
+                port.timeout = 0
+                data = bytes(first) + bytes(port.read(min(size - 1, max(port.in_waiting, 0))))
         except LINE_ERRORS as exc:
             self.close()
             raise DeviceDisconnected(f"{self.url} went away while reading: {exc}") from exc
+        self._tapped("in", data)
+        return data
 
     def read_exactly(self, size: int, timeout: float) -> bytes:
         """Exactly ``size`` bytes within ``timeout`` seconds, else :class:`DeviceTimeout`."""

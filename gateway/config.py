@@ -87,6 +87,12 @@ def tag_token_key(settings: Settings) -> bytes:
     ).encode()
 
 
+def device_log_dir(settings: Settings) -> Path:
+    """Where the device host keeps its support logs (``[devices] log_dir``, under the data
+    directory unless absolute). Nothing is created here."""
+    return Path(settings.devices.log_dir)
+
+
 def identity_key(settings: Settings) -> bytes:
     """The key of customer identity hashes (wallet ids, member codes, phones): configured,
     or generated once into ``var/identity-key``. Losing it makes every customer new again."""
@@ -182,6 +188,7 @@ FILE_SETTINGS = (
     ("bank", "secrets_file"),
     ("demo", "credentials_file"),
     ("settlement", "archive_dir"),
+    ("devices", "log_dir"),
     ("sandbox_bank", "secrets_file"),
 )
 SQLITE_SETTINGS = (("database", "url"), ("sandbox_bank", "database_url"))

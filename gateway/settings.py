@@ -96,6 +96,9 @@ class DeviceSettings(Section):
     simulated: bool = True
     heartbeat_seconds: float = Field(2, gt=0)
     tag_token_key: str = ""
+    log_dir: str = "device-logs"
+    log_max_bytes: int = Field(1_048_576, ge=1024)
+    log_backups: int = Field(3, ge=0)
     tills: tuple[TillDeviceSettings, ...] = ()
 
 

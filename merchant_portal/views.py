@@ -6,14 +6,16 @@ get a friendly 403 here. Every query is scoped to the signed-in staff member's m
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
 from gateway.adapters.models import utcnow
+from gateway.config import device_log_dir
 from gateway.domain.payment import PaymentStatus
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.staff_session import current_staff, database
@@ -26,6 +28,9 @@ from merchant_portal.filters import PagedDateRange
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
 # A heartbeat older than this means the device host is gone (it beats every few seconds).
 STALE_SECONDS = 30
+# The Devices page shows this much of each till's raw device log, newest last.
+LOG_MINUTES = 5
+LOG_LINES = 200
 staff_session.install(bp, "portal/error.html")
 
 PAGE_SIZE = 50
@@ -157,4 +162,11 @@ def devices() -> Any:
             merchant=merchant,
             rows=rows,
             stale=lambda status: (now - status.last_seen_at).total_seconds() > STALE_SECONDS,
+            logs=device_reads.recent_device_logs(
+                device_log_dir(current_app.extensions["kassa.settings"]),
+                rows,
+                since=time.time() - LOG_MINUTES * 60,
+                limit=LOG_LINES,
+            ),
+            log_minutes=LOG_MINUTES,
         )

@@ -1,4 +1,6 @@
-"""The one EMV exchange Kassa makes with a contactless card: SELECT PPSE, and nothing more.
+"""The exchanges Kassa makes with a contactless card or phone: SELECT PPSE, and SELECT of its
+own loyalty application (:data:`LOYALTY_AID`), whose member id is the one stable identity a
+phone offers (its UID is random at every tap).
 
 The PPSE (Proximity Payment System Environment, EMV Book B §3.3) answers with an FCI whose
 directory entries (tag 61) name the card's payment applications: AID (tag 4F) and label
@@ -13,6 +15,9 @@ from dataclasses import dataclass
 from drivers.errors import DecodeError
 
 PPSE_NAME = b"2PAY.SYS.DDF01"
+#: Kassa's loyalty application on a phone's wallet or a store card (a proprietary AID: an
+#: unregistered RID starts with F, ISO/IEC 7816-5 §5.2). Its FCI carries the member id.
+LOYALTY_AID = bytes.fromhex("F04B4153534101")
 #: SELECT by DF name (CLA 00 INS A4 P1 04 P2 00), Lc 0E, "2PAY.SYS.DDF01", Le 00.
 SELECT_PPSE = bytes.fromhex("00A404000E") + PPSE_NAME + b"\x00"
 SW_OK = b"\x90\x00"
@@ -72,6 +77,23 @@ def _read_length(data: bytes, position: int) -> tuple[int, int]:
     if count == 0 or count > 3 or position + 1 + count > len(data):
         raise DecodeError(f"TLV length byte 0x{first:02X} is not a usable length")
     return int.from_bytes(data[position + 1 : position + 1 + count], "big"), position + 1 + count
+
+
+def select_by_aid(aid: bytes) -> bytes:
+    """SELECT by DF name (ISO/IEC 7816-4 §11.2.2): 00 A4 04 00 Lc AID 00."""
+    return bytes([0x00, 0xA4, 0x04, 0x00, len(aid)]) + aid + b"\x00"
+
+
+def loyalty_member_id(response: bytes) -> str | None:
+    """The member id in the answer to SELECT :data:`LOYALTY_AID`: the value of tag C0 (a
+    private tag, ISO/IEC 7816-4 §5.2) anywhere in its FCI, as text; None when the application
+    is absent (a status other than 90 00, e.g. 6A 82) or names no member."""
+    if len(response) < 2 or response[-2:] != SW_OK:
+        return None
+    for item in _walk(parse_tlv(response[:-2])):
+        if item.tag == b"\xc0" and item.value:
+            return item.value.decode("ascii", errors="replace").strip() or None
+    return None
 
 
 def ppse_applications(response: bytes) -> tuple[tuple[str, str], ...]:

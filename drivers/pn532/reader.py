@@ -13,7 +13,9 @@ Method                   PN532 command             What it gives
 =======================  ========================  ===========================================
 
 Only ISO/IEC 14443 type A at 106 kbps (BrTy 00) is polled: MIFARE Classic, Ultralight/NTAG,
-payment cards and phones. For ISO-DEP targets :meth:`NfcReader.poll` sends SELECT PPSE only.
+payment cards and phones. For ISO-DEP targets :meth:`NfcReader.poll` sends SELECT PPSE (to
+name the payment applications) and SELECT of Kassa's loyalty application (for a member id),
+nothing else.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 BRTY_106_TYPE_A = 0x00
 SAK_ISO_DEP = 0x20  # SEL_RES bit 6: ISO/IEC 14443-4 compliant (ISO/IEC 14443-3 §6.5.3.4)
+RANDOM_UID0 = 0x08  # a single-size NFCID1 starting 08 is a random ID (ISO/IEC 14443-3 §6.4.4)
 #: SEL_RES of the MIFARE Classic family (NXP AN10833, table 4): Mini, 1K, 2K, 4K, 1K Infineon.
 SAK_CLASSIC = frozenset({0x09, 0x08, 0x19, 0x18, 0x88})
 
@@ -70,6 +73,17 @@ class TagEvent:
     sel_res: int
     ats: bytes = b""
     applications: tuple[tuple[str, str], ...] = ()  # (AID hex, label), ISO-DEP only
+    member_id: str | None = None  # from Kassa's loyalty application, ISO-DEP only
+
+    @property
+    def random_uid(self) -> bool:
+        """The UID changes at every tap (phones, most bank cards): it never names anyone."""
+        return uid_is_random(self.uid)
+
+
+def uid_is_random(uid: bytes) -> bool:
+    """A 4-byte NFCID1 whose first byte is 08 is generated afresh for each anticollision."""
+    return len(uid) == 4 and uid[0] == RANDOM_UID0
 
 
 def tag_kind(sens_res: bytes, sel_res: int) -> str:
@@ -184,15 +198,30 @@ class NfcReader:
         if target is None:
             return None
         applications: tuple[tuple[str, str], ...] = ()
+        member_id = None
         if target.kind == "iso_dep":
             applications = self._payment_applications(target.tg)
+            member_id = self._member_id(target.tg)
         try:
             self.release(target.tg)
         except ProtocolError as exc:  # the tag left the field already
             log.info("releasing target %d: %s", target.tg, exc)
         return TagEvent(
-            target.uid, target.kind, target.sens_res, target.sel_res, target.ats, applications
+            target.uid,
+            target.kind,
+            target.sens_res,
+            target.sel_res,
+            target.ats,
+            applications,
+            member_id,
         )
+
+    def _member_id(self, tg: int) -> str | None:
+        try:
+            return emv.loyalty_member_id(self.exchange(tg, emv.select_by_aid(emv.LOYALTY_AID)))
+        except ProtocolError as exc:
+            log.info("no loyalty application on target %d: %s", tg, exc)
+            return None
 
     def _payment_applications(self, tg: int) -> tuple[tuple[str, str], ...]:
         try:

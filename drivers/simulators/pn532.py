@@ -9,6 +9,7 @@ A NACK brings the last response again. Every command and APDU received is record
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ class SimulatedTag:
     sel_res: int
     ats: bytes = b""
     ppse_fci: bytes | None = None  # ISO-DEP only; the response without SW1 SW2
+    # A phone: a fresh random UID (08 xx xx xx) at every anticollision instead of ``uid``.
+    random_uid: bool = False
+    member_id: str | None = None  # Kassa's loyalty application answers with this id
 
 
 def _tlv(tag: str, value: bytes) -> bytes:
@@ -76,8 +80,29 @@ PHONE = SimulatedTag(
     ats=bytes.fromhex("0578807002"),
     ppse_fci=payment_fci(("A0000000041010", "MASTERCARD")),
 )
+#: A phone in the customer's hand: a new random UID at each tap, a wallet card, no loyalty app.
+RANDOM_PHONE = SimulatedTag(
+    "random-phone",
+    bytes.fromhex("08000000"),
+    b"\x00\x04",
+    0x20,
+    ats=bytes.fromhex("0578807002"),
+    ppse_fci=payment_fci(("A0000000041010", "MASTERCARD")),
+    random_uid=True,
+)
+#: The same kind of phone with Kassa's loyalty card in its wallet: member id M-1042.
+LOYALTY_PHONE = SimulatedTag(
+    "loyalty-phone",
+    bytes.fromhex("08000000"),
+    b"\x00\x04",
+    0x20,
+    ats=bytes.fromhex("0578807002"),
+    ppse_fci=payment_fci(("A0000000041010", "MASTERCARD")),
+    random_uid=True,
+    member_id="M-1042",
+)
 TAGS: dict[str, SimulatedTag] = {
-    tag.name: tag for tag in (NTAG215, CLASSIC_1K, PAYMENT_CARD, PHONE)
+    tag.name: tag for tag in (NTAG215, CLASSIC_1K, PAYMENT_CARD, PHONE, RANDOM_PHONE, LOYALTY_PHONE)
 }
 
 
@@ -197,7 +222,7 @@ class Pn532Simulator(PtyDevice):
         if tag is None:
             self._waiting_for_tag = True
             return None
-        return b"\x01" + self.target_data(tag)
+        return b"\x01" + self.target_data(self._as_seen(tag))
 
     def _answer_waiting_list(self) -> None:
         if not self._waiting_for_tag:
@@ -207,7 +232,14 @@ class Pn532Simulator(PtyDevice):
             self._active = tag
         if tag is not None:
             self._waiting_for_tag = False
-            self._reply(0x4A, b"\x01" + self.target_data(tag))
+            self._reply(0x4A, b"\x01" + self.target_data(self._as_seen(tag)))
+
+    def _as_seen(self, tag: SimulatedTag) -> SimulatedTag:
+        """The tag as this anticollision sees it: a phone draws a new random UID each time."""
+        if not tag.random_uid:
+            return tag
+        uid = bytes([0x08]) + bytes(self.random.getrandbits(8) for _ in range(3))
+        return dataclasses.replace(tag, uid=uid)
 
     @staticmethod
     def target_data(tag: SimulatedTag, tg: int = 1) -> bytes:
@@ -226,6 +258,12 @@ class Pn532Simulator(PtyDevice):
         if tag.ppse_fci is not None:
             if apdu == emv.SELECT_PPSE:
                 return b"\x00" + tag.ppse_fci + emv.SW_OK
+            if apdu == emv.select_by_aid(emv.LOYALTY_AID) and tag.member_id is not None:
+                fci = _tlv(
+                    "6F",
+                    _tlv("84", emv.LOYALTY_AID) + _tlv("A5", _tlv("C0", tag.member_id.encode())),
+                )
+                return b"\x00" + fci + emv.SW_OK
             return b"\x00\x6a\x82"  # SW 6A 82: file or application not found
         if tag.sel_res == 0x00 and apdu[:1] == b"\x30":  # Ultralight READ: 4 blank pages
             return b"\x00" + bytes(16)

@@ -85,6 +85,9 @@ class _Terminal(Device):
         self.card_delay = 0.05
         self.pin_delay = 0.1
         self.online_delay = 0.05
+        # BMP 22 as sent: masked (E nibbles) like a well-configured terminal, or a whole
+        # number like a misconfigured one, to test that nothing downstream keeps it.
+        self.card_number = MASKED_PAN
         self.ack_timeout = 5.0
         self.book_without_ack = True
         self.journal: list[Booking] = []
@@ -278,7 +281,7 @@ class _Terminal(Device):
         data += encode_bmp(0x49, bcd_encode(978, 2))
         if code:
             return data + encode_bmp(0x3C, b"Abgelehnt")
-        data += encode_bmp(0x22, MASKED_PAN) + encode_bmp(0x87, bcd_encode(receipt, 2))
+        data += encode_bmp(0x22, self.card_number) + encode_bmp(0x87, bcd_encode(receipt, 2))
         data += encode_bmp(0x3B, f"{trace:06d}".encode() + b"\x00\x00")
         data += encode_bmp(0x8A, b"\x05") + encode_bmp(0x8B, CARD_NAME)
         data += encode_bmp(

@@ -25,6 +25,12 @@ BMP    key                     format                      decoded as
 
 and every other BMP of chapter 13 in :data:`BMPS`. Card numbers (BMP 22) and track data
 (23, 24, 2D) never leave this module in full: see :func:`mask_pan`.
+
+Real terminals send more than the table: vendor BMPs, TLV containers cut short. A BMP that is
+not in the table has no length we could know, so :func:`decode_bmps` keeps it and everything
+after it as :class:`Undecoded` (raw hex and the reason) under the key ``undecoded``; a TLV
+container whose objects overrun it keeps the objects that fit. Only bytes that break the
+framing (a known field cut off, a bad LLVAR length, an amount that is not BCD) are refused.
 """
 
 from __future__ import annotations
@@ -34,7 +40,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.errors import DecodeError
-from drivers.zvt.tlv import decode_tlv_container, encode_tlv_length, read_tlv_length
+from drivers.zvt.tlv import (
+    decode_tlv_container,
+    decode_tlv_prefix,
+    encode_tlv_length,
+    read_tlv_length,
+)
 
 # -- the APDU ----------------------------------------------------------------------------------
 
@@ -209,6 +220,20 @@ def redacted(raw: bytes) -> str:
     return "*" * (len(raw) * 2)
 
 
+def receipt_number(raw: bytes) -> int | None:
+    """BMP 87; ``FF FF`` stands for "no receipt" (e.g. no open pre-authorisation, 2.22)."""
+    return None if raw == b"\xff\xff" else bcd_int(raw, "receipt number")
+
+
+@dataclass(frozen=True, slots=True)
+class Undecoded:
+    """Bytes kept as they came: from ``offset`` in the data block to its end, and why."""
+
+    offset: int
+    hex: str
+    reason: str
+
+
 # -- the bitmap table (chapter 13, with formats from §3.1.1) ------------------------------------
 
 LLVAR = -2
@@ -257,7 +282,7 @@ BMPS: dict[int, Bmp] = _table(
     (0x49, "currency", 2, currency),
     (0x4C, "blocked_goods_groups", LLVAR, bcd_digits),
     (0x60, "individual_totals", LLLVAR, hexstr),
-    (0x87, "receipt_number", 2, bcd_int),
+    (0x87, "receipt_number", 2, receipt_number),
     (0x88, "turnover_number", 3, bcd_int),
     (0x8A, "card_type", 1, binary),
     (0x8B, "card_name", LLVAR, text),
@@ -287,11 +312,12 @@ def var_length(data: bytes, pos: int, digits: int, what: str) -> int:
 
 
 def _field_extent(data: bytes, pos: int, bmp: Bmp) -> tuple[int, int]:
-    """(start, end) of the value of ``bmp`` that begins at ``pos``."""
+    """(start, end) of the value of ``bmp`` that begins at ``pos``; a TLV container's end may
+    lie past the data (the caller keeps what is there)."""
     if bmp.length == TLV:
         size, used = read_tlv_length(data, pos)
-        start = pos + used
-    elif bmp.length in (LLVAR, LLLVAR):
+        return pos + used, pos + used + size
+    if bmp.length in (LLVAR, LLLVAR):
         size = var_length(data, pos, -bmp.length, f"BMP {bmp.number:02X} ({bmp.key})")
         start = pos - bmp.length
     else:
@@ -303,15 +329,42 @@ def _field_extent(data: bytes, pos: int, bmp: Bmp) -> tuple[int, int]:
     return start, start + size
 
 
+def _tlv_field(data: bytes, start: int, end: int) -> tuple[dict[str, Any], Undecoded | None]:
+    """A TLV container's objects; what does not parse (a cut container) stays raw."""
+    content = data[start:end]
+    objects, stop, problem = decode_tlv_prefix(content)
+    if end > len(data):
+        problem = f"the TLV container announces {end - start} byte(s), {len(content)} follow"
+    if problem is None:
+        return objects, None
+    return objects, Undecoded(start + stop, data[start + stop :].hex().upper(), problem)
+
+
 def decode_bmps(data: bytes, offset: int = 0) -> dict[str, Any]:
-    """Every bitmap field of a data block, keyed by name; repeated fields keep the last value."""
+    """Every bitmap field of a data block, keyed by name; repeated fields keep the last value.
+
+    An unknown BMP ends the decoding: it and the rest are kept under ``undecoded``.
+    """
     fields: dict[str, Any] = {}
     pos = offset
     while pos < len(data):
         bmp = BMPS.get(data[pos])
         if bmp is None:
-            raise DecodeError(f"unknown BMP {data[pos]:02X} at data byte {pos}")
+            fields["undecoded"] = Undecoded(
+                pos,
+                data[pos:].hex().upper(),
+                f"BMP {data[pos]:02X} is not in the published table (PA00P015 chapter 13), "
+                "so its length is unknown",
+            )
+            break
         start, end = _field_extent(data, pos + 1, bmp)
+        if bmp.length == TLV:
+            fields[bmp.key], undecoded = _tlv_field(data, start, end)
+            if undecoded is not None:
+                fields["undecoded"] = undecoded
+                break
+            pos = end
+            continue
         try:
             fields[bmp.key] = bmp.decode(data[start:end])
         except DecodeError as exc:

@@ -18,7 +18,8 @@ Intermediate Status       terminal 04 FF  status [timeout] [06 TLV] (3.7)
 Print Line                terminal 06 D1  attribute text (3.5)
 Print Text-Block          terminal 06 D3  06 TLV with 25 print-texts (3.6)
 Completion                terminal 06 0F  BMPs, or SW-version + status after 05 01 (3.2)
-Abort                     terminal 06 1E  result-code [06 TLV] (3.3)
+Abort                     terminal 06 1E  [result-code [BMPs] [06 TLV]] (3.3, 2.22)
+Initialisation                     06 93  password [BMPs] (2.18)
 acknowledgement                    80 00  positive; 84 xx negative, xx a result code (5.2.3)
 =================================  =====  ===================================================
 """
@@ -28,7 +29,16 @@ from __future__ import annotations
 from typing import Any
 
 from drivers.errors import DecodeError
-from drivers.zvt.apdu import Apdu, bcd_encode, bcd_int, decode_bmps, encode_bmp, text, var_length
+from drivers.zvt.apdu import (
+    BMPS,
+    Apdu,
+    bcd_encode,
+    bcd_int,
+    decode_bmps,
+    encode_bmp,
+    text,
+    var_length,
+)
 from drivers.zvt.codes import (
     TERMINAL_STATUS,
     result_message,
@@ -128,9 +138,7 @@ def _intermediate_status(data: bytes) -> dict[str, Any]:
     if len(data) > 1:
         fields["timeout_minutes"] = bcd_int(data[1:2], "timeout byte")
     if len(data) > 2:
-        if data[2] != 0x06:
-            raise DecodeError(f"04 FF: expected 06 (TLV container) at byte 2, found {data[2]:02X}")
-        fields.update(decode_bmps(data, 2))
+        fields.update(decode_bmps(data, 2))  # a TLV container (06), or kept raw
     return fields
 
 
@@ -169,16 +177,17 @@ def _completion(data: bytes) -> dict[str, Any]:
 
 
 def _abort(data: bytes) -> dict[str, Any]:
+    """Result code, then BMPs: 06 TLV (3.3), 87 receipt numbers of open pre-authorisations
+    (2.22); with 6F "wrong currency" the terminal's currency code alone (2.2.9). Some
+    terminals send 06 1E 00: an abort with no result code at all."""
     if not data:
-        raise DecodeError("Abort 06 1E without a result code")
+        return {"result_code": None, "result_message": "aborted without a result code"}
     fields = _with_result({"result_code": data[0]})
     rest = data[1:]
-    if rest[:1] == b"\x06":
-        fields.update(decode_bmps(rest))
-    elif len(rest) == 2:  # only with 6F "wrong currency": the terminal's currency (2.2.9)
+    if len(rest) == 2 and rest[0] not in BMPS:
         fields["currency"] = str(bcd_int(rest, "currency code")).rjust(3, "0")
-    elif rest:
-        raise DecodeError(f"Abort 06 1E: {len(rest)} unexpected byte(s) after the result code")
+    else:
+        fields.update(decode_bmps(data, 1))
     return fields
 
 
@@ -222,6 +231,7 @@ _DECODERS = {
     (0x06, 0x31): _password_then_bmps,
     (0x06, 0x20): _password_then_bmps,
     (0x06, 0x50): _password_then_bmps,
+    (0x06, 0x93): _password_then_bmps,
 }
 
 

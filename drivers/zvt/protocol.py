@@ -153,7 +153,7 @@ class Dialogue:
         elif apdu.control == (0x06, 0x0F):
             outcome.completion = fields
         elif apdu.control == (0x06, 0x1E):
-            outcome.aborted, outcome.result_code = True, fields["result_code"]
+            outcome.aborted, outcome.result_code = True, fields.get("result_code")
         return None
 
 

@@ -169,10 +169,14 @@ def _read_tag(data: bytes, pos: int) -> tuple[int, int]:
 MAX_DEPTH = 16  # constructed objects inside constructed objects; real messages use 2 or 3
 
 
+class TlvTooDeep(DecodeError):
+    """Constructed objects nested past :data:`MAX_DEPTH`: refused, never kept raw."""
+
+
 def parse_tlv(data: bytes, depth: int = 0) -> tuple[TlvObject, ...]:
     """The data objects in ``data`` (the content of a container, without its length)."""
     if depth > MAX_DEPTH:
-        raise DecodeError(f"TLV objects nested deeper than {MAX_DEPTH} levels")
+        raise TlvTooDeep(f"TLV objects nested deeper than {MAX_DEPTH} levels")
     objects = []
     pos = 0
     while pos < len(data):
@@ -204,6 +208,30 @@ def tlv_to_dict(objects: tuple[TlvObject, ...]) -> dict[str, Any]:
 
 def decode_tlv_container(content: bytes) -> dict[str, Any]:
     return tlv_to_dict(parse_tlv(content))
+
+
+def decode_tlv_prefix(content: bytes) -> tuple[dict[str, Any], int, str | None]:
+    """The top-level objects of ``content`` that parse whole, the offset where parsing
+    stopped and why (None when all of it parsed). Real terminals cut containers short."""
+    objects: list[TlvObject] = []
+    pos = 0
+    while pos < len(content):
+        try:
+            (obj,) = parse_tlv(content[pos : pos + _object_size(content, pos)])
+        except TlvTooDeep:
+            raise
+        except DecodeError as exc:
+            return tlv_to_dict(tuple(objects)), pos, f"TLV object at byte {pos}: {exc}"
+        objects.append(obj)
+        pos += _object_size(content, pos)
+    return tlv_to_dict(tuple(objects)), pos, None
+
+
+def _object_size(data: bytes, pos: int) -> int:
+    """Tag, length and value bytes of the object at ``pos`` (which may overrun ``data``)."""
+    _tag, end = _read_tag(data, pos)
+    size, used = read_tlv_length(data, end)
+    return end + used + size - pos
 
 
 def encode_tlv(tag: int, value: bytes) -> bytes:

@@ -169,15 +169,54 @@ def worker() -> None:
     )
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option(
     "--simulate",
     is_flag=True,
     help="Start a simulated ZVT terminal and PN532 reader for the first configured till.",
 )
-def devices(simulate: bool) -> None:
-    """Own the tills' serial ports: run card jobs, poll NFC readers, write heartbeats."""
-    from gateway.config import tag_token_key
+@click.pass_context
+def devices(ctx: click.Context, simulate: bool) -> None:
+    """Own the tills' serial ports: run card jobs, poll NFC readers, write heartbeats
+    (without a sub-command); ``kassa devices log`` shows what they said."""
+    if ctx.invoked_subcommand is None:
+        _run_device_host(simulate)
+
+
+@devices.command("log")
+@click.option("--till", "till", required=True, metavar="STORE/TILL", help='e.g. "Berlin Mitte/T01"')
+@click.option("--since", default="10m", show_default=True, help="How far back: 90s, 10m, 2h, 1d.")
+@click.option("--device", type=click.Choice(["card_terminal", "nfc_reader"]), default=None)
+def devices_log(till: str, since: str, device: str | None) -> None:
+    """Print a till's raw device log: every byte to and from its terminal and reader, with
+    the decoded message beside it (card data masked)."""
+    from drivers.device_log import device_directory, format_entry, read_entries
+    from gateway.config import device_log_dir, load_config
+
+    store, slash, label = till.rpartition("/")
+    if not slash or not store or not label:
+        raise click.UsageError(f"--till is STORE/TILL, e.g. 'Berlin Mitte/T01', not {till!r}")
+    folder = device_directory(device_log_dir(load_config()), store, label)
+    entries = read_entries(folder, time.time() - _seconds(since))
+    for entry in entries:
+        if device is None or entry["device"] == device:
+            click.echo(format_entry(entry))
+    if not entries:
+        click.echo(f"kassa: nothing logged for {store}/{label} in the last {since}", err=True)
+
+
+def _seconds(span: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = span[:-1], span[-1:]
+    if unit not in units or not number.replace(".", "", 1).isdigit():
+        raise click.BadParameter(
+            f"{span!r}: a number and s, m, h or d (e.g. 10m)", param_hint="--since"
+        )
+    return float(number) * units[unit]
+
+
+def _run_device_host(simulate: bool) -> None:
+    from gateway.config import device_log_dir, tag_token_key
     from gateway.entrypoints.device_host import DeviceHost, configured_tills
 
     config = _config()
@@ -210,6 +249,9 @@ def devices(simulate: bool) -> None:
         tills,
         token_key=tag_token_key(config),
         heartbeat_seconds=config.devices.heartbeat_seconds,
+        log_dir=device_log_dir(config),
+        log_max_bytes=config.devices.log_max_bytes,
+        log_backups=config.devices.log_backups,
     )
     try:
         host.run(stop=lambda: stopping)

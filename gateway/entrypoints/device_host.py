@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,6 +43,7 @@ from gateway.settings import Settings, TillDeviceSettings
 
 log = logging.getLogger(__name__)
 TAP_DEBOUNCE = timedelta(seconds=3)
+UNIDENTIFIED_TAP = ""  # the token of a tap that names nobody (see identity_token)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class TillDevices:
     reader_baudrate: int = 115200
     # The store's time zone: ZVT terminals report local time without a zone.
     timezone: str = "UTC"
+    store: str = ""  # the store's name, for the device log's folder
     # run time
     terminal: Any = None
     reader: Any = None
@@ -101,6 +104,7 @@ def configured_tills(db: Database, settings: Settings) -> list[TillDevices]:
                     terminal_link=terminal_link(entry),
                     reader_url=entry.reader_url,
                     reader_baudrate=entry.reader_baudrate,
+                    store=entry.store,
                 )
             )
     return out
@@ -115,6 +119,9 @@ class DeviceHost:
         token_key: bytes,
         heartbeat_seconds: float = 2.0,
         host: str = "",
+        log_dir: Path | None = None,
+        log_max_bytes: int = 1_048_576,
+        log_backups: int = 3,
     ) -> None:
         self.db = db
         self.tills = tills
@@ -122,6 +129,8 @@ class DeviceHost:
         self.heartbeat_seconds = heartbeat_seconds
         self.host = host or jobs.worker_name()
         self._next_heartbeat = 0.0
+        self.log_dir = log_dir
+        self.log_limits = (log_max_bytes, log_backups)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -188,6 +197,8 @@ class DeviceHost:
             if not till.terminal_url:
                 raise DeviceError(f"till {till.label} has no card terminal configured")
             transport = Transport(till.terminal_url, baudrate=till.terminal_baudrate).open()
+            link = "zvt-tcp" if till.terminal_link == "tcp" else "zvt-serial"
+            transport.tap = self.device_log(till, "card_terminal", link)
             till.terminal = CardTerminal(
                 transport, password=till.terminal_password, tcp=till.terminal_link == "tcp"
             )
@@ -199,6 +210,7 @@ class DeviceHost:
             from drivers.pn532.reader import NfcReader
 
             transport = Transport(till.reader_url, baudrate=till.reader_baudrate).open()
+            transport.tap = self.device_log(till, "nfc_reader", "pn532")
             reader = NfcReader(transport)
             reader.wake_up()
             reader.sam_configuration()
@@ -206,11 +218,23 @@ class DeviceHost:
             self._state(till, "nfc_reader", "connected", None)
         return till.reader
 
+    def device_log(self, till: TillDevices, kind: str, protocol: str) -> Any:
+        """The support log of one device (every byte, masked), or None without a log folder."""
+        if self.log_dir is None:
+            return None
+        from drivers.device_log import DeviceLog, device_directory
+
+        folder = device_directory(self.log_dir, till.store or str(till.till_id), till.label)
+        max_bytes, backups = self.log_limits
+        return DeviceLog(folder / f"{kind}.log", protocol, max_bytes=max_bytes, backups=backups)
+
     def _close(self, till: TillDevices) -> None:
         for device in (till.terminal, till.reader):
             transport = getattr(device, "transport", None)
             if transport is not None:
                 transport.close()
+                if hasattr(transport.tap, "flush"):
+                    transport.tap.flush()
         till.terminal = till.reader = None
 
     def _with_terminal(self, till: TillDevices, work: Callable[[Any], Any]) -> Any:
@@ -349,7 +373,7 @@ class DeviceHost:
             return False
         if event is None:
             return False
-        token = self.tag_token(bytes(event.uid))
+        token = self.identity_token(event)
         now = utcnow()
         if till.last_tap and till.last_tap[0] == token and now - till.last_tap[1] < TAP_DEBOUNCE:
             return False
@@ -370,6 +394,23 @@ class DeviceHost:
     def tag_token(self, uid: bytes) -> str:
         """A keyed hash of a tag's UID: stable per customer, useless without the key."""
         return hmac.new(self.token_key, uid, hashlib.sha256).hexdigest()
+
+    def identity_token(self, event: Any) -> str:
+        """Who tapped, as a keyed hash of something stable, or "" for nobody we can know.
+
+        A phone or bank card (ISO-DEP) names a customer only through Kassa's loyalty
+        application (its member id); its UID is random at every tap (ISO/IEC 14443-3: 4 bytes
+        starting 08), or, when fixed, is the bank's card, not our customer's. Store-issued
+        loyalty cards (MIFARE, NTAG) with a fixed UID are known by their UID's keyed hash.
+        """
+        member_id = getattr(event, "member_id", None)
+        if member_id:
+            return hmac.new(
+                self.token_key, b"member\x1f" + member_id.encode(), "sha256"
+            ).hexdigest()
+        if event.kind == "iso_dep" or getattr(event, "random_uid", False):
+            return UNIDENTIFIED_TAP
+        return self.tag_token(bytes(event.uid))
 
     # -- heartbeat --------------------------------------------------------------------------
 

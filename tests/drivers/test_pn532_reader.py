@@ -179,7 +179,9 @@ def test_poll_payment_card_reads_labels_and_nothing_else(
         ("A0000003591010028001", "GIROCARD"),
     )
     assert event.ats == PAYMENT_CARD.ats and event.sel_res == 0x20
-    assert sim.apdus == [emv.SELECT_PPSE]
+    # SELECT PPSE, then SELECT of Kassa's loyalty application, which a bank card lacks (6A 82)
+    assert sim.apdus == [emv.SELECT_PPSE, emv.select_by_aid(emv.LOYALTY_AID)]
+    assert event.member_id is None
     instructions = {(apdu[0], apdu[1]) for apdu in sim.apdus}
     assert (0x00, 0xB2) not in instructions  # READ RECORD
     assert (0x80, 0xA8) not in instructions  # GET PROCESSING OPTIONS

@@ -8,7 +8,12 @@ Sources (each vector names its own):
   real terminals: StatusInformationParserTest.cs, ApduHelperTest.cs, PrintLineTest.cs,
   PrintTextBlockTest.cs, IntermediateStatusInformationParserTest.cs, ZvtClientTest.cs).
 - [ECRTERM] github.com/wirelane/ecrterm ``ecrterm/tests/`` (test_parsing.py, test_apdu.py,
-  test_parsing_abort.py).
+  test_parsing_abort.py; test_parsing_completion.py at 1290d8d8ad7a2b956895d7d382fc08eed4dadbb5,
+  test_parsing_open_reservation_responses.py at 6d5f7b1fa87ce60e2ba9de4895f129ee3ba56cf3).
+- [BEZAHL] github.com/bezahl-online/zvt at a6c3f0737a84c3a4ef88d2ba2e85031dbd354d14,
+  ``command/testdata/*.hex``: raw APDUs captured from a terminal in the field.
+- [PORTALUM@ed877cb] Portalum.Zvt at ed877cb180a626316b4cbd3c91481b48bcd33b31,
+  ``src/Portalum.Zvt.UnitTest/ZvtClientTest.cs`` and ``BmpParserTest.cs``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from drivers.errors import DecodeError
 from drivers.zvt import messages
 from drivers.zvt.apdu import (
     Apdu,
+    Undecoded,
     bcd_encode,
     decode_apdu,
     decode_bmps,
@@ -31,6 +37,7 @@ from drivers.zvt.apdu import (
     encode_bmp,
     header_size,
     mask_pan,
+    var_length,
 )
 from drivers.zvt.codes import result_message, status_message
 from drivers.zvt.messages import decode_message, print_lines
@@ -314,7 +321,6 @@ def test_commands_from_captures_decode() -> None:
     [
         ("04 0F", "truncated APDU"),
         ("04 0F 05 27 00", "says 5 data bytes but 2 follow"),
-        ("04 0F 03 27 00 00", "unknown BMP 00"),
         ("04 0F 03 04 00 00", "BMP 04 (amount_minor) needs 6 byte(s), 2 left"),
         ("04 0F 03 22 F1 01", "bad length"),
         ("04 0F 07 04 00 00 00 00 AB CD", "is not packed BCD"),
@@ -334,3 +340,135 @@ def test_apdu_round_trip(cls: int, instr: int, data: bytes) -> None:
 @given(st.integers(0, 999_999_999_999))
 def test_amount_round_trip(amount: int) -> None:
     assert decode_bmps(messages.authorisation(amount).data)["amount_minor"] == amount
+
+
+# -- what real terminals send beyond the published table ----------------------------------------
+
+
+def test_abort_without_a_result_code() -> None:
+    # [PORTALUM@ed877cb] ZvtClientTest.EndOfDayAsync_CommandCompletionReceivedWithAbortReceived1
+    assert fields("06 1E 00") == {
+        "result_code": None,
+        "result_message": "aborted without a result code",
+    }
+
+
+def test_abort_with_receipt_numbers_after_the_result_code() -> None:
+    # [ECRTERM] test_open_reservations_response_no_receipt_numbers: 87 FF FF = no receipt
+    none = fields("06 1E 04 B8 87 FF FF")
+    assert none["result_code"] == 0xB8
+    assert none["receipt_number"] is None
+    # [ECRTERM] test_open_reservations_response_receipt
+    assert fields("06 1E 04 B8 87 01 23")["receipt_number"] == 123
+
+
+def test_abort_whose_tlv_container_is_cut_keeps_what_came() -> None:
+    # [ECRTERM] test_open_reservations_response_receipt_and_tlv. Its APDU length byte (11) is
+    # one more than the 16 bytes that follow, corrected to 10 here; the TLV lengths are as
+    # given: the container announces 11 hex bytes and 10 follow, its object 23 announces 9
+    # and 8 follow. The receipt number decodes; the cut container stays raw and says why.
+    abort = fields("06 1E 10 B8 87 01 23 06 11 23 09 08 02 45 67 08 02 78 90")
+    assert abort["receipt_number"] == 123
+    assert abort["tlv"] == {}
+    undecoded = abort["undecoded"]
+    assert isinstance(undecoded, Undecoded)
+    assert undecoded.offset == 6
+    assert undecoded.hex == "2309080245670802789" + "0"
+    assert "announces 17 byte(s), 10 follow" in undecoded.reason
+
+
+def test_tlv_container_cut_mid_object_keeps_the_whole_objects() -> None:
+    # [ECRTERM] test_parsing_abort.py capture, cut inside its second object (1F17, the
+    # error text) as a dropped line leaves it; the APDU length byte counts what is left.
+    whole = bytes.fromhex(
+        "061e2e6c062b1f1605ff000014411f1720416262727563682064757263682065787465726e6573204b6f"
+        "6d6d616e646f21"
+    )
+    data = whole[3:30]
+    abort = decode_message(decode_apdu(bytes([0x06, 0x1E, len(data)]) + data))
+    assert abort["result_code"] == 0x6C
+    assert abort["tlv"] == {"extended_error_code": "FF00001441"}
+    assert abort["undecoded"].offset == 11
+    assert abort["undecoded"].hex.startswith("1F1720")
+
+
+def test_completion_with_a_vendor_bmp_keeps_it_raw() -> None:
+    # [BEZAHL] command/testdata/1619070661833PT.hex: 06 0F 01 DC
+    completion = fields("06 0F 01 DC")
+    assert completion == {
+        "undecoded": Undecoded(
+            0,
+            "DC",
+            "BMP DC is not in the published table (PA00P015 chapter 13), so its length is unknown",
+        )
+    }
+
+
+def test_known_fields_before_a_vendor_bmp_still_decode() -> None:
+    # [BEZAHL] command/testdata/1620218414428PT.hex (a Completion with 19, 29, 49) followed
+    # by the vendor byte of 1619070661833PT.hex
+    completion = fields("06 0F 0B 19 00 29 29 00 10 06 49 09 78 DC")
+    assert completion["terminal_id"] == "29001006"
+    assert completion["currency"] == "978"
+    assert completion["undecoded"].offset == 10
+    assert completion["undecoded"].hex == "DC"
+
+
+def test_completion_with_no_bmps_after_a_status_enquiry() -> None:
+    # [PORTALUM@ed877cb] ZvtClientTest (EndOfDayAsync_…, PaymentAsync_…): 06 0F 00
+    assert fields("06 0F 00") == {}
+
+
+def test_completion_with_software_version_and_a_vendor_tlv() -> None:
+    # [ECRTERM] test_parsing_completion.py test_completion: a real terminal's answer to
+    # Status-Enquiry, with tags E4 and 34 (constructed, outside §9.4.1) in its TLV container
+    completion = fields(
+        "060f89f0f4f04745522d4150502d76322e302e393b635230322e30312e30312d30302e30392d322d"
+        "323b4343323600065b1f44045250"
+        "0245e4431f400a6356454e4420626f782b1f41284745522d4150502d76322e302e393b635230322e"
+        "30312e30312d30302e30392d322d"
+        "323b434332361f420411e930ec1f430100340d1f0e04202306221f0f03085556"
+    )
+    assert completion["software_version"] == "GER-APP-v2.0.9;cR02.01.01-00.09-2-2;CC26"
+    assert completion["terminal_status_text"] == "PT ready"
+    assert completion["tlv"]["tag_E4"]["serial_number"] == "11E930EC"
+    assert completion["tlv"]["tag_E4"]["device_name"] == "cVEND box+"
+    assert "undecoded" not in completion
+
+
+def test_initialisation_with_bmps_outside_the_table() -> None:
+    # decom (C++ device library) test/prot_zvt test1, cmd1_req: 06 93 03 12 34 56
+    assert fields("06 93 03 12 34 56") == {"password": "******"}
+    # [SPEC] 2.18 allows BMPs after the password; one outside chapter 13 (here the vendor
+    # byte DC of [BEZAHL] 1619070661833PT.hex) stays raw
+    init = fields("06 93 05 12 34 56 DC 01")
+    assert init["password"] == "******"
+    assert init["undecoded"] == Undecoded(3, "DC01", init["undecoded"].reason)
+
+
+def test_card_name_ends_in_nul() -> None:
+    # [PORTALUM] StatusInformationParserTest.Parse_PaymentGood1: 8B F1 F7 "Debit Mastercard" 00
+    assert decode_bmps(bytes.fromhex("8B F1 F7 4465626974204D617374657263617264 00")) == {
+        "card_name": "Debit Mastercard"
+    }
+
+
+@pytest.mark.parametrize(
+    ("head", "digits", "size"),
+    [
+        ("F0 F1 F9", 3, 19),  # [PORTALUM@ed877cb] BmpParserTest GetDataLengthLLL 1
+        ("F1 F8 F9", 3, 189),  # GetDataLengthLLL 2
+        ("F1 F8", 2, 18),  # GetDataLengthLL 1
+        ("F1 F0", 2, 10),  # GetDataLengthLL 2
+    ],
+)
+def test_llvar_and_lllvar_length_vectors(head: str, digits: int, size: int) -> None:
+    assert var_length(bytes.fromhex(head), 0, digits, "field") == size
+
+
+def test_intermediate_status_with_something_other_than_tlv_keeps_it() -> None:
+    # [BEZAHL] command/testdata/data081621025.hex: 04 FF 01 0E (status only)
+    assert fields("04 FF 01 0E") == {"status": 0x0E, "status_text": "Please wait..."}
+    odd = fields("04 FF 03 0E 01 DC")
+    assert odd["timeout_minutes"] == 1
+    assert odd["undecoded"].hex == "DC"

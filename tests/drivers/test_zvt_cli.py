@@ -102,7 +102,7 @@ def test_decode_unframes_and_checks_the_crc() -> None:
         ("04 0F zz", "not hex: 'z'"),
         ("04 0F 0", "odd number of hex digits"),
         ("04 0F 02 27", "says 2 data bytes but 1 follow"),
-        ("04 0F 02 99 00", "unknown BMP 99"),
+        ("04 0F 02 04 00", "BMP 04 (amount_minor) needs 6 byte(s), 1 left"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_exit_2(hex_text: str, problem: str) -> None:

@@ -233,6 +233,7 @@ def test_device_host_killed_mid_authorisation_never_charges_twice(
     config = tmp_path / "devices.toml"
     config.write_text(
         "[devices]\nsimulated = false\nheartbeat_seconds = 1\ntag_token_key = 'k'\n"
+        f"log_dir = '{tmp_path / 'device-logs'}'\n"
         "[[devices.tills]]\nstore = 'Berlin Mitte'\ntill = 'T01'\n"
         f"terminal_url = '{terminal.port}'\nterminal_baudrate = 115200\nreader_url = ''\n"
     )
@@ -274,6 +275,7 @@ def test_device_host_killed_mid_refund_never_refunds_twice(
     config = tmp_path / "devices.toml"
     config.write_text(
         "[devices]\nsimulated = false\nheartbeat_seconds = 1\ntag_token_key = 'k'\n"
+        f"log_dir = '{tmp_path / 'device-logs'}'\n"
         "[[devices.tills]]\nstore = 'Berlin Mitte'\ntill = 'T01'\n"
         f"terminal_url = '{terminal.port}'\nterminal_baudrate = 115200\nreader_url = ''\n"
     )

@@ -1,6 +1,10 @@
 """Who is paying: a customer recognised by a wallet id, a member code, an NFC tag token or a
 phone number, each kept only as a keyed hash, plus what promotions need to know of them.
 
+An NFC tap identifies only through something stable the tag offers (the device host's
+token: a loyalty application's member id, or a store card's fixed UID); a tap that offers
+nothing stable (a phone's random UID) asks the cashier for the member code or wallet QR.
+
 Identities are HMAC-SHA256 digests under the merchant's identity key (``[promotions]
 identity_key``), so a stolen database names nobody. The first identity found wins, in the
 order member code, wallet id, NFC tag, phone; identities given alongside it that are new are
@@ -113,6 +117,11 @@ def last_tap_token(uow: UnitOfWork, till_id: int, *, within: timedelta) -> str:
     if tap is None:
         seconds = int(within.total_seconds())
         raise InvalidInput(f"no card or phone was tapped on this till's reader in {seconds} s")
+    if not tap.token:  # a phone or bank card without our loyalty app: its UID is random
+        raise InvalidInput(
+            "the card or phone tapped does not say who the customer is (a phone shows a new "
+            "number at every tap): ask for the member code or scan the wallet QR"
+        )
     return tap.token
 
 
