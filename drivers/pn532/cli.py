@@ -6,8 +6,6 @@ on ``kassa simulate``.
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import Any
 
 import click
@@ -97,18 +95,10 @@ def _target_json(target: Target) -> dict[str, Any]:
 @click.option("--baudrate", default=115200, show_default=True, help="Pace bytes as this line.")
 def pn532_simulate_command(tag: str | None, baudrate: int) -> None:
     """Simulate a PN532 reader on a pty; print its port path and run until Ctrl-C."""
+    from drivers.simulators.base import serve_until_interrupted
     from drivers.simulators.pn532 import TAGS, Pn532Simulator
 
     simulator = Pn532Simulator(baudrate=baudrate)
     if tag:
         simulator.present(TAGS[tag])
-    simulator.start()
-    click.echo(simulator.port)
-    sys.stdout.flush()
-    try:
-        while True:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        simulator.stop()
+    serve_until_interrupted(simulator)

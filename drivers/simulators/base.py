@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import select
+import signal
 import socket
 import threading
 import time
@@ -284,3 +285,27 @@ class TcpDevice(Device):
         if not data:
             raise DeviceDisconnected("the client closed the connection")
         return data
+
+
+def serve_until_interrupted(simulator: Device) -> None:
+    """Start the simulator, print its port, and serve until Ctrl-C (SIGINT) or SIGTERM.
+
+    Both signals are handled, whatever the process inherited (a program started in the
+    background by a non-interactive shell ignores SIGINT, and would otherwise never stop), and
+    before the port is printed, so whoever reads it may stop the simulator at once.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    simulator.start()
+    try:
+        print(simulator.port, flush=True)
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        simulator.stop()

@@ -8,7 +8,6 @@ unframed and its CRC checked first) and prints its fields as JSON. Bad input pri
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 import click
@@ -59,6 +58,7 @@ def describe(raw: bytes) -> dict[str, Any]:
 def zvt_simulate_command(baudrate: int, pin_delay: float, tcp: bool, port: int) -> None:
     """Simulate a ZVT card terminal on a pty, or with --tcp on 127.0.0.1; print the port to open
     (a pty path, or a socket:// URL) and run until Ctrl-C."""
+    from drivers.simulators.base import serve_until_interrupted
     from drivers.simulators.zvt import ZvtSimulator, ZvtTcpSimulator
 
     if port and not tcp:
@@ -73,13 +73,4 @@ def zvt_simulate_command(baudrate: int, pin_delay: float, tcp: bool, port: int) 
             click.echo(f"kassa: cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
             sys.exit(2)
     simulator.pin_delay = pin_delay
-    simulator.start()
-    click.echo(simulator.port)
-    sys.stdout.flush()
-    try:
-        while True:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        simulator.stop()
+    serve_until_interrupted(simulator)

@@ -136,3 +136,28 @@ def test_simulate_prints_the_port_and_serves_until_ctrl_c() -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_simulate_stops_on_ctrl_c_even_when_started_with_sigint_ignored() -> None:
+    """A program started in the background by a non-interactive shell inherits SIGINT ignored;
+    the simulator still stops on Ctrl-C (and on SIGTERM) instead of running forever."""
+    script = (
+        "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "from drivers.zvt.cli import zvt_simulate_command as c; c(['--pin-delay', '0.01'])"
+    )
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        process = subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip().startswith("/dev/")
+            process.send_signal(stop)
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
