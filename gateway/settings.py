@@ -85,11 +85,13 @@ class TillDeviceSettings(Section):
     terminal_link: Literal["serial", "tcp"] | None = None
     reader_url: str = ""
     reader_baudrate: int = Field(115200, ge=1)
+    end_of_day_time: str | None = Field(None, pattern=r"^$|^\d{2}:\d{2}$")
 
 
 class DeviceSettings(Section):
     simulated: bool = True
     heartbeat_seconds: float = Field(2, gt=0)
+    end_of_day_time: str = Field("23:00", pattern=r"^$|^\d{2}:\d{2}$")
     tag_token_key: str = ""
     tills: tuple[TillDeviceSettings, ...] = ()
 

@@ -37,18 +37,23 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from drivers.errors import DeviceError
 from drivers.simulators.base import Device, PtyDevice, TcpDevice
 from drivers.zvt.apdu import Apdu, bcd_encode, bcd_int, decode_apdu, encode_apdu, encode_bmp
 from drivers.zvt.framing import LinkTimings, SerialLink, TcpLink
 from drivers.zvt.tlv import encode_tlv
+from drivers.zvt.totals import encode_individual_totals
 
 MASKED_PAN = bytes.fromhex("6799EEEEEEEE0019")  # shown as 6799********0019
 CARD_NAME = b"Girocard\x00"
 GIROCARD_AID = bytes.fromhex("A0000003591010")
 INSERT_CARD, WATCH_PIN_PAD, PLEASE_WAIT = 0x0A, 0x01, 0x0E
 ABORTED = 0x6C
+WRONG_CURRENCY = 0x6F
+# What the simulated receipts print (ISO 4217 numeric code: alphabetic code, decimals).
+CURRENCIES = {"978": ("EUR", 2), "392": ("JPY", 0), "840": ("USD", 2), "756": ("CHF", 2)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,9 @@ class _Terminal(Device):
 
     def _init_terminal(self, terminal_id: str) -> None:
         self.terminal_id = terminal_id
+        # The terminal's clock shows the store's local time (no zone on the wire); None: this
+        # machine's local time.
+        self.clock_zone: str | None = None
         self.decline_next: int | None = None
         self.card_delay = 0.05
         self.pin_delay = 0.1
@@ -93,6 +101,10 @@ class _Terminal(Device):
         self._trace = 0
         self._receipt = 0
         self._reversed: set[int] = set()
+        self._batch_start = 0  # the journal's first booking since the last End-of-Day
+        self.batches_closed = 0
+        self.currency = "978"  # the currency the terminal takes (ISO 4217 numeric)
+        self.registered_currency: str | None = None  # as the ECR's Registration said
         self._last_status: bytes | None = None
         self._last_receipt: list[str] = []
         self._link: SerialLink | TcpLink | None = None
@@ -211,13 +223,18 @@ class _Terminal(Device):
         self._answer(Apdu(0x80, 0x00))
         data = encode_bmp(0x19, b"\x00") + encode_bmp(0x29, bytes.fromhex(self.terminal_id))
         if len(apdu.data) >= 6:
-            data += encode_bmp(0x49, apdu.data[4:6])
+            self.registered_currency = apdu.data[4:6].hex()[1:]
+        data += encode_bmp(0x49, bcd_encode(self.currency, 2))  # the one it takes
         self._tell(Apdu(0x06, 0x0F, data))
 
     def _payment(self, apdu: Apdu, kind: str) -> None:
         fields = apdu.data[3:] if kind == "refund" else apdu.data
         amount = bcd_int(fields[1:7]) if fields[:1] == b"\x04" else 0
         self._answer(Apdu(0x80, 0x00))
+        asked = fields[8:10].hex() if fields[7:8] == b"\x49" else self.currency
+        if asked.lstrip("0") != self.currency.lstrip("0"):  # 2.2.9: 6F and the terminal's own
+            self._tell(Apdu(0x06, 0x1E, bytes([WRONG_CURRENCY]) + bcd_encode(self.currency, 2)))
+            return
         lost = False
         for phase, code, delay in (
             ("card", INSERT_CARD, self.card_delay),
@@ -242,7 +259,7 @@ class _Terminal(Device):
         code, self.decline_next = self.decline_next or 0, None
         trace, receipt = self._next_numbers(booked=code == 0)
         status = self._status_information(code, amount, trace, receipt)
-        lines = _receipt_lines(kind, amount, trace, receipt, code)
+        lines = _receipt_lines(kind, self._amount_text(amount), trace, receipt, code)
         try:
             if lost:
                 raise _Lost
@@ -269,13 +286,13 @@ class _Terminal(Device):
         self._last_status, self._last_receipt = apdu, lines
 
     def _status_information(self, code: int, amount: int, trace: int, receipt: int) -> bytes:
-        now = dt.datetime.now()
+        now = dt.datetime.now(ZoneInfo(self.clock_zone)) if self.clock_zone else dt.datetime.now()
         data = encode_bmp(0x27, bytes([code])) + encode_bmp(0x04, bcd_encode(amount, 6))
         data += encode_bmp(0x0B, bcd_encode(trace, 3))
         data += encode_bmp(0x0C, bytes.fromhex(now.strftime("%H%M%S")))
         data += encode_bmp(0x0D, bytes.fromhex(now.strftime("%m%d")))
         data += encode_bmp(0x29, bytes.fromhex(self.terminal_id))
-        data += encode_bmp(0x49, bcd_encode(978, 2))
+        data += encode_bmp(0x49, bcd_encode(self.currency, 2))
         if code:
             return data + encode_bmp(0x3C, b"Abgelehnt")
         data += encode_bmp(0x22, MASKED_PAN) + encode_bmp(0x87, bcd_encode(receipt, 2))
@@ -288,7 +305,8 @@ class _Terminal(Device):
 
     def _reversal(self, apdu: Apdu) -> None:
         receipt = bcd_int(apdu.data[4:6]) if apdu.data[3:4] == b"\x87" else -1
-        original = next((b for b in self.journal if b.receipt_number == receipt), None)
+        batch = self.journal[self._batch_start :]  # after End-of-Day, only a refund (06 31)
+        original = next((b for b in batch if b.receipt_number == receipt), None)
         self._answer(Apdu(0x80, 0x00))
         if original is None or receipt in self._reversed or original.kind != "authorisation":
             code = 0xB4 if receipt in self._reversed else 0xB5
@@ -299,14 +317,42 @@ class _Terminal(Device):
         self._conclude("reversal", original.amount_minor, lost=False)
 
     def _end_of_day(self, apdu: Apdu) -> None:
+        """Close the open batch: its total (charges less refunds) and count, per card type."""
         self._answer(Apdu(0x80, 0x00))
         self._status(PLEASE_WAIT)
-        total = sum(b.amount_minor * (-1 if b.kind != "authorisation" else 1) for b in self.journal)
+        batch = self.journal[self._batch_start :]
+        charges = [b for b in self.open_batch() if b.kind == "authorisation"]
+        refunded = sum(b.amount_minor for b in batch if b.kind == "refund")
+        total = sum(b.amount_minor for b in charges) - refunded
+        receipts = [b.receipt_number for b in batch] or [0]
         self._trace += 1
         data = encode_bmp(0x27, b"\x00") + encode_bmp(0x04, bcd_encode(max(total, 0), 6))
         data += encode_bmp(0x0B, bcd_encode(self._trace, 3))
+        totals = {"girocard": (len(charges), sum(b.amount_minor for b in charges))}
+        data += encode_bmp(0x60, encode_individual_totals(min(receipts), max(receipts), totals))
         self._tell(Apdu(0x04, 0x0F, data))
-        self._finish(["Kassenschnitt", f"Summe EUR {total / 100:.2f}", "Kassenschnitt erfolgreich"])
+        self._batch_start = len(self.journal)
+        self.batches_closed += 1
+        self._finish(
+            [
+                "Kassenschnitt",
+                f"Anzahl {len(charges)}",
+                f"Summe {self._amount_text(total)}",
+                "Kassenschnitt erfolgreich",
+            ]
+        )
+
+    def _amount_text(self, amount_minor: int) -> str:
+        code, decimals = CURRENCIES.get(self.currency, (self.currency, 2))
+        return f"{code} {amount_minor / 10**decimals:.{decimals}f}"
+
+    def open_batch(self) -> list[Booking]:
+        """The bookings since the last End-of-Day, without reversed authorisations."""
+        return [
+            b
+            for b in self.journal[self._batch_start :]
+            if b.kind != "reversal" and b.receipt_number not in self._reversed
+        ]
 
     def _repeat_receipt(self, apdu: Apdu) -> None:
         self._answer(Apdu(0x80, 0x00))
@@ -386,9 +432,9 @@ def _text_block(lines: list[str]) -> Apdu:
     return Apdu(0x06, 0xD3, encode_bmp(0x06, encode_tlv(0x25, content)))
 
 
-def _receipt_lines(kind: str, amount: int, trace: int, receipt: int, code: int) -> list[str]:
+def _receipt_lines(kind: str, amount: str, trace: int, receipt: int, code: int) -> list[str]:
     title = {"authorisation": "Zahlung", "refund": "Gutschrift", "reversal": "Storno"}[kind]
-    lines = [f"** {title} **", f"Betrag EUR {amount / 100:.2f}", f"Trace-Nr. {trace:06d}"]
+    lines = [f"** {title} **", f"Betrag {amount}", f"Trace-Nr. {trace:06d}"]
     if code:
         return [*lines, "Zahlung abgelehnt"]
     return [*lines, f"Beleg-Nr. {receipt:04d}", "Karte 6799********0019", "Zahlung erfolgt"]

@@ -13,7 +13,7 @@ register()            06 00    the Completion fields; 84 xx raises Declined
 charge(amount)        06 01    CardResult
 refund(amount)        06 31    CardResult
 reverse(receipt)      06 30    CardResult
-end_of_day()          06 50    CardResult (amount = the day's total)
+end_of_day()          06 50    CardResult with totals (BatchTotals)
 repeat_last_receipt   06 20    CardResult of the last booking, or None
 abort()               06 B0    – (also from another thread during a charge)
 log_off()             06 02    –
@@ -24,6 +24,7 @@ status_enquiry()      05 01    the Completion fields (software version, state)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from drivers.zvt.apdu import Apdu
 from drivers.zvt.codes import result_message
 from drivers.zvt.framing import LinkTimings, SerialLink, TcpLink
 from drivers.zvt.protocol import Dialogue, Outcome, StatusCallback, Timeouts
+from drivers.zvt.totals import BatchTotals, batch_totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class CardResult:
     timestamp: dt.datetime | None = None
     receipt_text: str = ""
     status: dict[str, Any] = field(default_factory=dict)
+    totals: BatchTotals | None = None  # End-of-Day only: the closed batch's totals
 
 
 def _timestamp(status: dict[str, Any]) -> dt.datetime | None:
@@ -198,7 +201,9 @@ class CardTerminal:
         return card_result(outcome, self.currency)
 
     def end_of_day(self) -> CardResult:
-        return card_result(self._run(messages.end_of_day(self.password)), self.currency)
+        """Close the batch; ``totals`` says what the terminal booked in it (BMP 04, BMP 60)."""
+        result = card_result(self._run(messages.end_of_day(self.password)), self.currency)
+        return dataclasses.replace(result, totals=batch_totals(result.status))
 
     def repeat_last_receipt(self) -> CardResult | None:
         """The terminal's record of its last transaction, or None if it has none to repeat."""

@@ -13,7 +13,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,12 +34,11 @@ from gateway.adapters.models import (
     utcnow,
 )
 from gateway.config import Config
-from gateway.domain.payment import PaymentMethod, PaymentStatus
+from gateway.domain.payment import PaymentStatus
 from gateway.errors import ConfigurationError
 from gateway.services import jobs
-from gateway.services.devices import cards
+from gateway.services.devices import cards, end_of_day
 from gateway.services.payments import refunds
-from gateway.services.payments.lifecycle import move_payment
 
 log = logging.getLogger(__name__)
 TAP_DEBOUNCE = timedelta(seconds=3)
@@ -60,6 +60,10 @@ class TillDevices:
     reader_baudrate: int = 115200
     # The store's time zone: ZVT terminals report local time without a zone.
     timezone: str = "UTC"
+    # The currency the terminal takes (ISO 4217 alphabetic); the merchant's by default.
+    terminal_currency: str = "EUR"
+    # When the terminal's batch is closed each day, on the store's clock; None: never by itself.
+    end_of_day_at: dt_time | None = None
     # run time
     terminal: Any = None
     reader: Any = None
@@ -97,6 +101,7 @@ def configured_tills(db: Database, config: Config) -> list[TillDevices]:
                 raise ConfigurationError(
                     f"[[devices.tills]]: no till {entry['till']!r} in store {entry['store']!r}"
                 )
+            eod = str(entry.get("end_of_day_time", config["devices"].get("end_of_day_time", "")))
             out.append(
                 TillDevices(
                     till.id,
@@ -107,6 +112,11 @@ def configured_tills(db: Database, config: Config) -> list[TillDevices]:
                     terminal_link=terminal_link(entry),
                     reader_url=str(entry.get("reader_url", "")),
                     reader_baudrate=int(entry.get("reader_baudrate", 115200)),
+                    timezone=till.store.timezone,
+                    terminal_currency=str(
+                        entry.get("terminal_currency") or till.store.merchant.default_currency
+                    ),
+                    end_of_day_at=end_of_day.parse_local_time(eod) if eod else None,
                 )
             )
     return out
@@ -128,6 +138,7 @@ class DeviceHost:
         self.heartbeat_seconds = heartbeat_seconds
         self.host = host or jobs.worker_name()
         self._next_heartbeat = 0.0
+        self._next_schedule = 0.0
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -144,6 +155,9 @@ class DeviceHost:
         if time.monotonic() >= self._next_heartbeat:
             self.heartbeat()
             self._next_heartbeat = time.monotonic() + self.heartbeat_seconds
+        if time.monotonic() >= self._next_schedule:  # also after a scheduled run gave up
+            self.schedule_end_of_day()
+            self._next_schedule = time.monotonic() + 60
         worked = False
         for till in self.tills:
             worked |= self._run_one_job(till)
@@ -165,6 +179,17 @@ class DeviceHost:
             )
             uow.commit()
             return int(getattr(result, "rowcount", 0) or 0)
+
+    def schedule_end_of_day(self) -> None:
+        """Make sure each terminal's next scheduled end of day is queued (each run queues the
+        next one, so this matters only at the first start or after a day without a host)."""
+        with self.db.unit_of_work() as uow:
+            for till in self.tills:
+                if till.terminal_url and till.end_of_day_at is not None:
+                    end_of_day.schedule_end_of_day(
+                        uow, till.till_id, till.end_of_day_at, till.timezone
+                    )
+            uow.commit()
 
     def _run_one_job(self, till: TillDevices) -> bool:
         handlers = {
@@ -211,6 +236,10 @@ class DeviceHost:
             till.reader = reader
             self._state(till, "nfc_reader", "connected", None)
         return till.reader
+
+    def close_devices(self, till: TillDevices) -> None:
+        """Close the till's ports (at the end, or for a reconnect)."""
+        self._close(till)
 
     def _close(self, till: TillDevices) -> None:
         for device in (till.terminal, till.reader):
@@ -320,23 +349,16 @@ class DeviceHost:
             result = self._with_terminal(till, lambda t: t.end_of_day())
             if not result.approved:
                 raise DeviceError(f"end of day at till {till.label} failed: {result.message}")
-            batch = uow.session.scalars(
-                select(Payment)
-                .where(
-                    Payment.till_id == till.till_id,
-                    Payment.method == PaymentMethod.CARD.value,
-                    Payment.status == PaymentStatus.AUTHORISED.value,
-                )
-                .with_for_update()
+            end_of_day.close_batch(
+                uow, till.till_id, _totals(result), till.terminal_currency, f"terminal:{till.label}"
             )
-            for payment in batch:
-                move_payment(
+            if payload.get("scheduled") and till.end_of_day_at is not None:
+                end_of_day.schedule_end_of_day(
                     uow,
-                    payment,
-                    PaymentStatus.PAID,
-                    "card_batch_closed",
-                    f"terminal:{till.label}",
-                    {"end_of_day": True},
+                    till.till_id,
+                    till.end_of_day_at,
+                    till.timezone,
+                    after=date.fromisoformat(payload["day"]),
                 )
 
         return handle
@@ -422,6 +444,21 @@ def _charge(terminal: Any, amount_minor: int, show: Callable[[str], None]) -> An
         return terminal.charge(amount_minor)
     finally:
         terminal.on_status = None
+
+
+def _totals(result: Any) -> end_of_day.TerminalTotals:
+    """A driver's End-of-Day result as the batch's totals."""
+    totals = result.totals
+    return end_of_day.TerminalTotals(
+        total_minor=totals.total_minor if totals else result.amount_minor,
+        count=totals.count if totals else None,
+        count_saturated=bool(totals and totals.saturated),
+        by_card_type=tuple(
+            {"card_type": t.card_type, "count": t.count, "amount_minor": t.amount_minor}
+            for t in (totals.by_card_type if totals else ())
+        ),
+        receipt_text=str(result.receipt_text or ""),
+    )
 
 
 def _outcome(result: Any, timezone: str = "UTC") -> cards.TerminalOutcome | None:

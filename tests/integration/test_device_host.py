@@ -68,6 +68,7 @@ def _until(check: Callable[[], bool], host: DeviceHost | None = None, seconds: f
 @pytest.fixture
 def terminal() -> Iterator[ZvtSimulator]:
     with ZvtSimulator(baudrate=115200) as simulator:
+        simulator.clock_zone = "Europe/Berlin"  # the demo store's clock
         yield simulator  # type: ignore[misc]
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import DeviceStatus, Store, Till
+from gateway.adapters.models import CardBatch, DeviceStatus, Store, Till
 
 
 def device_statuses(uow: UnitOfWork, merchant_id: int) -> list[Any]:
@@ -21,3 +22,39 @@ def device_statuses(uow: UnitOfWork, merchant_id: int) -> list[Any]:
             .order_by(Store.name, Till.label, DeviceStatus.kind)
         ).all()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TillBatch:
+    """A till on the Devices page: its terminal's last closed batch, and whether one waits."""
+
+    till_id: int
+    till: str
+    store: str
+    timezone: str
+    last: CardBatch | None
+    waiting: bool
+
+
+def till_batches(uow: UnitOfWork, merchant_id: int) -> list[TillBatch]:
+    """Each till of the merchant with its last end of day, by store and till."""
+    from gateway.services.devices.end_of_day import waiting_end_of_day
+
+    tills = uow.session.execute(
+        select(Till.id, Till.label, Store.name, Store.timezone)
+        .join(Store, Store.id == Till.store_id)
+        .where(Store.merchant_id == merchant_id, Till.active.is_(True))
+        .order_by(Store.name, Till.label)
+    ).all()
+    out = []
+    for till_id, label, store, timezone in tills:
+        last = uow.session.scalars(
+            select(CardBatch)
+            .where(CardBatch.till_id == till_id)
+            .order_by(CardBatch.closed_at.desc(), CardBatch.id.desc())
+            .limit(1)
+        ).first()
+        out.append(
+            TillBatch(till_id, label, store, timezone, last, waiting_end_of_day(uow, till_id))
+        )
+    return out
