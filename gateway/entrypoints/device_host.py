@@ -330,17 +330,23 @@ class DeviceHost:
 
     def _reverse(self, till: TillDevices) -> jobs.Handler:
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+            refund_id = payload.get("refund_id")
             with self.db.unit_of_work(readonly=True) as first:
                 payment = first.session.get_one(Payment, payload["payment_id"])
                 receipt = (payment.card or {}).get("receipt_number")
-                if payment.status != PaymentStatus.AUTHORISED or receipt is None:
-                    return
+                in_batch = payment.status == PaymentStatus.AUTHORISED
+            actor = f"terminal:{till.label}"
+            if (
+                not in_batch or receipt is None
+            ):  # closed meanwhile: a refund waiting for it fails, saying why
+                cards.apply_reversal(uow, payload["payment_id"], None, actor, refund_id=refund_id)
+                return
             outcome = _outcome(
                 self._with_terminal(till, lambda t: t.reverse(int(receipt))), till.timezone
             )
             if outcome is None:
                 raise DeviceError(f"the terminal at till {till.label} gave no reversal result")
-            cards.apply_reversal(uow, payload["payment_id"], outcome, f"terminal:{till.label}")
+            cards.apply_reversal(uow, payload["payment_id"], outcome, actor, refund_id=refund_id)
 
         return handle
 

@@ -20,16 +20,18 @@ from typing import Any
 from sqlalchemy import exists, select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Payment, Refund, Till, utcnow
+from gateway.adapters.models import Job, Payment, Refund, Till, utcnow
 from gateway.domain.money import Money
-from gateway.domain.payment import PaymentMethod, PaymentStatus
+from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import jobs
 from gateway.services.payments.lifecycle import (
     flag_attention,
     move_payment,
+    move_refund,
     new_payment,
     record_event,
+    void_by_refund,
 )
 from gateway.services.staff.auth import TillContext
 
@@ -222,8 +224,11 @@ def refund_receipt_id(receipt_number: int | None) -> str | None:
     return f"receipt-{receipt_number}" if receipt_number else None
 
 
-def request_reversal(uow: UnitOfWork, payment: Payment, actor: str) -> None:
-    """Cancel an approved card payment by reversing it at the terminal (ZVT 06 30)."""
+def request_reversal(
+    uow: UnitOfWork, payment: Payment, actor: str, *, refund_id: str | None = None
+) -> None:
+    """Cancel an approved card payment by reversing it at the terminal (ZVT 06 30); with
+    ``refund_id``, the reversal carries out that refund of the whole payment."""
     if payment.status == PaymentStatus.PENDING:
         raise Conflict(
             "the customer is at the terminal: press Stop on the terminal to cancel this payment",
@@ -234,26 +239,55 @@ def request_reversal(uow: UnitOfWork, payment: Payment, actor: str) -> None:
             f"payment is {payment.status} and cannot be reversed at the terminal; refund it",
             current_status=payment.status,
         )
+    key = f"card-reverse:{payment.id}"
+    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
+        if refund_id is not None:
+            raise Conflict(
+                "this card payment is already being reversed at the terminal",
+                current_status=payment.status,
+            )
+        return  # asked twice: the reversal is already on its way
     record_event(uow, payment, "reversal_requested", actor)
     jobs.enqueue(
         uow,
         REVERSE_JOB,
-        {"payment_id": payment.id},
+        {"payment_id": payment.id, **({"refund_id": refund_id} if refund_id else {})},
         queue=device_queue(payment.till_id),
-        dedupe_key=f"card-reverse:{payment.id}",
+        dedupe_key=key,
         max_attempts=5,
     )
 
 
-def apply_reversal(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, actor: str) -> None:
+def apply_reversal(
+    uow: UnitOfWork,
+    payment_id: str,
+    outcome: TerminalOutcome | None,
+    actor: str,
+    *,
+    refund_id: str | None = None,
+) -> None:
+    """The terminal's answer to a reversal (None: it was never asked, the batch had closed)."""
     payment = _locked(uow, payment_id)
-    if payment.status != PaymentStatus.AUTHORISED:
+    refund = _locked_refund(uow, refund_id) if refund_id else None
+    if refund is not None and refund.status != RefundStatus.REQUESTED:
+        return
+    if payment.status != PaymentStatus.AUTHORISED or outcome is None:
+        if refund is not None:
+            move_refund(
+                uow, payment, refund, RefundStatus.FAILED, actor,
+                failure="the terminal's batch was closed before the reversal; refund it now",
+            )  # fmt: skip
         return
     detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
-    if outcome.approved:
+    if outcome.approved and refund is not None:
+        refund.bank_refund_id = refund_receipt_id(outcome.receipt_number)
+        void_by_refund(uow, payment, refund, actor, detail)
+    elif outcome.approved:
         move_payment(uow, payment, PaymentStatus.CANCELLED, "card_reversed", actor, detail)
     else:
         record_event(uow, payment, "reversal_refused", actor, detail)
+        if refund is not None:
+            move_refund(uow, payment, refund, RefundStatus.FAILED, actor, failure=outcome.message)
         flag_attention(
             uow, payment, f"the terminal refused the reversal: {outcome.message}", actor, detail
         )
@@ -297,6 +331,10 @@ def _receipt_taken(
 
 def _as_dict(outcome: TerminalOutcome) -> dict[str, Any]:
     return {name: getattr(outcome, name) for name in outcome.__dataclass_fields__}
+
+
+def _locked_refund(uow: UnitOfWork, refund_id: str) -> Refund | None:
+    return uow.session.scalar(select(Refund).where(Refund.id == refund_id).with_for_update())
 
 
 def _locked(uow: UnitOfWork, payment_id: str) -> Payment:

@@ -179,6 +179,25 @@ def move_refund(
         record_event(uow, payment, "refund_failed", actor, {**detail, "reason": refund.failure})
 
 
+def void_by_refund(
+    uow: UnitOfWork, payment: Payment, refund: Refund, actor: str, detail: dict[str, Any]
+) -> None:
+    """A refund carried out as a reversal of the whole payment in the terminal's open batch:
+    the refund succeeds and the payment is cancelled (voided), so it is never captured."""
+    check_refund_transition(refund.status, RefundStatus.SUCCEEDED)
+    refund.status = RefundStatus.SUCCEEDED.value
+    refund.updated_at = utcnow()
+    payment.refunded_minor += refund.amount_minor
+    move_payment(
+        uow,
+        payment,
+        PaymentStatus.CANCELLED,
+        "card_reversed",
+        actor,
+        {**detail, **refund_detail(refund)},
+    )
+
+
 def refund_detail(refund: Refund) -> dict[str, Any]:
     """How a refund is named in its payment's history."""
     return {
