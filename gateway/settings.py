@@ -86,6 +86,8 @@ class TillDeviceSettings(Section):
     reader_url: str = ""
     reader_baudrate: int = Field(115200, ge=1)
     end_of_day_time: str | None = Field(None, pattern=r"^$|^\d{2}:\d{2}$")
+    terminal_currency: str = Field("", pattern=r"^$|^[A-Z]{3}$")
+    terminal_timeout_seconds: float | None = Field(None, gt=0)
 
 
 class DeviceSettings(Section):

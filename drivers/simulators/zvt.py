@@ -20,6 +20,11 @@ command                   what the simulator does
 05 01 Status-Enquiry      80 00, Completion with software version and "PT ready"
 ========================  ==================================================================
 
+Currency: the terminal takes :attr:`currency` (ISO 4217 numeric, "978" unless set); a payment
+asking for another (BMP 49) ends in Abort 06 1E 6F with the terminal's currency (§2.2.9), and
+receipts print amounts in it. End-of-Day reports the open batch (BMP 04, BMP 60 per card type)
+and starts a new one; a reversal finds only receipts of the open batch.
+
 Knobs: ``decline_next`` (a result code for the next payment), ``card_delay``/``pin_delay``/
 ``online_delay``, ``nak_storm`` (NAK the next N good frames), ``ack_timeout`` (its T2/T3),
 ``garbage_before``/``drop_probability``/``response_delay`` (line faults), :meth:`unplug`.

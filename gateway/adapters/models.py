@@ -322,6 +322,8 @@ class DeviceStatus(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     host: Mapped[str] = mapped_column(String(128))
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Card terminal: the currency it takes (ISO 4217 alphabetic), as registered at start.
+    currency: Mapped[str | None] = mapped_column(String(3))
 
 
 class CardBatch(Base):

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 
 from drivers.errors import DeviceDisconnected, DeviceError
 from drivers.transport import Transport
+from drivers.zvt.protocol import Timeouts
 from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import (
     CustomerTap,
@@ -34,6 +35,7 @@ from gateway.adapters.models import (
     utcnow,
 )
 from gateway.config import Config
+from gateway.domain.money import currency
 from gateway.domain.payment import PaymentStatus
 from gateway.errors import ConfigurationError
 from gateway.services import jobs
@@ -64,6 +66,8 @@ class TillDevices:
     terminal_currency: str = "EUR"
     # When the terminal's batch is closed each day, on the store's clock; None: never by itself.
     end_of_day_at: dt_time | None = None
+    # The ZVT dialogue's timeouts (T3, T4): the protocol's defaults unless configured.
+    timeouts: Timeouts | None = None
     # run time
     terminal: Any = None
     reader: Any = None
@@ -117,6 +121,9 @@ def configured_tills(db: Database, config: Config) -> list[TillDevices]:
                         entry.get("terminal_currency") or till.store.merchant.default_currency
                     ),
                     end_of_day_at=end_of_day.parse_local_time(eod) if eod else None,
+                    timeouts=Timeouts(t4=float(entry["terminal_timeout_seconds"]))
+                    if entry.get("terminal_timeout_seconds")
+                    else None,
                 )
             )
     return out
@@ -219,11 +226,34 @@ class DeviceHost:
             if not till.terminal_url:
                 raise DeviceError(f"till {till.label} has no card terminal configured")
             transport = Transport(till.terminal_url, baudrate=till.terminal_baudrate).open()
-            till.terminal = CardTerminal(
-                transport, password=till.terminal_password, tcp=till.terminal_link == "tcp"
+            terminal = CardTerminal(
+                transport,
+                password=till.terminal_password,
+                currency=currency(till.terminal_currency).numeric,
+                tcp=till.terminal_link == "tcp",
+                timeouts=till.timeouts,
             )
+            try:
+                self._register(till, terminal)
+            except DeviceError:
+                transport.close()
+                raise
+            till.terminal = terminal
             self._state(till, "card_terminal", "connected", None)
         return till.terminal
+
+    def _register(self, till: TillDevices, terminal: Any) -> None:
+        """Registration (06 00) with the till's currency and configuration, at every (re)connect;
+        a terminal that says it takes another currency is a configuration error to fix."""
+        completion = terminal.register()
+        said = completion.get("currency")
+        if said and said.lstrip("0") != terminal.currency.lstrip("0"):
+            takes = currency(said).code
+            raise DeviceError(
+                f"the terminal at till {till.label} takes {takes}, but its terminal_currency "
+                f"is {till.terminal_currency}: set terminal_currency = '{takes}' in "
+                "[[devices.tills]]"
+            )
 
     def reader(self, till: TillDevices) -> Any:
         if till.reader is None:
@@ -268,14 +298,18 @@ class DeviceHost:
     def _charge(self, till: TillDevices) -> jobs.Handler:
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
             payment_id = payload["payment_id"]
+            actor = f"terminal:{till.label}"
             with self.db.unit_of_work() as first:
                 payment = first.session.get_one(Payment, payment_id)
                 if payment.status != PaymentStatus.PENDING:
                     return
-                amount = payment.amount_minor
-                earlier = cards.begin_attempt(first, payment_id)
+                asked, amount = payment.currency, payment.amount_minor
+                wrong = asked != till.terminal_currency
+                earlier = None if wrong else cards.begin_attempt(first, payment_id)
                 first.commit()
-            actor = f"terminal:{till.label}"
+            if wrong:  # never a byte to the terminal
+                cards.apply_charge(uow, payment_id, _wrong_currency(till, asked), actor)
+                return
             if earlier is not None:
                 last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
                 outcome = cards.recovered_outcome(
@@ -304,9 +338,18 @@ class DeviceHost:
                 refund = first.session.get_one(Refund, refund_id)
                 if refund.status != "requested":
                     return
-                amount, currency = refund.amount_minor, refund.currency
-                earlier = cards.begin_refund_attempt(first, refund_id)
+                amount, refund_currency = refund.amount_minor, refund.currency
+                wrong = refund_currency != till.terminal_currency
+                earlier = None if wrong else cards.begin_refund_attempt(first, refund_id)
                 first.commit()
+            if wrong:  # never a byte to the terminal
+                refunds.record_bank_result(
+                    uow, refund_id=refund_id, succeeded=False, bank_refund_id=None,
+                    amount_minor=amount, currency=refund_currency,
+                    reason=_wrong_currency(till, refund_currency).message,
+                    actor=f"terminal:{till.label}",
+                )  # fmt: skip
+                return
             if earlier is not None:  # an earlier attempt may have refunded: ask, never redo
                 last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
                 outcome = cards.recovered_refund(
@@ -321,7 +364,7 @@ class DeviceHost:
                 succeeded=outcome.approved,
                 bank_refund_id=cards.refund_receipt_id(outcome.receipt_number),
                 amount_minor=amount,
-                currency=currency,
+                currency=refund_currency,
                 reason=None if outcome.approved else outcome.message,
                 actor=f"terminal:{till.label}",
             )
@@ -439,6 +482,8 @@ class DeviceHost:
                 row = DeviceStatus(till_id=till.till_id, kind=kind)
                 uow.session.add(row)
             row.url, row.state, row.host, row.last_seen_at = url, state, self.host, utcnow()
+            if kind == "card_terminal":
+                row.currency = till.terminal_currency
             if error:
                 row.last_error = error
             uow.commit()
@@ -450,6 +495,16 @@ def _charge(terminal: Any, amount_minor: int, show: Callable[[str], None]) -> An
         return terminal.charge(amount_minor)
     finally:
         terminal.on_status = None
+
+
+def _wrong_currency(till: TillDevices, asked: str) -> cards.TerminalOutcome:
+    """The answer, without asking the terminal, to a charge or refund in another currency."""
+    return cards.TerminalOutcome(
+        approved=False,
+        result_code=0x6F,  # ZVT "wrong currency"
+        message=f"Not sent: the terminal at till {till.label} takes {till.terminal_currency} "
+        f"only, not {asked}",
+    )
 
 
 def _totals(result: Any) -> end_of_day.TerminalTotals:

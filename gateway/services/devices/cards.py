@@ -20,10 +20,19 @@ from typing import Any
 from sqlalchemy import exists, select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Job, Payment, Refund, Till, utcnow
+from gateway.adapters.models import (
+    DeviceStatus,
+    Job,
+    Merchant,
+    Payment,
+    Refund,
+    Store,
+    Till,
+    utcnow,
+)
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
-from gateway.errors import Conflict, InvalidInput
+from gateway.errors import Conflict, CurrencyNotAccepted, InvalidInput
 from gateway.services import jobs
 from gateway.services.payments.lifecycle import (
     flag_attention,
@@ -87,7 +96,15 @@ def create_card_payment(
     bill_number: str | None = None,
     actor: str | None = None,
 ) -> Payment:
-    """A card payment for the till's terminal; refused while the terminal is busy."""
+    """A card payment for the till's terminal; refused while the terminal is busy, or in a
+    currency the terminal does not take (before any byte reaches it)."""
+    takes = terminal_currency(uow, till.till_id)
+    if money.currency != takes:
+        raise CurrencyNotAccepted(
+            f"the card terminal at till {till.label} takes {takes} only, and this payment is in "
+            f"{money.currency}: take it another way (QR code) or in {takes}",
+            terminal_currency=takes,
+        )
     uow.session.scalar(select(Till).where(Till.id == till.till_id).with_for_update())
     busy = uow.session.scalar(
         select(
@@ -123,6 +140,24 @@ def create_card_payment(
         max_attempts=5,
     )
     return payment
+
+
+def terminal_currency(uow: UnitOfWork, till_id: int) -> str:
+    """The currency the till's terminal takes: as its device host registered it, else the
+    merchant's (the device host's default too)."""
+    registered = uow.session.scalar(
+        select(DeviceStatus.currency).where(
+            DeviceStatus.till_id == till_id, DeviceStatus.kind == "card_terminal"
+        )
+    )
+    if registered:
+        return registered
+    return uow.session.scalars(
+        select(Merchant.default_currency)
+        .join(Store, Store.merchant_id == Merchant.id)
+        .join(Till, Till.store_id == Store.id)
+        .where(Till.id == till_id)
+    ).one()
 
 
 def begin_attempt(uow: UnitOfWork, payment_id: str) -> datetime | None:
