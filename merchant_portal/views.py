@@ -17,8 +17,8 @@ from gateway.adapters.models import utcnow
 from gateway.domain.payment import PaymentStatus
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.staff_session import current_staff, database
-from gateway.errors import Conflict, Unauthorised
-from gateway.services.devices import device_reads
+from gateway.errors import Conflict, InvalidInput, Unauthorised
+from gateway.services.devices import device_reads, outcomes
 from gateway.services.devices import end_of_day as end_of_day_service
 from gateway.services.payments import payment_reads, refunds
 from gateway.services.staff.auth import StaffContext
@@ -175,3 +175,25 @@ def end_of_day(till_id: int) -> Redirect:
         except Conflict as exc:
             flash(f"Could not start end of day: {exc.message}.")
     return redirect(url_for(".devices"), 303)
+
+
+@bp.post("/payments/<payment_id>/resolve")
+def resolve_payment(payment_id: str) -> Any:
+    """A manager settles a card payment whose outcome is unknown, with a note."""
+    staff = signed_in_manager()
+    charged = request.form.get("charged") == "yes"
+    with database().unit_of_work() as uow:
+        try:
+            outcomes.resolve_by_hand(
+                uow,
+                payment_id,
+                staff.merchant_id,
+                charged=charged,
+                note=request.form.get("note", "")[:500],
+                actor=staff.actor,
+            )
+            uow.commit()
+            flash("Recorded: charged." if charged else "Recorded: not charged.")
+        except (Conflict, InvalidInput) as exc:
+            flash(f"Could not resolve: {exc.message}.")
+    return redirect(url_for(".payment_detail", payment_id=payment_id), 303)

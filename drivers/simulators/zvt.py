@@ -25,6 +25,11 @@ asking for another (BMP 49) ends in Abort 06 1E 6F with the terminal's currency 
 receipts print amounts in it. End-of-Day reports the open batch (BMP 04, BMP 60 per card type)
 and starts a new one; a reversal finds only receipts of the open batch.
 
+Silence: ``silent_at`` makes the terminal stop talking and listening at a step of the next
+payment (before its 80 00, or after "card", "pin", "online", before or after the
+Status-Information); the card holder goes on, so from "card" on it books the payment alone.
+``silent = True`` silences it now; :meth:`speak` ends either.
+
 Knobs: ``decline_next`` (a result code for the next payment), ``card_delay``/``pin_delay``/
 ``online_delay``, ``nak_storm`` (NAK the next N good frames), ``ack_timeout`` (its T2/T3),
 ``garbage_before``/``drop_probability``/``response_delay`` (line faults), :meth:`unplug`.
@@ -76,7 +81,9 @@ class _Lost(Exception):
 
 class _TerminalLink(SerialLink):
     def __init__(self, device: ZvtSimulator) -> None:
-        super().__init__(device.recv, device.send, LinkTimings(t2=device.ack_timeout))
+        super().__init__(
+            device.recv, device.send, LinkTimings(t2=device.ack_timeout), device.drain_input
+        )
         self.device = device
 
     def accept(self, apdu: bytes) -> bool:
@@ -113,11 +120,36 @@ class _Terminal(Device):
         self._last_status: bytes | None = None
         self._last_receipt: list[str] = []
         self._link: SerialLink | TcpLink | None = None
+        # Going silent: at a step of the next payment ("command" before 80 00, "card", "pin",
+        # "online" after that status, "status" before the Status-Information, "completion"
+        # after it, booked), or now with ``silent = True``; :meth:`speak` ends it.
+        self.silent_at: str | None = None
+        self.silent = False
+        self._deaf_since_silence = False
         self._backlog: list[bytes] = []
         self._abort_requested = False
 
     def _open_link(self) -> SerialLink | TcpLink:  # pragma: no cover - subclasses implement it
         raise NotImplementedError
+
+    def speak(self) -> None:
+        """Answer again, as after a cable plugged back in; what the ECR sent meanwhile is lost."""
+        self._deaf_since_silence = True
+        self.silent = False
+
+    def _goes_silent(self, step: str) -> bool:
+        if self.silent_at != step:
+            return False
+        self.silent_at, self.silent = None, True
+        return True
+
+    def drain_input(self) -> None:
+        """Drop what the ECR has sent and nobody read yet."""
+        try:
+            while self.recv(4096, 0):
+                pass
+        except DeviceError:
+            pass
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -125,6 +157,13 @@ class _Terminal(Device):
         link = self._link = self._open_link()
         self._backlog.clear()  # an earlier connection's commands are not this one's
         while not self.stopping:
+            if self.silent:  # reads nothing, answers nothing
+                self._stop.wait(0.05)
+                continue
+            if self._deaf_since_silence:
+                link.discard_input()  # what the ECR sent meanwhile was never heard
+                self._backlog.clear()
+                self._deaf_since_silence = False
             link.timings = LinkTimings(t2=self.ack_timeout)
             raw = self._backlog.pop(0) if self._backlog else link.receive(0.1)
             if raw is None:
@@ -235,6 +274,8 @@ class _Terminal(Device):
     def _payment(self, apdu: Apdu, kind: str) -> None:
         fields = apdu.data[3:] if kind == "refund" else apdu.data
         amount = bcd_int(fields[1:7]) if fields[:1] == b"\x04" else 0
+        if self._goes_silent("command"):
+            return  # never answered, never booked
         self._answer(Apdu(0x80, 0x00))
         asked = fields[8:10].hex() if fields[7:8] == b"\x49" else self.currency
         if asked.lstrip("0") != self.currency.lstrip("0"):  # 2.2.9: 6F and the terminal's own
@@ -252,13 +293,14 @@ class _Terminal(Device):
                     self._status(code)
             except _Lost:
                 lost = True
+            lost = self._goes_silent(phase) or lost  # the card holder goes on alone
             if lost:
                 self._stop.wait(delay)
             elif self._wait(delay):
                 self._tell(Apdu(0x06, 0x1E, bytes([ABORTED])))
                 return
         self.phase = "status"
-        self._conclude(kind, amount, lost)
+        self._conclude(kind, amount, self._goes_silent("status") or lost)
 
     def _conclude(self, kind: str, amount: int, lost: bool) -> None:
         code, self.decline_next = self.decline_next or 0, None
@@ -275,6 +317,8 @@ class _Terminal(Device):
             raise
         if code == 0:
             self._book(kind, amount, trace, receipt, status, lines)
+        if self._goes_silent("completion"):
+            raise _Lost
         self._finish(lines, code)
 
     def _next_numbers(self, booked: bool) -> tuple[int, int]:
@@ -418,7 +462,7 @@ class ZvtTcpSimulator(_Terminal, TcpDevice):
         self._init_terminal(terminal_id)
 
     def _open_link(self) -> TcpLink:
-        return TcpLink(self.recv, self.send, LinkTimings(t2=self.ack_timeout))
+        return TcpLink(self.recv, self.send, LinkTimings(t2=self.ack_timeout), self.drain_input)
 
     @property
     def nak_storm(self) -> int:

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 
 from drivers.errors import DeviceDisconnected, DeviceError
 from drivers.transport import Transport
+from drivers.zvt.framing import LinkTimings
 from drivers.zvt.protocol import Timeouts
 from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import (
@@ -39,7 +40,7 @@ from gateway.domain.money import currency
 from gateway.domain.payment import PaymentStatus
 from gateway.errors import ConfigurationError
 from gateway.services import jobs
-from gateway.services.devices import cards, end_of_day
+from gateway.services.devices import cards, end_of_day, outcomes
 from gateway.services.payments import refunds
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,10 @@ class TillDevices:
     terminal_currency: str = "EUR"
     # When the terminal's batch is closed each day, on the store's clock; None: never by itself.
     end_of_day_at: dt_time | None = None
-    # The ZVT dialogue's timeouts (T3, T4): the protocol's defaults unless configured.
+    # The ZVT dialogue's timeouts (T3, T4) and the serial link's (T2): the protocol's defaults
+    # unless configured.
     timeouts: Timeouts | None = None
+    link_timings: LinkTimings | None = None
     # run time
     terminal: Any = None
     reader: Any = None
@@ -204,6 +207,7 @@ class DeviceHost:
             cards.REFUND_JOB: self._refund(till),
             cards.REVERSE_JOB: self._reverse(till),
             cards.END_OF_DAY_JOB: self._end_of_day(till),
+            outcomes.RESOLVE_JOB: self._resolve(till),
         }
         return (
             jobs.run_due_jobs(
@@ -232,6 +236,7 @@ class DeviceHost:
                 currency=currency(till.terminal_currency).numeric,
                 tcp=till.terminal_link == "tcp",
                 timeouts=till.timeouts,
+                timings=till.link_timings,
             )
             try:
                 self._register(till, terminal)
@@ -288,6 +293,7 @@ class DeviceHost:
             self._state(till, "card_terminal", "error", str(exc))
             if isinstance(exc, DeviceDisconnected):
                 self._state(till, "card_terminal", "disconnected", str(exc))
+            terminal.transport.close()  # the next use reconnects (and registers again)
             till.terminal = None
             raise
         self._state(till, "card_terminal", "connected", None)
@@ -296,32 +302,69 @@ class DeviceHost:
     # -- job handlers -----------------------------------------------------------------------
 
     def _charge(self, till: TillDevices) -> jobs.Handler:
+        """Charge at the terminal. Nothing sent (terminal unreachable): failed, say so. Sent and
+        then no conclusive answer: outcome unknown, resolved from the terminal's records. An
+        attempt a dead device host left behind is such an unknown too: never charged again."""
+
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
             payment_id = payload["payment_id"]
             actor = f"terminal:{till.label}"
-            with self.db.unit_of_work() as first:
+            with self.db.unit_of_work(readonly=True) as first:
                 payment = first.session.get_one(Payment, payment_id)
                 if payment.status != PaymentStatus.PENDING:
                     return
                 asked, amount = payment.currency, payment.amount_minor
-                wrong = asked != till.terminal_currency
-                earlier = None if wrong else cards.begin_attempt(first, payment_id)
-                first.commit()
-            if wrong:  # never a byte to the terminal
+                interrupted = outcomes.attempt_started(payment) is not None
+            if asked != till.terminal_currency:  # never a byte to the terminal
                 cards.apply_charge(uow, payment_id, _wrong_currency(till, asked), actor)
                 return
-            if earlier is not None:
-                last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
-                outcome = cards.recovered_outcome(
-                    uow, payment_id, earlier, _outcome(last, till.timezone)
-                )
-            else:
-                shown = self._shower(payment_id)
+            if interrupted:
+                outcomes.mark_unknown(uow, payment_id, "the device host stopped mid-payment", actor)
+                return  # its resolution job asks the terminal next
+            try:
+                self.terminal(till)
+                self.answer_open_questions(till)
+            except DeviceError as exc:
+                cards.apply_charge(uow, payment_id, _unreachable(till, exc), actor)
+                return
+            with self.db.unit_of_work() as first:
+                cards.begin_attempt(first, payment_id)
+                first.commit()
+            shown = self._shower(payment_id)
+            try:
                 result = self._with_terminal(till, lambda t: _charge(t, amount, shown))
-                outcome = _outcome(result, till.timezone)  # type: ignore[assignment]
+            except DeviceError as exc:
+                outcomes.mark_unknown(uow, payment_id, str(exc), actor)
+                return
+            outcome = _outcome(result, till.timezone)
+            if outcome is None:
+                outcomes.mark_unknown(uow, payment_id, "the terminal gave no result", actor)
+                return
             cards.apply_charge(uow, payment_id, outcome, actor)
 
         return handle
+
+    def _resolve(self, till: TillDevices) -> jobs.Handler:
+        """Ask the terminal for its last receipt to settle the till's unknown payments; while it
+        does not answer, the job is tried again later (a DeviceError)."""
+
+        def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+            self.answer_open_questions(till)
+
+        return handle
+
+    def answer_open_questions(self, till: TillDevices) -> None:
+        """Settle the till's unknown payments from the terminal's last receipt, before the
+        terminal books anything else (after that, its last receipt no longer tells)."""
+        with self.db.unit_of_work(readonly=True) as uow:
+            if not outcomes.open_questions(uow, till.till_id):
+                return
+        last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
+        with self.db.unit_of_work() as uow:
+            outcomes.resolve_from_receipt(
+                uow, till.till_id, _outcome(last, till.timezone), f"terminal:{till.label}"
+            )
+            uow.commit()
 
     def _shower(self, payment_id: str) -> Callable[[str], None]:
         def show(text: str) -> None:
@@ -334,6 +377,7 @@ class DeviceHost:
     def _refund(self, till: TillDevices) -> jobs.Handler:
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
             refund_id = payload["refund_id"]
+            self.answer_open_questions(till)
             with self.db.unit_of_work() as first:
                 refund = first.session.get_one(Refund, refund_id)
                 if refund.status != "requested":
@@ -379,11 +423,10 @@ class DeviceHost:
                 receipt = (payment.card or {}).get("receipt_number")
                 in_batch = payment.status == PaymentStatus.AUTHORISED
             actor = f"terminal:{till.label}"
-            if (
-                not in_batch or receipt is None
-            ):  # closed meanwhile: a refund waiting for it fails, saying why
+            if not in_batch or receipt is None:  # closed meanwhile: a waiting refund fails
                 cards.apply_reversal(uow, payload["payment_id"], None, actor, refund_id=refund_id)
                 return
+            self.answer_open_questions(till)
             outcome = _outcome(
                 self._with_terminal(till, lambda t: t.reverse(int(receipt))), till.timezone
             )
@@ -395,6 +438,7 @@ class DeviceHost:
 
     def _end_of_day(self, till: TillDevices) -> jobs.Handler:
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+            self.answer_open_questions(till)
             result = self._with_terminal(till, lambda t: t.end_of_day())
             if not result.approved:
                 raise DeviceError(f"end of day at till {till.label} failed: {result.message}")
@@ -495,6 +539,16 @@ def _charge(terminal: Any, amount_minor: int, show: Callable[[str], None]) -> An
         return terminal.charge(amount_minor)
     finally:
         terminal.on_status = None
+
+
+def _unreachable(till: TillDevices, error: DeviceError) -> cards.TerminalOutcome:
+    """The answer to a charge that never reached the terminal: nothing was charged."""
+    return cards.TerminalOutcome(
+        approved=False,
+        result_code=-1,
+        message=f"Not charged: the terminal at till {till.label} did not answer ({error}). "
+        "Check that it is on and connected, then start the payment again.",
+    )
 
 
 def _wrong_currency(till: TillDevices, asked: str) -> cards.TerminalOutcome:

@@ -5,9 +5,9 @@ device queue; the device host (the one process that owns the till's ports) runs 
 terminal and writes the outcome back. One card payment at a time per terminal.
 
 Crash safety: before the terminal is asked to charge, the attempt is committed on the payment.
-If the device host dies mid-authorisation, its successor finds the attempt and asks the terminal
-for its last receipt (ZVT Repeat Receipt) instead of charging again: the payment ends in the one
-state the terminal's journal proves, and is never charged twice.
+If the device host dies mid-authorisation, its successor finds the attempt and never charges
+again: the payment's outcome is unknown until the terminal's own records settle it
+(:mod:`gateway.services.devices.outcomes`), so it is never charged twice.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, act
         return
     payment.card = {**(payment.card or {}), **outcome.card_fields()}
     payment.receipt_text = outcome.receipt_text or payment.receipt_text
-    payment.display_text = "Approved" if outcome.approved else outcome.message
+    payment.display_text = "Approved" if outcome.approved else outcome.message[:120]
     detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
     if outcome.approved:
         if outcome.amount_minor not in (None, payment.amount_minor):
@@ -200,27 +200,6 @@ def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, act
         move_payment(uow, payment, PaymentStatus.AUTHORISED, "card_approved", actor, detail)
     else:
         move_payment(uow, payment, PaymentStatus.FAILED, "card_declined", actor, detail)
-
-
-def recovered_outcome(
-    uow: UnitOfWork, payment_id: str, attempt_started: datetime, last: TerminalOutcome | None
-) -> TerminalOutcome:
-    """Decide from the terminal's last receipt whether the interrupted attempt charged.
-
-    It did if the last receipt is approved, for this amount, newer than the attempt (allowing
-    for clock skew) and not already another payment's receipt. Otherwise nothing was charged.
-    """
-    payment = _locked(uow, payment_id)
-    if last is not None and last.approved and last.amount_minor == payment.amount_minor:
-        newer = last.timestamp is None or last.timestamp >= attempt_started - CLOCK_SKEW
-        taken = _receipt_taken(uow, payment.till_id, last, payment_id=payment.id)
-        if newer and not taken:
-            return TerminalOutcome(**{**_as_dict(last), "message": "Approved (recovered)"})
-    return TerminalOutcome(
-        approved=False,
-        result_code=-1,
-        message="Not charged: the terminal has no record of this payment. Start it again.",
-    )
 
 
 def begin_refund_attempt(uow: UnitOfWork, refund_id: str) -> datetime | None:
@@ -244,7 +223,7 @@ def recovered_refund(
     payment = uow.session.get_one(Payment, refund.payment_id)
     if last is not None and last.approved and last.amount_minor == refund.amount_minor:
         newer = last.timestamp is None or last.timestamp >= attempt_started - CLOCK_SKEW
-        taken = _receipt_taken(uow, payment.till_id, last, refund_id=refund.id)
+        taken = receipt_taken(uow, payment.till_id, last, refund_id=refund.id)
         if newer and not taken:
             return TerminalOutcome(**{**_as_dict(last), "message": "Refunded (recovered)"})
     return TerminalOutcome(
@@ -267,6 +246,12 @@ def request_reversal(
     if payment.status == PaymentStatus.PENDING:
         raise Conflict(
             "the customer is at the terminal: press Stop on the terminal to cancel this payment",
+            current_status=payment.status,
+        )
+    if payment.status == PaymentStatus.UNKNOWN:
+        raise Conflict(
+            "the terminal has not confirmed whether this payment went through: Kassa asks it as "
+            "soon as it answers, or a manager resolves it; reverse or refund it after that",
             current_status=payment.status,
         )
     if payment.status != PaymentStatus.AUTHORISED:
@@ -328,7 +313,7 @@ def apply_reversal(
         )
 
 
-def _receipt_taken(
+def receipt_taken(
     uow: UnitOfWork,
     till_id: int,
     last: TerminalOutcome,

@@ -11,7 +11,10 @@ local time, one job a day that queues the next), from the portal's Devices page,
   the terminal carried out since the previous close (a refund lowers the terminal's total);
 - a difference in total or count is recorded on the batch (the Devices page shows both sides)
   and flagged on each payment of the batch for a manager. The payments are captured anyway:
-  the terminal has closed its batch and will not take them back.
+  the terminal has closed its batch and will not take them back;
+- payments whose outcome is unknown are settled by the totals when only one answer fits
+  (the gap is none of them, all of them, or exactly one): booked ones become ``paid``, the
+  others ``failed``; otherwise they stay unknown for a manager.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.services import jobs
+from gateway.services.devices import outcomes
 from gateway.services.devices.cards import END_OF_DAY_JOB, device_queue
 from gateway.services.payments.lifecycle import flag_attention, move_payment
 
@@ -167,6 +171,10 @@ def close_batch(
     )
     refunded = _refunded_since_last_close(uow, till_id)
     kassa_total = sum(p.amount_minor for p in payments) - refunded
+    unknown = _unknown(uow, till_id)
+    charged = _explained(unknown, totals, kassa_total, len(payments))
+    if charged is not None:  # the totals tell which unknown payments the terminal booked
+        kassa_total += sum(p.amount_minor for p in charged)
     batch = CardBatch(
         till_id=till_id,
         currency=currency,
@@ -174,9 +182,9 @@ def close_batch(
         terminal_count=totals.count,
         terminal_by_card_type=list(totals.by_card_type),
         kassa_total_minor=kassa_total,
-        kassa_count=len(payments),
-        payment_ids=[p.id for p in payments],
-        difference=_difference(totals, kassa_total, len(payments), currency),
+        kassa_count=len(payments) + len(charged or ()),
+        payment_ids=[p.id for p in [*payments, *(charged or ())]],
+        difference=_difference(totals, kassa_total, len(payments) + len(charged or ()), currency),
         receipt_text=totals.receipt_text or None,
         actor=actor,
         closed_at=utcnow(),
@@ -184,6 +192,11 @@ def close_batch(
     uow.session.add(batch)
     uow.session.flush()
     detail = {"batch_id": batch.id, "end_of_day": True}
+    for question in unknown if charged is not None else []:
+        outcomes.settle(
+            uow, question, charged=question in (charged or []), actor=actor,
+            detail={"by": "end_of_day", **detail}, captured=True,
+        )  # fmt: skip
     for payment in payments:
         move_payment(uow, payment, PaymentStatus.PAID, "card_batch_closed", actor, detail)
         if batch.difference:
@@ -196,6 +209,43 @@ def close_batch(
                 {**detail, **batch_sides(batch)},
             )
     return batch
+
+
+def _unknown(uow: UnitOfWork, till_id: int) -> list[Payment]:
+    return list(
+        uow.session.scalars(
+            select(Payment)
+            .where(
+                Payment.till_id == till_id,
+                Payment.method == PaymentMethod.CARD.value,
+                Payment.status == PaymentStatus.UNKNOWN.value,
+            )
+            .order_by(Payment.created_at, Payment.id)
+            .with_for_update()
+        )
+    )
+
+
+def _explained(
+    unknown: list[Payment], totals: TerminalTotals, kassa_total: int, kassa_count: int
+) -> list[Payment] | None:
+    """The unknown payments the terminal's totals show it booked, if only one answer fits:
+    none of them (the totals agree without them), all of them, or exactly one."""
+    if not unknown or totals.total_minor is None:
+        return None
+    gap = totals.total_minor - kassa_total
+    counted = None if totals.count is None else totals.count - kassa_count
+
+    def fits(chosen: list[Payment]) -> bool:
+        amount_fits = sum(p.amount_minor for p in chosen) == gap
+        return amount_fits and (counted is None or counted == len(chosen))
+
+    options = [[], unknown, *([p] for p in unknown)] if len(unknown) > 1 else [[], unknown]
+    found = {tuple(p.id for p in option) for option in options if fits(option)}
+    if len(found) != 1:
+        return None
+    (ids,) = found
+    return [p for p in unknown if p.id in ids]
 
 
 def batch_sides(batch: CardBatch) -> dict[str, Any]:

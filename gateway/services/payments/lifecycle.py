@@ -7,7 +7,8 @@ history row and then fires the after-change hooks from :func:`_after_move`, so a
 promotions, points, referrals and draws follow their payment in one place.
 
 Entries in a payment's history that do not change its status (a refund requested, a reversal
-refused, a person asked to look) are written by :func:`record_event` and :func:`flag_attention`.
+refused, a person asked to look, that question answered) are written by :func:`record_event`,
+:func:`flag_attention` and :func:`clear_attention`.
 """
 
 from __future__ import annotations
@@ -146,6 +147,17 @@ def flag_attention(
     payment.attention = f"{payment.attention}; {reason}" if payment.attention else reason
     payment.updated_at = utcnow()
     record_event(uow, payment, "attention", actor, {"reason": reason, **detail})
+
+
+def clear_attention(uow: UnitOfWork, payment: Payment, reason: str, actor: str) -> None:
+    """The question behind ``reason`` is answered: take it off the payment, and say so."""
+    reasons = [r for r in (payment.attention or "").split("; ") if r]
+    if reason not in reasons:
+        return
+    left = [r for r in reasons if r != reason]
+    payment.attention = "; ".join(left) or None
+    payment.updated_at = utcnow()
+    record_event(uow, payment, "attention_cleared", actor, {"reason": reason})
 
 
 def move_refund(
