@@ -93,6 +93,7 @@ class TillDeviceSettings(Section):
 class DeviceSettings(Section):
     simulated: bool = True
     heartbeat_seconds: float = Field(2, gt=0)
+    probe_seconds: float = Field(2, gt=0)
     end_of_day_time: str = Field("23:00", pattern=r"^$|^\d{2}:\d{2}$")
     tag_token_key: str = ""
     tills: tuple[TillDeviceSettings, ...] = ()

@@ -19,6 +19,7 @@ abort()               06 B0    – (also from another thread during a charge)
 log_off()             06 02    –
 diagnosis()           06 70    the Completion fields
 status_enquiry()      05 01    the Completion fields (software version, state)
+probe(timeout)        05 01    the same, with short limits (an idle liveness check)
 ====================  =======  =============================================
 """
 
@@ -172,6 +173,20 @@ class CardTerminal:
 
     def status_enquiry(self) -> dict[str, Any]:
         outcome = self._run(messages.status_enquiry(self.password))
+        self._declined_unless_accepted(outcome, "the status enquiry")
+        return outcome.completion or {}
+
+    def probe(self, timeout: float = 2.0) -> dict[str, Any]:
+        """Status Enquiry with short limits: is an idle terminal there and answering?"""
+        with self._busy:
+            if not self.transport.is_open:
+                self.transport.open()
+            usual = self._dialogue.timeouts
+            self._dialogue.timeouts = Timeouts(t3=timeout, t4=timeout, poll=usual.poll)
+            try:
+                outcome = self._dialogue.run(messages.status_enquiry(self.password))
+            finally:
+                self._dialogue.timeouts = usual
         self._declined_unless_accepted(outcome, "the status enquiry")
         return outcome.completion or {}
 

@@ -277,6 +277,7 @@ def _run_device_host(simulate: bool) -> None:
         tills,
         token_key=tag_token_key(config),
         heartbeat_seconds=float(config["devices"]["heartbeat_seconds"]),
+        probe_seconds=float(config["devices"].get("probe_seconds", 2)),
     )
     try:
         host.run(stop=lambda: stopping)

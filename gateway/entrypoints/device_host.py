@@ -76,6 +76,7 @@ class TillDevices:
     reader: Any = None
     states: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     last_tap: tuple[str, datetime] | None = None
+    next_probe: float = 0.0  # monotonic time of the next idle liveness check
 
     @property
     def queue(self) -> str:
@@ -140,12 +141,14 @@ class DeviceHost:
         *,
         token_key: bytes,
         heartbeat_seconds: float = 2.0,
+        probe_seconds: float = 2.0,
         host: str = "",
     ) -> None:
         self.db = db
         self.tills = tills
         self.token_key = token_key
         self.heartbeat_seconds = heartbeat_seconds
+        self.probe_seconds = probe_seconds
         self.host = host or jobs.worker_name()
         self._next_heartbeat = 0.0
         self._next_schedule = 0.0
@@ -170,10 +173,40 @@ class DeviceHost:
             self._next_schedule = time.monotonic() + 60
         worked = False
         for till in self.tills:
-            worked |= self._run_one_job(till)
+            busy = self._run_one_job(till)
+            if not busy and time.monotonic() >= till.next_probe:
+                self.probe(till)
+                till.next_probe = time.monotonic() + self.probe_seconds
             if till.reader_url:
-                worked |= self._poll_reader(till)
+                busy |= self._poll_reader(till)
+            worked |= busy
         return worked
+
+    def probe(self, till: TillDevices) -> None:
+        """Ask idle devices whether they are there (terminal: Status Enquiry 05 01; reader:
+        GetFirmwareVersion), so a dead one shows disconnected and a live one connected; a dead
+        one is opened again at the next probe, so it comes back by itself."""
+        if till.terminal_url:
+            try:
+                self.terminal(till).probe()
+                self._state(till, "card_terminal", "connected", None)
+            except DeviceError as exc:
+                self._state(till, "card_terminal", "disconnected", str(exc))
+                self._drop(till, "terminal")
+        if till.reader_url:
+            try:
+                self.reader(till).firmware_version()
+                self._state(till, "nfc_reader", "connected", None)
+            except DeviceError as exc:
+                self._state(till, "nfc_reader", "disconnected", str(exc))
+                self._drop(till, "reader")
+
+    def _drop(self, till: TillDevices, which: str) -> None:
+        device = getattr(till, which)
+        transport = getattr(device, "transport", None)
+        if transport is not None:
+            transport.close()
+        setattr(till, which, None)
 
     def take_over_interrupted_jobs(self) -> int:
         """Jobs on our queues left running by a device host that died: ours now, due at once.
@@ -463,10 +496,7 @@ class DeviceHost:
             event = self.reader(till).poll(timeout=0.1)
         except DeviceError as exc:
             self._state(till, "nfc_reader", "disconnected", str(exc))
-            transport = getattr(till.reader, "transport", None)
-            if transport is not None:
-                transport.close()
-            till.reader = None
+            self._drop(till, "reader")
             return False
         if event is None:
             return False

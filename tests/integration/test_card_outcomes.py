@@ -37,7 +37,7 @@ from tests.integration.test_portal_pages import log_in, staff
 # A silent terminal is noticed within about a second (the protocol's own limits are 5 s and
 # 180 s); ceilings in the tests below are generous multiples of these.
 FAST = {"timeouts": Timeouts(t3=1.0, t4=1.0), "link_timings": LinkTimings(t2=0.3)}
-SETTLE_SECONDS = 60  # the resolution job backs off 1–3 s, 2–6 s, … between tries
+SETTLE_SECONDS = 90  # the resolution job backs off 1–3 s, 2–6 s, … between tries
 
 
 @pytest.fixture
