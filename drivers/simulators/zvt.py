@@ -58,6 +58,7 @@ from drivers.zvt.totals import encode_individual_totals
 
 MASKED_PAN = bytes.fromhex("6799EEEEEEEE0019")  # shown as 6799********0019
 CARD_NAME = b"Girocard\x00"
+MASKED_RECEIPT_CARD = "Karte 6799********0019"
 GIROCARD_AID = bytes.fromhex("A0000003591010")
 INSERT_CARD, WATCH_PIN_PAD, PLEASE_WAIT = 0x0A, 0x01, 0x0E
 ABORTED = 0x6C
@@ -116,6 +117,9 @@ class _Terminal(Device):
         self._batch_start = 0  # the journal's first booking since the last End-of-Day
         self.batches_closed = 0
         self.currency = "978"  # the currency the terminal takes (ISO 4217 numeric)
+        # The card line of its receipts: masked, as terminals should print it; a test may make
+        # it print a whole card number, as some do.
+        self.receipt_card = MASKED_RECEIPT_CARD
         self.registered_currency: str | None = None  # as the ECR's Registration said
         self._last_status: bytes | None = None
         self._last_receipt: list[str] = []
@@ -307,6 +311,7 @@ class _Terminal(Device):
         trace, receipt = self._next_numbers(booked=code == 0)
         status = self._status_information(code, amount, trace, receipt)
         lines = _receipt_lines(kind, self._amount_text(amount), trace, receipt, code)
+        lines = [line.replace(MASKED_RECEIPT_CARD, self.receipt_card) for line in lines]
         try:
             if lost:
                 raise _Lost
@@ -486,4 +491,4 @@ def _receipt_lines(kind: str, amount: str, trace: int, receipt: int, code: int) 
     lines = [f"** {title} **", f"Betrag {amount}", f"Trace-Nr. {trace:06d}"]
     if code:
         return [*lines, "Zahlung abgelehnt"]
-    return [*lines, f"Beleg-Nr. {receipt:04d}", "Karte 6799********0019", "Zahlung erfolgt"]
+    return [*lines, f"Beleg-Nr. {receipt:04d}", MASKED_RECEIPT_CARD, "Zahlung erfolgt"]

@@ -30,6 +30,7 @@ from gateway.adapters.models import (
     Till,
     utcnow,
 )
+from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
 from gateway.errors import Conflict, CurrencyNotAccepted, InvalidInput
@@ -77,7 +78,7 @@ class TerminalOutcome:
     def card_fields(self) -> dict[str, Any]:
         return {
             "result_code": self.result_code,
-            "message": self.message,
+            "message": scrub_card_numbers(self.message),
             "receipt_number": self.receipt_number,
             "trace_number": self.trace_number,
             "terminal_id": self.terminal_id,
@@ -175,7 +176,7 @@ def show(uow: UnitOfWork, payment_id: str, text: str) -> None:
     """The terminal's current message for the customer (shown live on the cashier screen)."""
     payment = uow.session.get(Payment, payment_id)
     if payment is not None:
-        payment.display_text = text[:120]
+        payment.display_text = scrub_card_numbers(text)[:120]
 
 
 def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, actor: str) -> None:
@@ -184,8 +185,10 @@ def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, act
     if payment.status != PaymentStatus.PENDING:
         return
     payment.card = {**(payment.card or {}), **outcome.card_fields()}
-    payment.receipt_text = outcome.receipt_text or payment.receipt_text
-    payment.display_text = "Approved" if outcome.approved else outcome.message[:120]
+    payment.receipt_text = scrub_card_numbers(outcome.receipt_text) or payment.receipt_text
+    payment.display_text = (
+        "Approved" if outcome.approved else scrub_card_numbers(outcome.message)[:120]
+    )
     detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
     if outcome.approved:
         if outcome.amount_minor not in (None, payment.amount_minor):

@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import CardBatch, Job, Payment, Refund, Store, Till, utcnow
+from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
 from gateway.errors import Conflict, InvalidInput, NotFound
@@ -185,7 +186,7 @@ def close_batch(
         kassa_count=len(payments) + len(charged or ()),
         payment_ids=[p.id for p in [*payments, *(charged or ())]],
         difference=_difference(totals, kassa_total, len(payments) + len(charged or ()), currency),
-        receipt_text=totals.receipt_text or None,
+        receipt_text=scrub_card_numbers(totals.receipt_text) or None,
         actor=actor,
         closed_at=utcnow(),
     )

@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Payment
+from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.payment import PaymentMethod, PaymentStatus
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import jobs
@@ -153,7 +154,7 @@ def settle(
     card = {k: v for k, v in (payment.card or {}).items() if k != "resolvable"}
     if last is not None:
         card.update(last.card_fields())
-        payment.receipt_text = last.receipt_text or payment.receipt_text
+        payment.receipt_text = scrub_card_numbers(last.receipt_text) or payment.receipt_text
     payment.card = card
     for answered in (UNKNOWN_REASON, UNTOLD_REASON):
         clear_attention(uow, payment, answered, actor)
