@@ -396,6 +396,14 @@ class _Terminal(Device):
             ]
         )
 
+    def book_without_ecr(self, amount_minor: int) -> Booking:
+        """An approved authorisation booked as if at the terminal alone (benchmarks, tests)."""
+        trace, receipt = self._next_numbers(booked=True)
+        status = self._status_information(0, amount_minor, trace, receipt)
+        lines = _receipt_lines("authorisation", self._amount_text(amount_minor), trace, receipt, 0)
+        self._book("authorisation", amount_minor, trace, receipt, status, lines)
+        return self.journal[-1]
+
     def _amount_text(self, amount_minor: int) -> str:
         code, decimals = CURRENCIES.get(self.currency, (self.currency, 2))
         return f"{code} {amount_minor / 10**decimals:.{decimals}f}"

@@ -476,7 +476,11 @@ class DeviceHost:
             if not result.approved:
                 raise DeviceError(f"end of day at till {till.label} failed: {result.message}")
             end_of_day.close_batch(
-                uow, till.till_id, _totals(result), till.terminal_currency, f"terminal:{till.label}"
+                uow,
+                till.till_id,
+                terminal_totals(result),
+                till.terminal_currency,
+                f"terminal:{till.label}",
             )
             if payload.get("scheduled") and till.end_of_day_at is not None:
                 end_of_day.schedule_end_of_day(
@@ -591,7 +595,7 @@ def _wrong_currency(till: TillDevices, asked: str) -> cards.TerminalOutcome:
     )
 
 
-def _totals(result: Any) -> end_of_day.TerminalTotals:
+def terminal_totals(result: Any) -> end_of_day.TerminalTotals:
     """A driver's End-of-Day result as the batch's totals."""
     totals = result.totals
     return end_of_day.TerminalTotals(
