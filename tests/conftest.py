@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
@@ -23,6 +24,10 @@ from gateway.adapters.models import Base
 from gateway.config import load_config
 
 PG_URL = os.environ.get("KASSA_TEST_DATABASE_URL")
+# Tests never race the clock: Hypothesis' per-example deadline (200 ms) fails a correct test
+# whenever the two shared cores are busy or the collector pauses.
+settings.register_profile("kassa", deadline=None)
+settings.load_profile("kassa")
 BACKENDS = ["sqlite", "postgresql"]
 
 
