@@ -1,8 +1,12 @@
 """`kassa devices`: the one process that owns a store's or till's serial ports.
 
 It takes the jobs queued for its tills (``device:<till id>``: card charge, refund, reversal,
-end of day), runs them one at a time per terminal, writes the results back, polls the NFC
-readers for taps while idle, and writes a heartbeat per device that the portal shows.
+end of day, resolving an unknown outcome), runs them one at a time per terminal, writes the
+results back, polls the NFC readers for taps while idle, and writes a heartbeat per device
+that the portal shows. Each time it opens a terminal it registers (ZVT 06 00) with the till's
+currency; idle devices are probed every few seconds so their state is true; each terminal's
+next scheduled end of day is kept queued. Before a terminal books anything new, the till's
+unknown outcomes are settled from its last receipt, while that receipt still tells.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
-from drivers.errors import DeviceDisconnected, DeviceError
+from drivers.errors import DeviceDeclined, DeviceDisconnected, DeviceError
 from drivers.transport import Transport
 from drivers.zvt.framing import LinkTimings
 from drivers.zvt.protocol import Timeouts
@@ -189,6 +193,8 @@ class DeviceHost:
         if till.terminal_url:
             try:
                 self.terminal(till).probe()
+                self._state(till, "card_terminal", "connected", None)
+            except DeviceDeclined:  # it answered, if only to say no: it is there
                 self._state(till, "card_terminal", "connected", None)
             except DeviceError as exc:
                 self._state(till, "card_terminal", "disconnected", str(exc))
