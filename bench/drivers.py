@@ -11,6 +11,10 @@ delivers what was written), so it may start answering while the host's bytes wou
 a real wire. A median a little under the limit is therefore possible; the ratio measures what
 the drivers add on top of the line: parsing, polling, acknowledgement turnarounds.
 
+End of day (06 50) with 500 card payments in the batch is measured apart: the terminal's
+dialogue plus Kassa closing the batch in a SQLite database (500 payments compared and moved to
+paid, with their history), beside the dialogue's wire time; it has no target.
+
 Run from the repository root: ``.venv/bin/python -m bench.drivers`` (``--quick`` for a smoke run).
 """
 
@@ -122,6 +126,75 @@ def pn532_list_target(baud: int, iterations: int, warmup: int) -> Figure:
     return Figure("PN532 InListPassiveTarget", baud, median, wire + processing, moved, processing)
 
 
+def end_of_day(payments: int, iterations: int, warmup: int) -> Figure:
+    """End of day at 115200 baud with ``payments`` authorised card payments in the batch."""
+    import tempfile
+    from pathlib import Path
+
+    from gateway.adapters import passwords
+    from gateway.adapters.db import Database
+    from gateway.domain.money import Money
+    from gateway.entrypoints.device_host import terminal_totals
+    from gateway.services.demo import seed_demo
+    from gateway.services.devices import cards
+    from gateway.services.devices import end_of_day as eod
+    from gateway.services.staff.auth import authenticate_till
+
+    baud = 115200
+    passwords.configure(time_cost=1, memory_cost_kib=256)
+    with tempfile.TemporaryDirectory() as folder, ZvtSimulator(baudrate=baud) as simulator:
+        assert isinstance(simulator, ZvtSimulator)
+        db = Database(f"sqlite:///{Path(folder) / 'bench.db'}")
+        db.upgrade()
+        with db.unit_of_work() as uow:
+            creds = seed_demo(uow, Path(folder) / "creds.json", promotions=False)
+        with db.unit_of_work(readonly=True) as uow:
+            till = authenticate_till(uow, f"Bearer {creds['tills'][0]['api_key']}")
+        transport = CountingTransport(simulator.port, baudrate=baud).open()
+        terminal = CardTerminal(transport)
+        timing = {"kassa": 0.0}
+
+        def fill_the_batch() -> None:
+            with db.unit_of_work() as uow:
+                for _ in range(payments):
+                    booking = simulator.book_without_ecr(1250)
+                    payment = cards.create_card_payment(uow, till, money=Money(1250, "EUR"))
+                    approved = cards.TerminalOutcome(
+                        approved=True, result_code=0, message="Approved", amount_minor=1250,
+                        receipt_number=booking.receipt_number,
+                    )  # fmt: skip
+                    cards.apply_charge(uow, payment.id, approved, "bench")
+                uow.commit()
+
+        def run() -> int:
+            transport.bytes_moved = 0
+            result = terminal.end_of_day()
+            started = time.perf_counter()
+            with db.unit_of_work() as uow:
+                batch = eod.close_batch(uow, till.till_id, terminal_totals(result), "EUR", "bench")
+                uow.commit()
+                if batch.difference or batch.kassa_count != payments:
+                    raise RuntimeError(f"the batch did not agree: {batch.difference}")
+            timing["kassa"] += time.perf_counter() - started
+            return transport.bytes_moved
+
+        times, moved = [], 0
+        for i in range(warmup + iterations):
+            fill_the_batch()
+            start = time.perf_counter()
+            moved = run()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        transport.close()
+        db.dispose()
+    processing = 0.0  # End-of-Day waits for no card holder
+    wire = moved * 10 / baud
+    return Figure(
+        f"End of day 06 50, {payments} payments", baud, statistics.median(times),
+        wire + processing, moved, timing["kassa"] / (warmup + iterations),
+    )  # fmt: skip
+
+
 def format_table(figures: Sequence[Figure]) -> str:
     rows = [("figure", "baud", "median", "limit (wire + delays)", "bytes", "ratio", "target")]
     for f in figures:
@@ -154,6 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures.append(pn532_list_target(baud, iterations, warmup))
     print(format_table(figures))
     print(f"\nmedian of {iterations} runs each; target median ≤ {TARGET_RATIO}× limit")
+    closing = end_of_day(500, 1 if args.quick else 5, 0 if args.quick else 1)
+    print(
+        f"\n{closing.name} at {closing.baud} baud: median {closing.median_s * 1000:.0f} ms, "
+        f"wire time {closing.limit_s * 1000:.1f} ms ({closing.bytes_moved} bytes), of which "
+        f"Kassa closing the batch in SQLite {closing.processing_s * 1000:.0f} ms (no target)"
+    )
     return 0 if all(f.ratio <= TARGET_RATIO for f in figures) else 1
 
 

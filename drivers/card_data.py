@@ -4,8 +4,10 @@ the known card-data fields of ZVT APDUs.
 ========================  =====================================================================
 what                      masked as
 ========================  =====================================================================
-card number in text       a Luhn-valid run of 13–19 digits, single spaces or dashes allowed
-                          between them: first six and last four kept, separators kept
+card number in text       a Luhn-valid run of exactly 13–19 digits, single spaces or dashes
+                          between them: first six and last four kept, separators kept (unlike
+                          gateway.domain.card_data's receipt scrubber, no windows inside longer
+                          runs: a hex dump's bytes would be starred at random)
 track 2 in text           ``;PAN=YYMM…?``: the number as above, everything after ``=`` starred
 track 1 in text           ``%B PAN ^NAME^ YYMM…?``: the number as above, the rest starred
 ZVT BMP fields            22 (PAN), 23/24 (track 2/3), 2D (track 1), 2E (chip data), 3A (CVV),
@@ -21,21 +23,11 @@ from __future__ import annotations
 import re
 
 from drivers.errors import DecodeError
+from gateway.domain.card_data import luhn_valid
 
 PAN_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 TRACK_2 = re.compile(r"(?<![0-9])([0-9]{13,19})=([0-9]+)")
 TRACK_1 = re.compile(r"B([0-9]{13,19})\^([^^\n]*)\^([0-9]*)")
-
-
-def luhn_valid(digits: str) -> bool:
-    """The Luhn check (ISO/IEC 7812-1 Annex B) over a string of digits."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
 
 
 def _mask_number(run: str) -> str:

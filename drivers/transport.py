@@ -1,7 +1,8 @@
 """Transport: a serial line to a device, opened from any pyserial URL.
 
 ``/dev/ttyUSB0`` (a local port, opened with exclusive access), ``socket://host:port`` (a
-terminal's TCP port or a serial server), ``rfc2217://host:port`` and ``loop://`` (tests).
+terminal's TCP port or a serial server), ``rfc2217://host:port`` (a serial device server; no
+write timeout there, and reads poll briefly) and ``loop://`` (tests).
 Reads wait on the operating system until bytes arrive or the deadline passes (no busy loops);
 an unplugged device raises :class:`DeviceDisconnected`; :meth:`Transport.reconnect` reopens
 with exponential backoff. A :attr:`Transport.tap` sees every byte written and read (the
@@ -35,6 +36,10 @@ except ImportError:  # pragma: no cover - not POSIX
     LINE_ERRORS = (serial.SerialException, OSError)
 
 
+# How long one read of an RFC 2217 port waits before the deadline is looked at again.
+POLL_SECONDS = 0.02
+
+
 @dataclass(frozen=True, slots=True)
 class PortInfo:
     device: str
@@ -60,6 +65,11 @@ class Transport:
         self._port: serial.SerialBase | None = None
         # Called with ("out", bytes) after each write and ("in", bytes) for each read.
         self.tap: Callable[[str, bytes], None] | None = None
+        self._spill = bytearray()  # bytes a port returned beyond what a read asked for
+        # pyserial's RFC 2217 client has no write timeout (it raises NotImplementedError), and
+        # each change of its read timeout renegotiates the line settings over the network: its
+        # reads run with one short timeout, repeated until the caller's deadline.
+        self._polled = url.startswith("rfc2217://")
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -70,12 +80,13 @@ class Transport:
             self._port = serial.serial_for_url(
                 self.url,
                 baudrate=self.baudrate,
-                timeout=0,
-                write_timeout=self.write_timeout,
+                timeout=POLL_SECONDS if self._polled else 0,
+                write_timeout=None if self._polled else self.write_timeout,
                 exclusive=True,
             )
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (serial.SerialException, OSError, ValueError, NotImplementedError) as exc:
             raise DeviceUnavailable(f"cannot open {self.url}: {exc}") from exc
+        self._spill.clear()
         return self
 
     def close(self) -> None:
@@ -142,18 +153,35 @@ class Transport:
     def read(self, size: int, timeout: float) -> bytes:
         """Up to ``size`` bytes, returning as soon as any arrive or after ``timeout`` seconds."""
         port = self._open_port()
+        if self._spill:
+            out = bytes(self._spill[:size])
+            del self._spill[:size]
+            return out
         try:
-            port.timeout = max(timeout, 0)
-            first = port.read(1)
-            if not first or size == 1:
-                data = bytes(first)
-            else:
-                port.timeout = 0
-                data = bytes(first) + bytes(port.read(min(size - 1, max(port.in_waiting, 0))))
+            data = self._read_polled(port, size, timeout) if self._polled else b""
+            if not self._polled:
+                port.timeout = max(timeout, 0)
+                data = bytes(port.read(1))
+                if data and size > 1:
+                    port.timeout = 0
+                    data += bytes(port.read(min(size - 1, max(port.in_waiting, 0))))
         except LINE_ERRORS as exc:
             self.close()
             raise DeviceDisconnected(f"{self.url} went away while reading: {exc}") from exc
-        self._tapped("in", data)
+        self._tapped("in", data)  # all the port gave, once; spilled bytes are not seen twice
+        self._spill += data[size:]  # an RFC 2217 read may return a whole network chunk
+        return data[:size]
+
+    @staticmethod
+    def _read_polled(port: serial.SerialBase, size: int, timeout: float) -> bytes:
+        deadline = time.monotonic() + max(timeout, 0)
+        while True:
+            data = bytes(port.read(1))  # waits up to POLL_SECONDS
+            if data or time.monotonic() >= deadline:
+                break
+        waiting = max(port.in_waiting, 0)
+        if data and size > len(data) and waiting:
+            data += bytes(port.read(min(size - len(data), waiting)))
         return data
 
     def read_exactly(self, size: int, timeout: float) -> bytes:
@@ -171,6 +199,7 @@ class Transport:
 
     def discard_input(self) -> None:
         port = self._open_port()
+        self._spill.clear()
         try:
             port.reset_input_buffer()
         except LINE_ERRORS as exc:

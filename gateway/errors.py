@@ -75,6 +75,13 @@ class IllegalTransition(Conflict):
     title = "Illegal payment state transition"
 
 
+class CurrencyNotAccepted(Conflict):
+    """The till's card terminal takes another currency: nothing was sent to it."""
+
+    type = "/problems/card-currency-not-accepted"
+    title = "The card terminal does not take this currency"
+
+
 class IdempotencyKeyReused(KassaError):
     type = "/problems/idempotency-key-reused"
     title = "Idempotency key reused with a different request"

@@ -90,11 +90,16 @@ class TillDeviceSettings(Section):
     terminal_link: Literal["serial", "tcp"] | None = None
     reader_url: str = ""
     reader_baudrate: int = Field(115200, ge=1)
+    end_of_day_time: str | None = Field(None, pattern=r"^$|^\d{2}:\d{2}$")
+    terminal_currency: str = Field("", pattern=r"^$|^[A-Z]{3}$")
+    terminal_timeout_seconds: float | None = Field(None, gt=0)
 
 
 class DeviceSettings(Section):
     simulated: bool = True
     heartbeat_seconds: float = Field(2, gt=0)
+    probe_seconds: float = Field(2, gt=0)
+    end_of_day_time: str = Field("23:00", pattern=r"^$|^\d{2}:\d{2}$")
     tag_token_key: str = ""
     log_dir: str = "device-logs"
     log_max_bytes: int = Field(1_048_576, ge=1024)

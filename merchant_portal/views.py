@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
@@ -19,8 +19,9 @@ from gateway.config import device_log_dir
 from gateway.domain.payment import PaymentStatus
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.staff_session import current_staff, database
-from gateway.errors import Unauthorised
-from gateway.services.devices import device_reads
+from gateway.errors import Conflict, InvalidInput, Unauthorised
+from gateway.services.devices import device_reads, outcomes
+from gateway.services.devices import end_of_day as end_of_day_service
 from gateway.services.payments import payment_reads, refunds
 from gateway.services.staff.auth import StaffContext
 from merchant_portal.filters import PagedDateRange
@@ -155,12 +156,14 @@ def devices() -> Any:
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
         rows = device_reads.device_statuses(uow, staff.merchant_id)
+        batches = device_reads.till_batches(uow, staff.merchant_id)
         now = utcnow()
         return render_template(
             "portal/devices.html",
             staff=staff,
             merchant=merchant,
             rows=rows,
+            batches=batches,
             stale=lambda status: (now - status.last_seen_at).total_seconds() > STALE_SECONDS,
             logs=device_reads.recent_device_logs(
                 device_log_dir(current_app.extensions["kassa.settings"]),
@@ -170,3 +173,39 @@ def devices() -> Any:
             ),
             log_minutes=LOG_MINUTES,
         )
+
+
+@bp.post("/devices/<int:till_id>/end-of-day")
+def end_of_day(till_id: int) -> Redirect:
+    """Close the till's terminal batch now (the device host runs it in a moment)."""
+    staff = signed_in_manager()
+    with database().unit_of_work() as uow:
+        try:
+            end_of_day_service.request_end_of_day(uow, till_id, staff.merchant_id, staff.actor)
+            uow.commit()
+            flash("End of day queued: the terminal closes its batch in a moment.")
+        except Conflict as exc:
+            flash(f"Could not start end of day: {exc.message}.")
+    return redirect(url_for(".devices"), 303)
+
+
+@bp.post("/payments/<payment_id>/resolve")
+def resolve_payment(payment_id: str) -> Any:
+    """A manager settles a card payment whose outcome is unknown, with a note."""
+    staff = signed_in_manager()
+    charged = request.form.get("charged") == "yes"
+    with database().unit_of_work() as uow:
+        try:
+            outcomes.resolve_by_hand(
+                uow,
+                payment_id,
+                staff.merchant_id,
+                charged=charged,
+                note=request.form.get("note", "")[:500],
+                actor=staff.actor,
+            )
+            uow.commit()
+            flash("Recorded: charged." if charged else "Recorded: not charged.")
+        except (Conflict, InvalidInput) as exc:
+            flash(f"Could not resolve: {exc.message}.")
+    return redirect(url_for(".payment_detail", payment_id=payment_id), 303)

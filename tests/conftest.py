@@ -30,6 +30,10 @@ from gateway.adapters.models import Base
 from gateway.config import PROJECT_DIR, load_config
 
 PG_URL = os.environ.get("KASSA_TEST_DATABASE_URL")
+# Tests never race the clock: Hypothesis' per-example deadline (200 ms) fails a correct test
+# whenever the two shared cores are busy or the collector pauses.
+settings.register_profile("kassa", deadline=None)
+settings.load_profile("kassa")
 BACKENDS = ["sqlite", "postgresql"]
 
 

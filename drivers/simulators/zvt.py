@@ -20,6 +20,16 @@ command                   what the simulator does
 05 01 Status-Enquiry      80 00, Completion with software version and "PT ready"
 ========================  ==================================================================
 
+Currency: the terminal takes :attr:`currency` (ISO 4217 numeric, "978" unless set); a payment
+asking for another (BMP 49) ends in Abort 06 1E 6F with the terminal's currency (§2.2.9), and
+receipts print amounts in it. End-of-Day reports the open batch (BMP 04, BMP 60 per card type)
+and starts a new one; a reversal finds only receipts of the open batch.
+
+Silence: ``silent_at`` makes the terminal stop talking and listening at a step of the next
+payment (before its 80 00, or after "card", "pin", "online", before or after the
+Status-Information); the card holder goes on, so from "card" on it books the payment alone.
+``silent = True`` silences it now; :meth:`speak` ends either.
+
 Knobs: ``decline_next`` (a result code for the next payment), ``card_delay``/``pin_delay``/
 ``online_delay``, ``nak_storm`` (NAK the next N good frames), ``ack_timeout`` (its T2/T3),
 ``garbage_before``/``drop_probability``/``response_delay`` (line faults), :meth:`unplug`.
@@ -37,18 +47,24 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from drivers.errors import DeviceError
 from drivers.simulators.base import Device, PtyDevice, TcpDevice
 from drivers.zvt.apdu import Apdu, bcd_encode, bcd_int, decode_apdu, encode_apdu, encode_bmp
 from drivers.zvt.framing import LinkTimings, SerialLink, TcpLink
 from drivers.zvt.tlv import encode_tlv
+from drivers.zvt.totals import encode_individual_totals
 
 MASKED_PAN = bytes.fromhex("6799EEEEEEEE0019")  # shown as 6799********0019
 CARD_NAME = b"Girocard\x00"
+MASKED_RECEIPT_CARD = "Karte 6799********0019"
 GIROCARD_AID = bytes.fromhex("A0000003591010")
 INSERT_CARD, WATCH_PIN_PAD, PLEASE_WAIT = 0x0A, 0x01, 0x0E
 ABORTED = 0x6C
+WRONG_CURRENCY = 0x6F
+# What the simulated receipts print (ISO 4217 numeric code: alphabetic code, decimals).
+CURRENCIES = {"978": ("EUR", 2), "392": ("JPY", 0), "840": ("USD", 2), "756": ("CHF", 2)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +82,9 @@ class _Lost(Exception):
 
 class _TerminalLink(SerialLink):
     def __init__(self, device: ZvtSimulator) -> None:
-        super().__init__(device.recv, device.send, LinkTimings(t2=device.ack_timeout))
+        super().__init__(
+            device.recv, device.send, LinkTimings(t2=device.ack_timeout), device.drain_input
+        )
         self.device = device
 
     def accept(self, apdu: bytes) -> bool:
@@ -81,6 +99,9 @@ class _Terminal(Device):
 
     def _init_terminal(self, terminal_id: str) -> None:
         self.terminal_id = terminal_id
+        # The terminal's clock shows the store's local time (no zone on the wire); None: this
+        # machine's local time.
+        self.clock_zone: str | None = None
         self.decline_next: int | None = None
         self.card_delay = 0.05
         self.pin_delay = 0.1
@@ -96,14 +117,46 @@ class _Terminal(Device):
         self._trace = 0
         self._receipt = 0
         self._reversed: set[int] = set()
+        self._batch_start = 0  # the journal's first booking since the last End-of-Day
+        self.batches_closed = 0
+        self.currency = "978"  # the currency the terminal takes (ISO 4217 numeric)
+        # The card line of its receipts: masked, as terminals should print it; a test may make
+        # it print a whole card number, as some do.
+        self.receipt_card = MASKED_RECEIPT_CARD
+        self.registered_currency: str | None = None  # as the ECR's Registration said
         self._last_status: bytes | None = None
         self._last_receipt: list[str] = []
         self._link: SerialLink | TcpLink | None = None
+        # Going silent: at a step of the next payment ("command" before 80 00, "card", "pin",
+        # "online" after that status, "status" before the Status-Information, "completion"
+        # after it, booked), or now with ``silent = True``; :meth:`speak` ends it.
+        self.silent_at: str | None = None
+        self.silent = False
+        self._deaf_since_silence = False
         self._backlog: list[bytes] = []
         self._abort_requested = False
 
     def _open_link(self) -> SerialLink | TcpLink:  # pragma: no cover - subclasses implement it
         raise NotImplementedError
+
+    def speak(self) -> None:
+        """Answer again, as after a cable plugged back in; what the ECR sent meanwhile is lost."""
+        self._deaf_since_silence = True
+        self.silent = False
+
+    def _goes_silent(self, step: str) -> bool:
+        if self.silent_at != step:
+            return False
+        self.silent_at, self.silent = None, True
+        return True
+
+    def drain_input(self) -> None:
+        """Drop what the ECR has sent and nobody read yet."""
+        try:
+            while self.recv(4096, 0):
+                pass
+        except DeviceError:
+            pass
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -111,6 +164,13 @@ class _Terminal(Device):
         link = self._link = self._open_link()
         self._backlog.clear()  # an earlier connection's commands are not this one's
         while not self.stopping:
+            if self.silent:  # reads nothing, answers nothing
+                self._stop.wait(0.05)
+                continue
+            if self._deaf_since_silence:
+                link.discard_input()  # what the ECR sent meanwhile was never heard
+                self._backlog.clear()
+                self._deaf_since_silence = False
             link.timings = LinkTimings(t2=self.ack_timeout)
             raw = self._backlog.pop(0) if self._backlog else link.receive(0.1)
             if raw is None:
@@ -214,13 +274,20 @@ class _Terminal(Device):
         self._answer(Apdu(0x80, 0x00))
         data = encode_bmp(0x19, b"\x00") + encode_bmp(0x29, bytes.fromhex(self.terminal_id))
         if len(apdu.data) >= 6:
-            data += encode_bmp(0x49, apdu.data[4:6])
+            self.registered_currency = apdu.data[4:6].hex()[1:]
+        data += encode_bmp(0x49, bcd_encode(self.currency, 2))  # the one it takes
         self._tell(Apdu(0x06, 0x0F, data))
 
     def _payment(self, apdu: Apdu, kind: str) -> None:
         fields = apdu.data[3:] if kind == "refund" else apdu.data
         amount = bcd_int(fields[1:7]) if fields[:1] == b"\x04" else 0
+        if self._goes_silent("command"):
+            return  # never answered, never booked
         self._answer(Apdu(0x80, 0x00))
+        asked = fields[8:10].hex() if fields[7:8] == b"\x49" else self.currency
+        if asked.lstrip("0") != self.currency.lstrip("0"):  # 2.2.9: 6F and the terminal's own
+            self._tell(Apdu(0x06, 0x1E, bytes([WRONG_CURRENCY]) + bcd_encode(self.currency, 2)))
+            return
         lost = False
         for phase, code, delay in (
             ("card", INSERT_CARD, self.card_delay),
@@ -233,19 +300,21 @@ class _Terminal(Device):
                     self._status(code)
             except _Lost:
                 lost = True
+            lost = self._goes_silent(phase) or lost  # the card holder goes on alone
             if lost:
                 self._stop.wait(delay)
             elif self._wait(delay):
                 self._tell(Apdu(0x06, 0x1E, bytes([ABORTED])))
                 return
         self.phase = "status"
-        self._conclude(kind, amount, lost)
+        self._conclude(kind, amount, self._goes_silent("status") or lost)
 
     def _conclude(self, kind: str, amount: int, lost: bool) -> None:
         code, self.decline_next = self.decline_next or 0, None
         trace, receipt = self._next_numbers(booked=code == 0)
         status = self._status_information(code, amount, trace, receipt)
-        lines = _receipt_lines(kind, amount, trace, receipt, code)
+        lines = _receipt_lines(kind, self._amount_text(amount), trace, receipt, code)
+        lines = [line.replace(MASKED_RECEIPT_CARD, self.receipt_card) for line in lines]
         try:
             if lost:
                 raise _Lost
@@ -256,6 +325,8 @@ class _Terminal(Device):
             raise
         if code == 0:
             self._book(kind, amount, trace, receipt, status, lines)
+        if self._goes_silent("completion"):
+            raise _Lost
         self._finish(lines, code)
 
     def _next_numbers(self, booked: bool) -> tuple[int, int]:
@@ -272,13 +343,13 @@ class _Terminal(Device):
         self._last_status, self._last_receipt = apdu, lines
 
     def _status_information(self, code: int, amount: int, trace: int, receipt: int) -> bytes:
-        now = dt.datetime.now()
+        now = dt.datetime.now(ZoneInfo(self.clock_zone)) if self.clock_zone else dt.datetime.now()
         data = encode_bmp(0x27, bytes([code])) + encode_bmp(0x04, bcd_encode(amount, 6))
         data += encode_bmp(0x0B, bcd_encode(trace, 3))
         data += encode_bmp(0x0C, bytes.fromhex(now.strftime("%H%M%S")))
         data += encode_bmp(0x0D, bytes.fromhex(now.strftime("%m%d")))
         data += encode_bmp(0x29, bytes.fromhex(self.terminal_id))
-        data += encode_bmp(0x49, bcd_encode(978, 2))
+        data += encode_bmp(0x49, bcd_encode(self.currency, 2))
         if code:
             return data + encode_bmp(0x3C, b"Abgelehnt")
         data += encode_bmp(0x22, self.card_number) + encode_bmp(0x87, bcd_encode(receipt, 2))
@@ -291,7 +362,8 @@ class _Terminal(Device):
 
     def _reversal(self, apdu: Apdu) -> None:
         receipt = bcd_int(apdu.data[4:6]) if apdu.data[3:4] == b"\x87" else -1
-        original = next((b for b in self.journal if b.receipt_number == receipt), None)
+        batch = self.journal[self._batch_start :]  # after End-of-Day, only a refund (06 31)
+        original = next((b for b in batch if b.receipt_number == receipt), None)
         self._answer(Apdu(0x80, 0x00))
         if original is None or receipt in self._reversed or original.kind != "authorisation":
             code = 0xB4 if receipt in self._reversed else 0xB5
@@ -302,14 +374,50 @@ class _Terminal(Device):
         self._conclude("reversal", original.amount_minor, lost=False)
 
     def _end_of_day(self, apdu: Apdu) -> None:
+        """Close the open batch: its total (charges less refunds) and count, per card type."""
         self._answer(Apdu(0x80, 0x00))
         self._status(PLEASE_WAIT)
-        total = sum(b.amount_minor * (-1 if b.kind != "authorisation" else 1) for b in self.journal)
+        batch = self.journal[self._batch_start :]
+        charges = [b for b in self.open_batch() if b.kind == "authorisation"]
+        refunded = sum(b.amount_minor for b in batch if b.kind == "refund")
+        total = sum(b.amount_minor for b in charges) - refunded
+        receipts = [b.receipt_number for b in batch] or [0]
         self._trace += 1
         data = encode_bmp(0x27, b"\x00") + encode_bmp(0x04, bcd_encode(max(total, 0), 6))
         data += encode_bmp(0x0B, bcd_encode(self._trace, 3))
+        totals = {"girocard": (len(charges), sum(b.amount_minor for b in charges))}
+        data += encode_bmp(0x60, encode_individual_totals(min(receipts), max(receipts), totals))
         self._tell(Apdu(0x04, 0x0F, data))
-        self._finish(["Kassenschnitt", f"Summe EUR {total / 100:.2f}", "Kassenschnitt erfolgreich"])
+        self._batch_start = len(self.journal)
+        self.batches_closed += 1
+        self._finish(
+            [
+                "Kassenschnitt",
+                f"Anzahl {len(charges)}",
+                f"Summe {self._amount_text(total)}",
+                "Kassenschnitt erfolgreich",
+            ]
+        )
+
+    def book_without_ecr(self, amount_minor: int) -> Booking:
+        """An approved authorisation booked as if at the terminal alone (benchmarks, tests)."""
+        trace, receipt = self._next_numbers(booked=True)
+        status = self._status_information(0, amount_minor, trace, receipt)
+        lines = _receipt_lines("authorisation", self._amount_text(amount_minor), trace, receipt, 0)
+        self._book("authorisation", amount_minor, trace, receipt, status, lines)
+        return self.journal[-1]
+
+    def _amount_text(self, amount_minor: int) -> str:
+        code, decimals = CURRENCIES.get(self.currency, (self.currency, 2))
+        return f"{code} {amount_minor / 10**decimals:.{decimals}f}"
+
+    def open_batch(self) -> list[Booking]:
+        """The bookings since the last End-of-Day, without reversed authorisations."""
+        return [
+            b
+            for b in self.journal[self._batch_start :]
+            if b.kind != "reversal" and b.receipt_number not in self._reversed
+        ]
 
     def _repeat_receipt(self, apdu: Apdu) -> None:
         self._answer(Apdu(0x80, 0x00))
@@ -370,7 +478,7 @@ class ZvtTcpSimulator(_Terminal, TcpDevice):
         self._init_terminal(terminal_id)
 
     def _open_link(self) -> TcpLink:
-        return TcpLink(self.recv, self.send, LinkTimings(t2=self.ack_timeout))
+        return TcpLink(self.recv, self.send, LinkTimings(t2=self.ack_timeout), self.drain_input)
 
     @property
     def nak_storm(self) -> int:
@@ -389,9 +497,9 @@ def _text_block(lines: list[str]) -> Apdu:
     return Apdu(0x06, 0xD3, encode_bmp(0x06, encode_tlv(0x25, content)))
 
 
-def _receipt_lines(kind: str, amount: int, trace: int, receipt: int, code: int) -> list[str]:
+def _receipt_lines(kind: str, amount: str, trace: int, receipt: int, code: int) -> list[str]:
     title = {"authorisation": "Zahlung", "refund": "Gutschrift", "reversal": "Storno"}[kind]
-    lines = [f"** {title} **", f"Betrag EUR {amount / 100:.2f}", f"Trace-Nr. {trace:06d}"]
+    lines = [f"** {title} **", f"Betrag {amount}", f"Trace-Nr. {trace:06d}"]
     if code:
         return [*lines, "Zahlung abgelehnt"]
-    return [*lines, f"Beleg-Nr. {receipt:04d}", "Karte 6799********0019", "Zahlung erfolgt"]
+    return [*lines, f"Beleg-Nr. {receipt:04d}", MASKED_RECEIPT_CARD, "Zahlung erfolgt"]

@@ -13,17 +13,19 @@ register()            06 00    the Completion fields; 84 xx raises Declined
 charge(amount)        06 01    CardResult
 refund(amount)        06 31    CardResult
 reverse(receipt)      06 30    CardResult
-end_of_day()          06 50    CardResult (amount = the day's total)
+end_of_day()          06 50    CardResult with totals (BatchTotals)
 repeat_last_receipt   06 20    CardResult of the last booking, or None
 abort()               06 B0    – (also from another thread during a charge)
 log_off()             06 02    –
 diagnosis()           06 70    the Completion fields
 status_enquiry()      05 01    the Completion fields (software version, state)
+probe(timeout)        05 01    the same, with short limits (an idle liveness check)
 ====================  =======  =============================================
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from drivers.zvt.apdu import Apdu
 from drivers.zvt.codes import result_message
 from drivers.zvt.framing import LinkTimings, SerialLink, TcpLink
 from drivers.zvt.protocol import Dialogue, Outcome, StatusCallback, Timeouts
+from drivers.zvt.totals import BatchTotals, batch_totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class CardResult:
     timestamp: dt.datetime | None = None
     receipt_text: str = ""
     status: dict[str, Any] = field(default_factory=dict)
+    totals: BatchTotals | None = None  # End-of-Day only: the closed batch's totals
 
 
 def _timestamp(status: dict[str, Any]) -> dt.datetime | None:
@@ -172,6 +176,20 @@ class CardTerminal:
         self._declined_unless_accepted(outcome, "the status enquiry")
         return outcome.completion or {}
 
+    def probe(self, timeout: float = 2.0) -> dict[str, Any]:
+        """Status Enquiry with short limits: is an idle terminal there and answering?"""
+        with self._busy:
+            if not self.transport.is_open:
+                self.transport.open()
+            usual = self._dialogue.timeouts
+            self._dialogue.timeouts = Timeouts(t3=timeout, t4=timeout, poll=usual.poll)
+            try:
+                outcome = self._dialogue.run(messages.status_enquiry(self.password))
+            finally:
+                self._dialogue.timeouts = usual
+        self._declined_unless_accepted(outcome, "the status enquiry")
+        return outcome.completion or {}
+
     def abort(self) -> None:
         """Stop the running payment (sent between the terminal's messages), else send 06 B0."""
         if self._busy.acquire(blocking=False):
@@ -198,7 +216,9 @@ class CardTerminal:
         return card_result(outcome, self.currency)
 
     def end_of_day(self) -> CardResult:
-        return card_result(self._run(messages.end_of_day(self.password)), self.currency)
+        """Close the batch; ``totals`` says what the terminal booked in it (BMP 04, BMP 60)."""
+        result = card_result(self._run(messages.end_of_day(self.password)), self.currency)
+        return dataclasses.replace(result, totals=batch_totals(result.status))
 
     def repeat_last_receipt(self) -> CardResult | None:
         """The terminal's record of its last transaction, or None if it has none to repeat."""

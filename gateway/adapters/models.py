@@ -322,6 +322,30 @@ class DeviceStatus(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     host: Mapped[str] = mapped_column(String(128))
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Card terminal: the currency it takes (ISO 4217 alphabetic), as registered at start.
+    currency: Mapped[str | None] = mapped_column(String(3))
+
+
+class CardBatch(Base):
+    """A terminal's closed batch (end of day): the terminal's totals beside Kassa's."""
+
+    __tablename__ = "card_batches"
+    __table_args__ = (Index("ix_card_batches_till_closed", "till_id", "closed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    till_id: Mapped[int] = mapped_column(ForeignKey("tills.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    terminal_total_minor: Mapped[int | None] = mapped_column(BigInteger)
+    terminal_count: Mapped[int | None] = mapped_column(Integer)
+    # [{"card_type": "girocard", "count": 3, "amount_minor": 4500}, …] as the terminal sent them
+    terminal_by_card_type: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    kassa_total_minor: Mapped[int] = mapped_column(BigInteger)
+    kassa_count: Mapped[int] = mapped_column(Integer)
+    payment_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    difference: Mapped[str | None] = mapped_column(Text)  # None: both sides agree
+    receipt_text: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(64))
+    closed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CustomerTap(Base):

@@ -8,6 +8,14 @@
      failed    expired     cancelled   partially_refunded ─► refunded
      cancelled failed      failed
                cancelled   expired
+                  │
+                  ▼
+               unknown ─► authorised, paid (the terminal booked it) or failed (it did not)
+
+``unknown`` ("outcome unknown") is a card payment the terminal may or may not have booked: the
+line broke or the terminal stopped answering mid-payment. It never takes the till's terminal
+(the till is free for other work) and never becomes a second charge: Kassa resolves it from the
+terminal's own records (its last receipt, the end-of-day totals), or a manager does by hand.
 
 Only the transitions in ``TRANSITIONS`` are legal; everything else raises
 :class:`IllegalTransition` naming the current state, so the API can answer 409 with it.
@@ -31,6 +39,7 @@ class PaymentStatus(StrEnum):
     CANCELLED = "cancelled"
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
+    UNKNOWN = "unknown"
 
 
 class PaymentMethod(StrEnum):
@@ -41,7 +50,8 @@ class PaymentMethod(StrEnum):
 S = PaymentStatus
 TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     S.CREATED: frozenset({S.PENDING, S.FAILED, S.CANCELLED}),
-    S.PENDING: frozenset({S.AUTHORISED, S.PAID, S.FAILED, S.EXPIRED, S.CANCELLED}),
+    S.PENDING: frozenset({S.AUTHORISED, S.PAID, S.FAILED, S.EXPIRED, S.CANCELLED, S.UNKNOWN}),
+    S.UNKNOWN: frozenset({S.AUTHORISED, S.PAID, S.FAILED}),
     S.AUTHORISED: frozenset({S.PAID, S.FAILED, S.EXPIRED, S.CANCELLED}),
     S.PAID: frozenset({S.SETTLED, S.PARTIALLY_REFUNDED, S.REFUNDED}),
     S.SETTLED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),

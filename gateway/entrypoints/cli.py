@@ -177,8 +177,11 @@ def worker() -> None:
 )
 @click.pass_context
 def devices(ctx: click.Context, simulate: bool) -> None:
-    """Own the tills' serial ports: run card jobs, poll NFC readers, write heartbeats
-    (without a sub-command); ``kassa devices log`` shows what they said."""
+    """Own the tills' serial ports: run card jobs, poll NFC readers, write heartbeats.
+
+    With a sub-command, ``log`` shows what the devices said and ``end-of-day`` asks the running
+    device host to close a till's batch.
+    """
     if ctx.invoked_subcommand is None:
         _run_device_host(simulate)
 
@@ -215,6 +218,62 @@ def _seconds(span: str) -> float:
     return float(number) * units[unit]
 
 
+@devices.command("end-of-day")
+@click.option("--till", "till_name", required=True, help="The till, as STORE/TILL.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=0,
+    help="Wait up to this many seconds for the device host to close the batch.",
+)
+def devices_end_of_day(till_name: str, wait_seconds: float) -> None:
+    """Close the till's terminal batch now: its card payments become paid."""
+    from gateway.services.devices import end_of_day
+
+    config = _config()
+    database = _database(config)
+    database.require_current_schema()
+    with database.unit_of_work() as uow:
+        till = end_of_day.till_by_name(uow, till_name)
+        till_id, merchant_id = till.id, till.store.merchant_id
+        job = end_of_day.request_end_of_day(uow, till_id, merchant_id, "cli")
+        uow.commit()
+        job_id = job.id
+    click.echo(f"end of day queued for {till_name} (job {job_id}); the device host runs it")
+    if wait_seconds > 0:
+        click.echo(_wait_for_batch(database, job_id, till_id, wait_seconds))
+
+
+def _wait_for_batch(database: Any, job_id: int, till_id: int, seconds: float) -> str:
+    from sqlalchemy import select
+
+    from gateway.adapters.models import CardBatch, Job
+    from gateway.errors import Conflict
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with database.unit_of_work(readonly=True) as uow:
+            job = uow.session.get_one(Job, job_id)
+            if job.status == "done":
+                batch = uow.session.scalars(
+                    select(CardBatch)
+                    .where(CardBatch.till_id == till_id)
+                    .order_by(CardBatch.id.desc())
+                    .limit(1)
+                ).one()
+                return (
+                    f"closed: terminal {batch.terminal_total_minor} ({batch.terminal_count}), "
+                    f"Kassa {batch.kassa_total_minor} ({batch.kassa_count}) minor units "
+                    f"{batch.currency}; "
+                    + (f"DIFFERENCE: {batch.difference}" if batch.difference else "they agree")
+                )
+            if job.status == "failed":
+                raise Conflict(f"end of day failed at the terminal: {job.last_error}")
+        time.sleep(0.2)
+    raise Conflict(f"no device host closed the batch within {seconds:g} s; it is still queued")
+
+
 def _run_device_host(simulate: bool) -> None:
     from gateway.config import device_log_dir, tag_token_key
     from gateway.entrypoints.device_host import DeviceHost, configured_tills
@@ -229,6 +288,7 @@ def _run_device_host(simulate: bool) -> None:
         from drivers.simulators.zvt import ZvtSimulator
 
         terminal, reader = ZvtSimulator().start(), Pn532Simulator().start()
+        terminal.clock_zone = tills[0].timezone  # a terminal shows its store's time
         simulators = [terminal, reader]
         tills[0].terminal_url, tills[0].reader_url = terminal.port, reader.port
     for till in tills:
@@ -249,6 +309,7 @@ def _run_device_host(simulate: bool) -> None:
         tills,
         token_key=tag_token_key(config),
         heartbeat_seconds=config.devices.heartbeat_seconds,
+        probe_seconds=config.devices.probe_seconds,
         log_dir=device_log_dir(config),
         log_max_bytes=config.devices.log_max_bytes,
         log_backups=config.devices.log_backups,

@@ -1,8 +1,12 @@
 """`kassa devices`: the one process that owns a store's or till's serial ports.
 
 It takes the jobs queued for its tills (``device:<till id>``: card charge, refund, reversal,
-end of day), runs them one at a time per terminal, writes the results back, polls the NFC
-readers for taps while idle, and writes a heartbeat per device that the portal shows.
+end of day, resolving an unknown outcome), runs them one at a time per terminal, writes the
+results back, polls the NFC readers for taps while idle, and writes a heartbeat per device
+that the portal shows. Each time it opens a terminal it registers (ZVT 06 00) with the till's
+currency; idle devices are probed every few seconds so their state is true; each terminal's
+next scheduled end of day is kept queued. Before a terminal books anything new, the till's
+unknown outcomes are settled from its last receipt, while that receipt still tells.
 """
 
 from __future__ import annotations
@@ -13,15 +17,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
-from drivers.errors import DeviceDisconnected, DeviceError
+from drivers.errors import DeviceDeclined, DeviceDisconnected, DeviceError
 from drivers.transport import Transport
+from drivers.zvt.framing import LinkTimings
+from drivers.zvt.protocol import Timeouts
 from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import (
     CustomerTap,
@@ -33,12 +40,12 @@ from gateway.adapters.models import (
     Till,
     utcnow,
 )
-from gateway.domain.payment import PaymentMethod, PaymentStatus
+from gateway.domain.money import currency
+from gateway.domain.payment import PaymentStatus
 from gateway.errors import ConfigurationError
 from gateway.services import jobs
-from gateway.services.devices import cards
+from gateway.services.devices import cards, end_of_day, outcomes
 from gateway.services.payments import refunds
-from gateway.services.payments.lifecycle import move_payment
 from gateway.settings import Settings, TillDeviceSettings
 
 log = logging.getLogger(__name__)
@@ -63,11 +70,20 @@ class TillDevices:
     # The store's time zone: ZVT terminals report local time without a zone.
     timezone: str = "UTC"
     store: str = ""  # the store's name, for the device log's folder
+    # The currency the terminal takes (ISO 4217 alphabetic); the merchant's by default.
+    terminal_currency: str = "EUR"
+    # When the terminal's batch is closed each day, on the store's clock; None: never by itself.
+    end_of_day_at: dt_time | None = None
+    # The ZVT dialogue's timeouts (T3, T4) and the serial link's (T2): the protocol's defaults
+    # unless configured.
+    timeouts: Timeouts | None = None
+    link_timings: LinkTimings | None = None
     # run time
     terminal: Any = None
     reader: Any = None
     states: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     last_tap: tuple[str, datetime] | None = None
+    next_probe: float = 0.0  # monotonic time of the next idle liveness check
 
     @property
     def queue(self) -> str:
@@ -94,6 +110,11 @@ def configured_tills(db: Database, settings: Settings) -> list[TillDevices]:
                 raise ConfigurationError(
                     f"[[devices.tills]]: no till {entry.till!r} in store {entry.store!r}"
                 )
+            eod = (
+                entry.end_of_day_time
+                if entry.end_of_day_time is not None
+                else settings.devices.end_of_day_time
+            )
             out.append(
                 TillDevices(
                     till.id,
@@ -105,6 +126,13 @@ def configured_tills(db: Database, settings: Settings) -> list[TillDevices]:
                     reader_url=entry.reader_url,
                     reader_baudrate=entry.reader_baudrate,
                     store=entry.store,
+                    timezone=till.store.timezone,
+                    terminal_currency=entry.terminal_currency
+                    or till.store.merchant.default_currency,
+                    end_of_day_at=end_of_day.parse_local_time(eod) if eod else None,
+                    timeouts=Timeouts(t4=entry.terminal_timeout_seconds)
+                    if entry.terminal_timeout_seconds
+                    else None,
                 )
             )
     return out
@@ -118,6 +146,7 @@ class DeviceHost:
         *,
         token_key: bytes,
         heartbeat_seconds: float = 2.0,
+        probe_seconds: float = 2.0,
         host: str = "",
         log_dir: Path | None = None,
         log_max_bytes: int = 1_048_576,
@@ -127,10 +156,12 @@ class DeviceHost:
         self.tills = tills
         self.token_key = token_key
         self.heartbeat_seconds = heartbeat_seconds
+        self.probe_seconds = probe_seconds
         self.host = host or jobs.worker_name()
         self._next_heartbeat = 0.0
         self.log_dir = log_dir
         self.log_limits = (log_max_bytes, log_backups)
+        self._next_schedule = 0.0
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -147,12 +178,47 @@ class DeviceHost:
         if time.monotonic() >= self._next_heartbeat:
             self.heartbeat()
             self._next_heartbeat = time.monotonic() + self.heartbeat_seconds
+        if time.monotonic() >= self._next_schedule:  # also after a scheduled run gave up
+            self.schedule_end_of_day()
+            self._next_schedule = time.monotonic() + 60
         worked = False
         for till in self.tills:
-            worked |= self._run_one_job(till)
+            busy = self._run_one_job(till)
+            if not busy and time.monotonic() >= till.next_probe:
+                self.probe(till)
+                till.next_probe = time.monotonic() + self.probe_seconds
             if till.reader_url:
-                worked |= self._poll_reader(till)
+                busy |= self._poll_reader(till)
+            worked |= busy
         return worked
+
+    def probe(self, till: TillDevices) -> None:
+        """Ask idle devices whether they are there (terminal: Status Enquiry 05 01; reader:
+        GetFirmwareVersion), so a dead one shows disconnected and a live one connected; a dead
+        one is opened again at the next probe, so it comes back by itself."""
+        if till.terminal_url:
+            try:
+                self.terminal(till).probe()
+                self._state(till, "card_terminal", "connected", None)
+            except DeviceDeclined:  # it answered, if only to say no: it is there
+                self._state(till, "card_terminal", "connected", None)
+            except DeviceError as exc:
+                self._state(till, "card_terminal", "disconnected", str(exc))
+                self._drop(till, "terminal")
+        if till.reader_url:
+            try:
+                self.reader(till).firmware_version()
+                self._state(till, "nfc_reader", "connected", None)
+            except DeviceError as exc:
+                self._state(till, "nfc_reader", "disconnected", str(exc))
+                self._drop(till, "reader")
+
+    def _drop(self, till: TillDevices, which: str) -> None:
+        device = getattr(till, which)
+        transport = getattr(device, "transport", None)
+        if transport is not None:
+            transport.close()
+        setattr(till, which, None)
 
     def take_over_interrupted_jobs(self) -> int:
         """Jobs on our queues left running by a device host that died: ours now, due at once.
@@ -169,12 +235,24 @@ class DeviceHost:
             uow.commit()
             return int(getattr(result, "rowcount", 0) or 0)
 
+    def schedule_end_of_day(self) -> None:
+        """Make sure each terminal's next scheduled end of day is queued (each run queues the
+        next one, so this matters only at the first start or after a day without a host)."""
+        with self.db.unit_of_work() as uow:
+            for till in self.tills:
+                if till.terminal_url and till.end_of_day_at is not None:
+                    end_of_day.schedule_end_of_day(
+                        uow, till.till_id, till.end_of_day_at, till.timezone
+                    )
+            uow.commit()
+
     def _run_one_job(self, till: TillDevices) -> bool:
         handlers = {
             cards.CHARGE_JOB: self._charge(till),
             cards.REFUND_JOB: self._refund(till),
             cards.REVERSE_JOB: self._reverse(till),
             cards.END_OF_DAY_JOB: self._end_of_day(till),
+            outcomes.RESOLVE_JOB: self._resolve(till),
         }
         return (
             jobs.run_due_jobs(
@@ -199,11 +277,35 @@ class DeviceHost:
             transport = Transport(till.terminal_url, baudrate=till.terminal_baudrate).open()
             link = "zvt-tcp" if till.terminal_link == "tcp" else "zvt-serial"
             transport.tap = self.device_log(till, "card_terminal", link)
-            till.terminal = CardTerminal(
-                transport, password=till.terminal_password, tcp=till.terminal_link == "tcp"
+            terminal = CardTerminal(
+                transport,
+                password=till.terminal_password,
+                currency=currency(till.terminal_currency).numeric,
+                tcp=till.terminal_link == "tcp",
+                timeouts=till.timeouts,
+                timings=till.link_timings,
             )
+            try:
+                self._register(till, terminal)
+            except DeviceError:
+                transport.close()
+                raise
+            till.terminal = terminal
             self._state(till, "card_terminal", "connected", None)
         return till.terminal
+
+    def _register(self, till: TillDevices, terminal: Any) -> None:
+        """Registration (06 00) with the till's currency and configuration, at every (re)connect;
+        a terminal that says it takes another currency is a configuration error to fix."""
+        completion = terminal.register()
+        said = completion.get("currency")
+        if said and said.lstrip("0") != terminal.currency.lstrip("0"):
+            takes = currency(said).code
+            raise DeviceError(
+                f"the terminal at till {till.label} takes {takes}, but its terminal_currency "
+                f"is {till.terminal_currency}: set terminal_currency = '{takes}' in "
+                "[[devices.tills]]"
+            )
 
     def reader(self, till: TillDevices) -> Any:
         if till.reader is None:
@@ -228,6 +330,10 @@ class DeviceHost:
         max_bytes, backups = self.log_limits
         return DeviceLog(folder / f"{kind}.log", protocol, max_bytes=max_bytes, backups=backups)
 
+    def close_devices(self, till: TillDevices) -> None:
+        """Close the till's ports (at the end, or for a reconnect)."""
+        self._close(till)
+
     def _close(self, till: TillDevices) -> None:
         for device in (till.terminal, till.reader):
             transport = getattr(device, "transport", None)
@@ -247,6 +353,7 @@ class DeviceHost:
             self._state(till, "card_terminal", "error", str(exc))
             if isinstance(exc, DeviceDisconnected):
                 self._state(till, "card_terminal", "disconnected", str(exc))
+            terminal.transport.close()  # the next use reconnects (and registers again)
             till.terminal = None
             raise
         self._state(till, "card_terminal", "connected", None)
@@ -255,28 +362,69 @@ class DeviceHost:
     # -- job handlers -----------------------------------------------------------------------
 
     def _charge(self, till: TillDevices) -> jobs.Handler:
+        """Charge at the terminal. Nothing sent (terminal unreachable): failed, say so. Sent and
+        then no conclusive answer: outcome unknown, resolved from the terminal's records. An
+        attempt a dead device host left behind is such an unknown too: never charged again."""
+
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
             payment_id = payload["payment_id"]
-            with self.db.unit_of_work() as first:
+            actor = f"terminal:{till.label}"
+            with self.db.unit_of_work(readonly=True) as first:
                 payment = first.session.get_one(Payment, payment_id)
                 if payment.status != PaymentStatus.PENDING:
                     return
-                amount = payment.amount_minor
-                earlier = cards.begin_attempt(first, payment_id)
+                asked, amount = payment.currency, payment.amount_minor
+                interrupted = outcomes.attempt_started(payment) is not None
+            if asked != till.terminal_currency:  # never a byte to the terminal
+                cards.apply_charge(uow, payment_id, _wrong_currency(till, asked), actor)
+                return
+            if interrupted:
+                outcomes.mark_unknown(uow, payment_id, "the device host stopped mid-payment", actor)
+                return  # its resolution job asks the terminal next
+            try:
+                self.terminal(till)
+                self.answer_open_questions(till)
+            except DeviceError as exc:
+                cards.apply_charge(uow, payment_id, _unreachable(till, exc), actor)
+                return
+            with self.db.unit_of_work() as first:
+                cards.begin_attempt(first, payment_id)
                 first.commit()
-            actor = f"terminal:{till.label}"
-            if earlier is not None:
-                last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
-                outcome = cards.recovered_outcome(
-                    uow, payment_id, earlier, _outcome(last, till.timezone)
-                )
-            else:
-                shown = self._shower(payment_id)
+            shown = self._shower(payment_id)
+            try:
                 result = self._with_terminal(till, lambda t: _charge(t, amount, shown))
-                outcome = _outcome(result, till.timezone)  # type: ignore[assignment]
+            except DeviceError as exc:
+                outcomes.mark_unknown(uow, payment_id, str(exc), actor)
+                return
+            outcome = _outcome(result, till.timezone)
+            if outcome is None:
+                outcomes.mark_unknown(uow, payment_id, "the terminal gave no result", actor)
+                return
             cards.apply_charge(uow, payment_id, outcome, actor)
 
         return handle
+
+    def _resolve(self, till: TillDevices) -> jobs.Handler:
+        """Ask the terminal for its last receipt to settle the till's unknown payments; while it
+        does not answer, the job is tried again later (a DeviceError)."""
+
+        def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+            self.answer_open_questions(till)
+
+        return handle
+
+    def answer_open_questions(self, till: TillDevices) -> None:
+        """Settle the till's unknown payments from the terminal's last receipt, before the
+        terminal books anything else (after that, its last receipt no longer tells)."""
+        with self.db.unit_of_work(readonly=True) as uow:
+            if not outcomes.open_questions(uow, till.till_id):
+                return
+        last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
+        with self.db.unit_of_work() as uow:
+            outcomes.resolve_from_receipt(
+                uow, till.till_id, _outcome(last, till.timezone), f"terminal:{till.label}"
+            )
+            uow.commit()
 
     def _shower(self, payment_id: str) -> Callable[[str], None]:
         def show(text: str) -> None:
@@ -289,13 +437,23 @@ class DeviceHost:
     def _refund(self, till: TillDevices) -> jobs.Handler:
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
             refund_id = payload["refund_id"]
+            self.answer_open_questions(till)
             with self.db.unit_of_work() as first:
                 refund = first.session.get_one(Refund, refund_id)
                 if refund.status != "requested":
                     return
-                amount, currency = refund.amount_minor, refund.currency
-                earlier = cards.begin_refund_attempt(first, refund_id)
+                amount, refund_currency = refund.amount_minor, refund.currency
+                wrong = refund_currency != till.terminal_currency
+                earlier = None if wrong else cards.begin_refund_attempt(first, refund_id)
                 first.commit()
+            if wrong:  # never a byte to the terminal
+                refunds.record_bank_result(
+                    uow, refund_id=refund_id, succeeded=False, bank_refund_id=None,
+                    amount_minor=amount, currency=refund_currency,
+                    reason=_wrong_currency(till, refund_currency).message,
+                    actor=f"terminal:{till.label}",
+                )  # fmt: skip
+                return
             if earlier is not None:  # an earlier attempt may have refunded: ask, never redo
                 last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
                 outcome = cards.recovered_refund(
@@ -310,7 +468,7 @@ class DeviceHost:
                 succeeded=outcome.approved,
                 bank_refund_id=cards.refund_receipt_id(outcome.receipt_number),
                 amount_minor=amount,
-                currency=currency,
+                currency=refund_currency,
                 reason=None if outcome.approved else outcome.message,
                 actor=f"terminal:{till.label}",
             )
@@ -319,42 +477,45 @@ class DeviceHost:
 
     def _reverse(self, till: TillDevices) -> jobs.Handler:
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+            refund_id = payload.get("refund_id")
             with self.db.unit_of_work(readonly=True) as first:
                 payment = first.session.get_one(Payment, payload["payment_id"])
                 receipt = (payment.card or {}).get("receipt_number")
-                if payment.status != PaymentStatus.AUTHORISED or receipt is None:
-                    return
+                in_batch = payment.status == PaymentStatus.AUTHORISED
+            actor = f"terminal:{till.label}"
+            if not in_batch or receipt is None:  # closed meanwhile: a waiting refund fails
+                cards.apply_reversal(uow, payload["payment_id"], None, actor, refund_id=refund_id)
+                return
+            self.answer_open_questions(till)
             outcome = _outcome(
                 self._with_terminal(till, lambda t: t.reverse(int(receipt))), till.timezone
             )
             if outcome is None:
                 raise DeviceError(f"the terminal at till {till.label} gave no reversal result")
-            cards.apply_reversal(uow, payload["payment_id"], outcome, f"terminal:{till.label}")
+            cards.apply_reversal(uow, payload["payment_id"], outcome, actor, refund_id=refund_id)
 
         return handle
 
     def _end_of_day(self, till: TillDevices) -> jobs.Handler:
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+            self.answer_open_questions(till)
             result = self._with_terminal(till, lambda t: t.end_of_day())
             if not result.approved:
                 raise DeviceError(f"end of day at till {till.label} failed: {result.message}")
-            batch = uow.session.scalars(
-                select(Payment)
-                .where(
-                    Payment.till_id == till.till_id,
-                    Payment.method == PaymentMethod.CARD.value,
-                    Payment.status == PaymentStatus.AUTHORISED.value,
-                )
-                .with_for_update()
+            end_of_day.close_batch(
+                uow,
+                till.till_id,
+                terminal_totals(result),
+                till.terminal_currency,
+                f"terminal:{till.label}",
             )
-            for payment in batch:
-                move_payment(
+            if payload.get("scheduled") and till.end_of_day_at is not None:
+                end_of_day.schedule_end_of_day(
                     uow,
-                    payment,
-                    PaymentStatus.PAID,
-                    "card_batch_closed",
-                    f"terminal:{till.label}",
-                    {"end_of_day": True},
+                    till.till_id,
+                    till.end_of_day_at,
+                    till.timezone,
+                    after=date.fromisoformat(payload["day"]),
                 )
 
         return handle
@@ -366,10 +527,7 @@ class DeviceHost:
             event = self.reader(till).poll(timeout=0.1)
         except DeviceError as exc:
             self._state(till, "nfc_reader", "disconnected", str(exc))
-            transport = getattr(till.reader, "transport", None)
-            if transport is not None:
-                transport.close()
-            till.reader = None
+            self._drop(till, "reader")
             return False
         if event is None:
             return False
@@ -446,6 +604,8 @@ class DeviceHost:
                 row = DeviceStatus(till_id=till.till_id, kind=kind)
                 uow.session.add(row)
             row.url, row.state, row.host, row.last_seen_at = url, state, self.host, utcnow()
+            if kind == "card_terminal":
+                row.currency = till.terminal_currency
             if error:
                 row.last_error = error
             uow.commit()
@@ -457,6 +617,41 @@ def _charge(terminal: Any, amount_minor: int, show: Callable[[str], None]) -> An
         return terminal.charge(amount_minor)
     finally:
         terminal.on_status = None
+
+
+def _unreachable(till: TillDevices, error: DeviceError) -> cards.TerminalOutcome:
+    """The answer to a charge that never reached the terminal: nothing was charged."""
+    return cards.TerminalOutcome(
+        approved=False,
+        result_code=-1,
+        message=f"Not charged: the terminal at till {till.label} did not answer ({error}). "
+        "Check that it is on and connected, then start the payment again.",
+    )
+
+
+def _wrong_currency(till: TillDevices, asked: str) -> cards.TerminalOutcome:
+    """The answer, without asking the terminal, to a charge or refund in another currency."""
+    return cards.TerminalOutcome(
+        approved=False,
+        result_code=0x6F,  # ZVT "wrong currency"
+        message=f"Not sent: the terminal at till {till.label} takes {till.terminal_currency} "
+        f"only, not {asked}",
+    )
+
+
+def terminal_totals(result: Any) -> end_of_day.TerminalTotals:
+    """A driver's End-of-Day result as the batch's totals."""
+    totals = result.totals
+    return end_of_day.TerminalTotals(
+        total_minor=totals.total_minor if totals else result.amount_minor,
+        count=totals.count if totals else None,
+        count_saturated=bool(totals and totals.saturated),
+        by_card_type=tuple(
+            {"card_type": t.card_type, "count": t.count, "amount_minor": t.amount_minor}
+            for t in (totals.by_card_type if totals else ())
+        ),
+        receipt_text=str(result.receipt_text or ""),
+    )
 
 
 def _outcome(result: Any, timezone: str = "UTC") -> cards.TerminalOutcome | None:

@@ -40,6 +40,7 @@ STATUS_TONES = {
     "expired": "expired",
     "cancelled": "cancelled",
     "failed": "failed",
+    "unknown": "unknown",
 }
 
 

@@ -108,7 +108,11 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         **_ok("The payment, with its QR payload.", "201"),
                         "401": _ERRORS["401"],
-                        "409": _problem("A request with this key is still being processed."),
+                        "409": _problem(
+                            "A request with this key is still being processed; the card "
+                            "terminal is busy; or it does not take this currency "
+                            "(/problems/card-currency-not-accepted, nothing was sent to it)."
+                        ),
                         "422": _problem("Invalid request, or Idempotency-Key reused."),
                     },
                 }
@@ -139,7 +143,10 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Refund all or part of a paid payment",
                     "description": "The bank carries the refund out; its status moves from "
                     "requested to submitted to succeeded or failed. Never more than was paid "
-                    "minus what is already refunded or in progress.",
+                    "minus what is already refunded or in progress. A card payment's money goes "
+                    "back at the till's terminal: after end of day (paid) as a refund, before it "
+                    "(authorised, still in the terminal's open batch) only whole, as a reversal "
+                    "that leaves the payment cancelled.",
                     "parameters": [
                         _PAYMENT_ID,
                         {
@@ -167,7 +174,10 @@ def openapi_document() -> dict[str, Any]:
                             },
                         },
                         **_ERRORS,
-                        "409": _problem("Not paid, or more than is still refundable."),
+                        "409": _problem(
+                            "Not paid, more than is still refundable, or part of a card "
+                            "payment still in the terminal's open batch."
+                        ),
                         "422": _problem("Invalid request, or Idempotency-Key missing or reused."),
                     },
                 },

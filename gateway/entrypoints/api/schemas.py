@@ -103,6 +103,7 @@ class PaymentOut(BaseModel):
         "cancelled",
         "partially_refunded",
         "refunded",
+        "unknown",
     ]
     method: str
     amount: str = Field(description='Decimal string, e.g. "12.34".')

@@ -105,7 +105,8 @@ def _refund_form(
             amount=fmt(payment.amount_minor),
             refundable=left,
             refundable_text=_plain(Money(left, payment.currency), merchant.locale) if left else "",
-            can_refund=payment.status in refunds.REFUNDABLE_STATES and left > 0,
+            can_refund=refunds.can_refund(payment) and left > 0,
+            whole_only=refunds.reversed_whole(payment),
             error=error,
             form=request.form if error else {},
             idempotency_key=(request.form.get("idempotency_key") if error else None)

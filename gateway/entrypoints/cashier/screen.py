@@ -322,7 +322,7 @@ def payment_status(payment_id: str) -> Response:
         out.update(
             screen=screen,
             seconds_left=seconds_left(payment),
-            open=screen in ("open", "terminal"),
+            open=screen in ("open", "terminal", "unknown"),
         )
     response = jsonify(out)
     response.headers["Cache-Control"] = "no-store"
@@ -362,6 +362,8 @@ def screen_of(payment: Payment) -> str:
             return "paid"  # approved at the terminal
         if payment.status in ("created", "pending"):
             return "terminal"
+        if payment.status == "unknown":
+            return "unknown"  # Kassa asks the terminal; the screen follows it
     screen = staff_session.status_tone(payment.status)
     if screen == "open" and seconds_left(payment) == 0:
         return "expired"

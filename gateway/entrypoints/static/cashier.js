@@ -160,7 +160,7 @@
     var countdown = document.querySelector(".countdown");
     var deadline = Date.now() + parseInt(body.dataset.secondsLeft, 10) * 1000;
     var open = body.dataset.open === "true";
-    var titles = { paid: "Paid", expired: "Expired", cancelled: "Cancelled", failed: "Failed", refunded: "Refunded", terminal: "At the terminal" };
+    var titles = { paid: "Paid", expired: "Expired", cancelled: "Cancelled", failed: "Failed", refunded: "Refunded", terminal: "At the terminal", unknown: "Outcome unknown" };
 
     function show(screen) {
       if (body.dataset.screen === screen) return;

@@ -5,9 +5,9 @@ device queue; the device host (the one process that owns the till's ports) runs 
 terminal and writes the outcome back. One card payment at a time per terminal.
 
 Crash safety: before the terminal is asked to charge, the attempt is committed on the payment.
-If the device host dies mid-authorisation, its successor finds the attempt and asks the terminal
-for its last receipt (ZVT Repeat Receipt) instead of charging again: the payment ends in the one
-state the terminal's journal proves, and is never charged twice.
+If the device host dies mid-authorisation, its successor finds the attempt and never charges
+again: the payment's outcome is unknown until the terminal's own records settle it
+(:mod:`gateway.services.devices.outcomes`), so it is never charged twice.
 """
 
 from __future__ import annotations
@@ -20,16 +20,28 @@ from typing import Any
 from sqlalchemy import exists, select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Payment, Refund, Till, utcnow
+from gateway.adapters.models import (
+    DeviceStatus,
+    Job,
+    Merchant,
+    Payment,
+    Refund,
+    Store,
+    Till,
+    utcnow,
+)
+from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import Money
-from gateway.domain.payment import PaymentMethod, PaymentStatus
-from gateway.errors import Conflict, InvalidInput
+from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
+from gateway.errors import Conflict, CurrencyNotAccepted, InvalidInput
 from gateway.services import jobs
 from gateway.services.payments.lifecycle import (
     flag_attention,
     move_payment,
+    move_refund,
     new_payment,
     record_event,
+    void_by_refund,
 )
 from gateway.services.staff.auth import TillContext
 
@@ -66,7 +78,7 @@ class TerminalOutcome:
     def card_fields(self) -> dict[str, Any]:
         return {
             "result_code": self.result_code,
-            "message": self.message,
+            "message": scrub_card_numbers(self.message),
             "receipt_number": self.receipt_number,
             "trace_number": self.trace_number,
             "terminal_id": self.terminal_id,
@@ -85,7 +97,15 @@ def create_card_payment(
     bill_number: str | None = None,
     actor: str | None = None,
 ) -> Payment:
-    """A card payment for the till's terminal; refused while the terminal is busy."""
+    """A card payment for the till's terminal; refused while the terminal is busy, or in a
+    currency the terminal does not take (before any byte reaches it)."""
+    takes = terminal_currency(uow, till.till_id)
+    if money.currency != takes:
+        raise CurrencyNotAccepted(
+            f"the card terminal at till {till.label} takes {takes} only, and this payment is in "
+            f"{money.currency}: take it another way (QR code) or in {takes}",
+            terminal_currency=takes,
+        )
     uow.session.scalar(select(Till).where(Till.id == till.till_id).with_for_update())
     busy = uow.session.scalar(
         select(
@@ -123,6 +143,24 @@ def create_card_payment(
     return payment
 
 
+def terminal_currency(uow: UnitOfWork, till_id: int) -> str:
+    """The currency the till's terminal takes: as its device host registered it, else the
+    merchant's (the device host's default too)."""
+    registered = uow.session.scalar(
+        select(DeviceStatus.currency).where(
+            DeviceStatus.till_id == till_id, DeviceStatus.kind == "card_terminal"
+        )
+    )
+    if registered:
+        return registered
+    return uow.session.scalars(
+        select(Merchant.default_currency)
+        .join(Store, Store.merchant_id == Merchant.id)
+        .join(Till, Till.store_id == Store.id)
+        .where(Till.id == till_id)
+    ).one()
+
+
 def begin_attempt(uow: UnitOfWork, payment_id: str) -> datetime | None:
     """Record that the terminal is about to be asked; the earlier attempt's start, if any."""
     payment = _locked(uow, payment_id)
@@ -138,7 +176,7 @@ def show(uow: UnitOfWork, payment_id: str, text: str) -> None:
     """The terminal's current message for the customer (shown live on the cashier screen)."""
     payment = uow.session.get(Payment, payment_id)
     if payment is not None:
-        payment.display_text = text[:120]
+        payment.display_text = scrub_card_numbers(text)[:120]
 
 
 def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, actor: str) -> None:
@@ -147,8 +185,10 @@ def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, act
     if payment.status != PaymentStatus.PENDING:
         return
     payment.card = {**(payment.card or {}), **outcome.card_fields()}
-    payment.receipt_text = outcome.receipt_text or payment.receipt_text
-    payment.display_text = "Approved" if outcome.approved else outcome.message
+    payment.receipt_text = scrub_card_numbers(outcome.receipt_text) or payment.receipt_text
+    payment.display_text = (
+        "Approved" if outcome.approved else scrub_card_numbers(outcome.message)[:120]
+    )
     detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
     if outcome.approved:
         if outcome.amount_minor not in (None, payment.amount_minor):
@@ -163,27 +203,6 @@ def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, act
         move_payment(uow, payment, PaymentStatus.AUTHORISED, "card_approved", actor, detail)
     else:
         move_payment(uow, payment, PaymentStatus.FAILED, "card_declined", actor, detail)
-
-
-def recovered_outcome(
-    uow: UnitOfWork, payment_id: str, attempt_started: datetime, last: TerminalOutcome | None
-) -> TerminalOutcome:
-    """Decide from the terminal's last receipt whether the interrupted attempt charged.
-
-    It did if the last receipt is approved, for this amount, newer than the attempt (allowing
-    for clock skew) and not already another payment's receipt. Otherwise nothing was charged.
-    """
-    payment = _locked(uow, payment_id)
-    if last is not None and last.approved and last.amount_minor == payment.amount_minor:
-        newer = last.timestamp is None or last.timestamp >= attempt_started - CLOCK_SKEW
-        taken = _receipt_taken(uow, payment.till_id, last, payment_id=payment.id)
-        if newer and not taken:
-            return TerminalOutcome(**{**_as_dict(last), "message": "Approved (recovered)"})
-    return TerminalOutcome(
-        approved=False,
-        result_code=-1,
-        message="Not charged: the terminal has no record of this payment. Start it again.",
-    )
 
 
 def begin_refund_attempt(uow: UnitOfWork, refund_id: str) -> datetime | None:
@@ -207,7 +226,7 @@ def recovered_refund(
     payment = uow.session.get_one(Payment, refund.payment_id)
     if last is not None and last.approved and last.amount_minor == refund.amount_minor:
         newer = last.timestamp is None or last.timestamp >= attempt_started - CLOCK_SKEW
-        taken = _receipt_taken(uow, payment.till_id, last, refund_id=refund.id)
+        taken = receipt_taken(uow, payment.till_id, last, refund_id=refund.id)
         if newer and not taken:
             return TerminalOutcome(**{**_as_dict(last), "message": "Refunded (recovered)"})
     return TerminalOutcome(
@@ -222,11 +241,20 @@ def refund_receipt_id(receipt_number: int | None) -> str | None:
     return f"receipt-{receipt_number}" if receipt_number else None
 
 
-def request_reversal(uow: UnitOfWork, payment: Payment, actor: str) -> None:
-    """Cancel an approved card payment by reversing it at the terminal (ZVT 06 30)."""
+def request_reversal(
+    uow: UnitOfWork, payment: Payment, actor: str, *, refund_id: str | None = None
+) -> None:
+    """Cancel an approved card payment by reversing it at the terminal (ZVT 06 30); with
+    ``refund_id``, the reversal carries out that refund of the whole payment."""
     if payment.status == PaymentStatus.PENDING:
         raise Conflict(
             "the customer is at the terminal: press Stop on the terminal to cancel this payment",
+            current_status=payment.status,
+        )
+    if payment.status == PaymentStatus.UNKNOWN:
+        raise Conflict(
+            "the terminal has not confirmed whether this payment went through: Kassa asks it as "
+            "soon as it answers, or a manager resolves it; reverse or refund it after that",
             current_status=payment.status,
         )
     if payment.status != PaymentStatus.AUTHORISED:
@@ -234,32 +262,61 @@ def request_reversal(uow: UnitOfWork, payment: Payment, actor: str) -> None:
             f"payment is {payment.status} and cannot be reversed at the terminal; refund it",
             current_status=payment.status,
         )
+    key = f"card-reverse:{payment.id}"
+    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
+        if refund_id is not None:
+            raise Conflict(
+                "this card payment is already being reversed at the terminal",
+                current_status=payment.status,
+            )
+        return  # asked twice: the reversal is already on its way
     record_event(uow, payment, "reversal_requested", actor)
     jobs.enqueue(
         uow,
         REVERSE_JOB,
-        {"payment_id": payment.id},
+        {"payment_id": payment.id, **({"refund_id": refund_id} if refund_id else {})},
         queue=device_queue(payment.till_id),
-        dedupe_key=f"card-reverse:{payment.id}",
+        dedupe_key=key,
         max_attempts=5,
     )
 
 
-def apply_reversal(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, actor: str) -> None:
+def apply_reversal(
+    uow: UnitOfWork,
+    payment_id: str,
+    outcome: TerminalOutcome | None,
+    actor: str,
+    *,
+    refund_id: str | None = None,
+) -> None:
+    """The terminal's answer to a reversal (None: it was never asked, the batch had closed)."""
     payment = _locked(uow, payment_id)
-    if payment.status != PaymentStatus.AUTHORISED:
+    refund = _locked_refund(uow, refund_id) if refund_id else None
+    if refund is not None and refund.status != RefundStatus.REQUESTED:
+        return
+    if payment.status != PaymentStatus.AUTHORISED or outcome is None:
+        if refund is not None:
+            move_refund(
+                uow, payment, refund, RefundStatus.FAILED, actor,
+                failure="the terminal's batch was closed before the reversal; refund it now",
+            )  # fmt: skip
         return
     detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
-    if outcome.approved:
+    if outcome.approved and refund is not None:
+        refund.bank_refund_id = refund_receipt_id(outcome.receipt_number)
+        void_by_refund(uow, payment, refund, actor, detail)
+    elif outcome.approved:
         move_payment(uow, payment, PaymentStatus.CANCELLED, "card_reversed", actor, detail)
     else:
         record_event(uow, payment, "reversal_refused", actor, detail)
+        if refund is not None:
+            move_refund(uow, payment, refund, RefundStatus.FAILED, actor, failure=outcome.message)
         flag_attention(
             uow, payment, f"the terminal refused the reversal: {outcome.message}", actor, detail
         )
 
 
-def _receipt_taken(
+def receipt_taken(
     uow: UnitOfWork,
     till_id: int,
     last: TerminalOutcome,
@@ -297,6 +354,10 @@ def _receipt_taken(
 
 def _as_dict(outcome: TerminalOutcome) -> dict[str, Any]:
     return {name: getattr(outcome, name) for name in outcome.__dataclass_fields__}
+
+
+def _locked_refund(uow: UnitOfWork, refund_id: str) -> Refund | None:
+    return uow.session.scalar(select(Refund).where(Refund.id == refund_id).with_for_update())
 
 
 def _locked(uow: UnitOfWork, payment_id: str) -> Payment:

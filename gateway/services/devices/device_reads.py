@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import DeviceStatus, Store, Till
+from gateway.adapters.models import CardBatch, DeviceStatus, Store, Till
 
 
 def device_statuses(uow: UnitOfWork, merchant_id: int) -> list[Any]:
@@ -39,4 +40,40 @@ def recent_device_logs(
         zone = ZoneInfo(tz) if tz else None
         entries = read_entries(device_directory(root, store, till), since)[-limit:]
         out.append((store, till, [format_entry(e, timezone=zone) for e in entries]))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TillBatch:
+    """A till on the Devices page: its terminal's last closed batch, and whether one waits."""
+
+    till_id: int
+    till: str
+    store: str
+    timezone: str
+    last: CardBatch | None
+    waiting: bool
+
+
+def till_batches(uow: UnitOfWork, merchant_id: int) -> list[TillBatch]:
+    """Each till of the merchant with its last end of day, by store and till."""
+    from gateway.services.devices.end_of_day import waiting_end_of_day
+
+    tills = uow.session.execute(
+        select(Till.id, Till.label, Store.name, Store.timezone)
+        .join(Store, Store.id == Till.store_id)
+        .where(Store.merchant_id == merchant_id, Till.active.is_(True))
+        .order_by(Store.name, Till.label)
+    ).all()
+    out = []
+    for till_id, label, store, timezone in tills:
+        last = uow.session.scalars(
+            select(CardBatch)
+            .where(CardBatch.till_id == till_id)
+            .order_by(CardBatch.closed_at.desc(), CardBatch.id.desc())
+            .limit(1)
+        ).first()
+        out.append(
+            TillBatch(till_id, label, store, timezone, last, waiting_end_of_day(uow, till_id))
+        )
     return out

@@ -7,7 +7,8 @@ history row and then fires the after-change hooks from :func:`_after_move`, so a
 promotions, points, referrals and draws follow their payment in one place.
 
 Entries in a payment's history that do not change its status (a refund requested, a reversal
-refused, a person asked to look) are written by :func:`record_event` and :func:`flag_attention`.
+refused, a person asked to look, that question answered) are written by :func:`record_event`,
+:func:`flag_attention` and :func:`clear_attention`.
 """
 
 from __future__ import annotations
@@ -148,6 +149,17 @@ def flag_attention(
     record_event(uow, payment, "attention", actor, {"reason": reason, **detail})
 
 
+def clear_attention(uow: UnitOfWork, payment: Payment, reason: str, actor: str) -> None:
+    """The question behind ``reason`` is answered: take it off the payment, and say so."""
+    reasons = [r for r in (payment.attention or "").split("; ") if r]
+    if reason not in reasons:
+        return
+    left = [r for r in reasons if r != reason]
+    payment.attention = "; ".join(left) or None
+    payment.updated_at = utcnow()
+    record_event(uow, payment, "attention_cleared", actor, {"reason": reason})
+
+
 def move_refund(
     uow: UnitOfWork,
     payment: Payment,
@@ -177,6 +189,25 @@ def move_refund(
     elif target == RefundStatus.FAILED:
         refund.failure = failure or "the bank did not say why"
         record_event(uow, payment, "refund_failed", actor, {**detail, "reason": refund.failure})
+
+
+def void_by_refund(
+    uow: UnitOfWork, payment: Payment, refund: Refund, actor: str, detail: dict[str, Any]
+) -> None:
+    """A refund carried out as a reversal of the whole payment in the terminal's open batch:
+    the refund succeeds and the payment is cancelled (voided), so it is never captured."""
+    check_refund_transition(refund.status, RefundStatus.SUCCEEDED)
+    refund.status = RefundStatus.SUCCEEDED.value
+    refund.updated_at = utcnow()
+    payment.refunded_minor += refund.amount_minor
+    move_payment(
+        uow,
+        payment,
+        PaymentStatus.CANCELLED,
+        "card_reversed",
+        actor,
+        {**detail, **refund_detail(refund)},
+    )
 
 
 def refund_detail(refund: Refund) -> dict[str, Any]:

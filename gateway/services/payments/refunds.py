@@ -1,5 +1,9 @@
 """Refunds: requested here, carried out by the bank, confirmed by its callback.
 
+A card payment's money goes back through the till's terminal instead: after end of day
+(``paid``) as a refund (ZVT 06 31), before it (``authorised``, still in the open batch) as a
+reversal of the whole payment (06 30). Both take the same Idempotency-Key and cap rules.
+
 A refund is ``requested`` (stored, and a job queued in the same transaction), then ``submitted``
 (the bank accepted it), then ``succeeded`` or ``failed`` (the bank's callback). What may still be
 refunded is what was paid minus every refund not failed, checked with the payment row locked, so
@@ -35,6 +39,17 @@ REFUNDABLE_STATES = frozenset(
 )
 
 
+def reversed_whole(payment: Payment) -> bool:
+    """Whether money goes back by reversing the whole payment (a card payment before its
+    terminal's end of day)."""
+    return payment.method == "card" and payment.status == PaymentStatus.AUTHORISED
+
+
+def can_refund(payment: Payment) -> bool:
+    """Whether a refund may be asked for in the payment's state (the amount is checked apart)."""
+    return payment.status in REFUNDABLE_STATES or reversed_whole(payment)
+
+
 def refundable_minor(uow: UnitOfWork, payment: Payment) -> int:
     """What may still be refunded: paid minus every refund that has not failed."""
     taken = uow.session.scalar(
@@ -63,6 +78,8 @@ def request_refund(
     )
     if payment is None:
         raise NotFound(f"no payment {payment_id!r} for this merchant")
+    if reversed_whole(payment):
+        return _void(uow, payment, amount, reason, actor)
     if payment.status not in REFUNDABLE_STATES:
         raise Conflict(
             f"only a paid payment can be refunded; this one is {payment.status}",
@@ -120,6 +137,38 @@ def request_refund(
         max_attempts=20,  # a bank outage of hours must not lose a refund
     )
     uow.session.flush()
+    return refund
+
+
+def _void(
+    uow: UnitOfWork, payment: Payment, amount: Money | None, reason: str | None, actor: str
+) -> Refund:
+    """A card payment still in the terminal's open batch is given back by reversing it whole
+    (ZVT 06 30): nothing was captured yet, so there is nothing to refund in part."""
+    whole = Money(payment.amount_minor, payment.currency)
+    if amount is not None and amount != whole:
+        raise Conflict(
+            f"this card payment of {whole} is still in the terminal's open batch: a part of it "
+            f"cannot be given back now; reverse it whole or refund after end of day",
+            current_status=payment.status,
+        )
+    if refundable_minor(uow, payment) < payment.amount_minor:
+        raise Conflict("this card payment is already being reversed", current_status=payment.status)
+    refund = Refund(
+        id=uuid.uuid4().hex,
+        payment_id=payment.id,
+        amount_minor=whole.minor,
+        currency=whole.currency,
+        status=RefundStatus.REQUESTED.value,
+        reason=reason,
+        created_by=actor,
+    )
+    uow.session.add(refund)
+    uow.session.flush()
+    cards.request_reversal(uow, payment, actor, refund_id=refund.id)
+    record_event(
+        uow, payment, "refund_requested", actor, _with_reason(refund_detail(refund), reason)
+    )
     return refund
 
 

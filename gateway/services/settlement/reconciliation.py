@@ -223,6 +223,7 @@ def _refunds(uow: UnitOfWork, merchant_id: int, low: date, high: date) -> list[K
         .where(
             Payment.merchant_id == merchant_id,
             Refund.status == "succeeded",
+            Payment.status != "cancelled",  # a card reversal in the open batch: no bank money
             Refund.updated_at >= _start(low),
             Refund.updated_at < _start(high + timedelta(days=1)),
         )

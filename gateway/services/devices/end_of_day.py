@@ -1,0 +1,300 @@
+"""End of day at a till's terminal: close its batch, compare it with Kassa's, capture it.
+
+Card payments approved at a terminal are ``authorised`` until the terminal's batch is closed
+(ZVT End-of-Day, 06 50); then the acquirer pays them, so they become ``paid``. End of day is
+queued per till on the device queue, like every other card job: on a schedule (each store's
+local time, one job a day that queues the next), from the portal's Devices page, or with
+``kassa devices end-of-day``. The device host runs it and hands the terminal's totals to
+:func:`close_batch`, which compares them with Kassa's side of the batch:
+
+- Kassa's batch is the till's ``authorised`` card payments (count and sum) less the card refunds
+  the terminal carried out since the previous close (a refund lowers the terminal's total);
+- a difference in total or count is recorded on the batch (the Devices page shows both sides)
+  and flagged on each payment of the batch for a manager. The payments are captured anyway:
+  the terminal has closed its batch and will not take them back;
+- payments whose outcome is unknown are settled by the totals when only one answer fits
+  (the gap is none of them, all of them, or exactly one): booked ones become ``paid``, the
+  others ``failed``; otherwise they stay unknown for a manager.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import CardBatch, Job, Payment, Refund, Store, Till, utcnow
+from gateway.domain.card_data import scrub_card_numbers
+from gateway.domain.money import Money
+from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
+from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.services import jobs
+from gateway.services.devices import outcomes
+from gateway.services.devices.cards import END_OF_DAY_JOB, device_queue
+from gateway.services.payments.lifecycle import flag_attention, move_payment
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalTotals:
+    """What the terminal said its closed batch held (from the driver's End-of-Day result)."""
+
+    total_minor: int | None
+    count: int | None = None
+    # A card type's count is one byte on the wire: at 255 the terminal may have booked more.
+    count_saturated: bool = False
+    by_card_type: tuple[dict[str, Any], ...] = ()
+    receipt_text: str = ""
+
+
+def parse_local_time(text: str) -> time:
+    """``"22:30"`` as a time of day; the configuration's end-of-day time."""
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"an end-of-day time is HH:MM, like 22:30, not {text!r}") from None
+
+
+def next_end_of_day(now: datetime, at: time, timezone: str) -> datetime:
+    """The next moment after ``now`` that is ``at`` on the store's clock, in UTC."""
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    candidate = datetime.combine(local.date(), at, tzinfo=zone)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=zone)
+    return candidate.astimezone(ZoneInfo("UTC"))
+
+
+def schedule_end_of_day(
+    uow: UnitOfWork,
+    till_id: int,
+    at: time,
+    timezone: str,
+    *,
+    after: date | None = None,
+) -> Job | None:
+    """Queue the till's next scheduled end of day, once per local day (None if queued).
+
+    ``after``: the day whose end of day just ran, so the next is a later day even if that
+    one ran early.
+    """
+    now = utcnow()
+    if after is not None:
+        done = datetime.combine(after, at, tzinfo=ZoneInfo(timezone)).astimezone(ZoneInfo("UTC"))
+        now = max(now, done)
+    run_at = next_end_of_day(now, at, timezone)
+    day: date = run_at.astimezone(ZoneInfo(timezone)).date()
+    key = f"card-eod:{till_id}:{day.isoformat()}"
+    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
+        return None
+    return jobs.enqueue(
+        uow,
+        END_OF_DAY_JOB,
+        {"scheduled": True, "day": day.isoformat()},
+        queue=device_queue(till_id),
+        run_at=run_at,
+        dedupe_key=key,
+        max_attempts=5,
+    )
+
+
+def request_end_of_day(uow: UnitOfWork, till_id: int, merchant_id: int, actor: str) -> Job:
+    """Queue an end of day now (a manager's button, the CLI); refused if one is waiting."""
+    till = uow.session.scalar(
+        select(Till)
+        .join(Store)
+        .where(Till.id == till_id, Store.merchant_id == merchant_id)
+        .with_for_update()
+    )
+    if till is None:
+        raise NotFound(f"no till {till_id} for this merchant")
+    if waiting_end_of_day(uow, till_id):
+        raise Conflict(
+            f"an end of day for till {till.label} is already waiting for its device host"
+        )
+    return jobs.enqueue(
+        uow,
+        END_OF_DAY_JOB,
+        {"requested_by": actor},
+        queue=device_queue(till_id),
+        max_attempts=3,
+    )
+
+
+def waiting_end_of_day(uow: UnitOfWork, till_id: int) -> bool:
+    """Whether an end of day of this till is due or running (a scheduled one later is not)."""
+    return (
+        uow.session.scalar(
+            select(Job.id).where(
+                Job.queue == device_queue(till_id),
+                Job.kind == END_OF_DAY_JOB,
+                ((Job.status == "pending") & (Job.run_at <= utcnow())) | (Job.status == "running"),
+            )
+        )
+        is not None
+    )
+
+
+def till_by_name(uow: UnitOfWork, store_and_till: str) -> Till:
+    """The till named ``STORE/TILL`` (store name, till label), as the CLI takes it."""
+    store, sep, label = store_and_till.rpartition("/")
+    if not sep or not store or not label:
+        raise InvalidInput(
+            f"name the till as STORE/TILL, like 'Berlin Mitte/T01', not {store_and_till!r}"
+        )
+    till = uow.session.scalar(
+        select(Till).join(Store).where(Store.name == store, Till.label == label)
+    )
+    if till is None:
+        raise NotFound(f"no till {label!r} in store {store!r}")
+    return till
+
+
+def close_batch(
+    uow: UnitOfWork, till_id: int, totals: TerminalTotals, currency: str, actor: str
+) -> CardBatch:
+    """Compare the terminal's closed batch with Kassa's; its payments become ``paid``."""
+    till = uow.session.get_one(Till, till_id)
+    payments = list(
+        uow.session.scalars(
+            select(Payment)
+            .where(
+                Payment.till_id == till_id,
+                Payment.method == PaymentMethod.CARD.value,
+                Payment.status == PaymentStatus.AUTHORISED.value,
+            )
+            .order_by(Payment.created_at, Payment.id)
+            .with_for_update()
+        )
+    )
+    refunded = _refunded_since_last_close(uow, till_id)
+    kassa_total = sum(p.amount_minor for p in payments) - refunded
+    unknown = _unknown(uow, till_id)
+    charged = _explained(unknown, totals, kassa_total, len(payments))
+    if charged is not None:  # the totals tell which unknown payments the terminal booked
+        kassa_total += sum(p.amount_minor for p in charged)
+    batch = CardBatch(
+        till_id=till_id,
+        currency=currency,
+        terminal_total_minor=totals.total_minor,
+        terminal_count=totals.count,
+        terminal_by_card_type=list(totals.by_card_type),
+        kassa_total_minor=kassa_total,
+        kassa_count=len(payments) + len(charged or ()),
+        payment_ids=[p.id for p in [*payments, *(charged or ())]],
+        difference=_difference(totals, kassa_total, len(payments) + len(charged or ()), currency),
+        receipt_text=scrub_card_numbers(totals.receipt_text) or None,
+        actor=actor,
+        closed_at=utcnow(),
+    )
+    uow.session.add(batch)
+    uow.session.flush()
+    detail = {"batch_id": batch.id, "end_of_day": True}
+    for question in unknown if charged is not None else []:
+        outcomes.settle(
+            uow, question, charged=question in (charged or []), actor=actor,
+            detail={"by": "end_of_day", **detail}, captured=True,
+        )  # fmt: skip
+    for payment in payments:
+        move_payment(uow, payment, PaymentStatus.PAID, "card_batch_closed", actor, detail)
+        if batch.difference:
+            flag_attention(
+                uow,
+                payment,
+                f"end of day at till {till.label}: the terminal's batch differs from Kassa's "
+                f"({batch.difference})",
+                actor,
+                {**detail, **batch_sides(batch)},
+            )
+    return batch
+
+
+def _unknown(uow: UnitOfWork, till_id: int) -> list[Payment]:
+    return list(
+        uow.session.scalars(
+            select(Payment)
+            .where(
+                Payment.till_id == till_id,
+                Payment.method == PaymentMethod.CARD.value,
+                Payment.status == PaymentStatus.UNKNOWN.value,
+            )
+            .order_by(Payment.created_at, Payment.id)
+            .with_for_update()
+        )
+    )
+
+
+def _explained(
+    unknown: list[Payment], totals: TerminalTotals, kassa_total: int, kassa_count: int
+) -> list[Payment] | None:
+    """The unknown payments the terminal's totals show it booked, if only one answer fits:
+    none of them (the totals agree without them), all of them, or exactly one."""
+    if not unknown or totals.total_minor is None:
+        return None
+    gap = totals.total_minor - kassa_total
+    counted = None if totals.count is None else totals.count - kassa_count
+
+    def fits(chosen: list[Payment]) -> bool:
+        amount_fits = sum(p.amount_minor for p in chosen) == gap
+        return amount_fits and (counted is None or counted == len(chosen))
+
+    options = [[], unknown, *([p] for p in unknown)] if len(unknown) > 1 else [[], unknown]
+    found = {tuple(p.id for p in option) for option in options if fits(option)}
+    if len(found) != 1:
+        return None
+    (ids,) = found
+    return [p for p in unknown if p.id in ids]
+
+
+def batch_sides(batch: CardBatch) -> dict[str, Any]:
+    """Both sides of a closed batch, as shown to a manager."""
+    return {
+        "terminal_total": _amount(batch.terminal_total_minor, batch.currency),
+        "terminal_count": batch.terminal_count,
+        "kassa_total": _amount(batch.kassa_total_minor, batch.currency),
+        "kassa_count": batch.kassa_count,
+    }
+
+
+def _difference(
+    totals: TerminalTotals, kassa_total: int, kassa_count: int, currency: str
+) -> str | None:
+    found = []
+    if totals.total_minor is not None and totals.total_minor != max(kassa_total, 0):
+        found.append(
+            f"total: terminal {_amount(totals.total_minor, currency)}, "
+            f"Kassa {_amount(kassa_total, currency)}"
+        )
+    count = totals.count
+    if count is not None and count != kassa_count:
+        if not (totals.count_saturated and count <= kassa_count):
+            found.append(f"payments: terminal {count}, Kassa {kassa_count}")
+    return "; ".join(found) or None
+
+
+def _refunded_since_last_close(uow: UnitOfWork, till_id: int) -> int:
+    """Card refunds the terminal carried out (06 31) since this till's previous close."""
+    last = uow.session.scalar(
+        select(func.max(CardBatch.closed_at)).where(CardBatch.till_id == till_id)
+    )
+    query = (
+        select(func.coalesce(func.sum(Refund.amount_minor), 0))
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(
+            Payment.till_id == till_id,
+            Payment.method == PaymentMethod.CARD.value,
+            Payment.status != PaymentStatus.CANCELLED.value,  # a reversal leaves the batch
+            Refund.status == RefundStatus.SUCCEEDED.value,
+            Refund.bank_refund_id.like("receipt-%"),  # see cards.refund_receipt_id
+        )
+    )
+    if last is not None:
+        query = query.where(Refund.updated_at > last)
+    return int(uow.session.scalar(query) or 0)
+
+
+def _amount(minor: int | None, currency: str) -> str:
+    return "—" if minor is None else str(Money(minor, currency))

@@ -1,0 +1,209 @@
+"""Card payments whose outcome is unknown: said at once, resolved from the terminal's records.
+
+When the line to the terminal breaks or the terminal stops answering in the middle of a payment,
+the terminal may have booked it or not. Kassa never guesses and never charges again:
+
+1. the payment becomes ``unknown``: the cashier sees it at once with what to do, a manager sees
+   it flagged, and the till's terminal is free for other sales;
+2. a resolution job asks the terminal for its last receipt (ZVT Repeat Receipt) as soon as it
+   answers, and the device host does so before it sends the terminal anything else, so the
+   last receipt is still the one that tells;
+3. what a last receipt cannot tell, the end of day can: the terminal's totals against Kassa's
+   (see :mod:`gateway.services.devices.end_of_day`);
+4. a manager can always resolve it by hand, with a note that stays in its history.
+
+:func:`judge` decides from a last receipt: the interrupted payment was charged if the receipt
+is approved, for its amount, not older than the attempt and nobody else's; it was not charged
+if the terminal has no receipt, or its last one is older than the attempt or one Kassa already
+knows; anything else (a newer receipt Kassa does not know) is inconclusive.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+
+from gateway.adapters.db import UnitOfWork
+from gateway.adapters.models import Payment
+from gateway.domain.card_data import scrub_card_numbers
+from gateway.domain.payment import PaymentMethod, PaymentStatus
+from gateway.errors import Conflict, InvalidInput
+from gateway.services import jobs
+from gateway.services.devices.cards import (
+    CLOCK_SKEW,
+    TerminalOutcome,
+    device_queue,
+    receipt_taken,
+)
+from gateway.services.payments.lifecycle import (
+    clear_attention,
+    flag_attention,
+    move_payment,
+    record_event,
+)
+from gateway.services.payments.payment_reads import get_payment
+
+RESOLVE_JOB = "card_resolve"
+UNKNOWN_TEXT = (
+    "Outcome unknown: the terminal did not confirm this payment. Do not charge again. "
+    "Kassa asks the terminal as soon as it answers; a manager can settle it in the portal."
+)
+
+
+UNKNOWN_REASON = "card payment outcome unknown: the terminal did not confirm it"
+UNTOLD_REASON = (
+    "the terminal's last receipt cannot tell whether it was charged: the end of day "
+    "compares totals, or resolve it by hand"
+)
+
+
+class Verdict(StrEnum):
+    CHARGED = "charged"
+    NOT_CHARGED = "not_charged"
+    INCONCLUSIVE = "inconclusive"
+
+
+def mark_unknown(uow: UnitOfWork, payment_id: str, why: str, actor: str) -> None:
+    """The terminal may have booked the payment: say so, free the till, ask it when it can."""
+    payment = _locked(uow, payment_id)
+    if payment.status != PaymentStatus.PENDING:
+        return
+    payment.display_text = UNKNOWN_TEXT[:120]
+    payment.card = {**(payment.card or {}), "resolvable": True}
+    move_payment(uow, payment, PaymentStatus.UNKNOWN, "outcome_unknown", actor, {"reason": why})
+    flag_attention(uow, payment, UNKNOWN_REASON, actor, {"reason": why})
+    jobs.enqueue(
+        uow,
+        RESOLVE_JOB,
+        {"payment_id": payment.id},
+        queue=device_queue(payment.till_id),
+        dedupe_key=f"card-resolve:{payment.id}",
+        max_attempts=1000,  # backoff tops out at an hour: weeks of asking
+    )
+
+
+def open_questions(uow: UnitOfWork, till_id: int) -> list[Payment]:
+    """The till's unknown payments a last receipt may still answer, newest attempt first."""
+    rows = uow.session.scalars(
+        select(Payment).where(
+            Payment.till_id == till_id,
+            Payment.method == PaymentMethod.CARD.value,
+            Payment.status == PaymentStatus.UNKNOWN.value,
+        )
+    )
+    found = [p for p in rows if (p.card or {}).get("resolvable")]
+    return sorted(found, key=lambda p: (p.card or {}).get("attempt_started_at", ""), reverse=True)
+
+
+def attempt_started(payment: Payment) -> datetime | None:
+    started = (payment.card or {}).get("attempt_started_at")
+    return datetime.fromisoformat(started) if started else None
+
+
+def judge(uow: UnitOfWork, payment: Payment, last: TerminalOutcome | None) -> Verdict:
+    """What the terminal's last receipt says about the payment's interrupted attempt."""
+    if last is None:
+        return Verdict.NOT_CHARGED  # the terminal has booked nothing at all
+    started = attempt_started(payment)
+    newer = last.timestamp is None or started is None or last.timestamp >= started - CLOCK_SKEW
+    taken = receipt_taken(uow, payment.till_id, last, payment_id=payment.id)
+    if last.approved and last.amount_minor == payment.amount_minor and newer and not taken:
+        return Verdict.CHARGED
+    if taken or not newer:
+        return Verdict.NOT_CHARGED  # the last booking is one Kassa knows, or came before
+    return Verdict.INCONCLUSIVE
+
+
+def resolve_from_receipt(
+    uow: UnitOfWork, till_id: int, last: TerminalOutcome | None, actor: str
+) -> None:
+    """Answer the till's open questions from its terminal's last receipt.
+
+    Newest attempt first: once the last receipt is one payment's, or a booking Kassa does not
+    know, it says nothing about older attempts (the terminal may have booked them before it).
+    """
+    questions = open_questions(uow, till_id)
+    for index, payment in enumerate(questions):
+        verdict = judge(uow, payment, last)
+        if verdict == Verdict.NOT_CHARGED:
+            settle(uow, payment, charged=False, actor=actor, detail={"by": "last_receipt"})
+            continue
+        if verdict == Verdict.CHARGED and last is not None:
+            settle(
+                uow, payment, charged=True, actor=actor, detail={"by": "last_receipt"}, last=last
+            )
+        for older in questions[index + (verdict == Verdict.CHARGED) :]:
+            _give_up(uow, older, actor)
+        return
+
+
+def settle(
+    uow: UnitOfWork,
+    payment: Payment,
+    *,
+    charged: bool,
+    actor: str,
+    detail: dict[str, Any],
+    last: TerminalOutcome | None = None,
+    captured: bool = False,
+) -> None:
+    """Move an unknown payment to what the terminal's records (or a manager) say."""
+    card = {k: v for k, v in (payment.card or {}).items() if k != "resolvable"}
+    if last is not None:
+        card.update(last.card_fields())
+        payment.receipt_text = scrub_card_numbers(last.receipt_text) or payment.receipt_text
+    payment.card = card
+    for answered in (UNKNOWN_REASON, UNTOLD_REASON):
+        clear_attention(uow, payment, answered, actor)
+    if charged:
+        payment.display_text = "Approved (the terminal's records show it)"
+        target = PaymentStatus.PAID if captured else PaymentStatus.AUTHORISED
+        move_payment(
+            uow, payment, target, "card_outcome_resolved", actor, {**detail, "charged": True}
+        )
+    else:
+        payment.display_text = "Not charged: the terminal has no record of it. Start it again."
+        move_payment(
+            uow,
+            payment,
+            PaymentStatus.FAILED,
+            "card_outcome_resolved",
+            actor,
+            {**detail, "charged": False},
+        )
+
+
+def resolve_by_hand(
+    uow: UnitOfWork, payment_id: str, merchant_id: int, *, charged: bool, note: str, actor: str
+) -> Payment:
+    """A manager's word on an unknown payment (from the terminal's journal, the customer's
+    receipt or bank statement), with a note kept in its history."""
+    if not note.strip():
+        raise InvalidInput("say how you know: a note is required to resolve a payment by hand")
+    payment = get_payment(uow, payment_id, merchant_id)
+    payment = _locked(uow, payment.id)
+    if payment.status != PaymentStatus.UNKNOWN:
+        raise Conflict(
+            f"only a payment whose outcome is unknown can be resolved by hand; this one is "
+            f"{payment.status}",
+            current_status=payment.status,
+        )
+    settle(uow, payment, charged=charged, actor=actor, detail={"by": "hand", "note": note.strip()})
+    return payment
+
+
+def _give_up(uow: UnitOfWork, payment: Payment, actor: str) -> None:
+    """The last receipt can no longer tell: the end of day or a manager must."""
+    payment.card = {**(payment.card or {}), "resolvable": False}
+    record_event(uow, payment, "outcome_not_in_last_receipt", actor)
+    flag_attention(uow, payment, UNTOLD_REASON, actor, {})
+
+
+def _locked(uow: UnitOfWork, payment_id: str) -> Payment:
+    payment = uow.session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
+    if payment is None:
+        raise InvalidInput(f"no payment {payment_id!r}")
+    return payment
