@@ -91,16 +91,7 @@ RANDOM_PHONE = SimulatedTag(
     random_uid=True,
 )
 #: The same kind of phone with Kassa's loyalty card in its wallet: member id M-1042.
-LOYALTY_PHONE = SimulatedTag(
-    "loyalty-phone",
-    bytes.fromhex("08000000"),
-    b"\x00\x04",
-    0x20,
-    ats=bytes.fromhex("0578807002"),
-    ppse_fci=payment_fci(("A0000000041010", "MASTERCARD")),
-    random_uid=True,
-    member_id="M-1042",
-)
+LOYALTY_PHONE = dataclasses.replace(RANDOM_PHONE, name="loyalty-phone", member_id="M-1042")
 TAGS: dict[str, SimulatedTag] = {
     tag.name: tag for tag in (NTAG215, CLASSIC_1K, PAYMENT_CARD, PHONE, RANDOM_PHONE, LOYALTY_PHONE)
 }
