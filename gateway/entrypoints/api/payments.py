@@ -10,6 +10,7 @@ from gateway.adapters import qr_render
 from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import Payment, Refund
 from gateway.domain.money import Money
+from gateway.entrypoints import access
 from gateway.entrypoints.api.openapi import openapi_document
 from gateway.entrypoints.api.schemas import (
     CreatePayment,
@@ -23,7 +24,7 @@ from gateway.services import idempotency
 from gateway.services.devices import cards
 from gateway.services.payments import cancellation, payment_reads, qr_payments, refunds
 from gateway.services.payments.lifecycle import positive_amount
-from gateway.services.staff.auth import TillContext, authenticate_till
+from gateway.services.staff.auth import TillContext
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -34,10 +35,8 @@ def api_database() -> Database:
 
 
 def calling_till(uow: UnitOfWork | None = None) -> TillContext:
-    if uow is not None:
-        return authenticate_till(uow, request.headers.get("Authorization"))
-    with api_database().unit_of_work(readonly=True) as own:
-        return authenticate_till(own, request.headers.get("Authorization"))
+    """The calling till, authenticated by the access guard before the view ran."""
+    return access.calling_till()
 
 
 def json_body() -> Any:
@@ -146,7 +145,7 @@ def create_payment() -> Response:
 def get_payment(payment_id: str) -> Response:
     with api_database().unit_of_work(readonly=True) as uow:
         till = calling_till(uow)
-        payment = payment_reads.get_payment(uow, payment_id, till.merchant_id)
+        payment = payment_reads.get_payment(uow, payment_id, till.scope)
         return jsonify(payment_out(payment, with_events=True))
 
 
@@ -154,7 +153,7 @@ def get_payment(payment_id: str) -> Response:
 def cancel_payment(payment_id: str) -> Response:
     with api_database().unit_of_work() as uow:
         till = calling_till(uow)
-        payment = cancellation.cancel_payment(uow, payment_id, till.merchant_id, till.actor)
+        payment = cancellation.cancel_payment(uow, payment_id, till.scope, till.actor)
         uow.commit()
         return jsonify(payment_out(payment))
 
@@ -194,12 +193,12 @@ def create_refund(payment_id: str) -> Response:
     def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
         amount = None
         if command.amount is not None:
-            currency = payment_reads.payment_currency(uow, payment_id, till.merchant_id)
+            currency = payment_reads.payment_currency(uow, payment_id, till.scope)
             amount = Money.parse(command.amount, currency)
         refund = refunds.request_refund(
             uow,
             payment_id,
-            till.merchant_id,
+            till.scope,
             amount=amount,
             reason=command.reason,
             actor=till.actor,
@@ -224,7 +223,7 @@ def create_refund(payment_id: str) -> Response:
 def list_payment_refunds(payment_id: str) -> Response:
     with api_database().unit_of_work(readonly=True) as uow:
         till = calling_till(uow)
-        payment_reads.get_payment(uow, payment_id, till.merchant_id)
+        payment_reads.get_payment(uow, payment_id, till.scope)
         return jsonify([refund_out(r) for r in refunds.list_refunds(uow, payment_id)])
 
 
@@ -234,7 +233,7 @@ def payment_qr(payment_id: str, fmt: str) -> Response:
         raise InvalidInput(f"QR format must be png or svg, not {fmt!r}")
     with api_database().unit_of_work(readonly=True) as uow:
         till = calling_till(uow)
-        payload = payment_reads.qr_payload(uow, payment_id, till.merchant_id)
+        payload = payment_reads.qr_payload(uow, payment_id, till.scope)
     if payload is None:
         raise InvalidInput("this payment has no QR code")
     return qr_response(payload, fmt)

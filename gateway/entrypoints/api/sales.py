@@ -175,12 +175,12 @@ def create_sale() -> Response:
 def get_sale(sale_id: str) -> Response:
     with api_database().unit_of_work(readonly=True) as uow:
         till = calling_till(uow)
-        sale = sales.get_sale(uow, sale_id, till.merchant_id)
+        sale = sales.get_sale(uow, sale_id, till.scope)
         payment = None
         if sale.payment_id:
             from gateway.services.payments import payment_reads
 
-            payment = payment_out(payment_reads.get_payment(uow, sale.payment_id, till.merchant_id))
+            payment = payment_out(payment_reads.get_payment(uow, sale.payment_id, till.scope))
         return jsonify(sale_out(uow, sale, payment=payment))
 
 

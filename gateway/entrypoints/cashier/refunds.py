@@ -58,7 +58,7 @@ def refund_payment(payment_id: str) -> Any:
 def _refund_once(staff: StaffContext, payment_id: str) -> None:
     text = request.form.get("amount", "").strip()
     with database().unit_of_work(readonly=True) as uow:
-        currency = payment_reads.payment_currency(uow, payment_id, staff.merchant_id)
+        currency = payment_reads.payment_currency(uow, payment_id, staff.scope)
     amount = parse_amount(text, currency, "The refund amount") if text else None
     reason = request.form.get("reason", "").strip()[:255] or None
 
@@ -66,7 +66,7 @@ def _refund_once(staff: StaffContext, payment_id: str) -> None:
         refund = refunds.request_refund(
             uow,
             payment_id,
-            staff.merchant_id,
+            staff.scope,
             amount=amount,
             reason=reason,
             actor=staff.actor,
@@ -88,7 +88,7 @@ def _refund_form(
 ) -> Any:
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
-        payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
+        payment = payment_reads.get_payment(uow, payment_id, staff.scope)
         left = refunds.refundable_minor(uow, payment)
         history = refunds.list_refunds(uow, payment_id)
 

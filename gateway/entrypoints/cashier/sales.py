@@ -75,7 +75,7 @@ def basket() -> Any:
     if not sale_id:
         return _basket_form(staff, till, rows=[], fields={})
     with database().unit_of_work(readonly=True) as uow:
-        earlier, _ = sales.stored_request(sales.get_sale(uow, sale_id, staff.merchant_id))
+        earlier, _ = sales.stored_request(sales.get_sale(uow, sale_id, staff.scope))
         rows = [
             BasketRow(
                 ln.name, ln.category, str(ln.quantity), ln.unit_price.to_decimal_string(), ln.sku
@@ -236,7 +236,7 @@ def _sale_page(
     merchant = staff_session.merchant_of(staff)
     till = chosen_till(staff)
     with database().unit_of_work(readonly=True) as uow:
-        sale = sales.get_sale(uow, sale_id, staff.merchant_id)
+        sale = sales.get_sale(uow, sale_id, staff.scope)
         customer = uow.session.get(Customer, sale.customer_id) if sale.customer_id else None
         by_card = None
         if sale.status == "priced" and till is not None and sale.till_id == till.till_id:

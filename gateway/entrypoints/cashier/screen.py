@@ -55,22 +55,9 @@ TILL_KEY = "till_id"
 MAX_LINES = 30
 
 
-@bp.before_request
-def _require_staff() -> Any:
-    if request.endpoint in ("cashier.login", "cashier.logout"):
-        return None
-    if current_staff() is not None:
-        return None
-    if request.endpoint == "cashier.payment_status":
-        response = jsonify(error="signed_out", login_url=url_for(".login"))
-        response.status_code = 401
-        return response
-    return redirect(url_for(".login"))
-
-
 def signed_in_staff() -> StaffContext:
     staff = current_staff()
-    if staff is None:  # _require_staff ran first; this is for the type checker
+    if staff is None:  # the access guard ran first; this is for the type checker
         raise Unauthorised("sign in first")
     return staff
 
@@ -298,8 +285,8 @@ def payment_screen(payment_id: str) -> Any:
     staff = signed_in_staff()
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
-        payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
-        sale = sales.get_sale(uow, payment.sale_id, staff.merchant_id) if payment.sale_id else None
+        payment = payment_reads.get_payment(uow, payment_id, staff.scope)
+        sale = sales.get_sale(uow, payment.sale_id, staff.scope) if payment.sale_id else None
         return render_template(
             "cashier/payment.html",
             payment=payment,
@@ -316,7 +303,7 @@ def payment_screen(payment_id: str) -> Any:
 def payment_status(payment_id: str) -> Response:
     staff = signed_in_staff()
     with database().unit_of_work(readonly=True) as uow:
-        payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
+        payment = payment_reads.get_payment(uow, payment_id, staff.scope)
         out = payment_out(payment)
         screen = screen_of(payment)
         out.update(
@@ -335,7 +322,7 @@ def payment_qr(payment_id: str, fmt: str) -> Response:
     if fmt not in ("png", "svg"):
         raise NotFound(f"no QR image format {fmt!r}: use png or svg")
     with database().unit_of_work(readonly=True) as uow:
-        payload = payment_reads.qr_payload(uow, payment_id, staff.merchant_id)
+        payload = payment_reads.qr_payload(uow, payment_id, staff.scope)
     if payload is None:
         raise NotFound("this payment has no QR code")
     return qr_response(payload, fmt)
@@ -346,7 +333,7 @@ def cancel_payment(payment_id: str) -> Redirect:
     staff = signed_in_staff()
     with database().unit_of_work() as uow:
         try:
-            payment = cancellation.cancel_payment(uow, payment_id, staff.merchant_id, staff.actor)
+            payment = cancellation.cancel_payment(uow, payment_id, staff.scope, staff.actor)
             uow.commit()
             if payment.method == "card" and payment.status != "cancelled":
                 flash("Reversal sent to the terminal; the payment shows CANCELLED once it is done.")
