@@ -118,7 +118,8 @@ def demo_data(as_json: bool) -> None:
         return
     click.echo(f"Merchant: {creds['merchant']}")
     for staff in creds["staff"]:
-        click.echo(f"  {staff['role']:<8} login: {staff['username']} / {staff['password']}")
+        pin = f", approval PIN {staff['pin']}" if staff.get("pin") else ""
+        click.echo(f"  {staff['role']:<8} login: {staff['username']} / {staff['password']}{pin}")
     for till in creds["tills"]:
         click.echo(f"  till {till['store']} {till['till']}: API key {till['api_key']}")
     if creds["coupon_codes"]:

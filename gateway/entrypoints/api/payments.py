@@ -22,9 +22,11 @@ from gateway.entrypoints.api.schemas import (
 from gateway.errors import InvalidInput
 from gateway.services import idempotency
 from gateway.services.devices import cards
-from gateway.services.payments import cancellation, payment_reads, qr_payments, refunds
+from gateway.services.payments import payment_reads, qr_payments, refunds, till_actions
 from gateway.services.payments.lifecycle import positive_amount
+from gateway.services.staff import approvals
 from gateway.services.staff.auth import TillContext
+from gateway.settings import Settings
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -37,6 +39,17 @@ def api_database() -> Database:
 def calling_till(uow: UnitOfWork | None = None) -> TillContext:
     """The calling till, authenticated by the access guard before the view ran."""
     return access.calling_till()
+
+
+def limits_for(uow: UnitOfWork, merchant_id: int) -> approvals.Limits:
+    """The merchant's approval limits (their own, or ``[approvals]``)."""
+    settings: Settings = current_app.extensions["kassa.settings"]
+    return approvals.limits(uow, merchant_id, settings.approvals)
+
+
+def approval_token() -> approvals.Grant:
+    """The approval a till offers: the ``Approval-Token`` header (empty: none)."""
+    return approvals.Grant(token=request.headers.get("Approval-Token", "").strip())
 
 
 def json_body() -> Any:
@@ -109,6 +122,7 @@ def create_payment() -> Response:
                 uow, till, money=money, bill_number=command.reference
             )
             uow.session.flush()
+            _approve_large(uow, till, payment)
             return 201, payment_out(payment, till_label=till.label)
         payment = qr_payments.create_qr_payment(
             uow,
@@ -119,6 +133,7 @@ def create_payment() -> Response:
             expires_in=command.expires_in,
         )
         uow.session.flush()
+        _approve_large(uow, till, payment)
         return 201, payment_out(payment, till_label=till.label)
 
     key = request.headers.get("Idempotency-Key")
@@ -141,6 +156,18 @@ def create_payment() -> Response:
     return response
 
 
+def _approve_large(uow: UnitOfWork, till: TillContext, payment: Payment) -> None:
+    till_actions.approve_large_payment(
+        uow,
+        payment,
+        actor=till.actor,
+        limit=limits_for(uow, till.merchant_id),
+        grant=approval_token(),
+        till=till,
+        address=request.remote_addr,
+    )
+
+
 @bp.get("/payments/<payment_id>")
 def get_payment(payment_id: str) -> Response:
     with api_database().unit_of_work(readonly=True) as uow:
@@ -153,7 +180,16 @@ def get_payment(payment_id: str) -> Response:
 def cancel_payment(payment_id: str) -> Response:
     with api_database().unit_of_work() as uow:
         till = calling_till(uow)
-        payment = cancellation.cancel_payment(uow, payment_id, till.scope, till.actor)
+        payment = till_actions.cancel(
+            uow,
+            payment_id,
+            till.scope,
+            actor=till.actor,
+            limit=limits_for(uow, till.merchant_id),
+            grant=approval_token(),
+            till=till,
+            address=request.remote_addr,
+        )
         uow.commit()
         return jsonify(payment_out(payment))
 
@@ -195,13 +231,17 @@ def create_refund(payment_id: str) -> Response:
         if command.amount is not None:
             currency = payment_reads.payment_currency(uow, payment_id, till.scope)
             amount = Money.parse(command.amount, currency)
-        refund = refunds.request_refund(
+        refund = till_actions.refund(
             uow,
             payment_id,
             till.scope,
             amount=amount,
             reason=command.reason,
             actor=till.actor,
+            limit=limits_for(uow, till.merchant_id),
+            grant=approval_token(),
+            till=till,
+            address=request.remote_addr,
         )
         return 201, refund_out(refund)
 
