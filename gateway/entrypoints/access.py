@@ -192,3 +192,33 @@ def install(app: Flask, db: Database) -> None:
     def _access() -> Any:
         g.kassa_db = db
         return guard()
+
+
+def endpoint_table(paths: dict[str, str]) -> str:
+    """Every endpoint with its path and who may call it, as a Markdown table (docs/access.md
+    holds a copy that a test compares with this)."""
+    rows = ["| endpoint | path | who | permission |", "|---|---|---|---|"]
+    for endpoint in sorted(ENDPOINTS):
+        rule = ENDPOINTS[endpoint]
+        needs = f"`{rule.permission}`" if rule.permission else ""
+        if rule.post:
+            needs += f" (POST: `{rule.post}`)"
+        rows.append(f"| `{endpoint}` | `{paths.get(endpoint, '?')}` | {rule.audience} | {needs} |")
+    return "\n".join(rows)
+
+
+def app_paths(app: Flask) -> dict[str, str]:
+    """Each endpoint's path (the first, if it has several)."""
+    paths: dict[str, str] = {}
+    for rule in app.url_map.iter_rules():
+        paths.setdefault(rule.endpoint, rule.rule)
+    return paths
+
+
+if __name__ == "__main__":  # print the tables for docs/access.md
+    from gateway.config import load_config
+    from gateway.entrypoints.app import create_app
+
+    config = load_config(overrides={"database": {"url": "sqlite://"}, "web": {"secret_key": "-"}})
+    print(permissions.matrix_table(), end="\n\n")
+    print(endpoint_table(app_paths(create_app(config))))
