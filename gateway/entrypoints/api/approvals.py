@@ -7,31 +7,17 @@ the ``Approval-Token`` header. The token is spent by that one request, or expire
 
 from __future__ import annotations
 
-from typing import Literal
-
 from flask import Blueprint, Response, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from gateway.domain.money import Money
 from gateway.entrypoints.api.payments import api_database, calling_till, json_body, limits_for
-from gateway.entrypoints.api.schemas import AMOUNT_PATTERN
+from gateway.entrypoints.api.schemas import CreateApproval
 from gateway.errors import InvalidInput
 from gateway.services.payments import payment_reads
 from gateway.services.staff import approvals
 from gateway.services.staff.approvals import Place
 
 bp = Blueprint("approvals", __name__)
-
-
-class CreateApproval(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    approver: StrictStr = Field(min_length=1, max_length=64, description="Supervisor's username.")
-    code: StrictStr = Field(min_length=1, max_length=64, description="Their approval PIN.")
-    action: Literal["refund", "cancel", "payment", "override"]
-    payment_id: StrictStr | None = Field(default=None, max_length=36)
-    amount: StrictStr | None = Field(default=None, pattern=AMOUNT_PATTERN)
-    currency: StrictStr | None = Field(default=None, pattern=r"^[A-Z]{3}$")
 
 
 @bp.post("/approvals")
