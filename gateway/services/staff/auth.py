@@ -56,7 +56,8 @@ class StaffContext:
         return f"staff:{self.username}"
 
     def can_manage(self) -> bool:
-        return self.role in ("manager", "owner")
+        """Managers and owners (older callers); ask :meth:`can` for a named permission."""
+        return self.can("payment.resolve")
 
     @property
     def scope(self) -> Scope:
