@@ -5,6 +5,7 @@ expired one leaves the payment as it was."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,15 +13,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from drivers.simulators.zvt import ZvtSimulator
 from gateway.adapters.db import Database
 from gateway.adapters.models import Approval, Payment, PaymentEvent, Refund, utcnow
 from gateway.config import load_config
 from gateway.domain.money import Money
 from gateway.services.payments import qr_payments
 from gateway.services.staff.auth import TillContext
+from tests.card_helpers import card_payment, close, first_till, host_for, read_payment, until
 from tests.conftest import isolated_env
 from tests.factories import merchant_with_stores, paid_by_bank
-from tests.integration.test_cashier_pages import csrf, log_in
+from tests.integration.test_cashier_pages import csrf, log_in, payment_id_of, sale_form
 
 
 @pytest.fixture
@@ -289,3 +292,69 @@ def test_the_owner_sets_the_limits_in_the_portal(
     assert refund(app.test_client(), shop, payment_id, "6.00").status_code == 403
     manager = sign_in(app, shop, "area-manager")
     assert manager.get("/portal/settings").status_code == 403
+
+
+# ---- cancelling a card payment the terminal approved ---------------------------------------------
+
+
+@pytest.fixture
+def terminal() -> Iterator[ZvtSimulator]:
+    with ZvtSimulator(baudrate=115200) as simulator:
+        yield simulator  # type: ignore[misc]
+
+
+def test_cancelling_an_approved_card_payment_needs_a_supervisor(
+    app: Flask, db: Database, demo: Any, terminal: ZvtSimulator
+) -> None:
+    till = first_till(db, demo)
+    host = host_for(db, till, terminal.port)
+    try:
+        payment_id = card_payment(db, till, "18.00")
+        until(lambda: read_payment(db, payment_id).status == "authorised", host)
+        client = app.test_client()
+        auth = {"Authorization": f"Bearer {demo['tills'][0]['api_key']}"}
+        cancel = f"/api/v1/payments/{payment_id}/cancel"
+        refused = client.post(cancel, headers=auth)
+        assert refused.status_code == 403
+        assert (refused.json["type"], refused.json["action"]) == (
+            "/problems/approval-required", "cancel"
+        )  # fmt: skip
+        assert read_payment(db, payment_id).status == "authorised"
+        supervisor = next(s for s in demo["staff"] if s["role"] == "supervisor")
+        issued = client.post(
+            "/api/v1/approvals",
+            headers=auth,
+            json={"approver": supervisor["username"], "code": supervisor["pin"],
+                  "action": "cancel", "payment_id": payment_id},
+        )  # fmt: skip
+        assert issued.status_code == 201, issued.get_data(as_text=True)
+        assert issued.json["amount"] == "18.00"
+        done = client.post(cancel, headers={**auth, "Approval-Token": issued.json["token"]})
+        assert done.status_code == 200, done.get_data(as_text=True)
+        until(lambda: read_payment(db, payment_id).status == "cancelled", host)
+        assert [b.kind for b in terminal.journal] == ["authorisation", "reversal"]
+    finally:
+        close(host)
+
+
+def test_a_large_payment_at_the_cashier_screen_waits_for_the_supervisor(
+    app: Flask, db: Database, shop: dict[str, Any]
+) -> None:
+    cashier = sign_in(app, shop, "cashier")
+    assert cashier.get("/cashier/till").status_code == 303  # their store's one till is chosen
+    dialog = cashier.post("/cashier/payments", data={**sale_form(cashier), "amount": "3000"})
+    page = dialog.get_data(as_text=True)
+    assert dialog.status_code == 403 and 'data-approval="payment"' in page
+    assert "a payment above 2500.00 EUR needs a supervisor&#39;s approval" in page
+    with db.unit_of_work(readonly=True) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Payment)) == 0
+    owner = shop["staff"]["owner"]["username"]  # an owner may approve at any store
+    done = cashier.post(
+        "/cashier/payments",
+        data={**form_fields(page), "approver": owner, "approver_code": shop["pin"]},
+    )
+    payment_id = payment_id_of(done)
+    with db.unit_of_work(readonly=True) as uow:
+        payment = uow.session.get_one(Payment, payment_id)
+        assert (payment.amount_minor, payment.status) == (300000, "pending")
+        assert uow.session.scalars(select(Approval.approver)).all() == [owner]
