@@ -345,7 +345,7 @@ def test_a_large_payment_at_the_cashier_screen_waits_for_the_supervisor(
     dialog = cashier.post("/cashier/payments", data={**sale_form(cashier), "amount": "3000"})
     page = dialog.get_data(as_text=True)
     assert dialog.status_code == 403 and 'data-approval="payment"' in page
-    assert "a payment above 2500.00 EUR needs a supervisor&#39;s approval" in page
+    assert "A payment above 2500.00 EUR needs a supervisor&#39;s approval." in page
     with db.unit_of_work(readonly=True) as uow:
         assert uow.session.scalar(select(func.count()).select_from(Payment)) == 0
     owner = shop["staff"]["owner"]["username"]  # an owner may approve at any store
