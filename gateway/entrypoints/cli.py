@@ -107,8 +107,8 @@ def db_upgrade(revision: str) -> None:
 @main.command("demo-data")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
 def demo_data(as_json: bool) -> None:
-    """Seed one merchant, two stores, three tills, a cashier, a manager and a supervisor; print credentials
-    (every till's API key) and a few of the demo's coupon codes."""
+    """Seed one merchant, two stores, three tills, a cashier, a manager and a supervisor; print
+    credentials (every till's API key, approval PINs) and a few of the demo's coupon codes."""
     config = _config()
     database = _database(config)
     database.upgrade()
