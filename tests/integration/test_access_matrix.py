@@ -295,3 +295,23 @@ def test_every_route_for_every_caller_and_scope(world: World) -> None:
                         )
     assert wrong == [], f"{len(wrong)} of {walked} requests:\n" + "\n".join(wrong)
     assert walked > 500
+
+
+@pytest.mark.parametrize(
+    ("caller", "sees_other_store"),
+    [("manager", False), ("area-manager", True), ("owner", True), ("auditor", True)],
+)
+def test_lists_show_only_the_caller_s_stores(
+    world: World, caller: str, sees_other_store: bool
+) -> None:
+    """The portal's payment list and end-of-day table are narrowed like every lookup by id."""
+    client = world.clients[caller]
+    payments = client.get("/portal/").get_data(as_text=True)
+    devices = client.get("/portal/devices").get_data(as_text=True)
+    own, other = world.store_objects["own"], world.store_objects["other-store"]
+    foreign = world.store_objects["other-merchant"]
+    assert f"/portal/payments/{own['payment_id']}" in payments
+    assert (f"/portal/payments/{other['payment_id']}" in payments) is sees_other_store
+    assert f"/portal/payments/{foreign['payment_id']}" not in payments
+    assert ("A store 1" in devices, "A store 2" in devices) == (True, sees_other_store)
+    assert "B store" not in devices
