@@ -24,6 +24,7 @@ from gateway.services.devices import device_reads, outcomes
 from gateway.services.devices import end_of_day as end_of_day_service
 from gateway.services.payments import payment_reads, refunds
 from gateway.services.staff.auth import StaffContext
+from merchant_portal import identity
 from merchant_portal.filters import PagedDateRange
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
@@ -45,9 +46,11 @@ def _require_manager() -> Any:
     staff = current_staff()
     if staff is None:
         return redirect(url_for(".login"))
+    if request.endpoint in identity.ANY_STAFF_ENDPOINTS:
+        return None
     if not staff.can_manage():
         return render_template("portal/forbidden.html", staff=staff), 403
-    return None
+    return staff_session.second_factor_gate(staff)
 
 
 def signed_in_manager() -> StaffContext:
