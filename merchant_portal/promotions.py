@@ -249,6 +249,7 @@ def promotion_coupons_csv(key: str) -> Response:
         for c in reads.coupon_codes(uow, row):
             expires = c.expires_at.isoformat() if c.expires_at else ""
             writer.writerow([c.code, c.status, expires, c.customer_id or ""])
+    staff_session.record_download("coupons", promotion=key)
     return Response(
         out.getvalue(),
         mimetype="text/csv",

@@ -194,6 +194,13 @@ def current_staff() -> StaffContext | None:
     return result
 
 
+def record_download(report: str, **detail: Any) -> None:
+    """Audit a CSV download by the signed-in person (its own small transaction)."""
+    with database().unit_of_work() as uow:
+        audit.record(uow, "csv.downloaded", target=("report", report), after=detail)
+        uow.commit()
+
+
 def second_factor_passed() -> bool:
     return isinstance(session.get(MFA_KEY), int | float)
 
