@@ -1,0 +1,242 @@
+"""Signing in to the portal: the second factor, throttling, sessions that end, cookies.
+
+Flask's test client against SQLite and PostgreSQL; the throttle's clock is the app's
+injectable ``kassa.clock``, so lockouts are tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyotp
+import pytest
+import zxingcpp
+from flask.testing import FlaskClient
+from PIL import Image
+from sqlalchemy import select
+
+from gateway.adapters.db import Database
+from gateway.adapters.models import AuditEntry, StaffUser
+from gateway.adapters.passwords import hash_password
+from gateway.services.staff import admin
+from tests.integration.test_portal_pages import log_in, staff
+from tests.staff_helpers import csrf_token, totp_code
+
+
+def password_only(client: FlaskClient, username: str, password: str) -> Any:
+    token = csrf_token(client, "/portal/login")
+    return client.post(
+        "/portal/login", data={"username": username, "password": password, "csrf_token": token}
+    )
+
+
+def actions(db: Database) -> list[str]:
+    with db.unit_of_work() as uow:
+        return list(uow.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
+
+
+def new_manager(db: Database, username: str = "mia", password: str = "mia-password-1") -> None:
+    with db.unit_of_work() as uow:
+        merchant_id = uow.session.scalars(select(StaffUser.merchant_id)).first()
+        uow.session.add(
+            StaffUser(
+                merchant_id=merchant_id, username=username, display_name="Mia", role="manager",
+                active=True, password_hash=hash_password(password),
+            )
+        )  # fmt: skip
+        uow.commit()
+
+
+PORTAL_PAGES = ["/portal/", "/portal/devices", "/portal/settlement", "/portal/promotions",
+                "/portal/audit"]  # fmt: skip
+
+
+def test_a_password_alone_never_opens_the_portal(app: Any, demo: Any, db: Database) -> None:
+    client = app.test_client()
+    assert password_only(client, *staff(demo, "manager")).status_code == 303
+    for path in PORTAL_PAGES:
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"] == "/portal/mfa"
+    wrong = client.post(
+        "/portal/mfa", data={"code": "000000", "csrf_token": csrf_token(client, "/portal/mfa")}
+    )
+    assert wrong.status_code == 401 and client.get("/portal/").status_code == 302
+    secret = next(s for s in demo["staff"] if s["role"] == "manager")["totp_secret"]
+    token = csrf_token(client, "/portal/mfa")
+    right = client.post("/portal/mfa", data={"code": totp_code(secret), "csrf_token": token})
+    assert right.status_code == 303
+    assert client.get("/portal/").status_code == 200
+    assert actions(db)[-3:] == ["login", "mfa.passed.failed", "mfa.passed"]
+
+
+def test_first_sign_in_enrols_with_a_qr_code_and_recovery_codes(
+    app: Any, demo: Any, db: Database
+) -> None:
+    new_manager(db)
+    client = app.test_client()
+    assert password_only(client, "mia", "mia-password-1").status_code == 303
+    assert client.get("/portal/").headers["Location"] == "/portal/mfa/enrol"
+    page = client.get("/portal/mfa/enrol").get_data(as_text=True)
+    png = re.search(r'src="data:image/png;base64,([^"]+)"', page)
+    assert png
+    [decoded] = zxingcpp.read_barcodes(Image.open(io.BytesIO(base64.b64decode(png.group(1)))))
+    assert decoded.text.startswith("otpauth://totp/Kassa:mia?secret=")
+    secret = pyotp.parse_uri(decoded.text).secret
+    assert secret in page  # the secret in text too, for typing it in
+    with db.unit_of_work() as uow:
+        stored = uow.session.scalars(select(StaffUser).where(StaffUser.username == "mia")).one()
+        assert stored.totp_secret and secret not in stored.totp_secret  # encrypted at rest
+    assert client.get("/portal/mfa/enrol").get_data(as_text=True).count(secret) >= 1
+    token = csrf_token(client, "/portal/mfa/enrol")
+    bad = client.post("/portal/mfa/enrol", data={"code": "123456", "csrf_token": token})
+    assert bad.status_code == 422
+    done = client.post(
+        "/portal/mfa/enrol", data={"code": pyotp.TOTP(secret).now(), "csrf_token": token}
+    )
+    codes = re.findall(r"<li>([a-z2-7]{5}-[a-z2-7]{5})</li>", done.get_data(as_text=True))
+    assert len(codes) == 10
+    assert client.get("/portal/").status_code == 200
+    with db.unit_of_work() as uow:
+        stored = uow.session.scalars(select(StaffUser).where(StaffUser.username == "mia")).one()
+        assert codes[0].replace("-", "") not in str(stored.recovery_codes)  # hashed
+    # A recovery code signs in once, never twice.
+    for expected in (303, 401):
+        other = app.test_client()
+        password_only(other, "mia", "mia-password-1")
+        token = csrf_token(other, "/portal/mfa")
+        response = other.post("/portal/mfa", data={"code": codes[0], "csrf_token": token})
+        assert response.status_code == expected
+
+
+def test_step_up_asks_again_after_the_window(app: Any, demo: Any, db: Database) -> None:
+    now = [datetime.now(UTC)]
+    app.extensions["kassa.clock"] = lambda: now[0]
+    client = app.test_client()
+    log_in(client, *staff(demo, "manager"))
+    with client.session_transaction() as session:
+        session["mfa_at"] = now[0].timestamp()
+    assert client.get("/portal/staff").status_code == 200
+    now[0] += timedelta(seconds=301)
+    response = client.get("/portal/staff")
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/portal/mfa/step-up?next=/portal/staff")
+
+
+def throttled_app(app: Any) -> list[datetime]:
+    now = [datetime(2026, 12, 6, 12, 0, tzinfo=UTC)]
+    app.extensions["kassa.clock"] = lambda: now[0]
+    return now
+
+
+def test_wrong_passwords_slow_down_then_lock_the_account(app: Any, demo: Any, db: Database) -> None:
+    now = throttled_app(app)
+    client = app.test_client()
+    username, password = staff(demo, "manager")
+    for _ in range(5):  # login_free_failures = 5: no waiting yet
+        assert password_only(client, username, "wrong").status_code == 401
+    paused = password_only(client, username, password)  # even the right one waits now
+    assert paused.status_code == 429 and paused.headers["Retry-After"] == "1"
+    now[0] += timedelta(seconds=1)
+    for expected_wait in (2, 4, 8, 16):
+        assert password_only(client, username, "wrong").status_code == 401
+        blocked = password_only(client, username, "wrong")
+        assert blocked.status_code == 429
+        assert blocked.headers["Retry-After"] == str(expected_wait)
+        now[0] += timedelta(seconds=expected_wait)
+    assert password_only(client, username, "wrong").status_code == 401  # the 10th: lockout
+    locked = password_only(client, username, password)
+    assert locked.status_code == 429 and locked.headers["Retry-After"] == "900"
+    now[0] += timedelta(seconds=900)
+    assert password_only(client, username, password).status_code == 303
+    assert actions(db).count("login.failed") == 10
+
+
+def test_an_unknown_name_is_answered_like_a_known_one(app: Any, demo: Any) -> None:
+    throttled_app(app)
+    client = app.test_client()
+    answers = []
+    for username in ("manager", "nobody-here"):
+        for _ in range(5):
+            response = password_only(client, username, "wrong")
+            answers.append((response.status_code, "wrong username or password" in response.text))
+        answers.append((password_only(client, username, "wrong").status_code, True))
+    assert answers[:6] == answers[6:] == [(401, True)] * 5 + [(429, True)]
+
+
+def test_many_accounts_from_one_address_are_throttled_too(app: Any, demo: Any) -> None:
+    throttled_app(app)
+    client = app.test_client()
+    for n in range(20):  # login_address_free_failures = 20
+        assert password_only(client, f"guess{n}", "wrong").status_code == 401
+    assert password_only(client, *staff(demo, "manager")).status_code == 429
+
+
+def test_logout_ends_every_session_of_that_person(app: Any, demo: Any) -> None:
+    first, second = app.test_client(), app.test_client()
+    log_in(first, *staff(demo, "manager"))
+    log_in(second, *staff(demo, "manager"))
+    copied = first.get_cookie("kassa_session")
+    assert copied and first.get("/portal/").status_code == 200
+    token = csrf_token(first, "/portal/")
+    assert first.post("/portal/logout", data={"csrf_token": token}).status_code == 303
+    assert second.get("/portal/").status_code == 302  # the other browser is signed out too
+    thief = app.test_client()
+    thief.set_cookie("kassa_session", copied.value)
+    assert thief.get("/portal/").status_code == 302
+
+
+def test_deactivation_and_password_change_end_sessions(app: Any, demo: Any, db: Database) -> None:
+    cashier = app.test_client()
+    token = csrf_token(cashier, "/cashier/login")
+    cashier.post(
+        "/cashier/login",
+        data=dict(zip(("username", "password"), staff(demo, "cashier"), strict=True))
+        | {"csrf_token": token},
+    )
+    assert cashier.get("/cashier/").headers.get("Location") != "/cashier/login"
+    manager = app.test_client()
+    log_in(manager, *staff(demo, "manager"))
+    _, password = staff(demo, "manager")
+    token = csrf_token(manager, "/portal/password")
+    changed = manager.post(
+        "/portal/password",
+        data={"current": password, "new": "a-new-password-9", "repeat": "a-new-password-9",
+              "csrf_token": token},
+    )  # fmt: skip
+    assert changed.status_code == 303
+    assert manager.get("/portal/").status_code == 200  # this session goes on
+    with db.unit_of_work() as uow:
+        cashier_user = uow.session.scalars(
+            select(StaffUser).where(StaffUser.username == "cashier")
+        ).one()
+        admin.set_active(uow, cashier_user.merchant_id, cashier_user.id, False)
+        uow.commit()
+    assert cashier.get("/cashier/").headers.get("Location") == "/cashier/login"
+    assert {"password.changed", "staff.deactivated"} <= set(actions(db))
+
+
+def test_cookies_are_secure_over_https_and_pages_are_not_cached(app: Any, demo: Any) -> None:
+    client = app.test_client()
+    plain = client.get("/portal/login")
+    assert plain.headers["Cache-Control"] == "no-store"
+    assert "Secure" not in plain.headers.get("Set-Cookie", "")
+    secure = app.test_client().get("/portal/login", base_url="https://kassa.example")
+    assert "Secure" in secure.headers["Set-Cookie"]
+    assert app.test_client().get("/cashier/login").headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("trusted", [0, 1])
+def test_forwarded_proto_counts_only_from_a_trusted_proxy(db: Database, trusted: int) -> None:
+    from gateway.entrypoints.app import create_app
+    from tests.conftest import app_config
+
+    application = create_app(app_config(db, security={"trusted_proxies": trusted}), db=db)
+    response = application.test_client().get(
+        "/portal/login", headers={"X-Forwarded-Proto": "https"}
+    )
+    assert ("Secure" in response.headers["Set-Cookie"]) == bool(trusted)
