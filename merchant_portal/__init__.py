@@ -1,10 +1,11 @@
 """`/portal`, the merchant portal for managers: payments and devices, settlement, promotions,
 the audit trail, staff administration and the second factor."""
 
-from merchant_portal import audit_log, identity, promotions, reconciliation, views
+from merchant_portal import administration, audit_log, identity, promotions, reconciliation, views
 
 bp = views.bp
 bp.register_blueprint(promotions.bp)
 bp.register_blueprint(reconciliation.bp)
 bp.register_blueprint(identity.bp)
 bp.register_blueprint(audit_log.bp)
+bp.register_blueprint(administration.bp)

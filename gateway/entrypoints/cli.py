@@ -53,6 +53,9 @@ class KassaGroup(LazyGroup):
     """Turns a :class:`KassaError` anywhere below into one line on stderr and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from gateway.services.staff.audit_context import set_source
+
+        set_source("cli")  # what a command does is audited as coming from the command line
         try:
             return super().invoke(ctx)
         except KassaError as exc:

@@ -20,7 +20,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from gateway.adapters.db import Database
-from gateway.adapters.models import AuditEntry, StaffUser
+from gateway.adapters.models import AuditEntry, StaffUser, Store
 from gateway.adapters.passwords import hash_password
 from gateway.services.staff import admin
 from tests.integration.test_portal_pages import log_in, staff
@@ -114,17 +114,32 @@ def test_first_sign_in_enrols_with_a_qr_code_and_recovery_codes(
 
 
 def test_step_up_asks_again_after_the_window(app: Any, demo: Any, db: Database) -> None:
-    now = [datetime.now(UTC)]
-    app.extensions["kassa.clock"] = lambda: now[0]
     client = app.test_client()
     log_in(client, *staff(demo, "manager"))
+    assert admin_post(client, "/portal/stores", name="A", city="B").status_code == 303
     with client.session_transaction() as session:
-        session["mfa_at"] = now[0].timestamp()
-    assert client.get("/portal/staff").status_code == 200
-    now[0] += timedelta(seconds=301)
-    response = client.get("/portal/staff")
+        session["mfa_at"] -= 301  # [security] step_up_seconds = 300
+    response = client.post(
+        "/portal/stores",
+        data={"name": "C", "city": "D", "csrf_token": csrf_token(client, "/portal/staff")},
+        headers={"Referer": "http://localhost/portal/staff"},
+    )
     assert response.status_code == 303
-    assert response.headers["Location"].startswith("/portal/mfa/step-up?next=/portal/staff")
+    assert response.headers["Location"] == "/portal/mfa/step-up?next=/portal/staff"
+    secret = next(s for s in demo["staff"] if s["role"] == "manager")["totp_secret"]
+    token = csrf_token(client, "/portal/mfa/step-up")
+    for ahead in (0, 1):  # the sign-in used this step's code already
+        confirmed = client.post(
+            "/portal/mfa/step-up?next=/portal/staff",
+            data={"code": totp_code(secret, ahead), "csrf_token": token},
+        )
+        if confirmed.status_code == 303:
+            break
+    assert confirmed.headers["Location"] == "/portal/staff"
+    assert admin_post(client, "/portal/stores", name="C", city="D").status_code == 303
+    with db.unit_of_work() as uow:
+        names = set(uow.session.scalars(select(Store.name)))
+    assert {"A", "C"} <= names
 
 
 def throttled_app(app: Any) -> list[datetime]:
@@ -240,3 +255,101 @@ def test_forwarded_proto_counts_only_from_a_trusted_proxy(db: Database, trusted:
         "/portal/login", headers={"X-Forwarded-Proto": "https"}
     )
     assert ("Secure" in response.headers["Set-Cookie"]) == bool(trusted)
+
+
+def admin_post(client: FlaskClient, path: str, **data: str) -> Any:
+    token = csrf_token(client, "/portal/staff")
+    return client.post(path, data={**data, "csrf_token": token})
+
+
+def test_managers_administer_staff_tills_and_keys(
+    app: Any, demo: Any, db: Database, live_server: Any
+) -> None:
+    import requests
+
+    manager = app.test_client()
+    log_in(manager, *staff(demo, "manager"))
+    page = manager.get("/portal/staff").get_data(as_text=True)
+    assert 'data-username="cashier"' in page and 'data-till="Berlin Mitte/T01"' in page
+    assert "<option>owner</option>" not in page  # a manager cannot make owners
+    made = admin_post(
+        manager, "/portal/staff", username="nina", display_name="Nina", role="cashier", store=""
+    )
+    temporary = re.search(r'id="shown-secret">([^<]+)<', made.get_data(as_text=True))
+    assert made.status_code == 200 and temporary
+    refused = admin_post(manager, "/portal/staff", username="olaf", role="owner", store="")
+    assert refused.status_code == 422 and "cannot give the role owner" in refused.text
+    # Nina must choose her own password before anything else.
+    nina = app.test_client()
+    token = csrf_token(nina, "/cashier/login")
+    nina.post(
+        "/cashier/login",
+        data={"username": "nina", "password": temporary.group(1), "csrf_token": token},
+    )
+    assert nina.get("/cashier/").headers["Location"] == "/portal/password"
+    token = csrf_token(nina, "/portal/password")
+    changed = nina.post(
+        "/portal/password",
+        data={"current": temporary.group(1), "new": "a-good-pass-42", "repeat": "a-good-pass-42",
+              "csrf_token": token},
+    )  # fmt: skip
+    assert changed.status_code == 303 and changed.headers["Location"] == "/cashier/"
+    # Rotate T01's key: the old one overlaps for the grace period, then stops.
+    with db.unit_of_work() as uow:
+        till_id = next(
+            t.id
+            for t in admin.list_tills(uow, 1)
+            if t.label == "T01" and t.store.name == "Berlin Mitte"
+        )
+    old_key = demo["tills"][0]["api_key"]
+    rotated = admin_post(manager, f"/portal/tills/{till_id}/rotate-key")
+    new_key = re.search(r'id="shown-secret">([^<]+)<', rotated.get_data(as_text=True))
+    assert new_key and new_key.group(1).startswith("kt_")
+
+    def status(key: str) -> int:
+        return requests.get(
+            f"{live_server.url}/api/v1/payments/none",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        ).status_code
+
+    assert status(new_key.group(1)) == 404 and status(old_key) == 404  # both accepted
+    with db.unit_of_work() as uow:
+        admin.rotate_key(uow, 1, till_id, grace=timedelta(0))  # no overlap this time
+        uow.commit()
+    assert status(new_key.group(1)) == 401
+    revoked = admin_post(manager, f"/portal/tills/{till_id}/revoke-key")
+    assert revoked.status_code == 303
+    made = admin_post(manager, "/portal/tills", store="", label="T09")
+    assert made.status_code == 422
+    assert {"staff.created", "password.changed", "till.key_rotated", "till.key_revoked"} <= set(
+        actions(db)
+    )
+
+
+def test_cli_administers_and_verifies(db: Database, demo: Any) -> None:
+    from tests.integration.test_audit_trail import kassa
+
+    made = kassa(db, "admin", "staff", "create", "--username", "paul", "--role", "manager")
+    assert made.exit_code == 0, made.output
+    assert "temporary password" in made.output
+    bad = kassa(db, "admin", "staff", "create", "--username", "paul", "--role", "manager")
+    assert bad.exit_code == 2 and "taken" in bad.output
+    store = kassa(db, "admin", "store", "create", "--name", "Potsdam", "--city", "Potsdam",
+                  "--timezone", "Europe/Berlin")  # fmt: skip
+    assert store.exit_code == 0, store.output
+    till = kassa(db, "admin", "till", "create", "--store", "Potsdam", "--label", "P01")
+    assert till.exit_code == 0 and "kt_" in till.output
+    rotated = kassa(db, "admin", "till", "rotate-key", "--till", "Potsdam/P01")
+    assert rotated.exit_code == 0 and "kt_" in rotated.output
+    revoked = kassa(db, "admin", "till", "revoke-key", "--till", "Potsdam/P01")
+    assert revoked.exit_code == 0
+    off = kassa(db, "admin", "staff", "deactivate", "--username", "paul")
+    assert off.exit_code == 0
+    reset = kassa(db, "admin", "staff", "reset-password", "--username", "cashier")
+    assert reset.exit_code == 0 and "temporary password" in reset.output
+    assert kassa(db, "admin", "staff", "list").output.count("paul") == 1
+    with db.unit_of_work() as uow:
+        sources = set(uow.session.scalars(select(AuditEntry.source)))
+    assert "cli" in sources
+    assert kassa(db, "audit", "verify").exit_code == 0

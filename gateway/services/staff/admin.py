@@ -22,6 +22,15 @@ from gateway.services.staff import audit, mfa
 from gateway.services.staff.auth import ROLES, IssuedKey, issue_till_key
 
 MIN_PASSWORD = 10
+# Who may hand out which role: never one above one's own.
+RANK = {"cashier": 0, "supervisor": 1, "auditor": 2, "manager": 2, "owner": 3}
+
+
+def grantable_roles(own_role: str) -> list[str]:
+    mine = RANK.get(own_role, -1)
+    return [role for role in ROLES if RANK.get(role, 99) <= mine]
+
+
 USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
@@ -102,12 +111,17 @@ def create_staff(
     display_name: str,
     role: str,
     store_id: int | None,
+    granted_by_role: str | None = None,
 ) -> NewStaff:
+    """A new staff member with a temporary password; ``granted_by_role`` (the creator's role,
+    None from the CLI) limits the role to one not above the creator's."""
     username = username.strip().lower()
     if not (2 <= len(username) <= 64) or set(username) - USERNAME_CHARS:
         raise InvalidInput("a username is 2–64 of a–z, 0–9, dot, dash and underscore")
     if role not in ROLES:
         raise InvalidInput(f"a role is one of {', '.join(ROLES)}, not {role!r}")
+    if granted_by_role is not None and role not in grantable_roles(granted_by_role):
+        raise InvalidInput(f"a {granted_by_role} cannot give the role {role}")
     display_name = display_name.strip()[:100] or username
     if store_id is not None:
         _store(uow, merchant_id, store_id)
@@ -321,6 +335,10 @@ def list_staff(uow: UnitOfWork, merchant_id: int) -> list[StaffUser]:
             .order_by(StaffUser.username)
         )
     )
+
+
+def staff_member(uow: UnitOfWork, merchant_id: int, staff_id: int) -> StaffUser:
+    return _staff(uow, merchant_id, staff_id)
 
 
 def list_tills(uow: UnitOfWork, merchant_id: int) -> list[Till]:

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import AuditChainHead, AuditEntry, utcnow
@@ -82,13 +83,7 @@ def record(
         source=(source or current_source())[:64],
         approved_by=approved_by[:100] if approved_by else None,
     )
-    head = uow.session.scalars(
-        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-    ).first()
-    if head is None:  # the migration makes it; only an emptied table lacks it
-        head = AuditChainHead(id=1, last_id=0, last_hash=GENESIS)
-        uow.session.add(head)
-        uow.session.flush()
+    head = _locked_head(uow)
     row.prev_hash = head.last_hash
     row.row_hash = row_hash(row, head.last_hash)
     uow.session.add(row)
@@ -96,6 +91,21 @@ def record(
     head.last_id, head.last_hash = row.id, row.row_hash
     uow.session.flush()
     return row
+
+
+def _locked_head(uow: UnitOfWork) -> AuditChainHead:
+    """The chain head, locked until the transaction ends (made if an emptied table lacks it;
+    the migration makes it, and two writers racing to make it agree on one)."""
+    query = select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
+    head = uow.session.scalars(query).first()
+    if head is not None:
+        return head
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(AuditChainHead(id=1, last_id=0, last_hash=GENESIS))
+    except IntegrityError:
+        pass  # another writer made it first
+    return uow.session.scalars(query.execution_options(populate_existing=True)).one()
 
 
 def _from(acting: Any, name: str) -> int | None:

@@ -32,6 +32,7 @@ def set_process_source(source: str) -> None:
     """This process's source for every thread: ``worker``, ``device-host`` (default ``cli``)."""
     global _process_source
     _process_source = source
+    _source.set(None)
 
 
 def set_source(source: str) -> None:
