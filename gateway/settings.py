@@ -47,6 +47,7 @@ class SecuritySettings(Section):
     # till key rotation, the proxy whose X-Forwarded-* headers are believed.
     mfa_key: str = ""
     step_up_seconds: int = Field(300, ge=0)
+    step_up_budget_minor: int = Field(50_000, ge=0)
     login_free_failures: int = Field(5, ge=1)
     login_lockout_failures: int = Field(10, ge=1)
     login_address_free_failures: int = Field(20, ge=1)

@@ -19,6 +19,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 
 from gateway.adapters import qr_render
 from gateway.adapters.models import StaffUser
+from gateway.domain.money import Money
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.staff_session import current_staff, database
 from gateway.errors import Conflict, InvalidInput, Unauthorised
@@ -144,6 +145,37 @@ def step_up_required(view: View) -> View:
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def confirmed_now(code: str | None) -> bool:
+    """For a form that carries its own code field: True when the second factor is recent, or
+    ``code`` is valid now (which counts as a step-up)."""
+    staff = current_staff()
+    if staff is None:
+        return False
+    if not mfa.needs_second_factor(staff.role) or staff_session.recent_second_factor():
+        return True
+    if code and _check_code(staff, code, "mfa.step_up"):
+        staff_session.mark_second_factor()
+        return True
+    return False
+
+
+def check_budget_step_up(spec: dict[str, Any], code: str | None) -> None:
+    """A promotion budget above ``[security] step_up_budget_minor`` needs a fresh second
+    factor: refuse (nothing is created) unless it is recent or ``code`` is valid."""
+    limit = staff_session.settings().security.step_up_budget_minor
+    budgets = [
+        (spec.get("limits") or {}).get("budget_minor") or 0,
+        (spec.get("table") or {}).get("budget_minor") or 0,
+    ]
+    if max(budgets) > limit and not confirmed_now(code):
+        staff = current_staff()
+        currency = staff_session.merchant_of(staff).currency if staff else "EUR"
+        raise InvalidInput(
+            f"a budget above {Money(limit, currency)} needs your authenticator code: type it in "
+            "the “Authenticator code” field and send the form again"
+        )
 
 
 @bp.route("/password", methods=["GET", "POST"])

@@ -353,3 +353,30 @@ def test_cli_administers_and_verifies(db: Database, demo: Any) -> None:
         sources = set(uow.session.scalars(select(AuditEntry.source)))
     assert "cli" in sources
     assert kassa(db, "audit", "verify").exit_code == 0
+
+
+def test_a_large_promotion_budget_needs_a_fresh_code(app: Any, demo: Any, db: Database) -> None:
+    from tests.integration.test_promotion_pages import THRESHOLD_FORM
+
+    client = app.test_client()
+    log_in(client, *staff(demo, "manager"))
+    with client.session_transaction() as session:
+        session["mfa_at"] -= 301
+    form = {**THRESHOLD_FORM, "budget": "1000.00"}
+    token = csrf_token(client, "/portal/promotions/new")
+    refused = client.post("/portal/promotions/new", data={**form, "csrf_token": token})
+    assert refused.status_code == 422 and "needs your authenticator code" in refused.text
+    small = client.post(
+        "/portal/promotions/new", data={**form, "budget": "500.00", "key": "s", "csrf_token": token}
+    )
+    assert small.status_code == 303  # at the limit: no code needed
+    secret = next(s for s in demo["staff"] if s["role"] == "manager")["totp_secret"]
+    for ahead in (0, 1):  # the sign-in used this step's code already
+        sent = client.post(
+            "/portal/promotions/new",
+            data={**form, "step_up_code": totp_code(secret, ahead), "csrf_token": token},
+        )
+        if sent.status_code == 303:
+            break
+    assert sent.status_code == 303
+    assert "promotion.created" in actions(db) and "mfa.step_up" in actions(db)
