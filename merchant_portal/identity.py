@@ -39,12 +39,13 @@ def _staff() -> StaffContext:
     return staff
 
 
-def _local(target: str | None, fallback: str) -> str:
-    """Only a path on this site, never another host (no open redirect)."""
-    if not target:
+def local_path(target: str | None, fallback: str) -> str:
+    """Only a path on this site, never another host (no open redirect: browsers read
+    ``//host`` and ``/\\host`` as another site)."""
+    if not target or "\\" in target or target.startswith("//"):
         return fallback
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/") or target.startswith("//"):
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
         return fallback
     return target
 
@@ -92,7 +93,7 @@ def second_factor() -> Any:
     if request.method == "POST":
         if _check_code(staff, request.form.get("code", ""), "mfa.passed"):
             staff_session.mark_second_factor()
-            return redirect(_local(request.args.get("next"), url_for("portal.index")), 303)
+            return redirect(local_path(request.args.get("next"), url_for("portal.index")), 303)
         error = "That code is not right (or was used already). Wait for the next one and retry."
     page = render_template("portal/mfa_prompt.html", staff=staff, error=error, step_up=False)
     return page, 401 if error else 200
@@ -102,7 +103,7 @@ def second_factor() -> Any:
 def step_up() -> Any:
     """Repeat the second factor before a sensitive action; then back to where it started."""
     staff = _staff()
-    back = _local(request.args.get("next"), url_for("portal.index"))
+    back = local_path(request.args.get("next"), url_for("portal.index"))
     error = None
     if request.method == "POST":
         if _check_code(staff, request.form.get("code", ""), "mfa.step_up"):

@@ -380,3 +380,15 @@ def test_a_large_promotion_budget_needs_a_fresh_code(app: Any, demo: Any, db: Da
             break
     assert sent.status_code == 303
     assert "promotion.created" in actions(db) and "mfa.step_up" in actions(db)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [("/portal/staff?x=1", "/portal/staff?x=1"), ("//evil.example/", "/portal/"),
+     ("/\\evil.example/", "/portal/"), ("https://evil.example/", "/portal/"),
+     ("portal", "/portal/"), (None, "/portal/")],
+)  # fmt: skip
+def test_step_up_returns_only_to_this_site(target: str | None, expected: str) -> None:
+    from merchant_portal.identity import local_path
+
+    assert local_path(target, "/portal/") == expected
