@@ -22,14 +22,15 @@ from gateway.adapters.models import StaffUser
 from gateway.domain.money import Money
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.staff_session import current_staff, database
-from gateway.errors import Conflict, InvalidInput, Unauthorised
-from gateway.services.staff import admin, audit, mfa
+from gateway.errors import Conflict, InvalidInput, TooManyAttempts, Unauthorised
+from gateway.services.staff import admin, audit, mfa, throttling
 from gateway.services.staff.auth import StaffContext
 
 bp = Blueprint("identity", __name__)
 # Reachable by every signed-in person, cashiers too (the portal's role check skips them).
 ANY_STAFF_ENDPOINTS = frozenset({"portal.identity.change_password"})
 View = TypeVar("View", bound=Callable[..., Any])
+WRONG_CODE = "That code is not right (or was used already). Wait for the next one and retry."
 
 
 def _staff() -> StaffContext:
@@ -89,14 +90,9 @@ def second_factor() -> Any:
         return redirect(url_for(".enrol"))
     if staff_session.second_factor_passed() and request.method == "GET":
         return redirect(url_for("portal.index"))
-    error = None
     if request.method == "POST":
-        if _check_code(staff, request.form.get("code", ""), "mfa.passed"):
-            staff_session.mark_second_factor()
-            return redirect(local_path(request.args.get("next"), url_for("portal.index")), 303)
-        error = "That code is not right (or was used already). Wait for the next one and retry."
-    page = render_template("portal/mfa_prompt.html", staff=staff, error=error, step_up=False)
-    return page, 401 if error else 200
+        return _prompt(staff, step_up=False, back=local_path(request.args.get("next"), ""))
+    return render_template("portal/mfa_prompt.html", staff=staff, error=None, step_up=False)
 
 
 @bp.route("/mfa/step-up", methods=["GET", "POST"])
@@ -104,24 +100,45 @@ def step_up() -> Any:
     """Repeat the second factor before a sensitive action; then back to where it started."""
     staff = _staff()
     back = local_path(request.args.get("next"), url_for("portal.index"))
-    error = None
     if request.method == "POST":
-        if _check_code(staff, request.form.get("code", ""), "mfa.step_up"):
-            staff_session.mark_second_factor()
-            return redirect(back, 303)
-        error = "That code is not right (or was used already). Wait for the next one and retry."
-    page = render_template(
-        "portal/mfa_prompt.html", staff=staff, error=error, step_up=True, back=back
+        return _prompt(staff, step_up=True, back=back)
+    return render_template(
+        "portal/mfa_prompt.html", staff=staff, error=None, step_up=True, back=back
     )
-    return page, 401 if error else 200
 
 
 def _check_code(staff: StaffContext, code: str, action: str) -> bool:
+    """Check a code, throttled like passwords (6 digits are guessable without a limit):
+    :class:`TooManyAttempts` while this person or address has to wait."""
+    now, address = staff_session.clock(), staff_session.client_address()
+    name = f"mfa:{staff.username}"
     with database().unit_of_work() as uow:
-        ok = mfa.verify_second_factor(uow, staff.user_id, code, staff_session.clock())
+        throttling.check(uow, name, address, now)
+        ok = mfa.verify_second_factor(uow, staff.user_id, code, now)
+        if ok:
+            throttling.succeeded(uow, name)
+        else:
+            throttling.failed(uow, name, address, now, staff_session.throttle_policy())
         audit.record(uow, action if ok else f"{action}.failed", target=("staff", staff.user_id))
         uow.commit()
     return ok
+
+
+def _prompt(staff: StaffContext, *, step_up: bool, back: str | None = None) -> Any:
+    """The code prompt after a POST: wrong code (401) or throttled (429 with Retry-After)."""
+    action = "mfa.step_up" if step_up else "mfa.passed"
+    try:
+        if _check_code(staff, request.form.get("code", ""), action):
+            staff_session.mark_second_factor()
+            return redirect(back or url_for("portal.index"), 303)
+        error, status, headers = WRONG_CODE, 401, {}
+    except TooManyAttempts as exc:
+        error, status = f"Paused: {exc.message}.", 429
+        headers = {"Retry-After": str(exc.extra.get("retry_after", 60))}
+    page = render_template(
+        "portal/mfa_prompt.html", staff=staff, error=error, step_up=step_up, back=back
+    )
+    return page, status, headers
 
 
 def step_up_required(view: View) -> View:

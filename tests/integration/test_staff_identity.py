@@ -392,3 +392,24 @@ def test_step_up_returns_only_to_this_site(target: str | None, expected: str) ->
     from merchant_portal.identity import local_path
 
     assert local_path(target, "/portal/") == expected
+
+
+def test_guessing_codes_is_throttled(app: Any, demo: Any, db: Database) -> None:
+    from gateway.services.staff import mfa
+
+    now = throttled_app(app)
+    client = app.test_client()
+    password_only(client, *staff(demo, "manager"))
+    secret = next(s for s in demo["staff"] if s["role"] == "manager")["totp_secret"]
+    token = csrf_token(client, "/portal/mfa")
+    right = mfa.code_at(secret, now[0])
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(5):
+        response = client.post("/portal/mfa", data={"code": wrong, "csrf_token": token})
+        assert response.status_code == 401
+    paused = client.post("/portal/mfa", data={"code": right, "csrf_token": token})
+    assert paused.status_code == 429 and paused.headers["Retry-After"] == "1"
+    now[0] += timedelta(seconds=1)
+    right = mfa.code_at(secret, now[0])
+    assert client.post("/portal/mfa", data={"code": right, "csrf_token": token}).status_code == 303
+    assert actions(db).count("mfa.passed.failed") == 5
