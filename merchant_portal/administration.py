@@ -38,14 +38,22 @@ def _page(
     staff = _staff()
     with database().unit_of_work(readonly=True) as uow:
         stores = merchant_stores(uow, staff.merchant_id)
+
+        def mine(store_id: int | None) -> bool:
+            return staff.store_id is None or store_id == staff.store_id
+
         page = render_template(
             "portal/staff.html",
             staff=staff,
             merchant=staff_session.merchant_of(staff),
-            people=admin.list_staff(uow, staff.merchant_id),
-            stores=stores,
+            people=[p for p in admin.list_staff(uow, staff.merchant_id) if mine(p.store_id)],
+            stores=[store for store in stores if mine(store.id)],
             store_names={store.id: store.name for store in stores},
-            tills=[(t, t.store.name) for t in admin.list_tills(uow, staff.merchant_id)],
+            tills=[
+                (t, t.store.name)
+                for t in admin.list_tills(uow, staff.merchant_id)
+                if mine(t.store_id)
+            ],
             roles=admin.grantable_roles(staff.role),
             error=error,
             shown=shown or {},
@@ -61,6 +69,26 @@ def _show_once(value: str, what: str, whom: str) -> tuple[str, int]:
 @bp.get("/staff")
 def staff_page() -> Any:
     return _page()
+
+
+def _scoped(staff: StaffContext, store_id: int | None) -> None:
+    """A store's manager acts on their own store's people and tills only (404 otherwise, so
+    ids elsewhere are not confirmed)."""
+    if staff.store_id is not None and store_id != staff.store_id:
+        raise NotFound("there is no such staff member or till in your store")
+
+
+def _person_in_scope(staff: StaffContext, staff_id: int) -> None:
+    with database().unit_of_work(readonly=True) as uow:
+        _scoped(staff, admin.staff_member(uow, staff.merchant_id, staff_id).store_id)
+
+
+def _till_in_scope(staff: StaffContext, till_id: int) -> None:
+    with database().unit_of_work(readonly=True) as uow:
+        tills = {t.id: t.store_id for t in admin.list_tills(uow, staff.merchant_id)}
+    if till_id not in tills:
+        raise NotFound(f"no till {till_id} here")
+    _scoped(staff, tills[till_id])
 
 
 def _store_choice(value: str) -> int | None:
@@ -100,6 +128,7 @@ def _done(message: str) -> Redirect:
 @bp.post("/staff/<int:staff_id>/deactivate")
 def deactivate_staff(staff_id: int) -> Any:
     staff = _staff()
+    _person_in_scope(staff, staff_id)
     if staff_id == staff.user_id:
         return _page("You cannot deactivate yourself.", 409)
     with database().unit_of_work() as uow:
@@ -112,6 +141,7 @@ def deactivate_staff(staff_id: int) -> Any:
 @step_up_required
 def reactivate_staff(staff_id: int) -> Any:
     staff = _staff()
+    _person_in_scope(staff, staff_id)
     with database().unit_of_work() as uow:
         user = admin.set_active(uow, staff.merchant_id, staff_id, True)
         uow.commit()
@@ -122,6 +152,7 @@ def reactivate_staff(staff_id: int) -> Any:
 @step_up_required
 def reset_password(staff_id: int) -> Any:
     staff = _staff()
+    _person_in_scope(staff, staff_id)
     with database().unit_of_work() as uow:
         password = admin.reset_password(uow, staff.merchant_id, staff_id)
         name = admin.staff_member(uow, staff.merchant_id, staff_id).username
@@ -133,6 +164,7 @@ def reset_password(staff_id: int) -> Any:
 @step_up_required
 def reset_second_factor(staff_id: int) -> Any:
     staff = _staff()
+    _person_in_scope(staff, staff_id)
     with database().unit_of_work() as uow:
         user = admin.reset_second_factor(uow, staff.merchant_id, staff_id)
         uow.commit()
@@ -143,6 +175,8 @@ def reset_second_factor(staff_id: int) -> Any:
 @step_up_required
 def create_store() -> Any:
     staff, form = _staff(), request.form
+    if staff.store_id is not None:
+        return _page("Only a manager of every store can add a store.", 403)
     try:
         with database().unit_of_work() as uow:
             store = admin.create_store(
@@ -166,6 +200,7 @@ def create_till() -> Any:
     try:
         if store_id is None:
             raise InvalidInput("choose the till's store")
+        _scoped(staff, store_id)
         with database().unit_of_work() as uow:
             made = admin.create_till(
                 uow, staff.merchant_id, store_id, label=form.get("label", ""),
@@ -182,6 +217,7 @@ def create_till() -> Any:
 @step_up_required
 def rotate_key(till_id: int) -> Any:
     staff = _staff()
+    _till_in_scope(staff, till_id)
     grace = timedelta(seconds=staff_session.settings().security.key_grace_seconds)
     with database().unit_of_work() as uow:
         key = admin.rotate_key(uow, staff.merchant_id, till_id, grace=grace)
@@ -193,6 +229,7 @@ def rotate_key(till_id: int) -> Any:
 @bp.post("/tills/<int:till_id>/revoke-key")
 def revoke_key(till_id: int) -> Any:
     staff = _staff()
+    _till_in_scope(staff, till_id)
     with database().unit_of_work() as uow:
         till = admin.revoke_key(uow, staff.merchant_id, till_id)
         uow.commit()
@@ -203,6 +240,7 @@ def revoke_key(till_id: int) -> Any:
 @step_up_required
 def reactivate_till(till_id: int) -> Any:
     staff = _staff()
+    _till_in_scope(staff, till_id)
     with database().unit_of_work() as uow:
         key = admin.reactivate_till(uow, staff.merchant_id, till_id)
         uow.commit()

@@ -43,14 +43,16 @@ class AuditQuery(PagedDateRange):
         query.read_range_and_page(args)
         return query
 
-    def to_filter(self, merchant_id: int, limit: int | None) -> audit.AuditFilter:
+    def to_filter(self, staff: StaffContext, limit: int | None) -> audit.AuditFilter:
+        """The rows this person may read: their merchant's, and their store's if they have
+        one (a store manager never sees another store's rows)."""
         return audit.AuditFilter(
-            merchant_id=merchant_id,
+            merchant_id=staff.merchant_id,
             date_from=self.date_from,
             date_to=self.date_to,
             actor=self.actor,
             action=self.action,
-            store_id=self.store,
+            store_id=staff.store_id if staff.store_id is not None else self.store,
             limit=limit,
             offset=(self.page - 1) * PAGE_SIZE if limit else 0,
         )
@@ -80,11 +82,13 @@ def audit_log() -> Any:
     query = AuditQuery.parse(request.args)
     with database().unit_of_work(readonly=True) as uow:
         rows, total = (
-            ([], 0)
-            if query.errors
-            else audit.list_entries(uow, query.to_filter(staff.merchant_id, PAGE_SIZE))
+            ([], 0) if query.errors else audit.list_entries(uow, query.to_filter(staff, PAGE_SIZE))
         )
-        stores = merchant_stores(uow, staff.merchant_id)
+        stores = [
+            store
+            for store in merchant_stores(uow, staff.merchant_id)
+            if staff.store_id in (None, store.id)
+        ]
         return render_template(
             "portal/audit.html",
             staff=staff,
@@ -109,7 +113,7 @@ def audit_csv() -> Response:
     writer.writerow(audit.CSV_COLUMNS)
     with database().unit_of_work() as uow:
         if not query.errors:
-            rows, _ = audit.list_entries(uow, query.to_filter(staff.merchant_id, CSV_LIMIT))
+            rows, _ = audit.list_entries(uow, query.to_filter(staff, CSV_LIMIT))
             writer.writerows(audit.csv_row(row) for row in rows)
         audit.record(
             uow, "csv.downloaded", target=("report", "audit"), after=query.url_args(page=1)

@@ -413,3 +413,42 @@ def test_guessing_codes_is_throttled(app: Any, demo: Any, db: Database) -> None:
     right = mfa.code_at(secret, now[0])
     assert client.post("/portal/mfa", data={"code": right, "csrf_token": token}).status_code == 303
     assert actions(db).count("mfa.passed.failed") == 5
+
+
+def test_a_store_manager_administers_and_reads_only_their_store(
+    app: Any, demo: Any, db: Database
+) -> None:
+    from gateway.adapters.models import Store, Till
+    from gateway.services.staff import audit, mfa
+
+    secret = pyotp.random_base32()
+    with db.unit_of_work() as uow:
+        mitte, kreuzberg = (
+            uow.session.scalars(select(Store).where(Store.name == name)).one()
+            for name in ("Berlin Mitte", "Berlin Kreuzberg")
+        )
+        user = StaffUser(
+            merchant_id=mitte.merchant_id, store_id=mitte.id, username="sm", display_name="Sam",
+            role="manager", active=True, password_hash=hash_password("sam-password-1"),
+        )  # fmt: skip
+        uow.session.add(user)
+        uow.session.flush()
+        mfa.enrol_with_secret(uow, user, secret)
+        far_till = uow.session.scalars(select(Till).where(Till.store_id == kreuzberg.id)).first()
+        assert far_till
+        for store in (mitte, kreuzberg):
+            audit.record(uow, f"test.{store.id}", merchant_id=store.merchant_id, store_id=store.id)
+        ids = (mitte.id, kreuzberg.id, far_till.id)
+        uow.commit()
+    client = app.test_client()
+    password_only(client, "sm", "sam-password-1")
+    token = csrf_token(client, "/portal/mfa")
+    client.post("/portal/mfa", data={"code": pyotp.TOTP(secret).now(), "csrf_token": token})
+    page = client.get("/portal/audit").get_data(as_text=True)
+    assert f'data-action="test.{ids[0]}"' in page and f'data-action="test.{ids[1]}"' not in page
+    other = client.get(f"/portal/audit?store={ids[1]}").get_data(as_text=True)
+    assert f'data-action="test.{ids[1]}"' not in other
+    assert admin_post(client, f"/portal/tills/{ids[2]}/revoke-key").status_code == 404
+    assert 'data-till="Berlin Kreuzberg/T01"' not in client.get("/portal/staff").text
+    refused = admin_post(client, "/portal/staff", username="kim", role="cashier", store=str(ids[1]))
+    assert refused.status_code == 422
