@@ -293,6 +293,20 @@ def till_revoke_key(till_name: str) -> None:
     click.echo(f"till {till_name}: keys revoked, till deactivated")
 
 
+@admin_till.command("reactivate")
+@TILL
+def till_reactivate(till_name: str) -> None:
+    """Bring a revoked till back with a new API key (shown once)."""
+    from gateway.services.devices.end_of_day import till_by_name
+    from gateway.services.staff import admin as service
+
+    with _unit_of_work() as uow:
+        till = till_by_name(uow, till_name)
+        key = service.reactivate_till(uow, till.store.merchant_id, till.id)
+        uow.commit()
+    click.echo(f"till {till_name}: active again, API key {key.key} (shown once)")
+
+
 @admin.command("totp-code")
 @click.option("--secret", required=True, help="A TOTP secret (base32), e.g. the demo's.")
 def totp_code(secret: str) -> None:

@@ -20,7 +20,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from gateway.adapters.db import Database
-from gateway.adapters.models import AuditEntry, StaffUser, Store
+from gateway.adapters.models import AuditEntry, StaffUser, Store, Till
 from gateway.adapters.passwords import hash_password
 from gateway.services.staff import admin
 from tests.integration.test_portal_pages import log_in, staff
@@ -314,6 +314,12 @@ def test_managers_administer_staff_tills_and_keys(
         ).status_code
 
     assert status(new_key.group(1)) == 404 and status(old_key) == 404  # both accepted
+    with db.unit_of_work() as uow:  # the grace period ends
+        till = uow.session.get_one(Till, till_id)
+        assert till.previous_key_expires_at is not None
+        till.previous_key_expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        uow.commit()
+    assert status(old_key) == 401 and status(new_key.group(1)) == 404
     with db.unit_of_work() as uow:
         admin.rotate_key(uow, 1, till_id, grace=timedelta(0))  # no overlap this time
         uow.commit()
@@ -344,6 +350,10 @@ def test_cli_administers_and_verifies(db: Database, demo: Any) -> None:
     assert rotated.exit_code == 0 and "kt_" in rotated.output
     revoked = kassa(db, "admin", "till", "revoke-key", "--till", "Potsdam/P01")
     assert revoked.exit_code == 0
+    back = kassa(db, "admin", "till", "reactivate", "--till", "Potsdam/P01")
+    assert back.exit_code == 0 and "kt_" in back.output
+    missing = kassa(db, "admin", "till", "revoke-key", "--till", "Nowhere/X")
+    assert missing.exit_code == 2 and "no till" in missing.output
     off = kassa(db, "admin", "staff", "deactivate", "--username", "paul")
     assert off.exit_code == 0
     reset = kassa(db, "admin", "staff", "reset-password", "--username", "cashier")
@@ -452,3 +462,14 @@ def test_a_store_manager_administers_and_reads_only_their_store(
     assert 'data-till="Berlin Kreuzberg/T01"' not in client.get("/portal/staff").text
     refused = admin_post(client, "/portal/staff", username="kim", role="cashier", store=str(ids[1]))
     assert refused.status_code == 422
+
+
+def test_failures_are_forgotten_after_a_quiet_spell(app: Any, demo: Any) -> None:
+    now = throttled_app(app)
+    client = app.test_client()
+    for n in range(19):
+        assert password_only(client, f"guess{n}", "wrong").status_code == 401
+    now[0] += timedelta(seconds=901)  # longer than login_lockout_seconds
+    for n in range(19):
+        assert password_only(client, f"again{n}", "wrong").status_code == 401
+    assert password_only(client, *staff(demo, "manager")).status_code == 303

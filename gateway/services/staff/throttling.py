@@ -4,7 +4,8 @@ Failures are counted in the database (the web tier keeps no memory), keyed by th
 username (known or not, so an unknown name answers like a known one) and by the client's
 address. After ``free`` failures each further one makes the key wait twice as long as the last
 (1, 2, 4 … seconds, up to ``max_delay``); at ``lockout`` failures it waits ``lockout_seconds``.
-A success clears the account's count. Time is always passed in, so tests need no sleeping.
+A success clears the account's count; a key quiet for ``lockout_seconds`` starts again from
+zero. Time is always passed in, so tests need no sleeping.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def failed(
         if row is None:
             row = LoginThrottle(key=key, failures=0, last_failure_at=now)
             uow.session.add(row)
+        if now - row.last_failure_at > timedelta(seconds=policy.lockout_seconds):
+            row.failures = 0  # quiet for a lockout's length: start counting again
         row.failures += 1
         row.last_failure_at = now
         limits = policy.account if kind == "account" else policy.address
