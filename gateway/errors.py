@@ -62,6 +62,14 @@ class Forbidden(KassaError):
     status = 403
 
 
+class TooManyAttempts(KassaError):
+    """Too many failed sign-ins: wait ``retry_after`` seconds (sent as Retry-After)."""
+
+    type = "/problems/too-many-attempts"
+    title = "Too many attempts"
+    status = 429
+
+
 class Conflict(KassaError):
     type = "/problems/conflict"
     title = "Conflict"
@@ -141,3 +149,5 @@ class ApprovalRefused(Forbidden):
 
     type = "/problems/approval-refused"
     title = "Approval refused"
+    # Set when the supervisor's name or PIN was wrong: the throttle name to count it under.
+    wrong_credentials: str | None = None

@@ -43,6 +43,19 @@ class WebSettings(Section):
 class SecuritySettings(Section):
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8)
+    # Staff identity: TOTP secrets' encryption key, step-up window, sign-in throttling,
+    # till key rotation, the proxy whose X-Forwarded-* headers are believed.
+    mfa_key: str = ""
+    step_up_seconds: int = Field(300, ge=0)
+    step_up_budget_minor: int = Field(50_000, ge=0)
+    login_free_failures: int = Field(5, ge=1)
+    login_lockout_failures: int = Field(10, ge=1)
+    login_address_free_failures: int = Field(20, ge=1)
+    login_address_lockout_failures: int = Field(100, ge=1)
+    login_max_delay_seconds: int = Field(60, ge=1)
+    login_lockout_seconds: int = Field(900, ge=1)
+    key_grace_seconds: int = Field(86400, ge=0)
+    trusted_proxies: int = Field(0, ge=0)
 
 
 class PaymentSettings(Section):

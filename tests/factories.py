@@ -11,7 +11,9 @@ from gateway.adapters.models import Merchant, Payment, StaffUser, Store, Till, u
 from gateway.adapters.passwords import hash_password
 from gateway.domain.money import Money
 from gateway.services.payments import qr_payments
+from gateway.services.staff import mfa
 from gateway.services.staff.auth import issue_till_key
+from tests.staff_helpers import OTHER_TOTP_SECRET
 
 
 def second_merchant(db: Database, password: str = "other-secret-pw") -> dict[str, Any]:
@@ -41,16 +43,17 @@ def second_merchant(db: Database, password: str = "other-secret-pw") -> dict[str
                 api_key_hash=key.key_hash,
             )
         )
-        uow.session.add(
-            StaffUser(
-                merchant_id=merchant.id,
-                username="other-manager",
-                display_name="Olga Other",
-                role="manager",
-                active=True,
-                password_hash=hash_password(password),
-            )
+        manager = StaffUser(
+            merchant_id=merchant.id,
+            username="other-manager",
+            display_name="Olga Other",
+            role="manager",
+            active=True,
+            password_hash=hash_password(password),
         )
+        uow.session.add(manager)
+        uow.session.flush()
+        mfa.enrol_with_secret(uow, manager, OTHER_TOTP_SECRET)
         uow.commit()
         return {
             "merchant_id": merchant.id,

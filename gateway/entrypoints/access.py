@@ -118,7 +118,35 @@ ENDPOINTS: dict[str, Rule] = {
     "portal.settlement.settlement_result": staff("settlement.view"),
     "portal.settlement.settlement_decide": staff("settlement.decide"),
     "portal.settlement.settlement_reopen": staff("settlement.decide"),
+    # the second factor and one's own password (identity.py): reachable before the code is typed
+    "portal.identity.enrol": staff("portal.view"),
+    "portal.identity.second_factor": staff("portal.view"),
+    "portal.identity.step_up": staff("portal.view"),
+    "portal.identity.change_password": staff("account.own"),
+    # the audit trail (a store's manager reads only their store's rows)
+    "portal.audit.audit_log": staff("audit.read"),
+    "portal.audit.audit_csv": staff("audit.read"),
+    # staff, stores, tills and keys (administration.py scopes a store's manager to it)
+    "portal.staff_admin.staff_page": staff("staff.manage"),
+    "portal.staff_admin.create_staff": staff("staff.manage"),
+    "portal.staff_admin.deactivate_staff": staff("staff.manage"),
+    "portal.staff_admin.reactivate_staff": staff("staff.manage"),
+    "portal.staff_admin.reset_password": staff("staff.manage"),
+    "portal.staff_admin.reset_second_factor": staff("staff.manage"),
+    "portal.staff_admin.create_store": staff("store.create"),
+    "portal.staff_admin.create_till": staff("staff.manage"),
+    "portal.staff_admin.rotate_key": staff("staff.manage"),
+    "portal.staff_admin.revoke_key": staff("staff.manage"),
+    "portal.staff_admin.reactivate_till": staff("staff.manage"),
 }
+# Portal pages a person reaches before passing the second factor (the rest wait for it).
+BEFORE_SECOND_FACTOR = frozenset(
+    {
+        "portal.identity.enrol",
+        "portal.identity.second_factor",
+        "portal.identity.change_password",
+    }
+)
 # Where a person who is not signed in is sent, by the endpoint's first blueprint.
 LOGIN_PAGES = {"cashier": "cashier.login", "portal": "portal.login"}
 # Endpoints that a page polls with fetch(): they answer 401 JSON instead of a redirect.
@@ -141,7 +169,7 @@ def calling_till() -> TillContext:
 
 
 def _guard_staff(rule: Rule, endpoint: str) -> Any:
-    from gateway.entrypoints.staff_session import current_staff
+    from gateway.entrypoints.staff_session import current_staff, second_factor_gate
 
     person: StaffContext | None = current_staff()
     area = endpoint.split(".")[0]
@@ -153,6 +181,8 @@ def _guard_staff(rule: Rule, endpoint: str) -> Any:
         return redirect(url_for(LOGIN_PAGES.get(area, "cashier.login")))
     needed = rule.needs(request.method)
     if needed is not None and person.can(needed):
+        if area == "portal" and endpoint not in BEFORE_SECOND_FACTOR:
+            return second_factor_gate(person)
         return None
     if area == "portal" and not person.can("portal.view"):
         return render_template("portal/forbidden.html", staff=person), 403

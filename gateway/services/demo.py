@@ -14,10 +14,14 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Merchant, StaffUser, Store, Till
 from gateway.adapters.passwords import hash_password
 from gateway.adapters.promotion_models import CouponCode, PromotionRow
+from gateway.services.staff import mfa
 from gateway.services.staff.auth import issue_till_key
 
 DEMO_MERCHANT = "Kassa Demo Markt"
 DEMO_COUPON = "spring-coupon"  # the batch coupon whose codes the demo prints
+# The demo manager's TOTP secret, known so the demo and the tests can sign in (printed by
+# `kassa demo-data`; add it to an authenticator app). Never a real account's.
+DEMO_TOTP_SECRET = "KASSADEMOMANAGERTOTPSECRET234567"  # noqa: S105 - the demo's, public
 
 
 def seed_demo(
@@ -191,7 +195,12 @@ def _issue_credentials(uow: UnitOfWork, merchant: Merchant) -> dict[str, Any]:
             )
             uow.session.add(user)
         user.password_hash = hash_password(password)
-        out["staff"].append({"username": username, "password": password, "role": role})
+        entry = {"username": username, "password": password, "role": role}
+        if mfa.needs_second_factor(role):
+            uow.session.flush()
+            mfa.enrol_with_secret(uow, user, DEMO_TOTP_SECRET)
+            entry["totp_secret"] = DEMO_TOTP_SECRET
+        out["staff"].append(entry)
     out["staff"].append(_supervisor(uow, merchant, stores[0]))
     for entry in out["staff"]:
         if entry["role"] == "manager":

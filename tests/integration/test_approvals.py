@@ -24,6 +24,7 @@ from tests.card_helpers import card_payment, close, first_till, host_for, read_p
 from tests.conftest import isolated_env
 from tests.factories import merchant_with_stores, paid_by_bank
 from tests.integration.test_cashier_pages import csrf, log_in, payment_id_of, sale_form
+from tests.staff_helpers import second_factor_passed
 
 
 @pytest.fixture
@@ -213,6 +214,7 @@ def sign_in(app: Flask, shop: dict[str, Any], who: str) -> FlaskClient:
     client = app.test_client()
     response = log_in(client, shop["staff"][who]["username"], shop["password"])
     assert response.status_code == 303
+    second_factor_passed(client)
     return client
 
 

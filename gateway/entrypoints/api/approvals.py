@@ -12,7 +12,8 @@ from flask import Blueprint, Response, jsonify, request
 from gateway.domain.money import Money
 from gateway.entrypoints.api.payments import api_database, calling_till, json_body, limits_for
 from gateway.entrypoints.api.schemas import CreateApproval
-from gateway.errors import InvalidInput
+from gateway.entrypoints.staff_session import count_wrong_approval
+from gateway.errors import ApprovalRefused, InvalidInput
 from gateway.services.payments import payment_reads
 from gateway.services.staff import approvals
 from gateway.services.staff.approvals import Place
@@ -37,16 +38,23 @@ def create_approval() -> Response:
             amount = Money(payment.amount_minor, payment.currency)
         else:
             raise InvalidInput("name the amount to approve (or the payment_id)")
-        issued = approvals.issue_token(
-            uow,
-            limits_for(uow, till.merchant_id),
-            Place(till.merchant_id, till.store_id, till.till_id, till.actor, request.remote_addr),
-            username=command.approver,
-            code=command.code,
-            action=command.action,
-            amount=amount,
-            payment=payment,
-        )
+        try:
+            issued = approvals.issue_token(
+                uow,
+                limits_for(uow, till.merchant_id),
+                Place(
+                    till.merchant_id, till.store_id, till.till_id, till.actor, request.remote_addr
+                ),
+                username=command.approver,
+                code=command.code,
+                action=command.action,
+                amount=amount,
+                payment=payment,
+            )
+        except ApprovalRefused as refused:
+            uow.rollback()
+            count_wrong_approval(refused)
+            raise
         row = issued.approval
         out = {
             "token": issued.token,

@@ -80,6 +80,8 @@ def approval_page(exc: ApprovalRequired | ApprovalRefused, back_url: str) -> tup
     staff = signed_in_staff()
     merchant = staff_session.merchant_of(staff)
     refused = isinstance(exc, ApprovalRefused)
+    if isinstance(exc, ApprovalRefused):
+        staff_session.count_wrong_approval(exc)
     amount = ""
     if exc.extra.get("amount") and exc.extra.get("currency"):
         money = Money.parse(str(exc.extra["amount"]), str(exc.extra["currency"]))

@@ -45,6 +45,7 @@ from gateway.services.payments.lifecycle import (
     record_event,
 )
 from gateway.services.payments.payment_reads import get_payment
+from gateway.services.staff import audit
 from gateway.services.staff.scope import Scope
 
 RESOLVE_JOB = "card_resolve"
@@ -193,6 +194,16 @@ def resolve_by_hand(
             current_status=payment.status,
         )
     settle(uow, payment, charged=charged, actor=actor, detail={"by": "hand", "note": note.strip()})
+    audit.record(
+        uow,
+        "payment.resolved_by_hand",
+        actor=actor,
+        merchant_id=payment.merchant_id,
+        store_id=payment.store_id,
+        target=("payment", payment.id),
+        before={"status": PaymentStatus.UNKNOWN.value},
+        after={"charged": charged, "note": note.strip()},
+    )
     return payment
 
 

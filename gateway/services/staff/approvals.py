@@ -37,7 +37,7 @@ from gateway.domain.money import Money
 from gateway.domain.payment import PaymentStatus
 from gateway.errors import ApprovalRefused, ApprovalRequired, InvalidInput
 from gateway.services.payments.lifecycle import record_event
-from gateway.services.staff import permissions
+from gateway.services.staff import mfa, permissions, throttling
 from gateway.services.staff.scope import Scope
 from gateway.settings import ApprovalSettings
 
@@ -133,13 +133,18 @@ def set_pin(uow: UnitOfWork, user_id: int, pin: str) -> None:
     user.approval_pin_hash = hash_password(pin)
 
 
-def verify_second_factor(staff: StaffUser, code: str) -> bool:
-    """Whether ``code`` proves that ``staff`` is at the till: their approval PIN.
+def verify_second_factor(uow: UnitOfWork, staff: StaffUser, code: str) -> bool:
+    """Whether ``code`` proves that ``staff`` is at the till: their approval PIN, or the
+    current code of their authenticator app if they enrolled one (a code is used once)."""
+    if pin_matches(staff, code):
+        return True
+    totp = code.strip()
+    return len(totp) == mfa.DIGITS and totp.isdigit() and mfa.verify_user(uow, staff, totp)
 
-    The hook for MFA: once staff have TOTP secrets, accept a current TOTP code here too
-    (``return pin_matches(staff, code) or totp_matches(staff, code)``).
-    """
-    return pin_matches(staff, code)
+
+def throttle_name(username: str) -> str:
+    """Wrong approval PINs are counted like wrong passwords, under this name."""
+    return f"approval:{username.strip().lower()}"
 
 
 def pin_matches(staff: StaffUser, code: str) -> bool:
@@ -150,18 +155,27 @@ def pin_matches(staff: StaffUser, code: str) -> bool:
 def approver(uow: UnitOfWork, place: Place, username: str, code: str) -> StaffUser:
     """The supervisor who approves, if their credentials are right and they may approve
     here; every failure reads the same, so names are not confirmed."""
+    throttling.check(uow, throttle_name(username), place.address or "", utcnow())
     user = uow.session.scalar(select(StaffUser).where(StaffUser.username == username.strip()))
     if user is None:
         verify_password(None, code)  # the same time for an unknown name
-        raise ApprovalRefused("the supervisor's name or PIN is wrong; nothing was done")
-    if not (user.active and verify_second_factor(user, code)):
-        raise ApprovalRefused("the supervisor's name or PIN is wrong; nothing was done")
+        raise _wrong(username)
+    if not (user.active and verify_second_factor(uow, user, code)):
+        raise _wrong(username)
     if not permissions.allowed(user.role, "approval.grant"):
         raise ApprovalRefused(f"{user.username} is a {user.role} and may not approve")
     reach = Scope(user.merchant_id, permissions.effective_store(user.role, user.store_id))
     if not reach.covers(place.merchant_id, place.store_id):
         raise ApprovalRefused(f"{user.username} may not approve at this store")
     return user
+
+
+def _wrong(username: str) -> ApprovalRefused:
+    """A wrong name or PIN; ``wrong_credentials`` tells the entry point to count it (after the
+    action's own transaction has rolled back)."""
+    refused = ApprovalRefused("the supervisor's name or PIN is wrong; nothing was done")
+    refused.wrong_credentials = throttle_name(username)
+    return refused
 
 
 # ---- approving --------------------------------------------------------------------------------

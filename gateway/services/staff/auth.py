@@ -7,10 +7,10 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import StaffUser, Store, Till
+from gateway.adapters.models import StaffUser, Store, Till, utcnow
 from gateway.adapters.passwords import verify_password
 from gateway.errors import Unauthorised
 from gateway.services.staff import permissions
@@ -18,6 +18,7 @@ from gateway.services.staff.permissions import TILL, effective_store
 from gateway.services.staff.scope import Scope
 
 KEY_PREFIX = "kt"
+ROLES = permissions.ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,10 @@ class StaffContext:
     username: str
     display_name: str
     role: str
+    # Sessions carry this; a bump (logout, password change, deactivation) ends them all.
+    session_version: int = 1
+    must_change_password: bool = False
+    mfa_enrolled: bool = False
 
     @property
     def actor(self) -> str:
@@ -100,14 +105,28 @@ def authenticate_till(uow: UnitOfWork, authorization: str | None) -> TillContext
     row = uow.session.execute(
         select(Till, Store.merchant_id)
         .join(Store, Store.id == Till.store_id)
-        .where(Till.api_key_id == parts[1])
+        .where(or_(Till.api_key_id == parts[1], Till.previous_key_id == parts[1]))
     ).first()
-    if row is None or not hmac.compare_digest(row[0].api_key_hash, _key_hash(key)):
+    if row is None or not _key_matches(row[0], parts[1], _key_hash(key)):
         raise Unauthorised("the API key is not valid")
     till, merchant_id = row
     if not till.active:
         raise Unauthorised(f"till {till.label} is deactivated")
     return TillContext(till.id, till.store_id, merchant_id, till.label)
+
+
+def _key_matches(till: Till, key_id: str, key_hash: str) -> bool:
+    """The till's current key, or its previous one until the rotation's grace period ends."""
+    if till.api_key_id == key_id:
+        return hmac.compare_digest(till.api_key_hash, key_hash)
+    expires = till.previous_key_expires_at
+    return (
+        till.previous_key_id == key_id
+        and till.previous_key_hash is not None
+        and expires is not None
+        and expires > utcnow()
+        and hmac.compare_digest(till.previous_key_hash, key_hash)
+    )
 
 
 def authenticate_staff(uow: UnitOfWork, username: str, password: str) -> StaffContext:
@@ -120,8 +139,20 @@ def authenticate_staff(uow: UnitOfWork, username: str, password: str) -> StaffCo
 
 def staff_context(user: StaffUser) -> StaffContext:
     return StaffContext(
-        user.id, user.merchant_id, user.store_id, user.username, user.display_name, user.role
+        user.id,
+        user.merchant_id,
+        user.store_id,
+        user.username,
+        user.display_name,
+        user.role,
+        session_version=user.session_version,
+        must_change_password=user.password_change_required,
+        mfa_enrolled=user.totp_enrolled_at is not None,
     )
+
+
+def staff_by_username(uow: UnitOfWork, username: str) -> StaffUser | None:
+    return uow.session.scalar(select(StaffUser).where(StaffUser.username == username.strip()))
 
 
 def load_staff(uow: UnitOfWork, user_id: int) -> StaffContext | None:

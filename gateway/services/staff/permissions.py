@@ -15,7 +15,7 @@ this matrix by ``python -m gateway.services.staff.permissions`` and checked agai
 
 Scope: owners and auditors see every store of their merchant. Everyone else is bound to their
 ``store_id``; a staff member without one (an area manager, a floating cashier) works for every
-store. Permissions marked *merchant-wide* (settlement, promotions' management, settings, staff)
+store. Permissions marked *merchant-wide* (settlement, promotions' management, settings)
 are about the merchant as a whole and are refused to anybody bound to one store.
 """
 
@@ -67,8 +67,10 @@ PERMISSIONS: dict[str, Permission] = {
         _p("promotion.view", _PORTAL, "read promotions and experiments"),
         _p("promotion.manage", _CHANGE, "create and run promotions", merchant_wide=True),
         _p("settings.manage", "owner", "change the approval limits", merchant_wide=True),
-        _p("staff.manage", _CHANGE, "create staff, tills and keys", merchant_wide=True),
-        _p("audit.read", "owner auditor", "read the audit trail", merchant_wide=True),
+        _p("staff.manage", _CHANGE, "create staff, tills and keys (a store's own)"),
+        _p("store.create", _CHANGE, "open a new store", merchant_wide=True),
+        _p("audit.read", _PORTAL, "read the audit trail (a store's own)"),
+        _p("account.own", "cashier supervisor manager owner auditor", "change their own password"),
     )
 }
 
