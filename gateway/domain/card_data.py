@@ -30,12 +30,13 @@ from collections.abc import Iterator
 MIN_DIGITS, MAX_DIGITS = 13, 19
 KEEP_FIRST, KEEP_LAST = 6, 4
 SEPARATORS = " ._-"
-# A maximal run of digits with at most one separator between two of them.
-_RUN = re.compile(r"(?<![0-9])[0-9](?:[ ._\-]?[0-9])*")
+# A maximal run of at least 13 digits with at most one separator between two of them.
+_RUN = re.compile(r"(?<![0-9])[0-9](?:[ ._\-]?[0-9]){12,}")
 _GROUP = re.compile(r"[0-9]+")
 # An IBAN (ISO 13616) or RF creditor reference (ISO 11649), printed whole or in groups of four.
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){8,31}(?![A-Za-z0-9])")
 _MASK_CHARS = "*Xx#"
+_DIGITS = "0123456789"
 
 
 def luhn_valid(digits: str) -> bool:
@@ -67,11 +68,11 @@ def scrub_card_numbers(text: str) -> str:
 
 def card_number_spans(text: str) -> Iterator[tuple[int, int]]:
     """(start, end) of every card number in ``text`` (see the module table)."""
-    protected = _protected_spans(text)
+    protected: list[tuple[int, int]] | None = None
     for run in _RUN.finditer(text):
         start, end = run.span()
-        if sum(1 for c in run.group() if c.isdigit()) < MIN_DIGITS:
-            continue
+        if protected is None:
+            protected = _protected_spans(text)
         if any(p_start <= start and end <= p_end for p_start, p_end in protected):
             continue
         yield from _in_run(text, start, end)
@@ -87,6 +88,23 @@ def scrub_bytes(data: bytes) -> bytes:
     text = data.decode("latin-1")  # one character per byte: positions and length survive
     scrubbed = scrub_card_numbers(text)
     return data if scrubbed == text else scrubbed.encode("latin-1")
+
+
+# Bytes that can be part of a card number, an IBAN, or a letter glued to one (any byte of a
+# multi-byte character counts as a letter).
+_WORD_BYTES = frozenset(
+    b"0123456789 ._-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    + bytes(range(0x80, 0x100))
+)
+
+
+def safe_cut(data: bytes) -> int:
+    """Where ``data`` may be cut so that a card number is never split nor misread: after its
+    last byte that is neither part of one nor next to one (0: nowhere)."""
+    end = len(data)
+    while end > 0 and data[end - 1] in _WORD_BYTES:
+        end -= 1
+    return end
 
 
 def masked_card_number(value: str | None) -> str | None:
@@ -105,7 +123,7 @@ def masked_card_number(value: str | None) -> str | None:
     ):
         return None
     return "".join(
-        c if c.isdigit() and (i < KEEP_FIRST or i >= len(compact) - KEEP_LAST) else "*"
+        c if c in _DIGITS and (i < KEEP_FIRST or i >= len(compact) - KEEP_LAST) else "*"
         for i, c in enumerate(compact)
     )
 
