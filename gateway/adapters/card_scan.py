@@ -57,9 +57,18 @@ class Hit:
         return f"{self.where} [{self.row}]: {self.sample}"
 
 
-def scan_database(connection: Connection) -> Iterator[Hit]:
-    """Every card number stored in the database ``connection`` is connected to."""
-    for table, columns in _text_tables(connection):
+TextTables = list[tuple[Table, list[Column[Any]]]]
+
+
+def text_tables(connection: Connection) -> TextTables:
+    """Each table (reflected) with its text, JSON and binary columns, but its primary key."""
+    return list(_text_tables(connection))
+
+
+def scan_database(connection: Connection, tables: TextTables | None = None) -> Iterator[Hit]:
+    """Every card number stored in the database ``connection`` is connected to (``tables``:
+    the schema as :func:`text_tables` reflected it before, when scanning often)."""
+    for table, columns in tables if tables is not None else _text_tables(connection):
         for key, row in _rows(connection, table, columns):
             for column in columns:
                 value = row[column.name]
@@ -215,4 +224,12 @@ def file_is_private(path: Path) -> bool:
     return not os.stat(path).st_mode & 0o077
 
 
-__all__ = ["Hit", "file_is_private", "scan_database", "scan_folder", "scrub_database"]
+__all__ = [
+    "Hit",
+    "TextTables",
+    "file_is_private",
+    "scan_database",
+    "scan_folder",
+    "scrub_database",
+    "text_tables",
+]

@@ -95,9 +95,9 @@ def _database(config: Settings) -> Any:
     return Database(config.database.url)
 
 
-@main.group()
+@main.group(cls=LazyGroup, lazy={"scan-pans": "gateway.entrypoints.db_cli:scan_pans"})
 def db() -> None:
-    """Database schema."""
+    """Database schema, and what is stored in it."""
 
 
 @db.command("upgrade")
