@@ -95,6 +95,37 @@ def scrub_database(connection: Connection) -> int:
     return changed
 
 
+def scrub_archived_copies(connection: Connection) -> int:
+    """Mask the card numbers in the archived copies of settlement files (the paths the inbound
+    events name); the number of files rewritten. Each is replaced whole, readable by its
+    owner only."""
+    from gateway.adapters.settlement_files import scrub_copy
+
+    metadata = MetaData()
+    metadata.reflect(bind=connection, only=["inbound_events"])
+    events = metadata.tables["inbound_events"]
+    rewritten = 0
+    rows = connection.execute(select(events.c.headers).where(events.c.source == "settlement_file"))
+    for (headers,) in rows:
+        archived = (headers or {}).get("archived_as") if isinstance(headers, dict) else None
+        path = Path(archived) if archived else None
+        if path is None or not path.is_file() or next(scan_folder_file(path), None) is None:
+            continue
+        draft = path.with_name(path.name + ".masking")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with path.open("rb") as source, os.fdopen(fd, "wb") as target:
+            scrub_copy(source, target)
+        draft.replace(path)
+        rewritten += 1
+    return rewritten
+
+
+def scan_folder_file(path: Path) -> Iterator[Hit]:
+    """Every card number in one file."""
+    with path.open("rb") as f:
+        yield from _file_hits(path, f)
+
+
 def scan_folder(folder: Path) -> Iterator[Hit]:
     """Every card number in the files under ``folder`` (e.g. archived settlement files)."""
     if not folder.is_dir():
@@ -230,6 +261,8 @@ __all__ = [
     "file_is_private",
     "scan_database",
     "scan_folder",
+    "scan_folder_file",
+    "scrub_archived_copies",
     "scrub_database",
     "text_tables",
 ]

@@ -25,7 +25,12 @@ from sqlalchemy import (
     text,
 )
 
-from gateway.adapters.card_scan import scan_database, scrub_database
+from gateway.adapters.card_scan import (
+    file_is_private,
+    scan_database,
+    scan_folder,
+    scrub_database,
+)
 from gateway.adapters.db import Database
 from gateway.entrypoints.cli import main
 from tests.conftest import PG_URL, isolated_env
@@ -152,6 +157,18 @@ def test_the_migration_masks_what_was_stored(fresh: Database) -> None:
         "DE89370400440532013000", "E2E-2026-000123",
     )  # fmt: skip
     assert state == "imported"
+
+
+def test_the_migration_masks_archived_copies(fresh: Database, tmp_path: Path) -> None:
+    fresh.upgrade("0010")
+    copy = tmp_path / "settlement-files" / hashlib.sha256(RAW).hexdigest()
+    copy.parent.mkdir()
+    copy.write_bytes(RAW)
+    put(fresh, "inbound_events", source="settlement_file", external_id="h2", body=b"",
+        content_hash="h2", headers={"archived_as": str(copy)})  # fmt: skip
+    fresh.upgrade()
+    assert copy.read_bytes() == RAW.replace(b"4111111111111111", b"411111******1111")
+    assert list(scan_folder(copy.parent)) == [] and file_is_private(copy)
 
 
 def test_scrubbing_reads_in_batches(fresh: Database, monkeypatch: pytest.MonkeyPatch) -> None:
