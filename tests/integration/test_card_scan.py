@@ -221,3 +221,25 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "none.db").exists()  # scanning created nothing
     result = runner.invoke(main, ["db", "scan-pans", "--colour"], env=isolated_env())
     assert result.exit_code == 2
+
+
+def test_the_suites_final_scan_finds_what_a_test_left(tmp_path: Path) -> None:
+    """The session's sweep (tests/conftest.py) over SQLite files and settlement archives."""
+    from tests.conftest import card_numbers_under
+
+    left = tmp_path / "left"
+    database = Database(f"sqlite:///{left / 'some-test' / 'kassa.db'}")
+    database.upgrade()
+    put(database, "jobs", kind="x", payload={}, last_error="card 4111 1111 1111 1111")
+    database.dispose()
+    (left / "var" / "settlement-files").mkdir(parents=True)
+    (left / "var" / "settlement-files" / "abc").write_bytes(RAW)
+    (left / "var" / "original.xml").write_bytes(RAW)  # an input file, not Kassa's to scan
+    found = card_numbers_under(left)
+    assert len(found) == 2
+    assert found[0].startswith(f"{left / 'some-test' / 'kassa.db'}: jobs.last_error [1]: ")
+    assert "4111 11** **** 1111" in found[0]
+    assert found[1].startswith(f"{left / 'var' / 'settlement-files' / 'abc'} [byte 12]")
+    for path in sorted(left.rglob("*"), reverse=True):  # leave nothing for the real sweep
+        path.unlink() if path.is_file() else path.rmdir()
+    assert card_numbers_under(left) == []
