@@ -19,6 +19,7 @@ a longer run without separators            no: a 20+ digit number is a reference
 digits glued to a letter (``A4111…``,      no: a hash, a token or an IBAN's check digits,
 ``…1111x``)                                not a card number standing alone
 a valid IBAN or RF creditor reference      no (ISO 13616 / ISO 11649, mod 97 = 1)
+a UUID (8-4-4-4-12 hex digits)             no, even when all its digits are decimal
 =========================================  =================================================
 """
 
@@ -35,6 +36,11 @@ _RUN = re.compile(r"(?<![0-9])[0-9](?:[ ._\-]?[0-9]){12,}")
 _GROUP = re.compile(r"[0-9]+")
 # An IBAN (ISO 13616) or RF creditor reference (ISO 11649), printed whole or in groups of four.
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){8,31}(?![A-Za-z0-9])")
+# A UUID (RFC 9562) such as 00000000-0000-0000-0000-000000000001: digit groups, not a card.
+_UUID = re.compile(
+    r"(?<![0-9A-Za-z])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"(?![0-9A-Za-z])"
+)
 _MASK_CHARS = "*Xx#"
 _DIGITS = "0123456789"
 
@@ -151,8 +157,9 @@ def _in_run(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
 
 
 def _protected_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of valid IBANs and RF references, tried from the longest grouping down."""
-    spans = []
+    """Spans of UUIDs, and of valid IBANs and RF references (tried from the longest grouping
+    down)."""
+    spans = [match.span() for match in _UUID.finditer(text)]
     for match in _IBAN.finditer(text):
         candidate = match.group()
         while candidate:

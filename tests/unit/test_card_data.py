@@ -177,6 +177,8 @@ def test_every_card_number_shape_is_masked(text: str) -> None:
         "abc4111111111111111def",  # a token or hash, not a card number standing alone
         "411111******1111",  # already masked
         "+49 170 1234567",
+        '{"refund_id":"00000000-0000-0000-0000-000000000000"}',  # a UUID's digit groups
+        "00000000-0000-4000-8000-000000000001",
     ],
 )
 def test_what_is_not_a_card_number_survives(text: str) -> None:
