@@ -35,9 +35,9 @@ def install_card_number_filter() -> None:
     Python would print anyway: warnings and worse on stderr) if it has none."""
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setLevel(logging.WARNING)
-        root.addHandler(handler)
+        stderr = logging.StreamHandler()
+        stderr.setLevel(logging.WARNING)
+        root.addHandler(stderr)
     known = list(logging.root.manager.loggerDict.values())
     for logger in [root, *(x for x in known if isinstance(x, logging.Logger))]:
         for handler in logger.handlers:
