@@ -37,6 +37,7 @@ from gateway.domain.card_data import (
     safe_cut,
     scrub_bytes,
     scrub_card_numbers,
+    scrub_json,
 )
 
 BATCH_ROWS = 500
@@ -234,20 +235,7 @@ def _scrubbed(value: Any, *, card_column: bool) -> Any:
         return scrub_bytes(data) if has_card_number(data.decode("latin-1")) else value
     if isinstance(value, str):
         return scrub_card_numbers(value)
-    return _scrubbed_json(value)
-
-
-def _scrubbed_json(value: Any) -> Any:
-    """A JSON value with its strings masked (a number holding a card number becomes text)."""
-    if isinstance(value, str):
-        return scrub_card_numbers(value)
-    if isinstance(value, int) and not isinstance(value, bool) and has_card_number(str(value)):
-        return scrub_card_numbers(str(value))
-    if isinstance(value, list):
-        return [_scrubbed_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _scrubbed_json(v) for k, v in value.items()}
-    return value
+    return scrub_json(value)
 
 
 def file_is_private(path: Path) -> bool:

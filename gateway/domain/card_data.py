@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 MIN_DIGITS, MAX_DIGITS = 13, 19
 KEEP_FIRST, KEEP_LAST = 6, 4
@@ -111,6 +112,20 @@ def safe_cut(data: bytes) -> int:
     while end > 0 and data[end - 1] in _WORD_BYTES:
         end -= 1
     return end
+
+
+def scrub_json(value: Any) -> Any:
+    """A JSON-like value (dicts, lists, strings, numbers) with the card numbers in its strings
+    masked; a whole number that is a card number becomes a masked string."""
+    if isinstance(value, str):
+        return scrub_card_numbers(value)
+    if isinstance(value, int) and not isinstance(value, bool) and has_card_number(str(value)):
+        return scrub_card_numbers(str(value))
+    if isinstance(value, list | tuple):
+        return [scrub_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: scrub_json(v) for k, v in value.items()}
+    return value
 
 
 def masked_card_number(value: str | None) -> str | None:
