@@ -76,10 +76,14 @@ def test_card_numbers_in_a_camt_file_are_masked_everywhere(db: Database, tmp_pat
     for i, remittance in enumerate(REMITTANCES):
         text = text.replace(f"<Ustrd>R{i}</Ustrd>", f"<Ustrd>{remittance}</Ustrd>")
     text = text.replace("<EndToEndId>E2</EndToEndId>", "<EndToEndId>4111111111111111</EndToEndId>")
+    text = text.replace("<Id>S-1</Id>", "<Id>4111 1111 1111 1111</Id>")  # the statement's id
+    text = text.replace('<Amt Ccy="EUR">5.00</Amt>', '<Amt Ccy="EUR">6.00</Amt>')  # a warning
     path = tmp_path / "cards.xml"
     path.write_text(text)
     summary = run(db, path)
     assert summary.entries == 5 and summary.pans_masked == 5
+    assert summary.warning_counts  # stored too, and scanned below
+    assert [st["id"] for st in summary.statements] == ["4111 11** **** 1111"]
     with db.unit_of_work(readonly=True) as uow:
         rows = uow.session.scalars(select(SettlementEntry).order_by(SettlementEntry.position))
         remittances = [row.remittance for row in rows]

@@ -65,7 +65,7 @@ from gateway.adapters.settlement_files.csv_report import (
     parse_csv,
 )
 from gateway.adapters.settlement_files.findings import FileReport, StatementReport
-from gateway.domain.card_data import scrub_bytes, scrub_card_numbers
+from gateway.domain.card_data import scrub_bytes, scrub_card_numbers, scrub_json
 from gateway.domain.money import Money
 from gateway.settings import SettlementSettings
 
@@ -281,8 +281,9 @@ def _report(summary: ImportSummary, report: FileReport) -> None:
         for currency, sums in statement.booked.items():
             booked.setdefault(currency, Counter()).update(sums)
     summary.sums = _rendered(booked)
-    summary.statements = [_statement_json(s) for s in report.statements]
-    summary.warnings = [w.to_json() for w in report.warnings]
+    # What the bank wrote (ids, found values, messages quoting them): masked like the lines.
+    summary.statements = [scrub_json(_statement_json(s)) for s in report.statements]
+    summary.warnings = [scrub_json(w.to_json()) for w in report.warnings]
     summary.warning_counts = dict(sorted(report.counts.items()))
 
 
