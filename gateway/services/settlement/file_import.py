@@ -1,8 +1,8 @@
 """Import a settlement file (camt.053, camt.054, acquirer CSV): store it raw, then its entries.
 
 The raw file is stored first (DESIGN.md: raw inbound events are stored before processing), in
-its own commit, as an inbound event with ``source="settlement_file"`` and the file's SHA-256 as
-``external_id``: the bytes themselves up to ``[settlement] store_max_bytes``, beyond that a copy
+its own commit, by :mod:`~gateway.services.settlement.raw_files`: as an inbound event with
+``source="settlement_file"`` and the file's SHA-256 as ``external_id``: the bytes themselves up to ``[settlement] store_max_bytes``, beyond that a copy
 under ``archive_dir`` named by the hash (a 1 GB body does not belong in a database row, nor in
 memory). Either way with every card number masked (:mod:`gateway.domain.card_data`); the hash is
 the original's, so the same file is still recognised. Every text of every line, every warning
@@ -30,11 +30,9 @@ The file is imported as its entries say; only a file that cannot be read is refu
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -53,7 +51,6 @@ from gateway.adapters.settlement_files import (
     InvalidSettlementFile,
     SettlementLine,
     detect_format,
-    scrub_copy,
     scrubbed,
     sha256_of,
 )
@@ -65,11 +62,11 @@ from gateway.adapters.settlement_files.csv_report import (
     parse_csv,
 )
 from gateway.adapters.settlement_files.findings import FileReport, StatementReport
-from gateway.domain.card_data import scrub_bytes, scrub_card_numbers, scrub_json
+from gateway.domain.card_data import scrub_card_numbers, scrub_json
 from gateway.domain.money import Money
+from gateway.services.settlement.raw_files import mark, store_raw
 from gateway.settings import SettlementSettings
 
-SOURCE = "settlement_file"
 BATCH_SIZE = 1000
 STAGING, IMPORTED = "staging", "imported"
 _REF_COLUMNS = {
@@ -147,14 +144,14 @@ def import_settlement_file(
     uow.rollback()  # the lookup's transaction ends here: nothing is held while parsing
     if dry_run:
         return _dry_run(plan, on_read)
-    event = _store_raw(uow, plan, settings)
+    event = store_raw(uow, plan.path, plan.content_hash, plan.size, plan.format, settings)
     _discard_staged(uow, plan.content_hash)  # an import of this file that died midway
     try:
         summary = _import(uow, plan, event, on_read)
     except InvalidSettlementFile as exc:
         uow.rollback()
         _discard_staged(uow, plan.content_hash)
-        _mark(uow, event, "rejected", str(exc))
+        mark(uow, event, "rejected", str(exc))
         raise
     except BaseException:
         uow.rollback()
@@ -163,7 +160,7 @@ def import_settlement_file(
         except Exception:  # the staged rows stay invisible; the next import removes them
             uow.rollback()
         raise
-    _mark(uow, event, "processed", None)
+    mark(uow, event, "processed", None)
     return summary
 
 
@@ -306,57 +303,6 @@ def _statement_json(statement: StatementReport) -> dict[str, Any]:
 
 def _balance(balance: tuple[Any, str] | None) -> str | None:
     return None if balance is None else f"{balance[0]} {balance[1]}"
-
-
-def _store_raw(uow: UnitOfWork, plan: _Plan, settings: SettlementSettings) -> InboundEvent:
-    """The raw file (card numbers masked) as an inbound event, committed before anything is
-    parsed. The masked copy is made before the transaction begins."""
-    headers: dict[str, Any] = {"filename": scrub_card_numbers(plan.path.name), "size": plan.size}
-    body = b""
-    if plan.size <= settings.store_max_bytes:
-        body = scrub_bytes(plan.path.read_bytes())
-    else:
-        headers["archived_as"] = str(_archive(plan, settings))
-    session = uow.session
-    event = session.scalar(
-        select(InboundEvent).where(
-            InboundEvent.source == SOURCE, InboundEvent.external_id == plan.content_hash
-        )
-    )
-    if event is None:
-        event = InboundEvent(
-            source=SOURCE,
-            external_id=plan.content_hash,
-            kind=plan.format,
-            headers=headers,
-            body=body,
-            content_hash=plan.content_hash,
-        )
-        session.add(event)
-    event.status, event.error = "received", None
-    uow.commit()
-    return event
-
-
-def _archive(plan: _Plan, settings: SettlementSettings) -> Path:
-    """A copy of the file, card numbers masked, readable by its owner only."""
-    directory = Path(settings.archive_dir)  # absolute: load_config resolves it
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / plan.content_hash
-    if not target.exists():
-        draft = target.with_suffix(".part")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with plan.path.open("rb") as source, os.fdopen(fd, "wb") as copy:
-            scrub_copy(source, copy)
-        draft.replace(target)
-    return target
-
-
-def _mark(uow: UnitOfWork, event: InboundEvent, status: str, error: str | None) -> None:
-    event.status = status
-    event.error = None if error is None else scrub_card_numbers(error)
-    event.processed_at = datetime.now(UTC)
-    uow.commit()
 
 
 def _discard_staged(uow: UnitOfWork, content_hash: str) -> None:
