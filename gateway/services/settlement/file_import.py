@@ -1,12 +1,12 @@
 """Import a settlement file (camt.053, camt.054, acquirer CSV): store it raw, then its entries.
 
 The raw file is stored first (DESIGN.md: raw inbound events are stored before processing), in
-its own commit, by :mod:`~gateway.services.settlement.raw_files`: as an inbound event with
-``source="settlement_file"`` and the file's SHA-256 as ``external_id``: the bytes themselves up to ``[settlement] store_max_bytes``, beyond that a copy
-under ``archive_dir`` named by the hash (a 1 GB body does not belong in a database row, nor in
-memory). Either way with every card number masked (:mod:`gateway.domain.card_data`); the hash is
-the original's, so the same file is still recognised. Every text of every line, every warning
-and every error is masked the same way before it is written.
+its own commit, by :mod:`~gateway.services.settlement.raw_files`: an inbound event with
+``source="settlement_file"`` and the file's SHA-256 as ``external_id``, the bytes themselves up
+to ``[settlement] store_max_bytes``, beyond that a copy under ``archive_dir`` named by the hash.
+Either way with every card number masked (:mod:`gateway.domain.card_data`); the hash is the
+original's, so the same file is still recognised. Every text of every line, every warning and
+every error is masked the same way before it is written.
 
 The entries are written in short transactions of ``BATCH_SIZE`` lines, so a large import never
 holds the database (on SQLite one writer at a time: the till's payments and ``/healthz`` keep
