@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 from gateway.domain.card_data import (
+    MAX_CARRY,
     card_number_spans,
     has_card_number,
     masked_card_number,
@@ -142,7 +143,7 @@ def _file_hits(path: Path, f: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[H
         data = f.read(chunk_size)
         block = carry + data
         cut = safe_cut(block) if data else len(block)
-        if data and cut == 0 and len(block) < 16 * chunk_size:
+        if data and cut == 0 and len(block) < MAX_CARRY:
             carry = block
             continue
         cut = cut or len(block)

@@ -105,6 +105,11 @@ _WORD_BYTES = frozenset(
 )
 
 
+# A stream is masked piece by piece; a piece with nowhere safe to cut is held back up to this
+# size (one "word" of 16 MiB: not a text a bank writes), then masked as it is.
+MAX_CARRY = 1 << 24
+
+
 def safe_cut(data: bytes) -> int:
     """Where ``data`` may be cut so that a card number is never split nor misread: after its
     last byte that is neither part of one nor next to one (0: nowhere)."""

@@ -27,6 +27,7 @@ from datetime import date
 from typing import Any, BinaryIO, Literal
 
 from gateway.domain.card_data import (
+    MAX_CARRY,
     masked_card_number,
     safe_cut,
     scrub_bytes,
@@ -151,7 +152,7 @@ def scrub_copy(source: BinaryIO, target: BinaryIO, chunk_size: int = 1 << 20) ->
     carry = b""
     while data := source.read(chunk_size):
         block = carry + data
-        cut = safe_cut(block) or (len(block) if len(block) >= 16 * chunk_size else 0)
+        cut = safe_cut(block) or (len(block) if len(block) >= MAX_CARRY else 0)
         target.write(scrub_bytes(block[:cut]))
         carry = block[cut:]
     target.write(scrub_bytes(carry))
