@@ -29,7 +29,7 @@ import requests
 from gateway.adapters.db import Database
 
 NS53 = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
-TX_BYTES = 230  # about one TxDtls below
+TX_BYTES = 211  # one TxDtls below, on average
 
 
 def write_statement(path: Path, megabytes: float) -> int:
