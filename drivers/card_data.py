@@ -4,10 +4,12 @@ the known card-data fields of ZVT APDUs.
 ========================  =====================================================================
 what                      masked as
 ========================  =====================================================================
-card number in text       a Luhn-valid run of exactly 13–19 digits, single spaces or dashes
-                          between them: first six and last four kept, separators kept (unlike
-                          gateway.domain.card_data's receipt scrubber, no windows inside longer
-                          runs: a hex dump's bytes would be starred at random)
+card number in text       a Luhn-valid run of exactly 13–19 digits, one space, dot, dash or
+                          underscore between two of them (gateway.domain.card_data's
+                          separators): first six and last four kept, separators kept. Unlike
+                          that scrubber, no stretches inside longer runs and no exceptions
+                          for letters around it: a hex dump's bytes are all two-digit groups
+                          and would be starred at random)
 track 2 in text           ``;PAN=YYMM…?``: the number as above, everything after ``=`` starred
 track 1 in text           ``%B PAN ^NAME^ YYMM…?``: the number as above, the rest starred
 ZVT BMP fields            22 (PAN), 23/24 (track 2/3), 2D (track 1), 2E (chip data), 3A (CVV),
@@ -23,9 +25,9 @@ from __future__ import annotations
 import re
 
 from drivers.errors import DecodeError
-from gateway.domain.card_data import luhn_valid
+from gateway.domain.card_data import KEEP_FIRST, KEEP_LAST, luhn_valid
 
-PAN_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+PAN_RUN = re.compile(r"(?<![0-9])[0-9](?:[ ._\-]?[0-9]){12,18}(?![0-9])")
 TRACK_2 = re.compile(r"(?<![0-9])([0-9]{13,19})=([0-9]+)")
 TRACK_1 = re.compile(r"B([0-9]{13,19})\^([^^\n]*)\^([0-9]*)")
 
@@ -36,7 +38,7 @@ def _mask_number(run: str) -> str:
     seen, out = 0, []
     for char in run:
         if char.isdigit():
-            out.append(char if seen < 6 or seen >= count - 4 else "*")
+            out.append(char if seen < KEEP_FIRST or seen >= count - KEEP_LAST else "*")
             seen += 1
         else:
             out.append(char)

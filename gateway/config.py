@@ -124,6 +124,8 @@ def _configured_or_generated(configured: object, path: Path) -> str:
             pass
         finally:
             draft.unlink()
+    elif path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # written by an older Kassa, or copied: the owner's only
     return path.read_text().strip()
 
 

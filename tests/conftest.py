@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if a test wrote into the checkout instead of a temporary directory."""
+    """Fail the run if a test wrote into the checkout instead of a temporary directory, or
+    left a card number in a database or archive it made (see ``card_numbers_left``)."""
+    hits = session.config.stash.get(_PAN_HITS, [])
+    if hits:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("card numbers stored by the tests (kassa db scan-pans):", red=True)
+            for hit in hits:
+                reporter.write_line(f"  {hit}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     before = session.config.stash.get(_CHECKOUT, None)
     if before is None:
         return
@@ -86,6 +96,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 _VAR_DIR = pytest.StashKey[tuple[str, str | None]]()
 _CHECKOUT = pytest.StashKey[set[str]]()
+_PAN_HITS = pytest.StashKey[list[str]]()
 
 
 def checkout_files() -> set[str]:
@@ -117,6 +128,77 @@ def isolated_env() -> dict[str, str]:
     """An environment for ``load_config`` without the developer's ``KASSA_*`` settings, but
     with the session's temporary data directory."""
     return {"KASSA_PATHS_VAR_DIR": os.environ["KASSA_PATHS_VAR_DIR"]}
+
+
+# -- no card number left behind ----------------------------------------------------------------
+# `kassa db scan-pans` runs over everything the tests stored, on both databases: PostgreSQL
+# after each test (the next one truncates the tables; a hit fails the test that stored it),
+# and at the end of the session every SQLite database and settlement archive the session made
+# under its temporary directories (a hit fails the run, naming the file, hence the test).
+# A test that plants card numbers on purpose does so in a database it removes itself.
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_SCHEMAS: dict[str, Any] = {}  # reflected text columns, by schema, so each scan is quick
+
+
+def stored_card_numbers(database: Database) -> list[str]:
+    """The scanner's hits in ``database`` (each schema reflected once per session)."""
+    from gateway.adapters.card_scan import scan_database, text_tables
+
+    with database.engine.connect() as conn:
+        if database.dialect == "sqlite":
+            schema = str(conn.exec_driver_sql("SELECT sql FROM sqlite_master ORDER BY name").all())
+        else:
+            schema = database.url
+        if schema not in _SCHEMAS:
+            _SCHEMAS[schema] = text_tables(conn)
+        try:
+            return [str(hit) for hit in scan_database(conn, _SCHEMAS[schema])]
+        except Exception:  # the schema changed under the test (a migration test): reflect anew
+            conn.rollback()
+            return [str(hit) for hit in scan_database(conn)]
+
+
+def sqlite_files(folder: Path) -> list[Path]:
+    """Every SQLite database file under ``folder`` (by its header, whatever its name)."""
+    found = []
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                with path.open("rb") as f:
+                    if f.read(16) == SQLITE_MAGIC:
+                        found.append(path)
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def card_numbers_under(folder: Path) -> list[str]:
+    """The scanner's hits in every SQLite database and settlement archive under ``folder``."""
+    from gateway.adapters.card_scan import scan_folder
+
+    hits: list[str] = []
+    for path in sqlite_files(folder):
+        database = Database(f"sqlite:///{path}")
+        try:
+            hits += [f"{path}: {hit}" for hit in stored_card_numbers(database)]
+        except Exception as exc:  # e.g. a file a test corrupted on purpose: not ours to judge
+            warnings.warn(f"{path} could not be scanned for card numbers: {exc}", stacklevel=1)
+        finally:
+            database.dispose()
+    for archive in sorted(p for p in folder.rglob("settlement-files") if p.is_dir()):
+        hits += [str(hit) for hit in scan_folder(archive)]
+    return hits
+
+
+@pytest.fixture(scope="session", autouse=True)
+def card_numbers_left(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    yield
+    hits = card_numbers_under(tmp_path_factory.getbasetemp())
+    hits += card_numbers_under(Path(os.environ["KASSA_PATHS_VAR_DIR"]))
+    request.config.stash[_PAN_HITS] = hits
 
 
 @pytest.fixture(scope="session")
@@ -174,6 +256,9 @@ def db(
         pytest.skip("PostgreSQL: set KASSA_TEST_DATABASE_URL to run")
     _truncate(pg_database)
     yield pg_database
+    hits = stored_card_numbers(pg_database)
+    if hits:
+        pytest.fail("card numbers stored (kassa db scan-pans):\n" + "\n".join(hits), False)
 
 
 def app_config(database: Database, **overrides: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ instead of failing); PostgreSQL (psycopg 3) is production.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -33,10 +34,16 @@ def make_engine(url: str, echo: bool = False) -> Engine:
 
 
 def _make_parent_directory(url: str) -> None:
-    """SQLite creates the database file on first connect, but not its directory."""
+    """SQLite creates the database file on first connect, but not its directory; and it would
+    create it readable by everyone (0644). Created here first, for its owner only (0600); its
+    -wal and -shm files take the database file's mode."""
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
 
 
 def _sqlite_begin(conn: Any) -> None:

@@ -405,6 +405,9 @@ class SettlementFile(Base):
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
     # {"balance-differs": 1}: every flaw found in the bank's content, by code (see findings.py).
     warning_counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # "staging" while an import writes its entries in short transactions (readers ignore the
+    # file and its entries), "imported" once published in one short final transaction.
+    state: Mapped[str] = mapped_column(String(16), default="imported", server_default="imported")
 
 
 class SettlementEntry(Base):

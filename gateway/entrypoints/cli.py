@@ -59,7 +59,9 @@ class KassaGroup(LazyGroup):
         try:
             return super().invoke(ctx)
         except KassaError as exc:
-            click.echo(f"kassa: {exc}", err=True)
+            from gateway.domain.card_data import scrub_card_numbers
+
+            click.echo(f"kassa: {scrub_card_numbers(str(exc))}", err=True)
             sys.exit(2)
 
 
@@ -78,6 +80,9 @@ class KassaGroup(LazyGroup):
 )
 def main() -> None:
     """Kassa: merchant point-of-sale integration gateway."""
+    from gateway.adapters.log_filter import install_card_number_filter
+
+    install_card_number_filter()  # no card number in any log line of any kassa process
 
 
 def _config() -> Settings:
@@ -104,9 +109,9 @@ def _database(config: Settings) -> Any:
     return Database(config.database.url)
 
 
-@main.group()
+@main.group(cls=LazyGroup, lazy={"scan-pans": "gateway.entrypoints.db_cli:scan_pans"})
 def db() -> None:
-    """Database schema."""
+    """Database schema, and what is stored in it."""
 
 
 @db.command("upgrade")

@@ -40,6 +40,7 @@ from gateway.adapters.models import (
     Till,
     utcnow,
 )
+from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import currency
 from gateway.domain.payment import PaymentStatus
 from gateway.errors import ConfigurationError
@@ -607,7 +608,7 @@ class DeviceHost:
             if kind == "card_terminal":
                 row.currency = till.terminal_currency
             if error:
-                row.last_error = error
+                row.last_error = scrub_card_numbers(error)
             uow.commit()
 
 

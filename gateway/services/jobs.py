@@ -20,6 +20,7 @@ from sqlalchemy import or_, select
 
 from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import Job, utcnow
+from gateway.domain.card_data import scrub_card_numbers
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def _record_failure(db: Database, job_id: int, error: str) -> None:
         job = uow.session.get(Job, job_id)
         if job is None:
             return
-        job.last_error = error[:2000]
+        job.last_error = scrub_card_numbers(error)[:2000]
         job.locked_until = None
         if job.attempts >= job.max_attempts:
             job.status = "failed"

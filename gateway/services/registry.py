@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
@@ -51,9 +52,14 @@ def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{payload['settlement_id']}{_suffix(payload['url'])}"
         draft = path.with_suffix(path.suffix + ".part")
-        draft.write_bytes(content)
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
         draft.replace(path)
-        import_settlement_file(uow, path, config.settlement)
+        try:  # the import keeps the file with its card numbers masked; this copy is not
+            import_settlement_file(uow, path, config.settlement)
+        finally:
+            path.unlink(missing_ok=True)
         reconciliation.reconcile_day(
             uow,
             int(payload["merchant_id"]),

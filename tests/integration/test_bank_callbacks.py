@@ -279,6 +279,21 @@ def test_signed_but_malformed_events_are_kept_as_invalid(db: Database, server: L
     assert reload(db, payment.id).status == "pending"
 
 
+def test_a_card_number_in_a_callback_is_masked_when_stored(
+    db: Database, server: LiveServer
+) -> None:
+    payment = new_payment(db)
+    body = paid_event(payment, wallet="card 4111 1111 1111 1111")
+    assert deliver(server, "evt_card", body).json() == {"status": "processed"}
+    bad = paid_event(new_payment(db), amount="4111111111111111.001")
+    assert deliver(server, "evt_card_bad", bad).json() == {"status": "invalid"}
+    events = {e.external_id: e for e in stored(db)}
+    assert b'"card 4111 11** **** 1111"' in events["evt_card"].body
+    assert b"4111 1111 1111 1111" not in events["evt_card"].body
+    assert "4111111111111111" not in (events["evt_card_bad"].error or "")
+    assert "4111111111111111" not in events["evt_card_bad"].body.decode()
+
+
 # -- settlement.created ------------------------------------------------------------------------
 
 

@@ -13,10 +13,10 @@ from gateway.adapters.settlement_files.csv_report import (
     CsvMapping,
     choose_mapping,
     csv_mappings,
-    mask_pan,
     parse_csv,
 )
 from gateway.config import load_config
+from gateway.domain.card_data import masked_card_number
 from sandbox_bank.settlement import SettlementBatch, to_csv
 from sandbox_bank.settlement import SettlementLine as SandboxLine
 
@@ -78,7 +78,20 @@ def test_a_pan_in_any_text_column_is_masked() -> None:
     data += b"2026-11-25,M,card 4111111111111111,bp,payment,1.00,0.00,1.00,EUR,\n"
     [line] = parse(data, MAPPINGS["sandbox"])
     assert line.end_to_end_id == "card 411111******1111" and line.pan_masked
-    assert mask_pan("12345") == ("12345", False)
+    assert masked_card_number("12345") == "12345"
+
+
+@pytest.mark.parametrize(
+    "card",
+    ["5500.0000.0000.0004", "5500_0000_0000_0004", "5500 0000 0000 0004", "5500000000000004"],
+)
+def test_the_card_column_is_masked_whatever_its_separators(card: str) -> None:
+    data = (FIXTURES / "card_acquirer_report.csv").read_bytes()
+    data = data.replace(b"4111 1111 1111 1111", card.encode()).replace(
+        b"4111111111111111", card.encode()
+    )
+    sale = parse(data, MAPPINGS["card_acquirer"])[0]
+    assert sale.masked_pan == "550000******0004" and sale.pan_masked
 
 
 def test_a_bad_amount_names_its_line_and_column() -> None:

@@ -9,6 +9,11 @@ carries its entry's key fields too, so a batch can be matched as one sum or as i
 | camt053 | root namespace ``urn:iso:std:iso:20022:tech:xsd:camt.053.001.NN``   | ``camt``     |
 | camt054 | root namespace ``urn:iso:std:iso:20022:tech:xsd:camt.054.001.NN``   | ``camt``     |
 | csv     | a header row with all columns of a configured mapping              | ``csv_report`` |
+
+Card numbers never leave this package in clear (:mod:`gateway.domain.card_data` is the rule):
+:func:`scrubbed` masks a line's texts and its card number column, :func:`scrub_copy` copies a
+raw file with its card numbers masked, and an :class:`InvalidSettlementFile`'s message is
+masked when it is made, so a number in the wrong column never reaches an error or a log.
 """
 
 from __future__ import annotations
@@ -17,10 +22,17 @@ import hashlib
 import io
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import date
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
+from gateway.domain.card_data import (
+    MAX_CARRY,
+    masked_card_number,
+    safe_cut,
+    scrub_bytes,
+    scrub_card_numbers,
+)
 from gateway.errors import InvalidInput
 
 Indicator = Literal["CRDT", "DBIT"]
@@ -34,6 +46,9 @@ class InvalidSettlementFile(InvalidInput):
 
     type = "/problems/invalid-settlement-file"
     title = "Invalid settlement file"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(scrub_card_numbers(message), **extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +118,46 @@ class SettlementLine:
         return "|".join(ref or "" for ref in refs)
 
 
+# A line's texts that came from the file (codes such as currency and status are checked).
+_FREE_TEXT = tuple(
+    f.name
+    for f in fields(SettlementLine)
+    if "str" in str(f.type) and f.name not in ("source", "currency", "indicator", "masked_pan")
+)
+
+
+def scrubbed(line: SettlementLine) -> SettlementLine:
+    """``line`` with every card number in its texts masked and its card number column as
+    first six/last four at most (``pan_masked`` says a full number was found)."""
+    changes: dict[str, Any] = {}
+    for name in _FREE_TEXT:
+        value = getattr(line, name)
+        if value:
+            clean = scrub_card_numbers(value)
+            if clean != value:
+                changes[name] = clean
+    card = masked_card_number(line.masked_pan)
+    if card != line.masked_pan:
+        changes["masked_pan"] = card
+    if not changes:
+        return line
+    text_masked = any(name != "masked_pan" for name in changes)
+    was_full = sum(c in "0123456789" for c in line.masked_pan or "") > 10
+    return replace(line, **changes, pan_masked=line.pan_masked or text_masked or was_full)
+
+
+def scrub_copy(source: BinaryIO, target: BinaryIO, chunk_size: int = 1 << 20) -> None:
+    """Copy ``source`` to ``target`` with every card number masked, in bounded memory (each
+    chunk is cut where no card number can be split: :func:`~gateway.domain.card_data.safe_cut`)."""
+    carry = b""
+    while data := source.read(chunk_size):
+        block = carry + data
+        cut = safe_cut(block) or (len(block) if len(block) >= MAX_CARRY else 0)
+        target.write(scrub_bytes(block[:cut]))
+        carry = block[cut:]
+    target.write(scrub_bytes(carry))
+
+
 def detect_format(head: bytes) -> str:
     """``camt053``, ``camt054`` or ``csv`` from a file's first bytes (XML: the root namespace)."""
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -158,5 +213,7 @@ __all__ = [
     "SettlementLine",
     "counting",
     "detect_format",
+    "scrub_copy",
+    "scrubbed",
     "sha256_of",
 ]

@@ -19,20 +19,21 @@ Sign conventions: ``signed`` (a debit is a negative ``amount``) or ``type`` (``a
 unsigned; a ``kind`` listed in ``debit_types`` is a debit).
 
 A full card number (PAN) is never kept: ``card_number`` is masked to first six and last four
-digits, and any other text field holding a Luhn-valid 13–19 digit number is masked the same way.
+digits, and any other text field holding a card number is masked the same way
+(:mod:`gateway.domain.card_data` is the rule).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, BinaryIO
 
 from gateway.adapters.settlement_files import InvalidSettlementFile, SettlementLine, counting
+from gateway.domain.card_data import masked_card_number, scrub_card_numbers
 from gateway.domain.money import Money
 from gateway.errors import ConfigurationError, InvalidMoney
 
@@ -62,7 +63,6 @@ _TEXT_FIELDS = (
     "remittance",
     "kind",
 )
-_PAN = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +153,9 @@ def _line(
     amount = _money(cells["amount"], currency, mapping, line_no, "amount")
     kind = cells.get("kind") or None
     debit = amount < 0 if mapping.sign == "signed" else (kind or "").lower() in mapping.debit_types
-    pan, masked = mask_pan(cells["card_number"]) if cells.get("card_number") else (None, False)
+    card = cells.get("card_number") or None
+    pan = masked_card_number(card)
+    masked = sum(c in "0123456789" for c in card or "") > 10
     text = {f: _masked_text(cells.get(f)) for f in _TEXT_FIELDS}
     refs: dict[str, Any] = {f: value for f, (value, _) in text.items()}
     return SettlementLine(
@@ -207,22 +209,8 @@ def _date(raw: str | None, mapping: CsvMapping, line_no: int) -> date | None:
         ) from None
 
 
-def mask_pan(value: str) -> tuple[str, bool]:
-    """A card number as first six + ``*`` + last four; True when a full PAN was masked."""
-    digits = re.sub(r"[ -]", "", value)
-    if digits.isdigit() and 12 <= len(digits) <= 19:
-        return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}", True
-    return value, False
-
-
 def _masked_text(value: str | None) -> tuple[str | None, bool]:
     if not value:
         return None, False
-    masked = _PAN.sub(lambda m: mask_pan(m.group())[0] if _luhn(m.group()) else m.group(), value)
+    masked = scrub_card_numbers(value)
     return masked, masked != value
-
-
-def _luhn(number: str) -> bool:
-    digits = [int(d) for d in re.sub(r"[ -]", "", number)][::-1]
-    total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(digits))
-    return total % 10 == 0

@@ -49,6 +49,7 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import BankSettlement, InboundEvent, Job, Merchant, utcnow
+from gateway.domain.card_data import scrub_bytes, scrub_card_numbers
 from gateway.domain.money import Money
 from gateway.errors import ConfigurationError, InvalidInput, NotFound, Unauthorised
 from gateway.services import jobs
@@ -271,10 +272,10 @@ def _insert_event(
         "external_id": callback.event_id,
         "kind": envelope.kind,
         "headers": callback.headers,
-        "body": callback.body,
+        "body": scrub_bytes(callback.body),  # the hash is the original's
         "content_hash": hashlib.sha256(callback.body).hexdigest(),
         "status": status.value,
-        "error": error,
+        "error": None if error is None else scrub_card_numbers(error),
         "received_at": now,
         "processed_at": None if status == EventStatus.FAILED else now,
     }
@@ -326,7 +327,11 @@ def _set_status(uow: UnitOfWork, event_id: int, status: EventStatus, error: str 
     uow.session.execute(
         update(InboundEvent)
         .where(InboundEvent.id == event_id)
-        .values(status=status.value, error=error, processed_at=utcnow() if done else None)
+        .values(
+            status=status.value,
+            error=None if error is None else scrub_card_numbers(error),
+            processed_at=utcnow() if done else None,
+        )
     )
 
 

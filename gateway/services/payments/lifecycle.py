@@ -21,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Payment, PaymentEvent, Refund, utcnow
+from gateway.domain.card_data import scrub_card_numbers, scrub_json
 from gateway.domain.money import Money
 from gateway.domain.payment import (
     PaymentMethod,
@@ -203,7 +204,7 @@ def move_refund(
         to = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
         move_payment(uow, payment, to, "refund_succeeded", actor, detail)
     elif target == RefundStatus.FAILED:
-        refund.failure = failure or "the bank did not say why"
+        refund.failure = scrub_card_numbers(failure or "the bank did not say why")
         record_event(uow, payment, "refund_failed", actor, {**detail, "reason": refund.failure})
 
 
@@ -257,7 +258,7 @@ def _history(
             from_status=before,
             to_status=after,
             actor=actor,
-            detail=detail,
+            detail=scrub_json(detail),  # a bank's or terminal's text may hold a card number
             created_at=utcnow(),
         )
     )

@@ -1,11 +1,21 @@
 """Import a settlement file (camt.053, camt.054, acquirer CSV): store it raw, then its entries.
 
 The raw file is stored first (DESIGN.md: raw inbound events are stored before processing), in
-its own commit, as an inbound event with ``source="settlement_file"`` and the file's SHA-256 as
-``external_id``: the bytes themselves up to ``[settlement] store_max_bytes``, beyond that a copy
-under ``archive_dir`` named by the hash (a 1 GB body does not belong in a database row, nor in
-memory). The entries are then written in one transaction: a malformed file rolls back whole, and
-its inbound event is marked ``rejected`` with the reason.
+its own commit, by :mod:`~gateway.services.settlement.raw_files`: an inbound event with
+``source="settlement_file"`` and the file's SHA-256 as ``external_id``, the bytes themselves up
+to ``[settlement] store_max_bytes``, beyond that a copy under ``archive_dir`` named by the hash.
+Either way with every card number masked (:mod:`gateway.domain.card_data`); the hash is the
+original's, so the same file is still recognised. Every text of every line, every warning and
+every error is masked the same way before it is written.
+
+The entries are written in short transactions of ``BATCH_SIZE`` lines, so a large import never
+holds the database (on SQLite one writer at a time: the till's payments and ``/healthz`` keep
+answering between batches). The file stays all-or-nothing as a whole: its row is ``staging``
+while the entries are written, and readers ignore a staging file and its entries; one short
+final transaction stores its statements and warnings, books the pending movements it books and
+marks it ``imported``. A malformed file (or any failure) removes what was staged, in batches,
+and its inbound event is marked ``rejected`` with the reason; an import that died midway is
+removed when the file is imported again.
 
 A file seen before (same SHA-256) is reported as a duplicate and changes nothing; a movement seen
 before in another file of the same format (same bank references) is skipped, not doubled, unless
@@ -20,16 +30,14 @@ The file is imported as its entries say; only a file that cannot be read is refu
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, or_, select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import (
@@ -43,6 +51,7 @@ from gateway.adapters.settlement_files import (
     InvalidSettlementFile,
     SettlementLine,
     detect_format,
+    scrubbed,
     sha256_of,
 )
 from gateway.adapters.settlement_files.camt import parse_camt
@@ -53,11 +62,13 @@ from gateway.adapters.settlement_files.csv_report import (
     parse_csv,
 )
 from gateway.adapters.settlement_files.findings import FileReport, StatementReport
+from gateway.domain.card_data import scrub_card_numbers, scrub_json
 from gateway.domain.money import Money
+from gateway.services.settlement.raw_files import mark, store_raw
 from gateway.settings import SettlementSettings
 
-SOURCE = "settlement_file"
 BATCH_SIZE = 1000
+STAGING, IMPORTED = "staging", "imported"
 _REF_COLUMNS = {
     "end_to_end_id": 64,
     "account_servicer_ref": 64,
@@ -128,18 +139,28 @@ def import_settlement_file(
     known = uow.session.scalar(
         select(SettlementFile).where(SettlementFile.content_hash == plan.content_hash)
     )
-    if known is not None:
+    if known is not None and known.state == IMPORTED:
         return _known(known, dry_run)
+    uow.rollback()  # the lookup's transaction ends here: nothing is held while parsing
     if dry_run:
         return _dry_run(plan, on_read)
-    event = _store_raw(uow, plan, settings)
+    event = store_raw(uow, plan.path, plan.content_hash, plan.size, plan.format, settings)
+    _discard_staged(uow, plan.content_hash)  # an import of this file that died midway
     try:
         summary = _import(uow, plan, event, on_read)
     except InvalidSettlementFile as exc:
         uow.rollback()
-        _mark(uow, event, "rejected", str(exc))
+        _discard_staged(uow, plan.content_hash)
+        mark(uow, event, "rejected", str(exc))
         raise
-    _mark(uow, event, "processed", None)
+    except BaseException:
+        uow.rollback()
+        try:
+            _discard_staged(uow, plan.content_hash)
+        except Exception:  # the staged rows stay invisible; the next import removes them
+            uow.rollback()
+        raise
+    mark(uow, event, "processed", None)
     return summary
 
 
@@ -214,9 +235,11 @@ def _lines(
 ) -> Iterator[SettlementLine]:
     with plan.path.open("rb") as f:
         if plan.mapping is not None:
-            yield from parse_csv(f, plan.mapping, on_read)
+            lines = parse_csv(f, plan.mapping, on_read)
         else:
-            yield from parse_camt(f, on_read, report)
+            lines = parse_camt(f, on_read, report)
+        for line in lines:
+            yield scrubbed(line)
 
 
 def _tally(summary: ImportSummary, lines: Iterable[SettlementLine]) -> None:
@@ -255,8 +278,9 @@ def _report(summary: ImportSummary, report: FileReport) -> None:
         for currency, sums in statement.booked.items():
             booked.setdefault(currency, Counter()).update(sums)
     summary.sums = _rendered(booked)
-    summary.statements = [_statement_json(s) for s in report.statements]
-    summary.warnings = [w.to_json() for w in report.warnings]
+    # What the bank wrote (ids, found values, messages quoting them): masked like the lines.
+    summary.statements = [scrub_json(_statement_json(s)) for s in report.statements]
+    summary.warnings = [scrub_json(w.to_json()) for w in report.warnings]
     summary.warning_counts = dict(sorted(report.counts.items()))
 
 
@@ -281,49 +305,29 @@ def _balance(balance: tuple[Any, str] | None) -> str | None:
     return None if balance is None else f"{balance[0]} {balance[1]}"
 
 
-def _store_raw(uow: UnitOfWork, plan: _Plan, settings: SettlementSettings) -> InboundEvent:
-    """The raw file as an inbound event, committed before anything is parsed."""
-    session = uow.session
-    event = session.scalar(
-        select(InboundEvent).where(
-            InboundEvent.source == SOURCE, InboundEvent.external_id == plan.content_hash
+def _discard_staged(uow: UnitOfWork, content_hash: str) -> None:
+    """Remove a staging import of this file and its entries, in short transactions."""
+    staged = uow.session.scalar(
+        select(SettlementFile.id).where(
+            SettlementFile.content_hash == content_hash, SettlementFile.state == STAGING
         )
     )
-    if event is None:
-        headers: dict[str, Any] = {"filename": plan.path.name, "size": plan.size}
-        body = b""
-        if plan.size <= settings.store_max_bytes:
-            body = plan.path.read_bytes()
-        else:
-            headers["archived_as"] = str(_archive(plan, settings))
-        event = InboundEvent(
-            source=SOURCE,
-            external_id=plan.content_hash,
-            kind=plan.format,
-            headers=headers,
-            body=body,
-            content_hash=plan.content_hash,
+    if staged is None:
+        uow.rollback()
+        return
+    while True:
+        ids = list(
+            uow.session.scalars(
+                select(SettlementEntry.id)
+                .where(SettlementEntry.file_id == staged)
+                .limit(BATCH_SIZE)
+            )
         )
-        session.add(event)
-    event.status, event.error = "received", None
-    uow.commit()
-    return event
-
-
-def _archive(plan: _Plan, settings: SettlementSettings) -> Path:
-    directory = Path(settings.archive_dir)  # absolute: load_config resolves it
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / plan.content_hash
-    if not target.exists():
-        draft = target.with_suffix(".part")
-        shutil.copyfile(plan.path, draft)
-        draft.replace(target)
-    return target
-
-
-def _mark(uow: UnitOfWork, event: InboundEvent, status: str, error: str | None) -> None:
-    event.status, event.error = status, error
-    event.processed_at = datetime.now(UTC)
+        if not ids:
+            break
+        uow.session.execute(delete(SettlementEntry).where(SettlementEntry.id.in_(ids)))
+        uow.commit()
+    uow.session.execute(delete(SettlementFile).where(SettlementFile.id == staged))
     uow.commit()
 
 
@@ -333,33 +337,41 @@ def _import(
     event: InboundEvent,
     on_read: Callable[[int], None] | None,
 ) -> ImportSummary:
-    """The file row and its entries, in one transaction, in batches of BATCH_SIZE."""
+    """The file row (staging), its entries in a transaction per BATCH_SIZE lines, then the
+    publishing transaction: statements, warnings, pending movements booked, ``imported``."""
     record = SettlementFile(
         content_hash=plan.content_hash,
         inbound_event_id=event.id,
         format=plan.format,
         mapping=plan.mapping.name if plan.mapping else None,
-        filename=plan.path.name[:255],
+        filename=scrub_card_numbers(plan.path.name)[:255],
         size_bytes=plan.size,
         entry_count=0,
+        state=STAGING,
     )
     uow.session.add(record)
-    uow.session.flush()
+    uow.commit()
     summary = _summary(plan, file_id=record.id)
     minor: dict[str, Counter[str]] = {}
     identities = _Identities()
     report = FileReport()
+    booked_later: list[tuple[SettlementLine, str]] = []
     lines = _lines(plan, on_read, report)
-    while batch := list(islice(lines, BATCH_SIZE)):
+    while batch := list(islice(lines, BATCH_SIZE)):  # parsed before the transaction begins
         for line in batch:
             _count(summary, minor, line)
-        _write(uow, record, [(line, identities.of(line)) for line in batch], summary)
+        pairs = [(line, identities.of(line)) for line in batch]
+        booked_later += _write(uow, record, pairs, summary)
+        uow.commit()
     _render_sums(summary, minor)
     _report(summary, report)
+    for line, key in booked_later:
+        _book_pending(uow, record, line, key)
     _store_report(uow, record, summary)
     record.entry_count, record.skipped_count = summary.entries, summary.skipped
     record.sums, record.pans_masked = summary.sums, summary.pans_masked
     record.warning_counts = summary.warning_counts
+    record.state = IMPORTED
     uow.commit()
     return summary
 
@@ -429,13 +441,19 @@ def _write(
     record: SettlementFile,
     batch: list[tuple[SettlementLine, str | None]],
     summary: ImportSummary,
-) -> None:
+) -> list[tuple[SettlementLine, str]]:
+    """Store the batch's new movements; the pending ones it books, to be booked on publishing
+    (an earlier file's rows change only when this file becomes visible)."""
     keys = [key for _, key in batch if key is not None]
     known: dict[str | None, str] = {
         identity: status
         for identity, status in uow.session.execute(
-            select(SettlementEntry.identity, SettlementEntry.status).where(
-                SettlementEntry.source == record.format, SettlementEntry.identity.in_(keys)
+            select(SettlementEntry.identity, SettlementEntry.status)
+            .join(SettlementFile, SettlementFile.id == SettlementEntry.file_id)
+            .where(
+                SettlementEntry.source == record.format,
+                SettlementEntry.identity.in_(keys),
+                or_(SettlementFile.state == IMPORTED, SettlementFile.id == record.id),
             )
         )
     }
@@ -443,15 +461,14 @@ def _write(
     booked_now = [
         (line, key)
         for line, key in batch
-        if key in known and known[key] != "BOOK" and line.status == "BOOK"
+        if key is not None and key in known and known[key] != "BOOK" and line.status == "BOOK"
     ]
-    for line, key in booked_now:
-        _book_pending(uow, record, line, key)  # type: ignore[arg-type]
     summary.updated += len(booked_now)
     summary.skipped += len(batch) - len(rows) - len(booked_now)
     summary.stored += len(rows)
     if rows:
         uow.session.execute(insert(SettlementEntry), rows)
+    return booked_now
 
 
 def _book_pending(uow: UnitOfWork, record: SettlementFile, line: SettlementLine, key: str) -> None:

@@ -41,6 +41,7 @@ from gateway.adapters.models import (
     ReconRun,
     Refund,
     SettlementEntry,
+    SettlementFile,
     SettlementStatement,
     utcnow,
 )
@@ -250,7 +251,9 @@ def _lines(
     rows = list(
         uow.session.scalars(
             select(SettlementEntry)
+            .join(SettlementFile, SettlementFile.id == SettlementEntry.file_id)
             .where(
+                SettlementFile.state == "imported",  # not a file still being imported
                 SettlementEntry.booked_on >= low.isoformat(),
                 SettlementEntry.booked_on <= high.isoformat(),
                 SettlementEntry.status == "BOOK",
