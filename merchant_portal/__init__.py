@@ -1,7 +1,8 @@
 """`/portal`, the merchant portal for managers: payments and devices, settlement, promotions."""
 
-from merchant_portal import promotions, reconciliation, views
+from merchant_portal import attention, promotions, reconciliation, views
 
 bp = views.bp
 bp.register_blueprint(promotions.bp)
 bp.register_blueprint(reconciliation.bp)
+bp.register_blueprint(attention.bp)

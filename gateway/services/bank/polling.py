@@ -178,8 +178,7 @@ def _expire_unless_the_bank_answers(
     flag_attention(
         uow,
         payment,
-        "expired without the bank's word (it did not answer): check with the bank whether "
-        "the customer paid",
+        qr_payments.EXPIRED_WITHOUT_BANK,
         ACTOR,
         {"bank_error": answer.trouble},
     )

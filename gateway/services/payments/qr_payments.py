@@ -28,6 +28,11 @@ from gateway.settings import PaymentSettings
 _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 EXPIRE_JOB = "expire_payment"  # queued by earlier versions; the watcher handles it too
 POLL_JOB = "poll_bank_payment"
+# The attention flag of a payment expired while the bank could not be asked.
+EXPIRED_WITHOUT_BANK = (
+    "expired without the bank's word (it did not answer): check with the bank whether the "
+    "customer paid"
+)
 
 
 def new_reference() -> str:
@@ -161,8 +166,15 @@ def record_bank_payment(
     nothing, so the callback may be delivered any number of times.
     """
     expected = Money(payment.amount_minor, payment.currency)
-    # What a manager's acceptance needs if the bank's word is flagged instead of applied.
-    detail = {**detail, "paid_at": paid_at.isoformat()}
+    # What the bank took, for a manager's answer if its word is flagged instead of applied
+    # (gateway.services.payments.attention).
+    detail = {
+        **detail,
+        "bank_payment_id": bank_payment_id,
+        "amount": money.to_decimal_string(),
+        "currency": money.currency,
+        "paid_at": paid_at.isoformat(),
+    }
     if payment.status in PAID_STATES:
         if payment.bank_payment_id in (None, bank_payment_id):
             payment.bank_payment_id = bank_payment_id

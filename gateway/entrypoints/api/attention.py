@@ -1,0 +1,69 @@
+"""`/api/v1/payments/{id}/bank-money/accept|refund`: a manager answers a payment's question
+about money the bank took (gateway.services.payments.attention), from their own systems.
+
+A till's key cannot do this: the caller signs in as a manager or owner with HTTP Basic
+(``Authorization: Basic base64(username:password)``), the same credentials as the portal.
+The body is ``{"note": "why"}``; the answer is the payment, with ``"already": true`` when the
+same answer had been given before (a retry changes nothing).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from gateway.adapters.db import UnitOfWork
+from gateway.entrypoints.api.payments import api_database, json_body, payment_out, refund_out
+from gateway.errors import Forbidden, InvalidInput, Unauthorised
+from gateway.services.payments import attention
+from gateway.services.staff.auth import StaffContext, authenticate_staff
+
+bp = Blueprint("attention", __name__)
+
+
+def calling_manager(uow: UnitOfWork) -> StaffContext:
+    credentials = request.authorization
+    if credentials is None or credentials.type != "basic":
+        raise Unauthorised("a manager signs in with HTTP Basic: their username and password")
+    staff = authenticate_staff(uow, credentials.username or "", credentials.password or "")
+    if not staff.can_manage():
+        raise Forbidden(f"{staff.username} is not a manager or owner of this merchant")
+    return staff
+
+
+def _note() -> str:
+    body = json_body()
+    note = body.get("note") if isinstance(body, dict) else None
+    if not isinstance(note, str):
+        raise InvalidInput('send {"note": "…"}: why, for the payment\'s history')
+    return note
+
+
+@bp.post("/payments/<payment_id>/bank-money/accept")
+def accept(payment_id: str) -> Response:
+    """Accept the money the bank took under this payment's reference as paid."""
+    return _answer(payment_id, attention.accept)
+
+
+@bp.post("/payments/<payment_id>/bank-money/refund")
+def refund(payment_id: str) -> Response:
+    """Give the money the bank took back to the customer through the bank."""
+    return _answer(payment_id, attention.refund)
+
+
+def _answer(payment_id: str, decide: Any) -> Response:
+    note = _note()
+    with api_database().unit_of_work(readonly=True) as own:  # no write lock while hashing
+        staff = calling_manager(own)
+    with api_database().unit_of_work() as uow:
+        answer = decide(uow, payment_id, staff.merchant_id, note=note, actor=staff.actor)
+        uow.commit()
+        out: dict[str, Any] = {
+            "action": answer.action,
+            "already": answer.already,
+            "payment": payment_out(answer.payment),
+        }
+        if answer.refund is not None:
+            out["refund"] = refund_out(answer.refund)
+        return jsonify(out)
