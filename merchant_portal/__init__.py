@@ -1,8 +1,9 @@
 """`/portal`, the merchant portal for managers: payments and devices, settlement, promotions."""
 
-from merchant_portal import attention, promotions, reconciliation, views
+from merchant_portal import attention, events, promotions, reconciliation, views
 
 bp = views.bp
 bp.register_blueprint(promotions.bp)
 bp.register_blueprint(reconciliation.bp)
 bp.register_blueprint(attention.bp)
+bp.register_blueprint(events.bp)

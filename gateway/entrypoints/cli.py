@@ -63,6 +63,7 @@ class KassaGroup(LazyGroup):
 @click.group(
     cls=KassaGroup,
     lazy={
+        "events": "gateway.entrypoints.events_cli:events",
         "pn532": "drivers.pn532.cli:pn532",
         "promotions": "gateway.entrypoints.promotions_cli:promotions",
         "qr": "gateway.entrypoints.qr_cli:qr",

@@ -346,6 +346,27 @@ def process_bank_event(uow: UnitOfWork, payload: dict[str, Any]) -> None:
         _set_status(uow, event.id, EventStatus.INVALID, str(exc))
 
 
+def replay_event(uow: UnitOfWork, event_id: int) -> EventStatus:
+    """Apply a stored event again, whatever its status, and record the outcome on its row.
+
+    For a person (``kassa events replay``, the portal): every handler is idempotent, so a
+    replay of a processed event changes nothing; one that failed, or found nothing to apply
+    to then, is applied now. The caller commits.
+    """
+    event = uow.session.get(InboundEvent, event_id, with_for_update=True)
+    if event is None or event.source != SOURCE:
+        raise NotFound(f"no bank event {event_id}")
+    envelope = parse_envelope(event.body)
+    try:
+        with uow.session.begin_nested():
+            if envelope.problem:
+                raise InvalidInput(envelope.problem)
+            return apply_event(uow, event.id, envelope)
+    except InvalidInput as exc:
+        _set_status(uow, event.id, EventStatus.INVALID, str(exc))
+        return EventStatus.INVALID
+
+
 def receive_answer(
     uow: UnitOfWork, kind: str, answer: dict[str, Any], external_id: str, asked: str
 ) -> EventStatus:
