@@ -51,7 +51,7 @@ def _pending(db: Database, amount: str = "12.34") -> str:
         return payment.id
 
 
-def _expired_then_paid_at_the_bank(db: Database) -> str:
+def expired_then_paid_at_the_bank(db: Database) -> str:
     payment_id = _pending(db)
     with db.unit_of_work() as uow:
         uow.session.execute(
@@ -99,7 +99,7 @@ def _post(client: FlaskClient, demo: Any, payment_id: str, action: str, **kw: An
 def test_paid_after_expiry_is_accepted_by_a_manager_once(
     db: Database, demo: Any, client: FlaskClient
 ) -> None:
-    payment_id = _expired_then_paid_at_the_bank(db)
+    payment_id = expired_then_paid_at_the_bank(db)
     assert _payment(db, payment_id).attention
     first = _post(client, demo, payment_id, "accept")
     assert first.status_code == 200, first.json
@@ -127,7 +127,7 @@ def test_paid_after_expiry_is_accepted_by_a_manager_once(
 def test_refund_of_money_taken_after_expiry_goes_to_the_bank_once(
     db: Database, demo: Any, client: FlaskClient
 ) -> None:
-    payment_id = _expired_then_paid_at_the_bank(db)
+    payment_id = expired_then_paid_at_the_bank(db)
     first = _post(client, demo, payment_id, "refund")
     assert first.status_code == 200, first.json
     assert first.json["refund"]["amount"] == "12.34"
@@ -189,7 +189,7 @@ def test_a_second_payment_for_one_qr_is_refunded_and_the_first_kept(
 def test_only_a_manager_with_a_note_answers_and_only_an_open_question(
     db: Database, demo: Any, client: FlaskClient
 ) -> None:
-    payment_id = _expired_then_paid_at_the_bank(db)
+    payment_id = expired_then_paid_at_the_bank(db)
     assert _post(client, demo, payment_id, "accept", auth=_as(demo, "cashier")).status_code == 403
     assert _post(client, demo, payment_id, "accept", auth=("nobody", "x")).status_code == 401
     till_key = {"Authorization": f"Bearer {demo['tills'][0]['api_key']}"}
@@ -212,7 +212,7 @@ def test_only_a_manager_with_a_note_answers_and_only_an_open_question(
 def test_the_payment_page_offers_both_answers_and_records_the_manager(
     db: Database, demo: Any, client: FlaskClient
 ) -> None:
-    payment_id = _expired_then_paid_at_the_bank(db)
+    payment_id = expired_then_paid_at_the_bank(db)
     log_in(client, *_as(demo))
     page = client.get(f"/portal/payments/{payment_id}").get_data(as_text=True)
     assert 'data-bank-money="accept"' in page and 'data-bank-money="refund"' in page

@@ -29,7 +29,7 @@ def client(app: Any) -> FlaskClient:
     return app.test_client()  # type: ignore[no-any-return]
 
 
-def _pending(db: Database) -> Payment:
+def pending_payment(db: Database) -> Payment:
     with db.unit_of_work() as uow:
         payment = qr_payments.create_qr_payment(
             uow,
@@ -42,7 +42,7 @@ def _pending(db: Database) -> Payment:
         return payment
 
 
-def _callback(db: Database, event_id: str, reference: str, **data: Any) -> int:
+def stored_callback(db: Database, event_id: str, reference: str, **data: Any) -> int:
     """A bank callback as the endpoint stores it once its signature checked out."""
     body = {
         "type": "payment.succeeded",
@@ -88,9 +88,9 @@ def _history_size(db: Database, payment_id: str) -> int:
 
 
 def test_cli_lists_shows_and_replays_without_doubling(db: Database, demo: Any) -> None:
-    payment = _pending(db)
-    processed = _callback(db, "evt_one", payment.reference)
-    stranger = _callback(db, "evt_two", "KNOBODYKNOWS1")
+    payment = pending_payment(db)
+    processed = stored_callback(db, "evt_one", payment.reference)
+    stranger = stored_callback(db, "evt_two", "KNOBODYKNOWS1")
     listed = _kassa(db, "events", "list", "--json")
     assert listed.exit_code == 0, listed.output
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
@@ -119,8 +119,8 @@ def test_cli_lists_shows_and_replays_without_doubling(db: Database, demo: Any) -
 
 
 def test_a_replay_applies_what_found_nothing_to_apply_to_before(db: Database, demo: Any) -> None:
-    payment = _pending(db)
-    early = _callback(db, "evt_early", "KLATEREFERENC", amount="9.99")
+    payment = pending_payment(db)
+    early = stored_callback(db, "evt_early", "KLATEREFERENC", amount="9.99")
     assert _status(db, early) == "unmatched"
     with db.unit_of_work() as uow:  # the payment the bank meant, known only now
         row = uow.session.get_one(Payment, payment.id)
@@ -134,9 +134,9 @@ def test_a_replay_applies_what_found_nothing_to_apply_to_before(db: Database, de
 def test_portal_events_page_filters_shows_raw_and_replays_for_the_merchant_only(
     db: Database, demo: Any, client: FlaskClient
 ) -> None:
-    payment = _pending(db)
-    processed = _callback(db, "evt_mine", payment.reference)
-    stranger = _callback(db, "evt_nobodys", "KNOBODYKNOWS2")
+    payment = pending_payment(db)
+    processed = stored_callback(db, "evt_mine", payment.reference)
+    stranger = stored_callback(db, "evt_nobodys", "KNOBODYKNOWS2")
     log_in(client, *staff(demo, "manager"))
     page = client.get("/portal/events").get_data(as_text=True)
     assert f'data-event-id="{processed}"' in page
@@ -162,8 +162,8 @@ def test_portal_events_page_filters_shows_raw_and_replays_for_the_merchant_only(
 def test_another_merchants_manager_sees_none_of_these_events(
     db: Database, demo: Any, client: FlaskClient
 ) -> None:
-    payment = _pending(db)
-    event = _callback(db, "evt_demo", payment.reference)
+    payment = pending_payment(db)
+    event = stored_callback(db, "evt_demo", payment.reference)
     other = second_merchant(db)
     log_in(client, other["manager"], other["password"])
     assert f'data-event-id="{event}"' not in client.get("/portal/events").get_data(as_text=True)

@@ -90,10 +90,9 @@ def watch_payment(client: Callable[[], BankClient], settings: PollSettings) -> j
     """Job handler: ask the bank about a pending QR payment; apply, expire or ask again."""
 
     def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
-        seen = _open_payment(uow, payload["payment_id"])
-        if seen is None:
+        reference = _open_payment(uow, payload["payment_id"])
+        if reference is None:
             return  # paid by its callback, cancelled, or expired: nothing to ask
-        reference = seen
         answer = ask(lambda: client().payment_status(reference))
         payment = uow.session.scalar(
             select(Payment).where(Payment.id == payload["payment_id"]).with_for_update()
