@@ -127,3 +127,17 @@ class BankNotConfigured(BankError):
     type = "/problems/bank-not-configured"
     title = "Bank connection not configured"
     status = 503
+
+
+class ApprovalRequired(Forbidden):
+    """The action needs a supervisor's approval first: nothing was done."""
+
+    type = "/problems/approval-required"
+    title = "A supervisor's approval is required"
+
+
+class ApprovalRefused(Forbidden):
+    """The approval offered was wrong, spent, expired or for another action: nothing was done."""
+
+    type = "/problems/approval-refused"
+    title = "Approval refused"

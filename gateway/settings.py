@@ -153,6 +153,15 @@ class ReconciliationSettings(Section):
     fees: dict[str, FeeSettings] = Field(default_factory=dict)
 
 
+class ApprovalSettings(Section):
+    """When a supervisor must approve at the till (defaults; an owner sets their own limits
+    in the portal). Amounts are in minor units of the payment's currency."""
+
+    refund_above_minor: int = Field(5_000, ge=0)  # a refund or void above this
+    payment_above_minor: int = Field(250_000, ge=0)  # a QR or card payment above this
+    token_seconds: int = Field(120, ge=10, le=3600)  # how long an API approval token lives
+
+
 class Settings(Section):
     """The whole configuration. ``sandbox_bank`` is read by the sandbox's own settings."""
 
@@ -168,6 +177,7 @@ class Settings(Section):
     settlement: SettlementSettings = SettlementSettings()
     promotions: PromotionSettings = PromotionSettings()
     reconciliation: ReconciliationSettings = ReconciliationSettings()
+    approvals: ApprovalSettings = ApprovalSettings()
     sandbox_bank: dict[str, Any] = Field(default_factory=dict)
 
 

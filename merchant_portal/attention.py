@@ -44,7 +44,7 @@ def _answer(payment_id: str, decide: Decide) -> Redirect:
             answer = decide(
                 uow,
                 payment_id,
-                staff.merchant_id,
+                staff.scope,
                 note=request.form.get("note", ""),
                 actor=staff.actor,
             )

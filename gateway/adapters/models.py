@@ -90,6 +90,8 @@ class Merchant(Base):
     # Where the bank settles: account IBANs and acquirer merchant ids that settlement files name.
     settlement_accounts: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The owner's approval limits (minor units), overriding ``[approvals]``; None: the defaults.
+    approval_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     stores: Mapped[list[Store]] = relationship(back_populates="merchant")
 
@@ -135,9 +137,11 @@ class StaffUser(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16))  # cashier | manager | owner
+    role: Mapped[str] = mapped_column(String(16))  # see gateway/services/staff/permissions.py
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A supervisor's (or manager's) PIN to approve at the till, hashed like a password.
+    approval_pin_hash: Mapped[str | None] = mapped_column(String(255))
 
 
 class Payment(Base):
@@ -547,3 +551,32 @@ class ReconDecision(Base):
 
 # The promotion tables share this metadata (Alembic and ``create_all`` see them through it).
 from gateway.adapters import promotion_models as promotion_models  # noqa: E402
+
+
+class Approval(Base):
+    """A supervisor's yes to one action at a till: who, what, which payment, how much, where.
+
+    At the cashier screen it is used at once; through the API it is a single-use token (only
+    its SHA-256 kept) that a till spends on the one action, payment and amount it names.
+    """
+
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_payment", "payment_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
+    till_id: Mapped[int | None] = mapped_column(ForeignKey("tills.id"))
+    action: Mapped[str] = mapped_column(String(16))  # refund | cancel | payment | override
+    payment_id: Mapped[str | None] = mapped_column(String(36))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    approver_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    approver: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))  # pin | totp | token
+    requested_by: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

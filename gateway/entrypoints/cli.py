@@ -108,8 +108,8 @@ def db_upgrade(revision: str) -> None:
 @main.command("demo-data")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
 def demo_data(as_json: bool) -> None:
-    """Seed one merchant, two stores, three tills, a cashier and a manager; print credentials
-    (every till's API key) and a few of the demo's coupon codes."""
+    """Seed one merchant, two stores, three tills, a cashier, a manager and a supervisor; print
+    credentials (every till's API key, approval PINs) and a few of the demo's coupon codes."""
     config = _config()
     database = _database(config)
     database.upgrade()
@@ -119,7 +119,8 @@ def demo_data(as_json: bool) -> None:
         return
     click.echo(f"Merchant: {creds['merchant']}")
     for staff in creds["staff"]:
-        click.echo(f"  {staff['role']:<8} login: {staff['username']} / {staff['password']}")
+        pin = f", approval PIN {staff['pin']}" if staff.get("pin") else ""
+        click.echo(f"  {staff['role']:<8} login: {staff['username']} / {staff['password']}{pin}")
     for till in creds["tills"]:
         click.echo(f"  till {till['store']} {till['till']}: API key {till['api_key']}")
     if creds["coupon_codes"]:

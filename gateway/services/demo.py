@@ -192,7 +192,40 @@ def _issue_credentials(uow: UnitOfWork, merchant: Merchant) -> dict[str, Any]:
             uow.session.add(user)
         user.password_hash = hash_password(password)
         out["staff"].append({"username": username, "password": password, "role": role})
+    out["staff"].append(_supervisor(uow, merchant, stores[0]))
+    for entry in out["staff"]:
+        if entry["role"] == "manager":
+            entry["pin"] = _give_pin(uow, entry["username"])
     return out
+
+
+def _supervisor(uow: UnitOfWork, merchant: Merchant, home: Store) -> dict[str, Any]:
+    """A supervisor at the first store, who approves refunds and cancels with a PIN."""
+    username = "supervisor"
+    user = uow.session.scalar(select(StaffUser).where(StaffUser.username == username))
+    if user is None:
+        user = StaffUser(
+            merchant_id=merchant.id,
+            username=username,
+            role="supervisor",
+            display_name="Sam Supervisor",
+            store_id=home.id,
+            active=True,
+            password_hash="",
+        )
+        uow.session.add(user)
+    password = secrets.token_urlsafe(9)
+    user.password_hash = hash_password(password)
+    uow.session.flush()
+    pin = _give_pin(uow, username)
+    return {"username": username, "password": password, "role": "supervisor", "pin": pin}
+
+
+def _give_pin(uow: UnitOfWork, username: str) -> str:
+    pin = f"{secrets.randbelow(10**6):06d}"
+    user = uow.session.scalars(select(StaffUser).where(StaffUser.username == username)).one()
+    user.approval_pin_hash = hash_password(pin)
+    return pin
 
 
 def _load(path: Path) -> dict[str, Any] | None:

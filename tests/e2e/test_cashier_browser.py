@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import zxingcpp
 from PIL import Image
+from sqlalchemy import select
 
 from gateway.adapters.db import Database
-from gateway.adapters.models import Payment
+from gateway.adapters.models import Merchant, Payment
 from tests.factories import paid_by_bank
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db", ["sqlite"], indirect=True)]
@@ -110,9 +111,13 @@ def test_cancel_from_the_screen(page: Any, live_server: Any, demo: Any, db: Data
     "size", [(1024, 768), (768, 1024)], ids=["till-1024x768", "tablet-768x1024"]
 )
 def test_no_horizontal_scroll_and_qr_fits(
-    page: Any, live_server: Any, demo: Any, size: tuple[int, int], screenshot: Any
+    page: Any, live_server: Any, demo: Any, db: Database, size: tuple[int, int], screenshot: Any
 ) -> None:
     width, height = size
+    with db.unit_of_work() as uow:  # the long amount below is far above the approval limit
+        for merchant in uow.session.scalars(select(Merchant)):
+            merchant.approval_limits = {"refund_above_minor": 5000, "payment_above_minor": 10**15}
+        uow.commit()
     page.set_viewport_size({"width": width, "height": height})
     sign_in(page, f"{live_server.url}/cashier/", *credentials(demo, "cashier"))
     assert no_horizontal_scroll(page)

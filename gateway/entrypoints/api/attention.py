@@ -20,6 +20,7 @@ from gateway.services.payments import attention
 from gateway.services.staff.auth import StaffContext, authenticate_staff
 
 bp = Blueprint("attention", __name__)
+PERMISSION = "payment.bank_money"  # gateway/services/staff/permissions.py
 
 
 def calling_manager(uow: UnitOfWork) -> StaffContext:
@@ -27,8 +28,8 @@ def calling_manager(uow: UnitOfWork) -> StaffContext:
     if credentials is None or credentials.type != "basic":
         raise Unauthorised("a manager signs in with HTTP Basic: their username and password")
     staff = authenticate_staff(uow, credentials.username or "", credentials.password or "")
-    if not staff.can_manage():
-        raise Forbidden(f"{staff.username} is not a manager or owner of this merchant")
+    if not staff.can(PERMISSION):
+        raise Forbidden(f"a {staff.role} may not accept or refund money the bank took")
     return staff
 
 
@@ -57,7 +58,7 @@ def _answer(payment_id: str, decide: Any) -> Response:
     with api_database().unit_of_work(readonly=True) as own:  # no write lock while hashing
         staff = calling_manager(own)
     with api_database().unit_of_work() as uow:
-        answer = decide(uow, payment_id, staff.merchant_id, note=note, actor=staff.actor)
+        answer = decide(uow, payment_id, staff.scope, note=note, actor=staff.actor)
         uow.commit()
         out: dict[str, Any] = {
             "action": answer.action,

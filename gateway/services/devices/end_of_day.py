@@ -36,6 +36,7 @@ from gateway.services import jobs
 from gateway.services.devices import outcomes
 from gateway.services.devices.cards import END_OF_DAY_JOB, device_queue
 from gateway.services.payments.lifecycle import flag_attention, move_payment
+from gateway.services.staff.scope import Scope, narrow
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +102,12 @@ def schedule_end_of_day(
     )
 
 
-def request_end_of_day(uow: UnitOfWork, till_id: int, merchant_id: int, actor: str) -> Job:
+def request_end_of_day(uow: UnitOfWork, till_id: int, scope: Scope | int, actor: str) -> Job:
     """Queue an end of day now (a manager's button, the CLI); refused if one is waiting."""
     till = uow.session.scalar(
         select(Till)
         .join(Store)
-        .where(Till.id == till_id, Store.merchant_id == merchant_id)
+        .where(Till.id == till_id, narrow(scope, Store.merchant_id, Till.store_id))
         .with_for_update()
     )
     if till is None:

@@ -45,6 +45,7 @@ from gateway.services.payments.lifecycle import (
     record_event,
 )
 from gateway.services.payments.payment_reads import get_payment
+from gateway.services.staff.scope import Scope
 
 RESOLVE_JOB = "card_resolve"
 UNKNOWN_TEXT = (
@@ -177,13 +178,13 @@ def settle(
 
 
 def resolve_by_hand(
-    uow: UnitOfWork, payment_id: str, merchant_id: int, *, charged: bool, note: str, actor: str
+    uow: UnitOfWork, payment_id: str, scope: Scope | int, *, charged: bool, note: str, actor: str
 ) -> Payment:
     """A manager's word on an unknown payment (from the terminal's journal, the customer's
     receipt or bank statement), with a note kept in its history."""
     if not note.strip():
         raise InvalidInput("say how you know: a note is required to resolve a payment by hand")
-    payment = get_payment(uow, payment_id, merchant_id)
+    payment = get_payment(uow, payment_id, scope)
     payment = _locked(uow, payment.id)
     if payment.status != PaymentStatus.UNKNOWN:
         raise Conflict(

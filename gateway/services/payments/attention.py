@@ -43,6 +43,7 @@ from gateway.services.payments.lifecycle import (
     record_event,
 )
 from gateway.services.payments.qr_payments import EXPIRED_WITHOUT_BANK
+from gateway.services.staff.scope import Scope, narrow
 
 ACCEPTED = "bank_payment_accepted"
 REFUNDED = "bank_payment_refunded"
@@ -85,18 +86,22 @@ def open_claim(uow: UnitOfWork, payment: Payment) -> BankClaim | None:
     return None
 
 
-def accept(uow: UnitOfWork, payment_id: str, merchant_id: int, *, note: str, actor: str) -> Answer:
+def accept(
+    uow: UnitOfWork, payment_id: str, scope: Scope | int, *, note: str, actor: str
+) -> Answer:
     """The manager accepts the money the bank took as this payment's (see the module)."""
-    payment, claim = _question(uow, payment_id, merchant_id, "accepted")
+    payment, claim = _question(uow, payment_id, scope, "accepted")
     if claim is None:
         return Answer(payment, "accepted", already=True)
     _accept(uow, payment, claim, _note(note), actor, ACCEPTED)
     return Answer(payment, "accepted", already=False)
 
 
-def refund(uow: UnitOfWork, payment_id: str, merchant_id: int, *, note: str, actor: str) -> Answer:
+def refund(
+    uow: UnitOfWork, payment_id: str, scope: Scope | int, *, note: str, actor: str
+) -> Answer:
     """The manager gives the money the bank took back to the customer (see the module)."""
-    payment, claim = _question(uow, payment_id, merchant_id, "refunded")
+    payment, claim = _question(uow, payment_id, scope, "refunded")
     if claim is None:
         return Answer(payment, "refunded", already=True)
     text = _note(note)
@@ -104,7 +109,7 @@ def refund(uow: UnitOfWork, payment_id: str, merchant_id: int, *, note: str, act
     given_back = refunds.request_refund(
         uow,
         payment.id,
-        merchant_id,
+        scope,
         amount=claim.money,
         reason=f"bank payment {claim.bank_payment_id} given back: {text}",
         actor=actor,
@@ -113,12 +118,13 @@ def refund(uow: UnitOfWork, payment_id: str, merchant_id: int, *, note: str, act
 
 
 def _question(
-    uow: UnitOfWork, payment_id: str, merchant_id: int, wanted: Action
+    uow: UnitOfWork, payment_id: str, scope: Scope | int, wanted: Action
 ) -> tuple[Payment, BankClaim | None]:
-    """The payment (row locked) and its open claim; None if ``wanted`` was already done."""
+    """The payment (row locked, inside the caller's scope) and its open claim; None if
+    ``wanted`` was already done."""
     payment = uow.session.scalar(
         select(Payment)
-        .where(Payment.id == payment_id, Payment.merchant_id == merchant_id)
+        .where(Payment.id == payment_id, narrow(scope, Payment.merchant_id, Payment.store_id))
         .with_for_update()
     )
     if payment is None:

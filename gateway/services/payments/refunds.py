@@ -33,6 +33,7 @@ from gateway.services.payments.lifecycle import (
     record_event,
     refund_detail,
 )
+from gateway.services.staff.scope import Scope, narrow
 
 SUBMIT_JOB = "submit_refund"
 POLL_JOB = "poll_bank_refund"
@@ -66,7 +67,7 @@ def refundable_minor(uow: UnitOfWork, payment: Payment) -> int:
 def request_refund(
     uow: UnitOfWork,
     payment_id: str,
-    merchant_id: int,
+    scope: Scope | int,
     *,
     amount: Money | None,
     reason: str | None,
@@ -75,7 +76,7 @@ def request_refund(
     """Record a refund of ``amount`` (all that is left if None) and queue it for the bank."""
     payment = uow.session.scalar(
         select(Payment)
-        .where(Payment.id == payment_id, Payment.merchant_id == merchant_id)
+        .where(Payment.id == payment_id, narrow(scope, Payment.merchant_id, Payment.store_id))
         .with_for_update()
     )
     if payment is None:

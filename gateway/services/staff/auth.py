@@ -13,9 +13,11 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import StaffUser, Store, Till
 from gateway.adapters.passwords import verify_password
 from gateway.errors import Unauthorised
+from gateway.services.staff import permissions
+from gateway.services.staff.permissions import TILL, effective_store
+from gateway.services.staff.scope import Scope
 
 KEY_PREFIX = "kt"
-ROLES = ("cashier", "manager", "owner")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,9 +27,19 @@ class TillContext:
     merchant_id: int
     label: str
 
+    role = TILL
+
     @property
     def actor(self) -> str:
         return f"till:{self.label}"
+
+    @property
+    def scope(self) -> Scope:
+        """A till's key acts only within its own store."""
+        return Scope(self.merchant_id, self.store_id)
+
+    def can(self, permission: str) -> bool:
+        return permissions.allowed(TILL, permission, store_id=self.store_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +56,16 @@ class StaffContext:
         return f"staff:{self.username}"
 
     def can_manage(self) -> bool:
-        return self.role in ("manager", "owner")
+        """Managers and owners (older callers); ask :meth:`can` for a named permission."""
+        return self.can("payment.resolve")
+
+    @property
+    def scope(self) -> Scope:
+        """The merchant, and the store this person is bound to (owners and auditors: none)."""
+        return Scope(self.merchant_id, effective_store(self.role, self.store_id))
+
+    def can(self, permission: str) -> bool:
+        return permissions.allowed(self.role, permission, store_id=self.store_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +139,8 @@ def tills_for_staff(uow: UnitOfWork, staff: StaffContext) -> list[TillContext]:
         .where(Store.merchant_id == staff.merchant_id, Till.active.is_(True))
         .order_by(Store.id, Till.label)
     )
-    if staff.store_id is not None:
-        query = query.where(Till.store_id == staff.store_id)
+    if staff.scope.store_id is not None:
+        query = query.where(Till.store_id == staff.scope.store_id)
     return [TillContext(t.id, t.store_id, m, t.label) for t, m in uow.session.execute(query)]
 
 
