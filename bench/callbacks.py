@@ -43,7 +43,7 @@ from standardwebhooks.webhooks import Webhook
 
 from bench.http_api import _database, _server
 from gateway.adapters.db import Database
-from gateway.adapters.models import InboundEvent, Payment, PaymentEvent, Till
+from gateway.adapters.models import InboundEvent, Job, Payment, PaymentEvent, Till
 from gateway.domain.money import Money
 from gateway.services.payments import qr_payments
 from gateway.services.staff.auth import TillContext
@@ -82,7 +82,9 @@ def _bank_environment() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def create_payments(url: str, count: int) -> list[Payment]:
+def create_payments(
+    url: str, count: int, settings: qr_payments.PaymentSettings | None = None
+) -> list[Payment]:
     """``count`` fresh pending QR payments (one transaction), as the tills would create them."""
     db = Database(url)
     try:
@@ -90,7 +92,7 @@ def create_payments(url: str, count: int) -> list[Payment]:
             till = uow.session.scalars(select(Till).order_by(Till.id)).first()
             assert till is not None
             context = TillContext(till.id, till.store_id, till.store.merchant_id, till.label)
-            settings = qr_payments.PaymentSettings()
+            settings = settings or qr_payments.PaymentSettings()
             created = [
                 qr_payments.create_qr_payment(
                     uow, context, money=Money.parse("12.34", "EUR"), settings=settings
@@ -248,6 +250,221 @@ def verify_baseline(count: int) -> float:
     return count / (time.perf_counter() - began)
 
 
+# -- healing: callbacks lost at the bank, payments found by asking it -------------------------
+
+
+@dataclass(frozen=True)
+class HealFigure:
+    drop_percent: int
+    payments: int
+    lost: int  # callbacks the sandbox never delivered during the run
+    median_all: float  # seconds from the wallet's payment to Kassa's paid state
+    median_lost: float | None  # the same, for the payments whose callback was lost
+
+
+@contextmanager
+def _sandbox_bank(workdir: Path, callback_url: str) -> Iterator[str]:
+    """The sandbox acquirer on a free port, in this process, delivering in the background."""
+    import logging
+
+    from werkzeug.serving import make_server
+
+    from sandbox_bank import state
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    from sandbox_bank.app import create_app as create_sandbox
+
+    server = make_server("127.0.0.1", 0, lambda e, r: app(e, r), threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app = create_sandbox(
+        {
+            "sandbox_bank": {
+                "url": url,
+                "database_url": f"sqlite:///{workdir / 'sandbox-bank.db'}",
+                "secrets_file": str(workdir / "sandbox-bank.json"),
+                "deliver_in_background": True,
+                "poll_interval_ms": 20,
+                "retry_base_ms": 1000,
+                "retry_max_s": 300,
+                "merchants": [
+                    {
+                        "merchant_id": BANK_MERCHANT,
+                        "name": "Kassa Bench",
+                        "currency": "EUR",
+                        "callback_url": callback_url,
+                        "api_key": "sk_bench",
+                        "webhook_secret": SECRET,
+                    }
+                ],
+            }
+        }
+    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        thread.join(10)
+        state.of(app).close()
+
+
+@contextmanager
+def _worker(url: str, bank_url: str, interval: float) -> Iterator[None]:
+    """``kassa worker`` against the bank, asking it every ``interval`` seconds."""
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "KASSA_DATABASE_URL": url,
+        "KASSA_BANK_URL": bank_url,
+        "KASSA_WORKER_POLL_INTERVAL_MS": "20",
+        "KASSA_PAYMENTS_BANK_POLL_AFTER_SECONDS": str(interval),
+        "KASSA_PAYMENTS_BANK_POLL_BACKOFF": "1",
+        "KASSA_PAYMENTS_BANK_POLL_MAX_INTERVAL_SECONDS": str(interval),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.entrypoints.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(3)  # started, or already stopped on a configuration error
+    if proc.poll() is not None:
+        raise RuntimeError(f"kassa worker stopped at start (exit code {proc.returncode})")
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def heal_run(
+    url: str,
+    bank_url: str,
+    workdir: Path,
+    count: int,
+    drop_percent: int,
+    interval: float,
+    clients: int,
+) -> HealFigure:
+    """Pay ``count`` fresh QR payments at the sandbox wallet with ``drop_percent`` of their
+    callbacks lost; wait until Kassa has every one paid (else fail); time each."""
+    import requests
+
+    from gateway.settings import PaymentSettings
+
+    faults = f"{bank_url}/sandbox/merchants/{BANK_MERCHANT}/faults"
+    requests.put(faults, json={"drop_percent": drop_percent}, timeout=10).raise_for_status()
+    settings = PaymentSettings(
+        bank_poll_after_seconds=interval,
+        bank_poll_backoff=1,
+        bank_poll_max_interval_seconds=interval,
+    )
+    batch = create_payments(url, count, settings)
+    paid_at: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def pay(payment: Payment) -> None:
+        began = time.time()
+        answer = requests.post(
+            f"{bank_url}/sandbox/wallet/pay",
+            json={"payload": payment.qr_payload, "wallet_id": f"bench-{payment.id[:8]}"},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        with lock:
+            paid_at[payment.id] = began
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(pay, batch))
+    kassa_paid = _wait_all_paid(url, [p.id for p in batch], timeout=max(120.0, 20 * interval))
+    lost = _lost_references(f"sqlite:///{workdir / 'sandbox-bank.db'}")
+    requests.delete(faults, timeout=10).raise_for_status()
+    delays = {pid: kassa_paid[pid] - paid_at[pid] for pid in paid_at}
+    healed = [delays[p.id] for p in batch if p.reference in lost]
+    return HealFigure(
+        drop_percent,
+        count,
+        len(healed),
+        statistics.median(delays.values()),
+        statistics.median(healed) if healed else None,
+    )
+
+
+def _wait_all_paid(url: str, payment_ids: list[str], timeout: float) -> dict[str, float]:
+    """When each payment became paid (its history's ``paid`` entry), once all are."""
+    db = Database(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with db.unit_of_work(readonly=True) as uow:
+                rows = uow.session.execute(
+                    select(PaymentEvent.payment_id, PaymentEvent.created_at).where(
+                        PaymentEvent.payment_id.in_(payment_ids), PaymentEvent.kind == "paid"
+                    )
+                ).all()
+            if len(rows) == len(payment_ids):
+                return {pid: _epoch(at) for pid, at in rows}
+            if time.monotonic() > deadline:
+                with db.unit_of_work(readonly=True) as uow:
+                    errors = Counter(uow.session.scalars(select(Job.last_error)))
+                raise AssertionError(
+                    f"only {len(rows)} of {len(payment_ids)} payments paid after {timeout:.0f} s;"
+                    f" job errors: {dict(errors.most_common(3))}"
+                )
+            time.sleep(0.2)
+    finally:
+        db.dispose()
+
+
+def _epoch(moment: datetime) -> float:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _lost_references(sandbox_db: str) -> set[str]:
+    """The references whose payment.succeeded the sandbox has not delivered (lost)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(sandbox_db)
+    try:
+        with engine.connect() as conn:
+            bodies = conn.execute(
+                text(
+                    "SELECT body FROM deliveries WHERE status = 'pending' "
+                    "AND type = 'payment.succeeded'"
+                )
+            ).scalars()
+            return {json.loads(body)["data"]["reference"] for body in bodies}
+    finally:
+        engine.dispose()
+
+
+def heal(args: argparse.Namespace) -> list[tuple[str, list[HealFigure]]]:
+    results = []
+    for backend in args.backends:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            _database(backend, Path(tmp)) as url,
+            _bank_environment(),
+        ):
+            if url is None:
+                continue
+            with (
+                _server(url, Path(tmp)) as (base, _key),
+                _sandbox_bank(Path(tmp), f"{base}/bank/callbacks") as bank_url,
+                _worker(url, bank_url, args.poll_interval),
+            ):
+                work = Path(tmp)
+                heal_run(url, bank_url, work, 20, 0, args.poll_interval, 4)  # warm-up
+                figures = [
+                    heal_run(url, bank_url, work, args.heal_payments, drop, args.poll_interval, 4)
+                    for drop in (0, 30)
+                ]
+            results.append((backend, figures))
+    return results
+
+
 def run(args: argparse.Namespace) -> list[tuple[str, list[RunFigure]]]:
     results = []
     for backend in args.backends:
@@ -276,9 +493,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--backends", nargs="+", default=["postgresql", "sqlite"])
+    parser.add_argument(
+        "--poll-interval", type=float, default=2.0, help="seconds between asking the bank"
+    )
+    parser.add_argument("--heal-payments", type=int, default=200, help="payments per heal run")
+    parser.add_argument(
+        "--heal-only", action="store_true", help="only the lost-callbacks runs, not the rate"
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        args.events, args.duplicates, args.runs = 300, 30, 3
+        args.events, args.duplicates, args.runs, args.heal_payments = 300, 30, 3, 60
     return args
 
 
@@ -290,6 +514,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"run, {args.clients} clients, gunicorn {gunicorn}, {os.cpu_count()} cores; "
         f"median of {args.runs} runs"
     )
+    print_healing(args)
+    if args.heal_only:
+        return
     baseline = statistics.median(verify_baseline(20_000) for _ in range(3))
     for backend, figures in run(args):
         rates = [f.per_second for f in figures]
@@ -303,6 +530,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{', '.join(f'{r:.0f}' for r in rates)}); none lost or doubled{verdict}"
         )
     print(f"{'baseline':>10}: {baseline:7.0f} Webhook.verify/s in-process (HMAC only)")
+
+
+def print_healing(args: argparse.Namespace) -> None:
+    print(
+        f"healing: {args.heal_payments} QR payments paid at the sandbox wallet per run, the "
+        f"worker asks the bank every {args.poll_interval:g} s; time from the wallet's payment "
+        "to Kassa's paid state"
+    )
+    for backend, (baseline, dropped) in heal(args):
+        print(
+            f"{backend:>10}: no callback lost (baseline): median {baseline.median_all:.2f} s; "
+            f"{dropped.drop_percent} % lost ({dropped.lost} callbacks): median "
+            f"{dropped.median_all:.2f} s, {dropped.median_lost or 0:.2f} s for the lost ones "
+            f"(poll interval {args.poll_interval:g} s); all {dropped.payments} paid"
+        )
 
 
 if __name__ == "__main__":

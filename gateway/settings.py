@@ -65,6 +65,14 @@ class PaymentSettings(Section):
     min_expiry_seconds: int = Field(30, ge=1)
     max_expiry_seconds: int = Field(3600, ge=1)
     expiry_gui: str = Field("IO.KASSA", min_length=1, max_length=32)
+    # Asking the bank (GET /v1/payments/{reference}) when no callback came: first after this
+    # many seconds (0: never; the expiry still asks once), then at intervals growing by
+    # bank_poll_backoff up to bank_poll_max_interval_seconds, until the payment ends.
+    bank_poll_after_seconds: float = Field(20, ge=0)
+    bank_poll_backoff: float = Field(1.5, ge=1)
+    bank_poll_max_interval_seconds: float = Field(120, gt=0)
+    # How often the expiry asks a bank that does not answer before it expires without its word.
+    expiry_bank_attempts: int = Field(5, ge=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> PaymentSettings:

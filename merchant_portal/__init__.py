@@ -3,7 +3,9 @@ the audit trail, staff administration and the second factor."""
 
 from merchant_portal import (
     administration,
+    attention,
     audit_log,
+    events,
     identity,
     promotions,
     reconciliation,
@@ -18,3 +20,5 @@ bp.register_blueprint(settings.bp)
 bp.register_blueprint(identity.bp)
 bp.register_blueprint(audit_log.bp)
 bp.register_blueprint(administration.bp)
+bp.register_blueprint(attention.bp)
+bp.register_blueprint(events.bp)

@@ -23,7 +23,7 @@ from gateway.entrypoints.staff_session import current_staff, database
 from gateway.errors import Conflict, InvalidInput, Unauthorised
 from gateway.services.devices import device_reads, outcomes
 from gateway.services.devices import end_of_day as end_of_day_service
-from gateway.services.payments import payment_reads, refunds
+from gateway.services.payments import attention, payment_reads, refunds
 from gateway.services.staff.auth import StaffContext
 from merchant_portal.filters import PagedDateRange
 
@@ -135,6 +135,7 @@ def payment_detail(payment_id: str) -> Any:
             payment=payment,
             sale=sale,
             refunds=refunds.list_refunds(uow, payment_id),
+            bank_claim=attention.open_claim(uow, payment),
         )
 
 

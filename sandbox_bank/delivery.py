@@ -83,9 +83,10 @@ def _attempt(
 ) -> None:
     knobs = faults.effective(merchant)
     delivery.attempts += 1
-    if delivery.attempts <= int(knobs["drop_first"]):
-        _record(session, delivery, None, "dropped (sandbox fault drop_first)", dropped=True)
-        _retry_later(bank, delivery, now, None, "dropped (sandbox fault drop_first)")
+    dropped = faults.drops(knobs, delivery.event_id, delivery.attempts)
+    if dropped:
+        _record(session, delivery, None, dropped, dropped=True)
+        _retry_later(bank, delivery, now, None, dropped)
         return
     if knobs["delay_ms"]:
         time.sleep(int(knobs["delay_ms"]) / 1000)

@@ -10,11 +10,15 @@ knob               type    effect
 ``wrong_signature`` bool   sign callbacks with a random key instead of the merchant's
 ``api_5xx``        int     answer the next N API calls with 503
 ``refund_fail``    bool    refunds end in ``refund.failed`` (sandbox extension)
+``drop_all``       bool    drop every attempt of every callback while on (sandbox extension)
+``drop_percent``   int     drop every attempt of this share of callbacks, chosen by their
+                           id, while on (sandbox extension)
 =================  ======  ==========================================================
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,8 +35,16 @@ DEFAULTS: dict[str, int | bool] = {
     "wrong_signature": False,
     "api_5xx": 0,
     "refund_fail": False,
+    "drop_all": False,
+    "drop_percent": 0,
 }
-_LIMITS = {"delay_ms": 60_000, "duplicate": 10, "drop_first": 100, "api_5xx": 10_000}
+_LIMITS = {
+    "delay_ms": 60_000,
+    "duplicate": 10,
+    "drop_first": 100,
+    "api_5xx": 10_000,
+    "drop_percent": 100,
+}
 
 
 def effective(merchant: Merchant) -> dict[str, int | bool]:
@@ -62,6 +74,22 @@ def validate(update: Any) -> dict[str, int | bool]:
             raise InvalidRequest(f"{key} must be a whole number from 0 to {_LIMITS[key]}")
         clean[key] = value
     return clean
+
+
+def drops(knobs: Mapping[str, int | bool], event_id: str, attempt: int) -> str | None:
+    """Why this attempt of callback ``event_id`` is dropped, or None if it is sent.
+
+    ``drop_percent`` picks callbacks by a hash of their id, so the same callbacks stay lost on
+    every retry (a lost callback, not a slow one) and a run is repeatable.
+    """
+    if attempt <= int(knobs["drop_first"]):
+        return "dropped (sandbox fault drop_first)"
+    if knobs["drop_all"]:
+        return "dropped (sandbox fault drop_all)"
+    share = int.from_bytes(hashlib.sha256(event_id.encode()).digest()[:4], "big") % 100
+    if share < int(knobs["drop_percent"]):
+        return "dropped (sandbox fault drop_percent)"
+    return None
 
 
 def merchant(session: Session, merchant_id: str) -> Merchant:

@@ -66,7 +66,7 @@ class BankLoop:
 
 
 @contextmanager
-def bank_loop(db: Database, tmp_path: Path) -> Iterator[BankLoop]:
+def bank_loop(db: Database, tmp_path: Path, **config_sections: Any) -> Iterator[BankLoop]:
     gateway_wsgi, bank_wsgi = LateApp(), LateApp()
     with LiveServer(gateway_wsgi) as gateway, LiveServer(bank_wsgi) as bank:
         secrets = tmp_path / "sandbox-bank.json"
@@ -94,7 +94,9 @@ def bank_loop(db: Database, tmp_path: Path) -> Iterator[BankLoop]:
                 }
             }
         )
-        config = app_config(db, bank={"url": bank.url, "secrets_file": str(secrets)})
+        config = app_config(
+            db, bank={"url": bank.url, "secrets_file": str(secrets)}, **config_sections
+        )
         gateway_wsgi.app = create_app(config, db=db)
         try:
             yield BankLoop(gateway, gateway_wsgi.app, bank, bank_wsgi.app, config)

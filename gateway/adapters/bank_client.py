@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -79,8 +80,16 @@ class BankClient:
         return BankRefund(str(body["bank_refund_id"]), str(body["refund_id"]), str(body["status"]))
 
     def payment_status(self, reference: str) -> dict[str, Any] | None:
+        """The payment the bank knows under this reference, or None if nobody has paid it."""
+        return self._found_or_none(f"/v1/payments/{quote(reference, safe='')}")
+
+    def refund_status(self, refund_id: str) -> dict[str, Any] | None:
+        """The bank's refund for Kassa's ``refund_id``, or None if the bank does not know it."""
+        return self._found_or_none(f"/v1/refunds/{quote(refund_id, safe='')}")
+
+    def _found_or_none(self, path: str) -> dict[str, Any] | None:
         try:
-            return self._request("GET", f"/v1/payments/{reference}")
+            return self._request("GET", path)
         except BankRejected as exc:
             if exc.extra.get("http_status") == 404:
                 return None

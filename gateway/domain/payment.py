@@ -62,16 +62,34 @@ TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     S.REFUNDED: frozenset(),
 }
 
+# Moves only a manager makes, with a note in the payment's history: the bank took the
+# customer's money for a payment Kassa had given up on, and the manager accepts it as paid
+# (gateway.services.payments.attention). Never made on the bank's word alone.
+MANAGER_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    S.EXPIRED: frozenset({S.PAID}),
+    S.CANCELLED: frozenset({S.PAID}),
+    S.FAILED: frozenset({S.PAID}),
+}
+
 # States in which the customer can still pay and the cashier is waiting.
 OPEN_STATES = frozenset({S.CREATED, S.PENDING, S.AUTHORISED})
 # States after which nothing more happens to the payment.
 FINAL_STATES = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 
 
-def check_transition(current: str, target: PaymentStatus) -> PaymentStatus:
-    """Return ``target`` if a payment in ``current`` may move there, else raise."""
+def check_transition(
+    current: str, target: PaymentStatus, *, by_manager: bool = False
+) -> PaymentStatus:
+    """Return ``target`` if a payment in ``current`` may move there, else raise.
+
+    ``by_manager``: a manager's decision, which may also make the moves in
+    ``MANAGER_TRANSITIONS``.
+    """
     state = PaymentStatus(current)
-    if target not in TRANSITIONS[state]:
+    allowed = TRANSITIONS[state]
+    if by_manager:
+        allowed = allowed | MANAGER_TRANSITIONS.get(state, frozenset())
+    if target not in allowed:
         raise IllegalTransition(
             f"payment is {state.value} and cannot become {target.value}",
             current_status=state.value,

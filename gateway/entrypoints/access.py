@@ -56,6 +56,7 @@ ENDPOINTS: dict[str, Rule] = {
     # the application
     "index": PUBLIC,
     "healthz": PUBLIC,
+    "readyz": PUBLIC,
     "static": PUBLIC,
     # /bank: the bank signs its callbacks (Standard Webhooks), the view checks the signature
     "bank.receive_callback": Rule("bank-signed"),
@@ -71,6 +72,10 @@ ENDPOINTS: dict[str, Rule] = {
     "api.sales.create_sale": till("sale.create"),
     "api.sales.get_sale": till("sale.view"),
     "api.sales.pay_sale": till("sale.create"),
+    # /api/v1 for a manager's own systems: the view signs the manager in with HTTP Basic and
+    # checks `payment.bank_money` itself (as the bank's callbacks check their signature)
+    "api.attention.accept": PUBLIC,
+    "api.attention.refund": PUBLIC,
     # /cashier: people at a till
     "cashier.login": PUBLIC,
     "cashier.logout": PUBLIC,
@@ -95,6 +100,11 @@ ENDPOINTS: dict[str, Rule] = {
     "portal.resolve_payment": staff("payment.resolve"),
     "portal.devices": staff("portal.view"),
     "portal.end_of_day": staff("devices.end_of_day"),
+    "portal.attention.accept": staff("payment.bank_money"),
+    "portal.attention.refund": staff("payment.bank_money"),
+    "portal.events.events": staff("events.view"),
+    "portal.events.event": staff("events.view"),
+    "portal.events.replay": staff("events.replay"),
     "portal.settings.approval_limits": staff("settings.manage"),
     "portal.promotions.promotions": staff("promotion.view"),
     "portal.promotions.promotion_new": staff("promotion.manage"),

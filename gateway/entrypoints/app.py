@@ -68,6 +68,27 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             conn.execute(text("SELECT 1"))
         return Response('{"status":"ok"}', mimetype="application/json")
 
+    @app.get("/readyz")
+    def readyz() -> Response:
+        """Ready for traffic: the database answers and its schema is at this code's head
+        (``/healthz`` only says the process is alive). 503 with the reason otherwise."""
+        import json
+
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from gateway.errors import ConfigurationError
+
+        try:
+            database.require_current_schema()
+        except ConfigurationError as exc:
+            reason = exc.message
+        except SQLAlchemyError as exc:
+            reason = f"the database does not answer: {type(exc).__name__}"
+        else:
+            return Response('{"status":"ready"}', mimetype="application/json")
+        body = json.dumps({"status": "not ready", "reason": reason})
+        return Response(body, status=503, mimetype="application/json")
+
     @app.after_request
     def security_headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

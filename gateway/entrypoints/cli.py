@@ -70,6 +70,7 @@ class KassaGroup(LazyGroup):
     lazy={
         "admin": "gateway.entrypoints.staff_cli:admin",
         "audit": "gateway.entrypoints.staff_cli:audit",
+        "events": "gateway.entrypoints.events_cli:events",
         "pn532": "drivers.pn532.cli:pn532",
         "promotions": "gateway.entrypoints.promotions_cli:promotions",
         "qr": "gateway.entrypoints.qr_cli:qr",
@@ -399,18 +400,15 @@ def run() -> None:
     try:
         base = f"http://{config.web.host}:{config.web.port}"
         bank = config.bank.url.rstrip("/")
-        _wait_healthy(base + "/healthz", procs)
-        _wait_healthy(bank + "/healthz", procs)
+        wait_ready("the sandbox bank", bank + "/healthz", procs)
+        wait_ready("the web tier", base + "/readyz", procs)
         click.echo(_banner(base, bank, creds, config.devices.simulated))
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
+        stop_children(procs)
 
 
 def _banner(base: str, bank: str, creds: dict[str, Any], devices: bool) -> str:
@@ -447,20 +445,51 @@ def _banner(base: str, bank: str, creds: dict[str, Any], devices: bool) -> str:
     return "\n".join([*lines, "Press Ctrl-C to stop.", ""])
 
 
-def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]]) -> None:
+def wait_ready(name: str, url: str, procs: list[subprocess.Popen[bytes]]) -> float:
+    """Wait until ``url`` answers 2xx, however long a loaded machine takes, saying so on one
+    progress line; the seconds it took. Only a process that stops ends the wait early."""
     import requests
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    began, said = time.monotonic(), -1
+    tty = sys.stderr.isatty()
+    again = "\r" if tty else ""  # a terminal's progress line is rewritten in place
+    while True:
         if any(p.poll() is not None for p in procs):
             raise click.ClickException("a Kassa process stopped during start-up; see above")
         try:
-            if requests.get(url, timeout=1).ok:
-                return
+            answer = requests.get(url, timeout=2)
+            if answer.ok:
+                waited = time.monotonic() - began
+                if said >= 0:
+                    click.echo(f"{again}{name} is ready ({waited:.0f} s)".ljust(100), err=True)
+                return waited
+            why = f"answers {answer.status_code}"
         except requests.RequestException:
-            pass
+            why = "not answering yet"
+        seconds = int(time.monotonic() - began)
+        if seconds != said and (tty or seconds % 5 == 0):
+            line = f"{again}waiting for {name} at {url}: {why} ({seconds} s)"
+            click.echo(line.ljust(100) if tty else line, err=True, nl=not tty)
+            said = seconds
         time.sleep(0.2)
-    raise click.ClickException(f"the web tier did not answer at {url} within 30 s")
+
+
+def stop_children(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop every child (SIGTERM, then SIGKILL after 10 s), ignoring a second Ctrl-C meanwhile,
+    so stopping ends quietly instead of in a traceback."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _safe_url(url: str) -> str:

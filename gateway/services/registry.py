@@ -12,7 +12,7 @@ from gateway.adapters.bank_client import BankClient
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import utcnow
 from gateway.config import bank_credentials, load_config
-from gateway.services.bank import callbacks
+from gateway.services.bank import callbacks, polling
 from gateway.services.jobs import Handler
 from gateway.services.payments import qr_payments, refunds
 from gateway.services.promotions import sales
@@ -68,6 +68,8 @@ def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
             actor="system:settlement-file",
         )
 
+    poll = polling.PollSettings.from_settings(config.payments)
+    watch = polling.watch_payment(bank, poll)  # asks the bank, then expires when due
     keep_quotes = timedelta(days=config.promotions.keep_quotes_days)
 
     def purge_and_schedule(uow: UnitOfWork, payload: dict[str, Any]) -> None:
@@ -80,8 +82,10 @@ def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
         sales.PURGE_JOB: purge_and_schedule,
         reconciliation.FETCH_FILE_JOB: fetch_import_reconcile,
         reconciliation.RECON_JOB: reconcile_and_schedule,
-        qr_payments.EXPIRE_JOB: qr_payments.expire_payment,
-        refunds.SUBMIT_JOB: refunds.submit_to_bank(bank),
+        qr_payments.EXPIRE_JOB: watch,
+        qr_payments.POLL_JOB: watch,
+        refunds.POLL_JOB: polling.watch_refund(bank, poll),
+        refunds.SUBMIT_JOB: refunds.submit_to_bank(bank, poll_after=poll.after),
         callbacks.PROCESS_JOB: callbacks.process_bank_event,
     }
 

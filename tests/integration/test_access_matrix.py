@@ -155,8 +155,10 @@ def _merchant_objects(db: Database, shop: dict[str, Any], folder: Path) -> dict[
             uow, merchant_id, action="write_off", subject_id=payments[-1].id, line_ids=[],
             note="test", actor="test",
         )  # fmt: skip
-        file_id = uow.session.scalars(select(SettlementFile.id).order_by(SettlementFile.id)).all()
+        files = uow.session.scalars(select(SettlementFile).order_by(SettlementFile.id)).all()
+        file_id = [f.id for f in files]
         out = {
+            "event_id": files[-1].inbound_event_id,
             "key": f"points-{tag}",
             "experiment": f"ab-{tag}",
             "subject_id": payments[0].id,

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from sandbox_bank import state
 from sandbox_bank.app import create_app
 from sandbox_bank.delivery import backoff_seconds, deliver_due
+from sandbox_bank.models import Delivery
 from tests.sandbox_bank.helpers import DEMO, Receiver, pay, sandbox_config
 
 FAULTS = f"/sandbox/merchants/{DEMO}/faults"
@@ -162,3 +164,35 @@ def test_anything_but_2xx_is_retried(
     pay(client, "K-1")
     _deliver_until_quiet(app, rounds=3)
     assert [r["status"] for r in receiver.received] == [answer, 204]
+
+
+def test_drop_all_loses_every_callback_until_cleared_then_the_retry_delivers(
+    app: Flask, client: FlaskClient, receiver: Receiver
+) -> None:
+    assert client.put(FAULTS, json={"drop_all": 1}).status_code == 422
+    client.put(FAULTS, json={"drop_all": True})
+    pay(client, "K-1")
+    _deliver_until_quiet(app, rounds=3)
+    assert receiver.received == []
+    [event] = _history(client)
+    assert event["status"] == "pending" and all(h["dropped"] for h in event["history"])
+    client.delete(FAULTS)
+    _deliver_until_quiet(app, rounds=3)
+    assert len(receiver.accepted("payment.succeeded")) == 1
+
+
+def test_drop_percent_loses_the_same_share_of_callbacks_on_every_retry(
+    app: Flask, client: FlaskClient, receiver: Receiver
+) -> None:
+    assert client.put(FAULTS, json={"drop_percent": 101}).status_code == 422
+    client.put(FAULTS, json={"drop_percent": 30})
+    references = [f"K-{n}" for n in range(40)]
+    for reference in references:
+        pay(client, reference)
+    _deliver_until_quiet(app, rounds=3)
+    delivered = {r["body"]["data"]["reference"] for r in receiver.accepted()}
+    with state.of(app).db.session() as session:
+        lost = session.scalars(select(Delivery).where(Delivery.status == "pending")).all()
+        assert len(delivered) + len(lost) == 40
+        assert 0 < len(lost) < 40  # 30 % of 40 by hash: some lost, not all
+        assert all(d.attempts >= 2 for d in lost)  # retried, and dropped again

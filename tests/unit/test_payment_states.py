@@ -41,3 +41,19 @@ def test_paid_money_cannot_expire_or_be_cancelled() -> None:
 def test_final_and_open_states() -> None:
     assert FINAL_STATES == {S.FAILED, S.EXPIRED, S.CANCELLED, S.REFUNDED}
     assert OPEN_STATES == {S.CREATED, S.PENDING, S.AUTHORISED}
+
+
+@pytest.mark.parametrize("current", list(S))
+@pytest.mark.parametrize("target", list(S))
+def test_a_manager_may_also_accept_given_up_payments_as_paid_and_nothing_else(
+    current: PaymentStatus, target: PaymentStatus
+) -> None:
+    extra = {(S.EXPIRED, S.PAID), (S.CANCELLED, S.PAID), (S.FAILED, S.PAID)}
+    if target in TRANSITIONS[current] or (current, target) in extra:
+        assert check_transition(current, target, by_manager=True) is target
+    else:
+        with pytest.raises(IllegalTransition):
+            check_transition(current, target, by_manager=True)
+    if (current, target) in extra:  # never on the bank's word alone
+        with pytest.raises(IllegalTransition):
+            check_transition(current, target)

@@ -1,7 +1,8 @@
 """`/api/v1`, the tills' JSON API: payments and refunds, and sales priced with promotions."""
 
-from gateway.entrypoints.api import approvals, payments, sales
+from gateway.entrypoints.api import approvals, attention, payments, sales
 
 bp = payments.bp
 bp.register_blueprint(sales.bp)
 bp.register_blueprint(approvals.bp)
+bp.register_blueprint(attention.bp)

@@ -35,6 +35,7 @@ import hmac
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -348,6 +349,45 @@ def process_bank_event(uow: UnitOfWork, payload: dict[str, Any]) -> None:
             apply_event(uow, event.id, envelope)
     except InvalidInput as exc:
         _set_status(uow, event.id, EventStatus.INVALID, str(exc))
+
+
+def replay_event(uow: UnitOfWork, event_id: int) -> EventStatus:
+    """Apply a stored event again, whatever its status, and record the outcome on its row.
+
+    For a person (``kassa events replay``, the portal): every handler is idempotent, so a
+    replay of a processed event changes nothing; one that failed, or found nothing to apply
+    to then, is applied now. The caller commits.
+    """
+    event = uow.session.get(InboundEvent, event_id, with_for_update=True)
+    if event is None or event.source != SOURCE:
+        raise NotFound(f"no bank event {event_id}")
+    envelope = parse_envelope(event.body)
+    try:
+        with uow.session.begin_nested():
+            if envelope.problem:
+                raise InvalidInput(envelope.problem)
+            return apply_event(uow, event.id, envelope)
+    except InvalidInput as exc:
+        _set_status(uow, event.id, EventStatus.INVALID, str(exc))
+        return EventStatus.INVALID
+
+
+def receive_answer(
+    uow: UnitOfWork, kind: str, answer: dict[str, Any], external_id: str, asked: str
+) -> EventStatus:
+    """The bank's answer to Kassa's own question (``asked``, e.g. ``GET /v1/payments/K…``),
+    stored and applied exactly as a callback of type ``kind`` would be, in the caller's
+    transaction: a poll and a callback for the same payment change it once. ``external_id``
+    names the answer (``poll:<bank id>``), so asking again stores and applies nothing.
+    """
+    body = json.dumps(
+        {"type": kind, "timestamp": utcnow().isoformat(), "data": answer},
+        separators=(",", ":"),
+    ).encode()
+    answered = VerifiedCallback(
+        external_id[:_MAX_ID_LENGTH], int(time.time()), body, {"x-kassa-asked": asked}
+    )
+    return _store_and_apply(uow, answered, parse_envelope(body))
 
 
 # -- the event types ---------------------------------------------------------------------------

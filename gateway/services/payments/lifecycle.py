@@ -120,15 +120,17 @@ def move_payment(
     detail: dict[str, Any] | None = None,
     *,
     paid_at: datetime | None = None,
+    by_manager: bool = False,
 ) -> None:
     """Move ``payment`` to ``target`` if the state machine allows it, and say so in its history.
 
     The caller holds the payment's row lock (or relies on its version column: a concurrent
     change is refused as a :class:`Conflict`). ``paid_at`` is when the money was paid, for a
-    move into ``paid``.
+    move into ``paid``. ``by_manager`` allows the domain's manager-only moves (the caller has
+    checked that a manager decided, and puts their note in ``detail``).
     """
     before = payment.status
-    check_transition(before, target)
+    check_transition(before, target, by_manager=by_manager)
     payment.status = target.value
     payment.updated_at = utcnow()
     if target == PaymentStatus.PAID:

@@ -26,7 +26,13 @@ from gateway.settings import PaymentSettings
 
 # Crockford's base32 without I, L, O, U: readable aloud and on a receipt.
 _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-EXPIRE_JOB = "expire_payment"
+EXPIRE_JOB = "expire_payment"  # queued by earlier versions; the watcher handles it too
+POLL_JOB = "poll_bank_payment"
+# The attention flag of a payment expired while the bank could not be asked.
+EXPIRED_WITHOUT_BANK = (
+    "expired without the bank's word (it did not answer): check with the bank whether the "
+    "customer paid"
+)
 
 
 def new_reference() -> str:
@@ -107,24 +113,33 @@ def create_qr_payment(
         payment.created_by,
         {"expires_at": expires_at.isoformat()},
     )
+    # One job watches the payment: it asks the bank while no callback came and, at the expiry
+    # time, asks once more before expiring it (gateway.services.bank.polling).
+    first = now + timedelta(seconds=settings.bank_poll_after_seconds)
     jobs.enqueue(
         uow,
-        EXPIRE_JOB,
-        {"payment_id": payment.id},
-        run_at=expires_at,
-        dedupe_key=f"expire:{payment.id}",
+        POLL_JOB,
+        {"payment_id": payment.id, "reference": reference, "n": 0},
+        run_at=min(first, expires_at) if settings.bank_poll_after_seconds else expires_at,
+        dedupe_key=f"watch:{payment.id}:0",
     )
     return payment
 
 
 def expire_payment(uow: UnitOfWork, payload: dict[str, Any]) -> None:
-    """Job handler: expire the payment if the customer has not paid by its expiry time."""
+    """Expire the payment if the customer has not paid by its expiry time (without asking the
+    bank; the worker's watcher asks it first)."""
     payment = uow.session.get(Payment, payload["payment_id"])
     if payment is None or payment.status not in OPEN_STATES:
         return
     if payment.expires_at and payment.expires_at > utcnow():
         raise Conflict("expiry job ran before the payment's expiry time")  # retried later
-    move_payment(uow, payment, PaymentStatus.EXPIRED, "expired", "system:expiry")
+    expire(uow, payment, {})
+
+
+def expire(uow: UnitOfWork, payment: Payment, detail: dict[str, Any]) -> None:
+    """Expire an open payment now; ``detail`` says what the bank answered before."""
+    move_payment(uow, payment, PaymentStatus.EXPIRED, "expired", "system:expiry", detail)
 
 
 def payment_by_reference(uow: UnitOfWork, reference: str) -> Payment | None:
@@ -151,6 +166,15 @@ def record_bank_payment(
     nothing, so the callback may be delivered any number of times.
     """
     expected = Money(payment.amount_minor, payment.currency)
+    # What the bank took, for a manager's answer if its word is flagged instead of applied
+    # (gateway.services.payments.attention).
+    detail = {
+        **detail,
+        "bank_payment_id": bank_payment_id,
+        "amount": money.to_decimal_string(),
+        "currency": money.currency,
+        "paid_at": paid_at.isoformat(),
+    }
     if payment.status in PAID_STATES:
         if payment.bank_payment_id in (None, bank_payment_id):
             payment.bank_payment_id = bank_payment_id

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from gateway.adapters.bank_client import BankClient
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Payment, Refund
+from gateway.adapters.models import Payment, Refund, utcnow
 from gateway.domain.money import Money
 from gateway.domain.payment import COUNTED_REFUND_STATES, PaymentStatus, RefundStatus
 from gateway.errors import BankRejected, Conflict, InvalidInput, NotFound
@@ -36,6 +37,7 @@ from gateway.services.staff import audit
 from gateway.services.staff.scope import Scope, narrow
 
 SUBMIT_JOB = "submit_refund"
+POLL_JOB = "poll_bank_refund"
 REFUNDABLE_STATES = frozenset(
     {PaymentStatus.PAID, PaymentStatus.SETTLED, PaymentStatus.PARTIALLY_REFUNDED}
 )
@@ -196,11 +198,13 @@ def _void(
     return refund
 
 
-def submit_to_bank(client: Callable[[], BankClient]) -> jobs.Handler:
+def submit_to_bank(client: Callable[[], BankClient], *, poll_after: float = 0) -> jobs.Handler:
     """Job handler: send a requested refund to the bank (idempotent by the refund id).
 
     The bank is called before the handler's first query, so no database lock is held while
     waiting for it. :class:`BankUnavailable` propagates and the job is retried with backoff.
+    A submitted refund is asked of the bank after ``poll_after`` seconds (0: never) in case
+    its result callback is lost (gateway.services.bank.polling).
     """
 
     def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
@@ -225,6 +229,14 @@ def submit_to_bank(client: Callable[[], BankClient]) -> jobs.Handler:
                 "bank",
                 bank_refund_id=answer.bank_refund_id,
             )
+            if poll_after:
+                jobs.enqueue(
+                    uow,
+                    POLL_JOB,
+                    {"refund_id": refund.id, "n": 0},
+                    run_at=utcnow() + timedelta(seconds=poll_after),
+                    dedupe_key=f"refund-watch:{refund.id}:0",
+                )
 
     return handle
 

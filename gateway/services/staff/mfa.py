@@ -160,6 +160,15 @@ def verify_user(uow: UnitOfWork, user: StaffUser, code: str, now: datetime | Non
     return _use_recovery_code(user, code)
 
 
+def code_is_current(uow: UnitOfWork, staff_id: int, code: str, now: datetime | None = None) -> bool:
+    """For API calls: is ``code`` this person's authenticator code now (± drift)? The code is
+    not used up, so one code serves the calls of its 30-second step; recovery codes never."""
+    user = uow.session.get(StaffUser, staff_id)
+    if user is None or not user.active or not is_enrolled(user) or user.totp_secret is None:
+        return False
+    return matching_step(unseal(user.totp_secret), code, now or utcnow()) is not None
+
+
 def verify_second_factor(
     uow: UnitOfWork, staff_id: int, code: str, now: datetime | None = None
 ) -> bool:

@@ -60,6 +60,7 @@ PERMISSIONS: dict[str, Permission] = {
         _p("approval.grant", "supervisor manager owner", "approve a refund, void or cancel"),
         _p("portal.view", _PORTAL, "read the portal: payments, devices"),
         _p("payment.resolve", _CHANGE, "settle a card payment whose outcome is unknown"),
+        _p("payment.bank_money", _CHANGE, "accept or refund money the bank took that did not fit"),
         _p("devices.end_of_day", _CHANGE, "close a terminal's batch now"),
         _p("settlement.view", _PORTAL, "read reconciliation", merchant_wide=True),
         _p("settlement.run", _CHANGE, "reconcile a day again", merchant_wide=True),
@@ -71,6 +72,8 @@ PERMISSIONS: dict[str, Permission] = {
         _p("store.create", _CHANGE, "open a new store", merchant_wide=True),
         _p("audit.read", _PORTAL, "read the audit trail (a store's own)"),
         _p("account.own", "cashier supervisor manager owner auditor", "change their own password"),
+        _p("events.view", _PORTAL, "read the stored inbound events", merchant_wide=True),
+        _p("events.replay", _CHANGE, "replay a stored inbound event", merchant_wide=True),
     )
 }
 

@@ -1,0 +1,55 @@
+"""`/portal/payments/{id}/bank-money/…`: the payment page's answers to money the bank took.
+
+A payment flagged because the bank took money that does not fit it (paid after expiry, another
+amount, a second payment) shows the bank's claim and two buttons, each with a required note:
+accept it as paid, or refund it through the bank (gateway.services.payments.attention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Blueprint, flash, redirect, request, url_for
+from werkzeug.wrappers import Response as Redirect
+
+from gateway.adapters.db import UnitOfWork
+from gateway.errors import Conflict, InvalidInput
+from gateway.services.payments import attention
+from merchant_portal.views import database, signed_in_manager
+
+bp = Blueprint("attention", __name__)
+
+Decide = Callable[..., attention.Answer]
+DONE = {
+    "accepted": "Accepted as paid; the payment's history names you and your note.",
+    "refunded": "The refund is on its way to the bank; the customer gets the money back.",
+}
+
+
+@bp.post("/payments/<payment_id>/bank-money/accept")
+def accept(payment_id: str) -> Redirect:
+    return _answer(payment_id, attention.accept)
+
+
+@bp.post("/payments/<payment_id>/bank-money/refund")
+def refund(payment_id: str) -> Redirect:
+    return _answer(payment_id, attention.refund)
+
+
+def _answer(payment_id: str, decide: Decide) -> Redirect:
+    staff = signed_in_manager()
+    uow: UnitOfWork
+    with database().unit_of_work() as uow:
+        try:
+            answer = decide(
+                uow,
+                payment_id,
+                staff.scope,
+                note=request.form.get("note", ""),
+                actor=staff.actor,
+            )
+            uow.commit()
+            flash("Already done: nothing changed." if answer.already else DONE[answer.action])
+        except (Conflict, InvalidInput) as exc:
+            flash(f"Could not do that: {exc.message}.")
+    return redirect(url_for("portal.payment_detail", payment_id=payment_id), 303)
