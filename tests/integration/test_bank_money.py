@@ -273,6 +273,7 @@ def test_accepted_after_expiry_then_reconciled_as_matched_over_real_http(
             f"{loop.gateway.url}/api/v1/payments/{created['id']}/bank-money/accept",
             json={"note": "the bank confirmed it by phone"},
             auth=_as(demo),
+            headers={"Kassa-OTP": totp_code(DEMO_TOTP_SECRET)},
             timeout=10,
         )
         assert accepted.status_code == 200, accepted.text
