@@ -39,6 +39,8 @@ from gateway.errors import InvalidInput
 MAX_JSON_DEPTH = 32
 # JSON integers a database column can hold (BIGINT); anything larger is nonsense here.
 MAX_JSON_INTEGER = 2**63 - 1
+# Row ids in URLs (``<int:till_id>``) are INTEGER columns.
+MAX_ROW_ID = 2**31 - 1
 # Whole numbers typed into forms and URLs: enough digits for any count, price or page.
 MAX_DIGITS = 18
 # Dates Kassa deals in: anything else is a typo, and would overflow date arithmetic at the edges.
@@ -200,6 +202,8 @@ def check_request() -> None:
     for name, value in (request.view_args or {}).items():
         if isinstance(value, str):
             check_text(value, f"path parameter {name!r}", multiline=False)
+        elif isinstance(value, int) and not 0 <= value <= MAX_ROW_ID:
+            raise RefusedInput(f"path parameter {name!r}: {value} is out of range")
     check_text(request.path, "path", multiline=False)
     for name, value in request.args.items(multi=True):
         check_text(name, "query parameter name", multiline=False)
