@@ -107,7 +107,11 @@ def create_payment() -> Response:
             if command.expires_in is not None:
                 raise InvalidInput("expires_in is for QR payments; a card payment has none")
             payment = cards.create_card_payment(
-                uow, till, money=money, bill_number=command.reference
+                uow,
+                till,
+                money=money,
+                bill_number=command.reference,
+                currencies=settings.currencies,
             )
             uow.session.flush()
             return 201, payment_out(payment, till_label=till.label)

@@ -215,6 +215,7 @@ def _create_once(
                 money=total,
                 bill_number=reference or None,
                 actor=staff.actor,
+                currencies=settings.currencies,
             )
             uow.session.flush()
             return 201, {"id": card.id}
