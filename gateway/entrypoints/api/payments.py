@@ -90,7 +90,9 @@ def payment_out(
         if with_events
         else None,
     )
-    return out.model_dump(mode="json", exclude_none=not with_events)
+    # Every documented field is always there (null when it has no value); ``events`` only on
+    # the payment's own page.
+    return out.model_dump(mode="json", exclude=None if with_events else {"events"})
 
 
 @bp.post("/payments")
@@ -256,4 +258,5 @@ def qr_response(payload: str, fmt: str) -> Response:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(openapi_document())
+    settings: qr_payments.PaymentSettings = current_app.extensions["kassa.payment_settings"]
+    return jsonify(openapi_document(settings.min_expiry_seconds, settings.max_expiry_seconds))
