@@ -6,8 +6,9 @@ with a 422 that names the field, what can never be valid anywhere in Kassa:
 =====================================  ==========================================================
 where                                  refused
 =====================================  ==========================================================
-path segments, query arguments,        NUL and every other control character (C0, DEL, C1,
-headers                                U+2028/U+2029) and lone surrogates
+path segments, query arguments        NUL and every other control character (C0, DEL, C1,
+                                       U+2028/U+2029) and lone surrogates
+headers                                C0 control characters other than tab, and DEL
 form fields, JSON strings and keys     NUL, control characters other than tab, CR and LF, and
                                        lone surrogates (PostgreSQL cannot store them)
 JSON bodies (API, bank callbacks)      nesting deeper than :data:`MAX_JSON_DEPTH`, integers

@@ -170,3 +170,16 @@ def test_a_newline_in_a_path_never_forges_a_log_line(
     assert answer.status_code == 422
     for record in caplog.records:
         assert "\nFORGED" not in record.getMessage()
+
+
+def test_a_body_over_one_mebibyte_is_a_413_problem(live_server: Any, demo: Any) -> None:
+    body = '{"amount": "1.00", "currency": "EUR", "method": "qr", "reference": "%s"}' % (
+        "x" * 2_000_000
+    )
+    answer = requests.post(
+        f"{live_server.url}/api/v1/payments",
+        data=body,
+        headers=_till(demo, **{"Content-Type": "application/json"}),
+        timeout=30,
+    )
+    assert _problem(answer, 413)["status"] == 413
