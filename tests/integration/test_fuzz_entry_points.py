@@ -44,7 +44,7 @@ from tests.factories import paid_by_bank
 from tests.integration.test_bank_callbacks import SECRET, build_app
 from tests.integration.test_portal_pages import till_of
 
-# A deeper run by hand: KASSA_FUZZ_EXAMPLES=200 (examples per route; POST routes get 3x).
+# A deeper run by hand: KASSA_FUZZ_EXAMPLES=200 (per route, 3x for POST) and --timeout=0.
 EXAMPLES_PER_ROUTE = int(os.environ.get("KASSA_FUZZ_EXAMPLES", "12"))
 DEEP = "[" * 1000 + "]" * 1000
 HOSTILE = [
