@@ -181,7 +181,7 @@ class Envelope:
 def parse_envelope(body: bytes) -> Envelope:
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # the web edge refuses deep JSON; a stored one too
         return Envelope(None, {}, "the body is not JSON")
     if not isinstance(document, dict) or not isinstance(document.get("type"), str):
         return Envelope(None, {}, "the body is not an object with a string 'type'")
