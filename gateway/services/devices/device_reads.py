@@ -11,16 +11,17 @@ from sqlalchemy import select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import CardBatch, DeviceStatus, Store, Till
+from gateway.services.staff.scope import Scope, narrow
 
 
-def device_statuses(uow: UnitOfWork, merchant_id: int) -> list[Any]:
+def device_statuses(uow: UnitOfWork, scope: Scope | int) -> list[Any]:
     """Rows of (status, till label, store name, store time zone), by store, till and kind."""
     return list(
         uow.session.execute(
             select(DeviceStatus, Till.label, Store.name, Store.timezone)
             .join(Till, Till.id == DeviceStatus.till_id)
             .join(Store, Store.id == Till.store_id)
-            .where(Store.merchant_id == merchant_id)
+            .where(narrow(scope, Store.merchant_id, Till.store_id))
             .order_by(Store.name, Till.label, DeviceStatus.kind)
         ).all()
     )
@@ -55,14 +56,14 @@ class TillBatch:
     waiting: bool
 
 
-def till_batches(uow: UnitOfWork, merchant_id: int) -> list[TillBatch]:
+def till_batches(uow: UnitOfWork, scope: Scope | int) -> list[TillBatch]:
     """Each till of the merchant with its last end of day, by store and till."""
     from gateway.services.devices.end_of_day import waiting_end_of_day
 
     tills = uow.session.execute(
         select(Till.id, Till.label, Store.name, Store.timezone)
         .join(Store, Store.id == Till.store_id)
-        .where(Store.merchant_id == merchant_id, Till.active.is_(True))
+        .where(narrow(scope, Store.merchant_id, Till.store_id), Till.active.is_(True))
         .order_by(Store.name, Till.label)
     ).all()
     out = []
