@@ -31,7 +31,14 @@ def every_check() -> dict[str, dict[str, Any]]:
     enabled: dict[str, dict[str, Any]] = {
         name: {"enabled": True} for name in CHECKS.get_all_names()
     }
-    enabled["positive_data_acceptance"]["expected-statuses"] = ["2xx", "401", "404", "409", "422"]
+    enabled["positive_data_acceptance"]["expected-statuses"] = [
+        "2xx",
+        "401",
+        "403",
+        "404",
+        "409",
+        "422",
+    ]
     return enabled
 
 
