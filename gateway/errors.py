@@ -39,6 +39,13 @@ class InvalidMoney(InvalidInput):
     title = "Invalid amount or currency"
 
 
+class CurrencyRefused(InvalidInput):
+    """The merchant (or store) takes no payments in this currency (``[payments.currencies]``)."""
+
+    type = "/problems/currency-not-accepted"
+    title = "The merchant does not accept this currency"
+
+
 class InvalidQrPayload(InvalidInput):
     type = "/problems/invalid-qr-payload"
     title = "Invalid EMV QR payload"

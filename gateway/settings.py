@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -58,8 +58,38 @@ class SecuritySettings(Section):
     trusted_proxies: int = Field(0, ge=0)
 
 
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class AcceptedCurrencies(Section):
+    """The currencies a merchant or one of its stores takes payments in: ``[payments.currencies]``.
+
+    Keyed by the merchant's and the store's name; a store's list replaces its merchant's. A
+    merchant or store not named takes its merchant's default currency only.
+    """
+
+    merchants: dict[str, tuple[CurrencyCode, ...]] = Field(default_factory=dict)
+    stores: dict[str, tuple[CurrencyCode, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self) -> AcceptedCurrencies:
+        from gateway.domain.money import currency
+        from gateway.errors import InvalidMoney
+
+        for codes in (*self.merchants.values(), *self.stores.values()):
+            if not codes:
+                raise ValueError("a list of accepted currencies may not be empty")
+            for code in codes:
+                try:
+                    currency(code)
+                except InvalidMoney as exc:
+                    raise ValueError(exc.message) from None
+        return self
+
+
 class PaymentSettings(Section):
-    """How long a dynamic QR stays payable, and Kassa's expiry template's identifier."""
+    """How long a dynamic QR stays payable, Kassa's expiry template's identifier, and which
+    currencies each merchant and store accepts."""
 
     default_expiry_seconds: int = Field(300, ge=1)
     min_expiry_seconds: int = Field(30, ge=1)
@@ -73,6 +103,7 @@ class PaymentSettings(Section):
     bank_poll_max_interval_seconds: float = Field(120, gt=0)
     # How often the expiry asks a bank that does not answer before it expires without its word.
     expiry_bank_attempts: int = Field(5, ge=1)
+    currencies: AcceptedCurrencies = AcceptedCurrencies()
 
     @model_validator(mode="after")
     def _ordered(self) -> PaymentSettings:

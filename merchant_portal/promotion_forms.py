@@ -9,17 +9,17 @@ promotion's page. Pure helpers: no routes, no database.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import MultiDict
 
 from gateway.domain.money import Money
-from gateway.domain.promotions.spec import KINDS, promotion_from_spec, spec_of
+from gateway.domain.promotions.spec import KINDS, MAX_SPEC_DEPTH, promotion_from_spec, spec_of
+from gateway.entrypoints import input_guard
 from gateway.errors import InvalidInput
 
 KIND_WORDS = {
@@ -37,8 +37,13 @@ KIND_WORDS = {
     "draw": "Lucky draw",
 }
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WEEKDAY_NUMBERS = tuple(str(n) for n in range(7))
 PRIZE_ROWS = 4
 SPLIT = re.compile(r"\s*,\s*")
+# A percentage as typed: digits with at most 4 decimals (finer than a basis point is refused).
+PERCENT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?")
+# Whole numbers typed into the form; the domain narrows each field's range further.
+MAX_WHOLE = 10**15
 
 
 class FormReader:
@@ -54,9 +59,7 @@ class FormReader:
         text = self.text(name)
         if not text:
             return None
-        if not re.fullmatch(r"-?\d+", text):
-            raise InvalidInput(f"{label}: expected a whole number, got “{text}”")
-        return int(text)
+        return input_guard.whole_number(text, label, low=-MAX_WHOLE, high=MAX_WHOLE)
 
     def money(self, name: str, label: str, text: str | None = None) -> int | None:
         text = self.text(name) if text is None else text.strip()
@@ -72,12 +75,9 @@ class FormReader:
         text = self.text(name).replace(",", ".").rstrip("% ")
         if not text:
             return None
-        try:
-            value = Decimal(text) * scale
-        except InvalidOperation:
-            raise InvalidInput(
-                f"{label}: expected a percentage such as 12.5, got “{text}”"
-            ) from None
+        if not PERCENT.fullmatch(text):
+            raise InvalidInput(f"{label}: expected a percentage such as 12.5, got “{text[:40]}”")
+        value = Decimal(text) * scale
         if value != value.to_integral_value() or not 0 <= value <= 100 * scale:
             raise InvalidInput(f"{label}: expected a percentage from 0 to 100, got “{text}”")
         return int(value)
@@ -90,9 +90,11 @@ class FormReader:
         if not text:
             return None
         try:
-            return datetime.fromisoformat(text).replace(tzinfo=self.zone)
+            moment = datetime.fromisoformat(text).replace(tzinfo=self.zone)
         except ValueError:
             raise InvalidInput(f"{label}: expected a date and time like 2025-05-01T09:00") from None
+        input_guard.check_date(moment, label)
+        return moment
 
     def promotion_spec(self) -> Any:
         """The advanced JSON spec when one is typed in, otherwise the spec the fields make.
@@ -102,10 +104,7 @@ class FormReader:
         kind = self.text("kind")
         raw = self.text("spec_json")
         if raw:
-            try:
-                return json.loads(raw)
-            except ValueError as exc:
-                raise InvalidInput(f"JSON spec: not valid JSON ({exc})") from None
+            return input_guard.load_json(raw, "JSON spec", max_depth=MAX_SPEC_DEPTH)
         if kind not in KINDS:
             raise InvalidInput(f"Kind: choose one of {', '.join(KIND_WORDS.values())}")
         return self.spec(kind)
@@ -115,7 +114,7 @@ class FormReader:
         variants = []
         for item in self.words("variants"):
             name, _, weight = item.partition(":")
-            if not re.fullmatch(r"\d+", weight.strip() or "1"):
+            if not re.fullmatch(r"\d{1,6}", weight.strip() or "1"):
                 raise InvalidInput(f"Variants: write each as name:weight like B:1, not “{item}”")
             variants.append((name.strip(), int(weight.strip() or "1")))
         return variants
@@ -138,7 +137,7 @@ class FormReader:
         out: dict[str, Any] = {
             "payment_methods": self.form.getlist("payment_methods"),
             "stores": self.form.getlist("stores"),
-            "weekdays": [int(d) for d in self.form.getlist("weekdays") if d.isdigit()],
+            "weekdays": [int(d) for d in self.form.getlist("weekdays") if d in WEEKDAY_NUMBERS],
             "segments": self.form.getlist("segments"),
             "currency": (self.text("currency") or self.currency).upper(),
             "skus": self.words("skus"),

@@ -167,7 +167,7 @@ def _detail(key: str, error: str | None = None) -> Any:
             422 if error else 200,
             p=summary,
             row=row,
-            words=describe(row.kind, row.spec, summary.currency),
+            words=[] if summary.problem else describe(row.kind, row.spec, summary.currency),
             changes=reads.history(uow, row),
             sales=reads.recent_sales(uow, row),
             coupons=reads.count_coupons(uow, row) if row.spec.get("batch") else None,

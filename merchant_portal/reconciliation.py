@@ -28,6 +28,7 @@ from werkzeug.wrappers import Response as Redirect
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import ReconResult, utcnow
+from gateway.entrypoints import input_guard
 from gateway.errors import InvalidInput, NotFound
 from gateway.services.settlement import settlement_reads as reads
 from gateway.services.settlement.reconciliation import (
@@ -59,8 +60,8 @@ def _settings() -> ReconSettings:
 
 def _day(text: str) -> date:
     try:
-        return date.fromisoformat(text)
-    except ValueError:
+        return input_guard.calendar_date(text, "Day")
+    except InvalidInput:
         raise NotFound(f"“{text}” is not a day like 2024-05-31") from None
 
 
@@ -84,10 +85,9 @@ def _month(text: str) -> tuple[date, str | None]:
     if not text:
         return today, None
     try:
-        year, month = (int(part) for part in text.split("-"))
-        return date(year, month, 1), None
-    except ValueError:
-        return today, f"“{text}” is not a month like 2024-05; showing this month."
+        return input_guard.calendar_month(text, "Month"), None
+    except InvalidInput as exc:
+        return today, f"{exc.message}; showing this month."
 
 
 @bp.get("/settlement")
@@ -108,6 +108,7 @@ def settlement_calendar() -> Any:
             runs=reads.last_runs(uow, signed_in_manager().merchant_id, first, last),
             today=utcnow().date(),
             error=error,
+            status=422 if error else 200,
         )
 
 
@@ -228,6 +229,7 @@ def settlement_exceptions() -> Any:
         )
         return _page(
             "portal/recon_exceptions.html",
+            query.http_status,
             results=rows,
             total=total,
             query=query,

@@ -114,7 +114,7 @@ def index() -> Any:
             query=query,
             statuses=STATUSES,
             page_size=PAGE_SIZE,
-        )
+        ), query.http_status
 
 
 @bp.get("/payments/<payment_id>")

@@ -505,7 +505,12 @@ def recon() -> None:
 
 @recon.command("run")
 @click.option("--date", "day", required=True, help="The day to reconcile, YYYY-MM-DD.")
-@click.option("--merchant", "merchant_id", type=int, help="Merchant id (default: all).")
+@click.option(
+    "--merchant",
+    "merchant_id",
+    type=click.IntRange(1, 2**31 - 1),  # an INTEGER column: larger ids do not exist
+    help="Merchant id (default: all).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome counts as JSON.")
 def recon_run(day: str, merchant_id: int | None, as_json: bool) -> None:
     """Reconcile DAY: every payment, refund and bank line gets one verdict with its reason."""
@@ -514,11 +519,12 @@ def recon_run(day: str, merchant_id: int | None, as_json: bool) -> None:
     from sqlalchemy import select
 
     from gateway.adapters.models import Merchant
+    from gateway.entrypoints.input_guard import check_date
     from gateway.errors import InvalidInput
     from gateway.services.settlement.reconciliation import ReconSettings, reconcile_day
 
     try:
-        wanted = date_type.fromisoformat(day)
+        wanted = check_date(date_type.fromisoformat(day), "--date")
     except ValueError:
         raise InvalidInput(f"--date must be YYYY-MM-DD, not {day!r}") from None
     config = _config()

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from gateway.errors import InvalidInput, KassaError
 
@@ -57,7 +57,10 @@ def register(app: Flask) -> None:
         if not wants_problem():
             return exc
         code = exc.code or 500
-        return problem(code, f"/problems/http-{code}", exc.name, exc.description or exc.name)
+        response = problem(code, f"/problems/http-{code}", exc.name, exc.description or exc.name)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))  # RFC 9110 §15.5.6
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

@@ -15,10 +15,14 @@ from typing import Any
 
 import click
 
+from gateway.entrypoints.input_guard import MAX_ROW_ID, check_date
 from gateway.errors import InvalidInput, NotFound
 
 MERCHANT = click.option(
-    "--merchant", "merchant_id", type=int, help="Merchant id (default: the only merchant)."
+    "--merchant",
+    "merchant_id",
+    type=click.IntRange(1, MAX_ROW_ID),
+    help="Merchant id (default: the only merchant).",
 )
 
 
@@ -120,7 +124,9 @@ def show_command(key: str, merchant_id: int | None) -> None:
 
 @promotions.command("issue-coupons")
 @click.argument("key")
-@click.option("--count", type=int, help="How many codes (1 to 10 000).")
+@click.option(
+    "--count", type=click.IntRange(-MAX_ROW_ID, MAX_ROW_ID), help="How many codes (1 to 10 000)."
+)
 @click.option("--expires", help="Last day the codes are valid, YYYY-MM-DD (UTC).")
 @click.option(
     "--customer",
@@ -146,7 +152,7 @@ def issue_coupons_command(
     expires_at = None
     if expires:
         try:
-            day = date.fromisoformat(expires)
+            day = check_date(date.fromisoformat(expires), "--expires")
         except ValueError:
             raise InvalidInput(f"--expires must be YYYY-MM-DD, not {expires!r}") from None
         expires_at = datetime.combine(day, time.max, tzinfo=UTC)

@@ -2,7 +2,10 @@
 
 A job is claimed with a lease (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so many workers share the
 table; SQLite: one worker), and its handler runs in the same transaction that marks it done, so
-its effect happens exactly once. A failed attempt is retried with exponential backoff.
+its effect happens exactly once. A failed attempt is retried with exponential backoff, if
+retrying can help: :func:`is_permanent` tells the errors that will fail the same way every time
+(input that breaks the contract, the bank refusing, a settlement file URL outside the bank's
+address, text PostgreSQL cannot store); such a job fails at once, with its error kept.
 """
 
 from __future__ import annotations
@@ -17,14 +20,39 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import DataError
 
 from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import Job, utcnow
 from gateway.domain.card_data import scrub_card_numbers
+from gateway.errors import (
+    BankRejected,
+    Conflict,
+    IdempotencyRequestInProgress,
+    InvalidInput,
+    NotFound,
+)
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, dict[str, Any]], None]
+
+# Errors that the same job meets again on every attempt. Everything else (the bank or the
+# database unavailable, a lock, a bug fixed by the next deployment) is retried with backoff.
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    InvalidInput,  # content that breaks the contract, a NUL in a reference, an unknown currency
+    BankRejected,  # the bank said no, or a URL outside the bank's own address
+    NotFound,
+    Conflict,
+    DataError,  # the database refuses the value itself (PostgreSQL: NUL, out of range)
+    UnicodeError,
+)
+TEMPORARY_ERRORS: tuple[type[BaseException], ...] = (IdempotencyRequestInProgress,)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True if retrying the job cannot help: it is failed at once instead of retried."""
+    return isinstance(exc, PERMANENT_ERRORS) and not isinstance(exc, TEMPORARY_ERRORS)
 
 
 def enqueue(
@@ -117,19 +145,24 @@ def run_job(db: Database, job_id: int, handlers: Mapping[str, Handler], worker: 
             uow.commit()
             return True
     except Exception as exc:  # a job's failure must never stop the worker
-        log.warning("job %s (%s) failed: %s", job_id, kind, exc, exc_info=True)
-        _record_failure(db, job_id, f"{type(exc).__name__}: {exc}")
+        permanent = is_permanent(exc)
+        if permanent:
+            log.warning("job %s (%s) failed for good, not retried: %s", job_id, kind, exc)
+        else:
+            log.warning("job %s (%s) failed: %s", job_id, kind, exc, exc_info=True)
+        _record_failure(db, job_id, f"{type(exc).__name__}: {exc}", permanent=permanent)
         return False
 
 
-def _record_failure(db: Database, job_id: int, error: str) -> None:
+def _record_failure(db: Database, job_id: int, error: str, *, permanent: bool = False) -> None:
     with db.unit_of_work() as uow:
         job = uow.session.get(Job, job_id)
         if job is None:
             return
-        job.last_error = scrub_card_numbers(error)[:2000]
+        text = scrub_card_numbers(error)[:2000].replace("\x00", "\\x00")  # no NUL in a database
+        job.last_error = ("permanent, not retried: " if permanent else "") + text
         job.locked_until = None
-        if job.attempts >= job.max_attempts:
+        if permanent or job.attempts >= job.max_attempts:
             job.status = "failed"
             job.finished_at = utcnow()
         else:

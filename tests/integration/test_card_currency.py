@@ -19,6 +19,18 @@ from gateway.adapters.models import DeviceStatus, Job, Payment
 from gateway.entrypoints.device_host import DeviceHost
 from gateway.services.devices import cards
 from tests.card_helpers import close, first_till, host_for, read_payment, until
+from tests.conftest import app_config
+
+
+@pytest.fixture
+def app(db: Database) -> Any:
+    """The app with the demo's first store accepting yen as well ([payments.currencies])."""
+    from gateway.entrypoints.app import create_app
+
+    accepted = {"currencies": {"stores": {"Berlin Mitte": ["EUR", "JPY"]}}}
+    application = create_app(app_config(db, payments=accepted), db=db)
+    application.config["TESTING"] = True
+    return application
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def test_card_payment_is_queued_for_the_tills_device_host(
     assert response.status_code == 201, response.text
     body = response.json()
     assert (body["method"], body["status"], body["amount_minor"]) == ("card", "pending", 1999)
-    assert "qr_payload" not in body and body["display_text"] == "Sending to the terminal…"
+    assert body["qr_payload"] is None and body["display_text"] == "Sending to the terminal…"
     with db.unit_of_work(readonly=True) as uow:
         job = uow.session.scalars(select(Job)).one()
         assert (job.kind, job.payload) == (cards.CHARGE_JOB, {"payment_id": body["id"]})

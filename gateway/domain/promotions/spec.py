@@ -20,6 +20,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.domain.money import currency
 from gateway.domain.promotions.draw import DrawTable, Prize
 from gateway.domain.promotions.model import (
     PAYMENT_METHODS,
@@ -41,7 +42,7 @@ from gateway.domain.promotions.model import (
     ThresholdGift,
     Tier,
 )
-from gateway.errors import InvalidInput
+from gateway.errors import InvalidInput, InvalidMoney
 
 KINDS: dict[str, type[Promotion]] = {
     cls.kind: cls
@@ -62,6 +63,15 @@ KINDS: dict[str, type[Promotion]] = {
 }
 
 _SET_BY_SERVICE = {"id", "experiment", "variant"}
+
+# The ranges a promotion's numbers must lie in, chosen by the field's unit (its name's suffix):
+# basis points are 0–100 %, ppm 0–1 000 000, amounts up to Money's own bound, priorities either
+# way of zero, and every other count (uses, days, points, items) below a billion.
+MAX_MINOR = 10**15
+MAX_COUNT = 10**9
+MAX_PRIORITY = 1_000_000
+MAX_SPEC_DEPTH = 6  # spec → table → prizes → prize → …: the deepest real spec nests 4 levels
+_HIGH_BY_SUFFIX = (("_bp", 10_000), ("_ppm", 1_000_000), ("_minor", MAX_MINOR))
 _STRING_SETS = ("payment_methods", "stores", "tills", "segments", "skus", "categories")
 
 
@@ -79,6 +89,8 @@ def promotion_from_spec(
         raise InvalidInput(f"kind: expected one of {', '.join(sorted(KINDS))}, got {kind!r}")
     if not isinstance(spec, Mapping):
         raise InvalidInput("a promotion is a JSON object")
+    if _depth(spec) > MAX_SPEC_DEPTH:
+        raise InvalidInput(f"spec: nested deeper than {MAX_SPEC_DEPTH} levels")
     fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
     unknown = set(spec) - set(fields) - _SET_BY_SERVICE
     if unknown:
@@ -113,8 +125,22 @@ def _field(name: str, value: Any) -> Any:
             raise InvalidInput(f"{name}: expected true or false")
         return value
     if name in ("priority",):
-        return _whole(name, value, low=-1_000_000)
+        return _whole(name, value, low=-MAX_PRIORITY, high=MAX_PRIORITY)
     return _whole(name, value, optional=name in _OPTIONAL)
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and lists nest in ``value`` (iterative: any depth is safe)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = (
+            item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else ()
+        )
+        if isinstance(item, Mapping | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 _OPTIONAL = {
@@ -128,11 +154,16 @@ _OPTIONAL = {
 }
 
 
-def _whole(name: str, value: Any, *, optional: bool = True, low: int = 0) -> int | None:
+def _whole(
+    name: str, value: Any, *, optional: bool = True, low: int = 0, high: int | None = None
+) -> int | None:
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidInput(f"{name}: expected a whole number ≥ {low}, got {value!r}")
+    if high is None:
+        high = next((h for suffix, h in _HIGH_BY_SUFFIX if name.endswith(suffix)), MAX_COUNT)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise InvalidInput(f"{name}: expected a whole number from {low} to {high}, got {shown}")
     return value
 
 
@@ -167,14 +198,21 @@ def _targeting(value: Any) -> Targeting:
         elif key == "hours":
             out[key] = _hours(where, item)
         elif key == "currency":
-            if item is not None and not (isinstance(item, str) and len(item) == 3):
-                raise InvalidInput(f"{where}: expected an ISO 4217 code such as EUR")
-            out[key] = item
+            out[key] = None if item is None else _currency(where, item)
     if bad := out.get("payment_methods", frozenset()) - set(PAYMENT_METHODS):
         raise InvalidInput(f"targeting.payment_methods: unknown {sorted(bad)[0]!r}")
     if bad := out.get("segments", frozenset()) - set(SEGMENTS):
         raise InvalidInput(f"targeting.segments: unknown {sorted(bad)[0]!r}")
     return Targeting(**out)
+
+
+def _currency(where: str, item: Any) -> str:
+    if not (isinstance(item, str) and len(item) == 3):
+        raise InvalidInput(f"{where}: expected an ISO 4217 code such as EUR")
+    try:
+        return currency(item).code
+    except InvalidMoney:
+        raise InvalidInput(f"{where}: {item!r} is not an ISO 4217 currency code") from None
 
 
 def _hours(where: str, item: Any) -> tuple[int, int] | None:

@@ -47,23 +47,42 @@ def _ok(description: str, status: str = "200") -> dict[str, Any]:
     }
 
 
+_INVALID = _problem(
+    "Invalid input: a control character in a path segment, header or JSON string, JSON nested "
+    "too deep, a body that breaks the schema, or a rule the schema cannot state (the "
+    "currency's decimal places, the currencies the merchant accepts)."
+)
 _ERRORS = {
     "401": _problem("Missing or invalid till API key."),
     "404": _problem("No such payment for this merchant."),
+    "422": _INVALID,
+}
+# What idempotency.check_key accepts: 1 to 255 printable characters (no space at either end,
+# which HTTP would strip).
+_KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": "^[!-~]([ -~]*[!-~])?$",
 }
 _PAYMENT_ID = {"name": "payment_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-@lru_cache(maxsize=1)
-def openapi_document() -> dict[str, Any]:
-    return with_approvals(_document())
+@lru_cache(maxsize=4)
+def openapi_document(min_expiry: int = 30, max_expiry: int = 3600) -> dict[str, Any]:
+    """The document; ``expires_in``'s bounds are the configured ones (``[payments]``)."""
+    return with_approvals(_document(min_expiry, max_expiry))
 
 
-def _document() -> dict[str, Any]:
+def _document(min_expiry: int, max_expiry: int) -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(m, "validation") for m in _MODELS],
         ref_template=_REF,
     )
+    expires_in = schemas["$defs"]["CreatePayment"]["properties"]["expires_in"]
+    for option in expires_in.get("anyOf", [expires_in]):
+        if option.get("type") == "integer":
+            option.update(minimum=min_expiry, maximum=max_expiry)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -90,7 +109,7 @@ def _document() -> dict[str, Any]:
                             "required": False,
                             "description": "Same key and body replay the first response; same "
                             "key with another body is rejected with 422.",
-                            "schema": {"type": "string", "maxLength": 255},
+                            "schema": _KEY_SCHEMA,
                         }
                     ],
                     "requestBody": {
@@ -149,7 +168,7 @@ def _document() -> dict[str, Any]:
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": True,
-                            "schema": {"type": "string", "maxLength": 255},
+                            "schema": _KEY_SCHEMA,
                         },
                     ],
                     "requestBody": {
@@ -234,7 +253,7 @@ _KEY = {
     "in": "header",
     "required": False,
     "description": "Same key and body replay the first response.",
-    "schema": {"type": "string", "maxLength": 255},
+    "schema": _KEY_SCHEMA,
 }
 
 

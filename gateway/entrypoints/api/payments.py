@@ -102,7 +102,9 @@ def payment_out(
         if with_events
         else None,
     )
-    return out.model_dump(mode="json", exclude_none=not with_events)
+    # Every documented field is always there (null when it has no value); ``events`` only on
+    # the payment's own page.
+    return out.model_dump(mode="json", exclude=None if with_events else {"events"})
 
 
 @bp.post("/payments")
@@ -119,7 +121,11 @@ def create_payment() -> Response:
             if command.expires_in is not None:
                 raise InvalidInput("expires_in is for QR payments; a card payment has none")
             payment = cards.create_card_payment(
-                uow, till, money=money, bill_number=command.reference
+                uow,
+                till,
+                money=money,
+                bill_number=command.reference,
+                currencies=settings.currencies,
             )
             uow.session.flush()
             _approve_large(uow, till, payment)
@@ -291,4 +297,5 @@ def qr_response(payload: str, fmt: str) -> Response:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(openapi_document())
+    settings: qr_payments.PaymentSettings = current_app.extensions["kassa.payment_settings"]
+    return jsonify(openapi_document(settings.min_expiry_seconds, settings.max_expiry_seconds))

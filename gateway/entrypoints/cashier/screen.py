@@ -246,6 +246,7 @@ def _create_once(
                 money=total,
                 bill_number=reference or None,
                 actor=staff.actor,
+                currencies=settings.currencies,
             )
             uow.session.flush()
             _approve_large(uow, staff, till, card)

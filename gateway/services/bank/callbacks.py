@@ -183,7 +183,7 @@ class Envelope:
 def parse_envelope(body: bytes) -> Envelope:
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # the web edge refuses deep JSON; a stored one too
         return Envelope(None, {}, "the body is not JSON")
     if not isinstance(document, dict) or not isinstance(document.get("type"), str):
         return Envelope(None, {}, "the body is not an object with a string 'type'")
@@ -394,7 +394,7 @@ def receive_answer(
 
 
 def _payment_succeeded(uow: UnitOfWork, data: dict[str, Any], event_id: int) -> EventStatus:
-    money = Money.parse(_text(data, "amount"), _text(data, "currency"))
+    money = _amount(data)
     bank_payment_id = _text(data, "bank_payment_id")
     paid_at = _instant(data, "paid_at")
     reference = _text(data, "reference")
@@ -422,7 +422,7 @@ def _payment_succeeded(uow: UnitOfWork, data: dict[str, Any], event_id: int) -> 
 
 def _refund_result(succeeded: bool) -> Handler:
     def handle(uow: UnitOfWork, data: dict[str, Any], event_id: int) -> EventStatus:
-        money = Money.parse(_text(data, "amount"), _text(data, "currency"))
+        money = _amount(data)
         try:
             refunds.record_bank_result(
                 uow,
@@ -444,6 +444,8 @@ def _settlement_created(uow: UnitOfWork, data: dict[str, Any], event_id: int) ->
     """Record (or update) the bank's settlement of one day, in minor units."""
     currency = _text(data, "currency")
     minor = {k: Money.parse(_text(data, k), currency).minor for k in _SETTLEMENT_AMOUNTS}
+    if any(minor[k] < 0 for k in ("gross", "fees", "refunds")):
+        raise InvalidInput("settlement.created: gross, fees and refunds are never negative")
     count = data.get("payment_count")
     if isinstance(count, bool) or not isinstance(count, int):
         raise InvalidInput("settlement.created: 'payment_count' must be a whole number")
@@ -521,10 +523,24 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def _amount(data: dict[str, Any]) -> Money:
+    """The event's ``amount`` in its ``currency``: a payment or refund moves more than zero.
+
+    An amount of zero or below, or a currency ISO 4217 does not know, breaks the contract: the
+    event is stored as ``invalid`` and applied to nothing (a -12.00 is never a second payment).
+    """
+    money = Money.parse(_text(data, "amount"), _text(data, "currency"))
+    if money.minor <= 0:
+        raise InvalidInput(f"the event's amount must be more than zero, not {money}")
+    return money
+
+
 def _text(data: dict[str, Any], field: str) -> str:
     value = data.get(field)
     if not isinstance(value, str) or not value:
         raise InvalidInput(f"the event's data has no text field {field!r}")
+    if "\x00" in value:
+        raise InvalidInput(f"the event's {field!r} contains a NUL character")
     return value
 
 

@@ -35,6 +35,7 @@ from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
 from gateway.errors import Conflict, CurrencyNotAccepted, InvalidInput
 from gateway.services import jobs
+from gateway.services.payments.currencies import check_accepted
 from gateway.services.payments.lifecycle import (
     flag_attention,
     move_payment,
@@ -44,6 +45,7 @@ from gateway.services.payments.lifecycle import (
     void_by_refund,
 )
 from gateway.services.staff.auth import TillContext
+from gateway.settings import AcceptedCurrencies
 
 CHARGE_JOB = "card_charge"
 REFUND_JOB = "card_refund"
@@ -96,9 +98,12 @@ def create_card_payment(
     money: Money,
     bill_number: str | None = None,
     actor: str | None = None,
+    currencies: AcceptedCurrencies | None = None,
 ) -> Payment:
     """A card payment for the till's terminal; refused while the terminal is busy, or in a
-    currency the terminal does not take (before any byte reaches it)."""
+    currency the merchant (``currencies``) or the terminal does not take (before any byte
+    reaches it)."""
+    check_accepted(uow, till, money, currencies or AcceptedCurrencies())
     takes = terminal_currency(uow, till.till_id)
     if money.currency != takes:
         raise CurrencyNotAccepted(

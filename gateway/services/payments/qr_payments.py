@@ -15,6 +15,7 @@ from gateway.domain.money import Money
 from gateway.domain.payment import OPEN_STATES, TRANSITIONS, PaymentMethod, PaymentStatus
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import jobs
+from gateway.services.payments.currencies import check_accepted
 from gateway.services.payments.lifecycle import (
     PAID_STATES,
     flag_attention,
@@ -80,6 +81,7 @@ def create_qr_payment(
             f"expires_in must be between {settings.min_expiry_seconds} and "
             f"{settings.max_expiry_seconds} seconds, got {seconds}"
         )
+    check_accepted(uow, till, money, settings.currencies)
     merchant = uow.session.get_one(Merchant, till.merchant_id)
     now = utcnow()
     expires_at = (now + timedelta(seconds=seconds)).replace(microsecond=0)

@@ -8,6 +8,7 @@ presented, a referral, their experiment groups.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -35,8 +36,11 @@ from gateway.domain.promotions.model import ThresholdGift
 from gateway.domain.promotions.spec import promotion_from_spec
 from gateway.errors import InvalidInput
 from gateway.services.promotions import customers
+from gateway.services.promotions.promotion_admin import spec_problem
 from gateway.services.staff.auth import TillContext
 from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # The most one sale may add up to (minor units), as for any single amount: far above a till
 # sale, far below what a 64-bit column holds.
@@ -181,6 +185,7 @@ def _load_catalog(
     rows = [
         r for r in active
         if (r.starts_at is None or r.starts_at <= now) and (r.ends_at is None or r.ends_at > now)
+        and not _invalid(r)
     ]  # fmt: skip
     moments = [m for r in active for m in (r.starts_at, r.ends_at) if m is not None and m > now]
     experiments = _experiment_keys(uow, rows)
@@ -201,6 +206,14 @@ def _load_catalog(
     limited = tuple(r.id for r in rows if r.count_limit is not None or r.budget_minor is not None)
     until = min(moments, default=None)
     return _Cached(signature, until, promo.Catalog(parsed), by_key, limited)
+
+
+def _invalid(row: PromotionRow) -> bool:
+    """A stored promotion that breaks today's rules is left out of pricing, with a warning."""
+    problem = spec_problem(row)
+    if problem:
+        log.warning("promotion %s is not valid and is not applied: %s", row.key, problem)
+    return problem is not None
 
 
 def _experiment_keys(uow: UnitOfWork, rows: list[PromotionRow]) -> dict[int, str]:

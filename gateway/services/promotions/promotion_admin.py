@@ -27,6 +27,7 @@ from gateway.adapters.promotion_models import (
     PromotionChange,
     PromotionRow,
 )
+from gateway.domain.money import currency
 from gateway.domain.promotions import experiments as domain_experiments
 from gateway.domain.promotions.spec import promotion_from_spec, spec_of
 from gateway.errors import Conflict, InvalidInput, NotFound
@@ -181,6 +182,21 @@ def create_promotion(
     return row
 
 
+def spec_problem(row: PromotionRow) -> str | None:
+    """Why a stored promotion is not valid by today's rules (it may predate them), or None.
+
+    Such a promotion is shown flagged, is never priced and cannot be activated; it is never
+    allowed to break a page.
+    """
+    try:
+        promotion_from_spec(row.key, row.kind, row.spec)
+        if row.currency is not None:
+            currency(row.currency)
+    except InvalidInput as exc:
+        return exc.message
+    return None
+
+
 def status_of(row: PromotionRow, now: datetime) -> str:
     """What the promotion is now: draft, scheduled, live, paused or finished."""
     if row.state == "draft":
@@ -220,6 +236,8 @@ def activate(
     row = get_promotion(uow, merchant_id, key)
     if row.state != "draft":
         raise _refuse(row, "activated or scheduled", "a draft")
+    if problem := spec_problem(row):
+        raise InvalidInput(f"promotion {row.key!r} is not valid ({problem}); create a new one")
     starts_at = starts_at if starts_at is not None else row.starts_at
     ends_at = ends_at if ends_at is not None else row.ends_at
     _check_dates(starts_at, ends_at)

@@ -23,7 +23,7 @@ from gateway.adapters.promotion_models import (
     Sale,
     SalePromotion,
 )
-from gateway.services.promotions.promotion_admin import status_of
+from gateway.services.promotions.promotion_admin import spec_problem, status_of
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -50,6 +50,7 @@ class PromotionSummary:
     experiment: str | None
     variant: str | None
     given_minor: int = 0  # discounts given on paid sales, net of refunds (budgeted or not)
+    problem: str | None = None  # why the stored spec is not valid (shown flagged, never priced)
 
     @property
     def used_minor(self) -> int:
@@ -130,6 +131,7 @@ def summarise(
     out = []
     for row in rows:
         done, given = committed.get(row.id, (0, 0))
+        problem = spec_problem(row)
         out.append(
             PromotionSummary(
                 key=row.key,
@@ -139,7 +141,9 @@ def summarise(
                 status=status_of(row, now),
                 starts_at=row.starts_at,
                 ends_at=row.ends_at,
-                currency=row.currency or merchant.default_currency,
+                # An unknown stored currency cannot format money: the merchant's, flagged.
+                currency=(row.currency if row.currency and not problem else None)
+                or merchant.default_currency,
                 budget_minor=row.budget_minor,
                 count_limit=row.count_limit,
                 used_count=uses.get(row.id, 0),
@@ -148,6 +152,7 @@ def summarise(
                 experiment=experiment_keys.get(row.experiment_id) if row.experiment_id else None,
                 variant=row.variant,
                 given_minor=given,
+                problem=problem,
             )
         )
     return out

@@ -292,7 +292,9 @@ def _create_payment(
     money = Money(sale.total_after_minor, sale.currency)
     bill = sale.id.replace("-", "")[:25]
     if method == "card":
-        payment = cards.create_card_payment(uow, till, money=money, bill_number=bill)
+        payment = cards.create_card_payment(
+            uow, till, money=money, bill_number=bill, currencies=settings.currencies
+        )
     else:
         payment = qr_payments.create_qr_payment(
             uow, till, money=money, settings=settings, bill_number=bill, expires_in=expires_in
