@@ -34,16 +34,12 @@ from gateway.services.staff import mfa
 PG_URL = os.environ.get("KASSA_TEST_DATABASE_URL")
 # Tests never race the clock: Hypothesis' per-example deadline (200 ms) fails a correct test
 # whenever the two shared cores are busy or the collector pauses.
-settings.register_profile("kassa", deadline=None)
+# In CI the examples are derived from each test's name, so a red run can be repeated exactly.
+settings.register_profile("kassa", deadline=None, derandomize=os.environ.get("CI") == "true")
 settings.load_profile("kassa")
 BACKENDS = ["sqlite", "postgresql"]
 TEST_MFA_KEY = "test-mfa-key"
 
-
-# Hypothesis' default deadline (200 ms per example) fails a correct test on a loaded machine;
-# how long an example takes is not what these tests check.
-settings.register_profile("kassa", deadline=None)
-settings.load_profile("kassa")
 
 # Written by the tools themselves, not by the code under test.
 TOOL_CACHES = (".venv", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", "__pycache__")

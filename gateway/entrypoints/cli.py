@@ -53,9 +53,8 @@ class KassaGroup(LazyGroup):
     """Turns a :class:`KassaError` anywhere below into one line on stderr and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from gateway.services.staff.audit_context import set_source
-
-        set_source("cli")  # what a command does is audited as coming from the command line
+        # What a command does is audited as coming from ``cli``: the audit context's default
+        # for a process (the worker and the device host set their own), so nothing to import.
         try:
             return super().invoke(ctx)
         except KassaError as exc:
