@@ -19,6 +19,7 @@ import json
 import os
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,7 +140,7 @@ def valid_callback(reference: str) -> dict[str, Any]:
             "amount": "12.34",
             "currency": "EUR",
             "reference": reference,
-            "bank_payment_id": f"bp_{time.monotonic_ns()}",
+            "bank_payment_id": f"bp_{uuid.uuid4().hex}",  # never a card number
             "paid_at": "2026-01-01T10:00:00+00:00",
         },
     }
@@ -260,7 +261,7 @@ def build_path(rule: Rule, values: dict[str, str]) -> str:
 
 
 def signed_delivery(body: bytes) -> dict[str, str]:
-    event_id = f"evt_fuzz_{time.monotonic_ns()}"
+    event_id = f"evt_fuzz_{uuid.uuid4().hex}"  # digits alone could pass Luhn
     stamp = int(time.time())
     text_body = body.decode("utf-8", "surrogatepass")
     signature = Webhook(SECRET).sign(event_id, datetime.fromtimestamp(stamp, UTC), text_body)
