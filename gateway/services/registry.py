@@ -12,6 +12,7 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import utcnow
 from gateway.config import bank_credentials, load_config
 from gateway.services.bank import callbacks
+from gateway.services.devices import cards, outcomes
 from gateway.services.jobs import Handler
 from gateway.services.payments import qr_payments, refunds
 from gateway.services.promotions import sales
@@ -77,6 +78,7 @@ def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
         qr_payments.EXPIRE_JOB: qr_payments.expire_payment,
         refunds.SUBMIT_JOB: refunds.submit_to_bank(bank),
         callbacks.PROCESS_JOB: callbacks.process_bank_event,
+        cards.WATCH_JOB: outcomes.watch(outcomes.CardDeadlines.from_settings(config.devices)),
     }
 
 
