@@ -475,12 +475,22 @@ class DeviceHost:
         with self.db.unit_of_work() as first:
             earlier = cards.begin_refund_attempt(first, refund_id)
             first.commit()
+        outcome: cards.TerminalOutcome | None = None
         if earlier is not None:  # an earlier attempt may have refunded: ask, never redo
-            last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
-            outcome = cards.recovered_refund(uow, refund_id, earlier, _outcome(last, till.timezone))
-        else:
+            last = _outcome(
+                self._with_terminal(till, lambda t: t.repeat_last_receipt()), till.timezone
+            )
+            with self.db.unit_of_work(readonly=True) as reading:  # no lock while it talks
+                outcome = cards.recovered_refund(reading, refund_id, earlier, last)
+                if not outcome.approved and cards.not_booked_since(
+                    reading, till.till_id, earlier, last
+                ):
+                    outcome = None  # it provably never reached the terminal: send it now
+        if outcome is None:
             result = self._with_terminal(till, lambda t: t.refund(amount))
-            outcome = _outcome(result, till.timezone)  # type: ignore[assignment]
+            outcome = _outcome(result, till.timezone)
+            if outcome is None:
+                raise DeviceError(f"the terminal at till {till.label} gave no refund result")
         refunds.record_bank_result(
             uow,
             refund_id=refund_id,

@@ -8,6 +8,7 @@ records settle it: its last receipt, or the end-of-day totals; else a manager by
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import signal
@@ -163,6 +164,8 @@ def test_a_receipt_that_cannot_tell_leaves_it_to_a_manager_who_resolves_it_with_
         resolved = events[-1]
         assert resolved.kind == "card_outcome_resolved" and resolved.actor.startswith("staff:")
         assert resolved.detail == {"by": "hand", "note": note, "charged": False}
+    history = manager.get(f"/portal/payments/{payment_id}").get_data(as_text=True)
+    assert note in html.unescape(history) and 'id="resolve"' not in history  # in its history
 
 
 def _unknown_by_hand(db: Database, demo: Any, amount: str) -> str:

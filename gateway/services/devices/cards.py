@@ -254,6 +254,19 @@ def recovered_refund(
     )
 
 
+def not_booked_since(
+    uow: UnitOfWork, till_id: int, attempt_started: datetime, last: TerminalOutcome | None
+) -> bool:
+    """Whether the terminal's last receipt proves it booked nothing since an attempt began: it
+    has none, or its last one is older than the attempt, or one Kassa already knows. Then the
+    interrupted refund never happened and may be sent again."""
+    if last is None:
+        return True
+    if last.timestamp is not None and last.timestamp < attempt_started - CLOCK_SKEW:
+        return True
+    return receipt_taken(uow, till_id, last)
+
+
 def begin_reversal_attempt(uow: UnitOfWork, payment_id: str) -> datetime | None:
     """Record that the terminal is about to be asked to reverse; the earlier attempt's start."""
     payment = _locked(uow, payment_id)
