@@ -38,6 +38,9 @@ class WebSettings(Section):
     port: int = Field(8000, ge=1, le=65535)
     secret_key: str = ""
     secure_cookies: bool = False
+    # A card payment's screen gets the terminal's texts live (server-sent events); each stream
+    # ends after this many seconds and reconnects. 0: off, the screen polls once a second.
+    event_stream_seconds: float = Field(60, ge=0)
 
 
 class SecuritySettings(Section):

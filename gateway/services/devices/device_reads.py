@@ -10,7 +10,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import CardBatch, DeviceStatus, Store, Till
+from gateway.adapters.models import CardBatch, DeviceStatus, Payment, Store, Till
+
+
+def payment_version(uow: UnitOfWork, payment_id: str, merchant_id: int) -> int | None:
+    """The payment's version (it changes with every write: state, the terminal's text), or
+    None if the merchant has no such payment: the cheapest look for a live screen."""
+    return uow.session.scalar(
+        select(Payment.version).where(Payment.id == payment_id, Payment.merchant_id == merchant_id)
+    )
 
 
 def device_statuses(uow: UnitOfWork, merchant_id: int) -> list[Any]:
