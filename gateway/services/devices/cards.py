@@ -298,7 +298,7 @@ def refund_receipt_id(receipt_number: int | None) -> str | None:
     return f"receipt-{receipt_number}" if receipt_number else None
 
 
-def waiting_reason(uow: UnitOfWork, payment: Payment, refund_id: str | None) -> str:
+def waiting_reason(uow: UnitOfWork, refund_id: str | None) -> str:
     """What the payment's attention says while its refund or reversal waits for the terminal."""
     refund = uow.session.get(Refund, refund_id) if refund_id else None
     what = (
@@ -325,13 +325,13 @@ def terminal_waited(
         "error": scrub_card_numbers(why)[:500],
         **({"refund_id": refund_id} if refund_id else {}),
     }
-    flag_attention(uow, payment, waiting_reason(uow, payment, refund_id), actor, detail)
+    flag_attention(uow, payment, waiting_reason(uow, refund_id), actor, detail)
 
 
 def terminal_answered(uow: UnitOfWork, payment_id: str, refund_id: str | None, actor: str) -> None:
     """The refund or reversal has its answer: it no longer waits for the terminal."""
     payment = _locked(uow, payment_id)
-    clear_attention(uow, payment, waiting_reason(uow, payment, refund_id), actor)
+    clear_attention(uow, payment, waiting_reason(uow, refund_id), actor)
 
 
 def request_reversal(
