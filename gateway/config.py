@@ -101,6 +101,12 @@ def identity_key(settings: Settings) -> bytes:
     ).encode()
 
 
+def mfa_key(settings: Settings) -> str:
+    """The key that encrypts staff TOTP secrets: configured, or generated once into
+    ``var/mfa-key``. Losing it means every manager enrols their authenticator again."""
+    return _configured_or_generated(settings.security.mfa_key, var_dir(settings) / "mfa-key")
+
+
 def _configured_or_generated(configured: object, path: Path) -> str:
     if configured:
         return str(configured)

@@ -62,6 +62,14 @@ class Forbidden(KassaError):
     status = 403
 
 
+class TooManyAttempts(KassaError):
+    """Too many failed sign-ins: wait ``retry_after`` seconds (sent as Retry-After)."""
+
+    type = "/problems/too-many-attempts"
+    title = "Too many attempts"
+    status = 429
+
+
 class Conflict(KassaError):
     type = "/problems/conflict"
     title = "Conflict"
@@ -127,3 +135,19 @@ class BankNotConfigured(BankError):
     type = "/problems/bank-not-configured"
     title = "Bank connection not configured"
     status = 503
+
+
+class ApprovalRequired(Forbidden):
+    """The action needs a supervisor's approval first: nothing was done."""
+
+    type = "/problems/approval-required"
+    title = "A supervisor's approval is required"
+
+
+class ApprovalRefused(Forbidden):
+    """The approval offered was wrong, spent, expired or for another action: nothing was done."""
+
+    type = "/problems/approval-refused"
+    title = "Approval refused"
+    # Set when the supervisor's name or PIN was wrong: the throttle name to count it under.
+    wrong_credentials: str | None = None

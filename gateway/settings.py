@@ -46,6 +46,19 @@ class WebSettings(Section):
 class SecuritySettings(Section):
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8)
+    # Staff identity: TOTP secrets' encryption key, step-up window, sign-in throttling,
+    # till key rotation, the proxy whose X-Forwarded-* headers are believed.
+    mfa_key: str = ""
+    step_up_seconds: int = Field(300, ge=0)
+    step_up_budget_minor: int = Field(50_000, ge=0)
+    login_free_failures: int = Field(5, ge=1)
+    login_lockout_failures: int = Field(10, ge=1)
+    login_address_free_failures: int = Field(20, ge=1)
+    login_address_lockout_failures: int = Field(100, ge=1)
+    login_max_delay_seconds: int = Field(60, ge=1)
+    login_lockout_seconds: int = Field(900, ge=1)
+    key_grace_seconds: int = Field(86400, ge=0)
+    trusted_proxies: int = Field(0, ge=0)
 
 
 class PaymentSettings(Section):
@@ -152,6 +165,15 @@ class ReconciliationSettings(Section):
     fees: dict[str, FeeSettings] = Field(default_factory=dict)
 
 
+class ApprovalSettings(Section):
+    """When a supervisor must approve at the till (defaults; an owner sets their own limits
+    in the portal). Amounts are in minor units of the payment's currency."""
+
+    refund_above_minor: int = Field(5_000, ge=0)  # a refund or void above this
+    payment_above_minor: int = Field(250_000, ge=0)  # a QR or card payment above this
+    token_seconds: int = Field(120, ge=10, le=3600)  # how long an API approval token lives
+
+
 class Settings(Section):
     """The whole configuration. ``sandbox_bank`` is read by the sandbox's own settings."""
 
@@ -167,6 +189,7 @@ class Settings(Section):
     settlement: SettlementSettings = SettlementSettings()
     promotions: PromotionSettings = PromotionSettings()
     reconciliation: ReconciliationSettings = ReconciliationSettings()
+    approvals: ApprovalSettings = ApprovalSettings()
     sandbox_bank: dict[str, Any] = Field(default_factory=dict)
 
 

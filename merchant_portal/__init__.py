@@ -1,7 +1,20 @@
-"""`/portal`, the merchant portal for managers: payments and devices, settlement, promotions."""
+"""`/portal`, the merchant portal for managers: payments and devices, settlement, promotions,
+the audit trail, staff administration and the second factor."""
 
-from merchant_portal import promotions, reconciliation, views
+from merchant_portal import (
+    administration,
+    audit_log,
+    identity,
+    promotions,
+    reconciliation,
+    settings,
+    views,
+)
 
 bp = views.bp
 bp.register_blueprint(promotions.bp)
 bp.register_blueprint(reconciliation.bp)
+bp.register_blueprint(settings.bp)
+bp.register_blueprint(identity.bp)
+bp.register_blueprint(audit_log.bp)
+bp.register_blueprint(administration.bp)

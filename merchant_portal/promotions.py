@@ -35,6 +35,7 @@ from gateway.services.promotions import promotion_reads as reads
 from gateway.services.promotions.experiment_results import results
 from gateway.services.staff import stores
 from gateway.settings import Settings
+from merchant_portal.identity import check_budget_step_up
 from merchant_portal.promotion_forms import KIND_WORDS, PRIZE_ROWS, WEEKDAYS, FormReader, describe
 from merchant_portal.views import database, signed_in_manager, staff_session
 
@@ -90,6 +91,7 @@ def _create(form: MultiDict[str, str]) -> str:
     currency = staff_session.merchant_of(staff).currency
     reader = _reader(form, (form.get("currency") or currency).strip().upper() or currency)
     spec = reader.promotion_spec()
+    check_budget_step_up(spec, form.get("step_up_code"))
     experiment, _, variant = reader.text("ab").partition("/")
     with database().unit_of_work() as uow:
         row = admin.create_promotion(
@@ -249,6 +251,7 @@ def promotion_coupons_csv(key: str) -> Response:
         for c in reads.coupon_codes(uow, row):
             expires = c.expires_at.isoformat() if c.expires_at else ""
             writer.writerow([c.code, c.status, expires, c.customer_id or ""])
+    staff_session.record_download("coupons", promotion=key)
     return Response(
         out.getvalue(),
         mimetype="text/csv",

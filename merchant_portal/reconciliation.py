@@ -39,6 +39,7 @@ from gateway.services.settlement.reconciliation import (
 )
 from gateway.settings import Settings
 from merchant_portal.filters import PagedDateRange
+from merchant_portal.identity import step_up_required
 from merchant_portal.views import PAGE_SIZE, database, signed_in_manager, staff_session
 
 bp = Blueprint("settlement", __name__)
@@ -168,6 +169,7 @@ def settlement_day_csv(day: str) -> Response:
     when = _day(day)
     with database().unit_of_work(readonly=True) as uow:
         text = reads.to_csv(reads.day_results(uow, signed_in_manager().merchant_id, when))
+    staff_session.record_download("settlement_day", day=when.isoformat())
     return _csv(text, f"settlement-{when.isoformat()}.csv")
 
 
@@ -244,6 +246,7 @@ def settlement_exceptions_csv() -> Response:
             uow, signed_in_manager().merchant_id, query.to_filter(paged=False)
         )
         text = reads.to_csv(rows)
+    staff_session.record_download("settlement_exceptions", **query.url_args(page=1))
     return _csv(text, f"settlement-exceptions-{utcnow().date().isoformat()}.csv")
 
 
@@ -274,6 +277,7 @@ def _result_page(
 
 
 @bp.post("/settlement/results/<subject>/<subject_id>/decide")
+@step_up_required
 def settlement_decide(subject: str, subject_id: str) -> Any:
     """Record a manager's decision with its note, then re-run the days it touches."""
     staff, form = signed_in_manager(), request.form

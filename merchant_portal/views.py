@@ -1,7 +1,8 @@
 """`/portal`: the merchant portal for managers and owners — their own merchant's payments.
 
 Sign-in is the cashier screen's (``gateway.entrypoints.staff_session``); cashiers may sign in but
-get a friendly 403 here. Every query is scoped to the signed-in staff member's merchant.
+get a friendly 403 here (``gateway.entrypoints.access`` guards every page). Every query is scoped
+to the signed-in staff member's merchant, and a store manager's to their store.
 """
 
 from __future__ import annotations
@@ -38,21 +39,9 @@ PAGE_SIZE = 50
 STATUSES = [s.value for s in PaymentStatus]
 
 
-@bp.before_request
-def _require_manager() -> Any:
-    if request.endpoint in ("portal.login", "portal.logout"):
-        return None
-    staff = current_staff()
-    if staff is None:
-        return redirect(url_for(".login"))
-    if not staff.can_manage():
-        return render_template("portal/forbidden.html", staff=staff), 403
-    return None
-
-
 def signed_in_manager() -> StaffContext:
     staff = current_staff()
-    if staff is None:  # _require_manager ran first; this is for the type checker
+    if staff is None:  # the access guard ran first; this is for the type checker
         raise Unauthorised("sign in first")
     return staff
 
@@ -114,7 +103,7 @@ def index() -> Any:
         rows, total = (
             ([], 0)
             if query.errors
-            else payment_reads.list_payments(uow, staff.merchant_id, query.to_filter())
+            else payment_reads.list_payments(uow, staff.scope, query.to_filter())
         )
         return render_template(
             "portal/payments.html",
@@ -133,12 +122,12 @@ def payment_detail(payment_id: str) -> Any:
     staff = signed_in_manager()
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
-        payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
+        payment = payment_reads.get_payment(uow, payment_id, staff.scope)
         sale = None
         if payment.sale_id:
             from gateway.services.promotions.sales import get_sale
 
-            sale = get_sale(uow, payment.sale_id, staff.merchant_id)
+            sale = get_sale(uow, payment.sale_id, staff.scope)
         return render_template(
             "portal/payment.html",
             staff=staff,
@@ -155,8 +144,8 @@ def devices() -> Any:
     staff = signed_in_manager()
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
-        rows = device_reads.device_statuses(uow, staff.merchant_id)
-        batches = device_reads.till_batches(uow, staff.merchant_id)
+        rows = device_reads.device_statuses(uow, staff.scope)
+        batches = device_reads.till_batches(uow, staff.scope)
         now = utcnow()
         return render_template(
             "portal/devices.html",
@@ -181,7 +170,7 @@ def end_of_day(till_id: int) -> Redirect:
     staff = signed_in_manager()
     with database().unit_of_work() as uow:
         try:
-            end_of_day_service.request_end_of_day(uow, till_id, staff.merchant_id, staff.actor)
+            end_of_day_service.request_end_of_day(uow, till_id, staff.scope, staff.actor)
             uow.commit()
             flash("End of day queued: the terminal closes its batch in a moment.")
         except Conflict as exc:
@@ -199,7 +188,7 @@ def resolve_payment(payment_id: str) -> Any:
             outcomes.resolve_by_hand(
                 uow,
                 payment_id,
-                staff.merchant_id,
+                staff.scope,
                 charged=charged,
                 note=request.form.get("note", "")[:500],
                 actor=staff.actor,

@@ -28,6 +28,7 @@ from gateway.adapters import passwords
 from gateway.adapters.db import Database
 from gateway.adapters.models import Base
 from gateway.config import PROJECT_DIR, load_config
+from gateway.services.staff import mfa
 
 PG_URL = os.environ.get("KASSA_TEST_DATABASE_URL")
 # Tests never race the clock: Hypothesis' per-example deadline (200 ms) fails a correct test
@@ -35,6 +36,7 @@ PG_URL = os.environ.get("KASSA_TEST_DATABASE_URL")
 settings.register_profile("kassa", deadline=None)
 settings.load_profile("kassa")
 BACKENDS = ["sqlite", "postgresql"]
+TEST_MFA_KEY = "test-mfa-key"
 
 
 # Hypothesis' default deadline (200 ms per example) fails a correct test on a loaded machine;
@@ -49,6 +51,7 @@ TOOL_CACHES = (".venv", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_ca
 def pytest_configure(config: pytest.Config) -> None:
     # Real Argon2id, at the lowest cost: each demo seed hashes passwords, and tests seed often.
     passwords.configure(time_cost=1, memory_cost_kib=256)
+    mfa.configure(TEST_MFA_KEY)  # the demo fixture enrols the manager's second factor
     if os.environ.get("CI") == "true" and not PG_URL:
         raise pytest.UsageError("CI=true but KASSA_TEST_DATABASE_URL is not set")
     var_dir = tempfile.mkdtemp(prefix="kassa-test-var-")
@@ -177,7 +180,11 @@ def app_config(database: Database, **overrides: Any) -> dict[str, Any]:
     merged: dict[str, Any] = {
         "database": {"url": database.url},
         "web": {"secret_key": "test-secret-key"},
-        "security": {"argon2_time_cost": 1, "argon2_memory_kib": 256},
+        "security": {
+            "argon2_time_cost": 1,
+            "argon2_memory_kib": 256,
+            "mfa_key": TEST_MFA_KEY,
+        },
     }
     for section, values in overrides.items():
         merged.setdefault(section, {}).update(values)

@@ -90,6 +90,8 @@ class Merchant(Base):
     # Where the bank settles: account IBANs and acquirer merchant ids that settlement files name.
     settlement_accounts: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The owner's approval limits (minor units), overriding ``[approvals]``; None: the defaults.
+    approval_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     stores: Mapped[list[Store]] = relationship(back_populates="merchant")
 
@@ -122,6 +124,10 @@ class Till(Base):
     api_key_hash: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # After a rotation the old key keeps working until ``previous_key_expires_at`` (grace period).
+    previous_key_id: Mapped[str | None] = mapped_column(String(16), unique=True)
+    previous_key_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_key_expires_at: Mapped[datetime | None] = mapped_column()
 
     store: Mapped[Store] = relationship(back_populates="tills")
 
@@ -135,9 +141,22 @@ class StaffUser(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16))  # cashier | manager | owner
+    role: Mapped[str] = mapped_column(String(16))  # see gateway/services/staff/permissions.py
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A supervisor's (or manager's) PIN to approve at the till, hashed like a password.
+    approval_pin_hash: Mapped[str | None] = mapped_column(String(255))
+    # Stored in the session cookie; bumping it (logout, password change, deactivation) ends
+    # every session of this person at once.
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    password_change_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="0"
+    )
+    # TOTP second factor: the secret Fernet-encrypted, set once enrolment is confirmed.
+    totp_secret: Mapped[str | None] = mapped_column(Text)
+    totp_enrolled_at: Mapped[datetime | None] = mapped_column()
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # no code is used twice
+    recovery_codes: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class Payment(Base):
@@ -547,3 +566,77 @@ class ReconDecision(Base):
 
 # The promotion tables share this metadata (Alembic and ``create_all`` see them through it).
 from gateway.adapters import promotion_models as promotion_models  # noqa: E402
+
+
+class Approval(Base):
+    """A supervisor's yes to one action at a till: who, what, which payment, how much, where.
+
+    At the cashier screen it is used at once; through the API it is a single-use token (only
+    its SHA-256 kept) that a till spends on the one action, payment and amount it names.
+    """
+
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_payment", "payment_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
+    till_id: Mapped[int | None] = mapped_column(ForeignKey("tills.id"))
+    action: Mapped[str] = mapped_column(String(16))  # refund | cancel | payment | override
+    payment_id: Mapped[str | None] = mapped_column(String(36))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    approver_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    approver: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))  # pin | totp | token
+    requested_by: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """One row of the append-only audit trail; ``row_hash`` chains it to the row before."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_merchant_created", "merchant_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column()
+    actor: Mapped[str] = mapped_column(String(100))
+    staff_id: Mapped[int | None] = mapped_column(Integer)
+    role: Mapped[str | None] = mapped_column(String(16))
+    merchant_id: Mapped[int | None] = mapped_column(Integer)
+    store_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(64))
+    approved_by: Mapped[str | None] = mapped_column(String(100))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditChainHead(Base):
+    """The single row (id 1) naming the audit trail's last row: locked to append one."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per account (``account:<name>``) and per address (``address:<ip>``)."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column()
+    locked_until: Mapped[datetime | None] = mapped_column()

@@ -14,7 +14,7 @@ from flask_wtf.csrf import CSRFProtect
 from gateway.adapters import passwords
 from gateway.adapters.db import Database
 from gateway.config import load_config, secret_key
-from gateway.entrypoints import problems
+from gateway.entrypoints import access, problems
 from gateway.services.promotions.sales import PromotionSettings
 from gateway.settings import Settings
 
@@ -41,7 +41,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.extensions["kassa.payment_settings"] = settings.payments
     app.extensions["kassa.promotion_settings"] = PromotionSettings.from_settings(settings)
 
-    from gateway.entrypoints import api, bank, cashier
+    from gateway.entrypoints import api, bank, cashier, staff_session
+
+    staff_session.install_app(app, settings)
     from merchant_portal import bp as portal_bp
 
     for blueprint in (api.bp, bank.bp, cashier.bp, portal_bp):
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         if name.split(".")[0] in (api.bp.name, bank.bp.name):
             csrf.exempt(registered)
     problems.register(app)
+    access.install(app, database)  # every endpoint's guard: gateway/entrypoints/access.py
 
     @app.get("/")
     def index() -> Any:

@@ -53,6 +53,9 @@ class KassaGroup(LazyGroup):
     """Turns a :class:`KassaError` anywhere below into one line on stderr and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from gateway.services.staff.audit_context import set_source
+
+        set_source("cli")  # what a command does is audited as coming from the command line
         try:
             return super().invoke(ctx)
         except KassaError as exc:
@@ -63,6 +66,8 @@ class KassaGroup(LazyGroup):
 @click.group(
     cls=KassaGroup,
     lazy={
+        "admin": "gateway.entrypoints.staff_cli:admin",
+        "audit": "gateway.entrypoints.staff_cli:audit",
         "pn532": "drivers.pn532.cli:pn532",
         "promotions": "gateway.entrypoints.promotions_cli:promotions",
         "qr": "gateway.entrypoints.qr_cli:qr",
@@ -81,7 +86,16 @@ def _config() -> Settings:
 
     settings = load_config()
     passwords.configure(settings.security.argon2_time_cost, settings.security.argon2_memory_kib)
+    _configure_identity(settings)
     return settings
+
+
+def _configure_identity(settings: Settings) -> None:
+    """TOTP secrets' key, for commands that enrol or check a second factor."""
+    from gateway.config import mfa_key
+    from gateway.services.staff import mfa
+
+    mfa.configure(mfa_key(settings))
 
 
 def _database(config: Settings) -> Any:
@@ -107,8 +121,8 @@ def db_upgrade(revision: str) -> None:
 @main.command("demo-data")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
 def demo_data(as_json: bool) -> None:
-    """Seed one merchant, two stores, three tills, a cashier and a manager; print credentials
-    (every till's API key) and a few of the demo's coupon codes."""
+    """Seed one merchant, two stores, three tills, a cashier, a manager and a supervisor; print
+    credentials (every till's API key, approval PINs) and a few of the demo's coupon codes."""
     config = _config()
     database = _database(config)
     database.upgrade()
@@ -118,7 +132,10 @@ def demo_data(as_json: bool) -> None:
         return
     click.echo(f"Merchant: {creds['merchant']}")
     for staff in creds["staff"]:
-        click.echo(f"  {staff['role']:<8} login: {staff['username']} / {staff['password']}")
+        pin = f", approval PIN {staff['pin']}" if staff.get("pin") else ""
+        click.echo(f"  {staff['role']:<8} login: {staff['username']} / {staff['password']}{pin}")
+        if staff.get("totp_secret"):
+            click.echo(f"           TOTP secret (authenticator app): {staff['totp_secret']}")
     for till in creds["tills"]:
         click.echo(f"  till {till['store']} {till['till']}: API key {till['api_key']}")
     if creds["coupon_codes"]:
@@ -144,6 +161,9 @@ def worker() -> None:
     database = _database(config)
     database.require_current_schema()
     from gateway.adapters.models import utcnow
+    from gateway.services.staff.audit_context import set_process_source
+
+    set_process_source("worker")
     from gateway.services.promotions.sales import schedule_purge
     from gateway.services.settlement.reconciliation import schedule_all
 
@@ -277,6 +297,9 @@ def _wait_for_batch(database: Any, job_id: int, till_id: int, seconds: float) ->
 def _run_device_host(simulate: bool) -> None:
     from gateway.config import device_log_dir, tag_token_key
     from gateway.entrypoints.device_host import DeviceHost, configured_tills
+    from gateway.services.staff.audit_context import set_process_source
+
+    set_process_source("device-host")
 
     config = _config()
     database = _database(config)
@@ -396,6 +419,8 @@ def _banner(base: str, bank: str, creds: dict[str, Any], devices: bool) -> str:
         f"{cashier['password']} (Berlin Mitte's tills)",
         f"  Merchant portal: {base}/portal    login {manager['username']} / "
         f"{manager['password']} (the cashier screen too, any till)",
+        f"{indent}second factor: TOTP secret {manager.get('totp_secret', '-')} (add it to an",
+        f"{indent}authenticator app, or `kassa admin totp-code --secret …` prints the code)",
         f"{indent}One sign-in per browser: for cashier and manager at once, open the",
         f"{indent}portal in a second browser profile or a private window.",
         f"  Terminal API:    {base}/api/v1    (OpenAPI: {base}/api/v1/openapi.json)",

@@ -1,29 +1,63 @@
 """Staff sign-in shared by the cashier screen and the merchant portal.
 
 One login implementation for both audiences: the session (a signed cookie) holds only the staff
-member's id, and every request loads them again from the database, so a deactivated account is
-locked out at once and the web tier stays stateless. Pages get HTML error pages, a strict
-Content-Security-Policy and template filters for money and local times.
+member's id, their session version and whether (and when) they passed their second factor;
+every request loads them again from the database, so a deactivated account, a changed password
+or a logout (each bumps the version) ends every session of that person at once, and the web
+tier stays stateless. Sign-ins are throttled per account and per address and audited. Pages get
+HTML error pages, ``Cache-Control: no-store``, a strict Content-Security-Policy and template
+filters for money and local times.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from flask import Blueprint, Response, current_app, g, render_template, request, session
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    has_request_context,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response as Redirect
 
 from gateway.adapters.db import Database
-from gateway.adapters.models import Merchant
+from gateway.adapters.models import Merchant, StaffUser, utcnow
 from gateway.domain.money import Money
-from gateway.errors import KassaError, Unauthorised
-from gateway.services.staff.auth import StaffContext, authenticate_staff, load_staff
+from gateway.errors import ApprovalRefused, KassaError, TooManyAttempts, Unauthorised
+from gateway.services.staff import audit, mfa, throttling
+from gateway.services.staff.audit_context import Acting, set_acting, set_source
+from gateway.services.staff.auth import (
+    StaffContext,
+    authenticate_staff,
+    load_staff,
+    staff_by_username,
+)
+from gateway.settings import Settings
 
 STAFF_KEY = "staff_id"
+VERSION_KEY = "staff_v"
+MFA_KEY = "mfa_at"  # when the second factor was last passed (epoch seconds), if at all
+# Pages a signed-in person who must change their password may still reach.
+PASSWORD_CHANGE_ENDPOINTS = frozenset(
+    {"portal.identity.change_password", "portal.login", "portal.logout", "cashier.logout"}
+)
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -53,31 +87,144 @@ def database() -> Database:
     return db
 
 
+def settings() -> Settings:
+    configured: Settings = current_app.extensions["kassa.settings"]
+    return configured
+
+
+def clock() -> datetime:
+    """Now, as the app sees it (tests put their own clock in ``kassa.clock``)."""
+    now: Callable[[], datetime] = current_app.extensions.get("kassa.clock", utcnow)
+    return now()
+
+
+def throttle_policy() -> throttling.ThrottlePolicy:
+    security = settings().security
+    return throttling.ThrottlePolicy(
+        account=throttling.Limits(security.login_free_failures, security.login_lockout_failures),
+        address=throttling.Limits(
+            security.login_address_free_failures, security.login_address_lockout_failures
+        ),
+        max_delay_seconds=security.login_max_delay_seconds,
+        lockout_seconds=security.login_lockout_seconds,
+    )
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
 def log_in(username: str, password: str) -> StaffContext:
-    """Check the credentials and start a fresh session (a new one, against session fixation)."""
-    with database().unit_of_work(readonly=True) as uow:
-        staff = authenticate_staff(uow, username, password)
+    """Check the credentials and start a fresh session (a new one, against session fixation).
+
+    Throttled per account and per address (:class:`TooManyAttempts`); every failure and
+    success is audited. An unknown name costs the same password hash as a known one.
+    """
+    now, address = clock(), client_address()
+    with database().unit_of_work() as uow:
+        throttling.check(uow, username, address, now)
+        try:
+            staff = authenticate_staff(uow, username, password)
+        except Unauthorised:
+            throttling.failed(uow, username, address, now, throttle_policy())
+            user = staff_by_username(uow, username)
+            audit.record(
+                uow,
+                "login.failed",
+                actor=f"staff:{username.strip()[:64]}",
+                staff_id=user.id if user else None,
+                role=user.role if user else None,
+                merchant_id=user.merchant_id if user else None,
+                target=("staff", user.id if user else username.strip()[:64]),
+            )
+            uow.commit()
+            raise
+        throttling.succeeded(uow, username)
+        acting(staff)
+        audit.record(uow, "login", target=("staff", staff.user_id))
+        uow.commit()
     session.clear()
     session.permanent = True
     session[STAFF_KEY] = staff.user_id
+    session[VERSION_KEY] = staff.session_version
+    g.kassa_staff = staff
     return staff
 
 
+def acting(staff: StaffContext) -> None:
+    set_acting(Acting(staff.actor, staff.user_id, staff.role, staff.merchant_id, staff.store_id))
+
+
+def end_sessions(uow: Any, user: StaffUser) -> None:
+    """Every session of this person ends: their cookies carry the old version."""
+    user.session_version += 1
+
+
 def log_out() -> None:
+    """Sign out here and everywhere else this person is signed in."""
+    staff = current_staff()
+    if staff is not None:
+        with database().unit_of_work() as uow:
+            user = uow.session.get(StaffUser, staff.user_id)
+            if user is not None:
+                end_sessions(uow, user)
+                audit.record(uow, "logout", target=("staff", staff.user_id))
+                uow.commit()
     session.clear()
+    g.pop("kassa_staff", None)
 
 
 def current_staff() -> StaffContext | None:
-    """The signed-in staff member, loaded once per request; None if nobody (or deactivated)."""
+    """The signed-in staff member, loaded once per request; None if nobody, deactivated, or
+    if this session was ended (its version is older than the person's)."""
     if "kassa_staff" not in g:
         staff_id = session.get(STAFF_KEY)
         staff = None
         if isinstance(staff_id, int):
             with database().unit_of_work(readonly=True) as uow:
                 staff = load_staff(uow, staff_id)
+            if staff is not None and session.get(VERSION_KEY) != staff.session_version:
+                staff = None
+            if staff is None:
+                session.clear()
+        if staff is not None:
+            acting(staff)
         g.kassa_staff = staff
     result: StaffContext | None = g.kassa_staff
     return result
+
+
+def record_download(report: str, **detail: Any) -> None:
+    """Audit a CSV download by the signed-in person (its own small transaction)."""
+    with database().unit_of_work() as uow:
+        audit.record(uow, "csv.downloaded", target=("report", report), after=detail)
+        uow.commit()
+
+
+def second_factor_passed() -> bool:
+    return isinstance(session.get(MFA_KEY), int | float)
+
+
+def mark_second_factor() -> None:
+    session[MFA_KEY] = clock().timestamp()
+
+
+def recent_second_factor() -> bool:
+    """Passed within ``[security] step_up_seconds``: sensitive actions need no new code."""
+    passed = session.get(MFA_KEY)
+    if not isinstance(passed, int | float):
+        return False
+    return clock().timestamp() - passed <= settings().security.step_up_seconds
+
+
+def second_factor_gate(staff: StaffContext) -> Redirect | None:
+    """Where a portal person who has only typed a password must go first, if anywhere."""
+    if not mfa.needs_second_factor(staff.role) or second_factor_passed():
+        return None
+    endpoint = "portal.identity.second_factor" if staff.mfa_enrolled else "portal.identity.enrol"
+    if request.endpoint in ("portal.identity.second_factor", "portal.identity.enrol"):
+        return None
+    return redirect(url_for(endpoint))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,19 +242,25 @@ def merchant_of(staff: StaffContext) -> MerchantSummary:
         return MerchantSummary(merchant.name, merchant.locale, merchant.default_currency)
 
 
-def login_page(template: str, **context: Any) -> tuple[str, int] | None:
-    """Handle the login form: None when signed in (caller redirects), else the page to show."""
+def login_page(template: str, **context: Any) -> Response | None:
+    """Handle the login form: None when signed in (caller redirects), else the page to show
+    (401 after a wrong password, 429 with Retry-After while throttled)."""
     error = None
     username = ""
+    status, headers = 200, {}
     if request.method == "POST":
         username = request.form.get("username", "").strip()
         try:
             log_in(username, request.form.get("password", ""))
             return None
+        except TooManyAttempts as exc:
+            error = f"Sign-in paused: {exc.message}."
+            status, headers = 429, {"Retry-After": str(exc.extra.get("retry_after", 60))}
         except Unauthorised as exc:
             error = f"Sign-in failed: {exc.message}. Check both and try again."
-    status = 401 if error else 200
-    return render_template(template, error=error, username=username, **context), status
+            status = 401
+    page = render_template(template, error=error, username=username, **context)
+    return make_response(page, status, headers)
 
 
 def format_money(minor: int, currency: str, locale: str = "en") -> str:
@@ -126,9 +279,22 @@ def install(bp: Blueprint, error_template: str) -> None:
     bp.add_app_template_filter(format_local_time, "local_time")
     bp.add_app_template_filter(status_tone, "tone")
 
+    @bp.before_request
+    def _forced_password_change() -> Any:
+        staff = current_staff()
+        if (
+            staff is not None
+            and staff.must_change_password
+            and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS
+        ):
+            return redirect(url_for("portal.identity.change_password"))
+        return None
+
     @bp.after_request
     def _csp(response: Response) -> Response:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        # Staff pages show payments and people: never kept by a browser or a proxy.
+        response.headers["Cache-Control"] = "no-store"
         return response
 
     @bp.errorhandler(KassaError)
@@ -148,3 +314,41 @@ def install(bp: Blueprint, error_template: str) -> None:
         return render_template(
             error_template, title="Not found", message="There is no such page here."
         ), 404
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """The signed session cookie, ``Secure`` whenever the request came over HTTPS (directly or
+    as a trusted proxy says), not only when ``[web] secure_cookies`` is set."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        configured = super().get_cookie_secure(app)
+        return configured or (has_request_context() and request.is_secure)
+
+
+def install_app(app: Flask, configured: Settings) -> None:
+    """Staff identity for the whole app: the cookie interface, the trusted proxy, the TOTP
+    secrets' key and the audit trail's source (the request's address) for every request."""
+    from gateway.config import mfa_key
+
+    app.session_interface = SessionCookies()
+    proxies = configured.security.trusted_proxies
+    if proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
+    mfa.configure(mfa_key(configured))
+
+    @app.before_request
+    def _audit_source() -> None:
+        set_source(request.remote_addr or "unknown")
+
+
+def count_wrong_approval(exc: ApprovalRefused) -> None:
+    """Count a wrong supervisor name or PIN like a wrong password, in its own transaction (the
+    action's has rolled back), so PINs cannot be guessed at the till or through the API."""
+    if exc.wrong_credentials is None:
+        return
+    with database().unit_of_work() as uow:
+        address = request.remote_addr or ""
+        throttling.failed(uow, exc.wrong_credentials, address, clock(), throttle_policy())
+        uow.commit()

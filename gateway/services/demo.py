@@ -14,10 +14,14 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Merchant, StaffUser, Store, Till
 from gateway.adapters.passwords import hash_password
 from gateway.adapters.promotion_models import CouponCode, PromotionRow
+from gateway.services.staff import mfa
 from gateway.services.staff.auth import issue_till_key
 
 DEMO_MERCHANT = "Kassa Demo Markt"
 DEMO_COUPON = "spring-coupon"  # the batch coupon whose codes the demo prints
+# The demo manager's TOTP secret, known so the demo and the tests can sign in (printed by
+# `kassa demo-data`; add it to an authenticator app). Never a real account's.
+DEMO_TOTP_SECRET = "KASSADEMOMANAGERTOTPSECRET234567"  # noqa: S105 - the demo's, public
 
 
 def seed_demo(
@@ -191,8 +195,46 @@ def _issue_credentials(uow: UnitOfWork, merchant: Merchant) -> dict[str, Any]:
             )
             uow.session.add(user)
         user.password_hash = hash_password(password)
-        out["staff"].append({"username": username, "password": password, "role": role})
+        entry = {"username": username, "password": password, "role": role}
+        if mfa.needs_second_factor(role):
+            uow.session.flush()
+            mfa.enrol_with_secret(uow, user, DEMO_TOTP_SECRET)
+            entry["totp_secret"] = DEMO_TOTP_SECRET
+        out["staff"].append(entry)
+    out["staff"].append(_supervisor(uow, merchant, stores[0]))
+    for entry in out["staff"]:
+        if entry["role"] == "manager":
+            entry["pin"] = _give_pin(uow, entry["username"])
     return out
+
+
+def _supervisor(uow: UnitOfWork, merchant: Merchant, home: Store) -> dict[str, Any]:
+    """A supervisor at the first store, who approves refunds and cancels with a PIN."""
+    username = "supervisor"
+    user = uow.session.scalar(select(StaffUser).where(StaffUser.username == username))
+    if user is None:
+        user = StaffUser(
+            merchant_id=merchant.id,
+            username=username,
+            role="supervisor",
+            display_name="Sam Supervisor",
+            store_id=home.id,
+            active=True,
+            password_hash="",
+        )
+        uow.session.add(user)
+    password = secrets.token_urlsafe(9)
+    user.password_hash = hash_password(password)
+    uow.session.flush()
+    pin = _give_pin(uow, username)
+    return {"username": username, "password": password, "role": "supervisor", "pin": pin}
+
+
+def _give_pin(uow: UnitOfWork, username: str) -> str:
+    pin = f"{secrets.randbelow(10**6):06d}"
+    user = uow.session.scalars(select(StaffUser).where(StaffUser.username == username)).one()
+    user.approval_pin_hash = hash_password(pin)
+    return pin
 
 
 def _load(path: Path) -> dict[str, Any] | None:

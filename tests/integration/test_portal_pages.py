@@ -16,16 +16,20 @@ from gateway.domain.money import Money
 from gateway.services.payments import cancellation, qr_payments
 from gateway.services.staff.auth import TillContext
 from tests.factories import paid_by_bank, second_merchant
+from tests.staff_helpers import KNOWN_TOTP, complete_second_factor
 
 
 def log_in(client: FlaskClient, username: str, password: str) -> Any:
     page = client.get("/portal/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert token, page
-    return client.post(
+    response = client.post(
         "/portal/login",
         data={"username": username, "password": password, "csrf_token": token.group(1)},
     )
+    if response.status_code == 303 and username in KNOWN_TOTP:
+        complete_second_factor(client, username)
+    return response
 
 
 def staff(demo: dict[str, Any], role: str) -> tuple[str, str]:

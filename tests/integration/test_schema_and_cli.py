@@ -47,7 +47,7 @@ def test_db_upgrade_and_demo_data_from_the_command_line(tmp_path: Path) -> None:
     seeded = _kassa("demo-data", "--json", tmp_path=tmp_path, url=url)
     assert seeded.returncode == 0, seeded.stderr
     creds: dict[str, Any] = json.loads(seeded.stdout)
-    assert [s["role"] for s in creds["staff"]] == ["cashier", "manager"]
+    assert [s["role"] for s in creds["staff"]] == ["cashier", "manager", "supervisor"]
     assert [(t["store"], t["till"]) for t in creds["tills"]] == [
         ("Berlin Mitte", "T01"),
         ("Berlin Mitte", "T02"),

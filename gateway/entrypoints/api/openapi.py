@@ -9,6 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from gateway.entrypoints.api.sale_schemas import CreateSale, PaySale, SaleOut
 from gateway.entrypoints.api.schemas import (
+    CreateApproval,
     CreatePayment,
     CreateRefund,
     PaymentOut,
@@ -26,16 +27,7 @@ _MODELS = (
     CreateSale,
     PaySale,
     SaleOut,
-)
-_MODELS = (
-    CreatePayment,
-    CreateRefund,
-    PaymentOut,
-    Problem,
-    RefundOut,
-    CreateSale,
-    PaySale,
-    SaleOut,
+    CreateApproval,
 )
 
 
@@ -64,6 +56,10 @@ _PAYMENT_ID = {"name": "payment_id", "in": "path", "required": True, "schema": {
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
+    return with_approvals(_document())
+
+
+def _document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(m, "validation") for m in _MODELS],
         ref_template=_REF,
@@ -202,6 +198,7 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
             **_sale_paths(),
+            **_approval_paths(),
             "/payments/{payment_id}/qr.{fmt}": {
                 "get": {
                     "operationId": "getPaymentQr",
@@ -302,3 +299,67 @@ def _sale_paths() -> dict[str, Any]:
             }
         },
     }
+
+
+_APPROVAL_TOKEN = {
+    "name": "Approval-Token",
+    "in": "header",
+    "required": False,
+    "description": "A supervisor's approval from POST /approvals, when the action needs one.",
+    "schema": {"type": "string"},
+}
+_APPROVAL_REQUIRED = _problem(
+    "A supervisor's approval is needed (type /problems/approval-required: action, amount, "
+    "currency, payment_id), or the Approval-Token offered was refused "
+    "(/problems/approval-refused). Nothing was done."
+)
+# The actions that may need a supervisor's approval (see docs/access.md).
+_APPROVED_OPERATIONS = (
+    ("/payments", "post"),
+    ("/payments/{payment_id}/cancel", "post"),
+    ("/payments/{payment_id}/refunds", "post"),
+    ("/sales/{sale_id}/pay", "post"),
+)
+
+
+def _approval_paths() -> dict[str, Any]:
+    return {
+        "/approvals": {
+            "post": {
+                "operationId": "createApproval",
+                "summary": "A supervisor's approval as a single-use token",
+                "description": "With the supervisor's username and PIN, for one action, payment "
+                "and amount; send it as the Approval-Token header of that one request. It "
+                "expires unused after [approvals] token_seconds.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": _REF.format(model="CreateApproval")}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {"description": "The token, its action, amount and expiry."},
+                    "401": _problem("Missing or invalid till API key."),
+                    "403": _problem(
+                        "The supervisor's name or PIN is wrong, or they may not "
+                        "approve at this store (/problems/approval-refused)."
+                    ),
+                    "404": _problem("No such payment for this till's store."),
+                    "422": _problem("Invalid request."),
+                },
+            }
+        }
+    }
+
+
+def with_approvals(document: dict[str, Any]) -> dict[str, Any]:
+    """Mark the operations that may need approval: the header and the 403 problem."""
+    for path, method in _APPROVED_OPERATIONS:
+        operation = document["paths"].get(path, {}).get(method)
+        if operation is None:
+            continue
+        operation.setdefault("parameters", []).append(_APPROVAL_TOKEN)
+        operation["responses"]["403"] = _APPROVAL_REQUIRED
+    return document

@@ -10,6 +10,7 @@ from gateway.adapters import qr_render
 from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import Payment, Refund
 from gateway.domain.money import Money
+from gateway.entrypoints import access
 from gateway.entrypoints.api.openapi import openapi_document
 from gateway.entrypoints.api.schemas import (
     CreatePayment,
@@ -21,9 +22,11 @@ from gateway.entrypoints.api.schemas import (
 from gateway.errors import InvalidInput
 from gateway.services import idempotency
 from gateway.services.devices import cards
-from gateway.services.payments import cancellation, payment_reads, qr_payments, refunds
+from gateway.services.payments import payment_reads, qr_payments, refunds, till_actions
 from gateway.services.payments.lifecycle import positive_amount
-from gateway.services.staff.auth import TillContext, authenticate_till
+from gateway.services.staff import approvals
+from gateway.services.staff.auth import TillContext
+from gateway.settings import Settings
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -34,10 +37,19 @@ def api_database() -> Database:
 
 
 def calling_till(uow: UnitOfWork | None = None) -> TillContext:
-    if uow is not None:
-        return authenticate_till(uow, request.headers.get("Authorization"))
-    with api_database().unit_of_work(readonly=True) as own:
-        return authenticate_till(own, request.headers.get("Authorization"))
+    """The calling till, authenticated by the access guard before the view ran."""
+    return access.calling_till()
+
+
+def limits_for(uow: UnitOfWork, merchant_id: int) -> approvals.Limits:
+    """The merchant's approval limits (their own, or ``[approvals]``)."""
+    settings: Settings = current_app.extensions["kassa.settings"]
+    return approvals.limits(uow, merchant_id, settings.approvals)
+
+
+def approval_token() -> approvals.Grant:
+    """The approval a till offers: the ``Approval-Token`` header (empty: none)."""
+    return approvals.Grant(token=request.headers.get("Approval-Token", "").strip())
 
 
 def json_body() -> Any:
@@ -110,6 +122,7 @@ def create_payment() -> Response:
                 uow, till, money=money, bill_number=command.reference
             )
             uow.session.flush()
+            _approve_large(uow, till, payment)
             return 201, payment_out(payment, till_label=till.label)
         payment = qr_payments.create_qr_payment(
             uow,
@@ -120,6 +133,7 @@ def create_payment() -> Response:
             expires_in=command.expires_in,
         )
         uow.session.flush()
+        _approve_large(uow, till, payment)
         return 201, payment_out(payment, till_label=till.label)
 
     key = request.headers.get("Idempotency-Key")
@@ -142,11 +156,23 @@ def create_payment() -> Response:
     return response
 
 
+def _approve_large(uow: UnitOfWork, till: TillContext, payment: Payment) -> None:
+    till_actions.approve_large_payment(
+        uow,
+        payment,
+        actor=till.actor,
+        limit=limits_for(uow, till.merchant_id),
+        grant=approval_token(),
+        till=till,
+        address=request.remote_addr,
+    )
+
+
 @bp.get("/payments/<payment_id>")
 def get_payment(payment_id: str) -> Response:
     with api_database().unit_of_work(readonly=True) as uow:
         till = calling_till(uow)
-        payment = payment_reads.get_payment(uow, payment_id, till.merchant_id)
+        payment = payment_reads.get_payment(uow, payment_id, till.scope)
         return jsonify(payment_out(payment, with_events=True))
 
 
@@ -154,7 +180,16 @@ def get_payment(payment_id: str) -> Response:
 def cancel_payment(payment_id: str) -> Response:
     with api_database().unit_of_work() as uow:
         till = calling_till(uow)
-        payment = cancellation.cancel_payment(uow, payment_id, till.merchant_id, till.actor)
+        payment = till_actions.cancel(
+            uow,
+            payment_id,
+            till.scope,
+            actor=till.actor,
+            limit=limits_for(uow, till.merchant_id),
+            grant=approval_token(),
+            till=till,
+            address=request.remote_addr,
+        )
         uow.commit()
         return jsonify(payment_out(payment))
 
@@ -194,15 +229,19 @@ def create_refund(payment_id: str) -> Response:
     def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
         amount = None
         if command.amount is not None:
-            currency = payment_reads.payment_currency(uow, payment_id, till.merchant_id)
+            currency = payment_reads.payment_currency(uow, payment_id, till.scope)
             amount = Money.parse(command.amount, currency)
-        refund = refunds.request_refund(
+        refund = till_actions.refund(
             uow,
             payment_id,
-            till.merchant_id,
+            till.scope,
             amount=amount,
             reason=command.reason,
             actor=till.actor,
+            limit=limits_for(uow, till.merchant_id),
+            grant=approval_token(),
+            till=till,
+            address=request.remote_addr,
         )
         return 201, refund_out(refund)
 
@@ -224,7 +263,7 @@ def create_refund(payment_id: str) -> Response:
 def list_payment_refunds(payment_id: str) -> Response:
     with api_database().unit_of_work(readonly=True) as uow:
         till = calling_till(uow)
-        payment_reads.get_payment(uow, payment_id, till.merchant_id)
+        payment_reads.get_payment(uow, payment_id, till.scope)
         return jsonify([refund_out(r) for r in refunds.list_refunds(uow, payment_id)])
 
 
@@ -234,7 +273,7 @@ def payment_qr(payment_id: str, fmt: str) -> Response:
         raise InvalidInput(f"QR format must be png or svg, not {fmt!r}")
     with api_database().unit_of_work(readonly=True) as uow:
         till = calling_till(uow)
-        payload = payment_reads.qr_payload(uow, payment_id, till.merchant_id)
+        payload = payment_reads.qr_payload(uow, payment_id, till.scope)
     if payload is None:
         raise InvalidInput("this payment has no QR code")
     return qr_response(payload, fmt)

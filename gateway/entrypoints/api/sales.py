@@ -15,7 +15,14 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.promotion_models import Customer, Sale
 from gateway.domain.money import Money, currency
-from gateway.entrypoints.api.payments import api_database, calling_till, json_body, payment_out
+from gateway.entrypoints.api.payments import (
+    api_database,
+    approval_token,
+    calling_till,
+    json_body,
+    limits_for,
+    payment_out,
+)
 from gateway.entrypoints.api.sale_schemas import (
     AppliedOut,
     CreateSale,
@@ -26,6 +33,7 @@ from gateway.entrypoints.api.sale_schemas import (
 )
 from gateway.errors import InvalidInput
 from gateway.services import idempotency
+from gateway.services.payments import till_actions
 from gateway.services.payments.qr_payments import PaymentSettings
 from gateway.services.promotions import customers, sales
 
@@ -175,12 +183,12 @@ def create_sale() -> Response:
 def get_sale(sale_id: str) -> Response:
     with api_database().unit_of_work(readonly=True) as uow:
         till = calling_till(uow)
-        sale = sales.get_sale(uow, sale_id, till.merchant_id)
+        sale = sales.get_sale(uow, sale_id, till.scope)
         payment = None
         if sale.payment_id:
             from gateway.services.payments import payment_reads
 
-            payment = payment_out(payment_reads.get_payment(uow, sale.payment_id, till.merchant_id))
+            payment = payment_out(payment_reads.get_payment(uow, sale.payment_id, till.scope))
         return jsonify(sale_out(uow, sale, payment=payment))
 
 
@@ -197,6 +205,16 @@ def pay_sale(sale_id: str) -> Response:
             payment_settings=payment_settings, expires_in=command.expires_in,
         )  # fmt: skip
         uow.session.flush()
+        if payment is not None:
+            till_actions.approve_large_payment(
+                uow,
+                payment,
+                actor=till.actor,
+                limit=limits_for(uow, till.merchant_id),
+                grant=approval_token(),
+                till=till,
+                address=request.remote_addr,
+            )
         out = payment_out(payment, till_label=till.label) if payment else None
         return 201, sale_out(uow, sale, payment=out)
 

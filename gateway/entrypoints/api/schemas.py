@@ -148,3 +148,24 @@ class Problem(BaseModel):
     instance: str | None = None
     errors: list[dict[str, Any]] | None = None
     current_status: str | None = None
+
+
+class CreateApproval(BaseModel):
+    """A supervisor's approval for one action, payment and amount (a single-use token)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    approver: StrictStr = Field(min_length=1, max_length=64, description="Supervisor's username.")
+    code: StrictStr = Field(min_length=1, max_length=64, description="Their approval PIN.")
+    action: Literal["refund", "cancel", "payment", "override"]
+    payment_id: StrictStr | None = Field(
+        default=None, max_length=36, description="The payment to refund or cancel."
+    )
+    amount: StrictStr | None = Field(
+        default=None,
+        pattern=AMOUNT_PATTERN,
+        description="Decimal string; for a cancel, the payment's amount if left out.",
+    )
+    currency: StrictStr | None = Field(
+        default=None, pattern=r"^[A-Z]{3}$", description="Needed without a payment_id."
+    )

@@ -25,7 +25,7 @@ from gateway.entrypoints.staff_session import database
 from gateway.errors import NotFound
 from gateway.services.devices import device_reads
 from gateway.services.payments import payment_reads
-from gateway.services.staff.auth import till_for_staff
+from gateway.services.staff.scope import Scope
 
 bp = Blueprint("live", __name__)
 
@@ -40,19 +40,16 @@ def payment_events(payment_id: str) -> Response:
     lifetime = current_app.extensions["kassa.settings"].web.event_stream_seconds
     db = database()
     with db.unit_of_work(readonly=True) as uow:
-        payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
-        till_for_staff(uow, staff, payment.till_id)  # only a till this cashier may work at
+        payment_reads.get_payment(uow, payment_id, staff.scope)  # not found outside the scope
     if lifetime <= 0:
         raise NotFound("live updates are turned off ([web] event_stream_seconds = 0): poll")
-    response = Response(
-        stream(db, payment_id, staff.merchant_id, lifetime), mimetype="text/event-stream"
-    )
+    response = Response(stream(db, payment_id, staff.scope, lifetime), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response
 
 
-def stream(db: Database, payment_id: str, merchant_id: int, lifetime: float) -> Iterator[str]:
+def stream(db: Database, payment_id: str, scope: Scope, lifetime: float) -> Iterator[str]:
     """``status`` events with the payment's screen state, one per change, until it is settled
     or ``lifetime`` seconds are over."""
     yield "retry: 1000\n\n"
@@ -62,9 +59,9 @@ def stream(db: Database, payment_id: str, merchant_id: int, lifetime: float) -> 
     while True:
         state: dict[str, Any] | None = None
         with db.unit_of_work(readonly=True) as uow:
-            version = device_reads.payment_version(uow, payment_id, merchant_id)
+            version = device_reads.payment_version(uow, payment_id, scope)
             if version is not None and version != seen:
-                state = payment_state(payment_reads.get_payment(uow, payment_id, merchant_id))
+                state = payment_state(payment_reads.get_payment(uow, payment_id, scope))
         if state is not None:
             seen, said_at = version, time.monotonic()
             yield f"event: status\ndata: {json.dumps(state)}\n\n"

@@ -14,11 +14,24 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from gateway.adapters.db import UnitOfWork
 from gateway.domain.money import Money
 from gateway.entrypoints import staff_session
-from gateway.entrypoints.cashier.screen import chosen_till, parse_amount, signed_in_staff
+from gateway.entrypoints.api.payments import limits_for
+from gateway.entrypoints.cashier.screen import (
+    approval_grant,
+    approval_page,
+    chosen_till,
+    parse_amount,
+    signed_in_staff,
+)
 from gateway.entrypoints.staff_session import database
-from gateway.errors import Conflict, IdempotencyKeyReused, InvalidInput
+from gateway.errors import (
+    ApprovalRefused,
+    ApprovalRequired,
+    Conflict,
+    IdempotencyKeyReused,
+    InvalidInput,
+)
 from gateway.services import idempotency
-from gateway.services.payments import payment_reads, refunds
+from gateway.services.payments import payment_reads, refunds, till_actions
 from gateway.services.staff.auth import StaffContext
 
 bp = Blueprint("refunds", __name__)
@@ -50,6 +63,8 @@ def refund_payment(payment_id: str) -> Any:
             return redirect(url_for(".refund_payment", payment_id=payment_id), 303)
         except (InvalidInput, Conflict) as exc:
             return _refund_form(staff, payment_id, error=exc.message, status=422)
+        except (ApprovalRequired, ApprovalRefused) as exc:
+            return approval_page(exc, url_for(".refund_payment", payment_id=payment_id))
         flash("Refund requested. The bank confirms it in a moment.")
         return redirect(url_for(".refund_payment", payment_id=payment_id), 303)
     return _refund_form(staff, payment_id)
@@ -58,18 +73,23 @@ def refund_payment(payment_id: str) -> Any:
 def _refund_once(staff: StaffContext, payment_id: str) -> None:
     text = request.form.get("amount", "").strip()
     with database().unit_of_work(readonly=True) as uow:
-        currency = payment_reads.payment_currency(uow, payment_id, staff.merchant_id)
+        currency = payment_reads.payment_currency(uow, payment_id, staff.scope)
     amount = parse_amount(text, currency, "The refund amount") if text else None
     reason = request.form.get("reason", "").strip()[:255] or None
+    till = chosen_till(staff)
 
     def action(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
-        refund = refunds.request_refund(
+        refund = till_actions.refund(
             uow,
             payment_id,
-            staff.merchant_id,
+            staff.scope,
             amount=amount,
             reason=reason,
             actor=staff.actor,
+            limit=limits_for(uow, staff.merchant_id),
+            grant=approval_grant(),
+            till=till,
+            address=request.remote_addr,
         )
         return 201, {"id": refund.id}
 
@@ -88,7 +108,7 @@ def _refund_form(
 ) -> Any:
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
-        payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
+        payment = payment_reads.get_payment(uow, payment_id, staff.scope)
         left = refunds.refundable_minor(uow, payment)
         history = refunds.list_refunds(uow, payment_id)
 

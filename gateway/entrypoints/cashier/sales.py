@@ -21,9 +21,19 @@ from werkzeug.datastructures import MultiDict
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.promotion_models import Customer
 from gateway.entrypoints import staff_session
-from gateway.entrypoints.cashier.screen import MAX_LINES, chosen_till, parse_amount, signed_in_staff
+from gateway.entrypoints.api.payments import limits_for
+from gateway.entrypoints.cashier.screen import (
+    MAX_LINES,
+    approval_grant,
+    approval_page,
+    chosen_till,
+    parse_amount,
+    signed_in_staff,
+)
 from gateway.entrypoints.staff_session import database
 from gateway.errors import (
+    ApprovalRefused,
+    ApprovalRequired,
     Conflict,
     IdempotencyKeyReused,
     IdempotencyRequestInProgress,
@@ -31,6 +41,7 @@ from gateway.errors import (
     InvalidMoney,
 )
 from gateway.services import idempotency
+from gateway.services.payments import till_actions
 from gateway.services.promotions import customers, sales
 from gateway.services.staff.auth import StaffContext, TillContext
 
@@ -75,7 +86,7 @@ def basket() -> Any:
     if not sale_id:
         return _basket_form(staff, till, rows=[], fields={})
     with database().unit_of_work(readonly=True) as uow:
-        earlier, _ = sales.stored_request(sales.get_sale(uow, sale_id, staff.merchant_id))
+        earlier, _ = sales.stored_request(sales.get_sale(uow, sale_id, staff.scope))
         rows = [
             BasketRow(
                 ln.name, ln.category, str(ln.quantity), ln.unit_price.to_decimal_string(), ln.sku
@@ -236,7 +247,7 @@ def _sale_page(
     merchant = staff_session.merchant_of(staff)
     till = chosen_till(staff)
     with database().unit_of_work(readonly=True) as uow:
-        sale = sales.get_sale(uow, sale_id, staff.merchant_id)
+        sale = sales.get_sale(uow, sale_id, staff.scope)
         customer = uow.session.get(Customer, sale.customer_id) if sale.customer_id else None
         by_card = None
         if sale.status == "priced" and till is not None and sale.till_id == till.till_id:
@@ -270,10 +281,22 @@ def pay_sale(sale_id: str) -> Any:
                 settings=_promotion_settings(),
                 payment_settings=current_app.extensions["kassa.payment_settings"],
             )
+            if payment is not None:
+                till_actions.approve_large_payment(
+                    uow,
+                    payment,
+                    actor=staff.actor,
+                    limit=limits_for(uow, staff.merchant_id),
+                    grant=approval_grant(),
+                    till=till,
+                    address=request.remote_addr,
+                )
             payment_id = payment.id if payment else None
             uow.commit()
     except (Conflict, InvalidInput) as exc:
         return _sale_page(staff, sale_id, error=f"Not paid: {exc.message}.", status=exc.status)
+    except (ApprovalRequired, ApprovalRefused) as exc:
+        return approval_page(exc, url_for(".sale_page", sale_id=sale_id))
     if payment_id is None:  # promotions paid for everything: the sale page says so
         return redirect(url_for(".sale_page", sale_id=sale_id), 303)
     return redirect(url_for("cashier.payment_screen", payment_id=payment_id), 303)

@@ -32,9 +32,11 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Payment, utcnow
 from gateway.domain.money import Money, currency
 from gateway.entrypoints import staff_session
-from gateway.entrypoints.api.payments import payment_out, qr_response
+from gateway.entrypoints.api.payments import limits_for, payment_out, qr_response
 from gateway.entrypoints.staff_session import MerchantSummary, current_staff, database
 from gateway.errors import (
+    ApprovalRefused,
+    ApprovalRequired,
     Conflict,
     IdempotencyKeyReused,
     IdempotencyRequestInProgress,
@@ -45,9 +47,9 @@ from gateway.errors import (
 )
 from gateway.services import idempotency
 from gateway.services.devices import cards
-from gateway.services.payments import cancellation, payment_reads, qr_payments
+from gateway.services.payments import payment_reads, qr_payments, till_actions
 from gateway.services.promotions import sales
-from gateway.services.staff import stores
+from gateway.services.staff import approvals, stores
 from gateway.services.staff.auth import StaffContext, TillContext, till_for_staff, tills_for_staff
 
 bp = Blueprint("cashier", __name__, url_prefix="/cashier", template_folder="../templates")
@@ -57,24 +59,51 @@ TILL_KEY = "till_id"
 MAX_LINES = 30
 
 
-@bp.before_request
-def _require_staff() -> Any:
-    if request.endpoint in ("cashier.login", "cashier.logout"):
-        return None
-    if current_staff() is not None:
-        return None
-    if request.endpoint in ("cashier.payment_status", "cashier.live.payment_events"):
-        response = jsonify(error="signed_out", login_url=url_for("cashier.login"))
-        response.status_code = 401
-        return response
-    return redirect(url_for("cashier.login"))  # also for the child blueprints' pages
-
-
 def signed_in_staff() -> StaffContext:
     staff = current_staff()
-    if staff is None:  # _require_staff ran first; this is for the type checker
+    if staff is None:  # the access guard ran first; this is for the type checker
         raise Unauthorised("sign in first")
     return staff
+
+
+def approval_grant() -> approvals.Grant:
+    """The supervisor's name and PIN typed into the approval dialog (empty: none yet)."""
+    if request.method != "POST":
+        return approvals.Grant()
+    return approvals.Grant(
+        username=request.form.get("approver", "").strip()[:64],
+        code=request.form.get("approver_code", "")[:64],
+    )
+
+
+def approval_page(exc: ApprovalRequired | ApprovalRefused, back_url: str) -> tuple[str, int]:
+    """The approval dialog: what needs approving, and the form posted again with the
+    supervisor's name and PIN (everything the cashier typed is carried along)."""
+    staff = signed_in_staff()
+    merchant = staff_session.merchant_of(staff)
+    refused = isinstance(exc, ApprovalRefused)
+    if isinstance(exc, ApprovalRefused):
+        staff_session.count_wrong_approval(exc)
+    amount = ""
+    if exc.extra.get("amount") and exc.extra.get("currency"):
+        money = Money.parse(str(exc.extra["amount"]), str(exc.extra["currency"]))
+        amount = money.format(merchant.locale)
+    skip = {"csrf_token", "approver", "approver_code"}
+    return render_template(
+        "cashier/approval.html",
+        merchant=merchant,
+        staff=staff,
+        action=exc.extra.get("action", ""),
+        message=str(exc.extra.get("needed", "")) + " needs a supervisor's approval"
+        if refused
+        else exc.message,
+        refused=exc.message if refused else None,
+        amount=amount,
+        approver=request.form.get("approver", "") if refused else "",
+        action_url=request.path,
+        back_url=back_url,
+        carried=[(k, v) for k, vs in request.form.lists() if k not in skip for v in vs],
+    ), 403
 
 
 def chosen_till(staff: StaffContext) -> TillContext | None:
@@ -201,6 +230,8 @@ def create_payment() -> Any:
         return _sale_form(staff, till, error=message, new_key=False)
     except (InvalidInput, Conflict) as exc:
         return _sale_form(staff, till, error=exc.message, new_key=False)
+    except (ApprovalRequired, ApprovalRefused) as exc:
+        return approval_page(exc, url_for(".index"))
     return redirect(url_for(".payment_screen", payment_id=payment_id), 303)
 
 
@@ -219,6 +250,7 @@ def _create_once(
                 actor=staff.actor,
             )
             uow.session.flush()
+            _approve_large(uow, staff, till, card)
             return 201, {"id": card.id}
         payment = qr_payments.create_qr_payment(
             uow,
@@ -229,6 +261,7 @@ def _create_once(
             actor=staff.actor,
         )
         uow.session.flush()
+        _approve_large(uow, staff, till, payment)
         return 201, {"id": payment.id}
 
     request_body = {
@@ -242,6 +275,20 @@ def _create_once(
     fingerprint = idempotency.request_hash("POST", request.path, request_body)
     outcome = idempotency.run_once(database(), f"staff:{staff.user_id}", key, fingerprint, action)
     return str(outcome.body["id"])
+
+
+def _approve_large(
+    uow: UnitOfWork, staff: StaffContext, till: TillContext, payment: Payment
+) -> None:
+    till_actions.approve_large_payment(
+        uow,
+        payment,
+        actor=staff.actor,
+        limit=limits_for(uow, staff.merchant_id),
+        grant=approval_grant(),
+        till=till,
+        address=request.remote_addr,
+    )
 
 
 def sale_total(form: MultiDict[str, str], currency_code: str) -> Money:
@@ -300,8 +347,8 @@ def payment_screen(payment_id: str) -> Any:
     staff = signed_in_staff()
     merchant = staff_session.merchant_of(staff)
     with database().unit_of_work(readonly=True) as uow:
-        payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
-        sale = sales.get_sale(uow, payment.sale_id, staff.merchant_id) if payment.sale_id else None
+        payment = payment_reads.get_payment(uow, payment_id, staff.scope)
+        sale = sales.get_sale(uow, payment.sale_id, staff.scope) if payment.sale_id else None
         return render_template(
             "cashier/payment.html",
             payment=payment,
@@ -319,7 +366,7 @@ def payment_screen(payment_id: str) -> Any:
 def payment_status(payment_id: str) -> Response:
     staff = signed_in_staff()
     with database().unit_of_work(readonly=True) as uow:
-        payment = payment_reads.get_payment(uow, payment_id, staff.merchant_id)
+        payment = payment_reads.get_payment(uow, payment_id, staff.scope)
         out = payment_out(payment)
         out.update(payment_state(payment))
     response = jsonify(out)
@@ -333,23 +380,35 @@ def payment_qr(payment_id: str, fmt: str) -> Response:
     if fmt not in ("png", "svg"):
         raise NotFound(f"no QR image format {fmt!r}: use png or svg")
     with database().unit_of_work(readonly=True) as uow:
-        payload = payment_reads.qr_payload(uow, payment_id, staff.merchant_id)
+        payload = payment_reads.qr_payload(uow, payment_id, staff.scope)
     if payload is None:
         raise NotFound("this payment has no QR code")
     return qr_response(payload, fmt)
 
 
 @bp.post("/payments/<payment_id>/cancel")
-def cancel_payment(payment_id: str) -> Redirect:
+def cancel_payment(payment_id: str) -> Any:
     staff = signed_in_staff()
+    till = chosen_till(staff)
     with database().unit_of_work() as uow:
         try:
-            payment = cancellation.cancel_payment(uow, payment_id, staff.merchant_id, staff.actor)
+            payment = till_actions.cancel(
+                uow,
+                payment_id,
+                staff.scope,
+                actor=staff.actor,
+                limit=limits_for(uow, staff.merchant_id),
+                grant=approval_grant(),
+                till=till,
+                address=request.remote_addr,
+            )
             uow.commit()
             if payment.method == "card" and payment.status != "cancelled":
                 flash("Reversal sent to the terminal; the payment shows CANCELLED once it is done.")
         except Conflict as exc:
             flash(f"Could not cancel: {exc.message}.")
+        except (ApprovalRequired, ApprovalRefused) as exc:
+            return approval_page(exc, url_for(".payment_screen", payment_id=payment_id))
     return redirect(url_for(".payment_screen", payment_id=payment_id), 303)
 
 

@@ -11,24 +11,27 @@ from sqlalchemy import select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import CardBatch, DeviceStatus, Payment, Store, Till
+from gateway.services.staff.scope import Scope, narrow
 
 
-def payment_version(uow: UnitOfWork, payment_id: str, merchant_id: int) -> int | None:
+def payment_version(uow: UnitOfWork, payment_id: str, scope: Scope | int) -> int | None:
     """The payment's version (it changes with every write: state, the terminal's text), or
-    None if the merchant has no such payment: the cheapest look for a live screen."""
+    None if it is not inside the scope: the cheapest look for a live screen."""
     return uow.session.scalar(
-        select(Payment.version).where(Payment.id == payment_id, Payment.merchant_id == merchant_id)
+        select(Payment.version).where(
+            Payment.id == payment_id, narrow(scope, Payment.merchant_id, Payment.store_id)
+        )
     )
 
 
-def device_statuses(uow: UnitOfWork, merchant_id: int) -> list[Any]:
+def device_statuses(uow: UnitOfWork, scope: Scope | int) -> list[Any]:
     """Rows of (status, till label, store name, store time zone), by store, till and kind."""
     return list(
         uow.session.execute(
             select(DeviceStatus, Till.label, Store.name, Store.timezone)
             .join(Till, Till.id == DeviceStatus.till_id)
             .join(Store, Store.id == Till.store_id)
-            .where(Store.merchant_id == merchant_id)
+            .where(narrow(scope, Store.merchant_id, Till.store_id))
             .order_by(Store.name, Till.label, DeviceStatus.kind)
         ).all()
     )
@@ -63,14 +66,14 @@ class TillBatch:
     waiting: bool
 
 
-def till_batches(uow: UnitOfWork, merchant_id: int) -> list[TillBatch]:
+def till_batches(uow: UnitOfWork, scope: Scope | int) -> list[TillBatch]:
     """Each till of the merchant with its last end of day, by store and till."""
     from gateway.services.devices.end_of_day import waiting_end_of_day
 
     tills = uow.session.execute(
         select(Till.id, Till.label, Store.name, Store.timezone)
         .join(Store, Store.id == Till.store_id)
-        .where(Store.merchant_id == merchant_id, Till.active.is_(True))
+        .where(narrow(scope, Store.merchant_id, Till.store_id), Till.active.is_(True))
         .order_by(Store.name, Till.label)
     ).all()
     out = []

@@ -36,6 +36,8 @@ from gateway.services import jobs
 from gateway.services.devices import outcomes
 from gateway.services.devices.cards import END_OF_DAY_JOB, device_queue
 from gateway.services.payments.lifecycle import flag_attention, move_payment
+from gateway.services.staff import audit
+from gateway.services.staff.scope import Scope, narrow
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +103,12 @@ def schedule_end_of_day(
     )
 
 
-def request_end_of_day(uow: UnitOfWork, till_id: int, merchant_id: int, actor: str) -> Job:
+def request_end_of_day(uow: UnitOfWork, till_id: int, scope: Scope | int, actor: str) -> Job:
     """Queue an end of day now (a manager's button, the CLI); refused if one is waiting."""
     till = uow.session.scalar(
         select(Till)
         .join(Store)
-        .where(Till.id == till_id, Store.merchant_id == merchant_id)
+        .where(Till.id == till_id, narrow(scope, Store.merchant_id, Till.store_id))
         .with_for_update()
     )
     if till is None:
@@ -115,6 +117,14 @@ def request_end_of_day(uow: UnitOfWork, till_id: int, merchant_id: int, actor: s
         raise Conflict(
             f"an end of day for till {till.label} is already waiting for its device host"
         )
+    audit.record(
+        uow,
+        "end_of_day.requested",
+        actor=actor,
+        merchant_id=till.store.merchant_id,
+        store_id=till.store_id,
+        target=("till", till.id),
+    )
     return jobs.enqueue(
         uow,
         END_OF_DAY_JOB,
@@ -192,6 +202,21 @@ def close_batch(
     )
     uow.session.add(batch)
     uow.session.flush()
+    audit.record(
+        uow,
+        "end_of_day.closed",
+        actor=actor,
+        merchant_id=till.store.merchant_id,
+        store_id=till.store_id,
+        target=("card_batch", batch.id),
+        after={
+            "till": till.label,
+            "terminal_total_minor": batch.terminal_total_minor,
+            "kassa_total_minor": batch.kassa_total_minor,
+            "currency": currency,
+            "difference": batch.difference,
+        },
+    )
     detail = {"batch_id": batch.id, "end_of_day": True}
     for question in unknown if charged is not None else []:
         outcomes.settle(

@@ -57,6 +57,8 @@ from gateway.services.payments.lifecycle import (
     record_event,
 )
 from gateway.services.payments.payment_reads import get_payment
+from gateway.services.staff import audit
+from gateway.services.staff.scope import Scope
 
 RESOLVE_JOB = "card_resolve"
 UNKNOWN_TEXT = (
@@ -270,13 +272,13 @@ def settle(
 
 
 def resolve_by_hand(
-    uow: UnitOfWork, payment_id: str, merchant_id: int, *, charged: bool, note: str, actor: str
+    uow: UnitOfWork, payment_id: str, scope: Scope | int, *, charged: bool, note: str, actor: str
 ) -> Payment:
     """A manager's word on an unknown payment (from the terminal's journal, the customer's
     receipt or bank statement), with a note kept in its history."""
     if not note.strip():
         raise InvalidInput("say how you know: a note is required to resolve a payment by hand")
-    payment = get_payment(uow, payment_id, merchant_id)
+    payment = get_payment(uow, payment_id, scope)
     payment = _locked(uow, payment.id)
     if payment.status != PaymentStatus.UNKNOWN:
         raise Conflict(
@@ -285,6 +287,16 @@ def resolve_by_hand(
             current_status=payment.status,
         )
     settle(uow, payment, charged=charged, actor=actor, detail={"by": "hand", "note": note.strip()})
+    audit.record(
+        uow,
+        "payment.resolved_by_hand",
+        actor=actor,
+        merchant_id=payment.merchant_id,
+        store_id=payment.store_id,
+        target=("payment", payment.id),
+        before={"status": PaymentStatus.UNKNOWN.value},
+        after={"charged": charged, "note": note.strip()},
+    )
     return payment
 
 

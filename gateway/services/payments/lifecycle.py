@@ -31,6 +31,7 @@ from gateway.domain.payment import (
 )
 from gateway.errors import Conflict, InvalidInput
 from gateway.services.promotions import redemptions
+from gateway.services.staff import audit
 from gateway.services.staff.auth import TillContext
 
 # States in which the customer has paid (whatever happened afterwards).
@@ -90,6 +91,21 @@ def new_payment(
         PaymentStatus.CREATED.value,
         payment.created_by,
         {"amount": money.to_decimal_string(), "currency": money.currency},
+    )
+    audit.record(
+        uow,
+        "payment.created",
+        actor=payment.created_by,
+        merchant_id=till.merchant_id,
+        store_id=till.store_id,
+        target=("payment", payment.id),
+        after={
+            "method": method.value,
+            "amount": money.to_decimal_string(),
+            "currency": money.currency,
+            "reference": reference,
+            "till": till.label,
+        },
     )
     return payment
 

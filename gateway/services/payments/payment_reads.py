@@ -5,19 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import selectinload
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Payment
 from gateway.domain.payment import PaymentStatus
 from gateway.errors import NotFound
+from gateway.services.staff.scope import Scope, narrow
 
 
-def get_payment(uow: UnitOfWork, payment_id: str, merchant_id: int) -> Payment:
+def in_scope(scope: Scope | int) -> ColumnElement[bool]:
+    """Payments the caller may see: their merchant's, and only their store's if bound to one."""
+    return narrow(scope, Payment.merchant_id, Payment.store_id)
+
+
+def get_payment(uow: UnitOfWork, payment_id: str, scope: Scope | int) -> Payment:
+    """One payment inside the caller's scope; outside it, "not found" like an unknown id."""
     payment = uow.session.scalar(
         select(Payment)
-        .where(Payment.id == payment_id, Payment.merchant_id == merchant_id)
+        .where(Payment.id == payment_id, in_scope(scope))
         .options(selectinload(Payment.events), selectinload(Payment.till))
     )
     if payment is None:
@@ -25,22 +32,20 @@ def get_payment(uow: UnitOfWork, payment_id: str, merchant_id: int) -> Payment:
     return payment
 
 
-def qr_payload(uow: UnitOfWork, payment_id: str, merchant_id: int) -> str | None:
+def qr_payload(uow: UnitOfWork, payment_id: str, scope: Scope | int) -> str | None:
     """Just the QR payload of a payment (the hot path of every QR image request)."""
     row = uow.session.execute(
-        select(Payment.qr_payload).where(
-            Payment.id == payment_id, Payment.merchant_id == merchant_id
-        )
+        select(Payment.qr_payload).where(Payment.id == payment_id, in_scope(scope))
     ).first()
     if row is None:
         raise NotFound(f"no payment {payment_id!r} for this merchant")
     return row[0]
 
 
-def payment_currency(uow: UnitOfWork, payment_id: str, merchant_id: int) -> str:
+def payment_currency(uow: UnitOfWork, payment_id: str, scope: Scope | int) -> str:
     """The currency a payment is in (to read an amount typed for it, such as a refund's)."""
     currency = uow.session.scalar(
-        select(Payment.currency).where(Payment.id == payment_id, Payment.merchant_id == merchant_id)
+        select(Payment.currency).where(Payment.id == payment_id, in_scope(scope))
     )
     if currency is None:
         raise NotFound(f"no payment {payment_id!r} for this merchant")
@@ -71,10 +76,10 @@ class PaymentFilter:
 
 
 def list_payments(
-    uow: UnitOfWork, merchant_id: int, flt: PaymentFilter
+    uow: UnitOfWork, scope: Scope | int, flt: PaymentFilter
 ) -> tuple[list[Payment], int]:
-    """A merchant's payments, newest first, and how many match in all."""
-    conditions = [Payment.merchant_id == merchant_id]
+    """A merchant's (or one store's) payments, newest first, and how many match in all."""
+    conditions = [in_scope(scope)]
     if flt.status:
         conditions.append(Payment.status == PaymentStatus(flt.status).value)
     if flt.store_id:

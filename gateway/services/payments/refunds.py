@@ -32,6 +32,8 @@ from gateway.services.payments.lifecycle import (
     record_event,
     refund_detail,
 )
+from gateway.services.staff import audit
+from gateway.services.staff.scope import Scope, narrow
 
 SUBMIT_JOB = "submit_refund"
 REFUNDABLE_STATES = frozenset(
@@ -64,7 +66,7 @@ def refundable_minor(uow: UnitOfWork, payment: Payment) -> int:
 def request_refund(
     uow: UnitOfWork,
     payment_id: str,
-    merchant_id: int,
+    scope: Scope | int,
     *,
     amount: Money | None,
     reason: str | None,
@@ -73,13 +75,15 @@ def request_refund(
     """Record a refund of ``amount`` (all that is left if None) and queue it for the bank."""
     payment = uow.session.scalar(
         select(Payment)
-        .where(Payment.id == payment_id, Payment.merchant_id == merchant_id)
+        .where(Payment.id == payment_id, narrow(scope, Payment.merchant_id, Payment.store_id))
         .with_for_update()
     )
     if payment is None:
         raise NotFound(f"no payment {payment_id!r} for this merchant")
     if reversed_whole(payment):
-        return _void(uow, payment, amount, reason, actor)
+        void = _void(uow, payment, amount, reason, actor)
+        _audit_refund(uow, payment, void, "refund.void_requested", actor)
+        return void
     if payment.status not in REFUNDABLE_STATES:
         raise Conflict(
             f"only a paid payment can be refunded; this one is {payment.status}",
@@ -113,6 +117,7 @@ def request_refund(
     record_event(
         uow, payment, "refund_requested", actor, _with_reason(refund_detail(refund), reason)
     )
+    _audit_refund(uow, payment, refund, "refund.requested", actor)
     if payment.method == "card":  # card money goes back through the till's terminal
         jobs.enqueue(
             uow,
@@ -138,6 +143,25 @@ def request_refund(
     )
     uow.session.flush()
     return refund
+
+
+def _audit_refund(
+    uow: UnitOfWork, payment: Payment, refund: Refund, action: str, actor: str
+) -> None:
+    audit.record(
+        uow,
+        action,
+        actor=actor,
+        merchant_id=payment.merchant_id,
+        store_id=payment.store_id,
+        target=("refund", refund.id),
+        after={
+            "payment_id": payment.id,
+            "amount": Money(refund.amount_minor, refund.currency).to_decimal_string(),
+            "currency": refund.currency,
+            "reason": refund.reason,
+        },
+    )
 
 
 def _void(

@@ -30,6 +30,7 @@ from gateway.adapters.promotion_models import (
 from gateway.domain.promotions import experiments as domain_experiments
 from gateway.domain.promotions.spec import promotion_from_spec, spec_of
 from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.services.staff import audit
 
 KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 STATUSES = ("draft", "scheduled", "live", "paused", "finished")
@@ -62,6 +63,14 @@ def _audit(
         promotion_id=row.id, action=action, actor=actor, detail=detail, created_at=utcnow()
     )
     uow.session.add(change)
+    audit.record(
+        uow,
+        f"promotion.{action}",
+        actor=actor,
+        merchant_id=row.merchant_id,
+        target=("promotion", row.key),
+        after=detail,
+    )
     return change
 
 
@@ -300,6 +309,13 @@ def create_experiment(
     )
     uow.session.add(row)
     _flush(uow, f"key: this merchant already has an experiment {key!r}")
+    audit.record(
+        uow,
+        "experiment.created",
+        merchant_id=merchant_id,
+        target=("experiment", key),
+        after={"variants": row.variants, "holdout_bp": holdout_bp, "control": control},
+    )
     return row
 
 

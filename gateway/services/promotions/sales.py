@@ -36,6 +36,7 @@ from gateway.services.payments import qr_payments
 from gateway.services.promotions import customers, pricing, redemptions
 from gateway.services.promotions.pricing import LineInput, PromotionSettings, SaleRequest
 from gateway.services.staff.auth import TillContext
+from gateway.services.staff.scope import Scope, narrow
 
 __all__ = [  # the request types live with pricing; callers know them as sales.*
     "LineInput",
@@ -202,9 +203,10 @@ def total_if_paid_by(
     return run.priced.total_after_minor
 
 
-def get_sale(uow: UnitOfWork, sale_id: str, merchant_id: int) -> Sale:
+def get_sale(uow: UnitOfWork, sale_id: str, scope: Scope | int) -> Sale:
+    """One sale inside the caller's scope (merchant, and store if bound to one)."""
     sale = uow.session.scalar(
-        select(Sale).where(Sale.id == sale_id, Sale.merchant_id == merchant_id)
+        select(Sale).where(Sale.id == sale_id, narrow(scope, Sale.merchant_id, Sale.store_id))
     )
     if sale is None:
         raise NotFound(f"no sale {sale_id!r} for this merchant")
@@ -227,7 +229,7 @@ def pay_sale(
         raise InvalidInput("method: expected 'qr' or 'card'")
     sale = uow.session.scalar(
         select(Sale)
-        .where(Sale.id == sale_id, Sale.merchant_id == till.merchant_id)
+        .where(Sale.id == sale_id, narrow(till.scope, Sale.merchant_id, Sale.store_id))
         .with_for_update()
     )
     if sale is None:

@@ -57,6 +57,7 @@ from gateway.domain.reconciliation import (
 )
 from gateway.errors import InvalidInput, NotFound
 from gateway.services import jobs
+from gateway.services.staff import audit
 from gateway.settings import ReconciliationSettings
 
 RECON_JOB = "reconcile_day"
@@ -390,6 +391,14 @@ def decide(
     )
     uow.session.add(decision)
     uow.session.flush()
+    audit.record(
+        uow,
+        f"settlement.{action}",
+        actor=actor,
+        merchant_id=merchant_id,
+        target=("recon_decision", decision.id),
+        after={"subject_id": subject_id, "line_ids": lines, "note": decision.note},
+    )
     return decision
 
 
@@ -403,6 +412,14 @@ def reopen(uow: UnitOfWork, merchant_id: int, decision_id: int, actor: str) -> R
         raise NotFound(f"no decision {decision_id} for this merchant")
     if decision.revoked_at is None:
         decision.revoked_at, decision.revoked_by = utcnow(), actor
+        audit.record(
+            uow,
+            "settlement.reopened",
+            actor=actor,
+            merchant_id=merchant_id,
+            target=("recon_decision", decision.id),
+            before={"action": decision.action, "subject_id": decision.subject_id},
+        )
     return decision
 
 

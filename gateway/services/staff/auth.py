@@ -7,15 +7,18 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import StaffUser, Store, Till
+from gateway.adapters.models import StaffUser, Store, Till, utcnow
 from gateway.adapters.passwords import verify_password
 from gateway.errors import Unauthorised
+from gateway.services.staff import permissions
+from gateway.services.staff.permissions import TILL, effective_store
+from gateway.services.staff.scope import Scope
 
 KEY_PREFIX = "kt"
-ROLES = ("cashier", "manager", "owner")
+ROLES = permissions.ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,9 +28,19 @@ class TillContext:
     merchant_id: int
     label: str
 
+    role = TILL
+
     @property
     def actor(self) -> str:
         return f"till:{self.label}"
+
+    @property
+    def scope(self) -> Scope:
+        """A till's key acts only within its own store."""
+        return Scope(self.merchant_id, self.store_id)
+
+    def can(self, permission: str) -> bool:
+        return permissions.allowed(TILL, permission, store_id=self.store_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +51,26 @@ class StaffContext:
     username: str
     display_name: str
     role: str
+    # Sessions carry this; a bump (logout, password change, deactivation) ends them all.
+    session_version: int = 1
+    must_change_password: bool = False
+    mfa_enrolled: bool = False
 
     @property
     def actor(self) -> str:
         return f"staff:{self.username}"
 
     def can_manage(self) -> bool:
-        return self.role in ("manager", "owner")
+        """Managers and owners (older callers); ask :meth:`can` for a named permission."""
+        return self.can("payment.resolve")
+
+    @property
+    def scope(self) -> Scope:
+        """The merchant, and the store this person is bound to (owners and auditors: none)."""
+        return Scope(self.merchant_id, effective_store(self.role, self.store_id))
+
+    def can(self, permission: str) -> bool:
+        return permissions.allowed(self.role, permission, store_id=self.store_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +105,28 @@ def authenticate_till(uow: UnitOfWork, authorization: str | None) -> TillContext
     row = uow.session.execute(
         select(Till, Store.merchant_id)
         .join(Store, Store.id == Till.store_id)
-        .where(Till.api_key_id == parts[1])
+        .where(or_(Till.api_key_id == parts[1], Till.previous_key_id == parts[1]))
     ).first()
-    if row is None or not hmac.compare_digest(row[0].api_key_hash, _key_hash(key)):
+    if row is None or not _key_matches(row[0], parts[1], _key_hash(key)):
         raise Unauthorised("the API key is not valid")
     till, merchant_id = row
     if not till.active:
         raise Unauthorised(f"till {till.label} is deactivated")
     return TillContext(till.id, till.store_id, merchant_id, till.label)
+
+
+def _key_matches(till: Till, key_id: str, key_hash: str) -> bool:
+    """The till's current key, or its previous one until the rotation's grace period ends."""
+    if till.api_key_id == key_id:
+        return hmac.compare_digest(till.api_key_hash, key_hash)
+    expires = till.previous_key_expires_at
+    return (
+        till.previous_key_id == key_id
+        and till.previous_key_hash is not None
+        and expires is not None
+        and expires > utcnow()
+        and hmac.compare_digest(till.previous_key_hash, key_hash)
+    )
 
 
 def authenticate_staff(uow: UnitOfWork, username: str, password: str) -> StaffContext:
@@ -99,8 +139,20 @@ def authenticate_staff(uow: UnitOfWork, username: str, password: str) -> StaffCo
 
 def staff_context(user: StaffUser) -> StaffContext:
     return StaffContext(
-        user.id, user.merchant_id, user.store_id, user.username, user.display_name, user.role
+        user.id,
+        user.merchant_id,
+        user.store_id,
+        user.username,
+        user.display_name,
+        user.role,
+        session_version=user.session_version,
+        must_change_password=user.password_change_required,
+        mfa_enrolled=user.totp_enrolled_at is not None,
     )
+
+
+def staff_by_username(uow: UnitOfWork, username: str) -> StaffUser | None:
+    return uow.session.scalar(select(StaffUser).where(StaffUser.username == username.strip()))
 
 
 def load_staff(uow: UnitOfWork, user_id: int) -> StaffContext | None:
@@ -118,8 +170,8 @@ def tills_for_staff(uow: UnitOfWork, staff: StaffContext) -> list[TillContext]:
         .where(Store.merchant_id == staff.merchant_id, Till.active.is_(True))
         .order_by(Store.id, Till.label)
     )
-    if staff.store_id is not None:
-        query = query.where(Till.store_id == staff.store_id)
+    if staff.scope.store_id is not None:
+        query = query.where(Till.store_id == staff.scope.store_id)
     return [TillContext(t.id, t.store_id, m, t.label) for t, m in uow.session.execute(query)]
 
 
