@@ -145,10 +145,12 @@ def end_of_day(payments: int, iterations: int, warmup: int) -> Figure:
     from gateway.services.demo import seed_demo
     from gateway.services.devices import cards
     from gateway.services.devices import end_of_day as eod
+    from gateway.services.staff import mfa
     from gateway.services.staff.auth import authenticate_till
 
     baud = 115200
     passwords.configure(time_cost=1, memory_cost_kib=256)
+    mfa.configure("bench")  # the demo enrols its manager's second factor
     with tempfile.TemporaryDirectory() as folder, ZvtSimulator(baudrate=baud) as simulator:
         assert isinstance(simulator, ZvtSimulator)
         db = Database(f"sqlite:///{Path(folder) / 'bench.db'}")
@@ -247,10 +249,12 @@ def terminal_text_to_screen(payments: int) -> LiveFigure:
     from gateway.entrypoints.device_host import DeviceHost, TillDevices
     from gateway.services.demo import seed_demo
     from gateway.services.devices import cards
+    from gateway.services.staff import mfa
     from gateway.services.staff.auth import authenticate_till
 
     baud = 115200
     passwords.configure(time_cost=1, memory_cost_kib=256)
+    mfa.configure("bench")  # the demo enrols its manager's second factor
     samples: list[float] = []
     missed = 0
     with tempfile.TemporaryDirectory() as folder, TimedTerminal(baudrate=baud) as simulator:
