@@ -38,6 +38,9 @@ class WebSettings(Section):
     port: int = Field(8000, ge=1, le=65535)
     secret_key: str = ""
     secure_cookies: bool = False
+    # A card payment's screen gets the terminal's texts live (server-sent events); each stream
+    # ends after this many seconds and reconnects. 0: off, the screen polls once a second.
+    event_stream_seconds: float = Field(60, ge=0)
 
 
 class SecuritySettings(Section):
@@ -156,6 +159,10 @@ class DeviceSettings(Section):
     log_dir: str = "device-logs"
     log_max_bytes: int = Field(1_048_576, ge=1024)
     log_backups: int = Field(3, ge=0)
+    # A card payment no device host has begun within card_pickup_seconds, or whose attempt began
+    # card_attempt_seconds ago without an answer, becomes "outcome unknown" (the till is free).
+    card_pickup_seconds: float = Field(30, gt=0)
+    card_attempt_seconds: float = Field(300, gt=0)
     tills: tuple[TillDeviceSettings, ...] = ()
 
 

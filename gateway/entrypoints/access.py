@@ -84,6 +84,7 @@ ENDPOINTS: dict[str, Rule] = {
     "cashier.create_payment": staff("payment.create"),
     "cashier.payment_screen": staff("payment.view"),
     "cashier.payment_status": staff("payment.view"),
+    "cashier.live.payment_events": staff("payment.view"),
     "cashier.payment_qr": staff("payment.view"),
     "cashier.cancel_payment": staff("payment.cancel"),
     "cashier.refunds.recent_payments": staff("till.use"),
@@ -159,8 +160,9 @@ BEFORE_SECOND_FACTOR = frozenset(
 )
 # Where a person who is not signed in is sent, by the endpoint's first blueprint.
 LOGIN_PAGES = {"cashier": "cashier.login", "portal": "portal.login"}
-# Endpoints that a page polls with fetch(): they answer 401 JSON instead of a redirect.
-POLLED = frozenset({"cashier.payment_status"})
+# Endpoints that a page polls with fetch() or streams (EventSource): they answer 401 JSON
+# instead of a redirect.
+POLLED = frozenset({"cashier.payment_status", "cashier.live.payment_events"})
 
 
 def rule_for(endpoint: str) -> Rule | None:

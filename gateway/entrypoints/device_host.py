@@ -15,7 +15,8 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
@@ -43,7 +44,7 @@ from gateway.adapters.models import (
 from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import currency
 from gateway.domain.payment import PaymentStatus
-from gateway.errors import ConfigurationError
+from gateway.errors import ConfigurationError, Conflict
 from gateway.services import jobs
 from gateway.services.devices import cards, end_of_day, outcomes
 from gateway.services.payments import refunds
@@ -389,7 +390,10 @@ class DeviceHost:
                 cards.apply_charge(uow, payment_id, _unreachable(till, exc), actor)
                 return
             with self.db.unit_of_work() as first:
-                cards.begin_attempt(first, payment_id)
+                try:
+                    cards.begin_attempt(first, payment_id)
+                except Conflict:
+                    return  # the watch gave up on it before it was sent: it never will be
                 first.commit()
             shown = self._shower(payment_id)
             try:
@@ -401,7 +405,7 @@ class DeviceHost:
             if outcome is None:
                 outcomes.mark_unknown(uow, payment_id, "the terminal gave no result", actor)
                 return
-            cards.apply_charge(uow, payment_id, outcome, actor)
+            outcomes.apply_answer(uow, payment_id, outcome, actor)
 
         return handle
 
@@ -417,9 +421,12 @@ class DeviceHost:
     def answer_open_questions(self, till: TillDevices) -> None:
         """Settle the till's unknown payments from the terminal's last receipt, before the
         terminal books anything else (after that, its last receipt no longer tells)."""
-        with self.db.unit_of_work(readonly=True) as uow:
-            if not outcomes.open_questions(uow, till.till_id):
-                return
+        with self.db.unit_of_work() as uow:
+            outcomes.settle_never_sent(uow, till.till_id, f"terminal:{till.label}")
+            asked = bool(outcomes.open_questions(uow, till.till_id))
+            uow.commit()
+        if not asked:
+            return
         last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
         with self.db.unit_of_work() as uow:
             outcomes.resolve_from_receipt(
@@ -436,45 +443,84 @@ class DeviceHost:
         return show
 
     def _refund(self, till: TillDevices) -> jobs.Handler:
+        """Refund at the terminal. A terminal that cannot be reached leaves the refund
+        requested, flagged for the manager and the cashier, and tried again; an attempt that
+        may have reached it is settled from its last receipt, never sent twice."""
+
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
             refund_id = payload["refund_id"]
-            self.answer_open_questions(till)
-            with self.db.unit_of_work() as first:
-                refund = first.session.get_one(Refund, refund_id)
-                if refund.status != "requested":
-                    return
-                amount, refund_currency = refund.amount_minor, refund.currency
-                wrong = refund_currency != till.terminal_currency
-                earlier = None if wrong else cards.begin_refund_attempt(first, refund_id)
-                first.commit()
-            if wrong:  # never a byte to the terminal
-                refunds.record_bank_result(
-                    uow, refund_id=refund_id, succeeded=False, bank_refund_id=None,
-                    amount_minor=amount, currency=refund_currency,
-                    reason=_wrong_currency(till, refund_currency).message,
-                    actor=f"terminal:{till.label}",
-                )  # fmt: skip
-                return
-            if earlier is not None:  # an earlier attempt may have refunded: ask, never redo
-                last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
-                outcome = cards.recovered_refund(
-                    uow, refund_id, earlier, _outcome(last, till.timezone)
-                )
-            else:
-                result = self._with_terminal(till, lambda t: t.refund(amount))
-                outcome = _outcome(result, till.timezone)  # type: ignore[assignment]
-            refunds.record_bank_result(
-                uow,
-                refund_id=refund_id,
-                succeeded=outcome.approved,
-                bank_refund_id=cards.refund_receipt_id(outcome.receipt_number),
-                amount_minor=amount,
-                currency=refund_currency,
-                reason=None if outcome.approved else outcome.message,
-                actor=f"terminal:{till.label}",
-            )
+            with self.db.unit_of_work(readonly=True) as first:
+                payment_id = first.session.get_one(Refund, refund_id).payment_id
+            with self._waiting(till, payment_id, refund_id):
+                self._refund_at_terminal(till, uow, refund_id)
+            self._answered(uow, till, payment_id, refund_id)
 
         return handle
+
+    def _refund_at_terminal(self, till: TillDevices, uow: UnitOfWork, refund_id: str) -> None:
+        self.answer_open_questions(till)
+        with self.db.unit_of_work(readonly=True) as first:
+            refund = first.session.get_one(Refund, refund_id)
+            if refund.status != "requested":
+                return
+            amount, refund_currency = refund.amount_minor, refund.currency
+        if refund_currency != till.terminal_currency:  # never a byte to the terminal
+            refunds.record_bank_result(
+                uow, refund_id=refund_id, succeeded=False, bank_refund_id=None,
+                amount_minor=amount, currency=refund_currency,
+                reason=_wrong_currency(till, refund_currency).message,
+                actor=f"terminal:{till.label}",
+            )  # fmt: skip
+            return
+        self.terminal(till)  # reachable before the attempt is recorded: else nothing was sent
+        with self.db.unit_of_work() as first:
+            earlier = cards.begin_refund_attempt(first, refund_id)
+            first.commit()
+        outcome: cards.TerminalOutcome | None = None
+        if earlier is not None:  # an earlier attempt may have refunded: ask, never redo
+            last = _outcome(
+                self._with_terminal(till, lambda t: t.repeat_last_receipt()), till.timezone
+            )
+            with self.db.unit_of_work(readonly=True) as reading:  # no lock while it talks
+                outcome = cards.recovered_refund(reading, refund_id, earlier, last)
+                if not outcome.approved and cards.not_booked_since(
+                    reading, till.till_id, earlier, last
+                ):
+                    outcome = None  # it provably never reached the terminal: send it now
+        if outcome is None:
+            result = self._with_terminal(till, lambda t: t.refund(amount))
+            outcome = _outcome(result, till.timezone)
+            if outcome is None:
+                raise DeviceError(f"the terminal at till {till.label} gave no refund result")
+        refunds.record_bank_result(
+            uow,
+            refund_id=refund_id,
+            succeeded=outcome.approved,
+            bank_refund_id=cards.refund_receipt_id(outcome.receipt_number),
+            amount_minor=amount,
+            currency=refund_currency,
+            reason=None if outcome.approved else outcome.message,
+            actor=f"terminal:{till.label}",
+        )
+
+    @contextmanager
+    def _waiting(self, till: TillDevices, payment_id: str, refund_id: str | None) -> Iterator[None]:
+        """A terminal that cannot be reached now: say so on the payment (in its own
+        transaction, as the job's is rolled back), and let the job try again later."""
+        try:
+            yield
+        except DeviceError as exc:
+            with self.db.unit_of_work() as uow:
+                cards.terminal_waited(
+                    uow, payment_id, refund_id, str(exc), f"terminal:{till.label}"
+                )
+                uow.commit()
+            raise
+
+    def _answered(
+        self, uow: UnitOfWork, till: TillDevices, payment_id: str, refund_id: str | None
+    ) -> None:
+        cards.terminal_answered(uow, payment_id, refund_id, f"terminal:{till.label}")
 
     def _reverse(self, till: TillDevices) -> jobs.Handler:
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
@@ -486,16 +532,36 @@ class DeviceHost:
             actor = f"terminal:{till.label}"
             if not in_batch or receipt is None:  # closed meanwhile: a waiting refund fails
                 cards.apply_reversal(uow, payload["payment_id"], None, actor, refund_id=refund_id)
+                self._answered(uow, till, payload["payment_id"], refund_id)
                 return
-            self.answer_open_questions(till)
-            outcome = _outcome(
-                self._with_terminal(till, lambda t: t.reverse(int(receipt))), till.timezone
-            )
-            if outcome is None:
-                raise DeviceError(f"the terminal at till {till.label} gave no reversal result")
+            with self._waiting(till, payload["payment_id"], refund_id):
+                outcome = self._reverse_at_terminal(till, payload["payment_id"], int(receipt))
             cards.apply_reversal(uow, payload["payment_id"], outcome, actor, refund_id=refund_id)
+            self._answered(uow, till, payload["payment_id"], refund_id)
 
         return handle
+
+    def _reverse_at_terminal(
+        self, till: TillDevices, payment_id: str, receipt: int
+    ) -> cards.TerminalOutcome:
+        """Reverse the receipt; after an interrupted attempt, first see whether it did."""
+        self.answer_open_questions(till)
+        self.terminal(till)  # reachable before the attempt is recorded
+        with self.db.unit_of_work() as first:
+            earlier = cards.begin_reversal_attempt(first, payment_id)
+            first.commit()
+        if earlier is not None:
+            last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
+            with self.db.unit_of_work(readonly=True) as uow:
+                done = cards.recovered_reversal(
+                    uow, payment_id, earlier, _outcome(last, till.timezone)
+                )
+            if done is not None:
+                return done
+        outcome = _outcome(self._with_terminal(till, lambda t: t.reverse(receipt)), till.timezone)
+        if outcome is None:
+            raise DeviceError(f"the terminal at till {till.label} gave no reversal result")
+        return outcome
 
     def _end_of_day(self, till: TillDevices) -> jobs.Handler:
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:

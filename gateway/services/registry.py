@@ -13,6 +13,7 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import utcnow
 from gateway.config import bank_credentials, load_config
 from gateway.services.bank import callbacks, polling
+from gateway.services.devices import cards, outcomes
 from gateway.services.jobs import Handler
 from gateway.services.payments import qr_payments, refunds
 from gateway.services.promotions import sales
@@ -87,6 +88,7 @@ def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
         refunds.POLL_JOB: polling.watch_refund(bank, poll),
         refunds.SUBMIT_JOB: refunds.submit_to_bank(bank, poll_after=poll.after),
         callbacks.PROCESS_JOB: callbacks.process_bank_event,
+        cards.WATCH_JOB: outcomes.watch(outcomes.CardDeadlines.from_settings(config.devices)),
     }
 
 

@@ -1,4 +1,11 @@
-"""End-of-Day totals (BMP 60, PA00P015 13.08 §2.16 and chapter 13) and the driver reading them."""
+"""End-of-Day totals (BMP 60, PA00P015 13.08 §2.16 and chapter 13) and the driver reading them.
+
+[EVEREST] github.com/EVerest/zvt at 05e973cfe97298f314d559dfdba4f2f8db097180 (Apache-2.0),
+``zvt/data/1680761828.489701000_pt_ecr.blob``: the Status-Information a terminal in the field
+sent after End-of-Day, decoded by that project's ``zvt/src/packets.rs`` test_status_information
+as amount 958, trace 982, 04-06 08:17:06, receipts 233 to 234, Eurocard 2 payments 9.58.
+``zvt/data/1681282621.302434000_ecr_pt.blob`` is the End-of-Day command with password 123456.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,8 @@ from hypothesis import strategies as st
 
 from drivers.errors import DecodeError
 from drivers.simulators.zvt import ZvtSimulator
+from drivers.zvt import messages
+from drivers.zvt.apdu import decode_apdu, decode_bmps, encode_apdu
 from drivers.zvt.totals import (
     CARD_TYPES,
     CardTypeTotal,
@@ -35,6 +44,34 @@ def test_individual_totals_from_the_manuals_layout() -> None:
     assert by_type == (CardTypeTotal("girocard", 2, 1250), CardTypeTotal("VISA", 1, 999))
     totals = batch_totals({"amount_minor": 2249, "individual_totals": VECTOR.hex().upper()})
     assert (totals.total_minor, totals.count, totals.saturated) == (2249, 3, False)
+
+
+# [EVEREST] 1680761828.489701000_pt_ecr.blob: 04 0F, BMP 27 00, BMP 04 9.58, BMP 0B 982,
+# BMP 0D 04-06, BMP 0C 08:17:06, then BMP 60 as LLLVAR (F0 F5 F3: 53 bytes).
+END_OF_DAY_STATUS = bytes.fromhex(
+    "040f4d" "2700" "04000000000958" "0b000982" "0d0406" "0c081706"
+    "60f0f5f3" "02330234"
+    "00000000000000" "00000000000000"
+    "02000000000958"
+    "00000000000000" "00000000000000" "00000000000000" "00000000000000"
+)  # fmt: skip
+
+
+def test_a_terminals_end_of_day_status_information_from_the_field() -> None:
+    apdu = decode_apdu(END_OF_DAY_STATUS)
+    assert (apdu.cls, apdu.instr) == (0x04, 0x0F)
+    fields = decode_bmps(apdu.data)
+    assert (fields["result_code"], fields["amount_minor"], fields["trace_number"]) == (0, 958, 982)
+    assert (fields["date"], fields["time"]) == ("04-06", "08:17:06")
+    assert "undecoded" not in fields
+    totals = batch_totals(fields)
+    assert (totals.receipt_from, totals.receipt_to) == (233, 234)
+    assert totals.by_card_type == (CardTypeTotal("Eurocard", 2, 958),)
+    assert (totals.total_minor, totals.count, totals.saturated) == (958, 2, False)
+
+
+def test_the_end_of_day_command_as_a_terminal_in_the_field_took_it() -> None:
+    assert encode_apdu(messages.end_of_day("123456")) == bytes.fromhex("065003123456")  # [EVEREST]
 
 
 def test_without_individual_totals_only_the_total_is_known() -> None:

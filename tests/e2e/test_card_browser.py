@@ -1,5 +1,6 @@
 """A card payment on the cashier screen: the device host drives the simulated ZVT terminal and
-the screen follows the terminal's texts live until it shows APPROVED with the receipt."""
+the screen follows the terminal's texts live (its event stream, else polling) until it shows
+APPROVED with the receipt. No wait relies on the network going idle: a live stream never does."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest
 from playwright.sync_api import expect
 
 from gateway.adapters.db import Database
+from gateway.entrypoints.app import create_app
 from gateway.entrypoints.device_host import DeviceHost, TillDevices
 from gateway.services.staff.auth import authenticate_till
+from tests.conftest import LiveServer, app_config
 from tests.e2e.test_cashier_browser import PAYMENT_URL, credentials, sign_in
 from tests.simulators import PinPadTerminal
 
@@ -70,3 +73,38 @@ def test_card_payment_follows_the_terminal_to_approved(
     assert receipt.is_visible() and receipt.inner_text().strip()
     screenshot("card-approved")
     assert [b.amount_minor for b in terminal.journal] == [3150]
+
+
+def _pay_by_card(page: Any, url: str, demo: Any, amount: str) -> None:
+    sign_in(page, f"{url}/cashier/", *credentials(demo, "cashier"))
+    page.get_by_role("button", name=re.compile("T01")).click()
+    page.wait_for_selector("form[data-sale-form]")
+    page.fill("#amount", amount)
+    page.click("button[data-submit][value=card]")
+    page.wait_for_url(PAYMENT_URL)
+
+
+def test_the_terminals_text_arrives_over_the_live_stream(
+    page: Any, live_server: Any, demo: Any, terminal: PinPadTerminal
+) -> None:
+    """While the customer is at the PIN step (the simulator waits there), the screen shows the
+    terminal's text, delivered by the server-sent event stream rather than the poll."""
+    _pay_by_card(page, live_server.url, demo, "7,50")
+    assert page.locator("body").get_attribute("data-events-url")
+    text = page.locator("[data-terminal-text][data-via='stream']")
+    expect(text).to_contain_text("PIN")
+    terminal.pin_typed.set()
+    page.wait_for_selector("body[data-screen='paid']")
+    expect(page.locator("[data-receipt]")).to_be_visible()
+
+
+def test_without_the_stream_the_screen_polls_the_terminals_text(
+    page: Any, db: Database, demo: Any, terminal: PinPadTerminal
+) -> None:
+    polling = create_app(app_config(db, web={"event_stream_seconds": 0}), db=db)
+    with LiveServer(polling) as server:
+        _pay_by_card(page, server.url, demo, "7,50")
+        assert page.locator("body").get_attribute("data-events-url") is None
+        expect(page.locator("[data-terminal-text][data-via='poll']")).to_contain_text("PIN")
+        terminal.pin_typed.set()
+        page.wait_for_selector("body[data-screen='paid']")

@@ -8,6 +8,7 @@ records settle it: its last receipt, or the end-of-day totals; else a manager by
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import signal
@@ -33,6 +34,7 @@ from gateway.services.devices import cards, end_of_day, outcomes
 from gateway.services.payments import cancellation, payment_reads
 from tests.card_helpers import card_payment, close, first_till, host_for, read_payment, until
 from tests.integration.test_portal_pages import log_in, staff
+from tests.simulators import SteppedTerminal
 
 # A silent terminal is noticed within about a second (the protocol's own limits are 5 s and
 # 180 s); ceilings in the tests below are generous multiples of these.
@@ -41,8 +43,8 @@ SETTLE_SECONDS = 90  # the resolution job backs off 1–3 s, 2–6 s, … betwee
 
 
 @pytest.fixture
-def terminal() -> Iterator[ZvtSimulator]:
-    with ZvtSimulator(baudrate=115200) as simulator:
+def terminal() -> Iterator[SteppedTerminal]:
+    with SteppedTerminal(baudrate=115200) as simulator:
         simulator.clock_zone = "Europe/Berlin"
         simulator.card_delay = simulator.pin_delay = simulator.online_delay = 0.05
         simulator.ack_timeout = 0.3
@@ -163,6 +165,8 @@ def test_a_receipt_that_cannot_tell_leaves_it_to_a_manager_who_resolves_it_with_
         resolved = events[-1]
         assert resolved.kind == "card_outcome_resolved" and resolved.actor.startswith("staff:")
         assert resolved.detail == {"by": "hand", "note": note, "charged": False}
+    history = manager.get(f"/portal/payments/{payment_id}").get_data(as_text=True)
+    assert note in html.unescape(history) and 'id="resolve"' not in history  # in its history
 
 
 def _unknown_by_hand(db: Database, demo: Any, amount: str) -> str:
@@ -218,12 +222,12 @@ def test_end_of_day_totals_that_fit_two_answers_leave_it_to_a_manager(
 
 
 def test_device_host_killed_and_terminal_unreachable_never_charges_twice(
-    db: Database, demo: Any, tmp_path: Path, terminal: ZvtSimulator
+    db: Database, demo: Any, tmp_path: Path, terminal: SteppedTerminal
 ) -> None:
     """kill -9 of the device host while the customer types the PIN; the terminal books alone and
     then stays unreachable. The next device host says "outcome unknown" at once and frees the
     till; when the terminal answers again, its last receipt settles the payment."""
-    terminal.pin_delay = 1.5
+    terminal.hold_at = "pin"  # the customer types the PIN until the test lets them finish
     config = tmp_path / "devices.toml"
     config.write_text(
         "[devices]\nsimulated = false\nheartbeat_seconds = 1\ntag_token_key = 'k'\n"
@@ -238,10 +242,11 @@ def test_device_host_killed_and_terminal_unreachable_never_charges_twice(
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     second = None
     try:
-        until(lambda: terminal.phase == "pin", seconds=30)
+        until(terminal.held.is_set, seconds=60)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
         terminal.silent = True  # and the terminal cannot be reached any more
+        terminal.go_on.set()
         until(lambda: len(terminal.journal) == 1, seconds=30)  # it books the payment alone
         second = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -8,7 +8,7 @@ import requests
 from sqlalchemy import select
 
 from gateway.adapters.db import Database
-from gateway.adapters.models import Job
+from gateway.adapters.models import Job, Payment
 from gateway.services import jobs
 from gateway.services.devices import cards
 from gateway.services.registry import job_handlers
@@ -32,11 +32,20 @@ def test_card_payment_is_queued_for_the_tills_device_host(
     assert (body["method"], body["status"], body["amount_minor"]) == ("card", "pending", 1999)
     assert body["qr_payload"] is None and body["display_text"] == "Sending to the terminal…"
     with db.unit_of_work(readonly=True) as uow:
-        job = uow.session.scalars(select(Job)).one()
+        job = uow.session.scalars(select(Job).where(Job.queue != "default")).one()
         assert (job.kind, job.payload) == (cards.CHARGE_JOB, {"payment_id": body["id"]})
         assert job.queue.startswith("device:")
-    # The general worker never touches a device's job: only the device host owns the port.
-    assert jobs.run_due_jobs(db, job_handlers()) == 0
+        charge_job = job.id
+    # The general worker never touches a device's job: only the device host owns the port. It
+    # only watches that the payment does not wait for a device host forever (not yet due).
+    assert jobs.run_due_jobs(db, job_handlers()) == 1
+    with db.unit_of_work(readonly=True) as uow:
+        assert uow.session.get_one(Job, charge_job).status == "pending"
+        watch = uow.session.scalars(
+            select(Job).where(Job.status == "pending", Job.id != charge_job)
+        )
+        assert [w.kind for w in watch] == [cards.WATCH_JOB]
+        assert uow.session.get_one(Payment, body["id"]).status == "pending"
 
 
 def test_a_busy_terminal_refuses_a_second_card_payment(live_server: Any, demo: Any) -> None:

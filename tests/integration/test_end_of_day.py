@@ -231,3 +231,61 @@ def test_end_of_day_from_the_command_line(db: Database, demo: Any, tmp_path: Pat
     with db.unit_of_work(readonly=True) as uow:
         (job,) = uow.session.scalars(select(Job).where(Job.kind == cards.END_OF_DAY_JOB))
         assert job.payload == {"requested_by": "cli"}
+
+
+@pytest.mark.parametrize(
+    ("kassa", "difference"),
+    [
+        (["4.79", "4.79"], None),  # both sides: 2 payments, 9.58
+        (["9.58"], "payments: terminal 2, Kassa 1"),
+        (["4.79"], "total: terminal 9.58 EUR, Kassa 4.79 EUR; payments: terminal 2, Kassa 1"),
+    ],
+)
+def test_a_field_terminals_end_of_day_totals_against_kassas_batch(
+    app: Any, db: Database, demo: Any, kassa: list[str], difference: str | None
+) -> None:
+    """The totals of a real terminal's End-of-Day (EVerest/zvt's capture, see
+    tests/drivers/test_zvt_totals.py: BMP 04 9.58, BMP 60 Eurocard 2 payments) compared with
+    Kassa's authorised payments; a difference is flagged on each with both sides shown."""
+    from types import SimpleNamespace
+
+    from drivers.zvt.apdu import decode_apdu, decode_bmps
+    from drivers.zvt.totals import batch_totals
+    from gateway.entrypoints.device_host import terminal_totals
+    from tests.drivers.test_zvt_totals import END_OF_DAY_STATUS
+
+    till = first_till(db, demo)
+    ids = []
+    for number, amount in enumerate(kassa):
+        payment_id = card_payment(db, till, amount)
+        with db.unit_of_work() as uow:
+            approved = cards.TerminalOutcome(
+                approved=True, result_code=0, message="Approved",
+                amount_minor=read_payment(db, payment_id).amount_minor,
+                receipt_number=233 + number,
+            )  # fmt: skip
+            cards.apply_charge(uow, payment_id, approved, "test")
+            uow.commit()
+        ids.append(payment_id)
+    fields = decode_bmps(decode_apdu(END_OF_DAY_STATUS).data)
+    result = SimpleNamespace(
+        totals=batch_totals(fields), amount_minor=fields["amount_minor"], receipt_text=""
+    )
+    with db.unit_of_work() as uow:
+        batch = end_of_day.close_batch(uow, till.till_id, terminal_totals(result), "EUR", "test")
+        uow.commit()
+        assert batch.difference == difference
+        assert batch.terminal_by_card_type == [
+            {"card_type": "Eurocard", "count": 2, "amount_minor": 958}
+        ]
+        sides = end_of_day.batch_sides(batch)
+    assert (sides["terminal_total"], sides["terminal_count"]) == ("9.58 EUR", 2)
+    for payment_id in ids:
+        payment = read_payment(db, payment_id)
+        assert payment.status == "paid"
+        assert (payment.attention is None) == (difference is None)
+    if difference:
+        manager = app.test_client()
+        log_in(manager, *staff(demo, "manager"))
+        page = manager.get("/portal/devices").get_data(as_text=True)
+        assert 'data-batch-state="difference"' in page and "terminal 2, Kassa 1" in page

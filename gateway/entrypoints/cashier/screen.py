@@ -1,8 +1,10 @@
 """`/cashier`: the cashier screen at a till — sign in, choose the till, take a QR payment.
 
 The payment screen follows the payment by polling ``/payments/<id>/status`` once a second, so
-any number of web workers can serve it. Creating a payment is idempotent per rendered form: a
-double tap or a resubmitted form replays the first payment instead of charging twice.
+any number of web workers can serve it; a card payment's screen also listens to its live
+stream (:mod:`gateway.entrypoints.cashier.live`) and polls only while that is not connected.
+Creating a payment is idempotent per rendered form: a double tap or a resubmitted form replays
+the first payment instead of charging twice.
 """
 
 from __future__ import annotations
@@ -357,6 +359,7 @@ def payment_screen(payment_id: str) -> Any:
             screen=screen_of(payment),
             seconds_left=seconds_left(payment),
             amount=Money(payment.amount_minor, payment.currency).format(merchant.locale),
+            live_updates=current_app.extensions["kassa.settings"].web.event_stream_seconds > 0,
         )
 
 
@@ -366,12 +369,7 @@ def payment_status(payment_id: str) -> Response:
     with database().unit_of_work(readonly=True) as uow:
         payment = payment_reads.get_payment(uow, payment_id, staff.scope)
         out = payment_out(payment)
-        screen = screen_of(payment)
-        out.update(
-            screen=screen,
-            seconds_left=seconds_left(payment),
-            open=screen in ("open", "terminal", "unknown"),
-        )
+        out.update(payment_state(payment))
     response = jsonify(out)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -413,6 +411,21 @@ def cancel_payment(payment_id: str) -> Any:
         except (ApprovalRequired, ApprovalRefused) as exc:
             return approval_page(exc, url_for(".payment_screen", payment_id=payment_id))
     return redirect(url_for(".payment_screen", payment_id=payment_id), 303)
+
+
+def payment_state(payment: Payment) -> dict[str, Any]:
+    """What the payment screen follows (the status poll's and the live stream's fields)."""
+    screen = screen_of(payment)
+    return {
+        "id": payment.id,
+        "status": payment.status,
+        "method": payment.method,
+        "screen": screen,
+        "seconds_left": seconds_left(payment),
+        "open": screen in ("open", "terminal", "unknown"),
+        "display_text": payment.display_text,
+        "receipt_text": payment.receipt_text,
+    }
 
 
 def screen_of(payment: Payment) -> str:

@@ -1,5 +1,5 @@
 /* Kassa cashier screen: keypad, running total, double-tap guard, cancel confirmation and
- * following a payment live. Amounts are handled as integer minor units in strings; the server
+ * following a payment live (its event stream, else polling). Amounts are handled as integer minor units in strings; the server
  * computes the amount that is charged. No inline handlers, so a strict CSP holds. */
 (function () {
   "use strict";
@@ -177,26 +177,49 @@
       if (left <= 0 && body.dataset.screen === "open") show("expired");
     }
 
+    /* One update of the payment (from the status poll or the live stream). */
+    function apply(p, via) {
+      deadline = Date.now() + p.seconds_left * 1000;
+      open = p.open;
+      if (p.display_text) {
+        var said = document.querySelector("[data-terminal-text]");
+        if (said) { said.textContent = p.display_text; said.dataset.via = via; }
+        var why = document.querySelector("[data-outcome-message]");
+        if (why && p.method === "card") why.textContent = p.display_text;
+      }
+      var receipt = document.querySelector("[data-receipt]");
+      if (receipt && p.receipt_text) { receipt.textContent = p.receipt_text; receipt.hidden = false; }
+      show(p.screen);
+    }
+
+    /* The live stream (server-sent events) while it is connected; polling whenever it is not.
+     * The server ends a stream after a while and the browser reconnects by itself; once the
+     * payment is settled the stream is closed for good. */
+    var live = false;
+    function listen() {
+      if (!body.dataset.eventsUrl || typeof window.EventSource !== "function") return;
+      var source = new window.EventSource(body.dataset.eventsUrl);
+      source.addEventListener("open", function () { live = true; });
+      source.addEventListener("status", function (e) {
+        var p = JSON.parse(e.data);
+        apply(p, "stream");
+        if (!p.open) { source.close(); live = false; }
+      });
+      source.addEventListener("error", function () {
+        live = false;
+        if (source.readyState === window.EventSource.CLOSED) source.close();
+      });
+    }
+
     function poll() {
+      if (live) { window.setTimeout(poll, 1000); return; }
       fetch(url, { cache: "no-store", credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) {
           if (r.status === 401) { window.location.assign(body.dataset.loginUrl); throw new Error("signed out"); }
           if (!r.ok) throw new Error("status " + r.status);
           return r.json();
         })
-        .then(function (p) {
-          deadline = Date.now() + p.seconds_left * 1000;
-          open = p.open;
-          if (p.display_text) {
-            var said = document.querySelector("[data-terminal-text]");
-            if (said) said.textContent = p.display_text;
-            var why = document.querySelector("[data-outcome-message]");
-            if (why && p.method === "card") why.textContent = p.display_text;
-          }
-          var receipt = document.querySelector("[data-receipt]");
-          if (receipt && p.receipt_text) { receipt.textContent = p.receipt_text; receipt.hidden = false; }
-          show(p.screen);
-        })
+        .then(function (p) { apply(p, "poll"); })
         .catch(function () { /* offline for a moment: keep the screen, try again */ })
         .then(function () {
           if (open) window.setTimeout(poll, 1000);
@@ -205,7 +228,10 @@
 
     tick();
     window.setInterval(tick, 1000);
-    if (open) window.setTimeout(poll, 1000);
+    if (open) {
+      listen();
+      window.setTimeout(poll, 1000);
+    }
   }
 
   /* Any other money form (a refund): one tap sends it once; the server dedupes by its key. */

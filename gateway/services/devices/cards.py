@@ -37,6 +37,7 @@ from gateway.errors import Conflict, CurrencyNotAccepted, InvalidInput
 from gateway.services import jobs
 from gateway.services.payments.currencies import check_accepted
 from gateway.services.payments.lifecycle import (
+    clear_attention,
     flag_attention,
     move_payment,
     move_refund,
@@ -51,6 +52,12 @@ CHARGE_JOB = "card_charge"
 REFUND_JOB = "card_refund"
 REVERSE_JOB = "card_reverse"
 END_OF_DAY_JOB = "card_end_of_day"
+# Run by any worker (not the device host): a card payment still pending when no device host has
+# taken it, or long after its attempt began, becomes "outcome unknown" and frees the till.
+WATCH_JOB = "card_watch"
+# A card refund or reversal the terminal cannot take yet is tried again for weeks (the backoff
+# tops out at an hour), with a note for the manager and the cashier meanwhile.
+RETRY_ATTEMPTS = 1000
 # How far the terminal's clock may be behind ours when matching a recovered receipt.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -145,6 +152,7 @@ def create_card_payment(
         dedupe_key=f"card-charge:{payment.id}",
         max_attempts=5,
     )
+    jobs.enqueue(uow, WATCH_JOB, {"payment_id": payment.id}, dedupe_key=f"card-watch:{payment.id}")
     return payment
 
 
@@ -167,8 +175,18 @@ def terminal_currency(uow: UnitOfWork, till_id: int) -> str:
 
 
 def begin_attempt(uow: UnitOfWork, payment_id: str) -> datetime | None:
-    """Record that the terminal is about to be asked; the earlier attempt's start, if any."""
+    """Record that the terminal is about to be asked; the earlier attempt's start, if any.
+
+    Refused (:class:`Conflict`) once the payment is no longer pending: a payment the watch
+    gave up on (outcome unknown before any byte was sent) is never sent afterwards, so "no
+    attempt recorded" proves the terminal never saw it.
+    """
     payment = _locked(uow, payment_id)
+    if payment.status != PaymentStatus.PENDING:
+        raise Conflict(
+            f"payment is {payment.status}: it is not sent to the terminal any more",
+            current_status=payment.status,
+        )
     card = dict(payment.card or {})
     earlier = card.get("attempt_started_at")
     card["attempt_started_at"] = utcnow().isoformat()
@@ -241,9 +259,84 @@ def recovered_refund(
     )
 
 
+def not_booked_since(
+    uow: UnitOfWork, till_id: int, attempt_started: datetime, last: TerminalOutcome | None
+) -> bool:
+    """Whether the terminal's last receipt proves it booked nothing since an attempt began: it
+    has none, or its last one is older than the attempt, or one Kassa already knows. Then the
+    interrupted refund never happened and may be sent again."""
+    if last is None:
+        return True
+    if last.timestamp is not None and last.timestamp < attempt_started - CLOCK_SKEW:
+        return True
+    return receipt_taken(uow, till_id, last)
+
+
+def begin_reversal_attempt(uow: UnitOfWork, payment_id: str) -> datetime | None:
+    """Record that the terminal is about to be asked to reverse; the earlier attempt's start."""
+    payment = _locked(uow, payment_id)
+    card = dict(payment.card or {})
+    earlier = card.get("reversal_started_at")
+    card["reversal_started_at"] = utcnow().isoformat()
+    payment.card = card
+    return datetime.fromisoformat(earlier) if earlier else None
+
+
+def recovered_reversal(
+    uow: UnitOfWork, payment_id: str, attempt_started: datetime, last: TerminalOutcome | None
+) -> TerminalOutcome | None:
+    """The reversal an interrupted attempt carried out, as the terminal's last receipt shows
+    it (approved, for the payment's amount, newer than the attempt, nobody else's: not even
+    the payment's own charge); None if it does not show one. A terminal reverses a receipt
+    only once, so asking it again is safe."""
+    payment = uow.session.get_one(Payment, payment_id)
+    if last is None or not last.approved or last.amount_minor != payment.amount_minor:
+        return None
+    newer = last.timestamp is None or last.timestamp >= attempt_started - CLOCK_SKEW
+    if newer and not receipt_taken(uow, payment.till_id, last):
+        return TerminalOutcome(**{**_as_dict(last), "message": "Reversed (recovered)"})
+    return None
+
+
 def refund_receipt_id(receipt_number: int | None) -> str | None:
     """How a card refund's terminal receipt is kept as the refund's bank id."""
     return f"receipt-{receipt_number}" if receipt_number else None
+
+
+def waiting_reason(uow: UnitOfWork, refund_id: str | None) -> str:
+    """What the payment's attention says while its refund or reversal waits for the terminal."""
+    refund = uow.session.get(Refund, refund_id) if refund_id else None
+    what = (
+        f"card refund {refund.id[:8]} of {Money(refund.amount_minor, refund.currency)}"
+        if refund is not None
+        else "card reversal"
+    )
+    return (
+        f"{what} waits for the terminal, which does not answer: Kassa tries again until it "
+        "does, and never gives the money back twice"
+    )
+
+
+def terminal_waited(
+    uow: UnitOfWork, payment_id: str, refund_id: str | None, why: str, actor: str
+) -> None:
+    """A refund or reversal the terminal could not take now (it is tried again): flag it on
+    its payment for the manager and the cashier, once."""
+    payment = _locked(uow, payment_id)
+    refund = uow.session.get(Refund, refund_id) if refund_id else None
+    if refund is not None and refund.status != RefundStatus.REQUESTED:
+        return
+    detail = {
+        "error": scrub_card_numbers(why)[:500],
+        **({"refund_id": refund_id} if refund_id else {}),
+    }
+    flag_attention(uow, payment, waiting_reason(uow, refund_id), actor, detail)
+
+
+def terminal_answered(uow: UnitOfWork, payment_id: str, refund_id: str | None, actor: str) -> None:
+    """The refund or reversal has its answer: it no longer waits for the terminal."""
+    payment = _locked(uow, payment_id)
+    clear_attention(uow, payment, waiting_reason(uow, refund_id), actor)
 
 
 def request_reversal(
@@ -282,7 +375,7 @@ def request_reversal(
         {"payment_id": payment.id, **({"refund_id": refund_id} if refund_id else {})},
         queue=device_queue(payment.till_id),
         dedupe_key=key,
-        max_attempts=5,
+        max_attempts=RETRY_ATTEMPTS,
     )
 
 

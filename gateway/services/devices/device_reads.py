@@ -10,8 +10,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import CardBatch, DeviceStatus, Store, Till
+from gateway.adapters.models import CardBatch, DeviceStatus, Payment, Store, Till
 from gateway.services.staff.scope import Scope, narrow
+
+
+def payment_version(uow: UnitOfWork, payment_id: str, scope: Scope | int) -> int | None:
+    """The payment's version (it changes with every write: state, the terminal's text), or
+    None if it is not inside the scope: the cheapest look for a live screen."""
+    return uow.session.scalar(
+        select(Payment.version).where(
+            Payment.id == payment_id, narrow(scope, Payment.merchant_id, Payment.store_id)
+        )
+    )
 
 
 def device_statuses(uow: UnitOfWork, scope: Scope | int) -> list[Any]:

@@ -12,6 +12,15 @@ the terminal may have booked it or not. Kassa never guesses and never charges ag
    (see :mod:`gateway.services.devices.end_of_day`);
 4. a manager can always resolve it by hand, with a note that stays in its history.
 
+A card payment never waits for a device host forever: the watch job (:func:`watch`, run by any
+worker) makes a payment still ``pending`` ``unknown`` when no device host began its attempt
+within ``[devices] card_pickup_seconds``, or when its attempt began longer than
+``card_attempt_seconds`` ago (the device host died and nobody took over). A payment given up
+before its attempt began was never sent (an attempt begins only while the payment is pending,
+under its row lock), so the device host settles it as not charged when it returns; one given
+up mid-attempt is settled from the terminal's records like any other; and a terminal's answer
+that arrives after the watch gave up still settles it.
+
 :func:`judge` decides from a last receipt: the interrupted payment was charged if the receipt
 is approved, for its amount, not older than the attempt and nobody else's; it was not charged
 if the terminal has no receipt, or its last one is older than the attempt or one Kassa already
@@ -20,21 +29,24 @@ knows; anything else (a newer receipt Kassa does not know) is inconclusive.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Payment
+from gateway.adapters.models import Payment, utcnow
 from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.payment import PaymentMethod, PaymentStatus
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import jobs
 from gateway.services.devices.cards import (
     CLOCK_SKEW,
+    WATCH_JOB,
     TerminalOutcome,
+    apply_charge,
     device_queue,
     receipt_taken,
 )
@@ -107,9 +119,9 @@ def attempt_started(payment: Payment) -> datetime | None:
 
 def judge(uow: UnitOfWork, payment: Payment, last: TerminalOutcome | None) -> Verdict:
     """What the terminal's last receipt says about the payment's interrupted attempt."""
-    if last is None:
-        return Verdict.NOT_CHARGED  # the terminal has booked nothing at all
     started = attempt_started(payment)
+    if last is None or started is None:
+        return Verdict.NOT_CHARGED  # nothing booked at all, or this payment never sent
     newer = last.timestamp is None or started is None or last.timestamp >= started - CLOCK_SKEW
     taken = receipt_taken(uow, payment.till_id, last, payment_id=payment.id)
     if last.approved and last.amount_minor == payment.amount_minor and newer and not taken:
@@ -128,6 +140,8 @@ def resolve_from_receipt(
     know, it says nothing about older attempts (the terminal may have booked them before it).
     """
     questions = open_questions(uow, till_id)
+    settle_never_sent(uow, till_id, actor)
+    questions = [p for p in questions if attempt_started(p) is not None]
     for index, payment in enumerate(questions):
         verdict = judge(uow, payment, last)
         if verdict == Verdict.NOT_CHARGED:
@@ -140,6 +154,85 @@ def resolve_from_receipt(
         for older in questions[index + (verdict == Verdict.CHARGED) :]:
             _give_up(uow, older, actor)
         return
+
+
+def settle_never_sent(uow: UnitOfWork, till_id: int, actor: str) -> int:
+    """Settle the till's unknown payments that were never sent to the terminal (the watch gave
+    up before any attempt began): nothing was charged. How many were settled."""
+    never = [p for p in open_questions(uow, till_id) if attempt_started(p) is None]
+    for payment in never:
+        settle(
+            uow, _locked(uow, payment.id), charged=False, actor=actor, detail={"by": "never_sent"}
+        )
+    return len(never)
+
+
+def apply_answer(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, actor: str) -> None:
+    """The terminal's own answer to a charge: applied while pending, and also after the watch
+    made the payment unknown meanwhile (the answer of this very attempt settles it)."""
+    payment = _locked(uow, payment_id)
+    if payment.status == PaymentStatus.PENDING:
+        apply_charge(uow, payment_id, outcome, actor)
+    elif payment.status == PaymentStatus.UNKNOWN:
+        by = {"by": "terminal_answer"}
+        settle(uow, payment, charged=outcome.approved, actor=actor, detail=by, last=outcome)
+        if not outcome.approved:
+            payment.display_text = scrub_card_numbers(outcome.message)[:120]
+
+
+@dataclass(frozen=True, slots=True)
+class CardDeadlines:
+    """How long a card payment may stay pending before the watch calls its outcome unknown."""
+
+    pickup: timedelta  # no device host has begun its attempt
+    attempt: timedelta  # its attempt began, and no answer came
+
+    @classmethod
+    def from_settings(cls, devices: Any) -> CardDeadlines:
+        return cls(
+            pickup=timedelta(seconds=devices.card_pickup_seconds),
+            attempt=timedelta(seconds=devices.card_attempt_seconds),
+        )
+
+
+def watch(deadlines: CardDeadlines) -> jobs.Handler:
+    """Job handler (any worker): give up on a card payment still pending past its deadline, so
+    the till is free and the cashier sees it; else look again at the deadline."""
+
+    def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        payment = _locked(uow, payload["payment_id"])
+        if payment.status != PaymentStatus.PENDING:
+            return
+        started = attempt_started(payment)
+        if started is None:
+            due = payment.created_at + deadlines.pickup
+            why = (
+                f"no device host took the payment within {_seconds(deadlines.pickup)}: it was "
+                "not sent to the terminal (is `kassa devices` running for this till?)"
+            )
+        else:
+            due = started + deadlines.attempt
+            why = (
+                f"the device host gave no answer {_seconds(deadlines.attempt)} into the "
+                "payment (it may have stopped)"
+            )
+        if utcnow() >= due:
+            mark_unknown(uow, payment.id, why, "system:card-watch")
+            return
+        round_ = int(payload.get("round", 0)) + 1
+        jobs.enqueue(
+            uow,
+            WATCH_JOB,
+            {"payment_id": payment.id, "round": round_},
+            run_at=due,
+            dedupe_key=f"card-watch:{payment.id}:{round_}",
+        )
+
+    return handle
+
+
+def _seconds(span: timedelta) -> str:
+    return f"{span.total_seconds():g} s"
 
 
 def settle(

@@ -127,7 +127,7 @@ def request_refund(
             {"refund_id": refund.id},
             queue=cards.device_queue(payment.till_id),
             dedupe_key=f"card-refund:{refund.id}",
-            max_attempts=5,
+            max_attempts=cards.RETRY_ATTEMPTS,
         )
         uow.session.flush()
         return refund
