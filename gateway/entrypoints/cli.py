@@ -353,7 +353,14 @@ def _run_device_host(simulate: bool) -> None:
 @click.option("--host", default=None, help="Bind address (default from config).")
 @click.option("--port", default=None, type=int, help="Port (default from config).")
 @click.option("--workers", default=2, show_default=True, type=int)
-def serve(host: str | None, port: int | None, workers: int) -> None:
+@click.option(
+    "--threads",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Threads per worker: each open card payment screen's live stream holds one.",
+)
+def serve(host: str | None, port: int | None, workers: int, threads: int) -> None:
     """Serve the gateway web tier (API, cashier screen, portal) with gunicorn."""
     config = _config()
     bind = f"{host or config.web.host}:{port or config.web.port}"
@@ -368,7 +375,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
             "--workers",
             str(workers),
             "--threads",
-            "4",
+            str(threads),
             "--access-logfile",
             "-",
             "gateway.entrypoints.wsgi:app",
