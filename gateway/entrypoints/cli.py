@@ -54,7 +54,11 @@ class KassaGroup(LazyGroup):
 
     def invoke(self, ctx: click.Context) -> Any:
         # What a command does is audited as coming from ``cli``: the audit context's default
-        # for a process (the worker and the device host set their own), so nothing to import.
+        # for a process. Only if something already set a source here (a web request in the
+        # same thread, say) is it reset; the fast support commands import nothing for this.
+        context = sys.modules.get("gateway.services.staff.audit_context")
+        if context is not None:
+            context.set_source("cli")
         try:
             return super().invoke(ctx)
         except KassaError as exc:
