@@ -78,11 +78,21 @@ class KassaGroup(LazyGroup):
         "zvt": "drivers.zvt.cli:zvt",
     },
 )
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Kassa: merchant point-of-sale integration gateway."""
-    from gateway.adapters.log_filter import install_card_number_filter
+    import logging
 
-    install_card_number_filter()  # no card number in any log line of any kassa process
+    from gateway.adapters.logging_setup import configure_logging
+
+    role = PROCESS_ROLES.get(ctx.invoked_subcommand or "", "cli")
+    # One format for every kassa process, the card-number filter on every handler.
+    configure_logging(role, level=logging.WARNING if role == "cli" else logging.INFO)
+
+
+# The role a log line names, by sub-command (``serve`` and ``sandbox-bank serve`` hand over to
+# gunicorn, whose WSGI modules set it up again); other commands log as ``cli``, warnings only.
+PROCESS_ROLES = {"worker": "worker", "devices": "device-host", "sandbox-bank": "sandbox-bank"}
 
 
 def _config() -> Settings:
@@ -92,6 +102,12 @@ def _config() -> Settings:
     settings = load_config()
     passwords.configure(settings.security.argon2_time_cost, settings.security.argon2_memory_kib)
     _configure_identity(settings)
+    if settings.web.log_format != "auto":
+        import logging
+
+        from gateway.adapters.logging_setup import configure_logging
+
+        configure_logging(log_format=settings.web.log_format, level=logging.getLogger().level)
     return settings
 
 
