@@ -27,6 +27,9 @@ request_id: ContextVar[str | None] = ContextVar("kassa_request_id", default=None
 payment_id: ContextVar[str | None] = ContextVar("kassa_payment_id", default=None)
 
 _role = "kassa"
+# Libraries whose INFO lines say nothing an operator needs (alembic's plugin set-up on each
+# schema check): warnings only.
+QUIET = ("alembic",)
 
 _LOG_ESCAPES = {n: f"\\x{n:02x}" for n in (*range(0x20), 0x7F, 0x85)} | {
     0x2028: "\\u2028",
@@ -144,6 +147,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for chatty in QUIET:
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     known = [x for x in logging.root.manager.loggerDict.values() if isinstance(x, logging.Logger)]
     for each in [root, *known]:
         for own in each.handlers:

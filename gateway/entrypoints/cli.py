@@ -410,6 +410,7 @@ def run() -> None:
     database = _database(config)
     database.upgrade()
     creds = _seed_demo(config, database)
+    _share_metrics(config)
     kassa = [sys.executable, "-m", "gateway.entrypoints.cli"]
     procs = [
         subprocess.Popen([*kassa, "sandbox-bank", "serve"]),
@@ -431,6 +432,21 @@ def run() -> None:
         pass
     finally:
         stop_children(procs)
+
+
+def _share_metrics(config: Settings) -> None:
+    """Let /metrics sum the counters of every child (gunicorn's workers, the worker, the device
+    host): prometheus-client's multiprocess mode, in an emptied folder under the data directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return  # the operator chose one
+    import shutil
+
+    from gateway.config import var_dir
+
+    folder = var_dir(config) / "prometheus"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)  # the children inherit it
 
 
 def _banner(base: str, bank: str, creds: dict[str, Any], devices: bool) -> str:

@@ -7,7 +7,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -186,3 +190,41 @@ def test_plain_lines_on_a_terminal_are_escaped_too() -> None:
         logger.removeHandler(handler)
     text = out.getvalue()
     assert text.count("\n") == 1 and "one\\x0aline" in text and "[payment=pay_plain]" in text
+
+
+def test_in_multiprocess_mode_metrics_sum_the_counts_of_every_process(
+    db: Database, tmp_path: Path
+) -> None:
+    """As under ``kassa run``: two processes count a poll each, a third serves the sum."""
+    shared = tmp_path / "prometheus"  # its own folder: every *.db in it is read as counts
+    shared.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    count = (
+        "from gateway.adapters import metrics\n"
+        "metrics.POLLS.labels(subject='refund', outcome='answered').inc()\n"
+    )
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", count], env=env, check=True, timeout=120)
+    show = (
+        "import sys\n"
+        "from gateway.adapters.db import Database\n"
+        "from gateway.services.metrics import exposition\n"
+        "sys.stdout.write(exposition(Database(sys.argv[1])).decode())\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", show, db.url],
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    ).stdout
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(shown)
+        for s in family.samples
+    }
+    assert (
+        samples[("kassa_bank_polls_total", (("outcome", "answered"), ("subject", "refund")))] == 2
+    )
+    assert "# TYPE kassa_payments gauge" in shown  # and the database's gauges beside them
