@@ -5,7 +5,8 @@ One worker process: the callback delivery thread and the in-process write lock l
 """
 
 from gateway.adapters.logging_setup import configure_logging
+from gateway.entrypoints.gunicorn_logs import configured_log_format
 from sandbox_bank.app import create_app
 
 app = create_app()
-configure_logging("sandbox-bank")  # after gunicorn set up its loggers; plain on a terminal
+configure_logging("sandbox-bank", configured_log_format())  # after gunicorn set up its loggers

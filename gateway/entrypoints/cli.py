@@ -394,6 +394,8 @@ def serve(host: str | None, port: int | None, workers: int, threads: int) -> Non
             str(threads),
             "--access-logfile",
             "-",
+            "--logger-class",
+            "gateway.entrypoints.gunicorn_logs.WebLogger",
             "gateway.entrypoints.wsgi:app",
         ],
     )

@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ import pytest
 import requests
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
 
 from gateway.adapters import logging_setup
 from gateway.adapters.db import Database
+from gateway.adapters.models import Job, Payment, utcnow
 from gateway.services import jobs
 from tests.conftest import LiveServer, app_config
 from tests.integration.test_bank_callbacks import (
@@ -228,3 +231,43 @@ def test_in_multiprocess_mode_metrics_sum_the_counts_of_every_process(
         samples[("kassa_bank_polls_total", (("outcome", "answered"), ("subject", "refund")))] == 2
     )
     assert "# TYPE kassa_payments gauge" in shown  # and the database's gauges beside them
+
+
+def test_a_kassa_worker_process_logs_json_lines_with_the_payment_id(
+    db: Database, demo: dict[str, Any], tmp_path: Path
+) -> None:
+    """A real ``kassa worker`` whose stderr is a file: JSON lines, role ``worker``, and the line
+    of the job that watched (here: expired) the payment carries its id."""
+    payment = new_payment(db, "2.40")
+    with db.unit_of_work() as uow:  # due now, as if its time had run out
+        uow.session.execute(update(Payment).values(expires_at=utcnow()))
+        uow.session.execute(update(Job).values(run_at=utcnow()))
+        uow.commit()
+    env = {
+        **os.environ,
+        "KASSA_DATABASE_URL": db.url,
+        "KASSA_WORKER_POLL_INTERVAL_MS": "100",
+        "KASSA_BANK_API_KEY": "",  # no bank to ask: the expiry goes ahead without its word
+    }
+    stderr = tmp_path / "worker.log"
+    with stderr.open("w") as sink:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "gateway.entrypoints.cli", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+        try:
+            # A ceiling, not a deadline: a loaded machine takes a while to start the worker.
+            ceiling = time.monotonic() + 120
+            while time.monotonic() < ceiling and worker.poll() is None:
+                if f'"payment_id": "{payment.id}"' in stderr.read_text():
+                    break
+                time.sleep(0.2)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+    lines = [json.loads(line) for line in stderr.read_text().splitlines()]
+    assert lines and all(line["role"] == "worker" for line in lines), lines
+    about = [line for line in lines if line.get("payment_id") == payment.id]
+    assert any("poll_bank_payment" in line["message"] for line in about), lines
