@@ -4,8 +4,8 @@ time (one grouped query per family), beside the counters each process keeps
 
 The families read from the database are the same whichever process answers: payments and
 refunds by status, the job queue (depth by kind and status, how long the oldest due job has
-waited), the devices by kind and state (the device hosts' heartbeats) and settlement files by
-state (``staging`` while an import runs).
+waited), the devices by kind and state (the device hosts' heartbeats, and how many have gone
+silent) and settlement files by state (``staging`` while an import runs).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 
 from gateway.adapters import metrics
 from gateway.adapters.db import Database
-from gateway.adapters.models import DeviceStatus, Job, Payment, Refund, SettlementFile, utcnow
+from gateway.adapters.models import Job, Payment, Refund, SettlementFile, utcnow
+from gateway.services.devices import device_reads
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -43,11 +44,7 @@ class DatabaseCollector(Collector):
                 .where(Job.status.in_(("pending", "running")))
                 .group_by(Job.kind, Job.status)
             ).all()
-            devices = run(
-                select(DeviceStatus.kind, DeviceStatus.state, func.count()).group_by(
-                    DeviceStatus.kind, DeviceStatus.state
-                )
-            ).all()
+            devices = device_reads.device_health(uow, utcnow())
             files = run(
                 select(SettlementFile.state, func.count()).group_by(SettlementFile.state)
             ).all()
@@ -69,7 +66,13 @@ class DatabaseCollector(Collector):
             "kassa_devices",
             "Card terminals and NFC readers by state, as their device hosts last reported.",
             ["kind", "state"],
-            devices,
+            devices.by_state,
+        )
+        yield _gauge(
+            "kassa_devices_silent",
+            f"Devices whose host has not reported for {device_reads.SILENT_SECONDS} s, by kind.",
+            ["kind"],
+            devices.silent,
         )
         yield _gauge(
             "kassa_settlement_files", "Settlement files by import state.", ["state"], files

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,11 @@ import pytest
 import requests
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from gateway.adapters import logging_setup
 from gateway.adapters.db import Database
-from gateway.adapters.models import Job, Payment, utcnow
+from gateway.adapters.models import DeviceStatus, Job, Payment, Till, utcnow
 from gateway.services import jobs
 from tests.conftest import LiveServer, app_config
 from tests.integration.test_bank_callbacks import (
@@ -74,11 +75,35 @@ def test_metrics_show_payments_a_processed_callback_and_the_job_queue(
     assert ("kassa_job_oldest_due_seconds", (("kind", "poll_bank_payment"),)) in after
 
 
-def test_metrics_count_devices_and_settlement_files_by_state(db: Database, app: Flask) -> None:
+def test_metrics_count_devices_by_state_and_the_silent_ones(
+    db: Database, demo: dict[str, Any], app: Flask
+) -> None:
+    with db.unit_of_work() as uow:
+        till = uow.session.scalars(select(Till).order_by(Till.id)).first()
+        assert till is not None
+        long_ago = utcnow() - timedelta(minutes=5)
+        for kind, state, seen in (
+            ("card_terminal", "connected", long_ago),  # its host has gone quiet
+            ("nfc_reader", "disconnected", utcnow()),
+        ):
+            uow.session.add(
+                DeviceStatus(
+                    till_id=till.id, kind=kind, url="x", state=state, host="h", last_seen_at=seen
+                )
+            )
+        uow.commit()
     response = app.test_client().get("/metrics")
     assert response.status_code == 200
-    names = {f.name for f in text_string_to_metric_families(response.get_data(as_text=True))}
-    assert {"kassa_devices", "kassa_settlement_files", "kassa_refunds"} <= names
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for s in family.samples
+    }
+    assert samples[("kassa_devices", (("kind", "card_terminal"), ("state", "connected")))] == 1
+    assert samples[("kassa_devices", (("kind", "nfc_reader"), ("state", "disconnected")))] == 1
+    assert samples[("kassa_devices_silent", (("kind", "card_terminal"),))] == 1
+    assert ("kassa_devices_silent", (("kind", "nfc_reader"),)) not in samples
+    assert "# TYPE kassa_settlement_files gauge" in response.get_data(as_text=True)
 
 
 def test_without_a_token_metrics_answer_only_on_this_machine(app: Flask) -> None:
