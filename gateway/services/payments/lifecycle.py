@@ -198,6 +198,7 @@ def move_refund(
     what the payment has refunded and makes the payment ``partially_refunded`` or ``refunded``
     through :func:`move_payment`; a failure gives the amount back to what may be refunded.
     """
+    about_payment(payment.id)
     check_refund_transition(refund.status, target)
     refund.status = target.value
     refund.bank_refund_id = bank_refund_id or refund.bank_refund_id
