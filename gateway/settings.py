@@ -41,6 +41,11 @@ class WebSettings(Section):
     # A card payment's screen gets the terminal's texts live (server-sent events); each stream
     # ends after this many seconds and reconnects. 0: off, the screen polls once a second.
     event_stream_seconds: float = Field(60, ge=0)
+    # GET /metrics (Prometheus): with a token, only `Authorization: Bearer <token>`; empty, only
+    # from a loopback address and not through a proxy.
+    metrics_token: str = ""
+    # Log lines: "json" (one object a line), "plain", or "auto" (plain on a terminal, else JSON).
+    log_format: Literal["auto", "json", "plain"] = "auto"
 
 
 class SecuritySettings(Section):

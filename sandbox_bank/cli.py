@@ -53,6 +53,8 @@ def serve(host: str | None, port: int | None) -> None:
         "8",
         "--bind",
         bind,
+        "--logger-class",
+        "gateway.entrypoints.gunicorn_logs.SandboxBankLogger",
         "sandbox_bank.wsgi:app",
     ]
     os.execv(sys.executable, argv)  # noqa: S606 — gunicorn takes over this process and its signals

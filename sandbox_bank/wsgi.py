@@ -4,8 +4,9 @@ One worker process: the callback delivery thread and the in-process write lock l
 (threads serve requests concurrently).
 """
 
-from gateway.adapters.log_filter import install_card_number_filter
+from gateway.adapters.logging_setup import configure_logging
+from gateway.entrypoints.gunicorn_logs import configured_log_format
 from sandbox_bank.app import create_app
 
 app = create_app()
-install_card_number_filter()  # after gunicorn set up its loggers
+configure_logging("sandbox-bank", configured_log_format())  # after gunicorn set up its loggers

@@ -8,6 +8,9 @@
 - ``till-key``: a till's API key (``Authorization: Bearer kt_…``), acting as the role ``till``;
 - ``staff``: a signed-in person whose role holds the permission (a form's POST may need a
   second one, ``post``).
+- ``operator``: a monitoring system (``/metrics``): ``Authorization: Bearer`` with
+  ``[web] metrics_token``, or, when that is empty, a request from a loopback address that did
+  not come through a proxy (no ``X-Forwarded-For``).
 
 An endpoint missing from the map answers 404 (fail closed), and the route test fails for it.
 Whether an *object* is inside the caller's store or merchant is not checked here but in the
@@ -16,17 +19,19 @@ services' queries (``gateway/services/staff/scope.py``): outside, an id is "not 
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from flask import Flask, abort, g, jsonify, redirect, render_template, request, url_for
+from flask import Flask, abort, current_app, g, jsonify, redirect, render_template, request, url_for
 
 from gateway.adapters.db import Database
-from gateway.errors import Forbidden
+from gateway.errors import Forbidden, Unauthorised
 from gateway.services.staff import permissions
 from gateway.services.staff.auth import StaffContext, TillContext, authenticate_till
 
-Audience = Literal["public", "bank-signed", "till-key", "staff"]
+Audience = Literal["public", "bank-signed", "till-key", "staff", "operator"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,7 @@ ENDPOINTS: dict[str, Rule] = {
     "index": PUBLIC,
     "healthz": PUBLIC,
     "readyz": PUBLIC,
+    "metrics": Rule("operator"),
     "static": PUBLIC,
     # /bank: the bank signs its callbacks (Standard Webhooks), the view checks the signature
     "bank.receive_callback": Rule("bank-signed"),
@@ -210,6 +216,26 @@ def _refusal(person: StaffContext, needed: str | None) -> str:
     return f"a {person.role} may not {perm.description}"
 
 
+def _guard_operator() -> None:
+    token: str = current_app.extensions["kassa.settings"].web.metrics_token
+    if token:
+        sent = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            raise Unauthorised(
+                "send the metrics token: Authorization: Bearer <[web] metrics_token>"
+            )
+        return
+    if "X-Forwarded-For" in request.headers or not _loopback(request.remote_addr):
+        raise Forbidden("without [web] metrics_token, /metrics answers only on this machine")
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 def guard() -> Any:
     """The before-request check for every endpoint of the app."""
     endpoint = request.endpoint
@@ -220,6 +246,8 @@ def guard() -> Any:
         abort(404)  # fail closed: a route nobody put in the map is not served
     if rule.audience in ("public", "bank-signed"):
         return None
+    if rule.audience == "operator":
+        return _guard_operator()
     if rule.audience == "till-key":
         till_ctx = calling_till()  # 401 problem without a valid key
         needed = rule.needs(request.method)

@@ -14,7 +14,7 @@ from flask_wtf.csrf import CSRFProtect
 from gateway.adapters import passwords
 from gateway.adapters.db import Database
 from gateway.config import load_config, secret_key
-from gateway.entrypoints import access, input_guard, problems
+from gateway.entrypoints import access, input_guard, observability, problems
 from gateway.services.promotions.sales import PromotionSettings
 from gateway.settings import Settings
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         if name.split(".")[0] in (api.bp.name, bank.bp.name):
             csrf.exempt(registered)
     problems.register(app)
+    observability.install(app, database)  # a request id before any check can refuse it
     input_guard.install(app)  # first: what no check below may ever see (NUL, deep JSON, …)
     access.install(app, database)  # every endpoint's guard: gateway/entrypoints/access.py
 

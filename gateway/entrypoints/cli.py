@@ -82,11 +82,21 @@ class KassaGroup(LazyGroup):
         "zvt": "drivers.zvt.cli:zvt",
     },
 )
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Kassa: merchant point-of-sale integration gateway."""
-    from gateway.adapters.log_filter import install_card_number_filter
+    import logging
 
-    install_card_number_filter()  # no card number in any log line of any kassa process
+    from gateway.adapters.logging_setup import configure_logging
+
+    role = PROCESS_ROLES.get(ctx.invoked_subcommand or "", "cli")
+    # One format for every kassa process, the card-number filter on every handler.
+    configure_logging(role, level=logging.WARNING if role == "cli" else logging.INFO)
+
+
+# The role a log line names, by sub-command (``serve`` and ``sandbox-bank serve`` hand over to
+# gunicorn, whose WSGI modules set it up again); other commands log as ``cli``, warnings only.
+PROCESS_ROLES = {"worker": "worker", "devices": "device-host", "sandbox-bank": "sandbox-bank"}
 
 
 def _config() -> Settings:
@@ -96,6 +106,12 @@ def _config() -> Settings:
     settings = load_config()
     passwords.configure(settings.security.argon2_time_cost, settings.security.argon2_memory_kib)
     _configure_identity(settings)
+    if settings.web.log_format != "auto":
+        import logging
+
+        from gateway.adapters.logging_setup import configure_logging
+
+        configure_logging(log_format=settings.web.log_format, level=logging.getLogger().level)
     return settings
 
 
@@ -382,6 +398,8 @@ def serve(host: str | None, port: int | None, workers: int, threads: int) -> Non
             str(threads),
             "--access-logfile",
             "-",
+            "--logger-class",
+            "gateway.entrypoints.gunicorn_logs.WebLogger",
             "gateway.entrypoints.wsgi:app",
         ],
     )
@@ -398,6 +416,7 @@ def run() -> None:
     database = _database(config)
     database.upgrade()
     creds = _seed_demo(config, database)
+    _share_metrics(config)
     kassa = [sys.executable, "-m", "gateway.entrypoints.cli"]
     procs = [
         subprocess.Popen([*kassa, "sandbox-bank", "serve"]),
@@ -419,6 +438,21 @@ def run() -> None:
         pass
     finally:
         stop_children(procs)
+
+
+def _share_metrics(config: Settings) -> None:
+    """Let /metrics sum the counters of every child (gunicorn's workers, the worker, the device
+    host): prometheus-client's multiprocess mode, in an emptied folder under the data directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return  # the operator chose one
+    import shutil
+
+    from gateway.config import var_dir
+
+    folder = var_dir(config) / "prometheus"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)  # the children inherit it
 
 
 def _banner(base: str, bank: str, creds: dict[str, Any], devices: bool) -> str:

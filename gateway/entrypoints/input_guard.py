@@ -26,15 +26,15 @@ record factory, so a ``%0A`` in a path never forges a line.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 from flask import Flask, request
 
+from gateway.adapters import logging_setup
 from gateway.errors import InvalidInput
 
 MAX_JSON_DEPTH = 32
@@ -248,33 +248,10 @@ def _check_json_body(data: bytes) -> None:
 
 # -- logging -----------------------------------------------------------------------------------
 
-_LOG_ESCAPES = {n: f"\\x{n:02x}" for n in (*range(0x20), 0x7F, 0x85)} | {
-    0x2028: "\\u2028",
-    0x2029: "\\u2029",
-}
-
-
-def escape_for_log(value: str) -> str:
-    """``value`` with every control character written as an escape: one log line stays one."""
-    return value.translate(_LOG_ESCAPES)
-
-
-def _escaping_factory(inner: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = inner(*args, **kwargs)
-        if isinstance(record.args, tuple):
-            record.args = tuple(escape_for_log(a) if isinstance(a, str) else a for a in record.args)
-        return record
-
-    factory.kassa_escapes = True  # type: ignore[attr-defined]
-    return factory
-
-
-def install_log_escaping() -> None:
-    """Escape control characters in every log record's text arguments (once per process)."""
-    current = logging.getLogRecordFactory()
-    if not getattr(current, "kassa_escapes", False):
-        logging.setLogRecordFactory(_escaping_factory(current))
+# The escaping lives with the one logging setup (gateway/adapters/logging_setup.py): every
+# process escapes its log lines the same way, not only the web tier.
+escape_for_log = logging_setup.escape_for_log
+install_log_escaping = logging_setup.install_log_escaping
 
 
 def install(app: Flask) -> None:

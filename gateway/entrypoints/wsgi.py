@@ -1,7 +1,8 @@
 """WSGI entry point for gunicorn: ``gunicorn gateway.entrypoints.wsgi:app``."""
 
-from gateway.adapters.log_filter import install_card_number_filter
+from gateway.adapters.logging_setup import configure_logging
 from gateway.entrypoints.app import create_app
 
 app = create_app()
-install_card_number_filter()  # after gunicorn set up its loggers
+# After gunicorn set up its loggers: theirs and ours get one format and the card-number filter.
+configure_logging("web", app.extensions["kassa.settings"].web.log_format)

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.exc import DataError
 
+from gateway.adapters import logging_setup
 from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import Job, utcnow
 from gateway.domain.card_data import scrub_card_numbers
@@ -133,6 +134,18 @@ def run_job(db: Database, job_id: int, handlers: Mapping[str, Handler], worker: 
     if handler is None:
         _record_failure(db, job_id, f"no handler for job kind {kind!r}")
         return False
+    about = payload.get("payment_id")
+    token = logging_setup.payment_id.set(about if isinstance(about, str) else None)
+    try:
+        return _run_handler(db, job_id, kind, payload, handler, worker)
+    finally:
+        logging_setup.payment_id.reset(token)
+
+
+def _run_handler(
+    db: Database, job_id: int, kind: str, payload: dict[str, Any], handler: Handler, worker: str
+) -> bool:
+    started = time.perf_counter()
     try:
         with db.unit_of_work() as uow:
             handler(uow, payload)
@@ -143,7 +156,10 @@ def run_job(db: Database, job_id: int, handlers: Mapping[str, Handler], worker: 
             claimed.finished_at = utcnow()
             claimed.locked_until = None
             uow.commit()
-            return True
+        log.info(
+            "job %s (%s) done in %.0f ms", job_id, kind, (time.perf_counter() - started) * 1000
+        )
+        return True
     except Exception as exc:  # a job's failure must never stop the worker
         permanent = is_permanent(exc)
         if permanent:

@@ -48,7 +48,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
+from gateway.adapters import metrics
 from gateway.adapters.db import Database, UnitOfWork
+from gateway.adapters.logging_setup import about_payment
 from gateway.adapters.models import BankSettlement, InboundEvent, Job, Merchant, utcnow
 from gateway.domain.card_data import scrub_bytes, scrub_card_numbers
 from gateway.domain.money import Money
@@ -203,6 +205,14 @@ def receive(db: Database, callback: VerifiedCallback) -> EventStatus:
     back and the event is stored on its own as ``failed`` (or ``invalid``), with a job to retry
     it. Either way the event is committed before the bank hears 2xx.
     """
+    started = time.perf_counter()
+    status = _receive(db, callback)
+    metrics.CALLBACKS.labels(outcome=status.value).inc()
+    metrics.CALLBACK_SECONDS.observe(time.perf_counter() - started)
+    return status
+
+
+def _receive(db: Database, callback: VerifiedCallback) -> EventStatus:
     envelope = parse_envelope(callback.body)
     try:
         with db.unit_of_work() as uow:
@@ -408,6 +418,7 @@ def _payment_succeeded(uow: UnitOfWork, data: dict[str, Any], event_id: int) -> 
     payment = qr_payments.payment_by_reference(uow, reference)
     if payment is None:
         return EventStatus.UNMATCHED
+    about_payment(payment.id)
     qr_payments.record_bank_payment(
         uow,
         payment,

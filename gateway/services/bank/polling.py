@@ -20,6 +20,7 @@ bank is called before the job's first write, so no row is locked while it answer
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from gateway.adapters import metrics
 from gateway.adapters.bank_client import BankClient
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Payment, Refund, utcnow
@@ -77,7 +79,22 @@ class Answer:
     configured: bool = True
 
 
-def ask(question: Callable[[], dict[str, Any] | None]) -> Answer:
+def ask(question: Callable[[], dict[str, Any] | None], subject: str = "payment") -> Answer:
+    """The bank's answer, counted by outcome (``/metrics``: ``kassa_bank_polls_total``)."""
+    started = time.perf_counter()
+    answer = _ask(question)
+    if not answer.configured:
+        outcome = "not_configured"
+    elif answer.trouble is not None:
+        outcome = "no_answer"
+    else:
+        outcome = "unknown" if answer.body is None else "answered"
+    metrics.POLLS.labels(subject=subject, outcome=outcome).inc()
+    metrics.POLL_SECONDS.labels(subject=subject).observe(time.perf_counter() - started)
+    return answer
+
+
+def _ask(question: Callable[[], dict[str, Any] | None]) -> Answer:
     try:
         return Answer(question())
     except BankNotConfigured as exc:
@@ -192,7 +209,7 @@ def watch_refund(client: Callable[[], BankClient], settings: PollSettings) -> jo
         uow.rollback()
         if status not in (RefundStatus.REQUESTED, RefundStatus.SUBMITTED):
             return
-        answer = ask(lambda: client().refund_status(refund_id))
+        answer = ask(lambda: client().refund_status(refund_id), "refund")
         body = answer.body
         if body is not None and body.get("status") in REFUND_ENDED:
             callbacks.receive_answer(

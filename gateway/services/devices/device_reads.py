@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import CardBatch, DeviceStatus, Payment, Store, Till
@@ -34,6 +35,33 @@ def device_statuses(uow: UnitOfWork, scope: Scope | int) -> list[Any]:
             .where(narrow(scope, Store.merchant_id, Till.store_id))
             .order_by(Store.name, Till.label, DeviceStatus.kind)
         ).all()
+    )
+
+
+# A device whose host has not written its heartbeat for this long is silent (the portal's
+# devices page marks it stale after the same time: merchant_portal/views.py STALE_SECONDS).
+SILENT_SECONDS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceHealth:
+    """Every merchant's devices counted, for ``/metrics``: (kind, state) -> how many, and
+    kind -> how many have a host that has gone silent."""
+
+    by_state: list[tuple[str, str, int]]
+    silent: list[tuple[str, int]]
+
+
+def device_health(uow: UnitOfWork, now: datetime) -> DeviceHealth:
+    """The device hosts' last reports counted by kind and state (one grouped query each)."""
+    kind, state = DeviceStatus.kind, DeviceStatus.state
+    by_state = uow.session.execute(select(kind, state, func.count()).group_by(kind, state)).all()
+    cutoff = now - timedelta(seconds=SILENT_SECONDS)
+    silent = uow.session.execute(
+        select(kind, func.count()).where(DeviceStatus.last_seen_at < cutoff).group_by(kind)
+    ).all()
+    return DeviceHealth(
+        [(str(k), str(s), int(n)) for k, s, n in by_state], [(str(k), int(n)) for k, n in silent]
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm.exc import StaleDataError
 
 from gateway.adapters.db import UnitOfWork
+from gateway.adapters.logging_setup import about_payment
 from gateway.adapters.models import Payment, PaymentEvent, Refund, utcnow
 from gateway.domain.card_data import scrub_card_numbers, scrub_json
 from gateway.domain.money import Money
@@ -108,6 +109,7 @@ def new_payment(
             "till": till.label,
         },
     )
+    about_payment(payment.id)
     return payment
 
 
@@ -130,6 +132,7 @@ def move_payment(
     checked that a manager decided, and puts their note in ``detail``).
     """
     before = payment.status
+    about_payment(payment.id)  # later log lines of this request or job carry its id
     check_transition(before, target, by_manager=by_manager)
     payment.status = target.value
     payment.updated_at = utcnow()
@@ -195,6 +198,7 @@ def move_refund(
     what the payment has refunded and makes the payment ``partially_refunded`` or ``refunded``
     through :func:`move_payment`; a failure gives the amount back to what may be refunded.
     """
+    about_payment(payment.id)
     check_refund_transition(refund.status, target)
     refund.status = target.value
     refund.bank_refund_id = bank_refund_id or refund.bank_refund_id

@@ -1,0 +1,57 @@
+"""What an operator sees of the web tier: a request id on every request (and its log lines),
+one log line per request, and ``GET /metrics`` (its access rule, ``operator``, is checked by
+:func:`gateway.entrypoints.access.guard`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from gateway.adapters import logging_setup
+from gateway.adapters.db import Database
+from gateway.services import metrics
+
+log = logging.getLogger("gateway.request")
+
+# An incoming X-Request-Id is kept if it is short and plain (a proxy's or a till's own id).
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+def install(app: Flask, db: Database) -> None:
+    """Give each request its id (echoed as ``X-Request-Id``), log it, and serve ``/metrics``."""
+
+    @app.before_request
+    def _request_id() -> None:
+        incoming = request.headers.get("X-Request-Id", "")
+        chosen = incoming if SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        g.kassa_request_started = time.perf_counter()
+        logging_setup.request_id.set(chosen)
+        payment = (request.view_args or {}).get("payment_id")
+        logging_setup.payment_id.set(payment if isinstance(payment, str) else None)
+
+    @app.after_request
+    def _log_request(response: Response) -> Response:
+        chosen = logging_setup.request_id.get()
+        if chosen is not None:
+            response.headers["X-Request-Id"] = chosen
+        started = g.get("kassa_request_started")
+        took = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        log.info("%s %s %s in %.0f ms", request.method, request.path, response.status_code, took)
+        return response
+
+    @app.teardown_request
+    def _forget_ids(_: BaseException | None) -> None:
+        logging_setup.request_id.set(None)  # the thread's next log lines are not this request's
+        logging_setup.payment_id.set(None)
+
+    @app.get("/metrics", endpoint="metrics")
+    def metrics_page() -> Response:
+        return Response(metrics.exposition(db), content_type=metrics.CONTENT_TYPE)
+
+
+__all__ = ["SANE_REQUEST_ID", "install"]
