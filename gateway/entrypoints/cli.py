@@ -468,6 +468,12 @@ def _banner(base: str, bank: str, creds: dict[str, Any], devices: bool) -> str:
         f"{manager['password']} (the cashier screen too, any till)",
         f"{indent}second factor: TOTP secret {manager.get('totp_secret', '-')} (add it to an",
         f"{indent}authenticator app, or `kassa admin totp-code --secret …` prints the code)",
+        *(
+            f"{indent}approves large refunds and payments at the till: {who['username']} PIN "
+            f"{who['pin']}"
+            for who in creds["staff"]
+            if who.get("pin")
+        ),
         f"{indent}One sign-in per browser: for cashier and manager at once, open the",
         f"{indent}portal in a second browser profile or a private window.",
         f"  Terminal API:    {base}/api/v1    (OpenAPI: {base}/api/v1/openapi.json)",

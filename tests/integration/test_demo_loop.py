@@ -86,7 +86,8 @@ def test_the_banner_gives_every_till_key_the_coupons_and_the_sign_in_rule() -> N
     creds = {
         "staff": [
             {"username": "cashier", "password": "c-pass", "role": "cashier"},
-            {"username": "manager", "password": "m-pass", "role": "manager"},
+            {"username": "manager", "password": "m-pass", "role": "manager", "pin": "4711"},
+            {"username": "supervisor", "password": "s-pass", "role": "supervisor", "pin": "0815"},
         ],
         "tills": [
             {"store": "Berlin Mitte", "till": "T01", "api_key": "kt_one"},
@@ -102,3 +103,4 @@ def test_the_banner_gives_every_till_key_the_coupons_and_the_sign_in_rule() -> N
     assert "AAAA1111, BBBB2222" in text
     assert "login cashier / c-pass" in text and "login manager / m-pass" in text
     assert "second browser profile" in text
+    assert "supervisor PIN 0815" in text and "manager PIN 4711" in text  # approvals at the till
