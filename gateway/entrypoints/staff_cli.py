@@ -74,21 +74,9 @@ MERCHANT = click.option(
 
 
 def _merchant(uow: Any, merchant_id: int | None) -> int:
-    from sqlalchemy import select
+    from gateway.services.staff.stores import chosen_merchant
 
-    from gateway.adapters.models import Merchant
-    from gateway.errors import InvalidInput, NotFound
-
-    if merchant_id is not None:
-        if uow.session.get(Merchant, merchant_id) is None:
-            raise NotFound(f"no merchant {merchant_id}")
-        return merchant_id
-    ids = list(uow.session.scalars(select(Merchant.id).order_by(Merchant.id).limit(2)))
-    if len(ids) != 1:
-        raise InvalidInput(
-            "no merchant yet" if not ids else "several merchants: choose one with --merchant ID"
-        )
-    return int(ids[0])
+    return chosen_merchant(uow, merchant_id)
 
 
 def _person(uow: Any, username: str) -> Any:

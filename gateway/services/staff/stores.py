@@ -7,7 +7,22 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Store
+from gateway.adapters.models import Merchant, Store
+from gateway.errors import InvalidInput, NotFound
+
+
+def chosen_merchant(uow: UnitOfWork, merchant_id: int | None) -> int:
+    """The merchant a command acts for: the one named, or the only one there is."""
+    if merchant_id is not None:
+        if uow.session.get(Merchant, merchant_id) is None:
+            raise NotFound(f"no merchant {merchant_id}")
+        return merchant_id
+    ids = list(uow.session.scalars(select(Merchant.id).order_by(Merchant.id).limit(2)))
+    if len(ids) != 1:
+        raise InvalidInput(
+            "no merchant yet" if not ids else "several merchants: choose one with --merchant ID"
+        )
+    return int(ids[0])
 
 
 def merchant_stores(uow: UnitOfWork, merchant_id: int) -> list[Store]:
