@@ -71,6 +71,11 @@ class Transport:
         # reads run with one short timeout, repeated until the caller's deadline.
         self._polled = url.startswith("rfc2217://")
 
+    @property
+    def over_network(self) -> bool:
+        """True for ``socket://`` and ``rfc2217://`` lines: every byte crosses a network."""
+        return self.url.startswith(("socket://", "rfc2217://"))
+
     # -- life cycle -------------------------------------------------------------------------
 
     def open(self) -> Transport:

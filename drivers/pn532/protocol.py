@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 WAKE_UP = b"\x55\x55" + bytes(14)
 
 
+#: First waits for an ACK (seconds), on a local serial line and on a network one.
+LOCAL_ACK_TIMEOUT = 0.1
+NETWORK_ACK_TIMEOUT = 0.5
+
+
 class NoResponse(DeviceTimeout):
     """The PN532 acknowledged the command but sent no response in time; it was aborted."""
 
@@ -31,19 +36,25 @@ class NoResponse(DeviceTimeout):
 class Link:
     """Commands to a PN532 on one :class:`Transport`; not thread-safe (one device host owns it).
 
-    ``ack_timeout`` bounds the wait for the ACK, ``frame_timeout`` the gap inside one frame
-    once its start code arrived, ``retries`` the resends for a missing ACK or a garbled response.
+    ``ack_timeout`` bounds the first wait for the ACK; each resend waits twice as long as the
+    one before, so a line that is slow rather than lossy (a busy host, a serial server across a
+    network) is still heard. It defaults to 0.1 s on a local line, where the chip ACKs within a
+    millisecond, and to 0.5 s on ``socket://`` and ``rfc2217://``, where every byte crosses a
+    network and a serial server's threads. ``frame_timeout`` bounds the gap inside one frame once
+    its start code arrived, ``retries`` the resends for a missing ACK or a garbled response.
     """
 
     def __init__(
         self,
         transport: Transport,
         *,
-        ack_timeout: float = 0.1,
+        ack_timeout: float | None = None,
         frame_timeout: float = 0.1,
         retries: int = 2,
     ) -> None:
         self.transport = transport
+        if ack_timeout is None:
+            ack_timeout = NETWORK_ACK_TIMEOUT if transport.over_network else LOCAL_ACK_TIMEOUT
         self.ack_timeout = ack_timeout
         self.frame_timeout = frame_timeout
         self.retries = retries
@@ -77,7 +88,7 @@ class Link:
             self.transport.discard_input()
             self.transport.write(request)
             try:
-                frame = self._read_frame_skipping_stale(code)
+                frame = self._read_frame_skipping_stale(code, self.ack_timeout * 2 ** (attempt - 1))
             except DeviceTimeout:
                 log.info("no ACK for %s (attempt %d); sending it again", name, attempt)
                 continue
@@ -95,12 +106,12 @@ class Link:
             f"{self.transport.url}: check the wiring, the baud rate and that it is in HSU mode"
         )
 
-    def _read_frame_skipping_stale(self, code: int) -> Frame:
+    def _read_frame_skipping_stale(self, code: int, wait: float) -> Frame:
         """The next frame, past any late response to an earlier (aborted) command."""
-        frame = self._read_frame(self.ack_timeout)
+        frame = self._read_frame(wait)
         while isinstance(frame, InformationFrame) and frame.code != code + 1:
             log.info("skipping a late response D5 %02X", frame.code)
-            frame = self._read_frame(self.ack_timeout)
+            frame = self._read_frame(wait)
         return frame
 
     def _read_response(self, code: int, timeout: float) -> InformationFrame:

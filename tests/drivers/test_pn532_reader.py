@@ -236,6 +236,27 @@ def test_dropped_bytes_time_out_after_retries(sim: Pn532Simulator, reader: NfcRe
     assert reader.firmware_version().ver == 1
 
 
+def test_each_resend_waits_longer_for_a_slow_line(sim: Pn532Simulator) -> None:
+    """Every reply comes 0.7 s late: three equal 0.2 s waits (0.6 s) would give up, but the
+    third wait of 0.2 s, 0.4 s, 0.8 s (0.6 s to 1.4 s) hears the first command's late ACK."""
+    from drivers.pn532.protocol import Link
+
+    sim.response_delay = 0.7
+    with Transport(sim.port, baudrate=115200) as line:
+        link = Link(line, ack_timeout=0.2)
+        assert link.command(0x02, timeout=5.0) == bytes([0x32, 0x01, 0x06, 0x07])
+    assert sim.commands[0] == (0x02, b"")
+
+
+def test_a_network_line_waits_longer_for_the_first_ack() -> None:
+    from drivers.pn532.protocol import LOCAL_ACK_TIMEOUT, NETWORK_ACK_TIMEOUT, Link
+
+    assert NETWORK_ACK_TIMEOUT > LOCAL_ACK_TIMEOUT
+    for url in ("socket://127.0.0.1:9", "rfc2217://127.0.0.1:9"):
+        assert Link(Transport(url)).ack_timeout == NETWORK_ACK_TIMEOUT
+    assert Link(Transport("/dev/ttyUSB0")).ack_timeout == LOCAL_ACK_TIMEOUT
+
+
 def test_reader_recovers_from_a_lossy_line(sim: Pn532Simulator, reader: NfcReader) -> None:
     sim.drop_probability = 0.03
     outcomes = []
