@@ -569,6 +569,7 @@ class ReconDecision(Base):
 
 # The promotion tables share this metadata (Alembic and ``create_all`` see them through it).
 from gateway.adapters import promotion_models as promotion_models  # noqa: E402
+from gateway.adapters import webhook_models as webhook_models  # noqa: E402
 
 
 class Approval(Base):

@@ -19,6 +19,7 @@ from gateway.services.payments import qr_payments, refunds
 from gateway.services.promotions import sales
 from gateway.services.settlement import reconciliation
 from gateway.services.settlement.file_import import import_settlement_file
+from gateway.services.webhooks import outbox
 from gateway.settings import Settings
 
 
@@ -89,6 +90,7 @@ def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
         refunds.SUBMIT_JOB: refunds.submit_to_bank(bank, poll_after=poll.after),
         callbacks.PROCESS_JOB: callbacks.process_bank_event,
         cards.WATCH_JOB: outcomes.watch(outcomes.CardDeadlines.from_settings(config.devices)),
+        outbox.DELIVER_JOB: outbox.deliver(),
     }
 
 

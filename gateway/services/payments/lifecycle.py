@@ -35,6 +35,7 @@ from gateway.errors import Conflict, InvalidInput
 from gateway.services.promotions import redemptions
 from gateway.services.staff import audit
 from gateway.services.staff.auth import TillContext
+from gateway.services.webhooks import outbox, payloads
 
 # States in which the customer has paid (whatever happened afterwards).
 PAID_STATES = frozenset(
@@ -212,6 +213,7 @@ def move_refund(
     elif target == RefundStatus.FAILED:
         refund.failure = scrub_card_numbers(failure or "the bank did not say why")
         record_event(uow, payment, "refund_failed", actor, {**detail, "reason": refund.failure})
+    _after_refund_move(uow, payment, refund)
 
 
 def void_by_refund(
@@ -231,6 +233,7 @@ def void_by_refund(
         actor,
         {**detail, **refund_detail(refund)},
     )
+    _after_refund_move(uow, payment, refund)
 
 
 def refund_detail(refund: Refund) -> dict[str, Any]:
@@ -243,9 +246,26 @@ def refund_detail(refund: Refund) -> dict[str, Any]:
 
 
 def _after_move(uow: UnitOfWork, payment: Payment, target: PaymentStatus) -> None:
-    """The after-change hooks, in one place: a sale's promotions follow its payment."""
+    """The after-change hooks, in one place: a sale's promotions follow its payment, and the
+    merchant's webhook endpoints hear of it (``payment.<status>``, sent only if this commits)."""
     if payment.sale_id is not None:
         redemptions.on_payment_moved(uow, payment, target.value)
+    outbox.publish(
+        uow,
+        merchant_id=payment.merchant_id,
+        event_type=f"payment.{target.value}",
+        data=payloads.payment_data(payment),
+    )
+
+
+def _after_refund_move(uow: UnitOfWork, payment: Payment, refund: Refund) -> None:
+    """A refund's after-change hook: ``refund.<status>`` for the merchant's endpoints."""
+    outbox.publish(
+        uow,
+        merchant_id=payment.merchant_id,
+        event_type=f"refund.{refund.status}",
+        data=payloads.refund_data(payment, refund),
+    )
 
 
 def _history(

@@ -42,6 +42,7 @@ from sqlalchemy import delete, insert, or_, select
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import (
     InboundEvent,
+    Merchant,
     SettlementEntry,
     SettlementFile,
     SettlementFileWarning,
@@ -65,6 +66,7 @@ from gateway.adapters.settlement_files.findings import FileReport, StatementRepo
 from gateway.domain.card_data import scrub_card_numbers, scrub_json
 from gateway.domain.money import Money
 from gateway.services.settlement.raw_files import mark, store_raw
+from gateway.services.webhooks import outbox
 from gateway.settings import SettlementSettings
 
 BATCH_SIZE = 1000
@@ -372,8 +374,37 @@ def _import(
     record.sums, record.pans_masked = summary.sums, summary.pans_masked
     record.warning_counts = summary.warning_counts
     record.state = IMPORTED
+    _publish_imported(uow, record)
     uow.commit()
     return summary
+
+
+def _publish_imported(uow: UnitOfWork, record: SettlementFile) -> None:
+    """``settlement.imported`` for each merchant whose settlement accounts the file names."""
+    accounts: set[str] = set()
+    for iban, acquirer_id in uow.session.execute(
+        select(SettlementEntry.account_iban, SettlementEntry.merchant_id)
+        .where(SettlementEntry.file_id == record.id)
+        .distinct()
+    ):
+        accounts.update(a for a in (iban, acquirer_id) if a)
+    if not accounts:
+        return
+    for merchant in uow.session.scalars(select(Merchant).order_by(Merchant.id)):
+        if accounts & {str(a) for a in merchant.settlement_accounts or []}:
+            outbox.publish(
+                uow,
+                merchant_id=merchant.id,
+                event_type="settlement.imported",
+                data={
+                    "file_id": record.id,
+                    "format": record.format,
+                    "filename": record.filename,
+                    "entries": record.entry_count,
+                    "sums": record.sums,
+                    "warning_counts": record.warning_counts,
+                },
+            )
 
 
 def _store_report(uow: UnitOfWork, record: SettlementFile, summary: ImportSummary) -> None:

@@ -59,6 +59,7 @@ from gateway.domain.reconciliation import (
 from gateway.errors import InvalidInput, NotFound
 from gateway.services import jobs
 from gateway.services.staff import audit
+from gateway.services.webhooks import outbox
 from gateway.settings import ReconciliationSettings
 
 RECON_JOB = "reconcile_day"
@@ -159,6 +160,19 @@ def reconcile_day(
             reason=r.reason,
         )
         for r in todays
+    )
+    outbox.publish(
+        uow,
+        merchant_id=merchant_id,
+        event_type="settlement.reconciled",
+        data={
+            "day": day.isoformat(),
+            "run_id": run.id,
+            "source": source,
+            "counts": run.counts,
+            "exceptions": sum(n for o, n in run.counts.items() if is_exception(o)),
+            "flawed_statements": len(run.flawed_statements or []),
+        },
     )
     return run
 

@@ -34,13 +34,23 @@ RECOVERY_CODES = 10
 MFA_ROLES = frozenset({"manager", "owner", "auditor"})
 
 _fernet: Fernet | None = None
+_key: str | None = None
 
 
 def configure(key: str) -> None:
     """Set the key that encrypts TOTP secrets (any text; stretched to a Fernet key)."""
-    global _fernet
-    digest = hashlib.sha256(b"kassa-mfa:" + key.encode()).digest()
-    _fernet = Fernet(base64.urlsafe_b64encode(digest))
+    global _fernet, _key
+    _key = key
+    _fernet = derived_cipher("mfa")
+
+
+def derived_cipher(purpose: str) -> Fernet:
+    """A Fernet cipher of its own for ``purpose`` from the configured ``[security] mfa_key``
+    (``mfa`` for TOTP secrets; ``webhooks`` for webhook signing secrets)."""
+    if _key is None:
+        raise ConfigurationError("the MFA key is not configured: call mfa.configure first")
+    digest = hashlib.sha256(f"kassa-{purpose}:".encode() + _key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
 
 
 def _cipher() -> Fernet:
