@@ -1,5 +1,5 @@
 """`/portal`, the merchant portal for managers: payments and devices, settlement, promotions,
-the audit trail, staff administration and the second factor."""
+the audit trail, staff administration, webhooks and the second factor."""
 
 from merchant_portal import (
     administration,
@@ -11,6 +11,7 @@ from merchant_portal import (
     reconciliation,
     settings,
     views,
+    webhooks,
 )
 
 bp = views.bp
@@ -22,3 +23,4 @@ bp.register_blueprint(audit_log.bp)
 bp.register_blueprint(administration.bp)
 bp.register_blueprint(attention.bp)
 bp.register_blueprint(events.bp)
+bp.register_blueprint(webhooks.bp)

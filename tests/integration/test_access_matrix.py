@@ -41,6 +41,7 @@ from gateway.services.settlement.file_import import import_settlement_file
 from gateway.services.settlement.reconciliation import ReconSettings, decide, reconcile_day
 from gateway.services.staff import permissions
 from gateway.services.staff.auth import TillContext
+from gateway.services.webhooks import endpoints, outbox
 from sandbox_bank.camt import camt053
 from sandbox_bank.settlement import SettlementBatch, SettlementLine
 from tests.conftest import app_config, isolated_env
@@ -157,7 +158,14 @@ def _merchant_objects(db: Database, shop: dict[str, Any], folder: Path) -> dict[
         )  # fmt: skip
         files = uow.session.scalars(select(SettlementFile).order_by(SettlementFile.id)).all()
         file_id = [f.id for f in files]
+        hook = endpoints.create_endpoint(
+            uow, merchant_id, url=f"https://erp-{tag}.example/hooks", event_types=["payment.*"],
+            description=None, actor="test",
+        ).endpoint  # fmt: skip
+        delivery = outbox.send_test(uow, merchant_id, hook.id, actor="test")
         out = {
+            "endpoint_id": hook.id,
+            "delivery_id": delivery.id,
             "event_id": files[-1].inbound_event_id,
             "key": f"points-{tag}",
             "experiment": f"ab-{tag}",

@@ -74,6 +74,8 @@ PERMISSIONS: dict[str, Permission] = {
         _p("account.own", "cashier supervisor manager owner auditor", "change their own password"),
         _p("events.view", _PORTAL, "read the stored inbound events", merchant_wide=True),
         _p("events.replay", _CHANGE, "replay a stored inbound event", merchant_wide=True),
+        _p("webhooks.view", _PORTAL, "read webhook endpoints and deliveries", merchant_wide=True),
+        _p("webhooks.manage", _CHANGE, "add, pause, delete, test webhooks", merchant_wide=True),
     )
 }
 
