@@ -5,6 +5,7 @@ delivery again (gateway.services.webhooks)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -24,7 +25,9 @@ FAMILIES = tuple(f"{family}.*" for family in rules.FAMILIES)
 def endpoints_page() -> Any:
     """The list, and the form that adds an endpoint (its secret is on the answer, once)."""
     staff = signed_in_manager()
-    error, secret, form = None, None, {}
+    error: str | None = None
+    secret: str | None = None
+    form: Mapping[str, Any] = {}
     if request.method == "POST":
         form = request.form
         chosen = [f for f in request.form.getlist("event_types") if f in FAMILIES]

@@ -57,7 +57,7 @@ GONE = 410
 
 
 def check_event_type(event_type: str) -> str:
-    """``event_type`` if it is ``<family>.<name>`` of a known family (a programming error if not)."""
+    """``event_type`` if it is ``<family>.<name>`` of a known family (else a programming error)."""
     family = event_type.split(".", 1)[0]
     if not _TYPE.match(event_type) or family not in FAMILIES:
         raise InvalidInput(

@@ -69,9 +69,7 @@ def upgrade() -> None:
             name=op.f("fk_webhook_deliveries_merchant_id_merchants"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
-        sa.UniqueConstraint(
-            "endpoint_id", "message_id", name="uq_webhook_deliveries_endpoint_msg"
-        ),
+        sa.UniqueConstraint("endpoint_id", "message_id", name="uq_webhook_deliveries_endpoint_msg"),
     )
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.create_index(

@@ -170,9 +170,7 @@ def _queue_attempt(uow: UnitOfWork, delivery: WebhookDelivery, run_at: datetime)
     key = f"webhook:{delivery.id}:{delivery.attempts + 1}"
     queued = uow.session.scalar(select(Job).where(Job.dedupe_key == key))
     if queued is None:
-        jobs.enqueue(
-            uow, DELIVER_JOB, {"delivery_id": delivery.id}, run_at=run_at, dedupe_key=key
-        )
+        jobs.enqueue(uow, DELIVER_JOB, {"delivery_id": delivery.id}, run_at=run_at, dedupe_key=key)
     elif queued.status == "pending":
         queued.run_at = run_at
     elif queued.status != "running":  # that attempt ran already (a lease that ran out)
@@ -219,7 +217,11 @@ def _record(
     if delivery.status != "pending":
         return  # another attempt finished it meanwhile (a lease that ran out)
     if webhooks.succeeded(result.status_code):
-        delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", utcnow(), None
+        delivery.status, delivery.delivered_at, delivery.next_attempt_at = (
+            "delivered",
+            utcnow(),
+            None,
+        )
         return
     if result.status_code == webhooks.GONE:
         delivery.status, delivery.next_attempt_at = "failed", None
