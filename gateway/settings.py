@@ -139,6 +139,17 @@ class BankSettings(Section):
     read_timeout_seconds: float = Field(10, gt=0)
 
 
+class WebhookSettings(Section):
+    """Outbound webhooks to merchants' systems (gateway.services.webhooks)."""
+
+    connect_timeout_seconds: float = Field(3, gt=0)
+    read_timeout_seconds: float = Field(10, gt=0)
+    # Send to loopback, private, link-local or other non-public addresses too (an ERP inside
+    # the merchant's own network when Kassa runs there). Off: such endpoints are refused, so a
+    # portal user cannot make the worker reach services next to Kassa.
+    allow_private_addresses: bool = False
+
+
 class TillDeviceSettings(Section):
     """One till's devices on this device host; an empty URL means no such device."""
 
@@ -234,6 +245,7 @@ class Settings(Section):
     promotions: PromotionSettings = PromotionSettings()
     reconciliation: ReconciliationSettings = ReconciliationSettings()
     approvals: ApprovalSettings = ApprovalSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     sandbox_bank: dict[str, Any] = Field(default_factory=dict)
 
 

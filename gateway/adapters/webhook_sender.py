@@ -3,9 +3,12 @@ no redirects followed, and what came back in a form the delivery log keeps."""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import requests
 from standardwebhooks.webhooks import Webhook
@@ -47,10 +50,18 @@ def send(
     *,
     connect_timeout: float = 3.0,
     read_timeout: float = 10.0,
+    allow_private: bool = False,
 ) -> SendResult:
-    """POST ``body`` to ``url``, signed with ``secret``; never raises for the network's sake."""
+    """POST ``body`` to ``url``, signed with ``secret``; never raises for the network's sake.
+
+    Unless ``allow_private``, a host that resolves to a loopback, private, link-local or other
+    non-public address is refused before anything is sent.
+    """
     headers = signed_headers(secret, message_id, sent_at, body)
     started = time.perf_counter()
+    refusal = None if allow_private else _non_public(url)
+    if refusal:
+        return SendResult(None, _since(started), _clean(refusal), None)
     try:
         response = requests.post(
             url,
@@ -72,6 +83,25 @@ def send(
     ok = 200 <= response.status_code < 300
     error = None if ok else f"HTTP {response.status_code} {response.reason or ''}".strip()
     return SendResult(response.status_code, _since(started), error, snippet)
+
+
+def _non_public(url: str) -> str | None:
+    """Why ``url``'s host may not be sent to, or None. (requests resolves the name again, so
+    a name whose answer changes between the two look-ups is not caught here.)"""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as exc:
+        return f"ConnectionError: cannot resolve {host}: {exc}"
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            return (
+                f"not sent: {host} is {address}, not a public address "
+                "([webhooks] allow_private_addresses is off)"
+            )
+    return None
 
 
 def _since(started: float) -> int:

@@ -90,7 +90,11 @@ def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
         refunds.SUBMIT_JOB: refunds.submit_to_bank(bank, poll_after=poll.after),
         callbacks.PROCESS_JOB: callbacks.process_bank_event,
         cards.WATCH_JOB: outcomes.watch(outcomes.CardDeadlines.from_settings(config.devices)),
-        outbox.DELIVER_JOB: outbox.deliver(),
+        outbox.DELIVER_JOB: outbox.deliver(
+            connect_timeout=config.webhooks.connect_timeout_seconds,
+            read_timeout=config.webhooks.read_timeout_seconds,
+            allow_private=config.webhooks.allow_private_addresses,
+        ),
     }
 
 

@@ -28,6 +28,12 @@ from tests.factories import second_merchant
 from tests.integration.test_portal_pages import log_in, staff
 
 
+def handlers(db: Database) -> dict[str, Any]:
+    """The worker's delivery handler, allowed to reach the loopback receiver."""
+    config = app_config(db, webhooks={"allow_private_addresses": True})
+    return {outbox.DELIVER_JOB: job_handlers(config)[outbox.DELIVER_JOB]}
+
+
 def csrf(page: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert found, page
@@ -95,7 +101,7 @@ def test_a_manager_adds_tests_and_manages_an_endpoint(
         f"/portal/webhooks/{endpoint_id}/test", data={"csrf_token": csrf(detail)}
     )
     assert response.status_code == 303
-    run_due_jobs(db, {outbox.DELIVER_JOB: job_handlers(app_config(db))[outbox.DELIVER_JOB]})
+    run_due_jobs(db, handlers(db))
     ((body, headers),) = got
     assert Webhook(secret).verify(body, headers)["type"] == "webhook.test"
 
@@ -110,7 +116,7 @@ def test_a_manager_adds_tests_and_manages_an_endpoint(
         f"/portal/webhooks/deliveries/{delivery_id.group(1)}/send", data={"csrf_token": csrf(text)}
     )
     assert resend.status_code == 303
-    run_due_jobs(db, {outbox.DELIVER_JOB: job_handlers(app_config(db))[outbox.DELIVER_JOB]})
+    run_due_jobs(db, handlers(db))
     assert [h["Webhook-Id"] for _, h in got] == [headers["Webhook-Id"]] * 2
 
     token = csrf(detail)

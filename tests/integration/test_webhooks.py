@@ -87,10 +87,16 @@ def till(db: Database, demo: dict[str, Any]) -> TillContext:
         return TillContext(found.id, found.store_id, found.store.merchant_id, found.label)
 
 
+def delivery_handlers(db: Database, *, allow_private: bool = True) -> dict[str, Handler]:
+    """The worker's own handler for deliveries, from the registry `kassa worker` uses (the
+    receivers here are on loopback, which the default configuration refuses)."""
+    config = app_config(db, webhooks={"allow_private_addresses": allow_private})
+    return {outbox.DELIVER_JOB: job_handlers(config)[outbox.DELIVER_JOB]}
+
+
 @pytest.fixture
 def handlers(db: Database) -> dict[str, Handler]:
-    """The worker's own handler for deliveries, from the registry `kassa worker` uses."""
-    return {outbox.DELIVER_JOB: job_handlers(app_config(db))[outbox.DELIVER_JOB]}
+    return delivery_handlers(db)
 
 
 def subscribe(
@@ -337,3 +343,19 @@ def test_an_unreachable_receiver_is_retried_and_logged(
     (delivery,) = deliveries(db, endpoint_id)
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("pending", 1, None)
     assert delivery.last_error is not None and "ConnectionError" in delivery.last_error
+
+
+def test_by_default_nothing_is_sent_to_a_local_or_private_address(
+    db: Database, till: TillContext, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    endpoint_id = subscribe(db, till.merchant_id, url, ["payment.paid"], app)
+    paid_payment(db, till)
+    run_due_jobs(db, delivery_handlers(db, allow_private=False))
+    assert app.requests == []
+    (delivery,) = deliveries(db, endpoint_id)
+    assert delivery.status == "pending" and delivery.last_status_code is None
+    assert delivery.last_error == (
+        "not sent: 127.0.0.1 is 127.0.0.1, not a public address "
+        "([webhooks] allow_private_addresses is off)"
+    )

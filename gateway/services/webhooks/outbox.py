@@ -111,8 +111,11 @@ class _Attempt:
     body: str
 
 
-def deliver(*, connect_timeout: float = 3.0, read_timeout: float = 10.0) -> Handler:
-    """The job handler that makes one attempt at a delivery (see the module docstring)."""
+def deliver(
+    *, connect_timeout: float = 3.0, read_timeout: float = 10.0, allow_private: bool = False
+) -> Handler:
+    """The job handler that makes one attempt at a delivery (see the module docstring);
+    ``allow_private`` is ``[webhooks] allow_private_addresses``."""
 
     def handler(uow: UnitOfWork, payload: dict[str, Any]) -> None:
         attempt = _prepare(uow, int(payload["delivery_id"]))
@@ -128,6 +131,7 @@ def deliver(*, connect_timeout: float = 3.0, read_timeout: float = 10.0) -> Hand
             sent_at,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
+            allow_private=allow_private,
         )
         _record(uow, attempt.delivery_id, sent_at, result)
 
