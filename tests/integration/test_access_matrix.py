@@ -297,7 +297,7 @@ def test_lists_show_only_the_caller_s_stores(
     """The portal's payment list and end-of-day table are narrowed like every lookup by id
     (before the route walk, which revokes the tills' keys and so hides them)."""
     client = world.clients[caller]
-    payments = client.get("/portal/").get_data(as_text=True)
+    payments = client.get("/portal/payments").get_data(as_text=True)
     devices = client.get("/portal/devices").get_data(as_text=True)
     own, other = world.store_objects["own"], world.store_objects["other-store"]
     foreign = world.store_objects["other-merchant"]
