@@ -88,7 +88,7 @@ def seed(db: Database) -> dict[str, int]:
                     created_by="test",
                     created_at=paid,
                     paid_at=None if status == "cancelled" else paid,
-                )  # fmt: skip
+                )
             )
         customers = {}
         for token in ("c1", "c2", "c3", "c4"):
@@ -131,7 +131,7 @@ def seed(db: Database) -> dict[str, int]:
                     state=state,
                     discount_minor=discount,
                     returned_discount_minor=returned,
-                )  # fmt: skip
+                )
             )
         run = ReconRun(merchant_id=merchant.id, day="2026-03-10", actor="test")
         uow.session.add(run)
@@ -149,7 +149,7 @@ def seed(db: Database) -> dict[str, int]:
                     expected_minor=expected,
                     settled_minor=settled,
                     reason="",
-                )  # fmt: skip
+                )
             )
         uow.commit()
         return {"merchant": merchant.id, **{n: s.id for n, s in stores.items()}}
