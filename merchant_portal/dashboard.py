@@ -201,7 +201,7 @@ def _turnover_panels(
             panel.charts.append(
                 bar_chart(
                     f"{title} ({currency})",
-                    axis,
+                    _short(axis),
                     [
                         Series(method_names.get(m, m), [amounts[m].get(b, 0) for b in axis])
                         for m in methods
@@ -213,7 +213,7 @@ def _turnover_panels(
             panel.charts.append(
                 bar_chart(
                     _("Payments (%(currency)s)", currency=currency),
-                    axis,
+                    _short(axis),
                     [
                         Series(method_names.get(m, m), [counts[m].get(b, 0) for b in axis])
                         for m in methods
@@ -240,7 +240,7 @@ def _turnover_panels(
         ticket.charts.append(
             line_chart(
                 f"{ticket.title} ({currency})",
-                labels,
+                _short(labels),
                 [Series(_("Average ticket"), [values.get(d, 0) for d in labels])],
                 _money_fmt(currency, locale),
             )
@@ -263,7 +263,7 @@ def _customers_panel(
     panel.charts.append(
         bar_chart(
             panel.title,
-            labels,
+            _short(labels),
             [
                 Series(_("New"), [days.get(d, empty).new for d in labels]),
                 Series(_("Returning"), [days.get(d, empty).returning for d in labels]),
@@ -376,7 +376,7 @@ def _settlement_panel(
         panel.charts.append(
             bar_chart(
                 f"{panel.title} ({currency})",
-                labels,
+                _short(labels),
                 [Series(_("Difference"), [values.get(d, 0) for d in labels])],
                 _money_fmt(currency, locale),
             )
@@ -391,3 +391,8 @@ def to_csv(panel: Panel) -> str:
     writer.writerow(panel.columns)
     writer.writerows(panel.rows)
     return out.getvalue()
+
+
+def _short(labels: list[str]) -> list[str]:
+    """Days as MM-DD under a chart (the year is in the page's title); hours unchanged."""
+    return [label[5:] if len(label) == 10 else label for label in labels]

@@ -269,3 +269,26 @@ def test_dashboard_narrowed_to_a_store_and_bad_choices(manager: FlaskClient, db:
     assert manager.get("/portal/?store=999999").status_code == 422
     assert manager.get(f"/portal/dashboard/nothing.csv?{CUSTOM}").status_code == 404
     assert manager.get("/portal/dashboard/turnover-day.csv?period=year").status_code == 422
+
+
+def test_the_demo_month_fills_the_dashboard_and_the_experiment(
+    app: Any, db: Database, tmp_path: Any
+) -> None:
+    """`kassa run` seeds a month of sales: every chart has data and the A/B test has results
+    whose split passes the sample-ratio check."""
+    from gateway.services.demo import seed_demo
+
+    with db.unit_of_work() as uow:
+        creds = seed_demo(uow, tmp_path / "creds.json", history=True)
+    client = app.test_client()
+    log_in(client, *staff(creds, "manager"))
+    html = client.get("/portal/").get_data(as_text=True)
+    assert html.count("<svg") >= 6
+    assert html.count("Nothing in this period.") == 1  # only settlement: nothing reconciled
+    day = client.get("/portal/dashboard/turnover-day.csv").get_data(as_text=True).splitlines()
+    assert len(day) > 30  # header, then days × methods
+    experiment = client.get("/portal/experiments/wallet-10")
+    assert experiment.status_code == 200
+    text = experiment.get_data(as_text=True)
+    assert 'id="srm-warning"' not in text and "mSPRT" in text
+    assert text.count("<svg") == 2  # ten-percent and holdout, each against control
