@@ -18,6 +18,13 @@ The statistics are the usual two-sided tests, computed from figures a database c
 | conversion       | redemptions / eligible sales                | two-proportion z (pooled)    |
 | 30-day retention | retained_30d / retention_base               | two-proportion z (pooled)    |
 | average ticket   | count, sum and sum of squares of the totals | Welch's t (unequal variance) |
+| new customers    | new_customers / customers (growth)          | two-proportion z (pooled)    |
+| purchases/customer | customers, purchases, Σ purchases²        | Welch's t (activity)         |
+| spend/customer   | customers, Σ totals, Σ (spend per customer)² | Welch's t (volume)          |
+
+Those are fixed-horizon tests, right only when read once at a size chosen in advance; the
+verdict a manager acts on (:func:`compare_all`) is the mSPRT of ``sequential.py``, valid
+however often the results are looked at.
 
 Floats are used for rates and test statistics only; money stays integer minor units.
 """

@@ -13,6 +13,11 @@ Only exposures whose sale is paid count. Per variant:
 | retention base  | those whose first eligible exposure is at least 30 days old              |
 | retained 30 d   | of the base, those with another paid sale within 30 days after it        |
 | cost            | discounts and prizes given (the exposures' ``cost_minor``)               |
+| Σ purchases², Σ spend² | per customer of the above, for the activity and volume tests      |
+| assigned        | distinct customers with any exposure: checked against the configured split (SRM) |
+
+Each variant is judged against the control by ``compare_all`` (fixed-horizon tests for
+reference, the mSPRT for the verdict); the split by a chi-square sample-ratio check.
 """
 
 from __future__ import annotations
@@ -160,7 +165,7 @@ def _sample_ratio(experiment: Any, names: list[str], tallies: dict[str, _Tally])
     """Customers assigned per arm against the configured split (holdout, then the variants'
     buckets); an arm nobody configured gets weight 0 and is left out of the test."""
     configured = Experiment(
-        str(experiment.id),
+        experiment.key,
         tuple(Variant(v["name"], int(v["weight"])) for v in experiment.variants),
         experiment.holdout_bp,
     )
