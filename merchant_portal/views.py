@@ -122,8 +122,8 @@ def index() -> Any:
     ), query.http_status
 
 
-@bp.get("/dashboard/<key>.csv")
-def dashboard_csv(key: str) -> Any:
+@bp.get("/dashboard/<chart>.csv")
+def dashboard_csv(chart: str) -> Any:
     """One dashboard chart's numbers as CSV, for the same period and store as the page."""
     staff = signed_in_manager()
     merchant = staff_session.merchant_of(staff)
@@ -132,14 +132,14 @@ def dashboard_csv(key: str) -> Any:
         raise InvalidInput(" ".join(query.errors))
     with database().unit_of_work(readonly=True) as uow:
         board = dashboard.build(uow, staff, query, utcnow(), merchant.locale)
-    panel = next((p for p in board.panels if p.key == key), None)
+    panel = next((p for p in board.panels if p.key == chart), None)
     if panel is None:
-        raise NotFound(f"no dashboard chart {key!r}")
+        raise NotFound(f"no dashboard chart {chart!r}")
     first, last = board.period.first.isoformat(), board.period.last.isoformat()
     return Response(
         dashboard.to_csv(panel),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{key}_{first}_{last}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{chart}_{first}_{last}.csv"'},
     )
 
 
