@@ -14,7 +14,7 @@ Only exposures whose sale is paid count. Per variant:
 | retained 30 d   | of the base, those with another paid sale within 30 days after it        |
 | cost            | discounts and prizes given (the exposures' ``cost_minor``)               |
 | Σ purchases², Σ spend² | per customer of the above, for the activity and volume tests      |
-| assigned        | distinct customers with any exposure: checked against the configured split (SRM) |
+| assigned        | distinct customers with any exposure, checked against the split (SRM) |
 
 Each variant is judged against the control by ``compare_all`` (fixed-horizon tests for
 reference, the mSPRT for the verdict); the split by a chi-square sample-ratio check.
