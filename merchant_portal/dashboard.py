@@ -133,9 +133,27 @@ def scope_for(staff: StaffContext, query: DashboardQuery, stores: list[tuple[int
     return scope
 
 
+# Which builder draws each chart (the three turnover charts share their two queries).
+GROUPS = {
+    "turnover-day": "turnover",
+    "turnover-hour": "turnover",
+    "average-ticket": "turnover",
+    "customers": "customers",
+    "retention": "retention",
+    "promotions": "promotions",
+    "settlement": "settlement",
+}
+
+
 def build(
-    uow: UnitOfWork, staff: StaffContext, query: DashboardQuery, now: datetime, locale: str
+    uow: UnitOfWork,
+    staff: StaffContext,
+    query: DashboardQuery,
+    now: datetime,
+    locale: str,
+    only: str | None = None,
 ) -> Dashboard:
+    """Every chart, or with ``only`` the charts of that one's group (for its CSV)."""
     rows = merchant_stores(uow, staff.merchant_id)
     stores = [(s.id, s.name) for s in rows if staff.scope.covers(s.merchant_id, s.id)]
     scope = scope_for(staff, query, stores)
@@ -145,13 +163,17 @@ def build(
     first, last = query.days(today)
     period = reads.Period(first, last, tz)
     labels = [d.isoformat() for d in period.days()]
-    panels = [
-        *_turnover_panels(uow, scope, period, labels, locale),
-        _customers_panel(uow, scope, period, labels),
-        _retention_panel(uow, scope, period, now),
-        _promotions_panel(uow, scope, period, locale),
-    ]
-    if scope.merchant_wide and staff.can("settlement.view"):
+    wanted = {GROUPS[only]} if only in GROUPS else set() if only else set(GROUPS.values())
+    panels = []
+    if "turnover" in wanted:
+        panels += _turnover_panels(uow, scope, period, labels, locale)
+    if "customers" in wanted:
+        panels.append(_customers_panel(uow, scope, period, labels))
+    if "retention" in wanted:
+        panels.append(_retention_panel(uow, scope, period, now))
+    if "promotions" in wanted:
+        panels.append(_promotions_panel(uow, scope, period, locale))
+    if "settlement" in wanted and scope.merchant_wide and staff.can("settlement.view"):
         panels.append(_settlement_panel(uow, scope.merchant_id, period, labels, locale))
     names = dict(stores)
     return Dashboard(

@@ -130,8 +130,10 @@ def dashboard_csv(chart: str) -> Any:
     query = dashboard.DashboardQuery.parse(request.args)
     if query.errors:
         raise InvalidInput(" ".join(query.errors))
+    if chart not in dashboard.GROUPS:
+        raise NotFound(f"no dashboard chart {chart!r}")
     with database().unit_of_work(readonly=True) as uow:
-        board = dashboard.build(uow, staff, query, utcnow(), merchant.locale)
+        board = dashboard.build(uow, staff, query, utcnow(), merchant.locale, only=chart)
     panel = next((p for p in board.panels if p.key == chart), None)
     if panel is None:
         raise NotFound(f"no dashboard chart {chart!r}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -129,20 +130,31 @@ def _dialect(uow: UnitOfWork) -> str:
     return uow.session.get_bind().dialect.name
 
 
-def _offsets(tz: str, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
-    """``[(until, offset minutes)]``: the zone's UTC offset in force before each instant."""
+@lru_cache(maxsize=256)
+def _offsets(tz: str, start: datetime, end: datetime) -> tuple[tuple[datetime, int], ...]:
+    """``((until, offset minutes), …)``: the zone's UTC offset in force before each instant.
+
+    Walked a day at a time; a day whose offset changes is walked again by the hour (zones
+    change on the hour)."""
     zone = ZoneInfo(tz)
+
+    def offset(moment: datetime) -> int:
+        return int(moment.astimezone(zone).utcoffset().total_seconds() // 60)  # type: ignore[union-attr]
+
     segments: list[tuple[datetime, int]] = []
     moment = start.replace(minute=0, second=0, microsecond=0)
-    current = int(moment.astimezone(zone).utcoffset().total_seconds() // 60)  # type: ignore[union-attr]
+    current = offset(moment)
     while moment < end:
-        moment += timedelta(hours=1)
-        offset = int(moment.astimezone(zone).utcoffset().total_seconds() // 60)  # type: ignore[union-attr]
-        if offset != current:
-            segments.append((moment, current))
-            current = offset
+        following = moment + timedelta(days=1)
+        if offset(following) != current:
+            following = moment + timedelta(hours=1)
+            while offset(following) == current:
+                following += timedelta(hours=1)
+            segments.append((following, current))
+            current = offset(following)
+        moment = following
     segments.append((end, current))
-    return segments
+    return tuple(segments)
 
 
 def local(
