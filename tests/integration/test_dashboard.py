@@ -292,3 +292,21 @@ def test_the_demo_month_fills_the_dashboard_and_the_experiment(
     text = experiment.get_data(as_text=True)
     assert 'id="srm-warning"' not in text and "mSPRT" in text
     assert text.count("<svg") == 2  # ten-percent and holdout, each against control
+
+
+def test_a_store_manager_sees_only_their_store(app: Any, demo: Any, db: Database) -> None:
+    from gateway.adapters.models import StaffUser
+
+    ids = seed(db)
+    with db.unit_of_work() as uow:
+        user = uow.session.scalars(select(StaffUser).where(StaffUser.username == "manager")).one()
+        user.store_id = ids["Kreuzberg"]
+        uow.commit()
+    client = app.test_client()
+    log_in(client, *staff(demo, "manager"))
+    asked_for_mitte = f"/portal/dashboard/turnover-day.csv?{CUSTOM}&store={ids['Mitte']}"
+    answer = client.get(asked_for_mitte).get_data(as_text=True)
+    assert answer.splitlines()[1:] == ["2026-03-29,qr,EUR,1,700"]
+    html = client.get(f"/portal/?{CUSTOM}").get_data(as_text=True)
+    assert 'id="store"' not in html and 'data-chart="settlement"' not in html
+    assert "Berlin Kreuzberg" in html
