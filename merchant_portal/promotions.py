@@ -24,8 +24,10 @@ from flask import (
     request,
     url_for,
 )
+from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 
+from gateway.adapters.i18n import gettext as _
 from gateway.adapters.models import utcnow
 from gateway.domain.promotions.model import PAYMENT_METHODS, SEGMENTS
 from gateway.domain.promotions.spec import KINDS
@@ -35,6 +37,7 @@ from gateway.services.promotions import promotion_reads as reads
 from gateway.services.promotions.experiment_results import results
 from gateway.services.staff import stores
 from gateway.settings import Settings
+from merchant_portal.charts import Interval, interval_chart
 from merchant_portal.identity import check_budget_step_up
 from merchant_portal.promotion_forms import KIND_WORDS, PRIZE_ROWS, WEEKDAYS, FormReader, describe
 from merchant_portal.views import database, signed_in_manager, staff_session
@@ -310,4 +313,20 @@ def experiment_detail(key: str) -> Any:
         promotions = [
             p for p in reads.list_promotions(uow, merchant_id, now=utcnow()) if p.experiment == key
         ]
-    return _page("portal/promotions_experiment.html", out=out, promotions=promotions)
+    charts = {c.variant: interval_chart_of(out.control, c) for c in out.comparisons}
+    return _page("portal/promotions_experiment.html", out=out, promotions=promotions, charts=charts)
+
+
+def interval_chart_of(control: str, comparison: Any) -> Markup:
+    """Each metric's always-valid interval as a change relative to the control's value."""
+    rows = []
+    for test, seq in zip(comparison.tests, comparison.sequential, strict=True):
+        if not test.control:
+            continue  # no relative change from zero
+        scale = 100 / test.control
+        rows.append(
+            Interval(test.metric, seq.difference * scale, seq.low * scale, seq.high * scale)
+        )
+    title = _("%(variant)s against %(control)s: change and 95 %% always-valid interval",
+              variant=comparison.variant, control=control)  # fmt: skip
+    return interval_chart(title, rows, lambda v: f"{v:+.0f} %")

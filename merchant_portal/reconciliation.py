@@ -97,16 +97,19 @@ def settlement_calendar() -> Any:
     last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
     with database().unit_of_work(readonly=True) as uow:
         summaries = reads.day_summaries(uow, signed_in_manager().merchant_id, first, last)
+        today = utcnow().date()
+        # Newest first, and no day that has not happened yet (it cannot have been run).
         days = [first + timedelta(days=n) for n in range(last.day)]
+        days = [day for day in days if day <= today][::-1]
         return _page(
             "portal/recon_calendar.html",
             month=first,
             previous=(first - timedelta(days=1)).strftime("%Y-%m"),
             following=(last + timedelta(days=1)).strftime("%Y-%m"),
-            days=days[::-1],
+            days=days,
             summaries=summaries,
             runs=reads.last_runs(uow, signed_in_manager().merchant_id, first, last),
-            today=utcnow().date(),
+            today=today,
             error=error,
             status=422 if error else 200,
         )

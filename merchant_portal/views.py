@@ -11,7 +11,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
@@ -20,11 +29,12 @@ from gateway.config import device_log_dir
 from gateway.domain.payment import PaymentStatus
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.staff_session import current_staff, database
-from gateway.errors import Conflict, InvalidInput, Unauthorised
+from gateway.errors import Conflict, InvalidInput, NotFound, Unauthorised
 from gateway.services.devices import device_reads, outcomes
 from gateway.services.devices import end_of_day as end_of_day_service
 from gateway.services.payments import attention, payment_reads, refunds
 from gateway.services.staff.auth import StaffContext
+from merchant_portal import dashboard
 from merchant_portal.filters import PagedDateRange
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
@@ -96,6 +106,47 @@ class ListQuery(PagedDateRange):
 
 @bp.get("/")
 def index() -> Any:
+    """The dashboard: turnover, customers, retention, promotions and settlement, charted."""
+    staff = signed_in_manager()
+    merchant = staff_session.merchant_of(staff)
+    query = dashboard.DashboardQuery.parse(request.args)
+    with database().unit_of_work(readonly=True) as uow:
+        board = dashboard.build(uow, staff, query, utcnow(), merchant.locale)
+    return render_template(
+        "portal/dashboard.html",
+        staff=staff,
+        merchant=merchant,
+        board=board,
+        query=query,
+        periods=dashboard.PERIODS,
+    ), query.http_status
+
+
+@bp.get("/dashboard/<chart>.csv")
+def dashboard_csv(chart: str) -> Any:
+    """One dashboard chart's numbers as CSV, for the same period and store as the page."""
+    staff = signed_in_manager()
+    merchant = staff_session.merchant_of(staff)
+    query = dashboard.DashboardQuery.parse(request.args)
+    if query.errors:
+        raise InvalidInput(" ".join(query.errors))
+    if chart not in dashboard.GROUPS:
+        raise NotFound(f"no dashboard chart {chart!r}")
+    with database().unit_of_work(readonly=True) as uow:
+        board = dashboard.build(uow, staff, query, utcnow(), merchant.locale, only=chart)
+    panel = next((p for p in board.panels if p.key == chart), None)
+    if panel is None:
+        raise NotFound(f"no dashboard chart {chart!r}")
+    first, last = board.period.first.isoformat(), board.period.last.isoformat()
+    return Response(
+        dashboard.to_csv(panel),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{chart}_{first}_{last}.csv"'},
+    )
+
+
+@bp.get("/payments")
+def payments() -> Any:
     staff = signed_in_manager()
     merchant = staff_session.merchant_of(staff)
     query = ListQuery.parse(request.args)

@@ -103,6 +103,8 @@ ENDPOINTS: dict[str, Rule] = {
     "portal.login": PUBLIC,
     "portal.logout": PUBLIC,
     "portal.index": staff("portal.view"),
+    "portal.dashboard_csv": staff("portal.view"),
+    "portal.payments": staff("portal.view"),
     "portal.payment_detail": staff("portal.view"),
     "portal.resolve_payment": staff("payment.resolve"),
     "portal.devices": staff("portal.view"),

@@ -172,7 +172,7 @@ def _seed_demo(config: Settings, database: Any) -> dict[str, Any]:
     from gateway.services.demo import demo_coupon_codes, seed_demo
 
     with database.unit_of_work() as uow:
-        creds = seed_demo(uow, Path(config.demo.credentials_file))
+        creds = seed_demo(uow, Path(config.demo.credentials_file), history=True)
         return {**creds, "coupon_codes": demo_coupon_codes(uow)}
 
 

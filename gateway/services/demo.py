@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Merchant, StaffUser, Store, Till
+from gateway.adapters.models import Merchant, StaffUser, Store, Till, utcnow
 from gateway.adapters.passwords import hash_password
 from gateway.adapters.promotion_models import CouponCode, PromotionRow
 from gateway.services.staff import mfa
@@ -25,10 +25,11 @@ DEMO_TOTP_SECRET = "KASSADEMOMANAGERTOTPSECRET234567"  # noqa: S105 - the demo's
 
 
 def seed_demo(
-    uow: UnitOfWork, credentials_file: Path, *, promotions: bool = True
+    uow: UnitOfWork, credentials_file: Path, *, promotions: bool = True, history: bool = False
 ) -> dict[str, Any]:
-    """Create the demo merchant once (with its promotions unless told not to); later calls
-    return the same credentials.
+    """Create the demo merchant once (with its promotions unless told not to, and a month of
+    past sales when asked: ``kassa run`` and ``kassa demo-data`` do); later calls return the
+    same credentials.
 
     The credentials are kept in ``credentials_file`` (mode 0600) because only hashes are in the
     database; if that file is gone, passwords and keys are issued anew.
@@ -42,7 +43,15 @@ def seed_demo(
         merchant = _create_structure(uow)
         if promotions:
             _seed_promotions(uow, merchant.id)
+    fresh = not uow.session.scalar(
+        select(Till.id).join(Store).where(Store.merchant_id == merchant.id)
+    )
     credentials = {"database": database, **_issue_credentials(uow, merchant)}
+    if history and fresh:
+        from gateway.services.demo_history import seed_history
+
+        uow.session.flush()
+        seed_history(uow, merchant.id, utcnow())
     uow.commit()
     _save(credentials_file, credentials)
     return credentials

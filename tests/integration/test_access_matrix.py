@@ -53,7 +53,12 @@ IBANS = {"A": "DE02120300000000202051", "B": "DE02500105170137075030"}
 TARGETS = ("own", "other-store", "other-merchant")
 # URL arguments naming an object of one store; the others name the merchant's objects.
 STORE_ARGUMENTS = frozenset({"payment_id", "sale_id", "till_id", "staff_id"})
-CONSTANT_ARGUMENTS = {"fmt": "svg", "day": DAY.isoformat(), "subject": "payment"}
+CONSTANT_ARGUMENTS = {
+    "fmt": "svg",
+    "day": DAY.isoformat(),
+    "subject": "payment",
+    "chart": "turnover-day",
+}
 CALLERS = ("anonymous", "till", *STAFF_OF_A_MERCHANT)
 # Forms whose POST carries an authenticator code: the guard lets the caller through, then the
 # (missing) code is refused with the prompt again (401).
@@ -305,7 +310,7 @@ def test_lists_show_only_the_caller_s_stores(
     """The portal's payment list and end-of-day table are narrowed like every lookup by id
     (before the route walk, which revokes the tills' keys and so hides them)."""
     client = world.clients[caller]
-    payments = client.get("/portal/").get_data(as_text=True)
+    payments = client.get("/portal/payments").get_data(as_text=True)
     devices = client.get("/portal/devices").get_data(as_text=True)
     own, other = world.store_objects["own"], world.store_objects["other-store"]
     foreign = world.store_objects["other-merchant"]

@@ -81,7 +81,7 @@ def test_manager_signs_in_and_sees_payments(client: FlaskClient, demo: Any, db: 
     payment_id = create(db, till_of(db), "1234.56", bill_number="INV-9")
     response = log_in(client, *staff(demo, "manager"))
     assert response.status_code == 303 and response.headers["Location"] == "/portal/"
-    page = client.get("/portal/").get_data(as_text=True)
+    page = client.get("/portal/payments").get_data(as_text=True)
     assert shown_ids(page) == [payment_id]
     assert "1.234,56\xa0€" in page and "badge-open" in page and "Pending" in page
     assert "Berlin Mitte" in page and "T01" in page and "INV-9" in page
@@ -143,8 +143,10 @@ def test_managers_see_only_their_own_merchant(app: Any, demo: Any, db: Database)
     demo_manager, other_manager = app.test_client(), app.test_client()
     log_in(demo_manager, *staff(demo, "manager"))
     log_in(other_manager, other["manager"], other["password"])
-    assert shown_ids(demo_manager.get("/portal/").get_data(as_text=True)) == [demo_payment]
-    assert shown_ids(other_manager.get("/portal/").get_data(as_text=True)) == [other_payment]
+    assert shown_ids(demo_manager.get("/portal/payments").get_data(as_text=True)) == [demo_payment]
+    assert shown_ids(other_manager.get("/portal/payments").get_data(as_text=True)) == [
+        other_payment
+    ]
     assert demo_manager.get(f"/portal/payments/{other_payment}").status_code == 404
     assert other_manager.get(f"/portal/payments/{demo_payment}").status_code == 404
     assert other_manager.get(f"/portal/payments/{other_payment}").status_code == 200
@@ -156,15 +158,17 @@ def test_filter_by_status(manager: FlaskClient, demo: Any, db: Database) -> None
     with db.unit_of_work() as uow:
         cancellation.cancel_payment(uow, cancelled_id, till.merchant_id, "test")
         uow.commit()
-    assert shown_ids(manager.get("/portal/?status=cancelled").get_data(as_text=True)) == [
+    assert shown_ids(manager.get("/portal/payments?status=cancelled").get_data(as_text=True)) == [
         cancelled_id
     ]
-    assert shown_ids(manager.get("/portal/?status=pending").get_data(as_text=True)) == [open_id]
-    assert set(shown_ids(manager.get("/portal/").get_data(as_text=True))) == {
+    assert shown_ids(manager.get("/portal/payments?status=pending").get_data(as_text=True)) == [
+        open_id
+    ]
+    assert set(shown_ids(manager.get("/portal/payments").get_data(as_text=True))) == {
         open_id,
         cancelled_id,
     }
-    bad = manager.get("/portal/?status=stolen").get_data(as_text=True)
+    bad = manager.get("/portal/payments?status=stolen").get_data(as_text=True)
     assert "“stolen” is not a payment status." in bad and shown_ids(bad) == []
 
 
@@ -180,15 +184,15 @@ def test_filter_by_date_range(manager: FlaskClient, demo: Any, db: Database) -> 
             uow.session.get_one(Payment, payment_id).created_at = moment
         uow.commit()
     first, second, third = days
-    page = manager.get("/portal/?from=2024-03-02&to=2024-03-02").get_data(as_text=True)
+    page = manager.get("/portal/payments?from=2024-03-02&to=2024-03-02").get_data(as_text=True)
     assert shown_ids(page) == [second]
-    page = manager.get("/portal/?from=2024-03-02").get_data(as_text=True)
+    page = manager.get("/portal/payments?from=2024-03-02").get_data(as_text=True)
     assert shown_ids(page) == [third, second]  # newest first
-    page = manager.get("/portal/?to=2024-03-01").get_data(as_text=True)
+    page = manager.get("/portal/payments?to=2024-03-01").get_data(as_text=True)
     assert shown_ids(page) == [first]
-    bad = manager.get("/portal/?from=2024-03-05&to=2024-03-01").get_data(as_text=True)
+    bad = manager.get("/portal/payments?from=2024-03-05&to=2024-03-01").get_data(as_text=True)
     assert "The From date is after the To date." in bad
-    bad = manager.get("/portal/?from=yesterday").get_data(as_text=True)
+    bad = manager.get("/portal/payments?from=yesterday").get_data(as_text=True)
     assert "From date “yesterday” is not a date like 2024-05-31." in bad
 
 
@@ -201,8 +205,8 @@ def test_pages_of_fifty_newest_first(manager: FlaskClient, demo: Any, db: Databa
                 2024, 1, 1, 0, n, tzinfo=UTC
             )
         uow.commit()
-    first = manager.get("/portal/").get_data(as_text=True)
+    first = manager.get("/portal/payments").get_data(as_text=True)
     assert shown_ids(first) == ids[::-1][:50]
-    assert "1–50 of 52" in first and 'href="/portal/?page=2"' in first
-    second = manager.get("/portal/?page=2").get_data(as_text=True)
+    assert "1–50 of 52" in first and 'href="/portal/payments?page=2"' in first
+    second = manager.get("/portal/payments?page=2").get_data(as_text=True)
     assert shown_ids(second) == [ids[1], ids[0]] and "51–52 of 52" in second

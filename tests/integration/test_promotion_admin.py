@@ -298,6 +298,11 @@ def experiment_day(db: Database) -> None:
         uow.commit()
 
 
+# Each customer's paid spend, squared: control c1 1000 + 2000, c2 3000; B c4 1500 + 2500,
+# c5 4000; holdout c6 700.
+SPEND_SUMSQ = {"control": 2 * 3000**2, "B": 2 * 4000**2, "holdout": 700**2}
+
+
 def test_experiment_results(db: Database, demo: Any) -> None:
     """By hand. control: c1 (2 paid eligible sales 10 days apart, an old customer, retained),
     c2 (new, too recent for retention), c3 (never eligible: not counted). B: c4 (new within
@@ -322,7 +327,19 @@ def test_experiment_results(db: Database, demo: Any) -> None:
     }
     assert out.currency == "EUR" and [c.variant for c in out.comparisons] == ["B", "holdout"]
     b = out.comparisons[0]
-    assert [t.metric for t in b.tests] == ["conversion", "30-day retention", "average ticket"]
+    assert [t.metric for t in b.tests] == [
+        "conversion", "30-day retention", "average ticket", "new customers",
+        "purchases per customer", "spend per customer",
+    ]  # fmt: skip
+    # Per customer: control c1 bought twice and c2 once (2² + 1²); B: c4 twice, c5 once.
+    assert {name: f.purchases_sumsq for name, f in figures.items()} == {
+        "control": 5, "B": 5, "holdout": 1,
+    }  # fmt: skip
+    assert {name: f.spend_sumsq_minor for name, f in figures.items()} == SPEND_SUMSQ
+    assert [s.metric for s in b.sequential] == [t.metric for t in b.tests]
+    # c1..c6 land in the arms of a 1:1 split with a 5 % holdout: far too few to cry mismatch.
+    assert out.sample_ratio.names == ("control", "B", "holdout")
+    assert out.sample_ratio.observed == (3, 2, 1) and not out.sample_ratio.mismatch
     assert b.verdict.startswith("Not enough data yet") and "3.50 EUR" in b.verdict
     assert json.loads(json.dumps(out.to_json()))["variants"][1]["cost_minor"] == 350
 

@@ -178,7 +178,9 @@ def test_experiments_are_created_and_their_results_shown(client: FlaskClient, db
     experiment_day(db)
     page = client.get("/portal/experiments/exp1").get_data(as_text=True)
     assert re.search(
-        r'data-variant="B">.*?<td class="amount">2</td><td class="amount">2</td>', page, re.S
+        r'data-variant="B">.*?<td class="amount"[^>]*>2</td><td class="amount"[^>]*>2</td>',
+        page,
+        re.S,
     )
     assert "Not enough data yet" in page
     assert "two-proportion z-test" in page
@@ -227,3 +229,42 @@ def test_dates_are_typed_in_the_stores_time_zone(client: FlaskClient, db: Databa
         assert row.ends_at == datetime(2030, 7, 15, 7, 0, tzinfo=UTC)  # summer time
     page = client.get("/portal/promotions").get_data(as_text=True)
     assert "times in Europe/Berlin" in page
+
+
+def test_a_broken_split_is_warned_about_on_the_results_page(
+    client: FlaskClient, db: Database
+) -> None:
+    """40 customers in control and 4 in B of a 1:1 test: chi-square p = 5.7e-8 (< 0.001)."""
+    from datetime import UTC, datetime
+
+    from gateway.adapters.promotion_models import Customer, ExperimentExposure
+    from gateway.services.promotions import promotion_admin as admin
+    from tests.integration.test_promotion_admin import _sale, merchant_id
+
+    mid = merchant_id(db)
+    when = datetime(2025, 4, 1, 9, tzinfo=UTC)
+    with db.unit_of_work() as uow:
+        exp = admin.create_experiment(
+            uow, mid, key="skewed", name="Skewed", variants=[("control", 1), ("B", 1)],
+            holdout_bp=0, control="control",
+        )  # fmt: skip
+        for n, variant in enumerate(["control"] * 40 + ["B"] * 4):
+            customer = Customer(
+                merchant_id=mid, token=f"skew{n}", referral_code=f"SK{n}", spend_currency="EUR"
+            )
+            uow.session.add(customer)
+            uow.session.flush()
+            uow.session.add(
+                ExperimentExposure(
+                    experiment_id=exp.id,
+                    variant=variant,
+                    customer_id=customer.id,
+                    sale_id=_sale(uow, mid, customer.id, 1000, when),
+                    created_at=when,
+                )
+            )
+        uow.commit()
+    page = client.get("/portal/experiments/skewed").get_data(as_text=True)
+    assert 'id="srm-warning"' in page and "40 / 4" in page and "22 / 22" in page
+    experiment_day(db)  # 3 / 2 / 1 customers in a 45 / 45 / 10 split: chance, no warning
+    assert 'id="srm-warning"' not in client.get("/portal/experiments/exp1").get_data(as_text=True)

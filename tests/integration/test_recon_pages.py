@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +296,19 @@ def test_a_flawed_statement_is_shown_per_file_and_per_statement_and_flags_its_da
     assert 'id="file-flaws"' in text and 'data-warnings="4"' in text
     assert 'data-code="balance-differs"' in text
     assert manager.get("/portal/settlement/files/999").status_code == 404
+
+
+def test_calendar_lists_this_months_days_newest_first_and_none_to_come(
+    manager: FlaskClient,
+) -> None:
+    before = datetime.now(UTC).date()
+    page = manager.get(f"/portal/settlement?month={before:%Y-%m}").get_data(as_text=True)
+    after = datetime.now(UTC).date()  # the request may cross midnight on a slow machine
+    shown = [date.fromisoformat(d) for d in re.findall(r'<tr data-day="([\d-]+)"', page)]
+    assert shown[0] in (before, after) and all(day <= after for day in shown)
+    assert shown == sorted(shown, reverse=True)  # newest first
+    assert shown[-1] == shown[0].replace(day=1)  # every day of the month so far
+    assert len(shown) == shown[0].day
+    following = (before.replace(day=28) + timedelta(days=5)).strftime("%Y-%m")
+    ahead = manager.get(f"/portal/settlement?month={following}").get_data(as_text=True)
+    assert "data-day=" not in ahead and "This month has not begun yet." in ahead

@@ -18,6 +18,13 @@ The statistics are the usual two-sided tests, computed from figures a database c
 | conversion       | redemptions / eligible sales                | two-proportion z (pooled)    |
 | 30-day retention | retained_30d / retention_base               | two-proportion z (pooled)    |
 | average ticket   | count, sum and sum of squares of the totals | Welch's t (unequal variance) |
+| new customers    | new_customers / customers (growth)          | two-proportion z (pooled)    |
+| purchases/customer | customers, purchases, Σ purchases²        | Welch's t (activity)         |
+| spend/customer   | customers, Σ totals, Σ (spend per customer)² | Welch's t (volume)          |
+
+Those are fixed-horizon tests, right only when read once at a size chosen in advance; the
+verdict a manager acts on (:func:`compare_all`) is the mSPRT of ``sequential.py``, valid
+however often the results are looked at.
 
 Floats are used for rates and test statistics only; money stays integer minor units.
 """
@@ -32,6 +39,13 @@ from fractions import Fraction
 from scipy import stats
 
 from gateway.domain.money import Money, allocate_minor
+from gateway.domain.promotions.sequential import (
+    Difference,
+    SequentialResult,
+    mean_difference,
+    proportion_difference,
+    sequential_test,
+)
 from gateway.errors import InvalidInput
 
 HOLDOUT = "holdout"
@@ -118,11 +132,16 @@ class VariantFigures:
     retained_30d: int
     retention_base: int
     cost_minor: int
+    # Per customer: the sum of (purchases)² and of (spend)², for the activity and volume tests
+    # (0 when not counted: those tests are then left out).
+    purchases_sumsq: int = 0
+    spend_sumsq_minor: int = 0
 
     def __post_init__(self) -> None:
         for label in (
             "customers", "eligible", "redemptions", "purchases", "ticket_sum_minor",
             "ticket_sumsq_minor", "new_customers", "retained_30d", "retention_base", "cost_minor",
+            "purchases_sumsq", "spend_sumsq_minor",
         ):  # fmt: skip
             value = getattr(self, label)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -148,6 +167,18 @@ class VariantFigures:
     @property
     def purchases_per_customer(self) -> float:
         return self.purchases / self.customers if self.customers else 0.0
+
+    @property
+    def new_share(self) -> float:
+        """Share of the variant's customers who were new to the merchant."""
+        return self.new_customers / self.customers if self.customers else 0.0
+
+    @property
+    def spend_per_customer_minor(self) -> int:
+        """Paid totals per customer in minor units, rounded half up (0 with no customer)."""
+        if not self.customers:
+            return 0
+        return (2 * self.ticket_sum_minor + self.customers) // (2 * self.customers)
 
     @property
     def retention(self) -> float:
@@ -335,3 +366,148 @@ def _significance(result: TestResult, short_form: bool = False) -> str:
     if short_form:
         return f"no significant difference ({p})"
     return f"the difference is not statistically significant ({p})"
+
+
+# --- every metric, and a verdict valid at any look ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A comparison with every metric: the fixed-horizon tests (for reference), the
+    sequential ones the verdict is drawn from, and the verdict in words."""
+
+    tests: list[TestResult]
+    sequential: list[SequentialResult]
+    verdict: str
+
+
+def compare_all(
+    control: VariantFigures,
+    treatment: VariantFigures,
+    currency: str,
+    alpha: float = 0.05,
+    min_sample: int = 30,
+) -> Judgement:
+    """Conversion, retention, average ticket, growth (new customers), activity (purchases per
+    customer) and volume (spend per customer): each tested at a fixed horizon and with the
+    mSPRT (``sequential.py``); significance in the verdict is the mSPRT's, so a manager may
+    read the page every day without inflating the false-positive rate."""
+    tests, _ = compare(control, treatment, currency, alpha, min_sample)
+    c, t = control, treatment
+    tests.append(
+        _proportion(
+            "new customers",
+            t.new_customers,
+            t.customers,
+            c.new_customers,
+            c.customers,
+            c.new_share,
+            t.new_share,
+            alpha,
+        )
+    )
+    if c.purchases_sumsq and t.purchases_sumsq:
+        tests.append(
+            _means(
+                "purchases per customer",
+                alpha,
+                c.purchases_per_customer,
+                t.purchases_per_customer,
+                t.customers,
+                t.purchases,
+                t.purchases_sumsq,
+                c.customers,
+                c.purchases,
+                c.purchases_sumsq,
+            )
+        )
+    if c.spend_sumsq_minor and t.spend_sumsq_minor:
+        tests.append(
+            _means(
+                "spend per customer",
+                alpha,
+                float(c.spend_per_customer_minor),
+                float(t.spend_per_customer_minor),
+                t.customers,
+                t.ticket_sum_minor,
+                t.spend_sumsq_minor,
+                c.customers,
+                c.ticket_sum_minor,
+                c.spend_sumsq_minor,
+            )
+        )
+    sequential = [
+        sequential_test(m, _difference(m, c, t), alpha) for m in (r.metric for r in tests)
+    ]
+    decisions = [
+        TestResult(r.metric, "mSPRT", r.control, r.treatment, r.statistic, s.p_value, s.significant)
+        for r, s in zip(tests, sequential, strict=True)
+    ]
+    verdict = _verdict(control, treatment, decisions, currency, min_sample)
+    if not verdict.startswith("Not enough data"):
+        extra = [
+            f"{d.metric.capitalize()}: {_significance(d, short_form=True)}."
+            for d in decisions[-3:]
+            if d.metric in ("new customers", "purchases per customer", "spend per customer")
+        ]
+        cost_at = verdict.rindex("It cost")
+        verdict = " ".join([verdict[:cost_at].strip(), *extra, verdict[cost_at:]])
+    return Judgement(tests, sequential, verdict)
+
+
+def _proportion(
+    metric: str,
+    x_t: int,
+    n_t: int,
+    x_c: int,
+    n_c: int,
+    rate_c: float,
+    rate_t: float,
+    alpha: float,
+) -> TestResult:
+    z, p = two_proportion_z(min(x_t, n_t), n_t, min(x_c, n_c), n_c)
+    return TestResult(metric, "two-proportion z-test", rate_c, rate_t, z, p, p < alpha)
+
+
+def _means(
+    metric: str, alpha: float, value_c: float, value_t: float, *aggregates: int
+) -> TestResult:
+    t, _df, p = welch_t(*aggregates)
+    return TestResult(metric, "Welch's t-test", value_c, value_t, t, p, p < alpha)
+
+
+def _difference(metric: str, c: VariantFigures, t: VariantFigures) -> Difference | None:
+    if metric == "conversion":
+        return proportion_difference(t.redemptions, t.eligible, c.redemptions, c.eligible)
+    if metric == "30-day retention":
+        return proportion_difference(
+            t.retained_30d, t.retention_base, c.retained_30d, c.retention_base
+        )
+    if metric == "average ticket":
+        return mean_difference(
+            t.purchases,
+            t.ticket_sum_minor,
+            t.ticket_sumsq_minor,
+            c.purchases,
+            c.ticket_sum_minor,
+            c.ticket_sumsq_minor,
+        )
+    if metric == "new customers":
+        return proportion_difference(
+            min(t.new_customers, t.customers),
+            t.customers,
+            min(c.new_customers, c.customers),
+            c.customers,
+        )
+    if metric == "purchases per customer":
+        return mean_difference(
+            t.customers, t.purchases, t.purchases_sumsq, c.customers, c.purchases, c.purchases_sumsq
+        )
+    return mean_difference(
+        t.customers,
+        t.ticket_sum_minor,
+        t.spend_sumsq_minor,
+        c.customers,
+        c.ticket_sum_minor,
+        c.spend_sumsq_minor,
+    )

@@ -13,6 +13,11 @@ Only exposures whose sale is paid count. Per variant:
 | retention base  | those whose first eligible exposure is at least 30 days old              |
 | retained 30 d   | of the base, those with another paid sale within 30 days after it        |
 | cost            | discounts and prizes given (the exposures' ``cost_minor``)               |
+| Σ purchases², Σ spend² | per customer of the above, for the activity and volume tests      |
+| assigned        | distinct customers with any exposure, checked against the split (SRM) |
+
+Each variant is judged against the control by ``compare_all`` (fixed-horizon tests for
+reference, the mSPRT for the verdict); the split by a chi-square sample-ratio check.
 """
 
 from __future__ import annotations
@@ -28,7 +33,16 @@ from sqlalchemy import and_, case, func, select
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Merchant
 from gateway.adapters.promotion_models import Customer, ExperimentExposure, Sale
-from gateway.domain.promotions.experiments import HOLDOUT, TestResult, VariantFigures, compare
+from gateway.domain.promotions.experiments import (
+    BUCKETS,
+    HOLDOUT,
+    Experiment,
+    TestResult,
+    Variant,
+    VariantFigures,
+    compare_all,
+)
+from gateway.domain.promotions.sequential import SampleRatio, SequentialResult, sample_ratio
 from gateway.services.promotions.promotion_admin import get_experiment
 
 RETENTION = timedelta(days=30)
@@ -43,6 +57,7 @@ class Comparison:
     variant: str
     tests: list[TestResult]
     verdict: str
+    sequential: list[SequentialResult]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +69,7 @@ class ExperimentResults:
     currency: str
     figures: list[VariantFigures]
     comparisons: list[Comparison]
+    sample_ratio: SampleRatio
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,9 +84,18 @@ class ExperimentResults:
                     "variant": c.variant,
                     "verdict": c.verdict,
                     "tests": [_finite(asdict(t)) for t in c.tests],
+                    "sequential": [_finite(asdict(s)) for s in c.sequential],
                 }
                 for c in self.comparisons
             ],
+            "sample_ratio": {
+                "arms": list(self.sample_ratio.names),
+                "observed": list(self.sample_ratio.observed),
+                "expected": list(self.sample_ratio.expected),
+                "chi2": self.sample_ratio.chi2,
+                "p_value": self.sample_ratio.p_value,
+                "mismatch": self.sample_ratio.mismatch,
+            },
         }
 
 
@@ -86,12 +111,15 @@ class _Tally:
     retained: int = 0
     retention_base: int = 0
     cost: int = 0
+    purchases_sumsq: int = 0
+    spend_sumsq: int = 0
+    assigned: int = 0
 
     def figures(self, name: str) -> VariantFigures:
         return VariantFigures(
             name, self.customers, self.eligible, self.redemptions, self.purchases,
             self.ticket_sum, self.ticket_sumsq, self.new_customers, self.retained,
-            self.retention_base, self.cost,
+            self.retention_base, self.cost, self.purchases_sumsq, self.spend_sumsq,
         )  # fmt: skip
 
 
@@ -106,6 +134,8 @@ def results(
     _count_exposures(uow, paid, tallies)
     customers = _eligible_customers(paid)
     _count_tickets(uow, paid, customers, tallies)
+    _count_per_customer(uow, paid, customers, tallies)
+    _count_assigned(uow, paid, tallies)
     _count_customers(uow, merchant_id, customers, now, tallies)
 
     names = [v["name"] for v in experiment.variants]
@@ -114,9 +144,11 @@ def results(
     names += sorted(set(tallies) - set(names))
     figures = [tallies[name].figures(name) for name in names]
     control = next(f for f in figures if f.name == experiment.control)
-    comparisons = [
-        Comparison(f.name, *compare(control, f, currency)) for f in figures if f is not control
-    ]
+    comparisons = []
+    for f in figures:
+        if f is not control:
+            judged = compare_all(control, f, currency)
+            comparisons.append(Comparison(f.name, judged.tests, judged.verdict, judged.sequential))
     return ExperimentResults(
         experiment.key,
         experiment.name,
@@ -125,7 +157,68 @@ def results(
         currency,
         figures,
         comparisons,
+        _sample_ratio(experiment, names, tallies),
     )
+
+
+def _sample_ratio(experiment: Any, names: list[str], tallies: dict[str, _Tally]) -> SampleRatio:
+    """Customers assigned per arm against the configured split (holdout, then the variants'
+    buckets); an arm nobody configured gets weight 0 and is left out of the test."""
+    configured = Experiment(
+        experiment.key,
+        tuple(Variant(v["name"], int(v["weight"])) for v in experiment.variants),
+        experiment.holdout_bp,
+    )
+    weights = dict(zip((v.name for v in configured.variants), configured.bucket_counts(),
+                       strict=True))  # fmt: skip
+    weights[HOLDOUT] = experiment.holdout_bp
+    assert sum(weights.values()) == BUCKETS
+    return sample_ratio(
+        names, [tallies[n].assigned for n in names], [weights.get(n, 0) for n in names]
+    )
+
+
+def _count_assigned(uow: UnitOfWork, paid: Any, tallies: dict[str, _Tally]) -> None:
+    """Distinct customers seen in each arm (eligible or not): what the split is checked on."""
+    rows = uow.session.execute(
+        select(E.variant, func.count(func.distinct(E.customer_id)))
+        .join(Sale, Sale.id == E.sale_id)
+        .where(paid)
+        .group_by(E.variant)
+    )
+    for variant, n in rows:
+        tallies[variant].assigned = int(n)
+
+
+def _count_per_customer(
+    uow: UnitOfWork, paid: Any, customers: Any, tallies: dict[str, _Tally]
+) -> None:
+    """Sums of squares of each customer's purchases and spend, grouped by their values so
+    the squares are exact Python ints on every database."""
+    per_customer = (
+        select(
+            E.variant.label("variant"),
+            func.count().label("n"),
+            func.sum(Sale.total_after_minor).label("spend"),
+        )
+        .join(Sale, Sale.id == E.sale_id)
+        .join(
+            customers,
+            and_(customers.c.variant == E.variant, customers.c.customer_id == E.customer_id),
+        )
+        .where(paid)
+        .group_by(E.variant, E.customer_id)
+        .subquery()
+    )
+    rows = uow.session.execute(
+        select(
+            per_customer.c.variant, per_customer.c.n, per_customer.c.spend, func.count()
+        ).group_by(per_customer.c.variant, per_customer.c.n, per_customer.c.spend)
+    )
+    for variant, n, spend, k in rows:
+        tally, n, spend, k = tallies[variant], int(n), int(spend), int(k)
+        tally.purchases_sumsq += k * n * n
+        tally.spend_sumsq += k * spend * spend
 
 
 def _count_exposures(uow: UnitOfWork, paid: Any, tallies: dict[str, _Tally]) -> None:

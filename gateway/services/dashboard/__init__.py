@@ -1,0 +1,1 @@
+"""The portal dashboard's read models."""
