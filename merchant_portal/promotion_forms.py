@@ -37,6 +37,13 @@ KIND_WORDS = {
     "referral": _l("Referral"),
     "draw": _l("Lucky draw"),
 }
+
+
+def kind_choices() -> str:
+    """The kinds of promotion by name, for an error message."""
+    return ", ".join(str(word) for word in KIND_WORDS.values())
+
+
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 WEEKDAY_NUMBERS = tuple(str(n) for n in range(7))
 PRIZE_ROWS = 4
@@ -107,7 +114,9 @@ class FormReader:
         if raw:
             return input_guard.load_json(raw, "JSON spec", max_depth=MAX_SPEC_DEPTH)
         if kind not in KINDS:
-            raise InvalidInput(f"Kind: choose one of {', '.join(str(w) for w in KIND_WORDS.values())}")
+            raise InvalidInput(
+                f"Kind: choose one of {', '.join(str(w) for w in KIND_WORDS.values())}"
+            )
         return self.spec(kind)
 
     def variants(self) -> list[tuple[str, int]]:
@@ -130,7 +139,9 @@ class FormReader:
         }
         reader = getattr(self, f"_{kind}", None)
         if reader is None:
-            raise InvalidInput(f"Kind: choose one of {', '.join(str(w) for w in KIND_WORDS.values())}")
+            raise InvalidInput(
+                f"Kind: choose one of {', '.join(str(w) for w in KIND_WORDS.values())}"
+            )
         extra: dict[str, Any] = reader()
         return spec | {k: v for k, v in extra.items() if v is not None}
 

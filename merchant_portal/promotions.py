@@ -27,6 +27,7 @@ from flask import (
 from werkzeug.datastructures import MultiDict
 
 from gateway.adapters.i18n import gettext as _
+from gateway.adapters.i18n import weekday_names
 from gateway.adapters.models import utcnow
 from gateway.domain.promotions.model import PAYMENT_METHODS, SEGMENTS
 from gateway.domain.promotions.spec import KINDS
@@ -38,7 +39,7 @@ from gateway.services.promotions.experiment_results import results
 from gateway.services.staff import stores
 from gateway.settings import Settings
 from merchant_portal.identity import check_budget_step_up
-from merchant_portal.promotion_forms import KIND_WORDS, PRIZE_ROWS, WEEKDAYS, FormReader, describe
+from merchant_portal.promotion_forms import KIND_WORDS, PRIZE_ROWS, FormReader, describe
 from merchant_portal.views import database, signed_in_manager, staff_session
 
 bp = Blueprint("promotions", __name__)
@@ -153,7 +154,7 @@ def promotion_new() -> Any:
             kinds=list(KINDS),
             payment_methods=PAYMENT_METHODS,
             segments=SEGMENTS,
-            weekdays=WEEKDAYS,
+            weekdays=weekday_names(),
             prize_rows=range(1, PRIZE_ROWS + 1),
         )
 

@@ -24,6 +24,7 @@ import io
 from pathlib import Path
 
 from babel import support
+from babel.dates import get_day_names
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, g, has_request_context, request
@@ -41,6 +42,7 @@ __all__ = [
     "install",
     "lazy_gettext",
     "ngettext",
+    "weekday_names",
 ]
 
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
@@ -94,6 +96,12 @@ def html_lang() -> str:
     return HTML_LANG[current_locale()]
 
 
+def weekday_names() -> list[str]:
+    """Monday to Sunday, abbreviated in the request's language (Mo., 周一, Mon)."""
+    names = get_day_names("abbreviated", locale=current_locale())
+    return [names[day] for day in range(7)]
+
+
 def catalogue(locale: str) -> support.NullTranslations:
     """The compiled catalogue of one of :data:`LOCALES` (the ``.po`` compiled in memory when
     its ``.mo`` is missing or older)."""
@@ -137,8 +145,8 @@ class _KassaDomain(Domain):  # type: ignore[misc]
 def install(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
-    Babel(app, locale_selector=choose_locale)
-    app.extensions["babel"].domain_instance = _KassaDomain(str(TRANSLATIONS))
+    babel = Babel(app, locale_selector=choose_locale)
+    babel.domain_instance = _KassaDomain()  # replaces Flask-Babel's (a cached property)
     app.jinja_env.globals.update(html_lang=html_lang, current_locale=current_locale)
 
     @app.context_processor

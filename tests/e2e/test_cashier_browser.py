@@ -47,13 +47,13 @@ def sign_in(page: Any, url: str, username: str, password: str) -> None:
 
 
 def start_sale(page: Any, server: Any, demo: dict[str, Any], screenshot: Any = None) -> str:
-    """Sign in as the demo cashier at till T01, type 12,34 on the keypad, show the QR code."""
+    """Sign in as the demo cashier at till T01, type 12.34 on the keypad, show the QR code."""
     sign_in(page, f"{server.url}/cashier/", *credentials(demo, "cashier"))
     page.get_by_role("button", name=re.compile("T01")).click()
     page.wait_for_selector("form[data-sale-form]")
     for key in ("1", "2", "sep", "3", "4"):
         page.click(f".key[data-key='{key}']")
-    assert page.input_value("#amount") == "12,34"
+    assert page.input_value("#amount") == "12.34"  # an English page writes a decimal point
     page.fill("#reference", "BON-4711")
     if screenshot:
         screenshot("1-new-sale")
