@@ -47,9 +47,14 @@ NAMES = {
     "resumed": _l("Resumed"),
     "scheduled": _l("Scheduled"),
     "active": _l("Active"),
+    "live": _l("Live"),
+    "finished": _l("Finished"),
     "paused": _l("Paused"),
     "ended": _l("Ended"),
     "invalid": _l("Invalid"),
+    # sales (gateway/services/promotions/sales.py)
+    "priced": _l("Priced"),
+    "reserved": _l("Reserved"),
     # inbound events (gateway/services/bank/callbacks.py)
     "received": _l("Received"),
     "processed": _l("Processed"),
