@@ -12,6 +12,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
 from gateway.adapters.i18n import gettext as _
+from gateway.entrypoints.status_names import status_name
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import inbound_events
 from gateway.settings import Settings
@@ -108,8 +109,8 @@ def replay(event_id: int) -> Redirect:
         flash(
             _(
                 "Replayed: %(before)s → %(after)s; %(note)s.",
-                before=done.before,
-                after=done.after,
+                before=status_name(done.before),
+                after=status_name(done.after),
                 note=done.note,
             )
         )
