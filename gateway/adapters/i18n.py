@@ -1,5 +1,9 @@
 """The translation layer: Flask-Babel over gettext catalogues in ``gateway/translations``.
 
+This module holds what any layer may use: the languages, the catalogues, the request's
+locale and the marking functions. Choosing the request's language and installing Flask-Babel
+are the web tier's (gateway/entrypoints/languages.py).
+
 Every user-visible string is marked: ``_("…")`` in templates (Flask-Babel puts ``_``,
 ``gettext`` and ``ngettext`` into Jinja) and ``gettext``/``lazy_gettext`` from this module in
 Python. The language follows the signed-in staff member's setting, then the browser's
@@ -27,8 +31,7 @@ from babel import support
 from babel.dates import get_day_names
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, g, has_request_context, request
-from flask_babel import Babel, Domain, get_locale, gettext, lazy_gettext, ngettext
+from flask_babel import get_locale, gettext, lazy_gettext, ngettext
 
 __all__ = [
     "DEFAULT_LOCALE",
@@ -39,7 +42,6 @@ __all__ = [
     "current_locale",
     "gettext",
     "html_lang",
-    "install",
     "lazy_gettext",
     "ngettext",
     "weekday_names",
@@ -55,35 +57,9 @@ LANGUAGE_NAMES = {"en": "English", "zh_CN": "简体中文", "de": "Deutsch"}
 HTML_LANG = {"en": "en", "zh_CN": "zh-CN", "de": "de"}
 
 
-def choose_locale() -> str:
-    """The staff member's chosen language (``g.staff_locale``), else the language chosen on a
-    sign-in page (``?lang=`` kept in the session), else the browser's, else English. A browser
-    asking for plain ``zh`` (or ``zh-Hans``) gets Simplified Chinese."""
-    chosen = g.get("staff_locale") if has_request_context() else None
-    if chosen in LOCALES:
-        return str(chosen)
-    if not has_request_context():
-        return DEFAULT_LOCALE
-    from flask import session
-
-    picked = session.get("lang")
-    if picked in LOCALES:
-        return str(picked)
-    for language, _quality in request.accept_languages:
-        tag = language.replace("-", "_").lower()
-        if tag.startswith("zh"):
-            if tag in ("zh", "zh_cn", "zh_hans", "zh_hans_cn", "zh_sg"):
-                return "zh_CN"
-            continue  # Traditional Chinese is not offered: try the browser's next language
-        primary = tag.split("_")[0]
-        if primary in ("en", "de"):
-            return primary
-    return DEFAULT_LOCALE
-
-
 def current_locale() -> str:
     """The request's locale as a Kassa identifier (``en`` outside a request)."""
-    locale = get_locale() if has_request_context() else None
+    locale = get_locale()
     if locale is None:
         return DEFAULT_LOCALE
     if locale.language == "zh":
@@ -126,30 +102,3 @@ def _load(locale: str, po_stamp: int, mo_stamp: int) -> support.NullTranslations
     write_mo(compiled, messages)  # fuzzy entries are left out, as pybabel compile does
     compiled.seek(0)
     return support.Translations(compiled, domain="messages")
-
-
-class _KassaDomain(Domain):  # type: ignore[misc]
-    """Flask-Babel's domain, finding the catalogue by Kassa's locale identifier, once per
-    request."""
-
-    def get_translations(self) -> support.NullTranslations:
-        if not has_request_context():
-            return support.NullTranslations()
-        cached: support.NullTranslations | None = g.get("_kassa_translations")
-        if cached is None:
-            cached = catalogue(current_locale())
-            g._kassa_translations = cached
-        return cached
-
-
-def install(app: Flask) -> None:
-    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
-    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
-    babel = Babel(app, locale_selector=choose_locale)
-    babel.domain_instance = _KassaDomain()  # replaces Flask-Babel's (a cached property)
-    app.jinja_env.globals.update(html_lang=html_lang, current_locale=current_locale)
-
-    @app.context_processor
-    def _languages() -> dict[str, object]:
-        """What a language menu needs: the languages (each in its own words), the one on."""
-        return {"languages": LANGUAGE_NAMES, "page_locale": current_locale()}
