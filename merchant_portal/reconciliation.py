@@ -131,7 +131,7 @@ def settlement_run(day: str) -> Redirect:
 
 def _counted(counts: dict[str, int]) -> str:
     if not counts:
-        return "nothing to reconcile"
+        return _("nothing to reconcile")
     return ", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in counts.items())
 
 
