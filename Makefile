@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 PY_DIRS := gateway drivers merchant_portal sandbox_bank tests bench
 
-.PHONY: setup run test test-fast lint bench browser clean
+.PHONY: setup run test test-fast lint bench browser clean translations
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,25 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,postgres]'
 	touch $@
 
-setup: $(BIN)/.installed
+# The translation catalogues are compiled here, not committed (.gitignore): setup, run and test
+# all depend on them, and a .mo older than its .po is compiled again.
+CATALOGUES := $(wildcard gateway/translations/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGUES:.po=.mo)
+
+setup: $(BIN)/.installed $(COMPILED)
+
+gateway/translations/%/LC_MESSAGES/messages.mo: gateway/translations/%/LC_MESSAGES/messages.po $(BIN)/.installed
+	$(BIN)/pybabel compile --statistics -l $* -i $< -o $@
+
+# After marking new strings with _(): collect them into messages.pot, add them to every
+# catalogue (new ones empty, changed ones fuzzy), then translate and run `make setup`.
+# tests/integration/test_translations.py fails while a catalogue lacks a translation.
+translations: $(BIN)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+	  --project Kassa --copyright-holder Kassa -o gateway/translations/messages.pot .
+	$(BIN)/pybabel update -i gateway/translations/messages.pot -d gateway/translations \
+	  --ignore-obsolete --ignore-pot-creation-date -w 100
+	$(BIN)/pybabel compile --statistics -d gateway/translations
 
 run: setup
 	$(BIN)/kassa run

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as Redirect
 
+from gateway.adapters.i18n import gettext as _
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.staff_session import current_staff, database
 from gateway.errors import Conflict, InvalidInput, NotFound, Unauthorised
@@ -101,7 +102,7 @@ def create_staff() -> Any:
     staff, form = _staff(), request.form
     store_id = _store_choice(form.get("store", ""))
     if staff.store_id is not None and store_id != staff.store_id:
-        return _page("You can add staff to your own store only.", 422)
+        return _page(_("You can add staff to your own store only."), 422)
     try:
         with database().unit_of_work() as uow:
             created = admin.create_staff(
@@ -117,7 +118,7 @@ def create_staff() -> Any:
             name = created.user.username
     except (InvalidInput, Conflict, NotFound) as exc:
         return _page(exc.message, exc.status)
-    return _show_once(created.password, "temporary password", name)
+    return _show_once(created.password, _("temporary password"), name)
 
 
 def _done(message: str) -> Redirect:
@@ -130,11 +131,11 @@ def deactivate_staff(staff_id: int) -> Any:
     staff = _staff()
     _person_in_scope(staff, staff_id)
     if staff_id == staff.user_id:
-        return _page("You cannot deactivate yourself.", 409)
+        return _page(_("You cannot deactivate yourself."), 409)
     with database().unit_of_work() as uow:
         user = admin.set_active(uow, staff.merchant_id, staff_id, False)
         uow.commit()
-        return _done(f"{user.username} is deactivated and signed out everywhere.")
+        return _done(_("%(name)s is deactivated and signed out everywhere.", name=user.username))
 
 
 @bp.post("/staff/<int:staff_id>/reactivate")
@@ -145,7 +146,17 @@ def reactivate_staff(staff_id: int) -> Any:
     with database().unit_of_work() as uow:
         user = admin.set_active(uow, staff.merchant_id, staff_id, True)
         uow.commit()
-        return _done(f"{user.username} can sign in again.")
+        return _done(_("%(name)s can sign in again.", name=user.username))
+
+
+@bp.post("/staff/<int:staff_id>/language")
+def set_staff_language(staff_id: int) -> Any:
+    staff = _staff()
+    _person_in_scope(staff, staff_id)
+    with database().unit_of_work() as uow:
+        user = admin.set_language(uow, staff.merchant_id, staff_id, request.form.get("language"))
+        uow.commit()
+        return _done(_("%(name)s's language is saved.", name=user.username))
 
 
 @bp.post("/staff/<int:staff_id>/reset-password")
@@ -157,7 +168,7 @@ def reset_password(staff_id: int) -> Any:
         password = admin.reset_password(uow, staff.merchant_id, staff_id)
         name = admin.staff_member(uow, staff.merchant_id, staff_id).username
         uow.commit()
-    return _show_once(password, "temporary password", name)
+    return _show_once(password, _("temporary password"), name)
 
 
 @bp.post("/staff/<int:staff_id>/reset-mfa")
@@ -168,7 +179,9 @@ def reset_second_factor(staff_id: int) -> Any:
     with database().unit_of_work() as uow:
         user = admin.reset_second_factor(uow, staff.merchant_id, staff_id)
         uow.commit()
-        return _done(f"{user.username} sets up a new second factor at their next sign-in.")
+        return _done(
+            _("%(name)s sets up a new second factor at their next sign-in.", name=user.username)
+        )
 
 
 @bp.post("/stores")
@@ -176,7 +189,7 @@ def reset_second_factor(staff_id: int) -> Any:
 def create_store() -> Any:
     staff, form = _staff(), request.form
     if staff.store_id is not None:
-        return _page("Only a manager of every store can add a store.", 403)
+        return _page(_("Only a manager of every store can add a store."), 403)
     try:
         with database().unit_of_work() as uow:
             store = admin.create_store(
@@ -187,7 +200,7 @@ def create_store() -> Any:
                 timezone=form.get("timezone", "").strip() or "UTC",
             )
             uow.commit()
-            return _done(f"Store {store.name} created.")
+            return _done(_("Store %(name)s created.", name=store.name))
     except InvalidInput as exc:
         return _page(exc.message, exc.status)
 
@@ -210,7 +223,7 @@ def create_till() -> Any:
             label = made.till.label
     except (InvalidInput, Conflict, NotFound) as exc:
         return _page(exc.message, exc.status)
-    return _show_once(made.key.key, "API key", f"till {label}")
+    return _show_once(made.key.key, _("API key"), _("till %(label)s", label=label))
 
 
 @bp.post("/tills/<int:till_id>/rotate-key")
@@ -223,7 +236,7 @@ def rotate_key(till_id: int) -> Any:
         key = admin.rotate_key(uow, staff.merchant_id, till_id, grace=grace)
         uow.commit()
     note = f"the old key works for {grace} more" if grace else "the old key stopped"
-    return _show_once(key.key, "API key", f"till {till_id} ({note})")
+    return _show_once(key.key, _("API key"), _("till %(id)s (%(note)s)", id=till_id, note=note))
 
 
 @bp.post("/tills/<int:till_id>/revoke-key")
@@ -233,7 +246,9 @@ def revoke_key(till_id: int) -> Any:
     with database().unit_of_work() as uow:
         till = admin.revoke_key(uow, staff.merchant_id, till_id)
         uow.commit()
-        return _done(f"Till {till.label}'s keys stopped working; the till is deactivated.")
+        return _done(
+            _("Till %(label)s's keys stopped working; the till is deactivated.", label=till.label)
+        )
 
 
 @bp.post("/tills/<int:till_id>/reactivate")
@@ -244,4 +259,4 @@ def reactivate_till(till_id: int) -> Any:
     with database().unit_of_work() as uow:
         key = admin.reactivate_till(uow, staff.merchant_id, till_id)
         uow.commit()
-    return _show_once(key.key, "API key", f"till {till_id}")
+    return _show_once(key.key, _("API key"), _("till %(id)s", id=till_id))

@@ -13,6 +13,8 @@ from flask import Blueprint, flash, redirect, request, url_for
 from werkzeug.wrappers import Response as Redirect
 
 from gateway.adapters.db import UnitOfWork
+from gateway.adapters.i18n import gettext as _
+from gateway.adapters.i18n import lazy_gettext as _l
 from gateway.errors import Conflict, InvalidInput
 from gateway.services.payments import attention
 from merchant_portal.views import database, signed_in_manager
@@ -21,8 +23,8 @@ bp = Blueprint("attention", __name__)
 
 Decide = Callable[..., attention.Answer]
 DONE = {
-    "accepted": "Accepted as paid; the payment's history names you and your note.",
-    "refunded": "The refund is on its way to the bank; the customer gets the money back.",
+    "accepted": _l("Accepted as paid; the payment's history names you and your note."),
+    "refunded": _l("The refund is on its way to the bank; the customer gets the money back."),
 }
 
 
@@ -49,7 +51,9 @@ def _answer(payment_id: str, decide: Decide) -> Redirect:
                 actor=staff.actor,
             )
             uow.commit()
-            flash("Already done: nothing changed." if answer.already else DONE[answer.action])
+            flash(
+                _("Already done: nothing changed.") if answer.already else str(DONE[answer.action])
+            )
         except (Conflict, InvalidInput) as exc:
-            flash(f"Could not do that: {exc.message}.")
+            flash(_("Could not do that: %(reason)s.", reason=exc.message))
     return redirect(url_for("portal.payment_detail", payment_id=payment_id), 303)

@@ -11,6 +11,8 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
+from gateway.adapters.i18n import gettext as _
+from gateway.entrypoints.status_names import status_name
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import inbound_events
 from gateway.settings import Settings
@@ -104,7 +106,14 @@ def replay(event_id: int) -> Redirect:
     settings: Settings = current_app.extensions["kassa.settings"]
     try:
         done = inbound_events.replay(database(), event_id, settings.settlement, staff.merchant_id)
-        flash(f"Replayed: {done.before} → {done.after}; {done.note}.")
+        flash(
+            _(
+                "Replayed: %(before)s → %(after)s; %(note)s.",
+                before=status_name(done.before),
+                after=status_name(done.after),
+                note=done.note,
+            )
+        )
     except (Conflict, InvalidInput) as exc:
-        flash(f"Could not replay: {exc.message}.")
+        flash(_("Could not replay: %(reason)s.", reason=exc.message))
     return redirect(url_for(".event", event_id=event_id), 303)

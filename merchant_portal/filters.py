@@ -11,6 +11,7 @@ from datetime import date
 
 from werkzeug.datastructures import MultiDict
 
+from gateway.adapters.i18n import gettext as _
 from gateway.entrypoints import input_guard
 from gateway.errors import InvalidInput
 
@@ -33,7 +34,7 @@ class PagedDateRange:
         self.date_from = self._date(args.get("from", ""), "From")
         self.date_to = self._date(args.get("to", ""), "To")
         if self.date_from and self.date_to and self.date_from > self.date_to:
-            self.errors.append("The From date is after the To date.")
+            self.errors.append(_("The From date is after the To date."))
         page = args.get("page", "1") or "1"
         try:
             self.page = input_guard.whole_number(page, "Page", low=1, high=MAX_PAGE)

@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
 from gateway.adapters import qr_render
+from gateway.adapters.i18n import LANGUAGE_NAMES
+from gateway.adapters.i18n import gettext as _
+from gateway.adapters.i18n import lazy_gettext as _l
 from gateway.adapters.models import StaffUser
 from gateway.domain.money import Money
 from gateway.entrypoints import staff_session
@@ -28,9 +31,9 @@ from gateway.services.staff.auth import StaffContext
 
 bp = Blueprint("identity", __name__)
 # Reachable by every signed-in person, cashiers too (the portal's role check skips them).
-ANY_STAFF_ENDPOINTS = frozenset({"portal.identity.change_password"})
+ANY_STAFF_ENDPOINTS = frozenset({"portal.identity.change_password", "portal.identity.set_language"})
 View = TypeVar("View", bound=Callable[..., Any])
-WRONG_CODE = "That code is not right (or was used already). Wait for the next one and retry."
+WRONG_CODE = _l("That code is not right (or was used already). Wait for the next one and retry.")
 
 
 def _staff() -> StaffContext:
@@ -131,9 +134,9 @@ def _prompt(staff: StaffContext, *, step_up: bool, back: str | None = None) -> A
         if _check_code(staff, request.form.get("code", ""), action):
             staff_session.mark_second_factor()
             return redirect(back or url_for("portal.index"), 303)
-        error, status, headers = WRONG_CODE, 401, {}
+        error, status, headers = str(WRONG_CODE), 401, {}
     except TooManyAttempts as exc:
-        error, status = f"Paused: {exc.message}.", 429
+        error, status = _("Paused: %(reason)s.", reason=exc.message), 429
         headers = {"Retry-After": str(exc.extra.get("retry_after", 60))}
     page = render_template(
         "portal/mfa_prompt.html", staff=staff, error=error, step_up=step_up, back=back
@@ -158,7 +161,7 @@ def step_up_required(view: View) -> View:
                 else:
                     referrer = urlsplit(request.referrer or "")
                     back = referrer.path + (f"?{referrer.query}" if referrer.query else "")
-                    flash("Confirm it is you with your authenticator code, then send it again.")
+                    flash(_("Confirm it is you with your authenticator code, then send it again."))
                 return redirect(url_for("portal.identity.step_up", next=back or None), 303)
         return view(*args, **kwargs)
 
@@ -213,11 +216,27 @@ def change_password() -> Any:
                 )
                 uow.commit()
                 session[staff_session.VERSION_KEY] = user.session_version
-            flash("Password changed. Every other session of yours has ended.")
+            flash(_("Password changed. Every other session of yours has ended."))
             home = "portal.index" if staff.can_manage() else "cashier.index"
             return redirect(url_for(home), 303)
         except (InvalidInput, Conflict) as exc:
             error = exc.message
     forced = staff.must_change_password
-    page = render_template("portal/password.html", staff=staff, error=error, forced=forced)
+    page = render_template(
+        "portal/password.html",
+        staff=staff,
+        error=error,
+        forced=forced,
+        languages=LANGUAGE_NAMES,
+    )
     return page, 422 if error else 200
+
+
+@bp.post("/language")
+def set_language() -> Any:
+    """One's own language for the cashier screen and the portal (empty: the browser's)."""
+    staff = _staff()
+    with database().unit_of_work() as uow:
+        admin.set_language(uow, staff.merchant_id, staff.user_id, request.form.get("language"))
+        uow.commit()
+    return redirect(url_for(".change_password"), 303)

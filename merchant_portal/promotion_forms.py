@@ -17,25 +17,33 @@ from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import MultiDict
 
+from gateway.adapters.i18n import lazy_gettext as _l
 from gateway.domain.money import Money
 from gateway.domain.promotions.spec import KINDS, MAX_SPEC_DEPTH, promotion_from_spec, spec_of
 from gateway.entrypoints import input_guard
 from gateway.errors import InvalidInput
 
 KIND_WORDS = {
-    "threshold": "Spend X, save Y",
-    "percent": "Percent off",
-    "multi_buy": "Buy X get Y free",
-    "fixed_price": "N for a fixed price",
-    "new_customer": "New-customer discount",
-    "fee_waiver": "Service fee waived",
-    "coupon": "Coupon",
-    "points": "Loyalty points",
-    "gift": "Gift after purchases or spend",
-    "points_redeem": "Pay with points",
-    "referral": "Referral",
-    "draw": "Lucky draw",
+    "threshold": _l("Spend X, save Y"),
+    "percent": _l("Percent off"),
+    "multi_buy": _l("Buy X get Y free"),
+    "fixed_price": _l("N for a fixed price"),
+    "new_customer": _l("New-customer discount"),
+    "fee_waiver": _l("Service fee waived"),
+    "coupon": _l("Coupon"),
+    "points": _l("Loyalty points"),
+    "gift": _l("Gift after purchases or spend"),
+    "points_redeem": _l("Pay with points"),
+    "referral": _l("Referral"),
+    "draw": _l("Lucky draw"),
 }
+
+
+def kind_choices() -> str:
+    """The kinds of promotion by name, for an error message."""
+    return ", ".join(str(word) for word in KIND_WORDS.values())
+
+
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 WEEKDAY_NUMBERS = tuple(str(n) for n in range(7))
 PRIZE_ROWS = 4
@@ -106,7 +114,9 @@ class FormReader:
         if raw:
             return input_guard.load_json(raw, "JSON spec", max_depth=MAX_SPEC_DEPTH)
         if kind not in KINDS:
-            raise InvalidInput(f"Kind: choose one of {', '.join(KIND_WORDS.values())}")
+            raise InvalidInput(
+                f"Kind: choose one of {', '.join(str(w) for w in KIND_WORDS.values())}"
+            )
         return self.spec(kind)
 
     def variants(self) -> list[tuple[str, int]]:
@@ -129,7 +139,9 @@ class FormReader:
         }
         reader = getattr(self, f"_{kind}", None)
         if reader is None:
-            raise InvalidInput(f"Kind: choose one of {', '.join(KIND_WORDS.values())}")
+            raise InvalidInput(
+                f"Kind: choose one of {', '.join(str(w) for w in KIND_WORDS.values())}"
+            )
         extra: dict[str, Any] = reader()
         return spec | {k: v for k, v in extra.items() if v is not None}
 

@@ -28,9 +28,11 @@ from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 
 from gateway.adapters.i18n import gettext as _
+from gateway.adapters.i18n import weekday_names
 from gateway.adapters.models import utcnow
 from gateway.domain.promotions.model import PAYMENT_METHODS, SEGMENTS
 from gateway.domain.promotions.spec import KINDS
+from gateway.entrypoints.status_names import status_name
 from gateway.errors import Conflict, InvalidInput
 from gateway.services.promotions import promotion_admin as admin
 from gateway.services.promotions import promotion_reads as reads
@@ -39,7 +41,7 @@ from gateway.services.staff import stores
 from gateway.settings import Settings
 from merchant_portal.charts import Interval, interval_chart
 from merchant_portal.identity import check_budget_step_up
-from merchant_portal.promotion_forms import KIND_WORDS, PRIZE_ROWS, WEEKDAYS, FormReader, describe
+from merchant_portal.promotion_forms import KIND_WORDS, PRIZE_ROWS, FormReader, describe
 from merchant_portal.views import database, signed_in_manager, staff_session
 
 bp = Blueprint("promotions", __name__)
@@ -95,7 +97,7 @@ def _create(form: MultiDict[str, str]) -> str:
     reader = _reader(form, (form.get("currency") or currency).strip().upper() or currency)
     spec = reader.promotion_spec()
     check_budget_step_up(spec, form.get("step_up_code"))
-    experiment, _, variant = reader.text("ab").partition("/")
+    experiment, _slash, variant = reader.text("ab").partition("/")
     with database().unit_of_work() as uow:
         row = admin.create_promotion(
             uow,
@@ -135,7 +137,10 @@ def promotion_new() -> Any:
         except (InvalidInput, Conflict) as exc:
             error = exc.message
         else:
-            flash(f"Promotion “{key}” created as a draft. Activate it when it is ready.", "ok")
+            flash(
+                _("Promotion “%(key)s” created as a draft. Activate it when it is ready.", key=key),
+                "ok",
+            )
             return redirect(url_for(".promotion_detail", key=key), 303)
     with database().unit_of_work(readonly=True) as uow:
         merchant_id = signed_in_manager().merchant_id
@@ -151,7 +156,7 @@ def promotion_new() -> Any:
             kinds=list(KINDS),
             payment_methods=PAYMENT_METHODS,
             segments=SEGMENTS,
-            weekdays=WEEKDAYS,
+            weekdays=weekday_names(),
             prize_rows=range(1, PRIZE_ROWS + 1),
         )
 
@@ -201,7 +206,12 @@ def _act(key: str, action: str) -> Any:
             uow.commit()
     except (InvalidInput, Conflict) as exc:
         return _detail(key, exc.message)
-    flash(f"Promotion “{key}”: {action}d." if action != "end" else f"“{key}” ended.", "ok")
+    flash(
+        _("Promotion “%(key)s”: %(done)s.", key=key, done=status_name(f"{action}d"))
+        if action != "end"
+        else _("“%(key)s” ended.", key=key),
+        "ok",
+    )
     return redirect(url_for(".promotion_detail", key=key), 303)
 
 
@@ -240,7 +250,7 @@ def promotion_coupons(key: str) -> Any:
             uow.commit()
     except (InvalidInput, Conflict) as exc:
         return _detail(key, exc.message)
-    flash(f"{len(codes)} coupon codes issued. Download them as CSV below.", "ok")
+    flash(_("%(count)s coupon codes issued. Download them as CSV below.", count=len(codes)), "ok")
     return redirect(url_for(".promotion_detail", key=key), 303)
 
 
@@ -272,7 +282,10 @@ def experiments() -> Any:
         except (InvalidInput, Conflict) as exc:
             error = exc.message
         else:
-            flash(f"Experiment “{key}” created. Attach a promotion to each variant.", "ok")
+            flash(
+                _("Experiment “%(key)s” created. Attach a promotion to each variant.", key=key),
+                "ok",
+            )
             return redirect(url_for(".experiment_detail", key=key), 303)
     with database().unit_of_work(readonly=True) as uow:
         rows = reads.list_experiments(uow, staff.merchant_id)

@@ -27,6 +27,8 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
 from gateway.adapters.db import UnitOfWork
+from gateway.adapters.i18n import gettext as _
+from gateway.adapters.i18n import lazy_gettext as _l
 from gateway.adapters.models import ReconResult, utcnow
 from gateway.entrypoints import input_guard
 from gateway.errors import InvalidInput, NotFound
@@ -47,9 +49,9 @@ bp = Blueprint("settlement", __name__)
 
 LINE_IDS = re.compile(r"[\s,;]+")
 ACTION_WORDS = {
-    "link": "Linked by hand",
-    "accept_difference": "Difference accepted",
-    "write_off": "Written off",
+    "link": _l("Linked by hand"),
+    "accept_difference": _l("Difference accepted"),
+    "write_off": _l("Written off"),
 }
 
 
@@ -124,7 +126,7 @@ def settlement_run(day: str) -> Redirect:
         run = reconcile_day(uow, staff.merchant_id, when, _settings(), actor=staff.actor)
         counts = dict(run.counts)
         uow.commit()
-    flash(f"Reconciled {when}: {_counted(counts)}.", "ok")
+    flash(_("Reconciled %(day)s: %(counts)s.", day=when, counts=_counted(counts)), "ok")
     if request.form.get("back") == "day":
         return redirect(url_for(".settlement_day", day=when.isoformat()), 303)
     return redirect(url_for(".settlement_calendar", month=when.strftime("%Y-%m")), 303)
@@ -132,7 +134,7 @@ def settlement_run(day: str) -> Redirect:
 
 def _counted(counts: dict[str, int]) -> str:
     if not counts:
-        return "nothing to reconcile"
+        return _("nothing to reconcile")
     return ", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in counts.items())
 
 
@@ -247,7 +249,7 @@ def settlement_exceptions_csv() -> Response:
     if query.errors:
         raise InvalidInput(" ".join(query.errors))
     with database().unit_of_work(readonly=True) as uow:
-        rows, _ = reads.exceptions(
+        rows, _total = reads.exceptions(
             uow, signed_in_manager().merchant_id, query.to_filter(paged=False)
         )
         text = reads.to_csv(rows)
@@ -306,7 +308,8 @@ def settlement_decide(subject: str, subject_id: str) -> Any:
             uow.commit()
     except (InvalidInput, NotFound) as exc:
         return _result_page(subject, subject_id, exc.message, {"note": note, "other": other})
-    flash(f"{ACTION_WORDS.get(action, action)}; reconciled {', '.join(days)} again.", "ok")
+    done = ACTION_WORDS.get(action, action)
+    flash(_("%(done)s; reconciled %(days)s again.", done=done, days=", ".join(days)), "ok")
     return redirect(url_for(".settlement_result", subject=subject, subject_id=subject_id), 303)
 
 
@@ -322,7 +325,7 @@ def settlement_reopen(subject: str, subject_id: str, decision_id: int) -> Redire
             uow, staff.merchant_id, _settings(), staff.actor, [subject_id, *named]
         )
         uow.commit()
-    flash(f"Decision reopened; reconciled {', '.join(days)} again.", "ok")
+    flash(_("Decision reopened; reconciled %(days)s again.", days=", ".join(days)), "ok")
     return redirect(url_for(".settlement_result", subject=subject, subject_id=subject_id), 303)
 
 

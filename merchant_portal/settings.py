@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
+from gateway.adapters.i18n import gettext as _
 from gateway.domain.money import Money
 from gateway.entrypoints.cashier.screen import parse_amount
 from gateway.errors import InvalidInput
@@ -49,7 +50,7 @@ def approval_limits() -> Any:
         except InvalidInput as exc:
             error = exc.message
         else:
-            flash("Approval limits saved: they apply to the next action at every till.", "ok")
+            flash(_("Approval limits saved: they apply to the next action at every till."), "ok")
             return redirect(url_for(".approval_limits"), 303)
     with database().unit_of_work(readonly=True) as uow:
         limit = approvals.limits(uow, staff.merchant_id, settings.approvals)

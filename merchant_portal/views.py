@@ -24,6 +24,7 @@ from flask import (
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
+from gateway.adapters.i18n import gettext as _
 from gateway.adapters.models import utcnow
 from gateway.config import device_log_dir
 from gateway.domain.payment import PaymentStatus
@@ -224,9 +225,9 @@ def end_of_day(till_id: int) -> Redirect:
         try:
             end_of_day_service.request_end_of_day(uow, till_id, staff.scope, staff.actor)
             uow.commit()
-            flash("End of day queued: the terminal closes its batch in a moment.")
+            flash(_("End of day queued: the terminal closes its batch in a moment."))
         except Conflict as exc:
-            flash(f"Could not start end of day: {exc.message}.")
+            flash(_("Could not start end of day: %(reason)s.", reason=exc.message))
     return redirect(url_for(".devices"), 303)
 
 
@@ -246,7 +247,7 @@ def resolve_payment(payment_id: str) -> Any:
                 actor=staff.actor,
             )
             uow.commit()
-            flash("Recorded: charged." if charged else "Recorded: not charged.")
+            flash(_("Recorded: charged.") if charged else _("Recorded: not charged."))
         except (Conflict, InvalidInput) as exc:
-            flash(f"Could not resolve: {exc.message}.")
+            flash(_("Could not resolve: %(reason)s.", reason=exc.message))
     return redirect(url_for(".payment_detail", payment_id=payment_id), 303)

@@ -157,6 +157,8 @@ class StaffUser(Base):
     totp_enrolled_at: Mapped[datetime | None] = mapped_column()
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # no code is used twice
     recovery_codes: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # The language of their pages (gateway/adapters/i18n.py LOCALES); None: the browser's.
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class Payment(Base):

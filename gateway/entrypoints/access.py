@@ -151,6 +151,7 @@ ENDPOINTS: dict[str, Rule] = {
     "portal.identity.second_factor": staff("portal.view"),
     "portal.identity.step_up": staff("portal.view"),
     "portal.identity.change_password": staff("account.own"),
+    "portal.identity.set_language": staff("account.own"),
     # the audit trail (a store's manager reads only their store's rows)
     "portal.audit.audit_log": staff("audit.read"),
     "portal.audit.audit_csv": staff("audit.read"),
@@ -160,6 +161,7 @@ ENDPOINTS: dict[str, Rule] = {
     "portal.staff_admin.deactivate_staff": staff("staff.manage"),
     "portal.staff_admin.reactivate_staff": staff("staff.manage"),
     "portal.staff_admin.reset_password": staff("staff.manage"),
+    "portal.staff_admin.set_staff_language": staff("staff.manage"),
     "portal.staff_admin.reset_second_factor": staff("staff.manage"),
     "portal.staff_admin.create_store": staff("store.create"),
     "portal.staff_admin.create_till": staff("staff.manage"),
@@ -173,6 +175,7 @@ BEFORE_SECOND_FACTOR = frozenset(
         "portal.identity.enrol",
         "portal.identity.second_factor",
         "portal.identity.change_password",
+        "portal.identity.set_language",
     }
 )
 # Where a person who is not signed in is sent, by the endpoint's first blueprint.

@@ -11,10 +11,10 @@ from typing import Any
 from flask import Flask, Response, redirect, url_for
 from flask_wtf.csrf import CSRFProtect
 
-from gateway.adapters import i18n, passwords
+from gateway.adapters import passwords
 from gateway.adapters.db import Database
 from gateway.config import load_config, secret_key
-from gateway.entrypoints import access, input_guard, observability, problems
+from gateway.entrypoints import access, input_guard, languages, observability, problems
 from gateway.services.promotions.sales import PromotionSettings
 from gateway.settings import Settings
 
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    i18n.install(app)
+    languages.install(app)
     passwords.configure(settings.security.argon2_time_cost, settings.security.argon2_memory_kib)
     database = db or Database(settings.database.url, settings.database.echo)
     app.extensions["kassa.settings"] = settings

@@ -37,9 +37,12 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as Redirect
 
+from gateway.adapters import i18n
 from gateway.adapters.db import Database
+from gateway.adapters.i18n import gettext as _
 from gateway.adapters.models import Merchant, StaffUser, utcnow
 from gateway.domain.money import Money
+from gateway.entrypoints.status_names import error_title, status_name
 from gateway.errors import ApprovalRefused, KassaError, TooManyAttempts, Unauthorised
 from gateway.services.staff import audit, mfa, throttling
 from gateway.services.staff.audit_context import Acting, set_acting, set_source
@@ -143,11 +146,15 @@ def log_in(username: str, password: str) -> StaffContext:
         acting(staff)
         audit.record(uow, "login", target=("staff", staff.user_id))
         uow.commit()
+    picked = session.get("lang")  # the language chosen on the sign-in page stays
     session.clear()
+    if picked:
+        session["lang"] = picked
     session.permanent = True
     session[STAFF_KEY] = staff.user_id
     session[VERSION_KEY] = staff.session_version
     g.kassa_staff = staff
+    g.staff_locale = staff.language
     return staff
 
 
@@ -189,6 +196,7 @@ def current_staff() -> StaffContext | None:
                 session.clear()
         if staff is not None:
             acting(staff)
+            g.staff_locale = staff.language
         g.kassa_staff = staff
     result: StaffContext | None = g.kassa_staff
     return result
@@ -254,23 +262,38 @@ def login_page(template: str, **context: Any) -> Response | None:
             log_in(username, request.form.get("password", ""))
             return None
         except TooManyAttempts as exc:
-            error = f"Sign-in paused: {exc.message}."
+            error = _("Sign-in paused: %(reason)s.", reason=exc.message)
             status, headers = 429, {"Retry-After": str(exc.extra.get("retry_after", 60))}
         except Unauthorised as exc:
-            error = f"Sign-in failed: {exc.message}. Check both and try again."
+            error = _("Sign-in failed: %(reason)s. Check both and try again.", reason=exc.message)
             status = 401
     page = render_template(template, error=error, username=username, **context)
     return make_response(page, status, headers)
 
 
-def format_money(minor: int, currency: str, locale: str = "en") -> str:
-    return Money(minor, currency).format(locale)
+def format_money(minor: int, currency: str, locale: str | None = None) -> str:
+    """``{{ minor | money(currency) }}``: in the request's language (``1.234,56 €`` in German).
+    A ``locale`` argument (templates once passed the merchant's) is used outside a request
+    only: on a page, the page's language decides, so numbers never mix two conventions."""
+    return Money(minor, currency).format(_display_locale(locale))
 
 
-def format_local_time(moment: datetime | None, timezone: str = "UTC", locale: str = "en") -> str:
+def format_local_time(
+    moment: datetime | None, timezone: str = "UTC", locale: str | None = None
+) -> str:
+    """``{{ moment | local_time(store_timezone) }}``: the store's time, written the way the
+    request's language writes dates (see :func:`format_money` on ``locale``)."""
     if moment is None:
         return ""
-    return format_datetime(moment, "medium", tzinfo=ZoneInfo(timezone), locale=locale)
+    return format_datetime(
+        moment, "medium", tzinfo=ZoneInfo(timezone), locale=_display_locale(locale)
+    )
+
+
+def _display_locale(explicit: str | None) -> str:
+    if has_request_context() or explicit is None:
+        return i18n.current_locale()
+    return explicit
 
 
 def install(bp: Blueprint, error_template: str) -> None:
@@ -278,6 +301,7 @@ def install(bp: Blueprint, error_template: str) -> None:
     bp.add_app_template_filter(format_money, "money")
     bp.add_app_template_filter(format_local_time, "local_time")
     bp.add_app_template_filter(status_tone, "tone")
+    bp.add_app_template_filter(status_name, "status_name")
 
     @bp.before_request
     def _forced_password_change() -> Any:
@@ -299,20 +323,21 @@ def install(bp: Blueprint, error_template: str) -> None:
 
     @bp.errorhandler(KassaError)
     def _error(exc: KassaError) -> tuple[str, int]:
-        return render_template(error_template, title=exc.title, message=exc.message), exc.status
+        title = error_title(exc.title)
+        return render_template(error_template, title=title, message=exc.message), exc.status
 
     @bp.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> tuple[str, int]:
-        message = (
+        message = _(
             "This form has expired or was sent from somewhere else, so nothing was done. "
             "Go back, reload the page and try again."
         )
-        return render_template(error_template, title="Form expired", message=message), 400
+        return render_template(error_template, title=_("Form expired"), message=message), 400
 
     @bp.errorhandler(404)
     def _not_found(exc: Exception) -> tuple[str, int]:
         return render_template(
-            error_template, title="Not found", message="There is no such page here."
+            error_template, title=_("Not found"), message=_("There is no such page here.")
         ), 404
 
 
@@ -341,6 +366,16 @@ def install_app(app: Flask, configured: Settings) -> None:
     @app.before_request
     def _audit_source() -> None:
         set_source(request.remote_addr or "unknown")
+
+    @app.before_request
+    def _staff_language() -> None:
+        """Before anything is translated: the signed-in person's language (``g.staff_locale``),
+        or the one picked with ``?lang=`` on a sign-in page (kept in the session)."""
+        picked = request.args.get("lang")
+        if picked in i18n.LOCALES and request.method == "GET":
+            session["lang"] = picked
+        if isinstance(session.get(STAFF_KEY), int):
+            current_staff()
 
 
 def count_wrong_approval(exc: ApprovalRefused) -> None:

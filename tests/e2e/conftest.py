@@ -67,7 +67,7 @@ def page(browser: Any) -> Iterator[Any]:
     Console errors include Content-Security-Policy violations, so inline scripts, styles or
     event handlers that a strict CSP blocks make the test fail.
     """
-    context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="de-DE")
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="en-US")
     context.set_default_timeout(CEILING_MS)
     page = context.new_page()
     errors: list[str] = []

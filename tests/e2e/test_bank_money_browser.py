@@ -34,7 +34,7 @@ def test_manager_refunds_money_taken_after_expiry_and_replays_an_event(
     page.click("[data-bank-money='refund']")
     expect(page.locator(".flash")).to_contain_text("refund is on its way")
     expect(page.locator("#bank-money")).to_have_count(0)
-    expect(page.locator("#refunds")).to_contain_text("requested")
+    expect(page.locator("#refunds")).to_contain_text("Requested")
     with db.unit_of_work(readonly=True) as uow:
         assert uow.session.get_one(Payment, payment_id).status == "paid"
         [refund] = uow.session.scalars(select(Refund)).all()
@@ -47,7 +47,7 @@ def test_manager_refunds_money_taken_after_expiry_and_replays_an_event(
     expect(page.locator("#event-body")).to_contain_text(other.reference)
     expect(page.locator("#event-headers")).to_contain_text("evt_browser")
     page.click(f"[data-replay='{event_id}']")
-    expect(page.locator(".flash")).to_contain_text("processed → processed")
+    expect(page.locator(".flash")).to_contain_text("Processed → Processed")
     screenshot("event-replayed")
     with db.unit_of_work(readonly=True) as uow:
         assert uow.session.get_one(InboundEvent, event_id).status == "processed"

@@ -47,13 +47,13 @@ def sign_in(page: Any, url: str, username: str, password: str) -> None:
 
 
 def start_sale(page: Any, server: Any, demo: dict[str, Any], screenshot: Any = None) -> str:
-    """Sign in as the demo cashier at till T01, type 12,34 on the keypad, show the QR code."""
+    """Sign in as the demo cashier at till T01, type 12.34 on the keypad, show the QR code."""
     sign_in(page, f"{server.url}/cashier/", *credentials(demo, "cashier"))
     page.get_by_role("button", name=re.compile("T01")).click()
     page.wait_for_selector("form[data-sale-form]")
     for key in ("1", "2", "sep", "3", "4"):
         page.click(f".key[data-key='{key}']")
-    assert page.input_value("#amount") == "12,34"
+    assert page.input_value("#amount") == "12.34"  # an English page writes a decimal point
     page.fill("#reference", "BON-4711")
     if screenshot:
         screenshot("1-new-sale")
@@ -83,7 +83,7 @@ def test_qr_payment_is_shown_and_flips_to_paid(
     decoded = zxingcpp.read_barcodes(Image.open(tmp_path / "qr.png"))
     assert [d.text for d in decoded] == [payload]
     open_state = page.locator(".state-open")
-    assert open_state.locator("[data-amount]").inner_text() == "12,34\xa0€"
+    assert open_state.locator("[data-amount]").inner_text() == "€12.34"
     assert open_state.locator(".merchant-name").inner_text() == "Kassa Demo Markt"
     assert "BON-4711" in open_state.inner_text()
     # Five minutes to pay, counting down: how far depends on how fast this machine got here.
@@ -96,7 +96,7 @@ def test_qr_payment_is_shown_and_flips_to_paid(
         uow.commit()
     paid = page.locator(".state-paid")
     paid.wait_for(state="visible")
-    assert "PAID" in paid.inner_text() and "12,34\xa0€" in paid.inner_text()
+    assert "PAID" in paid.inner_text() and "€12.34" in paid.inner_text()
     assert not qr.is_visible()  # nobody scans a paid code again
     screenshot("3-paid")
     paid.get_by_role("link", name="New sale").click()
@@ -159,7 +159,7 @@ def test_manager_finds_the_payment_in_the_portal(
     sign_in(page, f"{live_server.url}/portal/", *credentials(demo, "manager"))
     row = page.locator(f"tr[data-payment-id='{payment_id}']")
     row.wait_for(state="visible")
-    assert "12,34\xa0€" in row.inner_text() and "Berlin Mitte" in row.inner_text()
+    assert "€12.34" in row.inner_text() and "Berlin Mitte" in row.inner_text()
     assert no_horizontal_scroll(page)
     screenshot("4-portal-list")
     row.get_by_role("link").click()

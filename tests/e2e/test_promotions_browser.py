@@ -47,4 +47,4 @@ def test_manager_creates_and_activates_a_promotion(
     row = page.locator('tr[data-promotion="spring-10"]')
     expect(row).to_have_attribute("data-status", "live")
     expect(row.locator(".badge")).to_have_text("Live")
-    expect(row.locator(".budget")).to_contain_text("100,00")
+    expect(row.locator(".budget")).to_contain_text("100.00")

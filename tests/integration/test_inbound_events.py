@@ -154,7 +154,7 @@ def test_portal_events_page_filters_shows_raw_and_replays_for_the_merchant_only(
     done = client.post(url, data={"csrf_token": token.group(1)})
     assert done.status_code == 303
     again = client.get(f"/portal/events/{processed}").get_data(as_text=True)
-    assert "processed → processed" in again
+    assert "Processed → Processed" in again
     assert _history_size(db, payment.id) == before
     assert client.get(f"/portal/events/{stranger}").status_code == 404
 

@@ -6,6 +6,7 @@ import pytest
 from flask import Flask, g
 
 from gateway.adapters import i18n
+from gateway.entrypoints import languages
 
 
 @pytest.mark.parametrize(
@@ -22,14 +23,14 @@ from gateway.adapters import i18n
 )
 def test_the_browser_language_is_followed(accept: str, expected: str) -> None:
     app = Flask(__name__)
-    i18n.install(app)
+    languages.install(app)
     with app.test_request_context(headers={"Accept-Language": accept} if accept else {}):
         assert i18n.current_locale() == expected
 
 
 def test_the_staff_members_choice_comes_before_the_browser() -> None:
     app = Flask(__name__)
-    i18n.install(app)
+    languages.install(app)
     with app.test_request_context(headers={"Accept-Language": "de"}):
         g.staff_locale = "zh_CN"
         assert i18n.current_locale() == "zh_CN"

@@ -11,7 +11,9 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
+from gateway.adapters import i18n
 from gateway.adapters.db import UnitOfWork
+from gateway.adapters.i18n import gettext as _
 from gateway.domain.money import Money
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.api.payments import limits_for
@@ -59,13 +61,13 @@ def refund_payment(payment_id: str) -> Any:
         try:
             _refund_once(staff, payment_id)
         except IdempotencyKeyReused:
-            flash("This refund form was already used for another amount; check and try again.")
+            flash(_("This refund form was already used for another amount; check and try again."))
             return redirect(url_for(".refund_payment", payment_id=payment_id), 303)
         except (InvalidInput, Conflict) as exc:
             return _refund_form(staff, payment_id, error=exc.message, status=422)
         except (ApprovalRequired, ApprovalRefused) as exc:
             return approval_page(exc, url_for(".refund_payment", payment_id=payment_id))
-        flash("Refund requested. The bank confirms it in a moment.")
+        flash(_("Refund requested. The bank confirms it in a moment."))
         return redirect(url_for(".refund_payment", payment_id=payment_id), 303)
     return _refund_form(staff, payment_id)
 
@@ -112,8 +114,10 @@ def _refund_form(
         left = refunds.refundable_minor(uow, payment)
         history = refunds.list_refunds(uow, payment_id)
 
+        locale = i18n.current_locale()
+
         def fmt(minor: int) -> str:
-            return Money(minor, payment.currency).format(merchant.locale)
+            return Money(minor, payment.currency).format(locale)
 
         page = render_template(
             "cashier/refund.html",
@@ -124,7 +128,9 @@ def _refund_form(
             fmt=fmt,
             amount=fmt(payment.amount_minor),
             refundable=left,
-            refundable_text=_plain(Money(left, payment.currency), merchant.locale) if left else "",
+            refundable_text=_plain(Money(left, payment.currency), i18n.current_locale())
+            if left
+            else "",
             can_refund=refunds.can_refund(payment) and left > 0,
             whole_only=refunds.reversed_whole(payment),
             error=error,

@@ -19,6 +19,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from werkzeug.datastructures import MultiDict
 
 from gateway.adapters.db import UnitOfWork
+from gateway.adapters.i18n import gettext as _
 from gateway.adapters.promotion_models import Customer
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.api.payments import limits_for
@@ -86,7 +87,7 @@ def basket() -> Any:
     if not sale_id:
         return _basket_form(staff, till, rows=[], fields={})
     with database().unit_of_work(readonly=True) as uow:
-        earlier, _ = sales.stored_request(sales.get_sale(uow, sale_id, staff.scope))
+        earlier, _fields = sales.stored_request(sales.get_sale(uow, sale_id, staff.scope))
         rows = [
             BasketRow(
                 ln.name, ln.category, str(ln.quantity), ln.unit_price.to_decimal_string(), ln.sku
@@ -114,13 +115,13 @@ def price_basket() -> Any:
     try:
         sale_id = _price_once(staff, till, basket_request(form, merchant.currency))
     except IdempotencyKeyReused:
-        message = (
+        message = _(
             "This basket form was already used for another basket. The form is fresh now: "
             "check the lines and press “Check promotions” again."
         )
         return _basket_form(staff, till, rows=rows, fields=fields, error=message)
     except IdempotencyRequestInProgress:
-        message = "This basket is still being priced. Wait a moment, then try again."
+        message = _("This basket is still being priced. Wait a moment, then try again.")
         return _basket_form(staff, till, rows=rows, fields=fields, error=message, key=True)
     except (InvalidInput, Conflict) as exc:
         return _basket_form(staff, till, rows=rows, fields=fields, error=exc.message, key=True)
@@ -273,7 +274,7 @@ def pay_sale(sale_id: str) -> Any:
         return redirect(url_for("cashier.choose_till"), 303)
     try:
         with database().unit_of_work() as uow:
-            _, payment = sales.pay_sale(
+            _sale, payment = sales.pay_sale(
                 uow,
                 till,
                 sale_id,
@@ -294,7 +295,9 @@ def pay_sale(sale_id: str) -> Any:
             payment_id = payment.id if payment else None
             uow.commit()
     except (Conflict, InvalidInput) as exc:
-        return _sale_page(staff, sale_id, error=f"Not paid: {exc.message}.", status=exc.status)
+        return _sale_page(
+            staff, sale_id, error=_("Not paid: %(reason)s.", reason=exc.message), status=exc.status
+        )
     except (ApprovalRequired, ApprovalRefused) as exc:
         return approval_page(exc, url_for(".sale_page", sale_id=sale_id))
     if payment_id is None:  # promotions paid for everything: the sale page says so

@@ -28,7 +28,9 @@ from flask import (
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
+from gateway.adapters import i18n
 from gateway.adapters.db import UnitOfWork
+from gateway.adapters.i18n import gettext as _
 from gateway.adapters.models import Payment, utcnow
 from gateway.domain.money import Money, currency
 from gateway.entrypoints import staff_session
@@ -87,7 +89,7 @@ def approval_page(exc: ApprovalRequired | ApprovalRefused, back_url: str) -> tup
     amount = ""
     if exc.extra.get("amount") and exc.extra.get("currency"):
         money = Money.parse(str(exc.extra["amount"]), str(exc.extra["currency"]))
-        amount = money.format(merchant.locale)
+        amount = money.format(i18n.current_locale())
     skip = {"csrf_token", "approver", "approver_code"}
     return render_template(
         "cashier/approval.html",
@@ -189,9 +191,9 @@ def _sale_form(
 
 
 def _number_format(merchant: MerchantSummary) -> dict[str, str | int]:
-    """How the merchant's locale writes an amount, for the running total in the browser."""
+    """How the page's language writes an amount, for the running total in the browser."""
     exponent = currency(merchant.currency).exponent
-    sample = Money(1234567 * 10**exponent, merchant.currency).format(merchant.locale)
+    sample = Money(1234567 * 10**exponent, merchant.currency).format(i18n.current_locale())
     digits = [i for i, ch in enumerate(sample) if ch.isdigit()]
     number = sample[digits[0] : digits[-1] + 1]
     return {
@@ -201,7 +203,7 @@ def _number_format(merchant: MerchantSummary) -> dict[str, str | int]:
         "decimal": number[-exponent - 1] if exponent else "",
         "exponent": exponent,
         "currency": merchant.currency,
-        "zero": Money(0, merchant.currency).format(merchant.locale),
+        "zero": Money(0, merchant.currency).format(i18n.current_locale()),
         "placeholder": "0" + (number[-exponent - 1] + "0" * exponent if exponent else ""),
     }
 
@@ -220,13 +222,13 @@ def create_payment() -> Any:
             staff, till, total, request.form.get("reference", "").strip(), method
         )
     except IdempotencyKeyReused:
-        message = (
+        message = _(
             "This sale form was already used for another payment. The form is fresh "
             "now: check the amount and press “Show QR code” again."
         )
         return _sale_form(staff, till, error=message, new_key=True)
     except IdempotencyRequestInProgress:
-        message = "This sale is still being created. Wait a moment, then try again."
+        message = _("This sale is still being created. Wait a moment, then try again.")
         return _sale_form(staff, till, error=message, new_key=False)
     except (InvalidInput, Conflict) as exc:
         return _sale_form(staff, till, error=exc.message, new_key=False)
@@ -358,7 +360,7 @@ def payment_screen(payment_id: str) -> Any:
             staff=staff,
             screen=screen_of(payment),
             seconds_left=seconds_left(payment),
-            amount=Money(payment.amount_minor, payment.currency).format(merchant.locale),
+            amount=Money(payment.amount_minor, payment.currency).format(i18n.current_locale()),
             live_updates=current_app.extensions["kassa.settings"].web.event_stream_seconds > 0,
         )
 
@@ -405,9 +407,11 @@ def cancel_payment(payment_id: str) -> Any:
             )
             uow.commit()
             if payment.method == "card" and payment.status != "cancelled":
-                flash("Reversal sent to the terminal; the payment shows CANCELLED once it is done.")
+                flash(
+                    _("Reversal sent to the terminal; the payment shows CANCELLED once it is done.")
+                )
         except Conflict as exc:
-            flash(f"Could not cancel: {exc.message}.")
+            flash(_("Could not cancel: %(reason)s.", reason=exc.message))
         except (ApprovalRequired, ApprovalRefused) as exc:
             return approval_page(exc, url_for(".payment_screen", payment_id=payment_id))
     return redirect(url_for(".payment_screen", payment_id=payment_id), 303)

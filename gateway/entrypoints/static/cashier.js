@@ -5,6 +5,14 @@
   "use strict";
   document.documentElement.classList.add("js");
 
+  /* The page's words in its language (a JSON block the template fills); English if absent. */
+  var texts = {};
+  try {
+    var block = document.getElementById("kassa-texts");
+    if (block) texts = JSON.parse(block.textContent);
+  } catch (e) { texts = {}; }
+  function t(key, english) { return texts[key] || english; }
+
   /* Parse "12,50" / "12.50" into integer minor units, or null if it is not an amount. */
   function toMinor(text, exponent) {
     var t = String(text).replace(/[\s\u00a0]/g, "").replace(",", ".");
@@ -63,7 +71,7 @@
         if (minor === null) { bad = true; return; }
         sum += minor; any = true;
       });
-      totalOut.textContent = bad ? "check the lines" : formatMinor(sum, fmt);
+      totalOut.textContent = bad ? t("check_lines", "check the lines") : formatMinor(sum, fmt);
       if (any && !bad) {
         amount.value = plainMinor(sum, fmt);
         amount.readOnly = true;
@@ -160,7 +168,10 @@
     var countdown = document.querySelector(".countdown");
     var deadline = Date.now() + parseInt(body.dataset.secondsLeft, 10) * 1000;
     var open = body.dataset.open === "true";
-    var titles = { paid: "Paid", expired: "Expired", cancelled: "Cancelled", failed: "Failed", refunded: "Refunded", terminal: "At the terminal", unknown: "Outcome unknown" };
+    var titles = {};
+    ["paid", "expired", "cancelled", "failed", "refunded", "terminal", "unknown"].forEach(function (k) {
+      titles[k] = t(k, k);
+    });
 
     function show(screen) {
       if (body.dataset.screen === screen) return;

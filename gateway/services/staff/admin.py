@@ -175,6 +175,26 @@ def set_active(uow: UnitOfWork, merchant_id: int, staff_id: int, active: bool) -
     return user
 
 
+def set_language(
+    uow: UnitOfWork, merchant_id: int, staff_id: int, language: str | None
+) -> StaffUser:
+    """The language of this person's pages; None (or empty) follows their browser."""
+    from gateway.adapters.i18n import LOCALES
+
+    language = language or None
+    if language is not None and language not in LOCALES:
+        raise InvalidInput(f"language must be one of {', '.join(LOCALES)} or empty")
+    user = _staff(uow, merchant_id, staff_id)
+    before = user.language
+    user.language = language
+    audit.record(
+        uow, "staff.language_changed", target=("staff", user.id),
+        before={"language": before}, after={"language": language},
+        merchant_id=merchant_id, store_id=user.store_id,
+    )  # fmt: skip
+    return user
+
+
 def reset_password(uow: UnitOfWork, merchant_id: int, staff_id: int) -> str:
     """A temporary password (shown once), to be changed at the next sign-in."""
     user = _staff(uow, merchant_id, staff_id)

@@ -55,6 +55,7 @@ class StaffContext:
     session_version: int = 1
     must_change_password: bool = False
     mfa_enrolled: bool = False
+    language: str | None = None  # None: follow the browser
 
     @property
     def actor(self) -> str:
@@ -148,6 +149,7 @@ def staff_context(user: StaffUser) -> StaffContext:
         session_version=user.session_version,
         must_change_password=user.password_change_required,
         mfa_enrolled=user.totp_enrolled_at is not None,
+        language=user.language,
     )
 
 
