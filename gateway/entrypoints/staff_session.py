@@ -40,6 +40,7 @@ from werkzeug.wrappers import Response as Redirect
 from gateway.adapters.db import Database
 from gateway.adapters.models import Merchant, StaffUser, utcnow
 from gateway.domain.money import Money
+from gateway.domain.receipt import short_reference
 from gateway.errors import ApprovalRefused, KassaError, TooManyAttempts, Unauthorised
 from gateway.services.staff import audit, mfa, throttling
 from gateway.services.staff.audit_context import Acting, set_acting, set_source
@@ -278,6 +279,7 @@ def install(bp: Blueprint, error_template: str) -> None:
     bp.add_app_template_filter(format_money, "money")
     bp.add_app_template_filter(format_local_time, "local_time")
     bp.add_app_template_filter(status_tone, "tone")
+    bp.add_app_template_filter(short_reference, "short_reference")
 
     @bp.before_request
     def _forced_password_change() -> Any:

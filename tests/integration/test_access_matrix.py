@@ -52,7 +52,12 @@ IBANS = {"A": "DE02120300000000202051", "B": "DE02500105170137075030"}
 TARGETS = ("own", "other-store", "other-merchant")
 # URL arguments naming an object of one store; the others name the merchant's objects.
 STORE_ARGUMENTS = frozenset({"payment_id", "sale_id", "till_id", "staff_id"})
-CONSTANT_ARGUMENTS = {"fmt": "svg", "day": DAY.isoformat(), "subject": "payment"}
+CONSTANT_ARGUMENTS = {
+    "fmt": "svg",
+    "day": DAY.isoformat(),
+    "subject": "payment",
+    "token": "no-such-receipt-token",  # a receipt link: public, the token is its only key
+}
 CALLERS = ("anonymous", "till", *STAFF_OF_A_MERCHANT)
 # Forms whose POST carries an authenticator code: the guard lets the caller through, then the
 # (missing) code is refused with the prompt again (401).

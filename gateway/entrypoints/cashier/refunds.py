@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from gateway.adapters.db import UnitOfWork
+from gateway.adapters.i18n import gettext as _
 from gateway.domain.money import Money
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.api.payments import limits_for
@@ -59,13 +60,16 @@ def refund_payment(payment_id: str) -> Any:
         try:
             _refund_once(staff, payment_id)
         except IdempotencyKeyReused:
-            flash("This refund form was already used for another amount; check and try again.")
+            flash(
+                _("This refund form was already used for another amount; check and try again."),
+                "error",
+            )
             return redirect(url_for(".refund_payment", payment_id=payment_id), 303)
         except (InvalidInput, Conflict) as exc:
             return _refund_form(staff, payment_id, error=exc.message, status=422)
         except (ApprovalRequired, ApprovalRefused) as exc:
             return approval_page(exc, url_for(".refund_payment", payment_id=payment_id))
-        flash("Refund requested. The bank confirms it in a moment.")
+        flash(_("Refund requested. The bank confirms it in a moment."), "progress")
         return redirect(url_for(".refund_payment", payment_id=payment_id), 303)
     return _refund_form(staff, payment_id)
 
@@ -122,6 +126,7 @@ def _refund_form(
             staff=staff,
             refunds=history,
             fmt=fmt,
+            following=any(r.status in ("requested", "submitted") for r in history),
             amount=fmt(payment.amount_minor),
             refundable=left,
             refundable_text=_plain(Money(left, payment.currency), merchant.locale) if left else "",

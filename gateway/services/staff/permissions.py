@@ -74,6 +74,8 @@ PERMISSIONS: dict[str, Permission] = {
         _p("account.own", "cashier supervisor manager owner auditor", "change their own password"),
         _p("events.view", _PORTAL, "read the stored inbound events", merchant_wide=True),
         _p("events.replay", _CHANGE, "replay a stored inbound event", merchant_wide=True),
+        _p("customer.view", _CHANGE, "find a customer's record, export it", merchant_wide=True),
+        _p("customer.forget", _CHANGE, "forget (anonymise) a customer", merchant_wide=True),
     )
 }
 
