@@ -368,3 +368,69 @@ def test_a_requested_refund_is_a_progress_notice_and_the_screen_keeps_following(
     # customers read a short reference, not 25 hex characters
     assert reference not in screen
     assert f"{reference[-8:-4].upper()}-{reference[-4:].upper()}" in screen
+
+
+def test_the_portal_finds_a_customer_exports_and_forgets_them(db: Database, demo: Any) -> None:
+    from gateway.entrypoints.app import create_app
+    from tests.integration.test_portal_pages import log_in, staff
+
+    app = create_app(app_config(db, promotions={"identity_key": KEY.decode()}), db=db)
+    app.config["TESTING"] = True
+    client = app.test_client()
+    bought(db, demo, IdentityInput(member_code="M-7", marketing_consent=True), line("tea", "3.00"))
+    assert log_in(client, *staff(demo, "manager")).status_code == 303
+    nobody = client.get("/portal/customers?kind=member&value=M-NOBODY")
+    assert nobody.status_code == 404
+    page = client.get("/portal/customers?kind=member&value=M-7").get_data(as_text=True)
+    assert "data-customer-record" in page and page.count("data-history-row") == 1
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    form = {"csrf_token": token.group(1), "kind": "member", "value": "M-7"}
+    exported = client.post("/portal/customers/export", data=form)
+    assert exported.status_code == 200 and exported.mimetype == "application/json"
+    assert exported.get_json()["customer"]["purchases"] == 1
+    refused = client.post("/portal/customers/forget", data=form)  # no reason given
+    assert refused.status_code == 303
+    assert client.get("/portal/customers?kind=member&value=M-7").status_code == 200
+    forgotten = client.post("/portal/customers/forget", data={**form, "note": "asked today"})
+    assert forgotten.status_code == 303
+    assert client.get("/portal/customers?kind=member&value=M-7").status_code == 404
+
+
+def test_the_live_stream_follows_a_refund_after_the_payment_is_paid(
+    db: Database, demo: Any
+) -> None:
+    """The paid screen's stream stays open while a refund is on its way and says when the
+    bank confirmed it (the screen then shows "partially refunded" without a reload)."""
+    from gateway.entrypoints.cashier.live import stream
+    from gateway.services.payments import refunds
+
+    payment_id = paid_payment(db, demo, "12.34")
+    with db.unit_of_work() as uow:
+        made = refunds.request_refund(
+            uow,
+            payment_id,
+            till_of(db, demo).merchant_id,
+            amount=Money.parse("2.00", "EUR"),
+            reason=None,
+            actor="test",
+        )
+        uow.commit()
+    said = stream(db, payment_id, till_of(db, demo).scope, 600, "de_DE")
+    assert next(said).startswith("retry:")
+    first = json.loads(next(said).split("data: ", 1)[1])
+    assert (first["screen"], first["following"], first["refunds_open"]) == ("paid", True, 1)
+    with db.unit_of_work() as uow:
+        refunds.record_bank_result(
+            uow,
+            refund_id=made.id,
+            succeeded=True,
+            bank_refund_id="R-1",
+            amount_minor=200,
+            currency="EUR",
+            reason=None,
+        )
+        uow.commit()
+    changes = [json.loads(e.split("data: ", 1)[1]) for e in said if e.startswith("event:")]
+    assert [(c["screen"], c["following"]) for c in changes] == [("partially_refunded", False)]
+    assert changes[0]["refunded_text"] == "2,00\xa0€"
