@@ -135,7 +135,10 @@ def payment_for(uow: UnitOfWork, token: str, now: datetime | None = None) -> Pay
     )
     if link is None or link.expires_at <= (now or utcnow()):
         raise NotFound("no such receipt")
-    return uow.session.get_one(Payment, link.payment_id)
+    payment = uow.session.get_one(Payment, link.payment_id)
+    if payment.status not in RECEIPT_STATES:  # a card payment reversed since: no sale
+        raise NotFound("no such receipt")
+    return payment
 
 
 def receipt_of(uow: UnitOfWork, payment: Payment) -> Receipt:

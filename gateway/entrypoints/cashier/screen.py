@@ -29,6 +29,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as Redirect
 
 from gateway.adapters.db import UnitOfWork
+from gateway.adapters.i18n import gettext as _
 from gateway.adapters.models import Payment, utcnow
 from gateway.adapters.promotion_models import Sale
 from gateway.domain.money import Money, currency
@@ -439,9 +440,10 @@ def cancel_payment(payment_id: str) -> Any:
             )
             uow.commit()
             if payment.method == "card" and payment.status != "cancelled":
-                flash("Reversal sent to the terminal; the payment shows CANCELLED once it is done.")
+                sent = _("Reversal sent to the terminal; the payment shows CANCELLED once done.")
+                flash(sent, "progress")
         except Conflict as exc:
-            flash(f"Could not cancel: {exc.message}.")
+            flash(_("Could not cancel: %(why)s.", why=exc.message), "error")
         except (ApprovalRequired, ApprovalRefused) as exc:
             return approval_page(exc, url_for(".payment_screen", payment_id=payment_id))
     return redirect(url_for(".payment_screen", payment_id=payment_id), 303)
