@@ -449,3 +449,19 @@ def test_the_live_stream_follows_a_refund_after_the_payment_is_paid(
     changes = [json.loads(e.split("data: ", 1)[1]) for e in said if e.startswith("event:")]
     assert [(c["screen"], c["following"]) for c in changes] == [("partially_refunded", False)]
     assert changes[0]["refunded_text"] == "2,00\xa0€"
+
+
+def test_the_lucky_draw_result_reaches_the_screen_and_the_receipt(
+    client: FlaskClient, db: Database, demo: Any
+) -> None:
+    prize = {"id": "mug", "name": "Kassa mug", "probability_ppm": 1_000_000, "value_minor": 400}
+    add_promotion(db, demo, "draw", "draw", {"table": {"prizes": [prize]}})
+    payment = bought(db, demo, IdentityInput())  # a draw needs no profile, so no consent
+    at_till(client, demo)
+    status = client.get(f"/cashier/payments/{payment.id}/status").get_json()
+    assert status["draws"] == [{"outcome": "won", "prize": "Kassa mug"}]  # what the page shows
+    page = client.get(f"/cashier/payments/{payment.id}").get_data(as_text=True)
+    url = LINK.search(page)
+    assert url
+    receipt = client.get(url.group(1).removeprefix("http://localhost")).get_data(as_text=True)
+    assert "Lucky draw: won Kassa mug" in receipt
