@@ -209,6 +209,21 @@ class PromotionSettings(Section):
         return timedelta(seconds=self.tap_window_seconds)
 
 
+class ReceiptSettings(Section):
+    # How long a receipt's link opens it, in days.
+    link_days: int = Field(30, ge=1, le=3650)
+    # Where customers open receipts: the web tier's public address ("" : the request's own).
+    public_url: str = ""
+
+
+class PrivacySettings(Section):
+    # Promotions that need a profile (points, referrals, targeted or A/B tested offers, gifts
+    # after N purchases) apply only to customers who agreed to marketing.
+    profiles_need_consent: bool = True
+    # A customer who has not bought for this many days is anonymised by the worker (0: never).
+    inactive_customer_days: int = Field(730, ge=0)
+
+
 class FeeSettings(Section):
     percent_bp: int = Field(ge=0, le=10_000)
     fixed_minor: int = Field(ge=0)
@@ -246,6 +261,8 @@ class Settings(Section):
     reconciliation: ReconciliationSettings = ReconciliationSettings()
     approvals: ApprovalSettings = ApprovalSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    receipts: ReceiptSettings = ReceiptSettings()
+    privacy: PrivacySettings = PrivacySettings()
     sandbox_bank: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -5,6 +5,7 @@ from merchant_portal import (
     administration,
     attention,
     audit_log,
+    customers,
     events,
     identity,
     promotions,
@@ -24,3 +25,4 @@ bp.register_blueprint(administration.bp)
 bp.register_blueprint(attention.bp)
 bp.register_blueprint(events.bp)
 bp.register_blueprint(webhooks.bp)
+bp.register_blueprint(customers.bp)

@@ -105,6 +105,9 @@ class Store(Base):
     city: Mapped[str] = mapped_column(String(100))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # VAT rates in basis points (1900 = 19 %) by item category, "default" for the rest; prices
+    # include VAT. None: the store's receipts carry no VAT lines.
+    vat_rates: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     merchant: Mapped[Merchant] = relationship(back_populates="stores")
     tills: Mapped[list[Till]] = relationship(back_populates="store")
@@ -208,6 +211,24 @@ class Payment(Base):
 
     # Optimistic locking: a concurrent change (cancel vs paid vs expiry) loses with StaleDataError.
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - read once by the mapper
+
+
+class ReceiptLink(Base):
+    """A link to a paid payment's e-receipt: the customer opens it without signing in.
+
+    Only the SHA-256 of the link's random token is kept, so the database alone opens no
+    receipt; a link ends at ``expires_at`` ([receipts] link_days).
+    """
+
+    __tablename__ = "receipt_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class PaymentEvent(Base):

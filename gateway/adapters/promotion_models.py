@@ -111,6 +111,14 @@ class Customer(Base):
     first_purchase_at: Mapped[datetime | None] = mapped_column()
     last_purchase_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Marketing consent: None not asked yet, else the customer's answer, when and where
+    # ("till", "receipt"). Promotions that need a profile apply only with True.
+    marketing_consent: Mapped[bool | None] = mapped_column(Boolean)
+    consent_at: Mapped[datetime | None] = mapped_column()
+    consent_source: Mapped[str | None] = mapped_column(String(16))
+    # Set when the customer was forgotten (or anonymised for inactivity): the row stays as a
+    # tombstone so the money records that pointed at it stay whole.
+    forgotten_at: Mapped[datetime | None] = mapped_column()
 
 
 class CustomerIdentity(Base):

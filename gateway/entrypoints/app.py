@@ -42,12 +42,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.extensions["kassa.payment_settings"] = settings.payments
     app.extensions["kassa.promotion_settings"] = PromotionSettings.from_settings(settings)
 
-    from gateway.entrypoints import api, bank, cashier, staff_session
+    from gateway.entrypoints import api, bank, cashier, receipts, staff_session
 
     staff_session.install_app(app, settings)
     from merchant_portal import bp as portal_bp
 
-    for blueprint in (api.bp, bank.bp, cashier.bp, portal_bp):
+    for blueprint in (api.bp, bank.bp, cashier.bp, portal_bp, receipts.bp):
         app.register_blueprint(blueprint)
     csrf = CSRFProtect(app)
     for name, registered in app.blueprints.items():

@@ -73,6 +73,7 @@ class KassaGroup(LazyGroup):
     lazy={
         "admin": "gateway.entrypoints.staff_cli:admin",
         "audit": "gateway.entrypoints.staff_cli:audit",
+        "customers": "gateway.entrypoints.customers_cli:customers",
         "events": "gateway.entrypoints.events_cli:events",
         "pn532": "drivers.pn532.cli:pn532",
         "promotions": "gateway.entrypoints.promotions_cli:promotions",
@@ -189,12 +190,14 @@ def worker() -> None:
     from gateway.services.staff.audit_context import set_process_source
 
     set_process_source("worker")
+    from gateway.services.promotions.privacy import schedule_retention
     from gateway.services.promotions.sales import schedule_purge
     from gateway.services.settlement.reconciliation import schedule_all
 
     with database.unit_of_work() as uow:  # the daily jobs keep themselves going from here
         schedule_all(uow, utcnow().date())
         schedule_purge(uow, utcnow().date())
+        schedule_retention(uow, utcnow().date())
         uow.commit()
     stopping = False
 

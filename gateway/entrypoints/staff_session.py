@@ -43,6 +43,7 @@ from gateway.adapters.i18n import gettext as _
 from gateway.adapters.models import Merchant, StaffUser, utcnow
 from gateway.domain.money import Money
 from gateway.entrypoints.status_names import error_title, status_name
+from gateway.domain.receipt import short_reference
 from gateway.errors import ApprovalRefused, KassaError, TooManyAttempts, Unauthorised
 from gateway.services.staff import audit, mfa, throttling
 from gateway.services.staff.audit_context import Acting, set_acting, set_source
@@ -302,6 +303,7 @@ def install(bp: Blueprint, error_template: str) -> None:
     bp.add_app_template_filter(format_local_time, "local_time")
     bp.add_app_template_filter(status_tone, "tone")
     bp.add_app_template_filter(status_name, "status_name")
+    bp.add_app_template_filter(short_reference, "short_reference")
 
     @bp.before_request
     def _forced_password_change() -> Any:

@@ -16,7 +16,7 @@ from gateway.services.bank import callbacks, polling
 from gateway.services.devices import cards, outcomes
 from gateway.services.jobs import Handler
 from gateway.services.payments import qr_payments, refunds
-from gateway.services.promotions import sales
+from gateway.services.promotions import privacy, sales
 from gateway.services.settlement import reconciliation
 from gateway.services.settlement.file_import import import_settlement_file
 from gateway.services.webhooks import outbox
@@ -80,7 +80,17 @@ def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
         sales.purge_quotes(uow, older_than=utcnow() - keep_quotes)
         sales.schedule_purge(uow, day + timedelta(days=1))
 
+    inactive_days = config.privacy.inactive_customer_days
+
+    def anonymise_and_schedule(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        """The daily retention run: anonymise customers inactive too long, then the next."""
+        day = date.fromisoformat(payload["day"])
+        if inactive_days > 0:
+            privacy.anonymise_inactive(uow, inactive_since=utcnow() - timedelta(days=inactive_days))
+        privacy.schedule_retention(uow, day + timedelta(days=1))
+
     return {
+        privacy.RETENTION_JOB: anonymise_and_schedule,
         sales.PURGE_JOB: purge_and_schedule,
         reconciliation.FETCH_FILE_JOB: fetch_import_reconcile,
         reconciliation.RECON_JOB: reconcile_and_schedule,

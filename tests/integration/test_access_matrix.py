@@ -58,6 +58,7 @@ CONSTANT_ARGUMENTS = {
     "day": DAY.isoformat(),
     "subject": "payment",
     "chart": "turnover-day",
+    "token": "no-such-receipt-token",  # a receipt link: public, the token is its only key
 }
 CALLERS = ("anonymous", "till", *STAFF_OF_A_MERCHANT)
 # Forms whose POST carries an authenticator code: the guard lets the caller through, then the

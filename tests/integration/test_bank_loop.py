@@ -174,7 +174,7 @@ def test_a_sale_with_promotions_is_paid_at_the_bank_and_a_refund_reverses_its_sh
     body = {
         "currency": "EUR",
         "payment_method": "qr",
-        "customer": {"wallet_id": "wallet-0042"},
+        "customer": {"wallet_id": "wallet-0042", "marketing_consent": True},  # points need it
         "lines": [{"sku": "tea", "name": "Tea", "quantity": 4, "unit_price": "5.00"}],
     }
     with bank_loop(db, tmp_path) as loop:

@@ -10,10 +10,27 @@ from __future__ import annotations
 from gateway.domain.promotions.model import Basket, Coupon, Promotion, SaleContext, Targeting
 from gateway.domain.promotions.rejection import Reason, Rejection, days_words, methods_words
 
+# Kinds that build on what is known of a customer over time (a profile): they need consent.
+PROFILE_KINDS = frozenset({"points", "points_redeem", "referral", "gift"})
+
+
+def needs_profile(promo: Promotion) -> bool:
+    """True if ``promo`` uses a customer profile: a loyalty or referral kind, a segment
+    target, or an A/B test (which follows the customer across sales)."""
+    return (
+        promo.kind in PROFILE_KINDS
+        or bool(promo.targeting.segments)
+        or promo.experiment is not None
+    )
+
 
 def check_eligibility(promo: Promotion, basket: Basket, ctx: SaleContext) -> Rejection | None:
     """The first reason ``promo`` cannot apply to this sale, or ``None``."""
-    found = _targeting(promo.targeting, basket, ctx) or _code_and_limits(promo, ctx)
+    found = (
+        _targeting(promo.targeting, basket, ctx)
+        or _consent(promo, ctx)
+        or _code_and_limits(promo, ctx)
+    )
     if found is None:
         return None
     code, args = found
@@ -59,6 +76,12 @@ def _what(t: Targeting, basket: Basket, ctx: SaleContext) -> _Found:
             return Reason.SEGMENT, (" or ".join(sorted(t.segments)),)
     if not t.whole_basket and not any(t.covers(line) for line in basket.lines):
         return Reason.SCOPE, ()
+    return None
+
+
+def _consent(promo: Promotion, ctx: SaleContext) -> _Found:
+    if ctx.customer is not None and not ctx.customer.consent and needs_profile(promo):
+        return Reason.CONSENT, ()
     return None
 
 

@@ -76,6 +76,9 @@ class Customer:
     spend_minor: int = 0
     first_use: bool = False
     points_balance: int = 0
+    # Whether promotions that need a profile (points, referrals, targeted or tested offers,
+    # gifts after N purchases) may use this customer's: marketing consent, where required.
+    consent: bool = True
 
 
 @dataclass(frozen=True, slots=True)

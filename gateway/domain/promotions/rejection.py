@@ -44,6 +44,7 @@ class Reason(Enum):
     EXCLUSIVE_TAKEN = "not combinable with exclusive promotion {0}"
     EXCLUSIVE_LATE = "exclusive, but {0} already applied"
     VARIANT = "not in this customer's test group"
+    CONSENT = "only for customers who agreed to marketing"
     NOT_ASKED = "the customer did not ask to pay with points"
     NO_BALANCE = "the customer has no points to redeem"
     FEW_POINTS = "at least {0} points are needed, the customer has {1}"

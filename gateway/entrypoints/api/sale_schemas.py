@@ -47,6 +47,11 @@ class CustomerIn(BaseModel):
         default=False, description="Identify by the card or phone just tapped on this till."
     )
     phone: StrictStr | None = Field(default=None, max_length=32)
+    marketing_consent: StrictBool | None = Field(
+        default=None,
+        description="The customer's answer at the till to marketing (recorded when the sale "
+        "is paid). Loyalty points, referrals and targeted or tested offers need it.",
+    )
 
 
 class CreateSale(BaseModel):

@@ -76,6 +76,7 @@ def sale_request(command: CreateSale) -> sales.SaleRequest:
             member_code=who.member_code if who else None,
             nfc_token=who.nfc_token if who else None,
             phone=who.phone if who else None,
+            marketing_consent=who.marketing_consent if who else None,
         ),
         use_last_tap=bool(who and who.use_last_tap),
         coupon_codes=tuple(command.coupon_codes),

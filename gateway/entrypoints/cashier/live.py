@@ -21,10 +21,10 @@ from flask import Blueprint, Response, current_app
 
 from gateway.adapters.db import Database
 from gateway.entrypoints.cashier.screen import payment_state, signed_in_staff
-from gateway.entrypoints.staff_session import database
+from gateway.entrypoints.staff_session import database, merchant_of
 from gateway.errors import NotFound
 from gateway.services.devices import device_reads
-from gateway.services.payments import payment_reads
+from gateway.services.payments import payment_reads, refunds
 from gateway.services.staff.scope import Scope
 
 bp = Blueprint("live", __name__)
@@ -43,29 +43,37 @@ def payment_events(payment_id: str) -> Response:
         payment_reads.get_payment(uow, payment_id, staff.scope)  # not found outside the scope
     if lifetime <= 0:
         raise NotFound("live updates are turned off ([web] event_stream_seconds = 0): poll")
-    response = Response(stream(db, payment_id, staff.scope, lifetime), mimetype="text/event-stream")
+    locale = merchant_of(staff).locale
+    response = Response(
+        stream(db, payment_id, staff.scope, lifetime, locale), mimetype="text/event-stream"
+    )
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response
 
 
-def stream(db: Database, payment_id: str, scope: Scope, lifetime: float) -> Iterator[str]:
-    """``status`` events with the payment's screen state, one per change, until it is settled
-    or ``lifetime`` seconds are over."""
+def stream(
+    db: Database, payment_id: str, scope: Scope, lifetime: float, locale: str = "en"
+) -> Iterator[str]:
+    """``status`` events with the payment's screen state, one per change (of the payment, or
+    of one of its refunds), until it is settled with no refund on its way, or ``lifetime``
+    seconds are over."""
     yield "retry: 1000\n\n"
     ends = time.monotonic() + lifetime
     said_at = time.monotonic()
-    seen: int | None = None
+    seen: tuple[Any, ...] | None = None
     while True:
         state: dict[str, Any] | None = None
         with db.unit_of_work(readonly=True) as uow:
             version = device_reads.payment_version(uow, payment_id, scope)
-            if version is not None and version != seen:
-                state = payment_state(payment_reads.get_payment(uow, payment_id, scope))
+            look = (version, *refunds.refund_version(uow, payment_id))
+            if version is not None and look != seen:
+                payment = payment_reads.get_payment(uow, payment_id, scope)
+                state = payment_state(uow, payment, locale)
         if state is not None:
-            seen, said_at = version, time.monotonic()
+            seen, said_at = look, time.monotonic()
             yield f"event: status\ndata: {json.dumps(state)}\n\n"
-            if not state["open"]:
+            if not state["following"]:
                 return
         elif time.monotonic() - said_at >= KEEP_ALIVE_SECONDS:
             said_at = time.monotonic()

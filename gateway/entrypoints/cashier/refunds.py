@@ -61,13 +61,16 @@ def refund_payment(payment_id: str) -> Any:
         try:
             _refund_once(staff, payment_id)
         except IdempotencyKeyReused:
-            flash(_("This refund form was already used for another amount; check and try again."))
+            flash(
+                _("This refund form was already used for another amount; check and try again."),
+                "error",
+            )
             return redirect(url_for(".refund_payment", payment_id=payment_id), 303)
         except (InvalidInput, Conflict) as exc:
             return _refund_form(staff, payment_id, error=exc.message, status=422)
         except (ApprovalRequired, ApprovalRefused) as exc:
             return approval_page(exc, url_for(".refund_payment", payment_id=payment_id))
-        flash(_("Refund requested. The bank confirms it in a moment."))
+        flash(_("Refund requested. The bank confirms it in a moment."), "progress")
         return redirect(url_for(".refund_payment", payment_id=payment_id), 303)
     return _refund_form(staff, payment_id)
 
@@ -126,6 +129,7 @@ def _refund_form(
             staff=staff,
             refunds=history,
             fmt=fmt,
+            following=any(r.status in ("requested", "submitted") for r in history),
             amount=fmt(payment.amount_minor),
             refundable=left,
             refundable_text=_plain(Money(left, payment.currency), i18n.current_locale())

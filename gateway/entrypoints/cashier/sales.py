@@ -50,7 +50,7 @@ BASKET_ROWS = 5  # rows shown without JavaScript; "+ Add line" adds more
 MAX_QUANTITY = 100_000
 CUSTOMER_FIELDS = (
     "wallet_id", "member_code", "phone", "use_last_tap", "coupon_codes", "referral_code",
-    "redeem_points", "fee",
+    "redeem_points", "fee", "marketing_consent",
 )  # fmt: skip
 
 bp = Blueprint("sales", __name__)
@@ -185,6 +185,7 @@ def basket_request(form: MultiDict[str, str], currency_code: str) -> sales.SaleR
             wallet_id=_typed(form, "wallet_id"),
             member_code=_typed(form, "member_code"),
             phone=_typed(form, "phone"),
+            marketing_consent=True if form.get("marketing_consent") else None,
         ),
         use_last_tap=bool(form.get("use_last_tap")),
         coupon_codes=coupons,

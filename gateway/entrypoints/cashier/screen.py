@@ -32,7 +32,9 @@ from gateway.adapters import i18n
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.i18n import gettext as _
 from gateway.adapters.models import Payment, utcnow
+from gateway.adapters.promotion_models import Sale
 from gateway.domain.money import Money, currency
+from gateway.entrypoints import receipts as receipt_pages
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.api.payments import limits_for, payment_out, qr_response
 from gateway.entrypoints.staff_session import MerchantSummary, current_staff, database
@@ -47,9 +49,9 @@ from gateway.errors import (
     NotFound,
     Unauthorised,
 )
-from gateway.services import idempotency
+from gateway.services import idempotency, receipts
 from gateway.services.devices import cards
-from gateway.services.payments import payment_reads, qr_payments, till_actions
+from gateway.services.payments import payment_reads, qr_payments, refunds, till_actions
 from gateway.services.promotions import sales
 from gateway.services.staff import approvals, stores
 from gateway.services.staff.auth import StaffContext, TillContext, till_for_staff, tills_for_staff
@@ -349,9 +351,16 @@ def parse_amount(text: str, currency_code: str, what: str) -> Money:
 def payment_screen(payment_id: str) -> Any:
     staff = signed_in_staff()
     merchant = staff_session.merchant_of(staff)
+    receipt = None
+    with database().unit_of_work() as uow:
+        payment = payment_reads.get_payment(uow, payment_id, staff.scope)
+        if payment.status in receipts.RECEIPT_STATES:  # a link for the customer to scan
+            receipt = _receipt_link(uow, payment.id, staff)
+            uow.commit()
     with database().unit_of_work(readonly=True) as uow:
         payment = payment_reads.get_payment(uow, payment_id, staff.scope)
         sale = sales.get_sale(uow, payment.sale_id, staff.scope) if payment.sale_id else None
+        state = payment_state(uow, payment, merchant.locale)
         return render_template(
             "cashier/payment.html",
             payment=payment,
@@ -360,9 +369,34 @@ def payment_screen(payment_id: str) -> Any:
             staff=staff,
             screen=screen_of(payment),
             seconds_left=seconds_left(payment),
-            amount=Money(payment.amount_minor, payment.currency).format(i18n.current_locale()),
+            amount=state["amount_text"],
+            refunded=state["refunded_text"],
+            refunding=state["refunding_text"],
+            refunding_minor=state["refunds_open"],
+            following=state["following"],
+            receipt=receipt,
+            issue_receipt_url=url_for(".issue_receipt", payment_id=payment.id),
             live_updates=current_app.extensions["kassa.settings"].web.event_stream_seconds > 0,
         )
+
+
+@bp.post("/payments/<payment_id>/receipt")
+def issue_receipt(payment_id: str) -> Response:
+    """A new e-receipt link for a paid payment (the screen asks once it turns paid)."""
+    staff = signed_in_staff()
+    with database().unit_of_work() as uow:
+        link = _receipt_link(uow, payment_id, staff)
+        uow.commit()
+    response = jsonify(link)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _receipt_link(uow: UnitOfWork, payment_id: str, staff: StaffContext) -> dict[str, str]:
+    days = current_app.extensions["kassa.settings"].receipts.link_days
+    issued = receipts.issue_link(uow, payment_id, staff.scope, days=days, actor=staff.actor)
+    url = receipt_pages.link_for(issued.token)
+    return {"url": url, "qr_data_uri": receipt_pages.qr_data_uri(url)}
 
 
 @bp.get("/payments/<payment_id>/status")
@@ -371,7 +405,7 @@ def payment_status(payment_id: str) -> Response:
     with database().unit_of_work(readonly=True) as uow:
         payment = payment_reads.get_payment(uow, payment_id, staff.scope)
         out = payment_out(payment)
-        out.update(payment_state(payment))
+        out.update(payment_state(uow, payment, staff_session.merchant_of(staff).locale))
     response = jsonify(out)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -407,33 +441,60 @@ def cancel_payment(payment_id: str) -> Any:
             )
             uow.commit()
             if payment.method == "card" and payment.status != "cancelled":
-                flash(
-                    _("Reversal sent to the terminal; the payment shows CANCELLED once it is done.")
-                )
+                sent = _("Reversal sent to the terminal; the payment shows CANCELLED once done.")
+                flash(sent, "progress")
         except Conflict as exc:
-            flash(_("Could not cancel: %(reason)s.", reason=exc.message))
+            flash(_("Could not cancel: %(why)s.", why=exc.message), "error")
         except (ApprovalRequired, ApprovalRefused) as exc:
             return approval_page(exc, url_for(".payment_screen", payment_id=payment_id))
     return redirect(url_for(".payment_screen", payment_id=payment_id), 303)
 
 
-def payment_state(payment: Payment) -> dict[str, Any]:
-    """What the payment screen follows (the status poll's and the live stream's fields)."""
+def payment_state(uow: UnitOfWork, payment: Payment, locale: str) -> dict[str, Any]:
+    """What the payment screen follows (the status poll's and the live stream's fields): the
+    payment's screen, and after it is paid its refunds and the sale's lucky draws, so those
+    show without a reload. Amounts come formatted in the merchant's locale; the sentences
+    around them are the page's own (translated when it was rendered)."""
     screen = screen_of(payment)
+    refunds_open = refunds.open_refunds(uow, payment.id)
+    draws: list[dict[str, Any]] = []
+    if payment.sale_id is not None:
+        sale = uow.session.get(Sale, payment.sale_id)
+        if sale is not None:
+            draws = [
+                {"outcome": d.get("outcome"), "prize": d.get("prize")}
+                for d in sale.request.get("draws", [])
+            ]
+    open_ = screen in ("open", "terminal", "unknown")
     return {
         "id": payment.id,
         "status": payment.status,
         "method": payment.method,
         "screen": screen,
         "seconds_left": seconds_left(payment),
-        "open": screen in ("open", "terminal", "unknown"),
+        "open": open_,
+        # the stream and the poll go on while a refund is on its way
+        "following": open_ or bool(refunds_open),
         "display_text": payment.display_text,
         "receipt_text": payment.receipt_text,
+        "amount_text": Money(payment.amount_minor, payment.currency).format(locale),
+        "refunded_text": Money(payment.refunded_minor, payment.currency).format(locale),
+        "refunding_text": Money(sum(r.amount_minor for r in refunds_open), payment.currency).format(
+            locale
+        ),
+        "refunds_open": len(refunds_open),
+        "refunds": [
+            {"id": r.id, "status": r.status, "failure": r.failure}
+            for r in refunds.list_refunds(uow, payment.id)
+        ],
+        "draws": draws,
     }
 
 
 def screen_of(payment: Payment) -> str:
     """The full-screen state to show; an open QR past its expiry is shown as expired."""
+    if payment.status == "partially_refunded":
+        return "partially_refunded"  # part of it went back: not the "refunded" screen
     if payment.method == "card":
         if payment.status == "authorised":
             return "paid"  # approved at the terminal

@@ -168,12 +168,63 @@
     var countdown = document.querySelector(".countdown");
     var deadline = Date.now() + parseInt(body.dataset.secondsLeft, 10) * 1000;
     var open = body.dataset.open === "true";
+    var following = body.dataset.following === "true";
     var titles = {};
-    ["paid", "expired", "cancelled", "failed", "refunded", "terminal", "unknown"].forEach(function (k) {
+    ["paid", "expired", "cancelled", "failed", "refunded", "partially_refunded", "terminal", "unknown"].forEach(function (k) {
       titles[k] = t(k, k);
     });
 
+    /* A sentence the page was rendered with (translated), its %(name)s filled in. */
+    function fill(template, values) {
+      return template.replace(/%\((\w+)\)s/g, function (_, name) { return values[name] || ""; });
+    }
+
+    /* Once paid, the customer's e-receipt link and its QR code (asked for once). */
+    var receiptAsked = false;
+    function showReceipt() {
+      var boxes = document.querySelectorAll("[data-receipt-link]");
+      if (receiptAsked || !boxes.length || !boxes[0].hidden || !boxes[0].dataset.issueUrl) return;
+      receiptAsked = true;
+      fetch(boxes[0].dataset.issueUrl, {
+        method: "POST", credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": body.dataset.csrf }
+      })
+        .then(function (r) { if (!r.ok) throw new Error("status " + r.status); return r.json(); })
+        .then(function (link) {
+          boxes.forEach(function (box) {
+            var a = box.querySelector("[data-receipt-url]");
+            a.href = link.url; a.textContent = link.url;
+            box.querySelector("[data-receipt-qr]").src = link.qr_data_uri;
+            box.hidden = false;
+          });
+        })
+        .catch(function () { receiptAsked = false; });
+    }
+
+    /* A refund on its way, what was refunded so far, and the sale's lucky draws. */
+    function showRefundsAndDraws(p) {
+      document.querySelectorAll("[data-refund-notice]").forEach(function (note) {
+        note.textContent = fill(note.dataset.template, { amount: p.refunding_text });
+        note.hidden = !p.refunds_open;
+      });
+      document.querySelectorAll("[data-refund-summary][data-template]").forEach(function (summary) {
+        summary.textContent = fill(summary.dataset.template, { refunded: p.refunded_text, amount: p.amount_text });
+      });
+      if (!p.draws || !p.draws.length) return;
+      document.querySelectorAll("[data-draws]").forEach(function (box) {
+        box.textContent = "";
+        p.draws.forEach(function (d) {
+          var line = document.createElement("p");
+          line.className = "sale-summary-draw";
+          line.setAttribute("data-draw", "");
+          line.textContent = d.outcome === "won" ? fill(box.dataset.won, { prize: d.prize }) : box.dataset.lost;
+          box.appendChild(line);
+        });
+      });
+    }
+
     function show(screen) {
+      if (["paid", "refunded", "partially_refunded"].indexOf(screen) >= 0) showReceipt();
       if (body.dataset.screen === screen) return;
       body.dataset.screen = screen;
       if (titles[screen]) document.title = titles[screen] + " · Kassa";
@@ -192,6 +243,8 @@
     function apply(p, via) {
       deadline = Date.now() + p.seconds_left * 1000;
       open = p.open;
+      following = p.following;
+      showRefundsAndDraws(p);
       if (p.display_text) {
         var said = document.querySelector("[data-terminal-text]");
         if (said) { said.textContent = p.display_text; said.dataset.via = via; }
@@ -214,7 +267,7 @@
       source.addEventListener("status", function (e) {
         var p = JSON.parse(e.data);
         apply(p, "stream");
-        if (!p.open) { source.close(); live = false; }
+        if (!p.following) { source.close(); live = false; }
       });
       source.addEventListener("error", function () {
         live = false;
@@ -233,16 +286,44 @@
         .then(function (p) { apply(p, "poll"); })
         .catch(function () { /* offline for a moment: keep the screen, try again */ })
         .then(function () {
-          if (open) window.setTimeout(poll, 1000);
+          if (following) window.setTimeout(poll, 1000);
         });
     }
 
     tick();
     window.setInterval(tick, 1000);
-    if (open) {
+    if (following) {
       listen();
       window.setTimeout(poll, 1000);
     }
+  }
+
+  /* The refund page: each refund's status follows the bank without a reload (polling the
+   * payment's status while a refund is on its way). */
+  function followRefunds(body) {
+    var table = document.querySelector("[data-refund-table]");
+    var refunded = document.querySelector("[data-refunded]");
+    function poll() {
+      fetch(body.dataset.refundsUrl, { cache: "no-store", credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { if (!r.ok) throw new Error("status " + r.status); return r.json(); })
+        .then(function (p) {
+          if (refunded) refunded.textContent = p.refunded_text;
+          (p.refunds || []).forEach(function (r) {
+            var row = table && table.querySelector("[data-refund-id='" + r.id + "']");
+            if (!row || row.dataset.refundStatus === r.status) return;
+            row.dataset.refundStatus = r.status;
+            var label = table.dataset["label" + r.status.charAt(0).toUpperCase() + r.status.slice(1)] || r.status;
+            row.querySelector("[data-refund-status-text]").textContent = label + (r.failure ? ": " + r.failure : "");
+          });
+          if (!p.refunds_open) {
+            document.querySelectorAll("[data-progress]").forEach(function (n) { n.hidden = true; });
+            return;
+          }
+          window.setTimeout(poll, 1000);
+        })
+        .catch(function () { window.setTimeout(poll, 2000); });
+    }
+    window.setTimeout(poll, 1000);
   }
 
   /* Any other money form (a refund): one tap sends it once; the server dedupes by its key. */
@@ -260,5 +341,6 @@
     document.querySelectorAll("form[data-once]").forEach(setupOnce);
     document.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
     if (document.body.dataset.statusUrl) followPayment(document.body);
+    if (document.body.dataset.refundsUrl && document.body.dataset.following === "true") followRefunds(document.body);
   });
 })();

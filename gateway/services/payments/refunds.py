@@ -301,3 +301,25 @@ def list_refunds(uow: UnitOfWork, payment_id: str) -> list[Refund]:
             select(Refund).where(Refund.payment_id == payment_id).order_by(Refund.created_at)
         )
     )
+
+
+def open_refunds(uow: UnitOfWork, payment_id: str) -> list[Refund]:
+    """The payment's refunds still on their way (requested or sent to the bank)."""
+    return list(
+        uow.session.scalars(
+            select(Refund).where(
+                Refund.payment_id == payment_id, Refund.status.in_(("requested", "submitted"))
+            )
+        )
+    )
+
+
+def refund_version(uow: UnitOfWork, payment_id: str) -> tuple[int, Any]:
+    """How many refunds the payment has and when one last changed: a live screen's cheap
+    look at whether its refunds moved."""
+    count, latest = uow.session.execute(
+        select(func.count(Refund.id), func.max(Refund.updated_at)).where(
+            Refund.payment_id == payment_id
+        )
+    ).one()
+    return int(count), latest

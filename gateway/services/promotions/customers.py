@@ -46,6 +46,8 @@ class IdentityInput:
     member_code: str | None = None
     nfc_token: str | None = None
     phone: str | None = None
+    # The customer's answer to marketing at the till (None: not asked this time).
+    marketing_consent: bool | None = None
 
     @property
     def given(self) -> bool:
@@ -246,13 +248,21 @@ def as_domain(
     *,
     lapsed_after: timedelta,
     sale_id: str | None = None,
+    consent_needed: bool = False,
+    consent_given: bool | None = None,
 ) -> promo.Customer | None:
-    """What the pricing engine knows of the customer; ``None`` if nobody was identified."""
+    """What the pricing engine knows of the customer; ``None`` if nobody was identified.
+
+    With ``consent_needed``, profile promotions see the customer only if they agreed to
+    marketing: at this till now (``consent_given``), else earlier."""
     if not who.digests:
         return None
     customer = who.customer
+    stored = customer.marketing_consent if customer is not None else None
+    answer = consent_given if consent_given is not None else stored
+    consent = not consent_needed or answer is True
     if customer is None:
-        return promo.Customer(id_token=who.key, segment="new", first_use=True)
+        return promo.Customer(id_token=who.key, segment="new", first_use=True, consent=consent)
     in_flight = open_sales(uow, customer.id, excluding=sale_id)
     purchases = customer.purchases + in_flight
     return promo.Customer(
@@ -262,4 +272,5 @@ def as_domain(
         spend_minor=customer.spend_minor,
         first_use=purchases == 0,
         points_balance=points_balance(uow, customer.id, now),
+        consent=consent,
     )

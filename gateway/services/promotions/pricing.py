@@ -52,6 +52,8 @@ class PromotionSettings:
     identity_key: bytes
     lapsed_after: timedelta = timedelta(days=90)
     tap_window: timedelta = timedelta(seconds=120)
+    # [privacy] profiles_need_consent (the configuration's default is true)
+    profiles_need_consent: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PromotionSettings:
@@ -60,6 +62,7 @@ class PromotionSettings:
             identity_key=identity_key(settings),
             lapsed_after=settings.promotions.lapsed_after,
             tap_window=settings.promotions.tap_window,
+            profiles_need_consent=settings.privacy.profiles_need_consent,
         )
 
 
@@ -291,7 +294,13 @@ def price_request(
         ).all()
         catalog, rows, used = live_promotions(uow, till.merchant_id, now)  # usage, now exact
     customer = customers.as_domain(
-        uow, who, now, lapsed_after=settings.lapsed_after, sale_id=sale_id
+        uow,
+        who,
+        now,
+        lapsed_after=settings.lapsed_after,
+        sale_id=sale_id,
+        consent_needed=settings.profiles_need_consent,
+        consent_given=request.customer.marketing_consent,
     )
     notes: list[dict[str, str]] = []
     coupons = _coupons(uow, till.merchant_id, request.coupon_codes, who, rows, now, sale_id, notes)
@@ -470,5 +479,7 @@ def digests_of(
     given = request.customer
     if request.use_last_tap:
         token = customers.last_tap_token(uow, till.till_id, within=settings.tap_window)
-        given = customers.IdentityInput(given.wallet_id, given.member_code, token, given.phone)
+        given = customers.IdentityInput(
+            given.wallet_id, given.member_code, token, given.phone, given.marketing_consent
+        )
     return customers.digests(settings.identity_key, till.merchant_id, given)

@@ -33,7 +33,7 @@ from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.services import jobs
 from gateway.services.devices import cards
 from gateway.services.payments import qr_payments
-from gateway.services.promotions import customers, pricing, redemptions
+from gateway.services.promotions import customers, pricing, privacy, redemptions
 from gateway.services.promotions.pricing import LineInput, PromotionSettings, SaleRequest
 from gateway.services.staff.auth import TillContext
 from gateway.services.staff.scope import Scope, narrow
@@ -103,6 +103,7 @@ def _stored_request(request: SaleRequest, digests: tuple[tuple[str, str], ...]) 
         "coupon_codes": list(request.coupon_codes),
         "referral_code": request.referral_code,
         "redeem_points": request.redeem_points,
+        "marketing_consent": request.customer.marketing_consent,
     }  # fmt: skip
 
 
@@ -138,6 +139,7 @@ def stored_request(sale: Sale) -> tuple[SaleRequest, tuple[tuple[str, str], ...]
         coupon_codes=tuple(raw.get("coupon_codes", ())),
         referral_code=raw.get("referral_code"),
         redeem_points=int(raw.get("redeem_points", 0)),
+        customer=customers.IdentityInput(marketing_consent=raw.get("marketing_consent")),
     )
     return request, tuple((k, d) for k, d in raw.get("digests", ()))
 
@@ -265,6 +267,9 @@ def pay_sale(
                 ) from None
     _write_outcome(sale, run)
     sale.customer_id = customer.id if customer else None
+    consent = request.customer.marketing_consent
+    if customer is not None and consent is not None:
+        privacy.record_consent(uow, customer, consent, source="till", actor=till.actor)
     sale.payment_method = method
     sale.updated_at = now
     if customer is not None:

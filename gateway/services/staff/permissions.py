@@ -76,6 +76,8 @@ PERMISSIONS: dict[str, Permission] = {
         _p("events.replay", _CHANGE, "replay a stored inbound event", merchant_wide=True),
         _p("webhooks.view", _PORTAL, "read webhook endpoints and deliveries", merchant_wide=True),
         _p("webhooks.manage", _CHANGE, "add, pause, delete, test webhooks", merchant_wide=True),
+        _p("customer.view", _CHANGE, "find a customer's record, export it", merchant_wide=True),
+        _p("customer.forget", _CHANGE, "forget (anonymise) a customer", merchant_wide=True),
     )
 }
 
