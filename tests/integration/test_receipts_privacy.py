@@ -128,10 +128,10 @@ def test_a_paid_qr_sale_shows_a_receipt_link_that_opens_its_receipt(
     text = receipt.get_data(as_text=True)
     assert "Cake" in text and "Mug" in text
     assert "Discount" in text and "test group" not in text  # never the internal name
-    assert "27,00" in text  # 30.00 less 10 %
+    assert "27.00" in text  # 30.00 less 10 %, in the page's language (English)
     # VAT out of what was paid at each rate: food 9.00 at 7 % (0.59), the rest 18.00 at 19 % (2.87)
-    assert re.search(r"7 %</td><td[^>]*>8,41\xa0€</td><td[^>]*>0,59\xa0€", text), text
-    assert re.search(r"19 %</td><td[^>]*>15,13\xa0€</td><td[^>]*>2,87\xa0€", text), text
+    assert re.search(r"7 %</td><td[^>]*>€8.41</td><td[^>]*>€0.59", text), text
+    assert re.search(r"19 %</td><td[^>]*>€15.13</td><td[^>]*>€2.87", text), text
     assert "Wallet QR" in text and "wallet-4711" not in text and "•••• 4711" in text
     assert receipt.headers["Cache-Control"] == "no-store"
     assert "noindex" in receipt.headers["X-Robots-Tag"]
@@ -356,9 +356,9 @@ def test_a_partial_refund_says_so_on_the_cashier_screen(
     page = client.get(f"/cashier/payments/{payment_id}").get_data(as_text=True)
     assert 'data-screen="partially_refunded"' in page
     assert "PARTIALLY REFUNDED" in page
-    assert "2,00\xa0€ of 12,34\xa0€ went back to the customer" in page
+    assert "€2.00 of €12.34 went back to the customer" in page
     status = client.get(f"/cashier/payments/{payment_id}/status").get_json()
-    assert status["screen"] == "partially_refunded" and status["refunded_text"] == "2,00\xa0€"
+    assert status["screen"] == "partially_refunded" and status["refunded_text"] == "€2.00"
 
 
 def test_a_requested_refund_is_a_progress_notice_and_the_screen_keeps_following(
@@ -448,7 +448,7 @@ def test_the_live_stream_follows_a_refund_after_the_payment_is_paid(
         uow.commit()
     changes = [json.loads(e.split("data: ", 1)[1]) for e in said if e.startswith("event:")]
     assert [(c["screen"], c["following"]) for c in changes] == [("partially_refunded", False)]
-    assert changes[0]["refunded_text"] == "2,00\xa0€"
+    assert changes[0]["refunded_text"] == "2,00\xa0€"  # the stream was asked for de_DE
 
 
 def test_the_lucky_draw_result_reaches_the_screen_and_the_receipt(

@@ -19,9 +19,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app
 
+from gateway.adapters import i18n
 from gateway.adapters.db import Database
 from gateway.entrypoints.cashier.screen import payment_state, signed_in_staff
-from gateway.entrypoints.staff_session import database, merchant_of
+from gateway.entrypoints.staff_session import database
 from gateway.errors import NotFound
 from gateway.services.devices import device_reads
 from gateway.services.payments import payment_reads, refunds
@@ -43,7 +44,7 @@ def payment_events(payment_id: str) -> Response:
         payment_reads.get_payment(uow, payment_id, staff.scope)  # not found outside the scope
     if lifetime <= 0:
         raise NotFound("live updates are turned off ([web] event_stream_seconds = 0): poll")
-    locale = merchant_of(staff).locale
+    locale = i18n.current_locale()  # the page's language, as the page that opened it
     response = Response(
         stream(db, payment_id, staff.scope, lifetime, locale), mimetype="text/event-stream"
     )

@@ -360,7 +360,7 @@ def payment_screen(payment_id: str) -> Any:
     with database().unit_of_work(readonly=True) as uow:
         payment = payment_reads.get_payment(uow, payment_id, staff.scope)
         sale = sales.get_sale(uow, payment.sale_id, staff.scope) if payment.sale_id else None
-        state = payment_state(uow, payment, merchant.locale)
+        state = payment_state(uow, payment, i18n.current_locale())
         return render_template(
             "cashier/payment.html",
             payment=payment,
@@ -405,7 +405,7 @@ def payment_status(payment_id: str) -> Response:
     with database().unit_of_work(readonly=True) as uow:
         payment = payment_reads.get_payment(uow, payment_id, staff.scope)
         out = payment_out(payment)
-        out.update(payment_state(uow, payment, staff_session.merchant_of(staff).locale))
+        out.update(payment_state(uow, payment, i18n.current_locale()))
     response = jsonify(out)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -453,7 +453,7 @@ def cancel_payment(payment_id: str) -> Any:
 def payment_state(uow: UnitOfWork, payment: Payment, locale: str) -> dict[str, Any]:
     """What the payment screen follows (the status poll's and the live stream's fields): the
     payment's screen, and after it is paid its refunds and the sale's lucky draws, so those
-    show without a reload. Amounts come formatted in the merchant's locale; the sentences
+    show without a reload. Amounts come formatted in the page's language; the sentences
     around them are the page's own (translated when it was rendered)."""
     screen = screen_of(payment)
     refunds_open = refunds.open_refunds(uow, payment.id)
