@@ -3,6 +3,7 @@ the audit trail, staff administration and the second factor."""
 
 from merchant_portal import (
     administration,
+    alerts,
     attention,
     audit_log,
     events,
@@ -22,3 +23,5 @@ bp.register_blueprint(audit_log.bp)
 bp.register_blueprint(administration.bp)
 bp.register_blueprint(attention.bp)
 bp.register_blueprint(events.bp)
+bp.register_blueprint(alerts.bp)
+bp.context_processor(alerts.bar)

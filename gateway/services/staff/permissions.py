@@ -74,6 +74,14 @@ PERMISSIONS: dict[str, Permission] = {
         _p("account.own", "cashier supervisor manager owner auditor", "change their own password"),
         _p("events.view", _PORTAL, "read the stored inbound events", merchant_wide=True),
         _p("events.replay", _CHANGE, "replay a stored inbound event", merchant_wide=True),
+        _p("alerts.view", _PORTAL, "read anomaly alerts (a store's own)"),
+        _p("alerts.manage", _CHANGE, "acknowledge an anomaly alert with a note"),
+        _p(
+            "alerts.configure",
+            _CHANGE,
+            "set alert thresholds and stores' opening hours",
+            merchant_wide=True,
+        ),
     )
 }
 
