@@ -186,11 +186,6 @@ def acknowledge(
 ) -> Alert:
     """A person has looked at the alert: it is closed with their note (required), audited;
     not committed. The next event of its rule and subject raises a new one."""
-    note = note.strip()
-    if not note:
-        raise InvalidInput("say what you found or did: a note is required to acknowledge")
-    if len(note) > NOTE_MAX:
-        raise InvalidInput(f"the note is longer than {NOTE_MAX} characters")
     alert = uow.session.scalars(
         select(Alert)
         .where(Alert.id == alert_id, narrow(scope, Alert.merchant_id, Alert.store_id))
@@ -200,6 +195,11 @@ def acknowledge(
         raise NotFound(f"no alert {alert_id} for this merchant")
     if alert.status != OPEN:
         raise Conflict(f"this alert was already acknowledged by {alert.acknowledged_by}")
+    note = note.strip()
+    if not note:
+        raise InvalidInput("say what you found or did: a note is required to acknowledge")
+    if len(note) > NOTE_MAX:
+        raise InvalidInput(f"the note is longer than {NOTE_MAX} characters")
     alert.status = ACKNOWLEDGED
     alert.open_key = None
     alert.acknowledged_by = actor[:100]
