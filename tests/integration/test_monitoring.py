@@ -7,15 +7,17 @@ Times are passed in (a payment's or refund's own timestamp), never waited for.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from alembic import command
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
 
-from gateway.adapters.db import Database, UnitOfWork
+from gateway.adapters.db import Database, UnitOfWork, alembic_config
 from gateway.adapters.models import Alert, AuditEntry, Payment, Refund, Store
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus
@@ -524,3 +526,40 @@ def test_owner_sets_thresholds_and_opening_hours_in_the_portal(
     )
     store_manager = portal_client(app, shop, "manager")  # thresholds are merchant-wide
     assert store_manager.get("/portal/alerts/thresholds").status_code == 403
+
+
+# -- the migration -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_alerts_migration_goes_down_and_up_again(backend: str, tmp_path: Any) -> None:
+    """0018_alerts downgrades to 0016 and upgrades again, in a database of its own."""
+    pg_url = os.environ.get("KASSA_TEST_DATABASE_URL")
+    admin = None
+    if backend == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'migrate.db'}")
+    elif not pg_url:
+        pytest.skip("PostgreSQL: set KASSA_TEST_DATABASE_URL to run")
+    else:
+        schema = f"kassa_alerts_migration_{os.getpid()}"
+        admin = Database(pg_url)
+        with admin.engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        sep = "&" if "?" in pg_url else "?"
+        database = Database(f"{pg_url}{sep}options=-csearch_path%3D{schema}")
+    try:
+        database.upgrade()
+        command.downgrade(alembic_config(database), "0016")
+        tables = inspect(database.engine).get_table_names()
+        assert "alerts" not in tables
+        columns = {c["name"] for c in inspect(database.engine).get_columns("stores")}
+        assert "opening_hours" not in columns
+        database.upgrade()
+        assert "alerts" in inspect(database.engine).get_table_names()
+    finally:
+        database.dispose()
+        if admin is not None:
+            with admin.engine.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            admin.dispose()
