@@ -37,6 +37,9 @@ SOLD = tuple(
 VOIDABLE = (PaymentStatus.AUTHORISED.value, PaymentStatus.PAID.value, PaymentStatus.UNKNOWN.value)
 # The most history the large-ticket rule reads (the newest payments of the store).
 HISTORY_LIMIT = 5000
+# A payment's updated_at is set a moment before its history row's created_at; counting events
+# of a window starts from payments updated since a little earlier, so none is missed.
+SLACK_MINUTES = 1
 
 
 def on_payment_moved(uow: UnitOfWork, payment: Payment, before: str | None, target: str) -> None:
@@ -79,6 +82,7 @@ def on_attention_flagged(uow: UnitOfWork, payment: Payment) -> None:
         .join(Payment, Payment.id == PaymentEvent.payment_id)
         .where(
             Payment.till_id == payment.till_id,
+            Payment.updated_at >= rules.since(at, t.attention_window_minutes + SLACK_MINUTES),
             PaymentEvent.kind == "attention",
             PaymentEvent.created_at >= rules.since(at, t.attention_window_minutes),
         )
@@ -160,6 +164,7 @@ def _large_ticket(uow: UnitOfWork, payment: Payment, where: Where, t: Thresholds
         uow.session.scalars(
             select(Payment.amount_minor)
             .where(
+                Payment.merchant_id == payment.merchant_id,  # its index, then the store
                 Payment.store_id == payment.store_id,
                 Payment.currency == payment.currency,
                 Payment.status.in_(SOLD),
@@ -203,6 +208,8 @@ def _voids(uow: UnitOfWork, payment: Payment, where: Where, t: Thresholds) -> No
         .join(Payment, Payment.id == PaymentEvent.payment_id)
         .where(
             Payment.till_id == payment.till_id,
+            Payment.status == PaymentStatus.CANCELLED.value,
+            Payment.updated_at >= rules.since(at, t.voids_window_minutes + SLACK_MINUTES),
             PaymentEvent.to_status == PaymentStatus.CANCELLED.value,
             PaymentEvent.from_status.in_(VOIDABLE),
             PaymentEvent.created_at >= rules.since(at, t.voids_window_minutes),
