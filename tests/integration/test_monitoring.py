@@ -267,7 +267,7 @@ def test_refunds_per_minute_fire_at_the_threshold(db: Database, shop: dict[str, 
 
 
 def test_a_ticket_above_factor_times_the_median_fires_once_there_is_history(
-    db: Database, shop: dict[str, Any]
+    db: Database, app: Any, shop: dict[str, Any]
 ) -> None:
     set_thresholds(
         db, shop, large_ticket_factor=5, large_ticket_statistic="median", large_ticket_min_history=5
@@ -282,6 +282,8 @@ def test_a_ticket_above_factor_times_the_median_fires_once_there_is_history(
     assert alert.facts["payment_id"] == big
     assert alert.facts["usual"] == {"minor": 1000, "currency": "EUR"}
     assert alert.facts["limit"] == {"minor": 5000, "currency": "EUR"}
+    page = portal_client(app, shop, "owner").get(f"/portal/alerts/{alert.id}")
+    assert page.status_code == 200 and "50.01" in page.get_data(as_text=True)
 
 
 # -- rule 6: outside opening hours ---------------------------------------------------------------
