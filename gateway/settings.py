@@ -240,6 +240,7 @@ class MonitoringSettings(Section):
     login_failures_per_source: int = Field(20, ge=0, le=1_000_000)
     login_window_minutes: int = Field(15, ge=1, le=1_000_000)
     attention_flags: int = Field(3, ge=0, le=1_000_000)
+    attention_flags_per_store: int = Field(5, ge=0, le=1_000_000)
     attention_window_minutes: int = Field(60, ge=1, le=1_000_000)
 
 

@@ -82,9 +82,10 @@ FIELDS = (
         ),
     ),
     (
-        _l("Payments flagged for a person, per till"),
+        _l("Payments flagged for a person"),
         (
-            ("attention_flags", _l("Flags")),
+            ("attention_flags", _l("Flags per till")),
+            ("attention_flags_per_store", _l("Flags per store")),
             ("attention_window_minutes", _l("Window, minutes")),
         ),
     ),

@@ -17,7 +17,8 @@ reads a clock or a database, so each rule is tested with plain numbers.
   ``outside_hours_grace_minutes`` either side);
 - ``login_failures`` (staff, source): failed sign-ins of one person ≥ ``login_failures_per_user``,
   from one address ≥ ``login_failures_per_source``;
-- ``attention_flags`` (till): payments flagged for a person ≥ ``attention_flags``.
+- ``attention_flags`` (till, store): payments flagged for a person ≥ ``attention_flags`` at one
+  till, ≥ ``attention_flags_per_store`` in one store.
 
 A threshold of 0 turns its rule off. A count reaching twice its threshold is ``critical``,
 else ``warning``.
@@ -80,6 +81,7 @@ class Thresholds:
     login_failures_per_source: int = 20
     login_window_minutes: int = 15
     attention_flags: int = 3
+    attention_flags_per_store: int = 5
     attention_window_minutes: int = 60
 
     def __post_init__(self) -> None:

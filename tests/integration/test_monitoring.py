@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import inspect, select, text
 
 from gateway.adapters.db import Database, UnitOfWork, alembic_config
-from gateway.adapters.models import Alert, AuditEntry, Payment, Refund, Store
+from gateway.adapters.models import Alert, AuditEntry, Payment, Refund, Store, Till
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus
 from gateway.errors import Conflict, InvalidInput, NotFound
@@ -348,14 +348,40 @@ def test_failed_sign_ins_fire_per_person_and_per_address(
 # -- rule 8: attention flags ---------------------------------------------------------------------
 
 
-def test_repeated_attention_flags_of_a_till_fire(db: Database, shop: dict[str, Any]) -> None:
-    set_thresholds(db, shop, attention_flags=3)
-    for n in range(3):
+def test_repeated_attention_flags_of_a_till_and_a_store_fire(
+    db: Database, shop: dict[str, Any]
+) -> None:
+    set_thresholds(db, shop, attention_flags=3, attention_flags_per_store=4)
+
+    def flag(n: int) -> None:
         with db.unit_of_work() as uow:
-            payment = new_payment(uow, till(shop), 500, PaymentMethod.QR, datetime.now(UTC))
+            payment = new_payment(uow, till(shop, n), 500, PaymentMethod.QR, datetime.now(UTC))
             lifecycle.flag_attention(uow, payment, "the bank took another amount", "test", {})
             uow.commit()
-        assert (open_alerts(db, "attention_flags") != []) is (n == 2)
+
+    def subjects() -> set[str]:
+        return {a.subject_kind for a in open_alerts(db, "attention_flags")}
+
+    flag(0)
+    flag(0)
+    flag(1)  # the other store's
+    assert subjects() == set()
+    flag(0)
+    assert subjects() == {"till"}
+    # A second till in the first store: its flags count for the store, not for the first till.
+    with db.unit_of_work() as uow:
+        second = Till(
+            store_id=shop["stores"][0], label="T9", name="Till 9", active=True,
+            api_key_id="k9", api_key_hash="h9",
+        )  # fmt: skip
+        uow.session.add(second)
+        uow.commit()
+        other = TillContext(second.id, shop["stores"][0], shop["merchant_id"], "T9")
+    with db.unit_of_work() as uow:
+        payment = new_payment(uow, other, 500, PaymentMethod.QR, datetime.now(UTC))
+        lifecycle.flag_attention(uow, payment, "the bank took another amount", "test", {})
+        uow.commit()
+    assert subjects() == {"till", "store"}
 
 
 # -- acknowledging, scope, the notification ------------------------------------------------------

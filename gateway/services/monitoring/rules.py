@@ -73,29 +73,39 @@ def on_refund_moved(
 def on_attention_flagged(uow: UnitOfWork, payment: Payment) -> None:
     """After a payment was flagged for a person (:func:`lifecycle.flag_attention`)."""
     t = thresholds.for_merchant(uow, payment.merchant_id)
-    if t.attention_flags <= 0:
-        return
     at = payment.updated_at
-    count = uow.session.scalar(
-        select(func.count())
-        .select_from(PaymentEvent)
-        .join(Payment, Payment.id == PaymentEvent.payment_id)
-        .where(
+    for subject, of, threshold, where in (
+        (
+            Subject("till", str(payment.till_id)),
             Payment.till_id == payment.till_id,
-            Payment.updated_at >= rules.since(at, t.attention_window_minutes + SLACK_MINUTES),
-            PaymentEvent.kind == "attention",
-            PaymentEvent.created_at >= rules.since(at, t.attention_window_minutes),
+            t.attention_flags,
+            Where(payment.merchant_id, payment.store_id, payment.till_id),
+        ),
+        (
+            Subject("store", str(payment.store_id)),
+            (Payment.merchant_id == payment.merchant_id) & (Payment.store_id == payment.store_id),
+            t.attention_flags_per_store,
+            Where(payment.merchant_id, payment.store_id),
+        ),
+    ):
+        if threshold <= 0:
+            continue
+        count = uow.session.scalar(
+            select(func.count())
+            .select_from(PaymentEvent)
+            .join(Payment, Payment.id == PaymentEvent.payment_id)
+            .where(
+                of,
+                Payment.updated_at >= rules.since(at, t.attention_window_minutes + SLACK_MINUTES),
+                PaymentEvent.kind == "attention",
+                PaymentEvent.created_at >= rules.since(at, t.attention_window_minutes),
+            )
         )
-    )
-    verdict = rules.count_reached(
-        Rule.ATTENTION_FLAGS,
-        Subject("till", str(payment.till_id)),
-        count or 0,
-        t.attention_flags,
-        t.attention_window_minutes,
-    )
-    if verdict:
-        raise_alert(uow, verdict, Where(payment.merchant_id, payment.store_id, payment.till_id), at)
+        verdict = rules.count_reached(
+            Rule.ATTENTION_FLAGS, subject, count or 0, threshold, t.attention_window_minutes
+        )
+        if verdict:
+            raise_alert(uow, verdict, where, at)
 
 
 def on_login_failed(uow: UnitOfWork, username: str, address: str, now: datetime) -> None:
