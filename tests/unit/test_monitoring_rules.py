@@ -61,6 +61,13 @@ def test_a_percentile_is_a_value_with_enough_at_or_below_it(values: list[int], p
 
 
 @given(st.lists(amounts, min_size=1, max_size=200))
+def test_the_usual_rank_is_the_median_and_the_95th_percentile(values: list[int]) -> None:
+    ordered = sorted(values)
+    assert ordered[m.usual_rank(len(values), "median")] == m.median(values)
+    assert ordered[m.usual_rank(len(values), "p95")] == m.percentile(values, 95)
+
+
+@given(st.lists(amounts, min_size=1, max_size=200))
 def test_the_median_splits_the_values(values: list[int]) -> None:
     median = m.median(values)
     assert sum(1 for v in values if v <= median) * 2 >= len(values)

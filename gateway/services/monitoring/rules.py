@@ -35,8 +35,6 @@ SOLD = tuple(
 )
 # Cancelling a payment from one of these reverses money the customer was charged: a void.
 VOIDABLE = (PaymentStatus.AUTHORISED.value, PaymentStatus.PAID.value, PaymentStatus.UNKNOWN.value)
-# The most history the large-ticket rule reads (the newest payments of the store).
-HISTORY_LIMIT = 5000
 # A payment's updated_at is set a moment before its history row's created_at; counting events
 # of a window starts from payments updated since a little earlier, so none is missed.
 SLACK_MINUTES = 1
@@ -170,24 +168,35 @@ def _large_ticket(uow: UnitOfWork, payment: Payment, where: Where, t: Thresholds
     if t.large_ticket_factor <= 0:
         return
     at = payment.created_at
-    history = list(
-        uow.session.scalars(
-            select(Payment.amount_minor)
-            .where(
-                Payment.merchant_id == payment.merchant_id,  # its index, then the store
-                Payment.store_id == payment.store_id,
-                Payment.currency == payment.currency,
-                Payment.status.in_(SOLD),
-                Payment.id != payment.id,
-                Payment.created_at >= at - timedelta(days=t.large_ticket_history_days),
-                Payment.created_at <= at,
-            )
-            .order_by(Payment.created_at.desc())
-            .limit(HISTORY_LIMIT)
-        )
+    history = (
+        Payment.merchant_id == payment.merchant_id,  # its index, then the store
+        Payment.store_id == payment.store_id,
+        Payment.currency == payment.currency,
+        Payment.status.in_(SOLD),
+        Payment.id != payment.id,
+        Payment.created_at >= at - timedelta(days=t.large_ticket_history_days),
+        Payment.created_at <= at,
     )
-    verdict = rules.large_ticket(
-        Subject("till", str(payment.till_id)), payment.amount_minor, history, payment.currency, t
+    count = uow.session.scalar(select(func.count()).select_from(Payment).where(*history)) or 0
+    if count < max(1, t.large_ticket_min_history):
+        return
+    # Only the one amount that is the usual ticket is read, not the whole history.
+    usual = uow.session.scalar(
+        select(Payment.amount_minor)
+        .where(*history)
+        .order_by(Payment.amount_minor)
+        .offset(rules.usual_rank(count, t.large_ticket_statistic))
+        .limit(1)
+    )
+    if usual is None:
+        return
+    verdict = rules.large_ticket_over(
+        Subject("till", str(payment.till_id)),
+        payment.amount_minor,
+        usual,
+        count,
+        payment.currency,
+        t,
     )
     if verdict:
         verdict.facts["payment_id"] = payment.id
