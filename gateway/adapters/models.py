@@ -169,6 +169,8 @@ class Payment(Base):
     __table_args__ = (
         Index("ix_payments_merchant_created", "merchant_id", "created_at"),
         Index("ix_payments_merchant_status", "merchant_id", "status"),
+        # A till's payments of the last minutes (the anomaly rules' velocity and windows).
+        Index("ix_payments_till_created", "till_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

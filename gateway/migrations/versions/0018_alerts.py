@@ -1,4 +1,5 @@
-"""anomaly alerts: the alerts table, merchants' own thresholds, stores' opening hours
+"""anomaly alerts: the alerts table, merchants' own thresholds, stores' opening hours, and an
+index on a till's payments by time for the rules' windows
 
 Revision ID: 0018_alerts
 Revises: 0016
@@ -55,6 +56,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
         sa.UniqueConstraint("open_key", name=op.f("uq_alerts_open_key")),
     )
+    op.create_index("ix_payments_till_created", "payments", ["till_id", "created_at"], unique=False)
     op.create_index(
         "ix_alerts_merchant_status_raised",
         "alerts",
@@ -66,6 +68,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_alerts_merchant_status_raised", table_name="alerts")
     op.drop_table("alerts")
+    op.drop_index("ix_payments_till_created", table_name="payments")
     with op.batch_alter_table("stores", schema=None) as batch_op:
         batch_op.drop_column("opening_hours")
     with op.batch_alter_table("merchants", schema=None) as batch_op:
