@@ -244,6 +244,32 @@ class ApprovalSettings(Section):
     token_seconds: int = Field(120, ge=10, le=3600)  # how long an API approval token lives
 
 
+class MonitoringSettings(Section):
+    """The anomaly rules' default thresholds (gateway/domain/monitoring.py says what each
+    means); a manager sets a merchant's own in the portal. 0 turns a rule off."""
+
+    refund_ratio_percent: int = Field(30, ge=0, le=1_000_000)
+    refund_ratio_min_refunds: int = Field(3, ge=0, le=1_000_000)
+    refund_ratio_window_minutes: int = Field(60, ge=1, le=1_000_000)
+    voids_per_till: int = Field(3, ge=0, le=1_000_000)
+    voids_window_minutes: int = Field(60, ge=1, le=1_000_000)
+    card_declines: int = Field(3, ge=0, le=1_000_000)
+    card_declines_window_minutes: int = Field(30, ge=1, le=1_000_000)
+    qr_payments_per_minute: int = Field(10, ge=0, le=1_000_000)
+    refunds_per_minute: int = Field(3, ge=0, le=1_000_000)
+    large_ticket_factor: int = Field(5, ge=0, le=1_000_000)
+    large_ticket_statistic: Literal["median", "p95"] = "p95"
+    large_ticket_min_history: int = Field(20, ge=0, le=1_000_000)
+    large_ticket_history_days: int = Field(30, ge=1, le=3650)
+    outside_hours_grace_minutes: int = Field(0, ge=0, le=1440)
+    login_failures_per_user: int = Field(5, ge=0, le=1_000_000)
+    login_failures_per_source: int = Field(20, ge=0, le=1_000_000)
+    login_window_minutes: int = Field(15, ge=1, le=1_000_000)
+    attention_flags: int = Field(3, ge=0, le=1_000_000)
+    attention_flags_per_store: int = Field(5, ge=0, le=1_000_000)
+    attention_window_minutes: int = Field(60, ge=1, le=1_000_000)
+
+
 class Settings(Section):
     """The whole configuration. ``sandbox_bank`` is read by the sandbox's own settings."""
 
@@ -263,6 +289,7 @@ class Settings(Section):
     webhooks: WebhookSettings = WebhookSettings()
     receipts: ReceiptSettings = ReceiptSettings()
     privacy: PrivacySettings = PrivacySettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     sandbox_bank: dict[str, Any] = Field(default_factory=dict)
 
 

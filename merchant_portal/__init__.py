@@ -3,6 +3,7 @@ the audit trail, staff administration, webhooks and the second factor."""
 
 from merchant_portal import (
     administration,
+    alerts,
     attention,
     audit_log,
     customers,
@@ -26,3 +27,5 @@ bp.register_blueprint(attention.bp)
 bp.register_blueprint(events.bp)
 bp.register_blueprint(webhooks.bp)
 bp.register_blueprint(customers.bp)
+bp.register_blueprint(alerts.bp)
+bp.context_processor(alerts.bar)

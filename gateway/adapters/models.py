@@ -92,6 +92,8 @@ class Merchant(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The owner's approval limits (minor units), overriding ``[approvals]``; None: the defaults.
     approval_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A manager's own anomaly thresholds over ``[monitoring]`` (only those that differ); None.
+    monitoring_thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     stores: Mapped[list[Store]] = relationship(back_populates="merchant")
 
@@ -108,6 +110,9 @@ class Store(Base):
     # VAT rates in basis points (1900 = 19 %) by item category, "default" for the rest; prices
     # include VAT. None: the store's receipts carry no VAT lines.
     vat_rates: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # {"mon": [["08:00", "20:00"]], …} on the store's clock (gateway.domain.monitoring); None:
+    # not set, so no activity counts as outside opening hours.
+    opening_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     merchant: Mapped[Merchant] = relationship(back_populates="stores")
     tills: Mapped[list[Till]] = relationship(back_populates="store")
@@ -169,6 +174,8 @@ class Payment(Base):
     __table_args__ = (
         Index("ix_payments_merchant_created", "merchant_id", "created_at"),
         Index("ix_payments_merchant_status", "merchant_id", "status"),
+        # A till's payments of the last minutes (the anomaly rules' velocity and windows).
+        Index("ix_payments_till_created", "till_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -667,3 +674,38 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_failure_at: Mapped[datetime] = mapped_column()
     locked_until: Mapped[datetime | None] = mapped_column()
+
+
+class Alert(Base):
+    """An anomaly a rule found (gateway.domain.monitoring), for a person to acknowledge.
+
+    ``open_key`` (rule, merchant, subject, window) is set while the alert is open and cleared
+    when it is acknowledged: the unique constraint keeps one open alert per rule, subject and
+    window, and later events of the same window update it instead of raising another.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_merchant_status_raised", "merchant_id", "status", "raised_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    till_id: Mapped[int | None] = mapped_column(ForeignKey("tills.id"))
+    rule: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))  # warning | critical
+    subject_kind: Mapped[str] = mapped_column(String(16))  # till | cashier | card | store | …
+    subject_key: Mapped[str] = mapped_column(String(100))
+    window_key: Mapped[str] = mapped_column(String(20))
+    window_minutes: Mapped[int] = mapped_column(Integer)
+    # The numbers that triggered it; money as {"minor": 1234, "currency": "EUR"}.
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | acknowledged
+    open_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    note: Mapped[str | None] = mapped_column(Text)

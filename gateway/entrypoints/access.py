@@ -118,6 +118,12 @@ ENDPOINTS: dict[str, Rule] = {
     "portal.events.events": staff("events.view"),
     "portal.events.event": staff("events.view"),
     "portal.events.replay": staff("events.replay"),
+    # anomaly alerts (merchant_portal/alerts.py scopes a store's staff to its alerts)
+    "portal.alerts.alerts": staff("alerts.view"),
+    "portal.alerts.alert": staff("alerts.view"),
+    "portal.alerts.acknowledge": staff("alerts.manage"),
+    "portal.alerts.alert_thresholds": staff("alerts.configure"),
+    "portal.alerts.opening_hours": staff("alerts.configure"),
     "portal.settings.approval_limits": staff("settings.manage"),
     # webhooks to the merchant's own systems (webhooks.py)
     "portal.webhooks.endpoints_page": staff("webhooks.view", post="webhooks.manage"),

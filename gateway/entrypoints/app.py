@@ -15,6 +15,7 @@ from gateway.adapters import passwords
 from gateway.adapters.db import Database
 from gateway.config import load_config, secret_key
 from gateway.entrypoints import access, input_guard, languages, observability, problems
+from gateway.services.monitoring import thresholds
 from gateway.services.promotions.sales import PromotionSettings
 from gateway.settings import Settings
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     languages.install(app)
     passwords.configure(settings.security.argon2_time_cost, settings.security.argon2_memory_kib)
+    thresholds.configure(settings.monitoring)  # the anomaly rules' defaults (hooks carry none)
     database = db or Database(settings.database.url, settings.database.echo)
     app.extensions["kassa.settings"] = settings
     app.extensions["kassa.db"] = database

@@ -126,7 +126,9 @@ def _configure_identity(settings: Settings) -> None:
 
 def _database(config: Settings) -> Any:
     from gateway.adapters.db import Database
+    from gateway.services.monitoring import thresholds
 
+    thresholds.configure(config.monitoring)  # the anomaly rules' defaults for this process
     return Database(config.database.url)
 
 

@@ -33,7 +33,9 @@ from gateway.adapters.models import Base, Merchant, Payment, SettlementFile, Sta
 from gateway.adapters.passwords import hash_password
 from gateway.config import load_config
 from gateway.domain.money import Money
+from gateway.domain.monitoring import Rule, Severity, Subject, Verdict
 from gateway.entrypoints import access
+from gateway.services.monitoring.alerts import Where, raise_alert
 from gateway.services.payments import qr_payments
 from gateway.services.promotions import promotion_admin, sales
 from gateway.services.promotions.pricing import LineInput, PromotionSettings, SaleRequest
@@ -52,7 +54,7 @@ DAY = date(2025, 3, 10)
 IBANS = {"A": "DE02120300000000202051", "B": "DE02500105170137075030"}
 TARGETS = ("own", "other-store", "other-merchant")
 # URL arguments naming an object of one store; the others name the merchant's objects.
-STORE_ARGUMENTS = frozenset({"payment_id", "sale_id", "till_id", "staff_id"})
+STORE_ARGUMENTS = frozenset({"payment_id", "sale_id", "till_id", "staff_id", "alert_id"})
 CONSTANT_ARGUMENTS = {
     "fmt": "svg",
     "day": DAY.isoformat(),
@@ -116,11 +118,18 @@ def _store_objects(db: Database, shop: dict[str, Any], store: int) -> dict[str, 
         )  # fmt: skip
         uow.session.add(colleague)
         uow.session.flush()
+        alert = raise_alert(
+            uow,
+            Verdict(Rule.VOIDS, Subject("till", str(till.till_id)), Severity.WARNING, 60),
+            Where(till.merchant_id, till.store_id, till.till_id),
+            datetime(2025, 3, 10, 12, tzinfo=UTC),
+        )
         out = {
             "payment_id": payment.id,
             "sale_id": sale.id,
             "till_id": till.till_id,
             "staff_id": colleague.id,
+            "alert_id": alert.id,
         }
         uow.commit()
     return out

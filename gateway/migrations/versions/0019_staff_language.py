@@ -15,7 +15,7 @@ from alembic import op
 
 revision: str = "0019_staff_language"
 # The 0016_card_numbers_masked migration's revision id is "0016".
-down_revision: str | None = "0017_webhooks"
+down_revision: str | None = "0018_alerts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -32,6 +32,7 @@ from gateway.domain.payment import (
     check_transition,
 )
 from gateway.errors import Conflict, InvalidInput
+from gateway.services.monitoring import rules as monitoring
 from gateway.services.promotions import redemptions
 from gateway.services.staff import audit
 from gateway.services.staff.auth import TillContext
@@ -147,7 +148,7 @@ def move_payment(
         raise Conflict(
             "the payment was changed by someone else at the same moment; read it again"
         ) from None
-    _after_move(uow, payment, target)
+    _after_move(uow, payment, before, target)
 
 
 def record_event(
@@ -170,6 +171,7 @@ def flag_attention(
     payment.attention = f"{payment.attention}; {reason}" if payment.attention else reason
     payment.updated_at = utcnow()
     record_event(uow, payment, "attention", actor, {"reason": reason, **detail})
+    monitoring.on_attention_flagged(uow, payment)
 
 
 def clear_attention(uow: UnitOfWork, payment: Payment, reason: str, actor: str) -> None:
@@ -200,7 +202,8 @@ def move_refund(
     through :func:`move_payment`; a failure gives the amount back to what may be refunded.
     """
     about_payment(payment.id)
-    check_refund_transition(refund.status, target)
+    before = refund.status
+    check_refund_transition(before, target)
     refund.status = target.value
     refund.bank_refund_id = bank_refund_id or refund.bank_refund_id
     refund.updated_at = utcnow()
@@ -214,6 +217,7 @@ def move_refund(
         refund.failure = scrub_card_numbers(failure or "the bank did not say why")
         record_event(uow, payment, "refund_failed", actor, {**detail, "reason": refund.failure})
     _after_refund_move(uow, payment, refund)
+    monitoring.on_refund_moved(uow, payment, refund, before, target.value)
 
 
 def void_by_refund(
@@ -221,7 +225,8 @@ def void_by_refund(
 ) -> None:
     """A refund carried out as a reversal of the whole payment in the terminal's open batch:
     the refund succeeds and the payment is cancelled (voided), so it is never captured."""
-    check_refund_transition(refund.status, RefundStatus.SUCCEEDED)
+    before = refund.status
+    check_refund_transition(before, RefundStatus.SUCCEEDED)
     refund.status = RefundStatus.SUCCEEDED.value
     refund.updated_at = utcnow()
     payment.refunded_minor += refund.amount_minor
@@ -234,6 +239,7 @@ def void_by_refund(
         {**detail, **refund_detail(refund)},
     )
     _after_refund_move(uow, payment, refund)
+    monitoring.on_refund_moved(uow, payment, refund, before, RefundStatus.SUCCEEDED.value)
 
 
 def refund_detail(refund: Refund) -> dict[str, Any]:
@@ -245,11 +251,15 @@ def refund_detail(refund: Refund) -> dict[str, Any]:
     }
 
 
-def _after_move(uow: UnitOfWork, payment: Payment, target: PaymentStatus) -> None:
-    """The after-change hooks, in one place: a sale's promotions follow its payment, and the
-    merchant's webhook endpoints hear of it (``payment.<status>``, sent only if this commits)."""
+def _after_move(
+    uow: UnitOfWork, payment: Payment, before: str | None, target: PaymentStatus
+) -> None:
+    """The after-change hooks, in one place: a sale's promotions follow its payment, the
+    anomaly rules look at what just happened, and the merchant's webhook endpoints hear of it
+    (``payment.<status>``, sent only if this commits)."""
     if payment.sale_id is not None:
         redemptions.on_payment_moved(uow, payment, target.value)
+    monitoring.on_payment_moved(uow, payment, before, target.value)
     outbox.publish(
         uow,
         merchant_id=payment.merchant_id,

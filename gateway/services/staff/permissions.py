@@ -78,6 +78,14 @@ PERMISSIONS: dict[str, Permission] = {
         _p("webhooks.manage", _CHANGE, "add, pause, delete, test webhooks", merchant_wide=True),
         _p("customer.view", _CHANGE, "find a customer's record, export it", merchant_wide=True),
         _p("customer.forget", _CHANGE, "forget (anonymise) a customer", merchant_wide=True),
+        _p("alerts.view", _PORTAL, "read anomaly alerts (a store's own)"),
+        _p("alerts.manage", _CHANGE, "acknowledge an anomaly alert with a note"),
+        _p(
+            "alerts.configure",
+            _CHANGE,
+            "set alert thresholds and stores' opening hours",
+            merchant_wide=True,
+        ),
     )
 }
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import LoginThrottle
 from gateway.errors import TooManyAttempts
+from gateway.services.monitoring import rules as monitoring
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,7 @@ def failed(
         row.locked_until = now + timedelta(seconds=wait) if wait else None
         counts[kind] = row.failures
     uow.session.flush()
+    monitoring.on_login_failed(uow, username, address, now)
     return counts["account"]
 
 
