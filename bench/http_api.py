@@ -22,6 +22,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -173,8 +174,12 @@ def _gunicorn(url: str, options: list[str], workdir: Path) -> Iterator[int]:
             time.sleep(0.1)
         yield port
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        proc.send_signal(signal.SIGQUIT)  # quick shutdown: idle keep-alive clients need no grace
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Client:
