@@ -113,6 +113,7 @@ def link_pending(session: Session) -> None:
     rows = session.info.pop(_PENDING, None)
     if not rows:
         return
+    session.flush()  # the transaction's own writes first: the head is the last lock taken
     head = _locked_head(session)
     for _, row in rows:
         row.prev_hash = head.last_hash
