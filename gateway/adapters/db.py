@@ -179,9 +179,17 @@ class UnitOfWork:
     ) -> None:
         self.session.rollback()
         self.session.close()
+        self.session.info.pop("kassa.kept", None)
 
     def commit(self) -> None:
         self.session.commit()
+
+    def keep(self, *objects: object) -> None:
+        """Hold ``objects`` until the unit of work ends. The session's identity map holds
+        unchanged rows only weakly: without this, a row a use case loaded and let go (the
+        merchant, read for its currencies) is read again by the next ``get`` of it."""
+        kept: list[object] = self.session.info.setdefault("kassa.kept", [])
+        kept.extend(objects)
 
     def rollback(self) -> None:
         self.session.rollback()

@@ -27,6 +27,7 @@ def accepted_currencies(
         .join(Store, Store.merchant_id == Merchant.id)
         .where(Store.id == till.store_id, Merchant.id == till.merchant_id)
     ).one()
+    uow.keep(merchant)
     return (
         settings.stores.get(store_name)
         or settings.merchants.get(merchant.name)
