@@ -195,12 +195,21 @@ def bench_png_levels(args: argparse.Namespace) -> list[Row]:
 
 
 def bench_http(args: argparse.Namespace) -> list[Row]:
-    """POST /payments + GET qr.png over real HTTP under gunicorn, SQLite and PostgreSQL."""
+    """POST /payments + GET qr.png over real HTTP under gunicorn, SQLite and PostgreSQL: the
+    maximum rate beside a bare endpoint's for 1, 2 and 4 processes, then latency at half of it."""
     from bench import http_api
 
-    seconds, burst = (3.0, 200) if args.quick else (args.http_seconds, 1000)
-    results = http_api.run(("sqlite", "postgresql"), args.http_rate, seconds, burst)
-    rows: list[Row] = http_api.describe(results, args.http_rate)
+    quick = args.quick
+    results = http_api.run(
+        tuple(args.http_backends.split(",")),
+        processes=(2,) if quick else tuple(int(n) for n in args.http_processes.split(",")),
+        clients=args.http_clients,
+        seconds=2.0 if quick else args.http_seconds,
+        latency_seconds=3.0 if quick else args.http_seconds,
+    )
+    print(http_api.throughput_table(results, args.http_clients), end="\n\n")
+    print("\n".join(http_api.targets(results)), end="\n\n")
+    rows: list[Row] = http_api.describe(results)
     return rows
 
 
@@ -239,8 +248,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=20, help="untimed calls per figure first")
     parser.add_argument("--quick", action="store_true", help="smoke run: 30 calls, 3 warm-up")
     parser.add_argument("--http", action="store_true", help="also time the HTTP endpoints")
-    parser.add_argument("--http-rate", type=float, default=100.0, help="open-loop requests/s")
-    parser.add_argument("--http-seconds", type=float, default=10.0, help="open-loop duration")
+    parser.add_argument(
+        "--http-seconds", type=float, default=8.0, help="duration of each HTTP load (s)"
+    )
+    parser.add_argument(
+        "--http-clients", type=int, default=8, help="closed-loop clients for the maximum rate"
+    )
+    parser.add_argument(
+        "--http-processes", default="1,2,4", help="gunicorn worker counts, comma-separated"
+    )
+    parser.add_argument("--http-backends", default="sqlite,postgresql", help="comma-separated")
     parser.add_argument(
         "--png-levels", action="store_true", help="also time PNG render at each zlib level"
     )

@@ -207,7 +207,7 @@ def calling_till() -> TillContext:
     found: TillContext | None = g.get("kassa_till")
     if found is None:
         db: Database = g.kassa_db
-        with db.unit_of_work(readonly=True) as uow:
+        with db.single_read() as uow:  # one statement, checked afresh on every request
             found = authenticate_till(uow, request.headers.get("Authorization"))
         g.kassa_till = found
     return found

@@ -187,3 +187,21 @@ def test_csv_safe_quotes_every_formula_start() -> None:
     for start in ("=", "+", "-", "@", "\t", "\r"):
         assert audit.csv_safe(f"{start}1+1") == f"'{start}1+1"
     assert audit.csv_safe("plain") == "plain" and audit.csv_safe(None) == ""
+
+
+def test_a_savepoint_rolled_back_takes_only_its_own_rows(db: Database) -> None:
+    """Rows are linked at commit: a savepoint rolled back takes its own rows, no others."""
+    with db.unit_of_work() as uow:
+        audit.record(uow, "test.before_savepoint", actor="staff:x")
+        try:
+            with uow.session.begin_nested():
+                audit.record(uow, "test.inside_savepoint", actor="staff:x")
+                raise RuntimeError("the savepoint's work fails")
+        except RuntimeError:
+            pass
+        with uow.session.begin_nested():
+            pass  # a savepoint released: the rows wait for the transaction's commit
+        audit.record(uow, "test.after_savepoint", actor="staff:x")
+        uow.commit()
+    assert [r.action for r in rows(db)] == ["test.before_savepoint", "test.after_savepoint"]
+    assert kassa(db, "audit", "verify").exit_code == 0

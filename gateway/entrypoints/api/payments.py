@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
@@ -29,6 +30,7 @@ from gateway.services.staff.auth import TillContext
 from gateway.settings import Settings
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+QR_CACHE_ENTRIES = 512  # QR images kept per web process (PNG ~1 kB, SVG a few kB each)
 
 
 def api_database() -> Database:
@@ -286,13 +288,20 @@ def payment_qr(payment_id: str, fmt: str) -> Response:
 
 
 def qr_response(payload: str, fmt: str) -> Response:
-    if fmt == "png":
-        response = Response(qr_render.render_png(payload), mimetype="image/png")
-    else:
-        response = Response(qr_render.render_svg(payload), mimetype="image/svg+xml")
+    mimetype = "image/png" if fmt == "png" else "image/svg+xml"
+    response = Response(qr_image(payload, fmt), mimetype=mimetype)
     # The payload of a payment never changes: a QR image can be cached for its lifetime.
     response.headers["Cache-Control"] = "private, max-age=3600, immutable"
     return response
+
+
+@functools.lru_cache(maxsize=QR_CACHE_ENTRIES)
+def qr_image(payload: str, fmt: str) -> bytes:
+    """The QR image of a payload, drawn once per process: a payment's payload never changes,
+    and the till, the cashier screen and a reload ask for the same image again. Keyed by the
+    payload itself, so there is nothing to invalidate; the oldest of the most recent
+    ``QR_CACHE_ENTRIES`` images (each a few kB) make room for new ones."""
+    return qr_render.render_png(payload) if fmt == "png" else qr_render.render_svg(payload)
 
 
 @bp.get("/openapi.json")

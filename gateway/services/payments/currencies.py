@@ -7,6 +7,8 @@ a QR code in KWD for a merchant whose bank account is in EUR could never be paid
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Merchant, Store
 from gateway.domain.money import Money
@@ -18,10 +20,16 @@ from gateway.settings import AcceptedCurrencies
 def accepted_currencies(
     uow: UnitOfWork, till: TillContext, settings: AcceptedCurrencies
 ) -> tuple[str, ...]:
-    store = uow.session.get_one(Store, till.store_id)
-    merchant = uow.session.get_one(Merchant, till.merchant_id)
+    # One round trip for both; the merchant stays in the session for the payment's QR profile
+    # and approval limits.
+    merchant, store_name = uow.session.execute(
+        select(Merchant, Store.name)
+        .join(Store, Store.merchant_id == Merchant.id)
+        .where(Store.id == till.store_id, Merchant.id == till.merchant_id)
+    ).one()
+    uow.keep(merchant)
     return (
-        settings.stores.get(store.name)
+        settings.stores.get(store_name)
         or settings.merchants.get(merchant.name)
         or (merchant.default_currency,)
     )

@@ -1,13 +1,17 @@
 """The audit trail: one append-only row per action that moves money or changes access or
 configuration, each chained to the one before by a SHA-256 hash so that an edit shows.
 
-:func:`record` writes the row inside the caller's unit of work, so it commits or rolls back
-with the action it describes. The chain is serialised through the single row of
+:func:`record` adds the row to the caller's unit of work, so it commits or rolls back with
+the action it describes. The chain is serialised through the single row of
 ``audit_chain_head``: PostgreSQL locks it (``SELECT … FOR UPDATE``) until the transaction
 ends; on SQLite every writing transaction already holds the database's write lock
-(``BEGIN IMMEDIATE``). A row's hash covers a canonical JSON serialisation of every column but
-its id, plus the previous row's hash; the head remembers the last row, so deleting rows at the
-end shows too. :func:`verify` walks the chain.
+(``BEGIN IMMEDIATE``). The rows are linked into the chain at the very end, just before the
+transaction commits (:func:`link_pending`, a ``before_commit`` hook), so the head's lock is
+held for the last few statements only, not for the whole of the audited action: audited
+writes on PostgreSQL (every payment creation) no longer queue behind each other's work.
+A row's hash covers a canonical JSON serialisation of every column but its id, plus the
+previous row's hash; the head remembers the last row, so deleting rows at the end shows too.
+:func:`verify` walks the chain.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, event, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, SessionTransaction
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import AuditChainHead, AuditEntry, utcnow
@@ -28,6 +33,7 @@ from gateway.domain.card_data import scrub_card_numbers
 from gateway.services.staff.audit_context import current_acting, current_source
 
 GENESIS = "0" * 64
+_PENDING = "kassa.audit.pending"  # the key of a session's unlinked rows in ``Session.info``
 # The columns a row's hash covers, in this order (``id`` is left out: sequences skip numbers).
 HASHED = (
     "created_at",
@@ -61,7 +67,8 @@ def record(
     source: str | None = None,
     approved_by: str | None = None,
 ) -> AuditEntry:
-    """Append one row to the trail in the caller's transaction (not committed here).
+    """Append one row to the trail in the caller's transaction (not committed here; its id
+    and hashes are set when the transaction commits).
 
     Who and from where default to what the entry point set (:mod:`audit_context`); a given
     value wins. Text in ``before``/``after`` is scrubbed of card numbers.
@@ -83,29 +90,70 @@ def record(
         source=(source or current_source())[:64],
         approved_by=approved_by[:100] if approved_by else None,
     )
-    head = _locked_head(uow)
-    row.prev_hash = head.last_hash
-    row.row_hash = row_hash(row, head.last_hash)
-    uow.session.add(row)
-    uow.session.flush()
-    head.last_id, head.last_hash = row.id, row.row_hash
-    uow.session.flush()
+    # Linked and written by link_pending, at commit; kept with the (sub)transaction it belongs
+    # to, so that a savepoint rolled back takes its rows with it.
+    current = uow.session.get_nested_transaction() or uow.session.get_transaction()
+    _pending(uow.session).append((current, row))
     return row
 
 
-def _locked_head(uow: UnitOfWork) -> AuditChainHead:
+def _pending(session: Session) -> list[tuple[SessionTransaction | None, AuditEntry]]:
+    """The rows recorded in ``session``'s transaction and not linked into the chain yet."""
+    rows: list[tuple[SessionTransaction | None, AuditEntry]]
+    rows = session.info.setdefault(_PENDING, [])
+    return rows
+
+
+@event.listens_for(Session, "before_commit")
+def link_pending(session: Session) -> None:
+    """Link the transaction's rows into the chain and write them: the chain head is locked
+    from here to the commit that follows."""
+    if session.in_nested_transaction():
+        return  # a savepoint: the rows wait for the transaction's own commit
+    rows = session.info.pop(_PENDING, None)
+    if not rows:
+        return
+    session.flush()  # the transaction's own writes first: the head is the last lock taken
+    head = _locked_head(session)
+    for _, row in rows:
+        row.prev_hash = head.last_hash
+        row.row_hash = row_hash(row, head.last_hash)
+        session.add(row)
+        session.flush()
+        head.last_id, head.last_hash = row.id, row.row_hash
+    session.flush()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_pending(session: Session, previous_transaction: SessionTransaction) -> None:
+    """A rolled-back action leaves no row behind (nor for a later commit of the session): the
+    rows recorded within the transaction or savepoint rolled back go with it."""
+    rows = session.info.get(_PENDING)
+    if rows:
+        rows[:] = [(t, row) for t, row in rows if not _within(t, previous_transaction)]
+
+
+def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def _locked_head(session: Session) -> AuditChainHead:
     """The chain head, locked until the transaction ends (made if an emptied table lacks it;
     the migration makes it, and two writers racing to make it agree on one)."""
     query = select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-    head = uow.session.scalars(query).first()
+    head = session.scalars(query.execution_options(populate_existing=True)).first()
     if head is not None:
         return head
     try:
-        with uow.session.begin_nested():
-            uow.session.add(AuditChainHead(id=1, last_id=0, last_hash=GENESIS))
+        with session.begin_nested():
+            session.add(AuditChainHead(id=1, last_id=0, last_hash=GENESIS))
     except IntegrityError:
         pass  # another writer made it first
-    return uow.session.scalars(query.execution_options(populate_existing=True)).one()
+    return session.scalars(query.execution_options(populate_existing=True)).one()
 
 
 def _from(acting: Any, name: str) -> int | None:

@@ -6,8 +6,9 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import StaffUser, Store, Till, utcnow
@@ -96,6 +97,26 @@ def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# Built once (a statement's construction costs more than its execution's cache lookup); plain
+# columns, no ORM object.
+_TILL_BY_KEY_ID = (
+    select(
+        Till.id,
+        Till.store_id,
+        Store.merchant_id,
+        Till.label,
+        Till.active,
+        Till.api_key_id,
+        Till.api_key_hash,
+        Till.previous_key_id,
+        Till.previous_key_hash,
+        Till.previous_key_expires_at,
+    )
+    .join(Store, Store.id == Till.store_id)
+    .where(or_(Till.api_key_id == bindparam("key_id"), Till.previous_key_id == bindparam("key_id")))
+)
+
+
 def authenticate_till(uow: UnitOfWork, authorization: str | None) -> TillContext:
     if not authorization or not authorization.startswith("Bearer "):
         raise Unauthorised("send the till's API key as 'Authorization: Bearer kt_…'")
@@ -103,20 +124,17 @@ def authenticate_till(uow: UnitOfWork, authorization: str | None) -> TillContext
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise Unauthorised("the API key is malformed: expected 'kt_<id>_<secret>'")
-    row = uow.session.execute(
-        select(Till, Store.merchant_id)
-        .join(Store, Store.id == Till.store_id)
-        .where(or_(Till.api_key_id == parts[1], Till.previous_key_id == parts[1]))
-    ).first()
-    if row is None or not _key_matches(row[0], parts[1], _key_hash(key)):
+    # One statement, checked afresh on every API request: revoking, rotating or deactivating a
+    # till takes effect on the next request.
+    till = uow.session.execute(_TILL_BY_KEY_ID, {"key_id": parts[1]}).first()
+    if till is None or not _key_matches(till, parts[1], _key_hash(key)):
         raise Unauthorised("the API key is not valid")
-    till, merchant_id = row
     if not till.active:
         raise Unauthorised(f"till {till.label} is deactivated")
-    return TillContext(till.id, till.store_id, merchant_id, till.label)
+    return TillContext(till.id, till.store_id, till.merchant_id, till.label)
 
 
-def _key_matches(till: Till, key_id: str, key_hash: str) -> bool:
+def _key_matches(till: Any, key_id: str, key_hash: str) -> bool:
     """The till's current key, or its previous one until the rotation's grace period ends."""
     if till.api_key_id == key_id:
         return hmac.compare_digest(till.api_key_hash, key_hash)
