@@ -47,6 +47,7 @@ FAULTS = (
     "by_remittance",
     "by_trace",
     "by_amount",
+    "trace_is_other_reference",
     "batch",
     "batch_detail",
     "mentioned_twice",
@@ -149,7 +150,9 @@ def apply_fault(  # noqa: PLR0912
         j = rng.randrange(len(pays))
         replace_pay(reference=pays[j].reference if pays[j].id != p.id else p.reference)
     elif fault == "by_servicer_ref":
-        replace_line(end_to_end_id=rng.choice((None, "NOTPROVIDED")), account_servicer_ref=p.reference)
+        other = pays[rng.randrange(len(pays))].reference  # the end-to-end id may name another
+        replace_line(end_to_end_id=rng.choice((None, "NOTPROVIDED", other)),
+                     account_servicer_ref=p.reference)  # fmt: skip
     elif fault == "by_remittance":
         words = [f"W{k}", p.reference, "X"]
         rng.shuffle(words)
@@ -160,6 +163,14 @@ def apply_fault(  # noqa: PLR0912
         replace_line(end_to_end_id=trace)
         if rng.random() < 0.5:  # a second line naming the same payment in its remittance
             extra(f"M{k}", ln.amount_minor, remittance=f"Beleg{space}{p.reference}")
+    elif fault == "trace_is_other_reference":  # a key of p's is another payment's reference
+        replace_pay(
+            **{
+                rng.choice(("terminal_trace", "receipt_no")): pays[
+                    rng.randrange(len(pays))
+                ].reference
+            }
+        )
     elif fault == "by_amount":
         replace_line(end_to_end_id=None, remittance=rng.choice(("", f"pos{space}{k}")))
     elif fault == "batch":
@@ -229,6 +240,18 @@ def test_each_fault_alone_many_times(fault: str) -> None:
     for _ in range(25):
         day = random_day(rng, rng.randrange(1, 15), [fault] * rng.randrange(1, 4))
         pure, fast = both(day, DAY + timedelta(days=10))
+        assert tuple(fast.results()) == pure.results
+        assert fast.days == pure.days
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_faults_together_many_times(seed: int) -> None:
+    """Faults that only show in company (a batch and a detail of its entry, shared keys …)."""
+    rng = random.Random(seed)
+    for _ in range(40):
+        n = rng.randrange(1, 12)
+        day = random_day(rng, n, rng.choices(FAULTS, k=rng.randrange(2, 2 * n + 3)))
+        pure, fast = both(day, DAY + timedelta(days=rng.randrange(8)), rng.randrange(4))
         assert tuple(fast.results()) == pure.results
         assert fast.days == pure.days
 

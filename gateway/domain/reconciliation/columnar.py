@@ -38,6 +38,7 @@ from datetime import date
 from operator import attrgetter
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from gateway.domain.reconciliation.matching import reconcile
@@ -151,14 +152,37 @@ class ColumnarReconciliation:
         if subject == "line":
             frame = frame.sort("line_id")
         if day is not None:
-            frame = frame.filter(pl.col("paid_on" if subject == "payment" else "booking_date") == day)
+            frame = frame.filter(
+                pl.col("paid_on" if subject == "payment" else "booking_date") == day
+            )
         new, result = tuple.__new__, Result
-        for pid, lid, outcome, paid_on, booked, cur, amount, settled, fee_exp, charged in (
-            frame.iter_rows()
-        ):
+        for (
+            pid,
+            lid,
+            outcome,
+            paid_on,
+            booked,
+            cur,
+            amount,
+            settled,
+            fee_exp,
+            charged,
+        ) in frame.iter_rows():
             o = _OUTCOMES[outcome]
             if subject == "payment":
-                row = ("payment", pid, o, paid_on, cur, amount, settled, fee_exp, charged, (lid,), "")
+                row = (
+                    "payment",
+                    pid,
+                    o,
+                    paid_on,
+                    cur,
+                    amount,
+                    settled,
+                    fee_exp,
+                    charged,
+                    (lid,),
+                    "",
+                )
             else:
                 row = ("line", lid, o, booked, cur, amount, settled, fee_exp, charged, (pid,), "")
             yield new(result, row)
@@ -179,17 +203,16 @@ def reconcile_frames(
     decisions: Sequence[ManualDecision] = (),
 ) -> ColumnarReconciliation:
     """:func:`~.matching.reconcile` over frames (schemas ``PAYMENT_SCHEMA`` …), same verdicts."""
-    pays = payments.lazy().filter(pl.col("status").is_in(sorted(SETTLEABLE))).collect()
+    pays = payments.filter(pl.col("status").is_in(sorted(SETTLEABLE)))
     _unique(pays["id"], "payment")
     _unique(refunds["id"], "refund")
     _unique(lines["line_id"], "line")
-    pairs = _isolated_pairs(pays, refunds, lines, fees, decisions)
-    rest_pays = pays.join(pairs.select("id"), on="id", how="anti")
-    rest_lines = lines.join(pairs.select("line_id"), on="line_id", how="anti")
+    p_idx, l_idx = _isolated_pairs(pays, refunds, lines, decisions)
+    pairs = _judge_pairs(pays, lines, p_idx, l_idx, fees)
     rest = reconcile(
-        _objects(rest_pays, KassaPayment, PAYMENT_SCHEMA),
+        _objects(_without(pays, p_idx), KassaPayment, PAYMENT_SCHEMA),
         _objects(refunds, KassaRefund, REFUND_SCHEMA),
-        _lines(rest_lines),
+        _lines(_without(lines, l_idx)),
         fees=fees,
         as_of=as_of,
         window_days=window_days,
@@ -203,64 +226,119 @@ def reconcile_frames(
 
 def _unique(ids: pl.Series, what: str) -> None:
     """The pure engine's refusal of an id seen twice, naming the same (first, sorted) id."""
-    if ids.n_unique() == len(ids):
+    if ids.is_sorted():
+        if len(ids) < 2 or not (ids.slice(1) == ids.slice(0, len(ids) - 1)).any():
+            return
+    elif ids.n_unique() == len(ids):
         return
     twice = ids.filter(ids.is_duplicated()).sort()[0]
     raise ValueError(f"{what} id {twice!r} appears twice: ids must be unique")
+
+
+# Roles of a token: who owns it (a payment's reference, another key of a payment, a refund id)
+# or where a line mentions it (its end-to-end id, anywhere else the engine looks).
+_REFERENCE, _OTHER_KEY, _REFUND_ID, _END_TO_END, _MENTION = range(5)
 
 
 def _isolated_pairs(
     pays: pl.DataFrame,
     refunds: pl.DataFrame,
     lines: pl.DataFrame,
-    fees: FeeSchedule,
     decisions: Sequence[ManualDecision],
-) -> pl.DataFrame:
-    """The isolated pairs (see the module docstring), judged, sorted by payment id."""
+) -> tuple[pl.Series, pl.Series]:
+    """Row numbers (in ``pays``, in ``lines``) of the isolated pairs (see the module docstring).
+
+    One group-by over every token (keys owned, keys mentioned) finds them: a payment's
+    reference owned by it alone and mentioned once, as a line's end-to-end id, while no other
+    key of the payment is shared or mentioned. Then the plain-credit conditions on both rows.
+    """
+    p = pays.lazy().with_row_index("p")
+    ln = lines.lazy().with_row_index("l")
+    ref, trace, receipt = pl.col("reference"), pl.col("terminal_trace"), pl.col("receipt_no")
+    none_u32 = pl.lit(None, pl.UInt32)
+
+    def owned(frame: pl.LazyFrame, key: pl.Expr, role: int, idx: pl.Expr) -> pl.LazyFrame:
+        return frame.select(key=key, p=idx, l=none_u32, role=pl.lit(role, pl.Int8))
+
+    def said(frame: pl.LazyFrame, key: pl.Expr, role: int) -> pl.LazyFrame:
+        return frame.select(key=key, p=none_u32, l=pl.col("l"), role=pl.lit(role, pl.Int8))
+
+    set_ = pl.col("key").is_not_null() & (pl.col("key") != "")
+    tokens = pl.concat(
+        [
+            owned(p, ref, _REFERENCE, pl.col("p")),
+            # Each other key once per payment (the engine's key map takes a payment once).
+            owned(p.filter(trace.ne_missing(ref)), trace, _OTHER_KEY, pl.col("p")),
+            owned(
+                p.filter(receipt.ne_missing(ref) & receipt.ne_missing(trace)),
+                receipt,
+                _OTHER_KEY,
+                pl.col("p"),
+            ),
+            owned(refunds.lazy(), pl.col("id"), _REFUND_ID, none_u32),
+            said(ln, pl.col("end_to_end_id"), _END_TO_END),
+            said(
+                ln.filter(pl.col("account_servicer_ref").is_not_null()),
+                pl.col("account_servicer_ref"),
+                _MENTION,
+            ),  # fmt: skip
+            said(
+                ln.filter(pl.col("remittance").is_not_null() & (pl.col("remittance") != "")),
+                pl.col("remittance").str.extract_all(_WORD),
+                _MENTION,
+            ).explode("key"),
+        ]
+    ).filter(set_)
+    role = pl.col("role")
+    per_key = tokens.group_by("key").agg(
+        owners=(role <= _REFUND_ID).sum(),
+        mentions=(role >= _END_TO_END).sum(),
+        p=pl.col("p").max(),
+        l=pl.col("l").max(),
+        is_reference=(role == _REFERENCE).any(),
+        by_end_to_end=(role == _END_TO_END).any(),
+    )
+    # A key with several owners is nobody's: every payment owning one stays in the residue.
+    shared = per_key.filter(pl.col("owners") > 1).select("key")
+    sharing = tokens.filter(pl.col("p").is_not_null()).join(shared, on="key", how="semi")
+    # One mention among all the keys of a payment (p is the owner of a key owned once).
+    owned_keys = per_key.filter(pl.col("p").is_not_null() & (pl.col("owners") == 1))
+    per_pay = owned_keys.group_by("p").agg(mentions=pl.col("mentions").sum())
+    candidates = (
+        owned_keys.filter(
+            pl.col("is_reference") & (pl.col("mentions") == 1) & pl.col("by_end_to_end")
+        )
+        .join(per_pay.filter(pl.col("mentions") == 1), on="p", how="semi")
+        .join(sharing, on="p", how="anti")
+        .select("p", "l")
+        .collect()
+    )
     named = sorted({d.subject_id for d in decisions if d.subject_id})
     named_lines = sorted({i for d in decisions for i in d.line_ids})
-    p = pays.lazy().with_row_index("p")
-    # Every key of every payment (once per payment) and every refund id: who owns each key.
-    keys = pl.concat(
-        [
-            p.select("p", key=pl.col(c)).filter(pl.col("key").is_not_null() & (pl.col("key") != ""))
-            for c in ("reference", "terminal_trace", "receipt_no")
-        ]
-    ).unique(["p", "key"])
-    owners = pl.concat(
-        [keys.select("key"), refunds.lazy().select(key=pl.col("id"))]
-    ).group_by("key").agg(owners=pl.len())
-    # Every place a line mentions a token the engine could look up.
-    ln = lines.lazy()
-    mentions = pl.concat(
-        [
-            ln.select(key=pl.col("end_to_end_id")),
-            ln.select(key=pl.col("account_servicer_ref")),
-            ln.select(key=pl.col("remittance").str.extract_all(_WORD)).explode("key"),
-        ]
-    ).filter(pl.col("key").is_not_null()).group_by("key").agg(mentions=pl.len())
-    per_pay = (
-        keys.join(owners, on="key", how="left")
-        .join(mentions, on="key", how="left")
-        .group_by("p")
-        .agg(
-            shared=(pl.col("owners") > 1).any(),
-            mentions=pl.col("mentions").fill_null(0).sum(),
-        )
-        .filter(~pl.col("shared") & (pl.col("mentions") == 1))
-        .select("p")
+    refunded = refunds["payment_id"].unique().implode()
+    pay = pays.select("id", "refunded_minor", "currency")[candidates["p"]]
+    line = lines.select("line_id", "kind", "amount_minor", "entry_tx_count", "currency")[
+        candidates["l"]
+    ]
+    kind = line["kind"].fill_null("")
+    keep = (
+        (pay["refunded_minor"].fill_null(0) == 0)
+        & ~pay["id"].is_in(pl.Series(named, dtype=pl.String).implode())
+        & ~pay["id"].is_in(refunded)
+        & ((kind == "payment") | ((kind == "") & (line["amount_minor"] >= 0)))
+        & (line["entry_tx_count"].fill_null(1) <= 1)
+        & (line["currency"] == pay["currency"]).fill_null(False)
+        & ~line["line_id"].is_in(pl.Series(named_lines, dtype=pl.String).implode())
     )
-    with_refund = refunds.lazy().select(id=pl.col("payment_id")).unique()
+    kept = candidates.filter(keep).sort("p")
+    return kept["p"], kept["l"]
+
+
+def _judge_pairs(
+    pays: pl.DataFrame, lines: pl.DataFrame, p_idx: pl.Series, l_idx: pl.Series, fees: FeeSchedule
+) -> pl.DataFrame:
+    """Stage 2's one-line verdict on each pair, as ``ByReference.judge_payments`` gives it."""
     bp, fixed = _fee_terms(fees)
-    credit = (pl.col("kind") == "payment") | (
-        (pl.col("kind").is_null() | (pl.col("kind") == "")) & (pl.col("amount_minor") >= 0)
-    )
-    plain = lines.lazy().filter(
-        credit
-        & (pl.col("entry_tx_count") <= 1)
-        & pl.col("end_to_end_id").is_not_null()
-        & ~pl.col("line_id").is_in(named_lines)
-    )
     charged = (
         pl.when(pl.col("fee_minor").is_not_null())
         .then(pl.col("fee_minor"))
@@ -269,30 +347,22 @@ def _isolated_pairs(
         .otherwise(None)
     )
     fee_exp = (pl.col("amount_minor") * bp + 5_000).floordiv(10_000) + fixed
-    return (
-        p.join(per_pay, on="p", how="semi")
-        .filter(
-            (pl.col("refunded_minor").fill_null(0) == 0)
-            & (pl.col("reference") != "")
-            & ~pl.col("id").is_in(named)
-        )
-        .join(with_refund, on="id", how="anti")
-        .select("id", "reference", "method", "amount_minor", "currency", "paid_on")
-        .join(
-            plain.select(
+    frame = pl.concat(
+        [
+            pays.select("id", "method", "amount_minor", "currency", "paid_on")[p_idx],
+            lines.select(
                 "line_id",
                 "booking_date",
                 "entry_tx_count",
                 "entry_amount_minor",
                 "fee_minor",
-                reference=pl.col("end_to_end_id"),
-                line_currency=pl.col("currency"),
                 settled=pl.col("amount_minor"),
-            ),
-            on="reference",
-            how="inner",
-        )
-        .filter(pl.col("currency") == pl.col("line_currency"))
+            )[l_idx],
+        ],
+        how="horizontal",
+    )
+    out = (
+        frame.lazy()
         .with_columns(fee_expected=fee_exp, charged=charged)
         .select(
             "id",
@@ -310,9 +380,16 @@ def _isolated_pairs(
             fee_expected_minor=pl.col("fee_expected"),
             fee_charged_minor=pl.col("charged"),
         )
-        .sort("id")
         .collect()
     )
+    return out if out["id"].is_sorted() else out.sort("id")
+
+
+def _without(frame: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
+    """``frame`` less the rows at these positions."""
+    taken = np.zeros(frame.height, dtype=bool)
+    taken[rows.to_numpy()] = True
+    return frame.filter(pl.Series(~taken))
 
 
 def _fee_terms(fees: FeeSchedule) -> tuple[pl.Expr, pl.Expr]:
