@@ -281,7 +281,7 @@ def _isolated_pairs(
                 ln.filter(pl.col("account_servicer_ref").is_not_null()),
                 pl.col("account_servicer_ref"),
                 _MENTION,
-            ),  # fmt: skip
+            ),
             said(
                 ln.filter(pl.col("remittance").is_not_null() & (pl.col("remittance") != "")),
                 pl.col("remittance").str.extract_all(_WORD),
