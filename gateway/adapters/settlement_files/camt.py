@@ -209,7 +209,7 @@ class _Reader:
     def __init__(self, report: FileReport) -> None:
         self.report = report
         self.ns = ""
-        self.paths: dict[str, str] = {}
+        self.paths: dict[str, tuple[str, ...]] = {}
         self.source = ""
         self.container = ""
         self.tags: list[str] = []
@@ -287,7 +287,7 @@ class _Reader:
                 " in namespace urn:iso:std:iso:20022:tech:xsd:camt.053.001.NN or camt.054.001.NN"
             )
         self.ns = ns
-        self.paths = {}  # "Refs/EndToEndId" -> the same, namespaced (ns is known from here)
+        self.paths = {}  # "Refs/EndToEndId" -> its namespaced steps (ns is known from here)
 
     def _message(self, tag: str) -> None:
         if tag not in ROOTS:
@@ -626,11 +626,15 @@ class _Reader:
     # -- element values -------------------------------------------------------------------
 
     def _find(self, parent: Element, path: str) -> Element | None:
-        qualified = self.paths.get(path)
-        if qualified is None:
-            qualified = "/".join(f"{{{self.ns}}}{part}" for part in path.split("/"))
-            self.paths[path] = qualified
-        return parent.find(qualified)
+        """``parent.find(path)`` for a plain child path, on lxml's C child iterator.
+
+        lxml's ``find`` runs ElementPath in Python; this one is several times faster and gives
+        the same element: the first in document order along the steps.
+        """
+        steps = self.paths.get(path)
+        if steps is None:
+            steps = self.paths[path] = tuple(f"{{{self.ns}}}{part}" for part in path.split("/"))
+        return _first(parent, steps, 0)
 
     def _text(self, parent: Element, path: str) -> str | None:
         element = self._find(parent, path)
@@ -741,6 +745,16 @@ class _Reader:
         if text is None or not text.isdigit():
             return None
         return int(text)
+
+
+def _first(node: Element, steps: tuple[str, ...], at: int) -> Element | None:
+    for child in node.iterchildren(steps[at]):
+        if at == len(steps) - 1:
+            return child
+        found = _first(child, steps, at + 1)
+        if found is not None:
+            return found
+    return None
 
 
 def _stripped(text: str | None) -> str | None:
