@@ -92,8 +92,10 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and the child's peak RSS in MiB."""
     t0 = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", WRAP, *cmd], env=env, check=True, capture_output=True, text=True
+        [sys.executable, "-c", WRAP, *cmd], env=env, capture_output=True, text=True
     )
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{done.stdout}\n{done.stderr}")
     wall = time.perf_counter() - t0
     peak = int(done.stderr.strip().splitlines()[-1].split()[-1])
     return wall, peak / 1024
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="20 000 entries")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--import-repeat", type=int, help="runs of each real import (--repeat)")
     parser.add_argument("--postgres", help="also import into this PostgreSQL URL (emptied)")
     args = parser.parse_args(argv)
     entries = 20_000 if args.quick else args.entries
@@ -126,37 +129,45 @@ def main(argv: list[str] | None = None) -> int:
         for name, cmd in cases.items():
             runs = [run(cmd, env) for _ in range(args.repeat)]
             rows.append((name, runs))
+            _show(rows, entries, name, runs)
         targets = [("sqlite", f"sqlite:///{tmp}/import.db")]
         if args.postgres:
             targets.append(("postgresql", args.postgres))
         for db_name, url in targets:
             db_env = {**env, "KASSA_DATABASE_URL": url}
             runs = []
-            for _ in range(args.repeat):
+            for _ in range(args.import_repeat or args.repeat):
                 _fresh(url, db_env)
                 runs.append(run(kassa([str(path)]), db_env))
             rows.append((f"import {db_name}", runs))
-        bare = entries / statistics.median(t for t, _ in rows[0][1])
-        for name, runs in rows:
-            wall = statistics.median(t for t, _ in runs)
-            rate = entries / wall
-            peak = max(m for _, m in runs)
-            print(
-                f"{name:18} median {wall:7.2f} s ({', '.join(f'{t:.2f}' for t, _ in runs)}) "
-                f"{rate:9,.0f} entries/s = {100 * rate / bare:5.1f} % of bare lxml; "
-                f"peak {peak:,.0f} MiB"
-            )
+            _show(rows, entries, f"import {db_name}", runs)
     return 0
+
+
+def _show(rows: list[tuple[str, list[tuple[float, float]]]], entries: int, name: str,
+          runs: list[tuple[float, float]]) -> None:  # fmt: skip
+    bare = entries / statistics.median(t for t, _ in rows[0][1])
+    wall = statistics.median(t for t, _ in runs)
+    rate = entries / wall
+    peak = max(m for _, m in runs)
+    print(
+        f"{name:18} median {wall:7.2f} s ({', '.join(f'{t:.2f}' for t, _ in runs)}) "
+        f"{rate:9,.0f} entries/s = {100 * rate / bare:5.1f} % of bare lxml; "
+        f"peak {peak:,.0f} MiB",
+        flush=True,
+    )
 
 
 def _fresh(url: str, env: dict[str, str]) -> None:
     """An empty database at the current schema."""
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, text
 
     from gateway.adapters.models import Base
 
     engine = create_engine(url)
     Base.metadata.drop_all(engine)
+    with engine.begin() as conn:  # else `db upgrade` believes the schema is there
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
     subprocess.run(
         [sys.executable, "-m", "gateway.entrypoints.cli", "db", "upgrade"],
