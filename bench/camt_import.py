@@ -1,11 +1,11 @@
 """camt.053 import speed: ``kassa settlement import`` (dry run and real) against a bare lxml pass.
 
-A plain camt.053 of N entries (default 100 000, one ``Ntry`` with one ``TxDtls`` each, as the
-sandbox bank writes them; a card number in one remittance per thousand, to be masked) is
-written to a temporary directory. Measured, in the same run, each in its own process:
+A plain camt.053 of N entries (default 100 000 ``TxDtls`` in the sandbox bank's day ``Ntry``; a
+card number in one remittance per thousand, to be masked) is written to a temporary directory.
+Measured, in the same run, each in its own process:
 
-- **bare lxml**: ``lxml.etree.iterparse`` over the file, clearing each ``Ntry`` (the floor: no
-  Kassa code at all);
+- **bare lxml**: ``lxml.etree.iterparse`` over the file, clearing each ``TxDtls`` and ``Ntry``
+  (the floor: no Kassa code at all);
 - **dry run**: ``kassa settlement import --dry-run`` (parse, check, tally);
 - **real import**: ``kassa settlement import`` into a fresh SQLite database (and PostgreSQL
   with ``--postgres URL``, into a scratch schema-less database you give it; it is emptied).
@@ -33,7 +33,7 @@ BARE = """
 import sys
 from lxml import etree
 n = 0
-for _, el in etree.iterparse(sys.argv[1], events=("end",), tag="{*}Ntry"):
+for _, el in etree.iterparse(sys.argv[1], events=("end",), tag=("{*}Ntry", "{*}TxDtls")):
     n += 1
     el.clear()
     while el.getprevious() is not None:
@@ -76,12 +76,15 @@ def write_file(path: Path, entries: int) -> None:
     path.write_text(camt053(batch), encoding="utf-8")
 
 
-# Runs a module or a code string and prints its own peak RSS (KiB) last on stderr, so each
-# child's peak is its own (RUSAGE_CHILDREN would give the largest child so far).
+# Runs a module or a code string and prints its own peak RSS (KiB) last on stderr. VmHWM, not
+# ru_maxrss: Linux carries ru_maxrss across exec, so a child would show this process's peak.
 WRAP = """
-import atexit, resource, runpy, sys
-atexit.register(lambda: print("MAXRSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                              file=sys.stderr))
+import atexit, runpy, sys
+def peak():
+    with open("/proc/self/status") as f:
+        kib = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+    print("MAXRSS", kib, file=sys.stderr)
+atexit.register(peak)
 kind, what, *sys.argv[1:] = sys.argv[1:]
 sys.argv[0] = what
 exec(what) if kind == "code" else runpy.run_module(what, run_name="__main__", alter_sys=True)
