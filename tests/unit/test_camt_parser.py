@@ -131,3 +131,67 @@ def test_entities_and_dtds_are_refused() -> None:
 def test_other_documents_are_refused() -> None:
     with pytest.raises(InvalidSettlementFile, match="expected Document"):
         parse('<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"/>')
+
+
+# Every attack defusedxml refuses stays refused with the lxml parser (its tests' documents,
+# github.com/tiran/defusedxml xmltestdata: xmlbomb, xmlbomb2 (quadratic), external,
+# external_file, dtd, plus a parameter entity and a bare DOCTYPE).
+_DOC = f'<Document xmlns="{NS53}"><BkToCstmrStmt>%s</BkToCstmrStmt></Document>'
+_ATTACKS = {
+    "billion_laughs": '<!DOCTYPE Document [<!ENTITY a "1234567890">'
+    + "".join(
+        f'<!ENTITY {c} "{("&" + p + ";") * 10}">'
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + "]>"
+    + _DOC % "&i;",
+    "quadratic_blowup": f'<!DOCTYPE Document [<!ENTITY x "{"X" * 50_000}">]>'
+    + _DOC % ("&x;" * 2_000),
+    "external_entity_file": '<!DOCTYPE Document [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+    + _DOC % "&e;",
+    "external_entity_http": '<!DOCTYPE Document [<!ENTITY e SYSTEM "http://127.0.0.1:9/x">]>'
+    + _DOC % "&e;",
+    "external_dtd": '<!DOCTYPE Document SYSTEM "http://127.0.0.1:9/camt.dtd">' + _DOC % "",
+    "parameter_entity": '<!DOCTYPE Document [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>'
+    + _DOC % "",
+    "bare_doctype": "<!DOCTYPE Document>" + _DOC % "",
+}
+
+
+@pytest.mark.parametrize("attack", sorted(_ATTACKS))
+def test_every_defusedxml_attack_is_refused(attack: str) -> None:
+    document = '<?xml version="1.0" encoding="UTF-8"?>\n' + _ATTACKS[attack]
+    with pytest.raises(InvalidSettlementFile, match="may not contain DTDs or entities"):
+        parse(document)
+
+
+def test_an_undeclared_entity_is_not_well_formed() -> None:
+    with pytest.raises(InvalidSettlementFile, match="not well-formed XML"):
+        parse(_DOC % "&passwd;")
+
+
+def test_xinclude_is_not_followed() -> None:
+    """An XInclude element is an unknown element like any other: nothing is read from disk."""
+    include = '<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="/etc/passwd"/>'
+    lines = parse(camt053(sandbox_batch()).replace("<GrpHdr>", include + "<GrpHdr>", 1))
+    assert lines and not any("root:" in str(line) for line in lines)
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("chunk", [1, 2, 7, 1 << 16])
+def test_line_numbers_whatever_the_line_ends_and_reads(ending: str, chunk: int) -> None:
+    """CR LF split across two reads, or a lone CR: lines are counted as the file shows them."""
+    text = camt053(sandbox_batch()).replace(
+        '<Amt Ccy="EUR">12.05</Amt>', '<Amt Ccy="EUR">12.055</Amt>', 1
+    )
+    want = text[: text.index("12.055")].count("\n") + 1
+    raw = io.BytesIO(text.replace("\n", ending).encode())
+
+    class Trickle(io.RawIOBase):
+        def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+            data = raw.read(min(len(b), chunk))
+            b[: len(data)] = data
+            return len(data)
+
+    with pytest.raises(InvalidSettlementFile, match=rf"TxDtls\[1\]/Amt \(line {want}\)"):
+        list(parse_camt(Trickle()))  # type: ignore[arg-type]

@@ -25,9 +25,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import islice
 from typing import Any, Literal, cast
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import (
@@ -54,6 +55,7 @@ from gateway.domain.reconciliation import (
     KassaRefund,
     ManualDecision,
     Outcome,
+    Result,
     reconcile,
 )
 from gateway.errors import InvalidInput, NotFound
@@ -76,6 +78,9 @@ class ReconSettings:
     fees: FeeSchedule
     window_days: int = 3
     unsettled_after_days: int = 2
+    # From this many payments in the window on, the day is read and matched in columns
+    # (same verdicts, see gateway/domain/reconciliation/columnar.py); 0: always.
+    columnar_from: int = 20_000
 
     @classmethod
     def from_settings(cls, settings: ReconciliationSettings) -> ReconSettings:
@@ -111,18 +116,22 @@ def reconcile_day(
         day - timedelta(days=settings.window_days),
         day + timedelta(days=settings.window_days),
     )
-    lines, source = _lines(uow, merchant, low, high + timedelta(days=settings.window_days))
-    outcome = reconcile(
-        _payments(uow, merchant_id, low, high),
-        _refunds(uow, merchant_id, low, high),
-        lines,
-        fees=settings.fees,
-        as_of=as_of or utcnow().date(),
-        window_days=settings.window_days,
-        unsettled_after_days=settings.unsettled_after_days,
-        decisions=_decisions(uow, merchant_id),
-    )
-    todays = [r for r in outcome.results if r.day == day]
+    as_of = as_of or utcnow().date()
+    if _payment_count(uow, merchant_id, low, high) >= settings.columnar_from:
+        todays, source = _reconcile_in_columns(uow, merchant, day, low, high, settings, as_of)
+    else:
+        lines, source = _lines(uow, merchant, low, high + timedelta(days=settings.window_days))
+        outcome = reconcile(
+            _payments(uow, merchant_id, low, high),
+            _refunds(uow, merchant_id, low, high),
+            lines,
+            fees=settings.fees,
+            as_of=as_of,
+            window_days=settings.window_days,
+            unsettled_after_days=settings.unsettled_after_days,
+            decisions=_decisions(uow, merchant_id),
+        )
+        todays = [r for r in outcome.results if r.day == day]
     run = ReconRun(
         merchant_id=merchant_id,
         day=day.isoformat(),
@@ -143,24 +152,27 @@ def reconcile_day(
         )
         .execution_options(synchronize_session=False)
     )
-    uow.session.add_all(
-        ReconResult(
-            merchant_id=merchant_id,
-            run_id=run.id,
-            day=day.isoformat(),
-            subject=r.subject,
-            subject_id=r.id,
-            outcome=r.outcome.value,
-            currency=r.currency,
-            expected_minor=r.expected_minor,
-            settled_minor=r.settled_minor,
-            fee_expected_minor=r.fee_expected_minor,
-            fee_charged_minor=r.fee_charged_minor,
-            linked=list(r.linked),
-            reason=r.reason,
-        )
+    rows = (
+        {
+            "merchant_id": merchant_id,
+            "run_id": run.id,
+            "day": day.isoformat(),
+            "subject": r.subject,
+            "subject_id": r.id,
+            "outcome": r.outcome.value,
+            "currency": r.currency,
+            "expected_minor": r.expected_minor,
+            "settled_minor": r.settled_minor,
+            "fee_expected_minor": r.fee_expected_minor,
+            "fee_charged_minor": r.fee_charged_minor,
+            "linked": list(r.linked),
+            "reason": r.reason,
+        }
         for r in todays
     )
+    # Bulk inserts (executemany) in slices: a chain's day has millions of verdicts.
+    while chunk := list(islice(rows, 10_000)):
+        uow.session.execute(insert(ReconResult), chunk)
     outbox.publish(
         uow,
         merchant_id=merchant_id,
@@ -175,6 +187,57 @@ def reconcile_day(
         },
     )
     return run
+
+
+def _payment_count(uow: UnitOfWork, merchant_id: int, low: date, high: date) -> int:
+    paid = func.coalesce(Payment.paid_at, Payment.created_at)
+    return int(
+        uow.session.scalar(
+            select(func.count()).where(
+                Payment.merchant_id == merchant_id,
+                Payment.status.in_(sorted(SETTLEABLE)),
+                paid >= _start(low),
+                paid < _start(high + timedelta(days=1)),
+            )
+        )
+        or 0
+    )
+
+
+def _reconcile_in_columns(
+    uow: UnitOfWork,
+    merchant: Merchant,
+    day: date,
+    low: date,
+    high: date,
+    settings: ReconSettings,
+    as_of: date,
+) -> tuple[list[Result], str | None]:
+    """The day's verdicts by ``reconcile_frames``: inputs read in columns, same verdicts."""
+    from gateway.domain.reconciliation.columnar import reconcile_frames, refunds_frame
+    from gateway.services.settlement import recon_frames
+
+    line_high = high + timedelta(days=settings.window_days)
+    days_with_files = _days_with_files(uow, merchant, low, line_high)
+    callbacks = (
+        _callback_lines(uow, merchant, low, line_high, days_with_files)
+        if merchant.settlement_accounts
+        else []
+    )
+    lines, sources = recon_frames.lines_frame_of(uow, merchant, low, line_high, callbacks)
+    if callbacks:
+        sources.append("callback")
+    outcome = reconcile_frames(
+        recon_frames.payments_frame(uow, merchant.id, low, high),
+        refunds_frame(_refunds(uow, merchant.id, low, high)),
+        lines,
+        fees=settings.fees,
+        as_of=as_of,
+        window_days=settings.window_days,
+        unsettled_after_days=settings.unsettled_after_days,
+        decisions=_decisions(uow, merchant.id),
+    )
+    return list(outcome.results(day)), "+".join(sources) or None
 
 
 def flawed_statements(uow: UnitOfWork, merchant: Merchant, day: date) -> list[int]:
@@ -285,7 +348,17 @@ def _lines(
         if day not in best or SOURCE_PRIORITY.index(row.source) < SOURCE_PRIORITY.index(best[day]):
             best[day] = row.source
     chosen = [_line(row) for row in rows if best.get(row.booked_on or "") == row.source]
-    callbacks = [
+    callbacks = _callback_lines(uow, merchant, low, high, set(best))
+    sources = sorted(set(best.values()), key=SOURCE_PRIORITY.index)
+    if callbacks:
+        sources.append("callback")
+    return chosen + callbacks, "+".join(sources) or None
+
+
+def _callback_lines(
+    uow: UnitOfWork, merchant: Merchant, low: date, high: date, days_with_files: set[str]
+) -> list[BankLine]:
+    return [
         _callback_line(uow, settlement)
         for settlement in uow.session.scalars(
             select(BankSettlement)
@@ -296,12 +369,32 @@ def _lines(
             )
             .order_by(BankSettlement.id)
         )
-        if settlement.day not in best  # a file for the day says more than its callback
+        if settlement.day not in days_with_files  # a file for the day says more than its callback
     ]
-    sources = sorted(set(best.values()), key=SOURCE_PRIORITY.index)
-    if callbacks:
-        sources.append("callback")
-    return chosen + callbacks, "+".join(sources) or None
+
+
+def _days_with_files(uow: UnitOfWork, merchant: Merchant, low: date, high: date) -> set[str]:
+    """The booking days for which a file (any source) has lines on the merchant's accounts."""
+    accounts = [str(a) for a in (merchant.settlement_accounts or [])]
+    if not accounts:
+        return set()
+    return set(
+        uow.session.scalars(
+            select(SettlementEntry.booked_on)
+            .distinct()
+            .join(SettlementFile, SettlementFile.id == SettlementEntry.file_id)
+            .where(
+                SettlementFile.state == "imported",
+                SettlementEntry.booked_on >= low.isoformat(),
+                SettlementEntry.booked_on <= high.isoformat(),
+                SettlementEntry.status == "BOOK",
+                or_(
+                    SettlementEntry.account_iban.in_(accounts),
+                    SettlementEntry.merchant_id.in_(accounts),
+                ),
+            )
+        )
+    )
 
 
 def _callback_line(uow: UnitOfWork, settlement: BankSettlement) -> BankLine:

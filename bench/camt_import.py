@@ -1,0 +1,184 @@
+"""camt.053 import speed: ``kassa settlement import`` (dry run and real) against a bare lxml pass.
+
+A plain camt.053 of N entries (default 100 000 ``TxDtls`` in the sandbox bank's day ``Ntry``; a
+card number in one remittance per thousand, to be masked) is written to a temporary directory.
+Measured, in the same run, each in its own process:
+
+- **bare lxml**: ``lxml.etree.iterparse`` over the file, clearing each ``TxDtls`` and ``Ntry``
+  (the floor: no Kassa code at all);
+- **dry run**: ``kassa settlement import --dry-run`` (parse, check, tally);
+- **real import**: ``kassa settlement import`` into a fresh SQLite database (and PostgreSQL
+  with ``--postgres URL``, into a scratch schema-less database you give it; it is emptied).
+
+Entries per second are from the wall time of the whole command (Python start included);
+peak memory is the child's ``ru_maxrss``. Target: the import at ≥ 50 % of the bare pass's
+entries/s, memory flat for any file size (compare ``--entries`` 20 000 and 100 000).
+
+Run from the repository root: ``.venv/bin/python -m bench.camt_import`` (``--quick``: 20 000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+BARE = """
+import sys
+from lxml import etree
+n = 0
+for _, el in etree.iterparse(sys.argv[1], events=("end",), tag=("{*}Ntry", "{*}TxDtls")):
+    n += 1
+    el.clear()
+    while el.getprevious() is not None:
+        del el.getparent()[0]
+print(n)
+"""
+
+
+def write_file(path: Path, entries: int) -> None:
+    from sandbox_bank.camt import camt053
+    from sandbox_bank.settlement import SettlementBatch, SettlementLine
+
+    day = date(2026, 11, 25)
+    lines = tuple(
+        SettlementLine(
+            "payment",
+            f"K{i:011d}",
+            f"pay_{i}",
+            None,
+            None,
+            day,
+            1_000 + i % 5_000,
+            15,
+            "EUR",
+            f"card 4111111111111111 payment {i}" if i % 1_000 == 0 else f"bill {i}",
+        )
+        for i in range(entries)
+    )
+    batch = SettlementBatch(
+        "stl_bench",
+        "KASSA-DEMO-0001",
+        "Kassa Demo",
+        "DE89370400440532013000",
+        day,
+        "EUR",
+        datetime(2026, 11, 25, 12, tzinfo=UTC),
+        0,
+        lines,
+    )
+    path.write_text(camt053(batch), encoding="utf-8")
+
+
+# Runs a module or a code string and prints its own peak RSS (KiB) last on stderr. VmHWM, not
+# ru_maxrss: Linux carries ru_maxrss across exec, so a child would show this process's peak.
+WRAP = """
+import atexit, runpy, sys
+def peak():
+    with open("/proc/self/status") as f:
+        kib = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+    print("MAXRSS", kib, file=sys.stderr)
+atexit.register(peak)
+kind, what, *sys.argv[1:] = sys.argv[1:]
+sys.argv[0] = what
+exec(what) if kind == "code" else runpy.run_module(what, run_name="__main__", alter_sys=True)
+"""
+
+
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and the child's peak RSS in MiB."""
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", WRAP, *cmd], env=env, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{done.stdout}\n{done.stderr}")
+    wall = time.perf_counter() - t0
+    peak = int(done.stderr.strip().splitlines()[-1].split()[-1])
+    return wall, peak / 1024
+
+
+def kassa(args: list[str]) -> list[str]:
+    return ["module", "gateway.entrypoints.cli", "settlement", "import", *args]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="20 000 entries")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--import-repeat", type=int, help="runs of each real import (--repeat)")
+    parser.add_argument("--postgres", help="also import into this PostgreSQL URL (emptied)")
+    args = parser.parse_args(argv)
+    entries = 20_000 if args.quick else args.entries
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "statement.camt053.xml"
+        write_file(path, entries)
+        size = path.stat().st_size / 1e6
+        print(f"camt.053 of {entries:,} entries, {size:.1f} MB")
+        env = {**os.environ, "KASSA_DATABASE_URL": f"sqlite:///{tmp}/d.db"}
+        env.pop("KASSA_CONFIG", None)
+        cases: dict[str, list[str]] = {
+            "bare lxml": ["code", BARE, str(path)],
+            "dry run": kassa(["--dry-run", str(path)]),
+        }
+        rows = []
+        for name, cmd in cases.items():
+            runs = [run(cmd, env) for _ in range(args.repeat)]
+            rows.append((name, runs))
+            _show(rows, entries, name, runs)
+        targets = [("sqlite", f"sqlite:///{tmp}/import.db")]
+        if args.postgres:
+            targets.append(("postgresql", args.postgres))
+        for db_name, url in targets:
+            db_env = {**env, "KASSA_DATABASE_URL": url}
+            runs = []
+            for _ in range(args.import_repeat or args.repeat):
+                _fresh(url, db_env)
+                runs.append(run(kassa([str(path)]), db_env))
+            rows.append((f"import {db_name}", runs))
+            _show(rows, entries, f"import {db_name}", runs)
+    return 0
+
+
+def _show(rows: list[tuple[str, list[tuple[float, float]]]], entries: int, name: str,
+          runs: list[tuple[float, float]]) -> None:  # fmt: skip
+    bare = entries / statistics.median(t for t, _ in rows[0][1])
+    wall = statistics.median(t for t, _ in runs)
+    rate = entries / wall
+    peak = max(m for _, m in runs)
+    print(
+        f"{name:18} median {wall:7.2f} s ({', '.join(f'{t:.2f}' for t, _ in runs)}) "
+        f"{rate:9,.0f} entries/s = {100 * rate / bare:5.1f} % of bare lxml; "
+        f"peak {peak:,.0f} MiB",
+        flush=True,
+    )
+
+
+def _fresh(url: str, env: dict[str, str]) -> None:
+    """An empty database at the current schema."""
+    from sqlalchemy import create_engine, text
+
+    from gateway.adapters.models import Base
+
+    engine = create_engine(url)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as conn:  # else `db upgrade` believes the schema is there
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+    subprocess.run(
+        [sys.executable, "-m", "gateway.entrypoints.cli", "db", "upgrade"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
