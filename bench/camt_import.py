@@ -8,7 +8,7 @@ Measured, in the same run, each in its own process:
   (the floor: no Kassa code at all);
 - **dry run**: ``kassa settlement import --dry-run`` (parse, check, tally);
 - **real import**: ``kassa settlement import`` into a fresh SQLite database (and PostgreSQL
-  with ``--postgres URL``, into a scratch schema-less database you give it; it is emptied).
+  with ``--postgres URL``, into a schema of its own there, dropped afterwards).
 
 Entries per second are from the wall time of the whole command (Python start included);
 peak memory is the child's ``ru_maxrss``. Target: the import at ≥ 50 % of the bare pass's
@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20 000 entries")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--import-repeat", type=int, help="runs of each real import (--repeat)")
-    parser.add_argument("--postgres", help="also import into this PostgreSQL URL (emptied)")
+    parser.add_argument(
+        "--postgres", help="also import into this PostgreSQL URL (in a schema of its own)"
+    )
     args = parser.parse_args(argv)
     entries = 20_000 if args.quick else args.entries
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             _show(rows, entries, name, runs)
         targets = [("sqlite", f"sqlite:///{tmp}/import.db")]
         if args.postgres:
-            targets.append(("postgresql", args.postgres))
+            targets.append(("postgresql", _own_schema(args.postgres)))
         for db_name, url in targets:
             db_env = {**env, "KASSA_DATABASE_URL": url}
             runs = []
@@ -159,6 +161,29 @@ def _show(rows: list[tuple[str, list[tuple[float, float]]]], entries: int, name:
         f"peak {peak:,.0f} MiB",
         flush=True,
     )
+
+
+def _own_schema(url: str) -> str:
+    """``url`` confined to a new schema ``kassa_bench_camt_<pid>``, dropped when this exits:
+    nothing else in that database is read, changed or emptied."""
+    import atexit
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"kassa_bench_camt_{os.getpid()}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+    atexit.register(drop)
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
 
 
 def _fresh(url: str, env: dict[str, str]) -> None:
