@@ -327,12 +327,17 @@ def _worker(url: str, bank_url: str, interval: float) -> Iterator[None]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.entrypoints.cli", "worker"],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    time.sleep(3)  # started, or already stopped on a configuration error
-    if proc.poll() is not None:
-        raise RuntimeError(f"kassa worker stopped at start (exit code {proc.returncode})")
     try:
+        # Its first line says it runs jobs: a loaded machine takes many seconds to get there,
+        # and a heal timed before it would measure the worker's start, not the polls.
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        if "running jobs" not in first:
+            proc.wait(timeout=30)
+            raise RuntimeError(f"kassa worker stopped at start (exit code {proc.returncode})")
         yield
     finally:
         proc.terminate()

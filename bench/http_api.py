@@ -80,7 +80,9 @@ def _database(backend: str, workdir: Path) -> Iterator[str | None]:
 def _server(url: str, workdir: Path) -> Iterator[tuple[str, str]]:
     """Migrate and seed ``url``, start gunicorn; yield (base URL, till API key)."""
     from gateway.services.demo import seed_demo
+    from gateway.services.staff import mfa
 
+    mfa.configure("bench")  # the demo enrols its manager's second factor
     db = Database(url)
     db.upgrade()
     with db.unit_of_work() as uow:
