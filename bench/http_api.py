@@ -77,8 +77,9 @@ def _database(backend: str, workdir: Path) -> Iterator[str | None]:
 
 
 @contextmanager
-def _server(url: str, workdir: Path) -> Iterator[tuple[str, str]]:
-    """Migrate and seed ``url``, start gunicorn; yield (base URL, till API key)."""
+def _server(url: str, workdir: Path, gunicorn: str | None = None) -> Iterator[tuple[str, str]]:
+    """Migrate and seed ``url``, start gunicorn (``gunicorn``: its options, else
+    ``BENCH_GUNICORN``); yield (base URL, till API key)."""
     from gateway.services.demo import seed_demo
     from gateway.services.staff import mfa
 
@@ -97,7 +98,7 @@ def _server(url: str, workdir: Path) -> Iterator[tuple[str, str]]:
             "gunicorn",
             "--bind",
             f"127.0.0.1:{port}",
-            *os.environ.get("BENCH_GUNICORN", "--workers 2 --threads 4").split(),
+            *(gunicorn or os.environ.get("BENCH_GUNICORN", "--workers 2 --threads 4")).split(),
             "bench.wsgi_bench:app",
         ],
         env=env,

@@ -7,12 +7,14 @@ instead of failing); PostgreSQL (psycopg 3) is production.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
@@ -30,7 +32,31 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         # deadlocking on a lock upgrade; a read-only one with a plain BEGIN, so reads run alongside.
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection unused this long is checked with a ping before it is handed out (the
+# server may have restarted meanwhile). One in steady use is not: SQLAlchemy's pool_pre_ping
+# pings at every checkout, a round trip as long as a callback's INSERT, once per request or job.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine.pool, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["kassa_returned"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _alive(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("kassa_returned")
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+            return  # just connected, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool drops this connection and checks out another
+            raise DisconnectionError(f"pooled connection went away: {exc}") from exc
 
 
 def _make_parent_directory(url: str) -> None:
