@@ -656,11 +656,14 @@ def print_healing(args: argparse.Namespace) -> None:
         "to Kassa's paid state"
     )
     for backend, (baseline, dropped) in heal(args):
+        healed = dropped.median_lost or 0
+        verdict = "within" if healed <= args.poll_interval else "LATER than"
         print(
             f"{backend:>10}: no callback lost (baseline): median {baseline.median_all:.2f} s; "
             f"{dropped.drop_percent} % lost ({dropped.lost} callbacks): median "
             f"{dropped.median_all:.2f} s, {dropped.median_lost or 0:.2f} s for the lost ones "
-            f"(poll interval {args.poll_interval:g} s); all {dropped.payments} paid"
+            f"({verdict} one poll interval of {args.poll_interval:g} s); all "
+            f"{dropped.payments} paid"
         )
 
 
