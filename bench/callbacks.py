@@ -556,10 +556,9 @@ class RateFigure:
     bare: list[float]  # the same work as bare SQL, each run
 
 
-def run(args: argparse.Namespace) -> list[RateFigure]:
+def run(args: argparse.Namespace) -> Iterator[RateFigure]:
     """Kassa's callbacks per second beside the bare-SQL ceiling, alternating run by run on the
-    same database, for each number of gunicorn web processes."""
-    results = []
+    same database, for each number of gunicorn web processes (each figure as soon as it is in)."""
     for backend in args.backends:
         for processes in args.web_processes:
             gunicorn = f"--workers {processes} --threads {args.threads}"
@@ -582,8 +581,7 @@ def run(args: argparse.Namespace) -> list[RateFigure]:
                         bare.append(
                             bare_run(url, args.events, args.duplicates, args.clients, seed=n)
                         )
-                results.append(RateFigure(backend, processes, kassa, bare))
-    return results
+                yield RateFigure(backend, processes, kassa, bare)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -632,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"callbacks/s: Kassa (POST /bank/callbacks under gunicorn) beside the ceiling (the same "
         f"writes as bare SQL, one transaction per callback on {args.clients} connections)"
     )
-    for figure in run(args):
+    for figure in run(args):  # printed as each comes in: the whole takes many minutes
         kassa, bare = statistics.median(figure.kassa), statistics.median(figure.bare)
         pairs = zip(figure.kassa, figure.bare, strict=True)
         verdict = ""
@@ -644,7 +642,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{'es' if figure.web_processes > 1 else ''}: Kassa {kassa:6.0f}/s, bare SQL "
             f"{bare:6.0f}/s, {kassa / bare:4.0%} (runs: "
             f"{', '.join(f'{k:.0f}/{b:.0f}' for k, b in pairs)}"
-            f"); none lost or doubled{verdict}"
+            f"); none lost or doubled{verdict}",
+            flush=True,
         )
     print(f"{'verify':>10}: {verify:7.0f} Webhook.verify/s in-process (the HMAC check alone)")
 
