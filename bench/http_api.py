@@ -107,7 +107,8 @@ def _server(url: str, workdir: Path, gunicorn: str | None = None) -> Iterator[tu
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # A ceiling, not a deadline: four workers' imports take long on a loaded machine.
+        deadline = time.monotonic() + 180
         while True:
             try:
                 if requests.get(base + "/bare/", timeout=1).ok:
@@ -115,7 +116,9 @@ def _server(url: str, workdir: Path, gunicorn: str | None = None) -> Iterator[tu
             except requests.RequestException:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start: {proc.stderr.read().decode()[-2000:]}")
+                proc.kill()  # else reading its stderr waits for a master still running
+                _, err = proc.communicate(timeout=30)
+                raise RuntimeError(f"gunicorn did not start: {err.decode()[-2000:]}")
             time.sleep(0.1)
         yield base, creds["tills"][0]["api_key"]
     finally:
