@@ -126,11 +126,12 @@ def _seed(url: str, workdir: Path) -> str:
 
 
 @contextmanager
-def _server(url: str, workdir: Path) -> Iterator[tuple[str, str]]:
-    """Migrate and seed ``url``, start gunicorn (``BENCH_GUNICORN``, default 2 workers with 4
-    threads); yield (base URL, till API key). Other benchmarks (bench.callbacks) use this."""
+def _server(url: str, workdir: Path, gunicorn: str | None = None) -> Iterator[tuple[str, str]]:
+    """Migrate and seed ``url``, start gunicorn (``gunicorn``: its options, else
+    ``BENCH_GUNICORN``, default 2 workers with 4 threads); yield (base URL, till API key).
+    Other benchmarks (bench.callbacks) use this."""
     key = _seed(url, workdir)
-    options = os.environ.get("BENCH_GUNICORN", "--workers 2 --threads 4").split()
+    options = (gunicorn or os.environ.get("BENCH_GUNICORN", "--workers 2 --threads 4")).split()
     with _gunicorn(url, options, workdir) as port:
         yield f"http://127.0.0.1:{port}", key
 
@@ -161,7 +162,8 @@ def _gunicorn(url: str, options: list[str], workdir: Path) -> Iterator[int]:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 60
+        # A ceiling, not a deadline: four workers' imports take long on a loaded machine.
+        deadline = time.monotonic() + 180
         while True:
             try:
                 if Client(port).get("/bare/")[0] == 200:
@@ -169,8 +171,9 @@ def _gunicorn(url: str, options: list[str], workdir: Path) -> Iterator[int]:
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-                raise RuntimeError(f"gunicorn did not start: {err}")
+                proc.kill()  # else reading its stderr waits for a master still running
+                _, err = proc.communicate(timeout=30)
+                raise RuntimeError(f"gunicorn did not start: {err.decode()[-2000:]}")
             time.sleep(0.1)
         yield port
     finally:

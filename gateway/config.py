@@ -149,14 +149,33 @@ def bank_credentials(settings: Settings) -> BankCredentials:
         "webhook_secret": bank.webhook_secret,
     }
     if not all(values.values()):
-        path = data_path(settings, bank.secrets_file)
-        try:
-            stored = json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):
-            stored = {}
+        stored = _secrets_file(data_path(settings, bank.secrets_file))
         for key, value in values.items():
             values[key] = value or str(stored.get(key) or "")
     return BankCredentials(**values)
+
+
+_secrets_cache: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
+def _secrets_file(path: Path) -> dict[str, Any]:
+    """The sandbox's secrets file, read again only when it changed (its size or modification
+    time): every callback needs the webhook secret, and a rotated file is seen at once."""
+    try:
+        facts = path.stat()
+    except FileNotFoundError:
+        return {}
+    signature = (facts.st_mtime_ns, facts.st_size)
+    cached = _secrets_cache.get(path)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    try:
+        stored = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    stored = stored if isinstance(stored, dict) else {}
+    _secrets_cache[path] = (signature, stored)
+    return stored
 
 
 def _read(path: Path) -> Config:

@@ -126,6 +126,7 @@ class WorkerSettings(Section):
     poll_interval_ms: int = Field(500, ge=1)
     lease_seconds: int = Field(60, ge=1)
     max_attempts: int = Field(8, ge=1)
+    threads: int = Field(4, ge=1, le=64)
 
 
 class BankSettings(Section):

@@ -2,11 +2,14 @@
 
 Every event is a row in ``deliveries`` and every attempt a row in ``delivery_attempts``. An
 event is retried with exponential backoff and jitter until the merchant's endpoint answers 2xx;
-re-deliveries repeat its ``webhook-id`` and body, with a fresh timestamp and signature.
+re-deliveries repeat its ``webhook-id`` and body, with a fresh timestamp and signature. Each
+attempt carries the ``X-Request-Id`` of the request that caused the event (the wallet's payment,
+the gateway's refund request), and is logged with it, so a sale can be followed across.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -19,11 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
+from gateway.adapters import logging_setup
 from sandbox_bank import faults, refunds, state
 from sandbox_bank.models import Delivery, DeliveryAttempt, Merchant, utcnow
 from sandbox_bank.secrets import new_webhook_secret
 
 USER_AGENT = "kassa-sandbox-bank/1"
+log = logging.getLogger(__name__)
 
 
 def deliver_due(app: Flask, now: datetime | None = None) -> int:
@@ -86,6 +91,7 @@ def _attempt(
     dropped = faults.drops(knobs, delivery.event_id, delivery.attempts)
     if dropped:
         _record(session, delivery, None, dropped, dropped=True)
+        _log_attempt(delivery, None, dropped)
         _retry_later(bank, delivery, now, None, dropped)
         return
     if knobs["delay_ms"]:
@@ -94,6 +100,7 @@ def _attempt(
     secret = new_webhook_secret() if wrong else merchant.webhook_secret
     code, error = _send(bank, merchant.callback_url, delivery, secret)
     _record(session, delivery, code, error, wrong_signature=wrong)
+    _log_attempt(delivery, code, error)
     if code is None or not 200 <= code < 300:
         _retry_later(bank, delivery, now, code, error)
         return
@@ -115,6 +122,8 @@ def _send(
         "webhook-timestamp": str(int(sent_at.timestamp())),
         "webhook-signature": Webhook(secret).sign(delivery.event_id, sent_at, delivery.body),
     }
+    if delivery.request_id:
+        headers["x-request-id"] = delivery.request_id
     timeout = bank.settings.delivery_timeout_s
     try:
         response = requests.post(
@@ -127,6 +136,21 @@ def _send(
     except requests.RequestException as exc:
         return None, f"{type(exc).__name__}: {exc}"[:500]
     return response.status_code, None if response.ok else response.text[:500]
+
+
+def _log_attempt(delivery: Delivery, code: int | None, error: str | None) -> None:
+    """One line per attempt, carrying the request id of what caused the event."""
+    token = logging_setup.request_id.set(delivery.request_id)
+    try:
+        log.info(
+            "callback %s (%s) attempt %d: %s",
+            delivery.event_id,
+            delivery.type,
+            delivery.attempts,
+            code if error is None else f"{code or 'not sent'} {error[:200]}",
+        )
+    finally:
+        logging_setup.request_id.reset(token)
 
 
 def _record(

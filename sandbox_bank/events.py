@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gateway.adapters import logging_setup
 from gateway.domain.money import Money
 from sandbox_bank.models import Delivery, Payment, Refund, Settlement, utcnow
 
@@ -130,8 +131,13 @@ def queue_callback(
     type_: str,
     data: dict[str, Any],
     now: datetime | None = None,
+    request_id: str | None = None,
 ) -> Delivery:
-    """Store a callback for delivery; its body is fixed now, so every attempt sends the same."""
+    """Store a callback for delivery; its body is fixed now, so every attempt sends the same.
+
+    ``request_id`` (default: the current request's) is sent with it as ``X-Request-Id``, so the
+    gateway's log lines for the callback name the request that caused it.
+    """
     if type_ not in CALLBACK_TYPES:
         raise ValueError(f"unknown callback type {type_!r}")
     now = now or utcnow()
@@ -145,6 +151,7 @@ def queue_callback(
         attempts=0,
         next_attempt_at=now,
         created_at=now,
+        request_id=request_id or logging_setup.request_id.get(),
     )
     session.add(delivery)
     return delivery

@@ -27,7 +27,9 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     make_url,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -106,6 +108,8 @@ class Refund(Base):
     bank_refund_id: Mapped[str] = mapped_column(String(40), unique=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.merchant_id"))
     refund_id: Mapped[str] = mapped_column(String(64))  # the gateway's id
+    # X-Request-Id of the request that asked for it: its callback carries it back.
+    request_id: Mapped[str | None] = mapped_column(String(128))
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
     amount_minor: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
@@ -172,6 +176,8 @@ class Delivery(Base):
     delivered_at: Mapped[datetime | None]
     last_status_code: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # X-Request-Id of the request that caused the event, sent with every attempt (and logged).
+    request_id: Mapped[str | None] = mapped_column(String(128))
 
 
 class DeliveryAttempt(Base):
@@ -204,6 +210,21 @@ class Database:
 
     def create_all(self) -> None:
         Base.metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns newer than a sandbox database file (created before they existed): added,
+        nullable, so an old file keeps working without being deleted."""
+        known = inspect(self.engine)
+        with self.engine.begin() as conn:
+            for table in Base.metadata.sorted_tables:
+                have = {c["name"] for c in known.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name not in have and column.nullable:
+                        kind = column.type.compile(dialect=self.engine.dialect)
+                        conn.execute(
+                            text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+                        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from gateway.adapters import logging_setup
 from gateway.domain.money import Money
 from gateway.errors import InvalidMoney
 from sandbox_bank import events, faults, idempotency
@@ -105,6 +106,7 @@ def _create(
         currency=payment.currency,
         status="pending",
         idempotency_key=key,
+        request_id=logging_setup.request_id.get(),
         created_at=now,
         process_after=now + timedelta(milliseconds=settings.refund_delay_ms),
     )
@@ -190,4 +192,11 @@ def _complete(session: Session, refund: Refund, now: datetime) -> None:
     session.flush()
     data = events.refund_json(refund, payment)
     data.pop("status")
-    events.queue_callback(session, merchant.merchant_id, f"refund.{refund.status}", data, now)
+    events.queue_callback(
+        session,
+        merchant.merchant_id,
+        f"refund.{refund.status}",
+        data,
+        now,
+        request_id=refund.request_id,
+    )

@@ -3,7 +3,8 @@
 One session with connection pooling; connect and read timeouts on every call; retries with
 exponential backoff and jitter (urllib3's ``Retry``) for calls that are idempotent: GETs, and
 POSTs, because every POST this client sends carries an ``Idempotency-Key`` (the client refuses
-to send one without). Failures become :class:`BankUnavailable` (retry later) or
+to send one without). Each call carries the current request's or job's id as ``X-Request-Id``.
+Failures become :class:`BankUnavailable` (retry later) or
 :class:`BankRejected` (don't).
 """
 
@@ -17,6 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from gateway.adapters import logging_setup
 from gateway.errors import BankNotConfigured, BankRejected, BankUnavailable
 
 
@@ -100,7 +102,7 @@ class BankClient:
         if not url.startswith(self.base_url + "/"):
             raise BankRejected(f"refusing to download {url!r}: it is not under {self.base_url}")
         try:
-            response = self.session.get(url, timeout=self.timeout)
+            response = self.session.get(url, timeout=self.timeout, headers=_traced())
         except requests.RequestException as exc:
             raise BankUnavailable(
                 f"the bank did not answer GET {url}: {type(exc).__name__}"
@@ -119,8 +121,11 @@ class BankClient:
             raise ValueError("every POST to the bank needs an Idempotency-Key")
         return self._request("POST", path, json=body, headers={"Idempotency-Key": idempotency_key})
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         url = self.base_url + path
+        kwargs["headers"] = {**_traced(), **(headers or {})}
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
@@ -142,3 +147,10 @@ class BankClient:
                 http_status=response.status_code,
             )
         return body
+
+
+def _traced() -> dict[str, str]:
+    """``X-Request-Id`` for the bank: the request or job this call is made for (the bank logs
+    it and sends it back on the callbacks the call causes)."""
+    chosen = logging_setup.outgoing_request_id()
+    return {"X-Request-Id": chosen} if chosen else {}

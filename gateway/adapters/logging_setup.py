@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -24,6 +25,9 @@ from typing import IO, Any
 from gateway.adapters.log_filter import install_card_number_filter
 
 request_id: ContextVar[str | None] = ContextVar("kassa_request_id", default=None)
+# An incoming X-Request-Id is kept if it is short and plain (a proxy's, a till's or the gateway's
+# own id, by whichever process receives it); anything else is replaced by a new one.
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 payment_id: ContextVar[str | None] = ContextVar("kassa_payment_id", default=None)
 
 _role = "kassa"
@@ -187,7 +191,14 @@ def install_log_escaping() -> None:
         logging.setLogRecordFactory(_escaping_factory(current))
 
 
+def outgoing_request_id() -> str | None:
+    """The id to send on as ``X-Request-Id`` to another process: this request's or job's, else
+    the payment being handled."""
+    return request_id.get() or payment_id.get()
+
+
 __all__ = [
+    "SANE_REQUEST_ID",
     "ContextFilter",
     "JsonFormatter",
     "PlainFormatter",
@@ -195,6 +206,7 @@ __all__ = [
     "configure_logging",
     "escape_for_log",
     "install_log_escaping",
+    "outgoing_request_id",
     "payment_id",
     "request_id",
 ]

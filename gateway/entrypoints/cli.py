@@ -216,6 +216,7 @@ def worker() -> None:
         poll_interval=config.worker.poll_interval_ms / 1000,
         lease_seconds=config.worker.lease_seconds,
         stop=lambda: stopping,
+        threads=config.worker.threads,
     )
 
 

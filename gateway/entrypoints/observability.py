@@ -6,7 +6,6 @@ one log line per request, and ``GET /metrics`` (its access rule, ``operator``, i
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 
@@ -18,8 +17,7 @@ from gateway.services import metrics
 
 log = logging.getLogger("gateway.request")
 
-# An incoming X-Request-Id is kept if it is short and plain (a proxy's or a till's own id).
-SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+SANE_REQUEST_ID = logging_setup.SANE_REQUEST_ID
 
 
 def install(app: Flask, db: Database) -> None:

@@ -35,7 +35,11 @@ def running_worker(db: Database, loop: BankLoop) -> Iterator[None]:
     thread = threading.Thread(
         target=jobs.run_worker,
         args=(db, job_handlers(loop.config)),
-        kwargs={"poll_interval": 0.05, "stop": stopping.is_set},
+        kwargs={
+            "poll_interval": 0.05,
+            "stop": stopping.is_set,
+            "threads": loop.config.worker.threads,  # side by side, as `kassa worker` runs them
+        },
         daemon=True,
     )
     thread.start()
@@ -83,44 +87,49 @@ def _events(db: Database) -> list[tuple[str, str | None, str]]:
 def test_a_payment_whose_callbacks_are_all_lost_is_paid_by_asking_the_bank(
     db: Database, demo: Any, tmp_path: Path
 ) -> None:
+    """Every callback dropped: the worker's polls (several at once) pay each payment once;
+    the callbacks the bank delivers late afterwards are stored and change nothing."""
     with bank_loop(db, tmp_path, payments=FAST_POLLS) as loop, running_worker(db, loop):
         loop.faults(drop_all=True)
-        created = _new_qr(loop, demo, "12.34")
-        assert loop.wallet_pays(created["qr_payload"]).status_code in (200, 201)
+        created = [_new_qr(loop, demo, amount) for amount in ("12.34", "5.60", "7.80")]
+        for each in created:
+            assert loop.wallet_pays(each["qr_payload"]).status_code in (200, 201)
 
         def healed() -> bool:
-            """the poll marks the payment paid although no callback arrived"""
-            return _payment(db, created["id"]).status == "paid"
+            """the polls mark every payment paid although no callback arrived"""
+            return all(_payment(db, each["id"]).status == "paid" for each in created)
 
         loop.wait_for(healed)
-        payment = _payment(db, created["id"])
-        assert payment.bank_payment_id and payment.paid_at
-        [(answer_id, kind, status)] = _events(db)
-        assert (answer_id, kind, status) == (
-            f"poll:{payment.bank_payment_id}",
-            "payment.succeeded",
-            "processed",
+        paid = {each["id"]: _payment(db, each["id"]) for each in created}
+        assert all(p.bank_payment_id and p.paid_at for p in paid.values())
+        assert sorted(_events(db)) == sorted(
+            (f"poll:{p.bank_payment_id}", "payment.succeeded", "processed") for p in paid.values()
         )
-        before = _history(db, created["id"])
-        assert [k for k, _, _ in before] == ["created", "qr_issued", "paid"]
-
-        loop.faults()  # the bank's retry now delivers the lost callback, late
-
-        def late_callback_stored() -> bool:
-            """the late callback arrived and was stored"""
-            return len(_events(db)) == 2
-
-        loop.wait_for(late_callback_stored)
-        late = _events(db)[1]
-        assert late[0].startswith("evt_") and late[1:] == ("payment.succeeded", "processed")
-        after = _payment(db, created["id"])
-        assert (after.status, after.bank_payment_id, after.paid_at, after.attention) == (
-            "paid",
-            payment.bank_payment_id,
-            payment.paid_at,
-            None,
+        before = {pid: _history(db, pid) for pid in paid}
+        assert all(
+            [k for k, _, _ in h] == ["created", "qr_issued", "paid"] for h in before.values()
         )
-        assert _history(db, created["id"]) == before  # the late callback changed nothing
+
+        loop.faults()  # the bank's retries now deliver the lost callbacks, late
+
+        def late_callbacks_stored() -> bool:
+            """the late callbacks arrived and were stored"""
+            return len(_events(db)) == 2 * len(created)
+
+        loop.wait_for(late_callbacks_stored)
+        late = [e for e in _events(db) if not e[0].startswith("poll:")]
+        assert all(
+            e[0].startswith("evt_") and e[1:] == ("payment.succeeded", "processed") for e in late
+        )
+        for pid, payment in paid.items():
+            after = _payment(db, pid)
+            assert (after.status, after.bank_payment_id, after.paid_at, after.attention) == (
+                "paid",
+                payment.bank_payment_id,
+                payment.paid_at,
+                None,
+            )
+            assert _history(db, pid) == before[pid]  # the late callback changed nothing
 
 
 def test_a_lost_refund_result_is_fetched_from_the_bank(

@@ -209,6 +209,8 @@ def receive(db: Database, callback: VerifiedCallback) -> EventStatus:
     status = _receive(db, callback)
     metrics.CALLBACKS.labels(outcome=status.value).inc()
     metrics.CALLBACK_SECONDS.observe(time.perf_counter() - started)
+    # With the bank's X-Request-Id (the request that caused the event) and the payment's id.
+    log.info("bank event %s: %s", callback.event_id, status.value)
     return status
 
 

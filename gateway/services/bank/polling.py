@@ -46,6 +46,8 @@ PAID_AT_THE_BANK = frozenset({"succeeded", "refunded", "partially_refunded"})
 REFUND_ENDED = frozenset({"succeeded", "failed"})
 # A refund the bank never finishes is asked this often, then left to a person.
 REFUND_POLLS = 60
+# The first look at a job's subject only reads (gateway.adapters.db: a plain BEGIN on SQLite).
+READ_ONLY = {"kassa_readonly": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,7 @@ def apply_payment_answer(uow: UnitOfWork, body: dict[str, Any]) -> callbacks.Eve
 def _open_payment(uow: UnitOfWork, payment_id: str) -> str | None:
     """The payment's reference if it is still open; read, then let go of the transaction so
     no lock is held while the bank answers."""
+    uow.session.connection(execution_options=READ_ONLY)  # SQLite: no writer's lock to read
     row = uow.session.execute(
         select(Payment.status, Payment.reference).where(Payment.id == payment_id)
     ).first()
@@ -205,6 +208,7 @@ def watch_refund(client: Callable[[], BankClient], settings: PollSettings) -> jo
 
     def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
         refund_id = payload["refund_id"]
+        uow.session.connection(execution_options=READ_ONLY)
         status = uow.session.scalar(select(Refund.status).where(Refund.id == refund_id))
         uow.rollback()
         if status not in (RefundStatus.REQUESTED, RefundStatus.SUBMITTED):
