@@ -359,3 +359,30 @@ def test_by_default_nothing_is_sent_to_a_local_or_private_address(
         "not sent: 127.0.0.1 is 127.0.0.1, not a public address "
         "([webhooks] allow_private_addresses is off)"
     )
+
+
+def test_an_anomaly_alert_reaches_the_receiver_as_a_signed_webhook(
+    db: Database, till: TillContext, receiver: tuple[Receiver, str], handlers: Any
+) -> None:
+    """An alert raised by the monitoring rules (two QR payments within a minute at one till,
+    with the merchant's threshold at 2) goes out as ``alert.raised``, signed, in the same
+    transaction as the payment that raised it."""
+    from gateway.services.monitoring import thresholds
+
+    app, url = receiver
+    subscribe(db, till.merchant_id, url, ["alert.*"], app)
+    with db.unit_of_work() as uow:
+        chosen = thresholds.defaults().with_overrides({"qr_payments_per_minute": 2}).as_dict()
+        thresholds.set_thresholds(uow, till.merchant_id, chosen, "test")
+        uow.commit()
+    paid_payment(db, till)
+    run_due_jobs(db, handlers)
+    assert app.of_type("alert.raised") == []  # one payment in the minute: below the threshold
+    paid_payment(db, till)
+    run_due_jobs(db, handlers)
+
+    (alert,) = app.of_type("alert.raised")
+    assert alert["verified"] and alert["status"] == 204
+    data = json.loads(alert["body"])["data"]
+    assert data["rule"] == "qr_velocity"
+    assert data["facts"]["count"] == 2 and data["facts"]["threshold"] == 2
