@@ -42,8 +42,8 @@ from gateway.adapters.db import Database
 from gateway.adapters.i18n import gettext as _
 from gateway.adapters.models import Merchant, StaffUser, utcnow
 from gateway.domain.money import Money
-from gateway.entrypoints.status_names import error_title, status_name
 from gateway.domain.receipt import short_reference
+from gateway.entrypoints.status_names import error_title, status_name
 from gateway.errors import ApprovalRefused, KassaError, TooManyAttempts, Unauthorised
 from gateway.services.staff import audit, mfa, throttling
 from gateway.services.staff.audit_context import Acting, set_acting, set_source
