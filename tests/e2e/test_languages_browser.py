@@ -45,6 +45,10 @@ def test_a_manager_reads_the_portal_in_chinese_then_chooses_german(
 
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     nav = page.get_by_role("navigation", name="门户")
+    # The first page is the dashboard; the payments list is one click away.
+    expect(nav.get_by_role("link", name="概览")).to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("heading", name="每日营业额")).to_be_visible()
+    nav.get_by_role("link", name="付款").click()
     expect(nav.get_by_role("link", name="付款")).to_have_attribute("aria-current", "page")
     row = page.locator(f'tr[data-payment-id="{payment_id}"]')
     expect(row).to_contain_text("€1,234.56")
@@ -60,5 +64,5 @@ def test_a_manager_reads_the_portal_in_chinese_then_chooses_german(
     page.get_by_role("button", name="保存语言").click()
     expect(page.locator("html")).to_have_attribute("lang", "de")  # the browser still asks zh
     expect(page.get_by_role("button", name="Sprache speichern")).to_be_visible()
-    page.goto(f"{live_server.url}/portal/")
+    page.goto(f"{live_server.url}/portal/payments")
     expect(page.locator(f'tr[data-payment-id="{payment_id}"]')).to_contain_text("1.234,56\xa0€")

@@ -33,6 +33,11 @@ def client(app: Any) -> FlaskClient:
 def portal_page(client: FlaskClient, demo: Any, db: Database) -> str:
     create(db, till_of(db), "1234.56")
     assert log_in(client, *staff(demo, "manager")).status_code == 303
+    return client.get("/portal/payments").get_data(as_text=True)
+
+
+def dashboard(client: FlaskClient) -> str:
+    """The portal's first page, after portal_page signed in."""
     return client.get("/portal/").get_data(as_text=True)
 
 
@@ -44,6 +49,9 @@ def test_the_portal_in_german(client: FlaskClient, demo: Any, db: Database) -> N
     assert ">Ausstehend</span>" in page  # the status by its name, not the code "pending"
     assert 'placeholder="JJJJ-MM-TT"' in page  # the date filter says which format it takes
     assert "Payments" not in page and "Pending" not in page
+    first = dashboard(client)
+    assert "Umsatz pro Tag" in first and "Alle Zahlungen" in first
+    assert "Turnover" not in first and "Payments" not in first
 
 
 def test_the_portal_in_simplified_chinese(client: FlaskClient, demo: Any, db: Database) -> None:
@@ -52,6 +60,8 @@ def test_the_portal_in_simplified_chinese(client: FlaskClient, demo: Any, db: Da
     assert ">付款</a>" in page and ">设备</a>" in page and "退出登录" in page
     assert "€1,234.56" in page and ">待处理</span>" in page
     assert 'placeholder="年-月-日"' in page
+    first = dashboard(client)
+    assert "每日营业额" in first and "全部付款" in first and "Turnover" not in first
 
 
 def test_a_browser_asking_for_plain_chinese_gets_simplified_and_traditional_gets_english(

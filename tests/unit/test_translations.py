@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TRANSLATIONS = ROOT / "gateway" / "translations"
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
 TRANSLATED = ("zh_CN", "de")
-# Names and units shown as they are in every language.
-NEVER_TRANSLATED = {"Kassa", "K", "UTC", "SHA-256", "EUR", "CSV", "QR"}
+# Names and units shown as they are in every language (webhook-id: a Standard Webhooks header).
+NEVER_TRANSLATED = {"Kassa", "K", "UTC", "SHA-256", "EUR", "CSV", "QR", "webhook-id"}
 TEMPLATE_DIRS = [
     ROOT / "gateway" / "entrypoints" / "templates",
     ROOT / "merchant_portal" / "templates",
