@@ -47,7 +47,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, BinaryIO
 
 from lxml import etree
-from lxml.etree import _Element as Element
 
 from gateway.adapters.settlement_files import (
     CAMT_NAMESPACE,
@@ -70,6 +69,8 @@ from gateway.adapters.settlement_files.statement_checks import (
 )
 from gateway.domain.money import currency as iso_currency
 from gateway.errors import InvalidMoney
+
+Element = etree._Element  # the parsed element's type, for annotations
 
 ROOTS = {"BkToCstmrStmt": ("camt053", "Stmt"), "BkToCstmrDbtCdtNtfctn": ("camt054", "Ntfctn")}
 _DECIMAL = re.compile(r"(?P<int>[0-9]*)(?:\.(?P<frac>[0-9]*))?")  # xs:decimal, unsigned

@@ -25,7 +25,7 @@ BATCH = 100_000  # result rows per batch turned into a frame
 
 def payments_frame(uow: UnitOfWork, merchant_id: int, low: date, high: date) -> pl.DataFrame:
     """The settleable payments taken from ``low`` to ``high``, in id order."""
-    from gateway.services.settlement.reconciliation import _start
+    from gateway.services.settlement.reconciliation import day_start
 
     paid = func.coalesce(Payment.paid_at, Payment.created_at)
     stmt = (
@@ -43,8 +43,8 @@ def payments_frame(uow: UnitOfWork, merchant_id: int, low: date, high: date) -> 
         .where(
             Payment.merchant_id == merchant_id,
             Payment.status.in_(sorted(SETTLEABLE)),
-            paid >= _start(low),
-            paid < _start(high + timedelta(days=1)),
+            paid >= day_start(low),
+            paid < day_start(high + timedelta(days=1)),
         )
         .order_by(Payment.id)
     )

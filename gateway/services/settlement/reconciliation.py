@@ -196,8 +196,8 @@ def _payment_count(uow: UnitOfWork, merchant_id: int, low: date, high: date) -> 
             select(func.count()).where(
                 Payment.merchant_id == merchant_id,
                 Payment.status.in_(sorted(SETTLEABLE)),
-                paid >= _start(low),
-                paid < _start(high + timedelta(days=1)),
+                paid >= day_start(low),
+                paid < day_start(high + timedelta(days=1)),
             )
         )
         or 0
@@ -271,8 +271,9 @@ def _payments(uow: UnitOfWork, merchant_id: int, low: date, high: date) -> list[
         select(Payment).where(
             Payment.merchant_id == merchant_id,
             Payment.status.in_(sorted(SETTLEABLE)),
-            func.coalesce(Payment.paid_at, Payment.created_at) >= _start(low),
-            func.coalesce(Payment.paid_at, Payment.created_at) < _start(high + timedelta(days=1)),
+            func.coalesce(Payment.paid_at, Payment.created_at) >= day_start(low),
+            func.coalesce(Payment.paid_at, Payment.created_at)
+            < day_start(high + timedelta(days=1)),
         )
     )
     out = []
@@ -303,8 +304,8 @@ def _refunds(uow: UnitOfWork, merchant_id: int, low: date, high: date) -> list[K
             Payment.merchant_id == merchant_id,
             Refund.status == "succeeded",
             Payment.status != "cancelled",  # a card reversal in the open batch: no bank money
-            Refund.updated_at >= _start(low),
-            Refund.updated_at < _start(high + timedelta(days=1)),
+            Refund.updated_at >= day_start(low),
+            Refund.updated_at < day_start(high + timedelta(days=1)),
         )
     )
     return [
@@ -565,7 +566,7 @@ def schedule_daily(uow: UnitOfWork, merchant_id: int, day: date) -> None:
         uow,
         RECON_JOB,
         {"merchant_id": merchant_id, "day": day.isoformat()},
-        run_at=_start(day + timedelta(days=1)) + timedelta(hours=6),
+        run_at=day_start(day + timedelta(days=1)) + timedelta(hours=6),
         dedupe_key=key,
     )
 
@@ -576,7 +577,7 @@ def schedule_all(uow: UnitOfWork, today: date) -> None:
         schedule_daily(uow, merchant_id, today - timedelta(days=1))
 
 
-def _start(day: date) -> Any:
+def day_start(day: date) -> Any:
     from datetime import UTC, datetime, time
 
     return datetime.combine(day, time.min, tzinfo=UTC)
