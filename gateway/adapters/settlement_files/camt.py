@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeAlias
 
 from lxml import etree
 
@@ -70,7 +70,7 @@ from gateway.adapters.settlement_files.statement_checks import (
 from gateway.domain.money import currency as iso_currency
 from gateway.errors import InvalidMoney
 
-Element = etree._Element  # the parsed element's type, for annotations
+Element: TypeAlias = etree._Element  # the parsed element's type, for annotations
 
 ROOTS = {"BkToCstmrStmt": ("camt053", "Stmt"), "BkToCstmrDbtCdtNtfctn": ("camt054", "Ntfctn")}
 _DECIMAL = re.compile(r"(?P<int>[0-9]*)(?:\.(?P<frac>[0-9]*))?")  # xs:decimal, unsigned
