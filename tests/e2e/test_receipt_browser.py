@@ -44,6 +44,6 @@ def test_the_paid_screen_shows_the_receipt_link_and_its_qr_code(
     customer = page.context.browser.new_context()  # the customer's phone: not signed in
     phone = customer.new_page()
     phone.goto(url)
-    assert "12,34" in phone.locator("[data-receipt-total]").inner_text()
+    assert "12.34" in phone.locator("[data-receipt-total]").inner_text()  # en-US browser
     assert "Kassa Demo Markt" in phone.locator("[data-receipt-merchant]").inner_text()
     customer.close()
