@@ -46,8 +46,11 @@ lint: setup
 	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist): the suite's processes, browsers and databases keep both cores busy.
+TEST_WORKERS ?= 2
+
 test: setup browser lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 # The fast tier while editing: pure unit tests (no database, process or network), without the
 # slow ones. Seconds, not minutes; `make test` before pushing still runs everything.
