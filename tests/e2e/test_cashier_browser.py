@@ -158,7 +158,7 @@ def test_manager_finds_the_payment_in_the_portal(
     page.goto("about:blank")  # the cashier's screen stops following its payment first
     page.context.clear_cookies()
     sign_in(page, f"{live_server.url}/portal/", *credentials(demo, "manager"))
-    page.get_by_role("navigation").get_by_role("link", name="Payments").click()  # after the dashboard
+    page.get_by_role("navigation").get_by_role("link", name="Payments").click()  # the list
     row = page.locator(f"tr[data-payment-id='{payment_id}']")
     row.wait_for(state="visible")
     assert "€12.34" in row.inner_text() and "Berlin Mitte" in row.inner_text()
