@@ -29,6 +29,7 @@ from flask import Flask, abort, current_app, g, jsonify, redirect, render_templa
 from gateway.adapters.db import Database
 from gateway.errors import Forbidden, Unauthorised
 from gateway.services.staff import permissions
+from gateway.services.staff.audit_context import Acting, set_acting
 from gateway.services.staff.auth import StaffContext, TillContext, authenticate_till
 
 Audience = Literal["public", "bank-signed", "till-key", "staff", "operator"]
@@ -210,6 +211,8 @@ def calling_till() -> TillContext:
         with db.single_read() as uow:  # one statement, checked afresh on every request
             found = authenticate_till(uow, request.headers.get("Authorization"))
         g.kassa_till = found
+        # the audit trail's who, role and store for this request's actions
+        set_acting(Acting(found.actor, None, found.role, found.merchant_id, found.store_id))
     return found
 
 

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from gateway.adapters.db import UnitOfWork
 from gateway.entrypoints.api.payments import api_database, json_body, payment_out, refund_out
-from gateway.entrypoints.staff_session import client_address, clock, throttle_policy
+from gateway.entrypoints.staff_session import acting, client_address, clock, throttle_policy
 from gateway.errors import Forbidden, InvalidInput, Unauthorised
 from gateway.services.payments import attention
 from gateway.services.staff import mfa, throttling
@@ -90,6 +90,7 @@ def _answer(payment_id: str, decide: Any) -> Response:
     note = _note()
     with api_database().unit_of_work(readonly=True) as own:  # no write lock while hashing
         staff = calling_manager(own)
+    acting(staff)  # the audit trail's who, role and store
     try:
         with api_database().unit_of_work() as uow:
             second_factor(uow, staff)

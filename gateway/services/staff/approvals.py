@@ -37,7 +37,7 @@ from gateway.domain.money import Money
 from gateway.domain.payment import PaymentStatus
 from gateway.errors import ApprovalRefused, ApprovalRequired, InvalidInput
 from gateway.services.payments.lifecycle import record_event
-from gateway.services.staff import mfa, permissions, throttling
+from gateway.services.staff import audit, mfa, permissions, throttling
 from gateway.services.staff.scope import Scope
 from gateway.settings import ApprovalSettings
 
@@ -100,10 +100,19 @@ def set_limits(
         if money.minor < 0:
             raise InvalidInput(f"the {what} limit must not be negative, not {money}")
     merchant = uow.session.get_one(Merchant, merchant_id)
+    before = dict(merchant.approval_limits or {})
     merchant.approval_limits = {
         "refund_above_minor": refund_above.minor,
         "payment_above_minor": payment_above.minor,
     }
+    audit.record(
+        uow,
+        "settings.approval_limits",
+        merchant_id=merchant_id,
+        target=("merchant", merchant_id),
+        before=before or None,
+        after={**merchant.approval_limits, "currency": refund_above.currency},
+    )
 
 
 def needed(limit: Limits, action: str, amount: Money, payment: Payment | None) -> str | None:
@@ -221,6 +230,7 @@ def require(
         raise
     if payment is not None:
         attach(uow, row, payment)
+    audit.approved_by(uow, f"staff:{row.approver}")  # on the action's rows in the trail
     return row
 
 

@@ -34,6 +34,7 @@ from gateway.services.staff.audit_context import current_acting, current_source
 
 GENESIS = "0" * 64
 _PENDING = "kassa.audit.pending"  # the key of a session's unlinked rows in ``Session.info``
+_APPROVER = "kassa.audit.approver"  # who approved this transaction's action, if anyone
 # The columns a row's hash covers, in this order (``id`` is left out: sequences skip numbers).
 HASHED = (
     "created_at",
@@ -97,6 +98,12 @@ def record(
     return row
 
 
+def approved_by(uow: UnitOfWork, approver: str) -> None:
+    """Name the supervisor who approved this transaction's action: every row it records
+    (before or after this call) carries ``approved_by`` unless given another."""
+    uow.session.info[_APPROVER] = approver[:100]
+
+
 def _pending(session: Session) -> list[tuple[SessionTransaction | None, AuditEntry]]:
     """The rows recorded in ``session``'s transaction and not linked into the chain yet."""
     rows: list[tuple[SessionTransaction | None, AuditEntry]]
@@ -111,11 +118,14 @@ def link_pending(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint: the rows wait for the transaction's own commit
     rows = session.info.pop(_PENDING, None)
+    approver = session.info.pop(_APPROVER, None)
     if not rows:
         return
     session.flush()  # the transaction's own writes first: the head is the last lock taken
     head = _locked_head(session)
     for _, row in rows:
+        if approver and not row.approved_by:
+            row.approved_by = approver
         row.prev_hash = head.last_hash
         row.row_hash = row_hash(row, head.last_hash)
         session.add(row)
@@ -131,6 +141,8 @@ def _forget_pending(session: Session, previous_transaction: SessionTransaction) 
     rows = session.info.get(_PENDING)
     if rows:
         rows[:] = [(t, row) for t, row in rows if not _within(t, previous_transaction)]
+    if not previous_transaction.nested:
+        session.info.pop(_APPROVER, None)  # the approved action did not happen
 
 
 def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
