@@ -1,6 +1,8 @@
 """`/portal/customers`: one customer's record, found by member code or wallet id (looked up
 by its keyed hash; neither is ever stored), with their purchases, an export of everything held
-about them (JSON) and "forget" (anonymise; the money records stay). Both actions are audited.
+about them (JSON) and "forget" (anonymise; the money records stay). Both actions are audited
+and need a recent second factor (step-up): one hands out a person's data, the other cannot be
+undone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gateway.errors import InvalidInput, NotFound
 from gateway.services import receipts
 from gateway.services.promotions import privacy
 from gateway.services.promotions.customers import IdentityInput
+from merchant_portal.identity import step_up_required
 from merchant_portal.views import database, signed_in_manager, staff_session
 
 bp = Blueprint("customers", __name__)
@@ -80,6 +83,7 @@ def customer_record() -> Any:
 
 
 @bp.post("/customers/export")
+@step_up_required
 def customer_export() -> Any:
     staff = signed_in_manager()
     try:
@@ -96,6 +100,7 @@ def customer_export() -> Any:
 
 
 @bp.post("/customers/forget")
+@step_up_required
 def customer_forget() -> Any:
     staff = signed_in_manager()
     note = request.form.get("note", "").strip()[:200]

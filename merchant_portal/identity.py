@@ -153,19 +153,26 @@ def step_up_required(view: View) -> View:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        staff = current_staff()
-        if staff is not None and mfa.needs_second_factor(staff.role):
-            if not staff_session.recent_second_factor():
-                if request.method == "GET":
-                    back = request.full_path.rstrip("?")
-                else:
-                    referrer = urlsplit(request.referrer or "")
-                    back = referrer.path + (f"?{referrer.query}" if referrer.query else "")
-                    flash(_("Confirm it is you with your authenticator code, then send it again."))
-                return redirect(url_for("portal.identity.step_up", next=back or None), 303)
-        return view(*args, **kwargs)
+        return step_up_redirect() or view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def step_up_redirect() -> Any:
+    """The step-up prompt to go to first, or None when the second factor is recent (or the
+    person needs none); for a view where only the POST is sensitive."""
+    staff = current_staff()
+    if staff is None or not mfa.needs_second_factor(staff.role):
+        return None
+    if staff_session.recent_second_factor():
+        return None
+    if request.method == "GET":
+        back = request.full_path.rstrip("?")
+    else:
+        referrer = urlsplit(request.referrer or "")
+        back = referrer.path + (f"?{referrer.query}" if referrer.query else "")
+        flash(_("Confirm it is you with your authenticator code, then send it again."))
+    return redirect(url_for("portal.identity.step_up", next=back or None), 303)
 
 
 def confirmed_now(code: str | None) -> bool:

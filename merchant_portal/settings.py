@@ -3,7 +3,8 @@
 Two limits, in the merchant's currency: refunds and voids above the first, and QR or card
 payments above the second, need a supervisor's PIN (or an API approval token). Any cancel of a
 payment the card terminal approved always needs one. Until the owner saves their own, the
-limits are ``[approvals]`` from the configuration.
+limits are ``[approvals]`` from the configuration. Saving them is audited and, since it decides
+when nobody has to approve, needs a recent second factor (step-up).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from gateway.entrypoints.cashier.screen import parse_amount
 from gateway.errors import InvalidInput
 from gateway.services.staff import approvals
 from gateway.settings import Settings
+from merchant_portal.identity import step_up_redirect
 from merchant_portal.views import database, signed_in_manager, staff_session
 
 bp = Blueprint("settings", __name__)
@@ -29,6 +31,8 @@ def approval_limits() -> Any:
     merchant = staff_session.merchant_of(staff)
     settings: Settings = current_app.extensions["kassa.settings"]
     error = None
+    if request.method == "POST" and (step_up := step_up_redirect()) is not None:
+        return step_up
     if request.method == "POST":
         try:
             refund_above = parse_amount(

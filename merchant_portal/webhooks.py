@@ -1,7 +1,8 @@
 """`/portal/webhooks`: the merchant's own systems that Kassa tells about payments, refunds,
 settlement and alerts. Managers and owners add an endpoint (its signing secret is shown once),
 pause, resume or delete it, send it a test event, read each delivery's attempts and send a
-delivery again (gateway.services.webhooks)."""
+delivery again (gateway.services.webhooks). Adding an endpoint issues a signing secret, as
+rotating a till's key does, so it needs a recent second factor (step-up) like that."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from gateway.adapters.i18n import gettext as _
 from gateway.domain import webhooks as rules
 from gateway.errors import Conflict, InvalidInput
 from gateway.services.webhooks import endpoints, outbox
+from merchant_portal.identity import step_up_redirect
 from merchant_portal.views import database, signed_in_manager, staff_session
 
 bp = Blueprint("webhooks", __name__)
@@ -28,6 +30,8 @@ def endpoints_page() -> Any:
     error: str | None = None
     secret: str | None = None
     form: Mapping[str, Any] = {}
+    if request.method == "POST" and (step_up := step_up_redirect()) is not None:
+        return step_up
     if request.method == "POST":
         form = request.form
         chosen = [f for f in request.form.getlist("event_types") if f in FAMILIES]
