@@ -25,6 +25,7 @@ from gateway.domain.money import Money
 from gateway.entrypoints import input_guard
 from gateway.errors import InvalidInput
 from gateway.services.dashboard import dashboard_reads as reads
+from gateway.services.staff.audit import csv_safe
 from gateway.services.staff.auth import StaffContext
 from gateway.services.staff.scope import Scope
 from gateway.services.staff.stores import merchant_stores
@@ -408,10 +409,12 @@ def _settlement_panel(
 
 
 def to_csv(panel: Panel) -> str:
+    """The panel's numbers as CSV; a text cell (a store's, till's or promotion's name) that a
+    spreadsheet would run as a formula is quoted, numbers stay numbers."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(panel.columns)
-    writer.writerows(panel.rows)
+    writer.writerow([csv_safe(c) for c in panel.columns])
+    writer.writerows([csv_safe(v) if isinstance(v, str) else v for v in r] for r in panel.rows)
     return out.getvalue()
 
 

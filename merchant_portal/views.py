@@ -139,6 +139,9 @@ def dashboard_csv(chart: str) -> Any:
     if panel is None:
         raise NotFound(f"no dashboard chart {chart!r}")
     first, last = board.period.first.isoformat(), board.period.last.isoformat()
+    staff_session.record_download(
+        "dashboard", chart=chart, first=first, last=last, store_id=query.store_id
+    )
     return Response(
         dashboard.to_csv(panel),
         mimetype="text/csv",

@@ -35,6 +35,7 @@ from gateway.adapters.settlement_files import InvalidSettlementFile
 from gateway.errors import InvalidInput, NotFound
 from gateway.services.bank import callbacks
 from gateway.services.settlement import file_import, raw_files
+from gateway.services.staff import audit
 from gateway.settings import SettlementSettings
 
 SOURCES = (callbacks.SOURCE, raw_files.SOURCE)
@@ -122,7 +123,26 @@ def body_text(event: InboundEvent) -> str:
 def replay(
     db: Database, event_id: int, settings: SettlementSettings, merchant_id: int | None = None
 ) -> Replayed:
-    """Process a stored event again (idempotently; see the module) and say what became of it."""
+    """Process a stored event again (idempotently; see the module) and say what became of it;
+    the replay is audited (it can move a payment or import a file)."""
+    done = _replay(db, event_id, settings, merchant_id)
+    with db.unit_of_work() as uow:
+        event = get_event(uow, event_id)
+        audit.record(
+            uow,
+            "event.replayed",
+            merchant_id=merchant_id if merchant_id is not None else event_merchant(uow, event),
+            target=("inbound_event", event_id),
+            before={"status": done.before},
+            after={"status": done.after, "source": done.source, "note": done.note},
+        )
+        uow.commit()
+    return done
+
+
+def _replay(
+    db: Database, event_id: int, settings: SettlementSettings, merchant_id: int | None
+) -> Replayed:
     with db.unit_of_work() as uow:
         event = get_event(uow, event_id, merchant_id)
         source, before = event.source, event.status
