@@ -211,7 +211,9 @@ def world(
         empty(db)
     from gateway.entrypoints.app import create_app
 
-    app = create_app(app_config(db), db=db)
+    # The walk takes minutes on a loaded machine: the second factor passed at sign-in stays
+    # fresh for sensitive actions (step-up) all along, so no route races the clock.
+    app = create_app(app_config(db, security={"step_up_seconds": 86_400}), db=db)
     app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
     a, b = merchant_with_stores(db, "A"), merchant_with_stores(db, "B")
     found = World(app, own_till=a["tills"][0])
@@ -331,6 +333,7 @@ def test_lists_show_only_the_caller_s_stores(
     assert "B store" not in devices
 
 
+@pytest.mark.timeout(900)  # over a thousand requests: minutes on a loaded 2-core machine
 def test_every_route_for_every_caller_and_scope(world: World) -> None:
     adapter = world.app.url_map.bind("localhost")
     wrong: list[str] = []
