@@ -44,15 +44,16 @@ class AuditQuery(PagedDateRange):
         return query
 
     def to_filter(self, staff: StaffContext, limit: int | None) -> audit.AuditFilter:
-        """The rows this person may read: their merchant's, and their store's if they have
-        one (a store manager never sees another store's rows)."""
+        """The rows this person may read: their merchant's, and their store's if they are
+        bound to one (a store manager never sees another store's rows; an auditor or owner with
+        a store on file still reads every store's, as their scope says)."""
         return audit.AuditFilter(
             merchant_id=staff.merchant_id,
             date_from=self.date_from,
             date_to=self.date_to,
             actor=self.actor,
             action=self.action,
-            store_id=staff.store_id if staff.store_id is not None else self.store,
+            store_id=staff.scope.store_id if staff.scope.store_id is not None else self.store,
             limit=limit,
             offset=(self.page - 1) * PAGE_SIZE if limit else 0,
         )
@@ -87,7 +88,7 @@ def audit_log() -> Any:
         stores = [
             store
             for store in merchant_stores(uow, staff.merchant_id)
-            if staff.store_id in (None, store.id)
+            if staff.scope.store_id in (None, store.id)
         ]
         return render_template(
             "portal/audit.html",

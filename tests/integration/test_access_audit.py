@@ -161,6 +161,7 @@ def test_the_dashboard_csv_is_audited_and_formula_safe(
     manager = sign_in(app, shop, "area-manager")
     response = manager.get("/portal/dashboard/turnover-day.csv?period=week")
     assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Cache-Control"] == "no-store"
     (row,) = audit_rows(db, "csv.downloaded")
     assert (row.target_type, row.target_id) == ("report", "dashboard")
     assert row.after is not None and row.after["chart"] == "turnover-day"
@@ -201,3 +202,24 @@ def test_a_replayed_event_is_audited_from_the_cli_and_the_portal(
         "127.0.0.1",
     )
     assert by_portal.merchant_id == payment.merchant_id
+
+
+def test_the_audit_page_follows_the_reader_s_scope(
+    app: Flask, db: Database, shop: dict[str, Any]
+) -> None:
+    """A store manager reads their store's rows only; an auditor (on file with a store, as
+    every role of the factory) reads every store's, as the matrix says."""
+    with db.unit_of_work() as uow:
+        for n, store in enumerate(shop["stores"]):
+            audit.record(
+                uow, "test.in_a_store", actor=f"staff:mark{n}",
+                merchant_id=shop["merchant_id"], store_id=store,
+            )  # fmt: skip
+        uow.commit()
+    seen = {}
+    for who in ("manager", "auditor"):
+        client = sign_in(app, shop, who)
+        response = client.get("/portal/audit.csv?action=test.in_a_store")
+        assert response.status_code == 200
+        seen[who] = sorted(re.findall(r"staff:mark\d", response.get_data(as_text=True)))
+    assert seen == {"manager": ["staff:mark0"], "auditor": ["staff:mark0", "staff:mark1"]}
