@@ -15,9 +15,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from gateway.adapters.db import Database
-from gateway.adapters.models import AuditEntry, Merchant, Payment
+from gateway.adapters.models import AuditEntry, Merchant, Payment, Refund, StaffUser, Store
+from gateway.adapters.passwords import hash_password
 from gateway.adapters.webhook_models import WebhookEndpoint
-from gateway.services.staff import audit
+from gateway.services.staff import audit, mfa
 from merchant_portal.dashboard import Panel, to_csv
 from tests.factories import merchant_with_stores
 from tests.integration.test_approvals import form_fields, paid, refund, sign_in, token
@@ -223,3 +224,53 @@ def test_the_audit_page_follows_the_reader_s_scope(
         assert response.status_code == 200
         seen[who] = sorted(re.findall(r"staff:mark\d", response.get_data(as_text=True)))
     assert seen == {"manager": ["staff:mark0"], "auditor": ["staff:mark0", "staff:mark1"]}
+
+
+KREUZBERG_TOTP_SECRET = "KREUZBERGMANAGERTOTPSECRET234567"
+
+
+def test_the_bank_money_api_answers_404_for_another_store_or_merchant(
+    app: Flask, db: Database, demo: Any
+) -> None:
+    """The one money route of the API that a person (not a till) calls: a Kreuzberg manager
+    and another merchant's manager, each with the right password and code, neither refund nor
+    accept a Berlin Mitte payment, and learn nothing of it (404, as for no payment at all)."""
+    from tests.factories import second_merchant
+    from tests.integration.test_bank_money import expired_then_paid_at_the_bank
+    from tests.staff_helpers import OTHER_TOTP_SECRET, totp_code
+
+    payment_id = expired_then_paid_at_the_bank(db)  # Berlin Mitte's till T01
+    with db.unit_of_work() as uow:
+        kreuzberg = uow.session.scalars(select(Store).where(Store.name == "Berlin Kreuzberg")).one()
+        user = StaffUser(
+            merchant_id=kreuzberg.merchant_id, store_id=kreuzberg.id, role="manager",
+            username="kreuzberg-manager", display_name="Kai Kreuzberg", active=True,
+            password_hash=hash_password("kreuzberg-pw-1"),
+        )  # fmt: skip
+        uow.session.add(user)
+        uow.session.flush()
+        mfa.enrol_with_secret(uow, user, KREUZBERG_TOTP_SECRET)
+        uow.commit()
+    other = second_merchant(db)
+    client = app.test_client()
+    callers = [
+        ("kreuzberg-manager", "kreuzberg-pw-1", KREUZBERG_TOTP_SECRET),
+        (other["manager"], other["password"], OTHER_TOTP_SECRET),
+    ]
+    for username, password, secret in callers:
+        for action in ("refund", "accept"):
+            response = client.post(
+                f"/api/v1/payments/{payment_id}/bank-money/{action}",
+                json={"note": "trying another store's payment"},
+                auth=(username, password),
+                headers={"Kassa-OTP": totp_code(secret)},
+            )
+            assert response.status_code == 404, (username, action, response.get_json())
+            assert response.get_json()["type"].endswith("not-found")
+    with db.unit_of_work(readonly=True) as uow:
+        payment = uow.session.get_one(Payment, payment_id)
+        assert (payment.status, bool(payment.attention)) == ("expired", True)
+        refunds = uow.session.scalar(
+            select(func.count()).select_from(Refund).where(Refund.payment_id == payment_id)
+        )
+        assert refunds == 0
