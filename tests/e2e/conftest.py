@@ -60,8 +60,24 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+OPEN_CONTEXT = pytest.StashKey[Any]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Close the test's browser before its fixtures are torn down, so before its server stops.
+
+    The page fixture is set up before ``live_server`` and so torn down after it: a page still
+    open then would send its next poll, or its event stream's reconnect, to a closed port and
+    log ERR_CONNECTION_REFUSED, failing a test that passed (now and then, as timing allows).
+    """
+    context = item.stash.get(OPEN_CONTEXT, None)
+    if context is not None:
+        context.close()
+
+
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser context at 1024×768 (a till's screen) that fails on console errors.
 
     Console errors include Content-Security-Policy violations, so inline scripts, styles or
@@ -69,6 +85,7 @@ def page(browser: Any) -> Iterator[Any]:
     """
     context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="en-US")
     context.set_default_timeout(CEILING_MS)
+    request.node.stash[OPEN_CONTEXT] = context
     page = context.new_page()
     errors: list[str] = []
 

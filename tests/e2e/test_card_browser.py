@@ -17,6 +17,7 @@ from gateway.entrypoints.app import create_app
 from gateway.entrypoints.device_host import DeviceHost, TillDevices
 from gateway.services.staff.auth import authenticate_till
 from tests.conftest import LiveServer, app_config
+from tests.e2e.conftest import CEILING_MS
 from tests.e2e.test_cashier_browser import PAYMENT_URL, credentials, sign_in
 from tests.simulators import PinPadTerminal
 
@@ -96,6 +97,28 @@ def test_the_terminals_text_arrives_over_the_live_stream(
     terminal.pin_typed.set()
     page.wait_for_selector("body[data-screen='paid']")
     expect(page.locator("[data-receipt]")).to_be_visible()
+
+
+def test_the_terminals_text_in_the_cashiers_language(
+    browser: Any, live_server: Any, demo: Any, terminal: PinPadTerminal
+) -> None:
+    """A browser that asks for German sees the terminal's 04 FF text 01 ("Please watch
+    PIN-Pad", ZVT §3.7 Table 17) in German while the customer is at the PIN step."""
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="de-DE")
+    context.set_default_timeout(CEILING_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        _pay_by_card(page, live_server.url, demo, "7,50")
+        expect(page.locator("html")).to_have_attribute("lang", "de")
+        expect(page.locator("[data-terminal-text]")).to_have_text("Bitte PIN-Pad beachten")
+        terminal.pin_typed.set()
+        page.wait_for_selector("body[data-screen='paid']")
+        expect(page.locator("[data-receipt]")).to_be_visible()
+    finally:
+        context.close()
+    assert not errors, f"browser errors: {errors}"
 
 
 def test_without_the_stream_the_screen_polls_the_terminals_text(

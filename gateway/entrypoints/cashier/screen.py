@@ -37,6 +37,7 @@ from gateway.domain.money import Money, currency
 from gateway.entrypoints import receipts as receipt_pages
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.api.payments import limits_for, payment_out, qr_response
+from gateway.entrypoints.cashier import terminal_texts
 from gateway.entrypoints.staff_session import MerchantSummary, current_staff, database
 from gateway.errors import (
     ApprovalRefused,
@@ -377,6 +378,7 @@ def payment_screen(payment_id: str) -> Any:
             receipt=receipt,
             issue_receipt_url=url_for(".issue_receipt", payment_id=payment.id),
             live_updates=current_app.extensions["kassa.settings"].web.event_stream_seconds > 0,
+            terminal_text=state["display_text"],
         )
 
 
@@ -475,7 +477,7 @@ def payment_state(uow: UnitOfWork, payment: Payment, locale: str) -> dict[str, A
         "open": open_,
         # the stream and the poll go on while a refund is on its way
         "following": open_ or bool(refunds_open),
-        "display_text": payment.display_text,
+        "display_text": terminal_texts.in_language(payment.display_text, locale),
         "receipt_text": payment.receipt_text,
         "amount_text": Money(payment.amount_minor, payment.currency).format(locale),
         "refunded_text": Money(payment.refunded_minor, payment.currency).format(locale),

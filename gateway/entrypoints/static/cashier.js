@@ -276,6 +276,7 @@
     }
 
     function poll() {
+      if (!following) return;  // settled (the stream said so last): nothing more to ask
       if (live) { window.setTimeout(poll, 1000); return; }
       fetch(url, { cache: "no-store", credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) {
@@ -283,7 +284,8 @@
           if (!r.ok) throw new Error("status " + r.status);
           return r.json();
         })
-        .then(function (p) { apply(p, "poll"); })
+        // a stream that connected while this poll was on its way has said it already, or newer
+        .then(function (p) { if (!live) apply(p, "poll"); })
         .catch(function () { /* offline for a moment: keep the screen, try again */ })
         .then(function () {
           if (following) window.setTimeout(poll, 1000);

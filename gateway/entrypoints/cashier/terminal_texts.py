@@ -1,0 +1,93 @@
+"""The card terminal's texts in the cashier's language.
+
+The driver reports each Intermediate Status Information (04 FF) as its sentence from ZVT
+PA00P015 13.08 §3.7, Table 17 (``drivers.zvt.codes.INTERMEDIATE_STATUS``), and the device host
+stores that English sentence on the payment (``display_text``), as it stores Kassa's own
+"Sending to the terminal…" and "Approved". The cashier screen shows it in the page's language;
+a text Kassa does not know (a vendor's own, a decline reason) is shown as the terminal sent it.
+"""
+
+from __future__ import annotations
+
+from gateway.adapters.i18n import catalogue
+
+
+def _l(sentence: str) -> str:
+    """Marks a sentence for the catalogues (``make translations`` extracts ``_l``); it is
+    translated when shown, in the language of the page that shows it."""
+    return sentence
+
+
+REMOVE_CARD = _l("Please remove card!")  # Table 17: 41–5D hex are 01–1D with this added
+
+# Table 17's sentences, as drivers/zvt/codes.py spells them, and Kassa's own.
+KNOWN = frozenset(
+    {
+        _l("Sending to the terminal…"),
+        _l("Approved"),
+        _l("PT is waiting for amount-confirmation"),
+        _l("Please watch PIN-Pad"),
+        _l("Not accepted"),
+        _l("PT is waiting for response from FEP"),
+        _l("PT is sending auto-reversal"),
+        _l("PT is sending post-bookings"),
+        _l("Card not admitted"),
+        _l("Card unknown / undefined"),
+        _l("Expired card"),
+        _l("Insert card"),
+        REMOVE_CARD,
+        _l("Card not readable"),
+        _l("Processing error"),
+        _l("Please wait..."),
+        _l("PT is commencing an automatic end-of-day batch"),
+        _l("Invalid card"),
+        _l("Balance display"),
+        _l("System malfunction"),
+        _l("Payment not possible"),
+        _l("Credit not sufficient"),
+        _l("Incorrect PIN"),
+        _l("Limit not sufficient"),
+        _l("PIN try limit exceeded"),
+        _l("Card-data incorrect"),
+        _l("Service-mode"),
+        _l("Approved. Please fill-up"),
+        _l("Approved. Please take goods"),
+        _l("Declined"),
+        _l("PT is waiting for input of the mobile-number"),
+        _l("PT is waiting for repeat of mobile number"),
+        _l("Currency selection, please wait..."),
+        _l("Language selection, please wait..."),
+        _l("For loading please insert card"),
+        _l("Emergency transaction, please wait"),
+        _l("Application selection, please wait"),
+        _l("PT has detected customer card insertion"),
+        _l("Please select DCC"),
+        _l("PT is waiting for input of the mileage"),
+        _l("PT is waiting for cashier"),
+        _l("PT is commencing an automatic diagnosis"),
+        _l("PT is commencing an automatic initialisation"),
+        _l("Merchant-journal full"),
+        _l("Debit advice not possible, PIN required"),
+        _l("Connecting dial-up"),
+        _l("Dial-up connection made"),
+        _l("PT is waiting for application-selection"),
+        _l("PT is waiting for language-selection"),
+        _l("PT requests to use the cleaning card"),
+        _l("Offline"),
+        _l("Online"),
+        _l("Offline transaction"),
+    }
+)
+
+
+def in_language(text: str | None, locale: str) -> str | None:
+    """``text`` (a payment's ``display_text``) in ``locale``, if Kassa knows the sentence."""
+    if not text:
+        return text
+    words = catalogue(locale)
+    if text in KNOWN:
+        return words.gettext(text)
+    first, added, rest = text.partition(f" {REMOVE_CARD}")
+    if added and not rest and first in KNOWN:
+        return f"{words.gettext(first)} {words.gettext(REMOVE_CARD)}"
+    return text
