@@ -170,7 +170,8 @@ def sqlite_files(folder: Path) -> list[Path]:
 
 
 def card_numbers_under(folder: Path) -> list[str]:
-    """The scanner's hits in every SQLite database and settlement archive under ``folder``."""
+    """The scanner's hits in every SQLite database, settlement archive and device log folder
+    under ``folder``."""
     from gateway.adapters.card_scan import scan_folder
 
     hits: list[str] = []
@@ -182,7 +183,8 @@ def card_numbers_under(folder: Path) -> list[str]:
             warnings.warn(f"{path} could not be scanned for card numbers: {exc}", stacklevel=1)
         finally:
             database.dispose()
-    for archive in sorted(p for p in folder.rglob("settlement-files") if p.is_dir()):
+    kept = [*folder.rglob("settlement-files"), *folder.rglob("device-logs")]
+    for archive in sorted(p for p in kept if p.is_dir()):
         hits += [str(hit) for hit in scan_folder(archive)]
     return hits
 
