@@ -104,6 +104,11 @@ HOSTILE = [
     "card",
     "on",
     "yes",
+    # Test card numbers (Luhn-valid) as people type them: stored anywhere, the PostgreSQL
+    # scan after the test (`kassa db scan-pans`) fails it.
+    "4111111111111111",
+    "card 5500 0000 0000 0004 paid",
+    "4111_1111_1111_1111",
 ]
 FORM_FIELDS = (
     "ab action amount back budget charged confirm control count coupon_batch coupon_code "
