@@ -59,7 +59,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if a test wrote into the checkout instead of a temporary directory, or
-    left a card number in a database or archive it made (see ``card_numbers_left``)."""
+    left a card number in a database or archive it made (see ``card_numbers_left``).
+
+    Under pytest-xdist (``make test``) each worker sweeps what its own tests left and hands the
+    hits to the controller (``pytest_testnodedown``), which reports them and fails the run:
+    a worker's own exit status is not the run's."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["kassa_card_numbers"] = session.config.stash.get(_PAN_HITS, [])
+        return  # the controller checks the checkout once, for every worker
     hits = session.config.stash.get(_PAN_HITS, [])
     if hits:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -77,6 +85,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line(f"tests wrote into the checkout {PROJECT_DIR}: {new}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: a worker finished; keep the card numbers its sweep found."""
+    found = getattr(node, "workeroutput", {}).get("kassa_card_numbers", [])
+    if found:
+        node.config.stash[_PAN_HITS] = node.config.stash.get(_PAN_HITS, []) + list(found)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -170,7 +186,8 @@ def sqlite_files(folder: Path) -> list[Path]:
 
 
 def card_numbers_under(folder: Path) -> list[str]:
-    """The scanner's hits in every SQLite database and settlement archive under ``folder``."""
+    """The scanner's hits in every SQLite database, settlement archive and device log folder
+    under ``folder``."""
     from gateway.adapters.card_scan import scan_folder
 
     hits: list[str] = []
@@ -182,7 +199,8 @@ def card_numbers_under(folder: Path) -> list[str]:
             warnings.warn(f"{path} could not be scanned for card numbers: {exc}", stacklevel=1)
         finally:
             database.dispose()
-    for archive in sorted(p for p in folder.rglob("settlement-files") if p.is_dir()):
+    kept = [*folder.rglob("settlement-files"), *folder.rglob("device-logs")]
+    for archive in sorted(p for p in kept if p.is_dir()):
         hits += [str(hit) for hit in scan_folder(archive)]
     return hits
 

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.domain.card_data import scrub_json
+from gateway.domain.card_data import has_card_number, scrub_json
 from gateway.errors import InvalidInput
 
 FAMILIES = ("payment", "refund", "settlement", "alert")
@@ -109,6 +109,8 @@ def check_url(url: str) -> str:
         raise InvalidInput(f"“{url}” is not an http:// or https:// URL with a host name")
     if parts.username or parts.password:
         raise InvalidInput("put no user name or password in the URL; verify the signature instead")
+    if has_card_number(url):  # stored, shown and logged with every delivery: never masked
+        raise InvalidInput("the URL holds what looks like a card number; use another path")
     return url
 
 

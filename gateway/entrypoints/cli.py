@@ -52,6 +52,14 @@ class LazyGroup(click.Group):
 class KassaGroup(LazyGroup):
     """Turns a :class:`KassaError` anywhere below into one line on stderr and exit code 2."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # No shell passes a NUL (execve cannot), but a script calling Kassa might: refused
+        # before any command could hand it to a database that cannot store it.
+        for arg in args:
+            if "\x00" in arg:
+                raise click.UsageError("an argument contains a NUL character; remove it", ctx)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         # What a command does is audited as coming from ``cli``: the audit context's default
         # for a process. Only if something already set a source here (a web request in the

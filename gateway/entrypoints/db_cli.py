@@ -1,9 +1,10 @@
 """`kassa db scan-pans`: look for card numbers stored anywhere Kassa keeps data.
 
 Every text, JSON and binary column of every table (the schema is reflected, so nothing is
-missed) and every file under the settlement archive folder. Each hit is printed as
-``table.column [row id]: masked sample`` (or ``file [byte offset]``); the exit code is 1 when
-anything was found, 0 when clean, 2 for a usage error.
+missed) and every file under the settlement archive folder and the device hosts' support logs
+(``[devices] log_dir``: every byte to and from each terminal and reader, masked as written).
+Each hit is printed as ``table.column [row id]: masked sample`` (or ``file [byte offset]``);
+the exit code is 1 when anything was found, 0 when clean, 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import click
     "folders",
     multiple=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A folder to scan instead of [settlement] archive_dir; repeatable.",
+    help="A folder to scan instead of [settlement] archive_dir and [devices] log_dir; repeatable.",
 )
 @click.option("--no-files", is_flag=True, help="Scan the database only.")
 def scan_pans(urls: tuple[str, ...], folders: tuple[Path, ...], no_files: bool) -> None:
@@ -35,7 +36,7 @@ def scan_pans(urls: tuple[str, ...], folders: tuple[Path, ...], no_files: bool) 
 
     from gateway.adapters.card_scan import scan_database, scan_folder
     from gateway.adapters.db import Database
-    from gateway.config import load_config
+    from gateway.config import device_log_dir, load_config
     from gateway.errors import ConfigurationError
 
     config = load_config()
@@ -54,7 +55,8 @@ def scan_pans(urls: tuple[str, ...], folders: tuple[Path, ...], no_files: bool) 
         finally:
             database.dispose()
     if not no_files:
-        for folder in folders or (Path(config.settlement.archive_dir),):
+        kept = (Path(config.settlement.archive_dir), device_log_dir(config))
+        for folder in folders or kept:
             for hit in scan_folder(folder):
                 click.echo(str(hit))
                 hits += 1

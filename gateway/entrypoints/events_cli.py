@@ -12,6 +12,10 @@ from typing import Any
 
 import click
 
+from gateway.entrypoints.input_guard import MAX_ROW_ID
+
+EVENT_ID = click.argument("event_id", type=click.IntRange(1, MAX_ROW_ID))
+
 
 @click.group("events")
 def events() -> None:
@@ -32,7 +36,7 @@ def _database() -> Any:
 @click.option("--type", "kind", help="Event type, e.g. payment.succeeded or camt053.")
 @click.option("--status", help="processed, unmatched, unknown_type, invalid, failed, …")
 @click.option("--source", type=click.Choice(["bank", "settlement_file"]))
-@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def list_command(
     kind: str | None, status: str | None, source: str | None, limit: int, as_json: bool
@@ -58,7 +62,7 @@ def list_command(
 
 
 @events.command("show")
-@click.argument("event_id", type=int)
+@EVENT_ID
 def show_command(event_id: int) -> None:
     """One event: what it is, its headers, and its raw body as received."""
     from gateway.services import inbound_events
@@ -74,7 +78,7 @@ def show_command(event_id: int) -> None:
 
 
 @events.command("replay")
-@click.argument("event_id", type=int)
+@EVENT_ID
 def replay_command(event_id: int) -> None:
     """Process one event again (a processed one changes nothing)."""
     from gateway.services import inbound_events

@@ -245,7 +245,7 @@ TILL = click.option("--till", "till_name", required=True, metavar="STORE/TILL")
 @TILL
 @click.option(
     "--grace-seconds",
-    type=int,
+    type=click.IntRange(0, 10 * 365 * 86400),
     default=None,
     help="How long the old key keeps working (default: [security] key_grace_seconds).",
 )
@@ -302,4 +302,8 @@ def totp_code(secret: str) -> None:
     from gateway.adapters.models import utcnow
     from gateway.services.staff.mfa import code_at
 
-    click.echo(code_at(secret, utcnow()))
+    try:
+        code = code_at(secret, utcnow())
+    except ValueError:  # not base32 (binascii.Error is one), or too short to be a secret
+        raise click.BadParameter("not a TOTP secret (base32, at least 16 letters)") from None
+    click.echo(code)

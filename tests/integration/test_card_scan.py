@@ -213,6 +213,28 @@ def test_the_command_reports_each_hit_masked_and_exits_1(fresh: Database, tmp_pa
     (archive / "old-copy").unlink()
 
 
+def test_the_command_scans_the_device_logs_by_default(fresh: Database, tmp_path: Path) -> None:
+    """Without --folder: the settlement archive and [devices] log_dir, where a device log
+    written by an older device host (before masking) may still hold a card number."""
+    fresh.upgrade()
+    var = tmp_path / "var"
+    till_logs = var / "device-logs" / "Berlin_Mitte" / "T01"
+    till_logs.mkdir(parents=True)
+    line = '{"t": 1.0, "dir": "in", "what": "Status", "fields": {"pan": "4111111111111111"}}\n'
+    (till_logs / "card_terminal.log.1").write_text(line, encoding="utf-8")
+    runner = CliRunner()
+    env = {"KASSA_PATHS_VAR_DIR": str(var), "KASSA_DATABASE_URL": fresh.url}
+    result = runner.invoke(main, ["db", "scan-pans"], env=env)
+    assert result.exit_code == 1, result.output
+    assert f"{till_logs / 'card_terminal.log.1'} [byte " in result.stdout
+    assert "4111111111111111" not in result.output
+    (till_logs / "card_terminal.log.1").write_text(
+        line.replace("4111111111111111", "411111******1111")
+    )
+    result = runner.invoke(main, ["db", "scan-pans"], env=env)
+    assert result.exit_code == 0, result.output
+
+
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     runner = CliRunner()
     missing = f"sqlite:///{tmp_path / 'none.db'}"
@@ -235,11 +257,14 @@ def test_the_suites_final_scan_finds_what_a_test_left(tmp_path: Path) -> None:
     (left / "var" / "settlement-files").mkdir(parents=True)
     (left / "var" / "settlement-files" / "abc").write_bytes(RAW)
     (left / "var" / "original.xml").write_bytes(RAW)  # an input file, not Kassa's to scan
+    (left / "var" / "device-logs" / "S" / "T").mkdir(parents=True)
+    (left / "var" / "device-logs" / "S" / "T" / "nfc_reader.log").write_bytes(RAW)
     found = card_numbers_under(left)
-    assert len(found) == 2
+    assert len(found) == 3
     assert found[0].startswith(f"{left / 'some-test' / 'kassa.db'}: jobs.last_error [1]: ")
     assert "4111 11** **** 1111" in found[0]
-    assert found[1].startswith(f"{left / 'var' / 'settlement-files' / 'abc'} [byte 12]")
+    assert found[1].startswith(f"{left / 'var' / 'device-logs' / 'S' / 'T' / 'nfc_reader.log'}")
+    assert found[2].startswith(f"{left / 'var' / 'settlement-files' / 'abc'} [byte 12]")
     for path in sorted(left.rglob("*"), reverse=True):  # leave nothing for the real sweep
         path.unlink() if path.is_file() else path.rmdir()
     assert card_numbers_under(left) == []

@@ -94,7 +94,10 @@ def _document(min_expiry: int, max_expiry: int) -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "components": {
             "schemas": schemas["$defs"],
-            "securitySchemes": {"tillKey": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "tillKey": {"type": "http", "scheme": "bearer"},
+                "managerPassword": {"type": "http", "scheme": "basic"},
+            },
         },
         "security": [{"tillKey": []}],
         "paths": {
@@ -218,6 +221,7 @@ def _document(min_expiry: int, max_expiry: int) -> dict[str, Any]:
             },
             **_sale_paths(),
             **_approval_paths(),
+            **_bank_money_paths(),
             "/payments/{payment_id}/qr.{fmt}": {
                 "get": {
                     "operationId": "getPaymentQr",
@@ -371,6 +375,76 @@ def _approval_paths() -> dict[str, Any]:
             }
         }
     }
+
+
+def _bank_money_paths() -> dict[str, Any]:
+    """A manager's answer about money the bank took (gateway/entrypoints/api/attention.py):
+    HTTP Basic with their portal credentials and their authenticator's code, never a till key."""
+    paths = {}
+    for action, summary in (
+        ("accept", "Accept the money the bank took under this payment's reference as paid"),
+        ("refund", "Give the money the bank took back to the customer through the bank"),
+    ):
+        paths[f"/payments/{{payment_id}}/bank-money/{action}"] = {
+            "post": {
+                "operationId": f"bankMoney{action.title()}",
+                "summary": summary,
+                "security": [{"managerPassword": []}],
+                "parameters": [
+                    _PAYMENT_ID,
+                    {
+                        "name": "Kassa-OTP",
+                        "in": "header",
+                        "required": False,
+                        "description": "The current code of the manager's authenticator app "
+                        "(managers and owners have one; one code serves its 30-second step).",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["note"],
+                                "properties": {
+                                    "note": {
+                                        "type": "string",
+                                        "description": "Why, for the payment's history.",
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The action, whether it had been taken before "
+                        "(already), the payment, and the refund when there is one."
+                    },
+                    "401": _problem(
+                        "No HTTP Basic credentials, a wrong password, or a missing or wrong "
+                        "Kassa-OTP code."
+                    ),
+                    "403": _problem("This person may not accept or refund the bank's money."),
+                    "404": _problem("No such payment for this merchant."),
+                    "409": _problem("The payment has no open question about the bank's money."),
+                    "422": _problem('Not {"note": "…"}, or the note is empty or too long.'),
+                    "429": {
+                        "description": "Too many wrong passwords or codes; try again after "
+                        "Retry-After seconds.",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        "content": {
+                            "application/problem+json": {
+                                "schema": {"$ref": _REF.format(model="Problem")}
+                            }
+                        },
+                    },
+                },
+            }
+        }
+    return paths
 
 
 def with_approvals(document: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Alert, Store, Till, utcnow
-from gateway.domain.card_data import scrub_json
+from gateway.domain.card_data import scrub_card_numbers, scrub_json
 from gateway.domain.monitoring import Rule, Severity, Verdict, window_key
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.services.staff import audit
@@ -205,7 +205,7 @@ def acknowledge(
     alert.open_key = None
     alert.acknowledged_by = actor[:100]
     alert.acknowledged_at = now or utcnow()
-    alert.note = note
+    alert.note = scrub_card_numbers(note)  # "the customer showed card 4111…" is masked
     audit.record(
         uow,
         "alert.acknowledged",

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from gateway.adapters.bank_client import BankClient
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Payment, Refund, utcnow
+from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import Money
 from gateway.domain.payment import COUNTED_REFUND_STATES, PaymentStatus, RefundStatus
 from gateway.errors import BankRejected, Conflict, InvalidInput, NotFound
@@ -75,6 +76,8 @@ def request_refund(
     actor: str,
 ) -> Refund:
     """Record a refund of ``amount`` (all that is left if None) and queue it for the bank."""
+    if reason is not None:
+        reason = scrub_card_numbers(reason)  # typed at the till: stored and sent to the bank
     payment = uow.session.scalar(
         select(Payment)
         .where(Payment.id == payment_id, narrow(scope, Payment.merchant_id, Payment.store_id))

@@ -46,6 +46,7 @@ from gateway.adapters.models import (
     SettlementStatement,
     utcnow,
 )
+from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.reconciliation import (
     SETTLEABLE,
     BankLine,
@@ -496,7 +497,7 @@ def decide(
         action=action,
         subject_id=subject_id,
         line_ids=lines,
-        note=note.strip(),
+        note=scrub_card_numbers(note.strip()),
         decided_by=actor,
         decided_at=utcnow(),
     )

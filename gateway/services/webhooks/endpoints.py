@@ -15,6 +15,7 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import utcnow
 from gateway.adapters.webhook_models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from gateway.domain import webhooks
+from gateway.domain.card_data import scrub_card_numbers
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.services.staff import audit
 from gateway.services.webhooks import signing
@@ -48,7 +49,7 @@ def create_endpoint(
     endpoint = WebhookEndpoint(
         merchant_id=merchant_id,
         url=checked_url,
-        description=text or None,
+        description=scrub_card_numbers(text) or None,
         event_types=patterns,
         status="active",
         secret_sealed=signing.seal(secret),
