@@ -124,14 +124,16 @@ class DeviceLog:
         self._append(json.dumps(entry, ensure_ascii=False) + "\n")
 
     def _append(self, line: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
             size = 0
         if size and size + len(line.encode()) > self.max_bytes:
             self._rotate()
-        with self.path.open("a", encoding="utf-8") as f:
+        # Support logs are for the merchant's staff only: created 0600, like the database.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(line)
 
     def _rotate(self) -> None:

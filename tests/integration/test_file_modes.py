@@ -52,3 +52,16 @@ def test_a_key_file_left_readable_is_made_private(tmp_path: Path) -> None:
     (tmp_path / "var" / "secret_key").chmod(0o644)
     assert secret_key(settings) == key
     assert mode(tmp_path / "var" / "secret_key") == 0o600
+
+
+def test_device_logs_are_private_after_rotation_too(tmp_path: Path, open_umask: object) -> None:
+    from drivers.device_log import DeviceLog
+
+    path = tmp_path / "devices" / "card_terminal.log"
+    log = DeviceLog(path, "zvt-tcp", max_bytes=200, backups=2)
+    for _ in range(6):  # enough lines to rotate twice
+        log("out", bytes.fromhex("80 00 00"))
+    log.flush()
+    made = sorted(path.parent.iterdir())
+    assert len(made) == 3, made
+    assert {p.name: mode(p) for p in made} == {p.name: 0o600 for p in made}
