@@ -79,6 +79,8 @@ def test_a_refund_no_terminal_was_sent_fails_cleanly_and_is_never_sent(
         close(host)
     assert refund_status(db, refund_id) == "failed"
     assert terminal.journal == []  # nothing reached the terminal, ever
+    again = _refund(db, demo, payment_id, None if void else Money.parse("12.00", "EUR"))
+    assert refund_status(db, again) == "requested"  # and it may be given back again
 
 
 def _device_jobs_done(db: Database) -> bool:

@@ -389,14 +389,18 @@ def request_reversal(
             f"payment is {payment.status} and cannot be reversed at the terminal; refund it",
             current_status=payment.status,
         )
-    key = f"card-reverse:{payment.id}"
-    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
+    # One reversal on its way at a time. A refund's reversal has a key of its own, so that after
+    # it failed (never sent, or refused) the payment can be reversed again.
+    key = f"card-reverse:{payment.id}" + (f":{refund_id}" if refund_id else "")
+    if reversal_on_its_way(uow, payment.id):
         if refund_id is not None:
             raise Conflict(
                 "this card payment is already being reversed at the terminal",
                 current_status=payment.status,
             )
         return  # asked twice: the reversal is already on its way
+    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
+        return  # a cancel asked before: its answer is in the payment's history
     record_event(uow, payment, "reversal_requested", actor)
     jobs.enqueue(
         uow,
@@ -406,6 +410,36 @@ def request_reversal(
         dedupe_key=key,
         max_attempts=RETRY_ATTEMPTS,
     )
+
+
+def reversal_on_its_way(uow: UnitOfWork, payment_id: str) -> bool:
+    """Whether a reversal of the payment is queued or running and not given up: a plain one
+    (a cancel), or one carrying out a refund that is still open."""
+    queued = uow.session.scalars(
+        select(Job).where(
+            (Job.dedupe_key == f"card-reverse:{payment_id}")
+            | Job.dedupe_key.like(f"card-reverse:{payment_id}:%"),
+            Job.status.in_(("pending", "running")),
+        )
+    ).all()
+    for job in queued:
+        refund_id = (job.payload or {}).get("refund_id")
+        refund = uow.session.get(Refund, refund_id) if refund_id else None
+        if refund is None or refund.status == RefundStatus.REQUESTED:
+            return True
+    return False
+
+
+def reversal_job(uow: UnitOfWork, refund: Refund) -> Job | None:
+    """The reversal job carrying out ``refund``, if it is done by a reversal."""
+    for key in (
+        f"card-reverse:{refund.payment_id}:{refund.id}",
+        f"card-reverse:{refund.payment_id}",
+    ):
+        job = uow.session.scalar(select(Job).where(Job.dedupe_key == key))
+        if job is not None and (job.payload or {}).get("refund_id") == refund.id:
+            return job
+    return None
 
 
 def apply_reversal(

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Job, Payment, Refund, utcnow
+from gateway.adapters.models import Payment, Refund, utcnow
 from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
@@ -103,10 +103,7 @@ def open_questions(uow: UnitOfWork, till_id: int) -> list[Refund]:
 
 def is_reversal(uow: UnitOfWork, refund: Refund) -> bool:
     """Whether the refund is carried out by reversing its payment (ZVT 06 30)."""
-    payload = uow.session.scalar(
-        select(Job.payload).where(Job.dedupe_key == f"card-reverse:{refund.payment_id}")
-    )
-    return payload is not None and payload.get("refund_id") == refund.id
+    return cards.reversal_job(uow, refund) is not None
 
 
 def judge(uow: UnitOfWork, refund: Refund, last: cards.TerminalOutcome | None) -> Verdict:
