@@ -13,13 +13,15 @@ the terminal may have booked it or not. Kassa never guesses and never charges ag
 4. a manager can always resolve it by hand, with a note that stays in its history.
 
 A card payment never waits for a device host forever: the watch job (:func:`watch`, run by any
-worker) makes a payment still ``pending`` ``unknown`` when no device host began its attempt
-within ``[devices] card_pickup_seconds``, or when its attempt began longer than
-``card_attempt_seconds`` ago (the device host died and nobody took over). A payment given up
-before its attempt began was never sent (an attempt begins only while the payment is pending,
-under its row lock), so the device host settles it as not charged when it returns; one given
-up mid-attempt is settled from the terminal's records like any other; and a terminal's answer
-that arrives after the watch gave up still settles it.
+worker) fails a payment still ``pending`` when no device host began its attempt within
+``[devices] card_pickup_seconds`` (:func:`not_sent`: an attempt begins only while the payment
+is pending, under its row lock, and is committed before the first byte, so none means nothing
+was sent and nothing ever will be: "terminal not reachable, no money taken"), and makes it
+``unknown`` when its attempt began longer than ``card_attempt_seconds`` ago (the device host
+died and nobody took over). One given up mid-attempt is settled from the terminal's records
+like any other, and a terminal's answer that arrives after the watch gave up still settles it.
+Unknown payments left by earlier versions that were never sent are settled as not charged by
+the device host (:func:`settle_never_sent`).
 
 :func:`judge` decides from a last receipt: the interrupted payment was charged if the receipt
 is approved, for its amount, not older than the attempt and nobody else's; it was not charged
