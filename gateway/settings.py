@@ -176,10 +176,14 @@ class DeviceSettings(Section):
     log_dir: str = "device-logs"
     log_max_bytes: int = Field(1_048_576, ge=1024)
     log_backups: int = Field(3, ge=0)
-    # A card payment no device host has begun within card_pickup_seconds, or whose attempt began
-    # card_attempt_seconds ago without an answer, becomes "outcome unknown" (the till is free).
+    # A card payment no device host has begun within card_pickup_seconds fails (nothing was
+    # sent: no money taken); one whose attempt began card_attempt_seconds ago without an answer
+    # becomes "outcome unknown". Either way the till is free.
     card_pickup_seconds: float = Field(30, gt=0)
     card_attempt_seconds: float = Field(300, gt=0)
+    # A card refund or reversal the terminal could not be sent within card_refund_wait_seconds
+    # fails (no money went back; refund again); one sent without an answer becomes "unknown".
+    card_refund_wait_seconds: float = Field(120, gt=0)
     tills: tuple[TillDeviceSettings, ...] = ()
 
 

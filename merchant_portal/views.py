@@ -31,7 +31,7 @@ from gateway.domain.payment import PaymentStatus
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.staff_session import current_staff, database
 from gateway.errors import Conflict, InvalidInput, NotFound, Unauthorised
-from gateway.services.devices import device_reads, outcomes
+from gateway.services.devices import device_reads, outcomes, refund_outcomes
 from gateway.services.devices import end_of_day as end_of_day_service
 from gateway.services.payments import attention, payment_reads, refunds
 from gateway.services.staff.auth import StaffContext
@@ -251,6 +251,29 @@ def resolve_payment(payment_id: str) -> Any:
             )
             uow.commit()
             flash(_("Recorded: charged.") if charged else _("Recorded: not charged."))
+        except (Conflict, InvalidInput) as exc:
+            flash(_("Could not resolve: %(reason)s.", reason=exc.message))
+    return redirect(url_for(".payment_detail", payment_id=payment_id), 303)
+
+
+@bp.post("/payments/<payment_id>/resolve-refund")
+def resolve_refund(payment_id: str) -> Any:
+    """A manager settles a card refund of the payment whose outcome is unknown, with a note."""
+    staff = signed_in_manager()
+    refunded = request.form.get("refunded") == "yes"
+    with database().unit_of_work() as uow:
+        try:
+            refund_outcomes.resolve_by_hand(
+                uow,
+                payment_id,
+                request.form.get("refund_id", "")[:64],
+                staff.scope,
+                refunded=refunded,
+                note=request.form.get("note", "")[:500],
+                actor=staff.actor,
+            )
+            uow.commit()
+            flash(_("Recorded: refunded.") if refunded else _("Recorded: not refunded."))
         except (Conflict, InvalidInput) as exc:
             flash(_("Could not resolve: %(reason)s.", reason=exc.message))
     return redirect(url_for(".payment_detail", payment_id=payment_id), 303)

@@ -106,25 +106,36 @@ class RefundStatus(StrEnum):
             │            │
             ▼            ▼
           failed       failed
+            │
+            ▼
+         unknown ─► succeeded (the terminal gave the money back) or failed (it did not)
 
-    A card refund goes from ``requested`` straight to its result at the terminal.
+    A card refund goes from ``requested`` straight to its result at the terminal, or, when the
+    terminal may have carried it out without saying so (the line broke mid-refund), to
+    ``unknown`` ("outcome unknown"): still counted against what may be refunded, never sent
+    again, and settled from the terminal's own records or by a manager with a note.
     """
 
     REQUESTED = "requested"
     SUBMITTED = "submitted"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    UNKNOWN = "unknown"
 
 
 R = RefundStatus
 REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
-    R.REQUESTED: frozenset({R.SUBMITTED, R.SUCCEEDED, R.FAILED}),
+    R.REQUESTED: frozenset({R.SUBMITTED, R.SUCCEEDED, R.FAILED, R.UNKNOWN}),
     R.SUBMITTED: frozenset({R.SUCCEEDED, R.FAILED}),
+    R.UNKNOWN: frozenset({R.SUCCEEDED, R.FAILED}),
     R.SUCCEEDED: frozenset(),
     R.FAILED: frozenset(),
 }
-# Refunds that take money out of what may still be refunded.
-COUNTED_REFUND_STATES = frozenset({R.REQUESTED, R.SUBMITTED, R.SUCCEEDED})
+# Refunds that take money out of what may still be refunded (an unknown one may have been
+# paid out: it stays counted until it is settled, so it is never refunded a second time).
+COUNTED_REFUND_STATES = frozenset({R.REQUESTED, R.SUBMITTED, R.SUCCEEDED, R.UNKNOWN})
+# Refunds still on their way: their outcome is not known yet.
+OPEN_REFUND_STATES = frozenset({R.REQUESTED, R.SUBMITTED, R.UNKNOWN})
 
 
 def check_refund_transition(current: str, target: RefundStatus) -> RefundStatus:

@@ -112,6 +112,7 @@ ENDPOINTS: dict[str, Rule] = {
     "portal.payments": staff("portal.view"),
     "portal.payment_detail": staff("portal.view"),
     "portal.resolve_payment": staff("payment.resolve"),
+    "portal.resolve_refund": staff("payment.resolve"),
     "portal.devices": staff("portal.view"),
     "portal.end_of_day": staff("devices.end_of_day"),
     "portal.attention.accept": staff("payment.bank_money"),

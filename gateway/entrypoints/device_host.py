@@ -46,7 +46,7 @@ from gateway.domain.money import currency
 from gateway.domain.payment import PaymentStatus
 from gateway.errors import ConfigurationError, Conflict
 from gateway.services import jobs
-from gateway.services.devices import cards, end_of_day, outcomes
+from gateway.services.devices import cards, end_of_day, outcomes, refund_outcomes
 from gateway.services.payments import refunds
 from gateway.settings import Settings, TillDeviceSettings
 
@@ -423,15 +423,17 @@ class DeviceHost:
         terminal books anything else (after that, its last receipt no longer tells)."""
         with self.db.unit_of_work() as uow:
             outcomes.settle_never_sent(uow, till.till_id, f"terminal:{till.label}")
-            asked = bool(outcomes.open_questions(uow, till.till_id))
+            asked = bool(outcomes.open_questions(uow, till.till_id)) or bool(
+                refund_outcomes.open_questions(uow, till.till_id)
+            )
             uow.commit()
         if not asked:
             return
-        last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
-        with self.db.unit_of_work() as uow:
-            outcomes.resolve_from_receipt(
-                uow, till.till_id, _outcome(last, till.timezone), f"terminal:{till.label}"
-            )
+        last = _outcome(self._with_terminal(till, lambda t: t.repeat_last_receipt()), till.timezone)
+        actor = f"terminal:{till.label}"
+        with self.db.unit_of_work() as uow:  # at most one of them is the newest attempt
+            outcomes.resolve_from_receipt(uow, till.till_id, last, actor)
+            refund_outcomes.resolve_from_receipt(uow, till.till_id, last, actor)
             uow.commit()
 
     def _shower(self, payment_id: str) -> Callable[[str], None]:
@@ -444,8 +446,10 @@ class DeviceHost:
 
     def _refund(self, till: TillDevices) -> jobs.Handler:
         """Refund at the terminal. A terminal that cannot be reached leaves the refund
-        requested, flagged for the manager and the cashier, and tried again; an attempt that
-        may have reached it is settled from its last receipt, never sent twice."""
+        requested, flagged for the manager and the cashier, and tried again until the watch
+        fails it (nothing was sent); an attempt that may have reached the terminal without a
+        conclusive answer makes it unknown, settled from the terminal's last receipt, never
+        sent twice."""
 
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
             refund_id = payload["refund_id"]
@@ -473,25 +477,26 @@ class DeviceHost:
             )  # fmt: skip
             return
         self.terminal(till)  # reachable before the attempt is recorded: else nothing was sent
+        actor = f"terminal:{till.label}"
         with self.db.unit_of_work() as first:
-            earlier = cards.begin_refund_attempt(first, refund_id)
+            try:
+                earlier = cards.begin_refund_attempt(first, refund_id)
+            except Conflict:
+                return  # the watch gave up on it before it was sent: it never will be
             first.commit()
-        outcome: cards.TerminalOutcome | None = None
         if earlier is not None:  # an earlier attempt may have refunded: ask, never redo
-            last = _outcome(
-                self._with_terminal(till, lambda t: t.repeat_last_receipt()), till.timezone
-            )
-            with self.db.unit_of_work(readonly=True) as reading:  # no lock while it talks
-                outcome = cards.recovered_refund(reading, refund_id, earlier, last)
-                if not outcome.approved and cards.not_booked_since(
-                    reading, till.till_id, earlier, last
-                ):
-                    outcome = None  # it provably never reached the terminal: send it now
-        if outcome is None:
+            why = "the device host stopped mid-refund"
+            refund_outcomes.mark_unknown(uow, refund_id, why, actor)
+            return  # its resolution job asks the terminal's last receipt next
+        try:
             result = self._with_terminal(till, lambda t: t.refund(amount))
-            outcome = _outcome(result, till.timezone)
-            if outcome is None:
-                raise DeviceError(f"the terminal at till {till.label} gave no refund result")
+        except DeviceError as exc:
+            refund_outcomes.mark_unknown(uow, refund_id, str(exc), actor)
+            return
+        outcome = _outcome(result, till.timezone)
+        if outcome is None:
+            refund_outcomes.mark_unknown(uow, refund_id, "the terminal gave no result", actor)
+            return
         refunds.record_bank_result(
             uow,
             refund_id=refund_id,
@@ -535,21 +540,33 @@ class DeviceHost:
                 self._answered(uow, till, payload["payment_id"], refund_id)
                 return
             with self._waiting(till, payload["payment_id"], refund_id):
-                outcome = self._reverse_at_terminal(till, payload["payment_id"], int(receipt))
+                outcome = self._reverse_at_terminal(
+                    till, payload["payment_id"], int(receipt), refund_id
+                )
+            if outcome is None:  # the refund it carries out is settled apart (or was given up)
+                self._answered(uow, till, payload["payment_id"], refund_id)
+                return
             cards.apply_reversal(uow, payload["payment_id"], outcome, actor, refund_id=refund_id)
             self._answered(uow, till, payload["payment_id"], refund_id)
 
         return handle
 
     def _reverse_at_terminal(
-        self, till: TillDevices, payment_id: str, receipt: int
-    ) -> cards.TerminalOutcome:
-        """Reverse the receipt; after an interrupted attempt, first see whether it did."""
+        self, till: TillDevices, payment_id: str, receipt: int, refund_id: str | None = None
+    ) -> cards.TerminalOutcome | None:
+        """Reverse the receipt; after an interrupted attempt, first see whether it did. A
+        reversal carrying out a refund that may have reached the terminal without a conclusive
+        answer makes the refund unknown (None: nothing more to apply here)."""
         self.answer_open_questions(till)
         self.terminal(till)  # reachable before the attempt is recorded
         with self.db.unit_of_work() as first:
-            earlier = cards.begin_reversal_attempt(first, payment_id)
+            try:
+                earlier = cards.begin_reversal_attempt(first, payment_id, refund_id)
+            except Conflict:
+                return None  # its refund was given up before it was sent: never sent now
             first.commit()
+        if refund_id is not None:
+            return self._reverse_for_refund(till, receipt, refund_id, earlier is not None)
         if earlier is not None:
             last = self._with_terminal(till, lambda t: t.repeat_last_receipt())
             with self.db.unit_of_work(readonly=True) as uow:
@@ -561,6 +578,28 @@ class DeviceHost:
         outcome = _outcome(self._with_terminal(till, lambda t: t.reverse(receipt)), till.timezone)
         if outcome is None:
             raise DeviceError(f"the terminal at till {till.label} gave no reversal result")
+        return outcome
+
+    def _reverse_for_refund(
+        self, till: TillDevices, receipt: int, refund_id: str, interrupted: bool
+    ) -> cards.TerminalOutcome | None:
+        """The reversal that carries out a refund: any attempt without a conclusive answer
+        makes the refund unknown, settled from the terminal's records, never sent twice."""
+        actor = f"terminal:{till.label}"
+        why = "the device host stopped mid-reversal"
+        outcome = None
+        if not interrupted:
+            try:
+                outcome = _outcome(
+                    self._with_terminal(till, lambda t: t.reverse(receipt)), till.timezone
+                )
+                why = "the terminal gave no reversal result"
+            except DeviceError as exc:
+                why = str(exc)
+        if outcome is None:
+            with self.db.unit_of_work() as uow:
+                refund_outcomes.mark_unknown(uow, refund_id, why, actor)
+                uow.commit()
         return outcome
 
     def _end_of_day(self, till: TillDevices) -> jobs.Handler:

@@ -13,7 +13,7 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import utcnow
 from gateway.config import bank_credentials, load_config
 from gateway.services.bank import callbacks, polling
-from gateway.services.devices import cards, outcomes
+from gateway.services.devices import cards, outcomes, refund_outcomes
 from gateway.services.jobs import Handler
 from gateway.services.payments import qr_payments, refunds
 from gateway.services.promotions import privacy, sales
@@ -100,6 +100,9 @@ def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
         refunds.SUBMIT_JOB: refunds.submit_to_bank(bank, poll_after=poll.after),
         callbacks.PROCESS_JOB: callbacks.process_bank_event,
         cards.WATCH_JOB: outcomes.watch(outcomes.CardDeadlines.from_settings(config.devices)),
+        cards.REFUND_WATCH_JOB: refund_outcomes.watch(
+            outcomes.CardDeadlines.from_settings(config.devices)
+        ),
         outbox.DELIVER_JOB: outbox.deliver(
             connect_timeout=config.webhooks.connect_timeout_seconds,
             read_timeout=config.webhooks.read_timeout_seconds,

@@ -71,6 +71,7 @@ BODIES: dict[str, dict[str, str]] = {
     "api.sales.pay_sale": {"method": "qr"},
     "cashier.sales.pay_sale": {"method": "qr"},
     "portal.resolve_payment": {"charged": "no", "note": "checked the journal"},
+    "portal.resolve_refund": {"refunded": "no", "note": "checked the journal", "refund_id": "x"},
 }
 # Endpoints that act at the chosen till: its store is the scope, whoever stands there.
 AT_THE_TILL = frozenset({"cashier.sales.pay_sale"})

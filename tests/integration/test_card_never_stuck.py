@@ -77,32 +77,48 @@ def till_is_free(db: Database, demo: Any) -> bool:
     return True
 
 
-def test_a_payment_no_device_host_takes_becomes_unknown_then_never_sent(
-    db: Database, demo: Any, terminal: SteppedTerminal
+@pytest.mark.parametrize("claimed", [False, True])
+def test_a_payment_no_device_host_sends_fails_cleanly_and_is_never_sent(
+    app: Any, db: Database, demo: Any, terminal: SteppedTerminal, claimed: bool
 ) -> None:
+    """No device host running (``claimed``: one took the job and died before its attempt):
+    no attempt is recorded, so no byte of the payment reached a terminal. The watch fails it,
+    "no money taken", and frees the till; a device host that comes back never sends it."""
+    from tests.integration.test_cashier_pages import at_till
+
     till = first_till(db, demo)
     payment_id = card_payment(db, till, "42.00")
     with pytest.raises(Conflict, match="busy"):
         till_is_free(db, demo)
+    if claimed:
+        with db.unit_of_work() as uow:
+            job = uow.session.scalars(select(Job).where(Job.kind == cards.CHARGE_JOB)).one()
+            job.status, job.locked_by = "running", "dead-device-host"
+            uow.commit()
     run = worker(db, card_pickup_seconds=0.2)
-    until(lambda: run() >= 0 and read_payment(db, payment_id).status == "unknown")
+    until(lambda: run() >= 0 and read_payment(db, payment_id).status == "failed", seconds=60)
     payment = read_payment(db, payment_id)
-    assert payment.display_text and payment.display_text.startswith("Outcome unknown")
-    assert payment.attention and "outcome unknown" in payment.attention
-    assert "no device host took the payment" in str(events(db, payment_id)[-2])
+    assert payment.display_text and "no money was taken" in payment.display_text
+    assert payment.attention is None
+    last = events(db, payment_id)[-1]
+    assert last["charged"] is False and last["charge_job"] == ("running" if claimed else "pending")
+    assert "terminal not reachable, no money taken" in last["reason"]
     assert till_is_free(db, demo)
+    cashier = app.test_client()
+    at_till(cashier, demo)
+    page = cashier.get(f"/cashier/payments/{payment_id}").get_data(as_text=True)
+    assert "no money was taken" in page
 
-    # The device host comes back: the old charge job finds the payment unknown and never sends
-    # it; it was never sent, so nothing was charged. The next sale goes through as usual.
+    # The device host comes back: the old charge job finds the payment failed and never sends
+    # it. The next sale goes through as usual.
     nextone = card_payment(db, till, "3.00")
     host = host_for(db, till, terminal.port, timezone="Europe/Berlin", **FAST)
     try:
+        host.take_over_interrupted_jobs()
         until(lambda: read_payment(db, nextone).status == "authorised", host, 60)
     finally:
         close(host)
-    payment = read_payment(db, payment_id)
-    assert payment.status == "failed" and payment.attention is None
-    assert events(db, payment_id)[-1] == {"by": "never_sent", "charged": False}
+    assert read_payment(db, payment_id).status == "failed"
     assert [b.amount_minor for b in terminal.journal] == [300]
     assert not any(a.data[1:7] == bytes.fromhex("000000004200") for a in terminal.received)
 
@@ -311,35 +327,42 @@ def test_a_refund_the_terminal_cannot_take_is_flagged_retried_and_done_once(
     assert [(b.kind, b.amount_minor) for b in terminal.journal] == [("refund", 1200)]
 
 
-@pytest.mark.parametrize("step", ["pin", "completion"])
-def test_a_refund_cut_off_mid_dialogue_is_settled_from_the_last_receipt(
-    db: Database, demo: Any, terminal: SteppedTerminal, step: str
+@pytest.mark.parametrize(
+    ("step", "booked"), [("command", False), ("pin", True), ("status", True), ("completion", True)]
+)
+def test_a_refund_cut_off_mid_dialogue_is_unknown_then_settled_from_the_last_receipt(
+    db: Database, demo: Any, terminal: SteppedTerminal, step: str, booked: bool
 ) -> None:
-    """The line breaks during the refund; the terminal pays the customer back alone. The retry
-    asks for the last receipt instead of refunding again."""
+    """The line breaks at a step of the refund (unplugged); from "pin" on the terminal pays
+    the customer back alone. The refund's outcome is unknown at once (counted, flagged); once
+    the terminal answers, its last receipt settles it: refunded once, or not at all."""
     payment_id = _paid_card_payment(db, demo, 3000, paid=True)
     terminal.silent_at = step
     refund_id = _refund(db, demo, payment_id, Money.parse("12.00", "EUR"))
     host = host_for(db, first_till(db, demo), terminal.port, timezone="Europe/Berlin", **FAST)
     try:
-        until(
-            lambda: "waits for the terminal" in (read_payment(db, payment_id).attention or ""), host
-        )
-        until(lambda: len(terminal.journal) == 1)
+        until(lambda: refund_status(db, refund_id) == "unknown", host, 60)
+        assert "outcome unknown" in (read_payment(db, payment_id).attention or "")
+        with db.unit_of_work() as uow:  # still counted: never given back twice
+            payment = uow.session.get_one(Payment, payment_id)
+            assert refunds.refundable_minor(uow, payment) == 1800
         terminal.speak()
-        until(lambda: refund_status(db, refund_id) != "requested", host, RETRY_SECONDS)
+        until(lambda: refund_status(db, refund_id) != "unknown", host, RETRY_SECONDS)
     finally:
         close(host)
-    assert refund_status(db, refund_id) == "succeeded"
+    assert refund_status(db, refund_id) == ("succeeded" if booked else "failed")
     assert read_payment(db, payment_id).attention is None
-    assert [(b.kind, b.amount_minor) for b in terminal.journal] == [("refund", 1200)]
+    assert [(b.kind, b.amount_minor) for b in terminal.journal] == (
+        [("refund", 1200)] if booked else []
+    )
 
 
 def test_a_void_cut_off_mid_dialogue_is_settled_from_the_last_receipt(
     db: Database, demo: Any, terminal: SteppedTerminal
 ) -> None:
     """A refund of an open-batch payment is a reversal; the line breaks after the terminal
-    booked it. The retry reads the last receipt: reversed once, the refund succeeded."""
+    booked it. The refund is unknown at once; the terminal's last receipt, once it answers,
+    shows the reversal: reversed once, the refund succeeded."""
     till = first_till(db, demo)
     payment_id = card_payment(db, till, "20.00")
     host = host_for(db, till, terminal.port, timezone="Europe/Berlin", **FAST)
@@ -347,12 +370,10 @@ def test_a_void_cut_off_mid_dialogue_is_settled_from_the_last_receipt(
         until(lambda: read_payment(db, payment_id).status == "authorised", host)
         terminal.silent_at = "completion"  # the reversal booked, its Completion never sent
         refund_id = _refund(db, demo, payment_id, None)
-        until(
-            lambda: "waits for the terminal" in (read_payment(db, payment_id).attention or ""), host
-        )
+        until(lambda: refund_status(db, refund_id) == "unknown", host, 60)
         until(lambda: len(terminal.journal) == 2)  # it reversed alone
         terminal.speak()
-        until(lambda: refund_status(db, refund_id) != "requested", host, RETRY_SECONDS)
+        until(lambda: refund_status(db, refund_id) != "unknown", host, RETRY_SECONDS)
     finally:
         close(host)
     assert refund_status(db, refund_id) == "succeeded"

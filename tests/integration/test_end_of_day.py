@@ -289,3 +289,73 @@ def test_a_field_terminals_end_of_day_totals_against_kassas_batch(
         log_in(manager, *staff(demo, "manager"))
         page = manager.get("/portal/devices").get_data(as_text=True)
         assert 'data-batch-state="difference"' in page and "terminal 2, Kassa 1" in page
+
+
+@pytest.mark.parametrize(
+    ("kassa", "refund", "difference"),
+    [
+        # The terminal's 9.58 is the payments alone (refunds not netted): it agrees.
+        (["4.79", "4.79"], "1.00", None),
+        # The terminal's 9.58 is the payments less the refund (netted): it agrees too.
+        (["5.79", "4.79"], "1.00", None),
+        # Neither reading gives 9.58: a difference, with Kassa's net side.
+        (["5.79", "4.79"], "0.50", "total: terminal 9.58 EUR, Kassa 10.08 EUR"),
+    ],
+)
+def test_a_field_terminals_totals_with_a_refund_in_the_batch_under_either_reading(
+    db: Database, demo: Any, kassa: list[str], refund: str, difference: str | None
+) -> None:
+    """The same field capture (EVerest/zvt: BMP 04 9.58, BMP 60 Eurocard 2 payments) against a
+    batch that also holds a refund at the terminal (06 31). The ZVT spec does not say whether
+    a terminal nets refunds in its End-of-Day totals and the capture holds none, so Kassa
+    takes either reading as agreeing; a reversal (06 30) is out of both sides."""
+    from types import SimpleNamespace
+
+    from drivers.zvt.apdu import decode_apdu, decode_bmps
+    from drivers.zvt.totals import batch_totals
+    from gateway.domain.money import Money
+    from gateway.entrypoints.device_host import terminal_totals
+    from gateway.services.payments import refunds
+    from tests.drivers.test_zvt_totals import END_OF_DAY_STATUS
+
+    till = first_till(db, demo)
+
+    def approved(amount: str, receipt: int) -> str:
+        payment_id = card_payment(db, till, amount)
+        with db.unit_of_work() as uow:
+            outcome = cards.TerminalOutcome(
+                approved=True, result_code=0, message="Approved",
+                amount_minor=Money.parse(amount, "EUR").minor, receipt_number=receipt,
+            )  # fmt: skip
+            cards.apply_charge(uow, payment_id, outcome, "test")
+            uow.commit()
+        return payment_id
+
+    earlier = approved("3.00", 230)
+    with db.unit_of_work() as uow:  # yesterday's batch: the earlier payment is paid
+        yesterday = end_of_day.TerminalTotals(total_minor=300, count=1)
+        end_of_day.close_batch(uow, till.till_id, yesterday, "EUR", "test")
+        uow.commit()
+    with db.unit_of_work() as uow:  # refunded at the terminal today (06 31)
+        given_back = refunds.request_refund(
+            uow, earlier, till.merchant_id, amount=Money.parse(refund, "EUR"), reason=None,
+            actor="test",
+        )  # fmt: skip
+        uow.session.flush()
+        refunds.record_bank_result(
+            uow, refund_id=given_back.id, succeeded=True, bank_refund_id="receipt-232",
+            amount_minor=given_back.amount_minor, currency="EUR", reason=None, actor="test",
+        )  # fmt: skip
+        uow.commit()
+    ids = [approved(amount, 233 + number) for number, amount in enumerate(kassa)]
+    fields = decode_bmps(decode_apdu(END_OF_DAY_STATUS).data)
+    result = SimpleNamespace(
+        totals=batch_totals(fields), amount_minor=fields["amount_minor"], receipt_text=""
+    )
+    with db.unit_of_work() as uow:
+        batch = end_of_day.close_batch(uow, till.till_id, terminal_totals(result), "EUR", "test")
+        uow.commit()
+        assert batch.difference == difference
+        assert batch.payment_ids == ids
+    for payment_id in ids:
+        assert read_payment(db, payment_id).status == "paid"

@@ -71,7 +71,7 @@ class CreateRefund(BaseModel):
 class RefundOut(BaseModel):
     id: str
     payment_id: str
-    status: Literal["requested", "submitted", "succeeded", "failed"]
+    status: Literal["requested", "submitted", "succeeded", "failed", "unknown"]
     amount: str
     amount_minor: int
     currency: str

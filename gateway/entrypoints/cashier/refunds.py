@@ -129,7 +129,7 @@ def _refund_form(
             staff=staff,
             refunds=history,
             fmt=fmt,
-            following=any(r.status in ("requested", "submitted") for r in history),
+            following=any(r.status in ("requested", "submitted", "unknown") for r in history),
             amount=fmt(payment.amount_minor),
             refundable=left,
             refundable_text=_plain(Money(left, payment.currency), i18n.current_locale())

@@ -55,6 +55,10 @@ END_OF_DAY_JOB = "card_end_of_day"
 # Run by any worker (not the device host): a card payment still pending when no device host has
 # taken it, or long after its attempt began, becomes "outcome unknown" and frees the till.
 WATCH_JOB = "card_watch"
+# Likewise for a card refund or reversal: one the terminal could not be sent in time fails (no
+# money went back), one sent without an answer becomes "outcome unknown"
+# (gateway.services.devices.refund_outcomes).
+REFUND_WATCH_JOB = "card_refund_watch"
 # A card refund or reversal the terminal cannot take yet is tried again for weeks (the backoff
 # tops out at an hour), with a note for the manager and the cashier meanwhile.
 RETRY_ATTEMPTS = 1000
@@ -228,10 +232,27 @@ def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, act
         move_payment(uow, payment, PaymentStatus.FAILED, "card_declined", actor, detail)
 
 
+def watch_refund(uow: UnitOfWork, refund_id: str) -> None:
+    """Queue the watch of a card refund or reversal (run by any worker): it never stays
+    ``requested`` for good, even with no device host or no terminal."""
+    jobs.enqueue(
+        uow, REFUND_WATCH_JOB, {"refund_id": refund_id}, dedupe_key=f"card-refund-watch:{refund_id}"
+    )
+
+
 def begin_refund_attempt(uow: UnitOfWork, refund_id: str) -> datetime | None:
-    """Record that the terminal is about to be asked to refund; the earlier attempt's start."""
+    """Record that the terminal is about to be asked to refund; the earlier attempt's start.
+
+    Refused (:class:`Conflict`) once the refund is no longer requested: one the watch gave up
+    on before it was sent is never sent afterwards (so "no attempt" proves nothing went back).
+    """
     refund = uow.session.scalar(select(Refund).where(Refund.id == refund_id).with_for_update())
     assert refund is not None
+    if refund.status != RefundStatus.REQUESTED:
+        raise Conflict(
+            f"refund is {refund.status}: it is not sent to the terminal any more",
+            current_status=refund.status,
+        )
     earlier = refund.terminal_attempt_at
     refund.terminal_attempt_at = utcnow()
     return earlier
@@ -272,9 +293,17 @@ def not_booked_since(
     return receipt_taken(uow, till_id, last)
 
 
-def begin_reversal_attempt(uow: UnitOfWork, payment_id: str) -> datetime | None:
-    """Record that the terminal is about to be asked to reverse; the earlier attempt's start."""
+def begin_reversal_attempt(
+    uow: UnitOfWork, payment_id: str, refund_id: str | None = None
+) -> datetime | None:
+    """Record that the terminal is about to be asked to reverse; the earlier attempt's start.
+
+    With ``refund_id`` (the reversal carries out that refund), refused like
+    :func:`begin_refund_attempt` once the refund is no longer requested.
+    """
     payment = _locked(uow, payment_id)
+    if refund_id is not None:
+        begin_refund_attempt(uow, refund_id)
     card = dict(payment.card or {})
     earlier = card.get("reversal_started_at")
     card["reversal_started_at"] = utcnow().isoformat()
@@ -360,14 +389,18 @@ def request_reversal(
             f"payment is {payment.status} and cannot be reversed at the terminal; refund it",
             current_status=payment.status,
         )
-    key = f"card-reverse:{payment.id}"
-    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
+    # One reversal on its way at a time. A refund's reversal has a key of its own, so that after
+    # it failed (never sent, or refused) the payment can be reversed again.
+    key = f"card-reverse:{payment.id}" + (f":{refund_id}" if refund_id else "")
+    if reversal_on_its_way(uow, payment.id):
         if refund_id is not None:
             raise Conflict(
                 "this card payment is already being reversed at the terminal",
                 current_status=payment.status,
             )
         return  # asked twice: the reversal is already on its way
+    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
+        return  # a cancel asked before: its answer is in the payment's history
     record_event(uow, payment, "reversal_requested", actor)
     jobs.enqueue(
         uow,
@@ -377,6 +410,36 @@ def request_reversal(
         dedupe_key=key,
         max_attempts=RETRY_ATTEMPTS,
     )
+
+
+def reversal_on_its_way(uow: UnitOfWork, payment_id: str) -> bool:
+    """Whether a reversal of the payment is queued or running and not given up: a plain one
+    (a cancel), or one carrying out a refund that is still open."""
+    queued = uow.session.scalars(
+        select(Job).where(
+            (Job.dedupe_key == f"card-reverse:{payment_id}")
+            | Job.dedupe_key.like(f"card-reverse:{payment_id}:%"),
+            Job.status.in_(("pending", "running")),
+        )
+    ).all()
+    for job in queued:
+        refund_id = (job.payload or {}).get("refund_id")
+        refund = uow.session.get(Refund, refund_id) if refund_id else None
+        if refund is None or refund.status == RefundStatus.REQUESTED:
+            return True
+    return False
+
+
+def reversal_job(uow: UnitOfWork, refund: Refund) -> Job | None:
+    """The reversal job carrying out ``refund``, if it is done by a reversal."""
+    for key in (
+        f"card-reverse:{refund.payment_id}:{refund.id}",
+        f"card-reverse:{refund.payment_id}",
+    ):
+        job = uow.session.scalar(select(Job).where(Job.dedupe_key == key))
+        if job is not None and (job.payload or {}).get("refund_id") == refund.id:
+            return job
+    return None
 
 
 def apply_reversal(

@@ -7,14 +7,21 @@ local time, one job a day that queues the next), from the portal's Devices page,
 ``kassa devices end-of-day``. The device host runs it and hands the terminal's totals to
 :func:`close_batch`, which compares them with Kassa's side of the batch:
 
-- Kassa's batch is the till's ``authorised`` card payments (count and sum) less the card refunds
-  the terminal carried out since the previous close (a refund lowers the terminal's total);
+- Kassa's batch is the till's ``authorised`` card payments (count and sum); a reversal (06 30)
+  takes its payment out of the batch on both sides (the payment is ``cancelled``);
+- card refunds (06 31) the terminal carried out since the previous close: the ZVT spec names
+  BMP 04 the batch's total and BMP 60 the number and turnover per card type (PA00P015 §2.15.4,
+  BMP 60), and does not say whether refunds are netted; the one published field capture
+  (EVerest/zvt, tests/drivers/test_zvt_totals.py) holds payments only. So Kassa takes either
+  reading as agreeing: the payments less the refunds (net) or the payments alone (gross), and
+  their counts with or without the refunds;
 - a difference in total or count is recorded on the batch (the Devices page shows both sides)
   and flagged on each payment of the batch for a manager. The payments are captured anyway:
   the terminal has closed its batch and will not take them back;
 - payments whose outcome is unknown are settled by the totals when only one answer fits
-  (the gap is none of them, all of them, or exactly one): booked ones become ``paid``, the
-  others ``failed``; otherwise they stay unknown for a manager.
+  (the gap is none of them, all of them, or exactly one) under every reading of the refunds
+  that the batch allows: booked ones become ``paid``, the others ``failed``; otherwise they
+  stay unknown for a manager.
 """
 
 from __future__ import annotations
@@ -180,10 +187,18 @@ def close_batch(
             .with_for_update()
         )
     )
-    refunded = _refunded_since_last_close(uow, till_id)
+    refunded, refund_count = _refunded_since_last_close(uow, till_id)
     kassa_total = sum(p.amount_minor for p in payments) - refunded
     unknown = _unknown(uow, till_id)
-    charged = _explained(unknown, totals, kassa_total, len(payments))
+    readings = [(0, 0), (refunded, refund_count)] if refund_count else [(0, 0)]
+    answers = {
+        None if found is None else tuple(p.id for p in found)
+        for found in (
+            _explained(unknown, totals, kassa_total + gross, len(payments) + extra)
+            for gross, extra in readings
+        )
+    }
+    charged = _explained(unknown, totals, kassa_total, len(payments)) if len(answers) == 1 else None
     if charged is not None:  # the totals tell which unknown payments the terminal booked
         kassa_total += sum(p.amount_minor for p in charged)
     batch = CardBatch(
@@ -195,7 +210,13 @@ def close_batch(
         kassa_total_minor=kassa_total,
         kassa_count=len(payments) + len(charged or ()),
         payment_ids=[p.id for p in [*payments, *(charged or ())]],
-        difference=_difference(totals, kassa_total, len(payments) + len(charged or ()), currency),
+        difference=_difference(
+            totals,
+            kassa_total,
+            len(payments) + len(charged or ()),
+            currency,
+            refunds=(refunded, refund_count),
+        ),
         receipt_text=scrub_card_numbers(totals.receipt_text) or None,
         actor=actor,
         closed_at=utcnow(),
@@ -285,28 +306,37 @@ def batch_sides(batch: CardBatch) -> dict[str, Any]:
 
 
 def _difference(
-    totals: TerminalTotals, kassa_total: int, kassa_count: int, currency: str
+    totals: TerminalTotals,
+    kassa_total: int,
+    kassa_count: int,
+    currency: str,
+    *,
+    refunds: tuple[int, int] = (0, 0),
 ) -> str | None:
+    """What differs between the two sides; refunds (amount, count) may be netted or not."""
+    refunded, refund_count = refunds
     found = []
-    if totals.total_minor is not None and totals.total_minor != max(kassa_total, 0):
+    agreeing_totals = {max(kassa_total, 0), kassa_total + refunded}
+    if totals.total_minor is not None and totals.total_minor not in agreeing_totals:
         found.append(
             f"total: terminal {_amount(totals.total_minor, currency)}, "
             f"Kassa {_amount(kassa_total, currency)}"
         )
     count = totals.count
-    if count is not None and count != kassa_count:
-        if not (totals.count_saturated and count <= kassa_count):
+    if count is not None and count not in (kassa_count, kassa_count + refund_count):
+        if not (totals.count_saturated and count <= kassa_count + refund_count):
             found.append(f"payments: terminal {count}, Kassa {kassa_count}")
     return "; ".join(found) or None
 
 
-def _refunded_since_last_close(uow: UnitOfWork, till_id: int) -> int:
-    """Card refunds the terminal carried out (06 31) since this till's previous close."""
+def _refunded_since_last_close(uow: UnitOfWork, till_id: int) -> tuple[int, int]:
+    """Card refunds the terminal carried out (06 31) since this till's previous close: their
+    sum and how many."""
     last = uow.session.scalar(
         select(func.max(CardBatch.closed_at)).where(CardBatch.till_id == till_id)
     )
     query = (
-        select(func.coalesce(func.sum(Refund.amount_minor), 0))
+        select(func.coalesce(func.sum(Refund.amount_minor), 0), func.count(Refund.id))
         .join(Payment, Payment.id == Refund.payment_id)
         .where(
             Payment.till_id == till_id,
@@ -318,7 +348,8 @@ def _refunded_since_last_close(uow: UnitOfWork, till_id: int) -> int:
     )
     if last is not None:
         query = query.where(Refund.updated_at > last)
-    return int(uow.session.scalar(query) or 0)
+    total, count = uow.session.execute(query).one()
+    return int(total or 0), int(count or 0)
 
 
 def _amount(minor: int | None, currency: str) -> str:

@@ -13,13 +13,15 @@ the terminal may have booked it or not. Kassa never guesses and never charges ag
 4. a manager can always resolve it by hand, with a note that stays in its history.
 
 A card payment never waits for a device host forever: the watch job (:func:`watch`, run by any
-worker) makes a payment still ``pending`` ``unknown`` when no device host began its attempt
-within ``[devices] card_pickup_seconds``, or when its attempt began longer than
-``card_attempt_seconds`` ago (the device host died and nobody took over). A payment given up
-before its attempt began was never sent (an attempt begins only while the payment is pending,
-under its row lock), so the device host settles it as not charged when it returns; one given
-up mid-attempt is settled from the terminal's records like any other; and a terminal's answer
-that arrives after the watch gave up still settles it.
+worker) fails a payment still ``pending`` when no device host began its attempt within
+``[devices] card_pickup_seconds`` (:func:`not_sent`: an attempt begins only while the payment
+is pending, under its row lock, and is committed before the first byte, so none means nothing
+was sent and nothing ever will be: "terminal not reachable, no money taken"), and makes it
+``unknown`` when its attempt began longer than ``card_attempt_seconds`` ago (the device host
+died and nobody took over). One given up mid-attempt is settled from the terminal's records
+like any other, and a terminal's answer that arrives after the watch gave up still settles it.
+Unknown payments left by earlier versions that were never sent are settled as not charged by
+the device host (:func:`settle_never_sent`).
 
 :func:`judge` decides from a last receipt: the interrupted payment was charged if the receipt
 is approved, for its amount, not older than the attempt and nobody else's; it was not charged
@@ -37,7 +39,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Payment, utcnow
+from gateway.adapters.models import Job, Payment, utcnow
 from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.payment import PaymentMethod, PaymentStatus
 from gateway.errors import Conflict, InvalidInput
@@ -67,6 +69,10 @@ UNKNOWN_TEXT = (
 )
 
 
+NOT_SENT_TEXT = (
+    "Not charged: the terminal was not reachable, no money was taken. Check the terminal, "
+    "then start the payment again."
+)
 UNKNOWN_REASON = "card payment outcome unknown: the terminal did not confirm it"
 UNTOLD_REASON = (
     "the terminal's last receipt cannot tell whether it was charged: the end of day "
@@ -186,12 +192,14 @@ class CardDeadlines:
 
     pickup: timedelta  # no device host has begun its attempt
     attempt: timedelta  # its attempt began, and no answer came
+    refund_wait: timedelta = timedelta(seconds=120)  # a refund the terminal was not sent
 
     @classmethod
     def from_settings(cls, devices: Any) -> CardDeadlines:
         return cls(
             pickup=timedelta(seconds=devices.card_pickup_seconds),
             attempt=timedelta(seconds=devices.card_attempt_seconds),
+            refund_wait=timedelta(seconds=devices.card_refund_wait_seconds),
         )
 
 
@@ -205,20 +213,19 @@ def watch(deadlines: CardDeadlines) -> jobs.Handler:
             return
         started = attempt_started(payment)
         if started is None:
+            if utcnow() >= payment.created_at + deadlines.pickup:
+                not_sent(uow, payment, _charge_job_state(uow, payment.id), deadlines.pickup)
+                return
             due = payment.created_at + deadlines.pickup
-            why = (
-                f"no device host took the payment within {_seconds(deadlines.pickup)}: it was "
-                "not sent to the terminal (is `kassa devices` running for this till?)"
-            )
         else:
             due = started + deadlines.attempt
-            why = (
-                f"the device host gave no answer {_seconds(deadlines.attempt)} into the "
-                "payment (it may have stopped)"
-            )
-        if utcnow() >= due:
-            mark_unknown(uow, payment.id, why, "system:card-watch")
-            return
+            if utcnow() >= due:
+                why = (
+                    f"the device host gave no answer {_seconds(deadlines.attempt)} into the "
+                    "payment (it may have stopped)"
+                )
+                mark_unknown(uow, payment.id, why, "system:card-watch")
+                return
         round_ = int(payload.get("round", 0)) + 1
         jobs.enqueue(
             uow,
@@ -229,6 +236,46 @@ def watch(deadlines: CardDeadlines) -> jobs.Handler:
         )
 
     return handle
+
+
+def not_sent(uow: UnitOfWork, payment: Payment, job_state: str, waited: timedelta) -> None:
+    """A pending payment whose attempt never began fails: no money was taken.
+
+    Proof, not a guess: the device host sends the authorisation only after it has committed
+    the attempt (:func:`gateway.services.devices.cards.begin_attempt`), which it may do only
+    while the payment is pending and under the payment's row lock, the lock the caller holds.
+    So with no attempt recorded, no byte of this payment has reached the terminal, and after
+    this move none ever will (a late device host finds it failed and leaves it). The charge
+    job's state (never claimed, or claimed by a device host that has not got as far) only
+    says why; whatever it is, nothing was sent.
+    """
+    who = (
+        "no device host took it"
+        if job_state in ("pending", "missing")
+        else "the device host that took it never sent it"
+    )
+    why = (
+        f"terminal not reachable, no money taken: {who} within {_seconds(waited)} (is "
+        "`kassa devices` running for this till?)"
+    )
+    payment.display_text = NOT_SENT_TEXT[:120]
+    move_payment(
+        uow,
+        payment,
+        PaymentStatus.FAILED,
+        "card_not_sent",
+        "system:card-watch",
+        {"reason": why, "charge_job": job_state, "charged": False},
+    )
+
+
+def _charge_job_state(uow: UnitOfWork, payment_id: str) -> str:
+    """The payment's charge job as the device queue has it: pending (nobody claimed it),
+    running (a device host claimed it), …; "missing" if there is none."""
+    state = uow.session.scalar(
+        select(Job.status).where(Job.dedupe_key == f"card-charge:{payment_id}")
+    )
+    return state or "missing"
 
 
 def _seconds(span: timedelta) -> str:

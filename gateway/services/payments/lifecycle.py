@@ -194,12 +194,15 @@ def move_refund(
     *,
     failure: str | None = None,
     bank_refund_id: str | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> None:
     """Move ``refund`` to ``target``; a refund that succeeds moves its payment too.
 
     The caller holds the payment's and the refund's row locks. A success adds the amount to
     what the payment has refunded and makes the payment ``partially_refunded`` or ``refunded``
-    through :func:`move_payment`; a failure gives the amount back to what may be refunded.
+    through :func:`move_payment`; a failure gives the amount back to what may be refunded; an
+    unknown outcome keeps it counted and says why in the payment's history. ``detail`` adds
+    to the history entry (how the outcome was found, a manager's note).
     """
     about_payment(payment.id)
     before = refund.status
@@ -207,7 +210,7 @@ def move_refund(
     refund.status = target.value
     refund.bank_refund_id = bank_refund_id or refund.bank_refund_id
     refund.updated_at = utcnow()
-    detail = refund_detail(refund)
+    detail = {**(detail or {}), **refund_detail(refund)}
     if target == RefundStatus.SUCCEEDED:
         payment.refunded_minor += refund.amount_minor
         full = payment.refunded_minor >= payment.amount_minor
@@ -216,6 +219,8 @@ def move_refund(
     elif target == RefundStatus.FAILED:
         refund.failure = scrub_card_numbers(failure or "the bank did not say why")
         record_event(uow, payment, "refund_failed", actor, {**detail, "reason": refund.failure})
+    elif target == RefundStatus.UNKNOWN:
+        record_event(uow, payment, "refund_outcome_unknown", actor, detail)
     _after_refund_move(uow, payment, refund)
     monitoring.on_refund_moved(uow, payment, refund, before, target.value)
 

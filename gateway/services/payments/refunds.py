@@ -24,7 +24,12 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Payment, Refund, utcnow
 from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import Money
-from gateway.domain.payment import COUNTED_REFUND_STATES, PaymentStatus, RefundStatus
+from gateway.domain.payment import (
+    COUNTED_REFUND_STATES,
+    OPEN_REFUND_STATES,
+    PaymentStatus,
+    RefundStatus,
+)
 from gateway.errors import BankRejected, Conflict, InvalidInput, NotFound
 from gateway.services import jobs
 from gateway.services.devices import cards
@@ -132,6 +137,7 @@ def request_refund(
             dedupe_key=f"card-refund:{refund.id}",
             max_attempts=cards.RETRY_ATTEMPTS,
         )
+        cards.watch_refund(uow, refund.id)
         uow.session.flush()
         return refund
     jobs.enqueue(
@@ -195,6 +201,7 @@ def _void(
     uow.session.add(refund)
     uow.session.flush()
     cards.request_reversal(uow, payment, actor, refund_id=refund.id)
+    cards.watch_refund(uow, refund.id)
     record_event(
         uow, payment, "refund_requested", actor, _with_reason(refund_detail(refund), reason)
     )
@@ -307,11 +314,13 @@ def list_refunds(uow: UnitOfWork, payment_id: str) -> list[Refund]:
 
 
 def open_refunds(uow: UnitOfWork, payment_id: str) -> list[Refund]:
-    """The payment's refunds still on their way (requested or sent to the bank)."""
+    """The payment's refunds still on their way (requested, sent to the bank, or with an
+    outcome the terminal has not confirmed yet)."""
     return list(
         uow.session.scalars(
             select(Refund).where(
-                Refund.payment_id == payment_id, Refund.status.in_(("requested", "submitted"))
+                Refund.payment_id == payment_id,
+                Refund.status.in_([s.value for s in OPEN_REFUND_STATES]),
             )
         )
     )
