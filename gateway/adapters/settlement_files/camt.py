@@ -518,7 +518,7 @@ class _Reader:
             amount, currency = self._amount(kids, "AmtDtls/TxAmt/Amt", base)
         currency = currency or entry.currency
         gross, gross_currency = self._amount(kids, "AmtDtls/InstdAmt/Amt", base, strict=False)
-        charges, included = self._charges(tx, base)
+        charges, included = self._charges(tx, base, kids)
         ref = kids.under("Refs")
         line = self._line(
             amount_minor=amount or 0,
@@ -808,19 +808,31 @@ class _Reader:
         except ValueError:
             return None
 
-    def _charges(self, parent: Element, base: str) -> tuple[int | None, bool | None]:
-        """``Chrgs``: the total if given, else the sum of ``Rcrd/Amt`` (.03+) or ``Amt`` (.02)."""
-        records = list(parent.iterchildren(f"{{{self.ns}}}Chrgs"))
+    def _charges(
+        self, parent: Element, base: str, kids: _Children | None = None
+    ) -> tuple[int | None, bool | None]:
+        """``Chrgs``: the total if given, else the sum of ``Rcrd/Amt`` (.03+) or ``Amt`` (.02).
+
+        Every amount is read (a faulty one is refused even beside a total)."""
+        tag = f"{{{self.ns}}}Chrgs"
+        if kids is not None and tag not in kids.twice:
+            only = kids.first.get(tag)
+            records = [] if only is None else [only]
+        else:
+            records = list(parent.iterchildren(tag))
         if not records:
             return None, None
-        total, _ = self._amount(records[0], "TtlChrgsAndTaxAmt", f"{base}/Chrgs")
-        amounts = [self._amount(r, "Amt", f"{base}/Chrgs")[0] for r in records] + [
+        first = _Children(records[0], self)
+        total, _ = self._amount(first, "TtlChrgsAndTaxAmt", f"{base}/Chrgs")
+        amounts = [self._amount(first, "Amt", f"{base}/Chrgs")[0]]
+        amounts += [self._amount(r, "Amt", f"{base}/Chrgs")[0] for r in records[1:]]
+        amounts += [
             self._amount(r, "Amt", f"{base}/Chrgs/Rcrd")[0]
             for r in records[0].iterchildren(f"{{{self.ns}}}Rcrd")
         ]
         if total is None:
             total = sum(a for a in amounts if a is not None)
-        included = self._text(records[0], "Rcrd/ChrgInclInd")
+        included = first.text("Rcrd/ChrgInclInd")
         return total, None if included is None else included == "true"
 
     def _remittance(self, tx: Element) -> str | None:
@@ -853,7 +865,7 @@ class _Children:
                 self.first[child.tag] = child
 
     def find(self, path: str) -> Element | None:
-        steps = self.reader.steps(path)
+        steps = self.reader.paths.get(path) or self.reader.steps(path)
         if steps[0] in self.twice:
             return _first(self.element, steps, 0)
         child = self.first.get(steps[0])
