@@ -24,11 +24,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import date
+from operator import attrgetter
 from typing import Any, BinaryIO, Literal
 
 from gateway.domain.card_data import (
     MAX_CARRY,
     masked_card_number,
+    may_hold_card_number,
     safe_cut,
     scrub_bytes,
     scrub_card_numbers,
@@ -126,16 +128,27 @@ _FREE_TEXT = tuple(
 )
 
 
+_free_texts = attrgetter(*_FREE_TEXT)
+# Texts found clean that repeat on every line (an account's IBAN: digits, yet no card number),
+# so they are not checked again; never one that held a card number. Bounded.
+_CLEAN: set[str] = set()
+
+
 def scrubbed(line: SettlementLine) -> SettlementLine:
     """``line`` with every card number in its texts masked and its card number column as
     first six/last four at most (``pan_masked`` says a full number was found)."""
+    texts = [value for value in _free_texts(line) if value and value not in _CLEAN]
+    if line.masked_pan is None and not may_hold_card_number("\n".join(texts)):
+        return line  # no run of 13 digits in any text: nothing to mask (the usual line)
     changes: dict[str, Any] = {}
     for name in _FREE_TEXT:
         value = getattr(line, name)
-        if value:
+        if value and value not in _CLEAN:
             clean = scrub_card_numbers(value)
             if clean != value:
                 changes[name] = clean
+            elif len(_CLEAN) < 1024 and len(value) <= 64 and may_hold_card_number(value):
+                _CLEAN.add(value)
     card = masked_card_number(line.masked_pan)
     if card != line.masked_pan:
         changes["masked_pan"] = card

@@ -39,7 +39,6 @@ What contradicts the entry, and every other flaw in the bank's content, is repor
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -73,7 +72,11 @@ from gateway.errors import InvalidMoney
 Element: TypeAlias = etree._Element  # the parsed element's type, for annotations
 
 ROOTS = {"BkToCstmrStmt": ("camt053", "Stmt"), "BkToCstmrDbtCdtNtfctn": ("camt054", "Ntfctn")}
-_DECIMAL = re.compile(r"(?P<int>[0-9]*)(?:\.(?P<frac>[0-9]*))?")  # xs:decimal, unsigned
+# The elements whose start and end reach Python; all else is read from their subtrees.
+_EVENT_TAGS = tuple(
+    f"{{*}}{tag}"
+    for tag in ("Document", *ROOTS, "Stmt", "Ntfctn", "Ntry", "NtryDtls", "Btch", "TxDtls")
+)
 _SUMMARY = {  # TxsSummry element (under the summary) -> key of Summary.values
     ("TtlNtries", "NbOfNtries"): "TtlNtries/NbOfNtries",
     ("TtlNtries", "Sum"): "TtlNtries/Sum",
@@ -97,6 +100,7 @@ def parse_camt(
     events = etree.iterparse(
         _LineEnds(counting(source, on_read)),
         events=("start", "end"),
+        tag=_EVENT_TAGS,  # only these reach Python; the rest is read in C, from the subtree
         resolve_entities=False,  # an entity reference stays a reference: nothing expands
         load_dtd=False,
         no_network=True,
@@ -107,11 +111,11 @@ def parse_camt(
     try:
         for event, element in events:
             if event == "start":
-                if not reader.tags_seen:
-                    _refuse_doctype(element)
                 reader.start(element)
             else:
                 yield from reader.end(element)
+        if not reader.tags_seen and events.root is not None:
+            reader.first(events.root)  # a root without any element read here: refused
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
         if "amplification" in (exc.msg or "") or "entity reference loop" in (exc.msg or ""):
@@ -170,17 +174,28 @@ def minor_units(text: str | None, currency_code: str) -> int:
     Any ``xs:decimal`` spelling is read (``01.00``, ``.13``, ``200000``); digits beyond the
     currency's minor unit must be zeros (``79255.00`` JPY is 79255), else it is an error.
     """
-    exponent = iso_currency(currency_code).exponent
-    match = _DECIMAL.fullmatch((text or "").strip())
-    if match is None or not (match["int"] or match["frac"]):
+    exponent = _EXPONENTS.get(currency_code)
+    if exponent is None:
+        exponent = iso_currency(currency_code).exponent
+        if len(_EXPONENTS) < 512:
+            _EXPONENTS[currency_code] = exponent
+    whole, _, frac = (text or "").strip().partition(".")
+    if not (whole or frac) or not _digits(whole) or not _digits(frac) or "." in frac:
         raise ValueError(f"{text!r} is not a decimal number such as 12.34")
-    frac = match["frac"] or ""
     kept, beyond = frac[:exponent], frac[exponent:]
     if beyond.strip("0"):
         raise ValueError(
             f"{text!r} has non-zero digits beyond the {exponent} decimal places of {currency_code}"
         )
-    return int(match["int"] or "0") * 10**exponent + int(kept.ljust(exponent, "0") or "0")
+    return int(whole or "0") * 10**exponent + int(kept.ljust(exponent, "0") or "0")
+
+
+_EXPONENTS: dict[str, int] = {}  # currency code as written -> ISO 4217 minor unit
+
+
+def _digits(text: str) -> bool:
+    """Empty, or ASCII digits only (``str.isdigit`` alone takes ``²`` and other scripts)."""
+    return not text or (text.isascii() and text.isdigit())
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,18 +220,20 @@ class _Entry:
 
 
 class _Reader:
-    """A state machine over iterparse events: paths, counters, and the entry being read."""
+    """A state machine over the events of ``_EVENT_TAGS``: the statement, the entry being read,
+    counters; what lies between those elements is read from their subtrees."""
 
     def __init__(self, report: FileReport) -> None:
         self.report = report
         self.ns = ""
         self.paths: dict[str, tuple[str, ...]] = {}
+        self.local: dict[str, str] = {}  # "{ns}Ntry" -> "Ntry"
         self.source = ""
         self.container = ""
-        self.tags: list[str] = []
-        self.elements: list[Element] = []
+        self.root: Element | None = None
         self.tags_seen = False
         self.statement: StatementReport | None = None
+        self.statement_element: Element | None = None
         self.statement_day: date | None = None
         self.balances: list[Balance] = []
         self.summary: Summary | None = None
@@ -225,6 +242,8 @@ class _Reader:
         self.tx_index = 0
         self.position = 0
         self.entry: _Entry | None = None
+        self.details: Element | None = None  # the NtryDtls whose path is details_path
+        self.details_path = ""
         self.tx_count: int | None = None
         self.tx_count_line: int | None = None
         self.amountless: list[SettlementLine] = []
@@ -233,87 +252,114 @@ class _Reader:
 
     # -- events ---------------------------------------------------------------------------
 
+    def _tag(self, element: Element) -> str:
+        """The element's local name (any namespace, as the paths in the module table)."""
+        tag = element.tag
+        local = self.local.get(tag)
+        if local is None:
+            local = self.local[tag] = str(tag).rpartition("}")[2]
+        return local
+
+    def first(self, root: Element) -> None:
+        """The document's root, met at the first event: no DTD, a camt ``Document``."""
+        _refuse_doctype(root)
+        self._root(root)
+
     def start(self, element: Element) -> None:
-        tag = element.tag.rpartition("}")[2]
-        if not self.tags:
-            self._root(element)
-        self.tags.append(tag)
-        self.elements.append(element)
-        if tag == "Ntry" and self._parent_is(self.container):
-            self.entry_index += 1
-            self.tx_index = 0
-            self.entry, self.tx_count = None, None
-            self.amountless, self.detail_sums, self.turned = [], {}, None
-        elif tag == "TxDtls":
+        if not self.tags_seen:
+            self.first(element.getroottree().getroot())
+        tag = self._tag(element)
+        if tag == "TxDtls":
             self.tx_index += 1
-        elif tag == "NtryDtls" and self.entry is None and self._parent_is("Ntry"):
-            self.entry = self._read_entry(self.elements[-2])
-        elif tag == self.container and len(self.tags) == 3:
+            return
+        parent = element.getparent()
+        parent_tag = "" if parent is None else self._tag(parent)
+        if tag == "NtryDtls":
+            if parent_tag == "Ntry" and self.entry is None:
+                self.entry = self._read_entry(parent)
+            self.details, self.details_path = element, self._path_of(element)
+        elif tag == "Ntry":
+            if parent_tag == self.container:
+                if parent is self.statement_element:
+                    self._statement_fields(until=element)
+                self.entry_index += 1
+                self.tx_index = 0
+                self.entry, self.tx_count, self.details = None, None, None
+                self.amountless, self.detail_sums, self.turned = [], {}, None
+        elif tag in ROOTS and parent is self.root:
+            self._check_messages(until=element)
+            self.source, self.container = ROOTS[tag]
+        elif tag == self.container and parent is not None and parent.getparent() is self.root:
+            self.statement_element = element
             self._start_statement()
-        elif len(self.tags) == 2:
-            self._message(tag)
 
     def end(self, element: Element) -> Iterator[SettlementLine]:
-        tag, parent = self.tags[-1], self.tags[-2] if len(self.tags) > 1 else ""
-        statement = self.statement
-        if statement is not None and parent == self.container:
-            self._statement_field(tag, element, statement)
-        elif tag in ("IBAN", "Id") and statement is not None and self._in_account(tag):
-            statement.account = statement.account or _stripped(element.text)
-        elif tag == "ToDtTm" and parent == "FrToDt" and self.tags[-3] == self.container:
-            self.statement_day = self._day_of(element.text) or self.statement_day
-        elif tag == "Btch" and parent == "NtryDtls":
+        tag = self._tag(element)
+        parent = element.getparent()
+        if tag == "TxDtls":
+            if parent is not None and parent is self.details:
+                base = f"{self.details_path}/TxDtls[{self.tx_index}]"
+                yield from self._counted(self._transaction(element, base))
+                self._drop(element, parent)
+            elif parent is not None and self._tag(parent) == "NtryDtls":
+                yield from self._counted(self._transaction(element, self._path_of(element)))
+                self._drop(element, parent)
+            return
+        parent_tag = "" if parent is None else self._tag(parent)
+        if tag == "Btch" and parent_tag == "NtryDtls":
             self.tx_count = self._count(element, "NbOfTxs")
             self.tx_count_line = _line_of(self._find(element, "NbOfTxs"))
-        elif tag == "TxDtls" and parent == "NtryDtls":
-            yield from self._counted(self._transaction(element))
-            self._drop(element)
-        if tag == "Ntry" and parent == self.container:
+        elif tag == "Ntry" and parent_tag == self.container:
             yield from self._counted(self._end_entry(element))
-            self._drop(element)
-        elif tag == self.container and statement is not None:
-            self._end_statement(statement)
-            self._drop(element)
-        self.tags.pop()
-        self.elements.pop()
+            self._drop(element, parent)
+        elif tag == self.container and self.statement is not None:
+            if element is self.statement_element:
+                self._statement_fields()
+            self._end_statement(self.statement, element)
+            self._drop(element, parent)
+        elif tag == "Document" and parent is None:
+            self._check_messages()
 
     # -- structure ------------------------------------------------------------------------
 
     def _root(self, element: Element) -> None:
         self.tags_seen = True
-        ns, _, tag = element.tag[1:].rpartition("}")
+        ns, _, tag = str(element.tag)[1:].rpartition("}")
         if tag != "Document" or not CAMT_NAMESPACE.fullmatch(ns.encode()):
             raise InvalidSettlementFile(
                 f"root element is {element.tag!r} (line {element.sourceline}): expected Document"
                 " in namespace urn:iso:std:iso:20022:tech:xsd:camt.053.001.NN or camt.054.001.NN"
             )
-        self.ns = ns
+        self.ns, self.root = ns, element
         self.paths = {}  # "Refs/EndToEndId" -> its namespaced steps (ns is known from here)
 
-    def _message(self, tag: str) -> None:
-        if tag not in ROOTS:
-            raise InvalidSettlementFile(
-                f"Document/{tag}: expected BkToCstmrStmt (camt.053) or BkToCstmrDbtCdtNtfctn"
-                " (camt.054)"
-            )
-        self.source, self.container = ROOTS[tag]
+    def _check_messages(self, until: Element | None = None) -> None:
+        """Each element under the root (before ``until``) is a camt message (``BkToCstmrStmt``,
+        …). The parser reads ahead of the events: what follows is checked at its turn."""
+        for child in self.root if self.root is not None else ():
+            if child is until:
+                return
+            tag = self._tag(child) if isinstance(child.tag, str) else None
+            if tag is not None and tag not in ROOTS:
+                raise InvalidSettlementFile(
+                    f"Document/{tag}: expected BkToCstmrStmt (camt.053) or"
+                    " BkToCstmrDbtCdtNtfctn (camt.054)"
+                )
 
-    def _parent_is(self, tag: str) -> bool:
-        return len(self.tags) > 1 and self.tags[-2] == tag
-
-    def _in_account(self, tag: str) -> bool:
-        """``Acct/Id/IBAN`` or ``Acct/Id/Othr/Id`` directly under the statement."""
-        want = [self.container, "Acct", "Id"] + (["Othr"] if tag == "Id" else [])
-        return len(self.tags) == len(want) + 3 and self.tags[-len(want) - 1 : -1] == want
-
-    def _drop(self, element: Element) -> None:
+    def _drop(self, element: Element, parent: Element | None) -> None:
         element.clear()
-        if len(self.elements) > 1:
-            self.elements[-2].remove(element)
+        if parent is not None:
+            parent.remove(element)
 
-    def _path(self, depth: int | None = None) -> str:
+    def _path_of(self, element: Element, through: str | None = None) -> str:
+        """``Document/BkToCstmrStmt/Stmt[1]/Ntry[2]/…``: the element's path, numbered as read;
+        ``through="Ntry"`` ends it at the first ``Ntry``."""
+        tags = [self._tag(e) for e in element.iterancestors()][::-1]
+        tags.append(self._tag(element))
+        if through is not None and through in tags:
+            tags = tags[: tags.index(through) + 1]
         parts = []
-        for tag in self.tags[:depth]:
+        for tag in tags:
             if tag == "Ntry":
                 tag = f"Ntry[{self.entry_index}]"
             elif tag == "TxDtls":
@@ -343,20 +389,48 @@ class _Reader:
         self.statement_day, self.balances, self.summary = None, [], None
         self.totals, self.entry_index = EntryTotals(), 0
 
-    def _statement_field(self, tag: str, element: Element, statement: StatementReport) -> None:
-        if tag == "Id":
-            statement.statement_id = _stripped(element.text)
-        elif tag == "CreDtTm" and self.statement_day is None:
-            self.statement_day = self._day_of(element.text)
-        elif tag == "Bal":
-            self._balance(element)
-            self._drop(element)
-        elif tag == "TxsSummry":
-            self._summary(element)
-            self._drop(element)
+    def _statement_fields(self, until: Element | None = None) -> None:
+        """The statement's elements other than its entries (``Id``, ``Acct``, ``Bal``, …) before
+        ``until`` (the parser reads ahead of the events), in document order; each is then
+        removed, so memory stays flat."""
+        statement, element = self.statement, self.statement_element
+        if statement is None or element is None:
+            return
+        for child in list(element):
+            if child is until:
+                return
+            tag = self._tag(child) if isinstance(child.tag, str) else ""
+            if tag == "Ntry":
+                continue
+            if tag == "Id":
+                statement.statement_id = _stripped(child.text)
+            elif tag == "CreDtTm" and self.statement_day is None:
+                self.statement_day = self._day_of(child.text)
+            elif tag == "FrToDt":
+                for end in child.iterchildren(f"{{{self.ns}}}ToDtTm"):
+                    self.statement_day = self._day_of(end.text) or self.statement_day
+            elif tag == "Acct":
+                statement.account = statement.account or self._account(child)
+            elif tag == "Bal":
+                self._balance(child)
+            elif tag == "TxsSummry":
+                self._summary(child)
+            self._drop(child, element)
+
+    def _account(self, acct: Element) -> str | None:
+        """``Acct/Id/IBAN`` or ``Acct/Id/Othr/Id``: the first that says something."""
+        iban, other = f"{{{self.ns}}}IBAN", f"{{{self.ns}}}Othr"
+        for ident in acct.iterchildren(f"{{{self.ns}}}Id"):
+            for child in ident.iterchildren(iban, other):
+                if child.tag == iban and _stripped(child.text):
+                    return _stripped(child.text)
+                for inner in child.iterchildren(f"{{{self.ns}}}Id") if child.tag == other else ():
+                    if _stripped(inner.text):
+                        return _stripped(inner.text)
+        return None
 
     def _balance(self, bal: Element) -> None:
-        path, line = f"{self._path()}", _line_of(bal)
+        path, line = self._path_of(bal), _line_of(bal)
         code = self._text(bal, "Tp/CdOrPrtry/Cd") or self._text(bal, "Tp/CdOrPrtry/Prtry") or ""
         amount = self._find(bal, "Amt")
         try:
@@ -379,7 +453,7 @@ class _Reader:
         self.balances.append(Balance(code, value, amount.get("Ccy") or "", where, line))
 
     def _summary(self, element: Element) -> None:
-        summary = Summary(self._path())
+        summary = Summary(self._path_of(element))
         for (group, leaf), key in _SUMMARY.items():
             found = self._find(element, f"{group}/{leaf}")
             if found is not None and _stripped(found.text):
@@ -394,8 +468,8 @@ class _Reader:
             summary.values["TtlNtries/TtlNet"] = (found_net, _line_of(net))
         self.summary = summary
 
-    def _end_statement(self, statement: StatementReport) -> None:
-        base = self._path()
+    def _end_statement(self, statement: StatementReport, element: Element) -> None:
+        base = self._path_of(element)
         check_balances(statement, self.balances, base, self.source == "camt053", self._warn)
         check_summary(self.summary, self.totals, self._warn)
         self.statement = None
@@ -403,7 +477,7 @@ class _Reader:
     # -- entries and transactions ---------------------------------------------------------
 
     def _read_entry(self, ntry: Element) -> _Entry:
-        base = self._path(self.tags.index("Ntry") + 1)
+        base = self._path_of(ntry, through="Ntry")
         amount, currency = self._amount(ntry, "Amt", base, required=True)
         assert amount is not None
         status = self._status(ntry, base)
@@ -434,28 +508,29 @@ class _Reader:
             charges=self._charges(ntry, base),
         )
 
-    def _transaction(self, tx: Element) -> Iterator[SettlementLine]:
+    def _transaction(self, tx: Element, base: str) -> Iterator[SettlementLine]:
         entry = self.entry
         if entry is None:  # a TxDtls outside an Ntry of this message
             return
-        base = self._path()
-        amount, currency = self._amount(tx, "Amt", base)
+        kids = _Children(tx, self)
+        amount, currency = self._amount(kids, "Amt", base)
         if amount is None:
-            amount, currency = self._amount(tx, "AmtDtls/TxAmt/Amt", base)
+            amount, currency = self._amount(kids, "AmtDtls/TxAmt/Amt", base)
         currency = currency or entry.currency
-        gross, gross_currency = self._amount(tx, "AmtDtls/InstdAmt/Amt", base, strict=False)
-        charges, included = self._charges(tx, base)
+        gross, gross_currency = self._amount(kids, "AmtDtls/InstdAmt/Amt", base, strict=False)
+        charges, included = self._charges(tx, base, kids)
+        ref = kids.under("Refs")
         line = self._line(
             amount_minor=amount or 0,
             currency=currency,
-            indicator=self._detail_indicator(tx, base, entry),
+            indicator=self._detail_indicator(kids, base, entry),
             gross_minor=gross if gross_currency == currency else None,
-            end_to_end_id=self._text(tx, "Refs/EndToEndId"),
-            account_servicer_ref=self._text(tx, "Refs/AcctSvcrRef"),
-            transaction_id=self._text(tx, "Refs/TxId"),
-            instruction_id=self._text(tx, "Refs/InstrId"),
+            end_to_end_id=ref("EndToEndId"),
+            account_servicer_ref=ref("AcctSvcrRef"),
+            transaction_id=ref("TxId"),
+            instruction_id=ref("InstrId"),
             remittance=self._remittance(tx),
-            creditor_reference=self._text(tx, "RmtInf/Strd/CdtrRefInf/Ref"),
+            creditor_reference=kids.text("RmtInf/Strd/CdtrRefInf/Ref"),
             charges_minor=charges,
             charges_included=included,
             location=f"{base} (line {tx.sourceline})",
@@ -467,16 +542,16 @@ class _Reader:
         self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
         yield line
 
-    def _detail_indicator(self, tx: Element, base: str, entry: _Entry) -> Indicator:
+    def _detail_indicator(self, tx: _Children, base: str, entry: _Entry) -> Indicator:
         """The detail's own direction; one that is not its entry's is flagged at the entry's end.
 
         Only a lone detail must go the entry's way: a batch nets credits and debits (a refund
         in a day's payout), and its details are checked by their sum.
         """
-        value = self._text(tx, "CdtDbtInd")
+        value = tx.text("CdtDbtInd")
         if value is None or value == entry.indicator:
             return entry.indicator
-        where = (f"{base}/CdtDbtInd", _line_of(self._find(tx, "CdtDbtInd")))
+        where = (f"{base}/CdtDbtInd", _line_of(tx.find("CdtDbtInd")))
         if value not in ("CRDT", "DBIT"):
             self._warn(
                 "detail-direction-differs",
@@ -506,7 +581,7 @@ class _Reader:
                 " entry is booked, the detail kept as written for matching",
             )
         if self.amountless:
-            yield from self._unsplit(entry)
+            yield from self._unsplit(entry, ntry)
         elif self.tx_index == 0:
             charges, included = entry.charges
             yield self._line(
@@ -542,7 +617,7 @@ class _Reader:
         self._book(entry)
         self.entry, self.amountless = None, []
 
-    def _unsplit(self, entry: _Entry) -> Iterator[SettlementLine]:
+    def _unsplit(self, entry: _Entry, ntry: Element) -> Iterator[SettlementLine]:
         """Details without amounts: a lone one takes its entry's; several make one batch line."""
         held = self.amountless
         if len(held) == 1 and self.tx_index == 1:
@@ -561,7 +636,7 @@ class _Reader:
         self._warn(
             "details-not-split",
             f"{entry.base}/NtryDtls",
-            _line_of(self.elements[-1]),
+            _line_of(ntry),
             f"an Amt in each of {self.tx_index} TxDtls",
             f"{len(held)} without",
             f"{len(held)} of {self.tx_index} details carry no amount: one line of"
@@ -632,37 +707,49 @@ class _Reader:
         lxml's ``find`` runs ElementPath in Python; this one is several times faster and gives
         the same element: the first in document order along the steps.
         """
+        return _first(parent, self.steps(path), 0)
+
+    def steps(self, path: str) -> tuple[str, ...]:
+        """``"Refs/TxId"`` as namespaced tags."""
         steps = self.paths.get(path)
         if steps is None:
             steps = self.paths[path] = tuple(f"{{{self.ns}}}{part}" for part in path.split("/"))
-        return _first(parent, steps, 0)
+        return steps
 
     def _text(self, parent: Element, path: str) -> str | None:
         element = self._find(parent, path)
         return None if element is None else _stripped(element.text)
 
     def _amount(
-        self, parent: Element, path: str, base: str, required: bool = False, strict: bool = True
+        self,
+        parent: Element | _Children,
+        path: str,
+        base: str,
+        required: bool = False,
+        strict: bool = True,
     ) -> tuple[int | None, str]:
         """An ``ActiveOrHistoricCurrencyAndAmount``: exact minor units of ``@Ccy``.
 
         ``strict=False`` (an amount only shown, never booked) gives None for a faulty one.
         """
-        element = self._find(parent, path)
+        element = parent.find(path) if isinstance(parent, _Children) else self._find(parent, path)
         if element is None:
             if required:
                 raise InvalidSettlementFile(f"{base}/{path} is missing")
             return None, ""
-        where = f"{base}/{path} (line {element.sourceline})"
         currency = (element.get("Ccy") or "").strip().upper()
         text = (element.text or "").strip()
         if text.startswith("-") and strict:
-            raise InvalidSettlementFile(f"{where}: amounts are never negative; see CdtDbtInd")
+            raise InvalidSettlementFile(
+                f"{base}/{path} (line {element.sourceline}): amounts are never negative; see"
+                " CdtDbtInd"
+            )
         try:
             return minor_units(text, currency), currency
         except (ValueError, InvalidMoney) as exc:
             if not strict:
                 return None, ""
+            where = f"{base}/{path} (line {element.sourceline})"
             raise InvalidSettlementFile(f"{where}: {exc}") from None
 
     def _indicator(self, ntry: Element, base: str) -> Indicator:
@@ -721,23 +808,36 @@ class _Reader:
         except ValueError:
             return None
 
-    def _charges(self, parent: Element, base: str) -> tuple[int | None, bool | None]:
-        """``Chrgs``: the total if given, else the sum of ``Rcrd/Amt`` (.03+) or ``Amt`` (.02)."""
-        records = parent.findall(f"{{{self.ns}}}Chrgs")
+    def _charges(
+        self, parent: Element, base: str, kids: _Children | None = None
+    ) -> tuple[int | None, bool | None]:
+        """``Chrgs``: the total if given, else the sum of ``Rcrd/Amt`` (.03+) or ``Amt`` (.02).
+
+        Every amount is read (a faulty one is refused even beside a total)."""
+        tag = f"{{{self.ns}}}Chrgs"
+        if kids is not None and tag not in kids.twice:
+            only = kids.first.get(tag)
+            records = [] if only is None else [only]
+        else:
+            records = list(parent.iterchildren(tag))
         if not records:
             return None, None
-        total, _ = self._amount(records[0], "TtlChrgsAndTaxAmt", f"{base}/Chrgs")
-        amounts = [self._amount(r, "Amt", f"{base}/Chrgs")[0] for r in records] + [
+        first = _Children(records[0], self)
+        total, _ = self._amount(first, "TtlChrgsAndTaxAmt", f"{base}/Chrgs")
+        amounts = [self._amount(first, "Amt", f"{base}/Chrgs")[0]]
+        amounts += [self._amount(r, "Amt", f"{base}/Chrgs")[0] for r in records[1:]]
+        amounts += [
             self._amount(r, "Amt", f"{base}/Chrgs/Rcrd")[0]
-            for r in records[0].findall(f"{{{self.ns}}}Rcrd")
+            for r in records[0].iterchildren(f"{{{self.ns}}}Rcrd")
         ]
         if total is None:
             total = sum(a for a in amounts if a is not None)
-        included = self._text(records[0], "Rcrd/ChrgInclInd")
+        included = first.text("Rcrd/ChrgInclInd")
         return total, None if included is None else included == "true"
 
     def _remittance(self, tx: Element) -> str | None:
-        parts = [_stripped(u.text) for u in tx.iterfind(f"{{{self.ns}}}RmtInf/{{{self.ns}}}Ustrd")]
+        rmt, ustrd = f"{{{self.ns}}}RmtInf", f"{{{self.ns}}}Ustrd"
+        parts = [_stripped(u.text) for r in tx.iterchildren(rmt) for u in r.iterchildren(ustrd)]
         text = " ".join(p for p in parts if p)
         return text or None
 
@@ -746,6 +846,43 @@ class _Reader:
         if text is None or not text.isdigit():
             return None
         return int(text)
+
+
+class _Children:
+    """An element's children by tag, read once: ``find`` and ``text`` as the reader's, for the
+    many paths read from one ``TxDtls`` (a tag met twice is looked up along the element)."""
+
+    __slots__ = ("element", "first", "reader", "twice")
+
+    def __init__(self, element: Element | None, reader: _Reader) -> None:
+        self.element, self.reader = element, reader
+        self.first: dict[object, Element] = {}
+        self.twice: set[object] = set()
+        for child in () if element is None else element:
+            if child.tag in self.first:
+                self.twice.add(child.tag)
+            else:
+                self.first[child.tag] = child
+
+    def find(self, path: str) -> Element | None:
+        steps = self.reader.paths.get(path) or self.reader.steps(path)
+        if steps[0] in self.twice:
+            return _first(self.element, steps, 0)
+        child = self.first.get(steps[0])
+        if child is None or len(steps) == 1:
+            return child
+        return _first(child, steps, 1)
+
+    def text(self, path: str) -> str | None:
+        element = self.find(path)
+        return None if element is None else _stripped(element.text)
+
+    def under(self, tag: str) -> Callable[[str], str | None]:
+        """``text`` of one-step paths below the child ``tag`` (``Refs``), read once."""
+        steps = self.reader.steps(tag)
+        if steps[0] in self.twice:  # the first of the children that has the step
+            return lambda step: self.text(f"{tag}/{step}")
+        return _Children(self.first.get(steps[0]), self.reader).text
 
 
 def _first(node: Element, steps: tuple[str, ...], at: int) -> Element | None:

@@ -37,7 +37,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, or_, select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import (
@@ -498,8 +498,32 @@ def _write(
     summary.skipped += len(batch) - len(rows) - len(booked_now)
     summary.stored += len(rows)
     if rows:
-        uow.session.execute(insert(SettlementEntry), rows)
+        _insert_entries(uow, rows)
     return booked_now
+
+
+_ENTRY_COLUMNS = tuple(c.name for c in SettlementEntry.__table__.columns if c.name != "id")
+# Names from the model only, never from a file.
+_COPY_ENTRIES = f"COPY settlement_entries ({', '.join(_ENTRY_COLUMNS)}) FROM STDIN"
+_INSERT_ENTRIES = (
+    f"INSERT INTO settlement_entries ({', '.join(_ENTRY_COLUMNS)})"  # noqa: S608
+    f" VALUES ({', '.join('?' * len(_ENTRY_COLUMNS))})"
+)
+
+
+def _insert_entries(uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
+    """The batch's rows, in the unit of work's transaction: PostgreSQL's COPY, else one
+    prepared INSERT run for every row (the ORM's bulk insert builds each row's parameters in
+    Python a second time)."""
+    connection = uow.session.connection()
+    values = [tuple(row[c] for c in _ENTRY_COLUMNS) for row in rows]
+    if connection.dialect.name == "postgresql":
+        driver: Any = connection.connection.driver_connection  # psycopg 3
+        with driver.cursor() as cursor, cursor.copy(_COPY_ENTRIES) as copy:
+            for row in values:
+                copy.write_row(row)
+        return
+    connection.exec_driver_sql(_INSERT_ENTRIES, values)
 
 
 def _book_pending(uow: UnitOfWork, record: SettlementFile, line: SettlementLine, key: str) -> None:
