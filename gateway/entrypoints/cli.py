@@ -57,7 +57,8 @@ class KassaGroup(LazyGroup):
         # before any command could hand it to a database that cannot store it.
         for arg in args:
             if "\x00" in arg:
-                raise click.UsageError("an argument contains a NUL character; remove it", ctx)
+                click.echo("kassa: an argument contains a NUL character; remove it", err=True)
+                sys.exit(2)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
