@@ -359,12 +359,16 @@ def _import(
     report = FileReport()
     booked_later: list[tuple[SettlementLine, str]] = []
     lines = _lines(plan, on_read, report)
+    batches = 0
     while batch := list(islice(lines, BATCH_SIZE)):  # parsed before the transaction begins
         for line in batch:
             _count(summary, minor, line)
         pairs = [(line, identities.of(line)) for line in batch]
         booked_later += _write(uow, record, pairs, summary)
         uow.commit()
+        batches += 1
+        if batches in _ANALYSE_AFTER:
+            _analyse_entries(uow)
     _render_sums(summary, minor)
     _report(summary, report)
     for line, key in booked_later:
@@ -377,6 +381,20 @@ def _import(
     _publish_imported(uow, record)
     uow.commit()
     return summary
+
+
+# PostgreSQL plans each batch's duplicate lookup from the table's statistics. A large file
+# grows settlement_entries faster than autovacuum analyses it, and a plan made for the small
+# table (a scan) makes every later batch slower than the one before: the statistics are brought
+# up to date as the table grows, a few times per file.
+_ANALYSE_AFTER = frozenset({2, 10, 50, 250, 1250})
+
+
+def _analyse_entries(uow: UnitOfWork) -> None:
+    connection = uow.session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("ANALYZE settlement_entries")
+        uow.commit()
 
 
 def _publish_imported(uow: UnitOfWork, record: SettlementFile) -> None:
