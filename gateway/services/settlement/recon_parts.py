@@ -24,6 +24,7 @@ run's remaining jobs then do nothing.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import date
 from itertools import islice
@@ -267,11 +268,15 @@ def _current(uow: UnitOfWork, fanout_id: int, state: str) -> ReconFanout | None:
 
 
 def _locked(uow: UnitOfWork, fanout_id: int) -> ReconFanout:
-    """The run row, locked until this job commits (SQLite: its writer lock already is)."""
+    """The run row, locked until this job commits (SQLite: its writer lock already is).
+
+    ``FOR NO KEY UPDATE``: the step's scratch rows already hold a key-share lock on the row
+    (their foreign key), which a plain ``FOR UPDATE`` of two steps at once would deadlock on.
+    """
     return uow.session.scalars(
         select(ReconFanout)
         .where(ReconFanout.id == fanout_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).one()
 
@@ -290,6 +295,20 @@ def _drop_scratch(uow: UnitOfWork, fanout_id: int) -> None:
 
 
 def _insert(uow: UnitOfWork, model: Any, frame: pl.DataFrame) -> None:
+    """Bulk insert (PostgreSQL: COPY, in this transaction; else executemany in slices)."""
+    connection = uow.session.connection()
+    if connection.dialect.name == "postgresql":
+        if "linked" in frame.columns:  # JSON as text for COPY
+            frame = frame.with_columns(
+                pl.col("linked").map_elements(json.dumps, return_dtype=pl.String)
+            )
+        raw: Any = connection.connection.driver_connection
+        columns = ", ".join(frame.columns)
+        with raw.cursor() as cursor:
+            with cursor.copy(f"COPY {model.__tablename__} ({columns}) FROM STDIN") as copy:
+                for row in frame.iter_rows():
+                    copy.write_row(row)
+        return
     rows = frame.iter_rows(named=True)
     while chunk := list(islice(rows, CHUNK)):
         uow.session.execute(insert(model), chunk)
