@@ -3,8 +3,8 @@ verdicts are the single-process run's; a worker killed (SIGKILL) mid-partition l
 to be leased again, and the retried run gives the same verdicts with none doubled.
 
 To hold the parts mid-step without racing a clock, the test takes the run row's lock itself
-(``SELECT … FOR UPDATE``): each part reads the day and writes its scratch rows, then waits for
-that lock, which is where it counts the finished parts. The test sees them wait in
+(``SELECT … FOR NO KEY UPDATE``): each part reads the day and writes its scratch rows, then
+waits for that lock, which is where it counts the finished parts. The test sees them wait in
 ``pg_stat_activity``, kills a worker there, and lets go. Every wait is a poll with a generous
 ceiling. Skipped without PostgreSQL (SQLite is one host's single worker).
 """
@@ -39,7 +39,8 @@ WORKER_ENV = {
 }
 WAITING = text(
     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-    "AND pid <> pg_backend_pid() AND query LIKE '%recon_fanouts%' AND query LIKE '%FOR UPDATE%'"
+    "AND pid <> pg_backend_pid() AND query LIKE '%recon_fanouts%' "
+    "AND query LIKE '%FOR NO KEY UPDATE%'"
 )
 
 
@@ -66,7 +67,10 @@ def hold_parts(db: Database, fleet: Fleet, fanout_id: int) -> Any:
     """Take the run row's lock, start the workers, and wait until each has a part waiting."""
     conn = db.engine.connect()
     conn.begin()
-    conn.execute(text("SELECT id FROM recon_fanouts WHERE id = :id FOR UPDATE"), {"id": fanout_id})
+    # The lock the steps take to count (their scratch rows' foreign keys pass it).
+    conn.execute(
+        text("SELECT id FROM recon_fanouts WHERE id = :id FOR NO KEY UPDATE"), {"id": fanout_id}
+    )
     for name in ("worker-a", "worker-b"):  # started now, so no part can finish before the lock
         fleet.start(name, "worker", env=WORKER_ENV)
 

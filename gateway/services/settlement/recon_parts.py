@@ -299,9 +299,8 @@ def _insert(uow: UnitOfWork, model: Any, frame: pl.DataFrame) -> None:
     connection = uow.session.connection()
     if connection.dialect.name == "postgresql":
         if "linked" in frame.columns:  # JSON as text for COPY
-            frame = frame.with_columns(
-                pl.col("linked").map_elements(json.dumps, return_dtype=pl.String)
-            )
+            linked = [json.dumps(ids) for ids in frame["linked"].to_list()]
+            frame = frame.with_columns(linked=pl.Series(linked, dtype=pl.String))
         raw: Any = connection.connection.driver_connection
         columns = ", ".join(frame.columns)
         with raw.cursor() as cursor:
