@@ -238,6 +238,10 @@ class ReconciliationSettings(Section):
     window_days: int = Field(3, ge=0)
     unsettled_after_days: int = Field(2, ge=0)
     fees: dict[str, FeeSettings] = Field(default_factory=dict)
+    # The scheduled runs split a day of at least parts_from payments into this many partitions,
+    # run by whichever workers are free (1: never).
+    parts: int = Field(4, ge=1, le=256)
+    parts_from: int = Field(1_000_000, ge=0)
 
 
 class ApprovalSettings(Section):

@@ -599,6 +599,7 @@ class ReconDecision(Base):
 
 # The promotion tables share this metadata (Alembic and ``create_all`` see them through it).
 from gateway.adapters import promotion_models as promotion_models  # noqa: E402
+from gateway.adapters import recon_part_models as recon_part_models  # noqa: E402
 from gateway.adapters import webhook_models as webhook_models  # noqa: E402
 
 

@@ -17,7 +17,7 @@ from gateway.services.devices import cards, outcomes, refund_outcomes
 from gateway.services.jobs import Handler
 from gateway.services.payments import qr_payments, refunds
 from gateway.services.promotions import privacy, sales
-from gateway.services.settlement import reconciliation
+from gateway.services.settlement import recon_parts, reconciliation
 from gateway.services.settlement.file_import import import_settlement_file
 from gateway.services.webhooks import outbox
 from gateway.settings import Settings
@@ -42,7 +42,7 @@ def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
     def reconcile_and_schedule(uow: UnitOfWork, payload: dict[str, Any]) -> None:
         """The daily run: reconcile the day, then queue the next day's run."""
         day = date.fromisoformat(payload["day"])
-        reconciliation.reconcile_day(
+        reconciliation.reconcile_or_fan_out(
             uow, int(payload["merchant_id"]), day, recon_settings, actor="system:daily"
         )
         reconciliation.schedule_daily(uow, int(payload["merchant_id"]), day + timedelta(days=1))
@@ -62,7 +62,7 @@ def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
             import_settlement_file(uow, path, config.settlement)
         finally:
             path.unlink(missing_ok=True)
-        reconciliation.reconcile_day(
+        reconciliation.reconcile_or_fan_out(
             uow,
             int(payload["merchant_id"]),
             date.fromisoformat(payload["day"]),
@@ -90,6 +90,7 @@ def job_handlers(settings: Settings | None = None) -> dict[str, Handler]:
         privacy.schedule_retention(uow, day + timedelta(days=1))
 
     return {
+        **recon_parts.handlers(recon_settings),
         privacy.RETENTION_JOB: anonymise_and_schedule,
         sales.PURGE_JOB: purge_and_schedule,
         reconciliation.FETCH_FILE_JOB: fetch_import_reconcile,

@@ -224,6 +224,37 @@ def reconcile_frames(
     )
 
 
+def reconcile_rest(
+    payments: pl.DataFrame,
+    refunds: pl.DataFrame,
+    lines: pl.DataFrame,
+    pairs: pl.DataFrame,
+    *,
+    fees: FeeSchedule,
+    as_of: date,
+    window_days: int = 3,
+    unsettled_after_days: int = 2,
+    decisions: Sequence[ManualDecision] = (),
+) -> ColumnarReconciliation:
+    """The pure engine on what ``pairs`` (judged isolated pairs, as :func:`judge_frame` gives
+    them, found elsewhere: by partitions) leave of the day, merged with them."""
+    pays = payments.filter(pl.col("status").is_in(sorted(SETTLEABLE)))
+    rest = reconcile(
+        _objects(pays.join(pairs.select("id"), on="id", how="anti"), KassaPayment, PAYMENT_SCHEMA),
+        _objects(refunds, KassaRefund, REFUND_SCHEMA),
+        _lines(lines.join(pairs.select("line_id"), on="line_id", how="anti")),
+        fees=fees,
+        as_of=as_of,
+        window_days=window_days,
+        unsettled_after_days=unsettled_after_days,
+        decisions=decisions,
+    )
+    pairs = pairs if pairs["id"].is_sorted() else pairs.sort("id")
+    return ColumnarReconciliation(
+        pairs, rest, _merge_days(rest.days, _pair_days(pairs)), rest.unused_decisions
+    )
+
+
 def _unique(ids: pl.Series, what: str) -> None:
     """The pure engine's refusal of an id seen twice, naming the same (first, sorted) id."""
     if ids.is_sorted():
@@ -240,20 +271,12 @@ def _unique(ids: pl.Series, what: str) -> None:
 _REFERENCE, _OTHER_KEY, _REFUND_ID, _END_TO_END, _MENTION = range(5)
 
 
-def _isolated_pairs(
-    pays: pl.DataFrame,
-    refunds: pl.DataFrame,
-    lines: pl.DataFrame,
-    decisions: Sequence[ManualDecision],
-) -> tuple[pl.Series, pl.Series]:
-    """Row numbers (in ``pays``, in ``lines``) of the isolated pairs (see the module docstring).
+def key_tokens(p: pl.LazyFrame, refunds: pl.DataFrame, ln: pl.LazyFrame) -> pl.LazyFrame:
+    """Every token of the day as (key, p, l, role): each key a payment or refund owns (``p``
+    the payment's row number), each place a line mentions one (``l`` the line's row number).
 
-    One group-by over every token (keys owned, keys mentioned) finds them: a payment's
-    reference owned by it alone and mentioned once, as a line's end-to-end id, while no other
-    key of the payment is shared or mentioned. Then the plain-credit conditions on both rows.
+    ``p`` and ``ln`` carry the row numbers as columns ``p`` and ``l`` (UInt32).
     """
-    p = pays.lazy().with_row_index("p")
-    ln = lines.lazy().with_row_index("l")
     ref, trace, receipt = pl.col("reference"), pl.col("terminal_trace"), pl.col("receipt_no")
     none_u32 = pl.lit(None, pl.UInt32)
 
@@ -289,8 +312,14 @@ def _isolated_pairs(
             ).explode("key"),
         ]
     ).filter(set_)
+    return tokens
+
+
+def per_key_counts(tokens: pl.LazyFrame) -> pl.LazyFrame:
+    """Per key: how many own it, how many places mention it, its (last) owner and mentioning
+    line, whether it is a payment's reference, whether an end-to-end id names it."""
     role = pl.col("role")
-    per_key = tokens.group_by("key").agg(
+    return tokens.group_by("key").agg(
         owners=(role <= _REFUND_ID).sum(),
         mentions=(role >= _END_TO_END).sum(),
         p=pl.col("p").max(),
@@ -298,6 +327,26 @@ def _isolated_pairs(
         is_reference=(role == _REFERENCE).any(),
         by_end_to_end=(role == _END_TO_END).any(),
     )
+
+
+# A payment's reference owned by it alone, mentioned once, by an end-to-end id.
+CANDIDATE_KEY = pl.col("is_reference") & (pl.col("mentions") == 1) & pl.col("by_end_to_end")
+
+
+def _isolated_pairs(
+    pays: pl.DataFrame,
+    refunds: pl.DataFrame,
+    lines: pl.DataFrame,
+    decisions: Sequence[ManualDecision],
+) -> tuple[pl.Series, pl.Series]:
+    """Row numbers (in ``pays``, in ``lines``) of the isolated pairs (see the module docstring).
+
+    One group-by over every token (keys owned, keys mentioned) finds them: a payment's
+    reference owned by it alone and mentioned once, as a line's end-to-end id, while no other
+    key of the payment is shared or mentioned. Then the plain-credit conditions on both rows.
+    """
+    tokens = key_tokens(pays.lazy().with_row_index("p"), refunds, lines.lazy().with_row_index("l"))
+    per_key = per_key_counts(tokens)
     # A key with several owners is nobody's: every payment owning one stays in the residue.
     shared = per_key.filter(pl.col("owners") > 1).select("key")
     sharing = tokens.filter(pl.col("p").is_not_null()).join(shared, on="key", how="semi")
@@ -305,23 +354,34 @@ def _isolated_pairs(
     owned_keys = per_key.filter(pl.col("p").is_not_null() & (pl.col("owners") == 1))
     per_pay = owned_keys.group_by("p").agg(mentions=pl.col("mentions").sum())
     candidates = (
-        owned_keys.filter(
-            pl.col("is_reference") & (pl.col("mentions") == 1) & pl.col("by_end_to_end")
-        )
+        owned_keys.filter(CANDIDATE_KEY)
         .join(per_pay.filter(pl.col("mentions") == 1), on="p", how="semi")
         .join(sharing, on="p", how="anti")
         .select("p", "l")
         .collect()
     )
-    named = sorted({d.subject_id for d in decisions if d.subject_id})
-    named_lines = sorted({i for d in decisions for i in d.line_ids})
-    refunded = refunds["payment_id"].unique().implode()
     pay = pays.select("id", "refunded_minor", "currency")[candidates["p"]]
     line = lines.select("line_id", "kind", "amount_minor", "entry_tx_count", "currency")[
         candidates["l"]
     ]
+    keep = plain_credit(pay, line, refunds, decisions)
+    kept = candidates.filter(keep).sort("p")
+    return kept["p"], kept["l"]
+
+
+def plain_credit(
+    pay: pl.DataFrame,
+    line: pl.DataFrame,
+    refunds: pl.DataFrame,
+    decisions: Sequence[ManualDecision],
+) -> pl.Series:
+    """Which candidate pairs (``pay`` and ``line`` row by row) meet the plain-credit conditions:
+    nothing refunded or deciding on the payment; a one-transaction credit in its currency."""
+    named = sorted({d.subject_id for d in decisions if d.subject_id})
+    named_lines = sorted({i for d in decisions for i in d.line_ids})
+    refunded = refunds["payment_id"].unique().implode()
     kind = line["kind"].fill_null("")
-    keep = (
+    return (
         (pay["refunded_minor"].fill_null(0) == 0)
         & ~pay["id"].is_in(pl.Series(named, dtype=pl.String).implode())
         & ~pay["id"].is_in(refunded)
@@ -330,23 +390,12 @@ def _isolated_pairs(
         & (line["currency"] == pay["currency"]).fill_null(False)
         & ~line["line_id"].is_in(pl.Series(named_lines, dtype=pl.String).implode())
     )
-    kept = candidates.filter(keep).sort("p")
-    return kept["p"], kept["l"]
 
 
 def _judge_pairs(
     pays: pl.DataFrame, lines: pl.DataFrame, p_idx: pl.Series, l_idx: pl.Series, fees: FeeSchedule
 ) -> pl.DataFrame:
     """Stage 2's one-line verdict on each pair, as ``ByReference.judge_payments`` gives it."""
-    bp, fixed = _fee_terms(fees)
-    charged = (
-        pl.when(pl.col("fee_minor").is_not_null())
-        .then(pl.col("fee_minor"))
-        .when((pl.col("entry_tx_count") == 1) & pl.col("entry_amount_minor").is_not_null())
-        .then(pl.col("settled") - pl.col("entry_amount_minor"))
-        .otherwise(None)
-    )
-    fee_exp = (pl.col("amount_minor") * bp + 5_000).floordiv(10_000) + fixed
     frame = pl.concat(
         [
             pays.select("id", "method", "amount_minor", "currency", "paid_on")[p_idx],
@@ -361,6 +410,22 @@ def _judge_pairs(
         ],
         how="horizontal",
     )
+    return judge_frame(frame, fees)
+
+
+def judge_frame(frame: pl.DataFrame, fees: FeeSchedule) -> pl.DataFrame:
+    """The pairs' verdicts, sorted by payment id, from one row per pair: the payment's ``id``,
+    ``method``, ``amount_minor``, ``currency``, ``paid_on``, and the line's ``line_id``,
+    ``booking_date``, ``entry_tx_count``, ``entry_amount_minor``, ``fee_minor``, ``settled``."""
+    bp, fixed = _fee_terms(fees)
+    charged = (
+        pl.when(pl.col("fee_minor").is_not_null())
+        .then(pl.col("fee_minor"))
+        .when((pl.col("entry_tx_count") == 1) & pl.col("entry_amount_minor").is_not_null())
+        .then(pl.col("settled") - pl.col("entry_amount_minor"))
+        .otherwise(None)
+    )
+    fee_exp = (pl.col("amount_minor") * bp + 5_000).floordiv(10_000) + fixed
     out = (
         frame.lazy()
         .with_columns(fee_expected=fee_exp, charged=charged)

@@ -48,7 +48,7 @@ def payments_frame(uow: UnitOfWork, merchant_id: int, low: date, high: date) -> 
         )
         .order_by(Payment.id)
     )
-    raw = _read(
+    raw = read_frame(
         uow,
         stmt,
         {
@@ -121,7 +121,7 @@ def lines_frame_of(
         )
         .order_by(e.id)
     )
-    raw = _read(uow, stmt, _ENTRY_SCHEMA) if accounts else pl.DataFrame(schema=_ENTRY_SCHEMA)
+    raw = read_frame(uow, stmt, _ENTRY_SCHEMA) if accounts else pl.DataFrame(schema=_ENTRY_SCHEMA)
     rank = pl.col("source").replace_strict(
         {s: i for i, s in enumerate(SOURCE_PRIORITY)}, return_dtype=pl.Int8
     )
@@ -187,7 +187,7 @@ _ENTRY_SCHEMA: dict[str, Any] = {
 }
 
 
-def _read(uow: UnitOfWork, stmt: Executable, schema: dict[str, Any]) -> pl.DataFrame:
+def read_frame(uow: UnitOfWork, stmt: Executable, schema: dict[str, Any]) -> pl.DataFrame:
     """Run ``stmt`` and build its frame batch by batch (plain rows, never ORM objects)."""
     result = uow.session.connection().execute(stmt.execution_options(yield_per=BATCH))  # type: ignore[call-overload]
     frames = [pl.DataFrame(rows, schema=schema, orient="row") for rows in result.partitions(BATCH)]

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import islice
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sqlalchemy import delete, func, insert, or_, select
 
@@ -65,6 +65,9 @@ from gateway.services.staff import audit
 from gateway.services.webhooks import outbox
 from gateway.settings import ReconciliationSettings
 
+if TYPE_CHECKING:
+    import polars as pl
+
 RECON_JOB = "reconcile_day"
 FETCH_FILE_JOB = "fetch_settlement_file"
 Action = Literal["link", "accept_difference", "write_off"]
@@ -82,6 +85,10 @@ class ReconSettings:
     # From this many payments in the window on, the day is read and matched in columns
     # (same verdicts, see gateway/domain/reconciliation/columnar.py); 0: always.
     columnar_from: int = 20_000
+    # The scheduled runs of a day with this many payments in the window on fan out into
+    # ``parts`` partitions over the job table (recon_parts.py); parts 1: never.
+    parts: int = 1
+    parts_from: int = 1_000_000
 
     @classmethod
     def from_settings(cls, settings: ReconciliationSettings) -> ReconSettings:
@@ -93,6 +100,8 @@ class ReconSettings:
             fees=FeeSchedule.of(**rates),
             window_days=settings.window_days,
             unsettled_after_days=settings.unsettled_after_days,
+            parts=settings.parts,
+            parts_from=settings.parts_from,
         )
 
 
@@ -119,7 +128,7 @@ def reconcile_day(
     )
     as_of = as_of or utcnow().date()
     if _payment_count(uow, merchant_id, low, high) >= settings.columnar_from:
-        todays, source = _reconcile_in_columns(uow, merchant, day, low, high, settings, as_of)
+        todays, source = _reconcile_in_columns(uow, merchant, day, settings, as_of)
     else:
         lines, source = _lines(uow, merchant, low, high + timedelta(days=settings.window_days))
         outcome = reconcile(
@@ -153,11 +162,18 @@ def reconcile_day(
         )
         .execution_options(synchronize_session=False)
     )
+    insert_results(uow, run, todays)
+    announce(uow, run)
+    return run
+
+
+def insert_results(uow: UnitOfWork, run: ReconRun, results: Iterable[Result]) -> None:
+    """Store verdicts of the run's day (the day's old rows already deleted)."""
     rows = (
         {
-            "merchant_id": merchant_id,
+            "merchant_id": run.merchant_id,
             "run_id": run.id,
-            "day": day.isoformat(),
+            "day": run.day,
             "subject": r.subject,
             "subject_id": r.id,
             "outcome": r.outcome.value,
@@ -169,25 +185,50 @@ def reconcile_day(
             "linked": list(r.linked),
             "reason": r.reason,
         }
-        for r in todays
+        for r in results
     )
     # Bulk inserts (executemany) in slices: a chain's day has millions of verdicts.
     while chunk := list(islice(rows, 10_000)):
         uow.session.execute(insert(ReconResult), chunk)
+
+
+def announce(uow: UnitOfWork, run: ReconRun) -> None:
+    """Tell the merchant's webhooks that the day is reconciled."""
     outbox.publish(
         uow,
-        merchant_id=merchant_id,
+        merchant_id=run.merchant_id,
         event_type="settlement.reconciled",
         data={
-            "day": day.isoformat(),
+            "day": run.day,
             "run_id": run.id,
-            "source": source,
+            "source": run.source,
             "counts": run.counts,
             "exceptions": sum(n for o, n in run.counts.items() if is_exception(o)),
             "flawed_statements": len(run.flawed_statements or []),
         },
     )
-    return run
+
+
+def reconcile_or_fan_out(
+    uow: UnitOfWork,
+    merchant_id: int,
+    day: date,
+    settings: ReconSettings,
+    *,
+    actor: str,
+    as_of: date | None = None,
+) -> ReconRun | None:
+    """A scheduled run: :func:`reconcile_day` now, or for a day of at least
+    ``settings.parts_from`` payments, partitions over the job table (None: under way)."""
+    from gateway.services.settlement import recon_parts
+
+    if settings.parts > 1:
+        low = day - timedelta(days=settings.window_days)
+        high = day + timedelta(days=settings.window_days)
+        if _payment_count(uow, merchant_id, low, high) >= settings.parts_from:
+            recon_parts.fan_out(uow, merchant_id, day, settings, actor=actor, as_of=as_of)
+            return None
+    return reconcile_day(uow, merchant_id, day, settings, actor=actor, as_of=as_of)
 
 
 def _payment_count(uow: UnitOfWork, merchant_id: int, low: date, high: date) -> int:
@@ -205,19 +246,26 @@ def _payment_count(uow: UnitOfWork, merchant_id: int, low: date, high: date) -> 
     )
 
 
-def _reconcile_in_columns(
-    uow: UnitOfWork,
-    merchant: Merchant,
-    day: date,
-    low: date,
-    high: date,
-    settings: ReconSettings,
-    as_of: date,
-) -> tuple[list[Result], str | None]:
-    """The day's verdicts by ``reconcile_frames``: inputs read in columns, same verdicts."""
-    from gateway.domain.reconciliation.columnar import reconcile_frames, refunds_frame
+@dataclass(frozen=True)
+class DayFrames:
+    """A day's inputs in columns (``columnar.PAYMENT_SCHEMA`` …) and the sources of its lines."""
+
+    payments: pl.DataFrame
+    refunds: pl.DataFrame
+    lines: pl.DataFrame
+    decisions: list[ManualDecision]
+    source: str | None
+
+
+def day_frames(
+    uow: UnitOfWork, merchant: Merchant, day: date, settings: ReconSettings
+) -> DayFrames:
+    """The day's payments, refunds and lines (its window) read in columns."""
+    from gateway.domain.reconciliation.columnar import refunds_frame
     from gateway.services.settlement import recon_frames
 
+    low = day - timedelta(days=settings.window_days)
+    high = day + timedelta(days=settings.window_days)
     line_high = high + timedelta(days=settings.window_days)
     days_with_files = _days_with_files(uow, merchant, low, line_high)
     callbacks = (
@@ -228,17 +276,48 @@ def _reconcile_in_columns(
     lines, sources = recon_frames.lines_frame_of(uow, merchant, low, line_high, callbacks)
     if callbacks:
         sources.append("callback")
-    outcome = reconcile_frames(
+    return DayFrames(
         recon_frames.payments_frame(uow, merchant.id, low, high),
         refunds_frame(_refunds(uow, merchant.id, low, high)),
         lines,
+        _decisions(uow, merchant.id),
+        "+".join(sources) or None,
+    )
+
+
+def refunds_and_decisions(
+    uow: UnitOfWork, merchant_id: int, day: date, settings: ReconSettings
+) -> tuple[pl.DataFrame, list[ManualDecision]]:
+    """The day's refunds (a frame) and the merchant's standing decisions: the small inputs."""
+    from gateway.domain.reconciliation.columnar import refunds_frame
+
+    low = day - timedelta(days=settings.window_days)
+    high = day + timedelta(days=settings.window_days)
+    return refunds_frame(_refunds(uow, merchant_id, low, high)), _decisions(uow, merchant_id)
+
+
+def _reconcile_in_columns(
+    uow: UnitOfWork,
+    merchant: Merchant,
+    day: date,
+    settings: ReconSettings,
+    as_of: date,
+) -> tuple[list[Result], str | None]:
+    """The day's verdicts by ``reconcile_frames``: inputs read in columns, same verdicts."""
+    from gateway.domain.reconciliation.columnar import reconcile_frames
+
+    frames = day_frames(uow, merchant, day, settings)
+    outcome = reconcile_frames(
+        frames.payments,
+        frames.refunds,
+        frames.lines,
         fees=settings.fees,
         as_of=as_of,
         window_days=settings.window_days,
         unsettled_after_days=settings.unsettled_after_days,
-        decisions=_decisions(uow, merchant.id),
+        decisions=frames.decisions,
     )
-    return list(outcome.results(day)), "+".join(sources) or None
+    return list(outcome.results(day)), frames.source
 
 
 def flawed_statements(uow: UnitOfWork, merchant: Merchant, day: date) -> list[int]:
