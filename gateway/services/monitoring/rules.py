@@ -170,16 +170,7 @@ def _large_ticket(uow: UnitOfWork, payment: Payment, where: Where, t: Thresholds
     if t.large_ticket_factor <= 0:
         return
     at = payment.created_at
-    history = (
-        Payment.merchant_id == payment.merchant_id,  # its index, then the store
-        Payment.store_id == payment.store_id,
-        Payment.currency == payment.currency,
-        Payment.status.in_(SOLD),
-        Payment.id != payment.id,
-        Payment.created_at >= at - timedelta(days=t.large_ticket_history_days),
-        Payment.created_at <= at,
-    )
-    found = _usual_ticket(uow, payment, history, t)
+    found = _usual_ticket(uow, payment, t)
     if found is None:
         return
     usual, count = found
@@ -210,9 +201,7 @@ _usual_tickets: weakref.WeakKeyDictionary[object, dict[_UsualKey, tuple[float, d
 _usual_tickets = weakref.WeakKeyDictionary()
 
 
-def _usual_ticket(
-    uow: UnitOfWork, payment: Payment, history: tuple[ColumnElement[bool], ...], t: Thresholds
-) -> tuple[int, int] | None:
+def _usual_ticket(uow: UnitOfWork, payment: Payment, t: Thresholds) -> tuple[int, int] | None:
     """(the usual ticket, how many amounts it stands on) for ``payment``'s store and currency,
     or None without history; the amounts are counted and ranked in one statement."""
     key = (
@@ -231,6 +220,15 @@ def _usual_ticket(
         and abs(at - reused[1]) < USUAL_REUSE_WINDOW
     ):
         return reused[2], reused[3]
+    history = (
+        Payment.merchant_id == payment.merchant_id,  # its index, then the store
+        Payment.store_id == payment.store_id,
+        Payment.currency == payment.currency,
+        Payment.status.in_(SOLD),
+        Payment.id != payment.id,
+        Payment.created_at >= at - timedelta(days=t.large_ticket_history_days),
+        Payment.created_at <= at,
+    )
     ranked = (
         select(
             Payment.amount_minor.label("amount"),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Merchant, Payment, Store, utcnow
@@ -152,13 +153,7 @@ def payment_by_reference(uow: UnitOfWork, reference: str) -> Payment | None:
     for again: its merchant (the monitoring thresholds) and store (opening hours), which stay
     in the unit of work (not locked), and whether the merchant has an active webhook endpoint.
     """
-    row = uow.session.execute(
-        select(Payment, Merchant, Store, outbox.any_active(Payment.merchant_id))
-        .join(Merchant, Merchant.id == Payment.merchant_id)
-        .join(Store, Store.id == Payment.store_id)
-        .where(Payment.reference == reference)
-        .with_for_update(of=Payment)
-    ).first()
+    row = uow.session.execute(_lock_by_reference(), {"reference": reference}).first()
     if row is None:
         return None
     payment, merchant, store, endpoints = row
@@ -166,6 +161,18 @@ def payment_by_reference(uow: UnitOfWork, reference: str) -> Payment | None:
     if not endpoints:
         outbox.note_none_active(uow, payment.merchant_id)
     return payment
+
+
+@lru_cache(maxsize=1)
+def _lock_by_reference() -> Any:
+    """Built once: a statement with a bound parameter is compiled once and then reused."""
+    return (
+        select(Payment, Merchant, Store, outbox.any_active(Payment.merchant_id))
+        .join(Merchant, Merchant.id == Payment.merchant_id)
+        .join(Store, Store.id == Payment.store_id)
+        .where(Payment.reference == bindparam("reference"))
+        .with_for_update(of=Payment)
+    )
 
 
 def record_bank_payment(
