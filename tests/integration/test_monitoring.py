@@ -15,15 +15,16 @@ from typing import Any
 import pytest
 from alembic import command
 from flask.testing import FlaskClient
-from sqlalchemy import inspect, select, text
+from sqlalchemy import event, inspect, select, text
 
 from gateway.adapters.db import Database, UnitOfWork, alembic_config
 from gateway.adapters.models import Alert, AuditEntry, Payment, Refund, Store, Till
+from gateway.domain import monitoring as domain_monitoring
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.services.devices import cards
-from gateway.services.monitoring import alerts, thresholds
+from gateway.services.monitoring import alerts, rules, thresholds
 from gateway.services.payments import lifecycle, qr_payments, refunds
 from gateway.services.staff.auth import TillContext
 from gateway.services.staff.scope import Scope
@@ -284,6 +285,51 @@ def test_a_ticket_above_factor_times_the_median_fires_once_there_is_history(
     assert alert.facts["limit"] == {"minor": 5000, "currency": "EUR"}
     page = portal_client(app, shop, "owner").get(f"/portal/alerts/{alert.id}")
     assert page.status_code == 200 and "50.01" in page.get_data(as_text=True)
+
+
+def test_the_p95_ticket_is_the_one_the_domain_ranks(db: Database, shop: dict[str, Any]) -> None:
+    """The database counts and ranks the amounts in one statement: the same nearest-rank p95
+    as :func:`gateway.domain.monitoring.usual_rank`."""
+    set_thresholds(
+        db, shop, large_ticket_factor=2, large_ticket_statistic="p95", large_ticket_min_history=5
+    )
+    amounts = [100 * k for k in range(1, 42)]  # ascending: none is twice the p95 before it
+    for minor in amounts:
+        qr_sale(db, till(shop), minor)
+    assert open_alerts(db, "large_ticket") == []
+    usual = sorted(amounts)[domain_monitoring.usual_rank(len(amounts), "p95")]
+    qr_sale(db, till(shop), 2 * usual + 1)
+    [alert] = open_alerts(db, "large_ticket")
+    assert alert.facts["usual"] == {"minor": usual, "currency": "EUR"}
+
+
+def test_a_usual_ticket_of_many_amounts_is_reused_for_seconds(
+    db: Database, shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ranked once, then reused by the process while it is fresh; ranked again after."""
+    set_thresholds(
+        db, shop, large_ticket_factor=5, large_ticket_statistic="median", large_ticket_min_history=5
+    )
+    monkeypatch.setattr(rules, "USUAL_REUSE_MIN_AMOUNTS", 5)
+    ranked: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "row_number" in statement:
+            ranked.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        for _ in range(6):
+            qr_sale(db, till(shop), 1000)
+        assert len(ranked) == 6  # each ranked: too few amounts to reuse before the sixth
+        qr_sale(db, till(shop), 5001)
+        assert len(ranked) == 6  # reused: the sixth's median of 1000 stands on 5 amounts
+        assert len(open_alerts(db, "large_ticket")) == 1
+        monkeypatch.setattr(rules, "USUAL_REUSE_SECONDS", 0.0)
+        qr_sale(db, till(shop), 1000)
+        assert len(ranked) == 7  # no longer fresh: ranked again
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
 
 
 # -- rule 6: outside opening hours ---------------------------------------------------------------

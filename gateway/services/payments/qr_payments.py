@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Merchant, Payment, utcnow
+from gateway.adapters.models import Merchant, Payment, Store, utcnow
 from gateway.domain import emv_qr
 from gateway.domain.money import Money
 from gateway.domain.payment import OPEN_STATES, TRANSITIONS, PaymentMethod, PaymentStatus
@@ -23,6 +24,7 @@ from gateway.services.payments.lifecycle import (
     new_payment,
 )
 from gateway.services.staff.auth import TillContext
+from gateway.services.webhooks import outbox
 from gateway.settings import PaymentSettings
 
 # Crockford's base32 without I, L, O, U: readable aloud and on a receipt.
@@ -145,9 +147,31 @@ def expire(uow: UnitOfWork, payment: Payment, detail: dict[str, Any]) -> None:
 
 
 def payment_by_reference(uow: UnitOfWork, reference: str) -> Payment | None:
-    """The payment with this EMV 62-05 reference, its row locked (PostgreSQL) until commit."""
-    return uow.session.scalar(
-        select(Payment).where(Payment.reference == reference).with_for_update()
+    """The payment with this EMV 62-05 reference, its row locked (PostgreSQL) until commit.
+
+    The same statement reads what the after-change hooks of its move to paid would each ask
+    for again: its merchant (the monitoring thresholds) and store (opening hours), which stay
+    in the unit of work (not locked), and whether the merchant has an active webhook endpoint.
+    """
+    row = uow.session.execute(_lock_by_reference(), {"reference": reference}).first()
+    if row is None:
+        return None
+    payment, merchant, store, endpoints = row
+    uow.keep(merchant, store)
+    if not endpoints:
+        outbox.note_none_active(uow, payment.merchant_id)
+    return payment
+
+
+@lru_cache(maxsize=1)
+def _lock_by_reference() -> Any:
+    """Built once: a statement with a bound parameter is compiled once and then reused."""
+    return (
+        select(Payment, Merchant, Store, outbox.any_active(Payment.merchant_id))
+        .join(Merchant, Merchant.id == Payment.merchant_id)
+        .join(Store, Store.id == Payment.store_id)
+        .where(Payment.reference == bindparam("reference"))
+        .with_for_update(of=Payment)
     )
 
 

@@ -18,7 +18,7 @@ from gateway.domain import webhooks
 from gateway.domain.card_data import scrub_card_numbers
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.services.staff import audit
-from gateway.services.webhooks import signing
+from gateway.services.webhooks import outbox, signing
 
 MAX_DESCRIPTION = 200
 
@@ -59,6 +59,7 @@ def create_endpoint(
     )
     uow.session.add(endpoint)
     uow.session.flush()
+    outbox.forget_none_active(uow, merchant_id)
     audit.record(
         uow,
         "webhook.endpoint_created",
@@ -102,6 +103,7 @@ def _set_status(
         raise Conflict(f"the endpoint is {status} already")
     before = endpoint.status
     endpoint.status, endpoint.paused_reason, endpoint.updated_at = status, reason, utcnow()
+    outbox.forget_none_active(uow, merchant_id)
     audit.record(
         uow,
         {"paused": "webhook.endpoint_paused", "active": "webhook.endpoint_resumed"}.get(

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Exists, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from gateway.adapters import webhook_sender
 from gateway.adapters.db import UnitOfWork
@@ -34,6 +35,29 @@ from gateway.services.webhooks import signing
 
 DELIVER_JOB = "deliver_webhook"
 SYSTEM = "system:webhooks"
+# Merchants known, in this unit of work, to have no active endpoint (see note_none_active).
+_NONE_ACTIVE = "kassa.webhooks.none_active"
+
+
+def any_active(merchant_id: ColumnElement[int] | InstrumentedAttribute[int]) -> Exists:
+    """Whether the merchant has an active endpoint: a column for a statement that reads the
+    changed row anyway (a bank callback's payment lock), so that no further round trip asks."""
+    return (
+        select(WebhookEndpoint.id)
+        .where(WebhookEndpoint.merchant_id == merchant_id, WebhookEndpoint.status == "active")
+        .exists()
+    )
+
+
+def note_none_active(uow: UnitOfWork, merchant_id: int) -> None:
+    """The merchant had no active endpoint when this unit of work looked (:func:`any_active`):
+    its :func:`publish` calls queue nothing without asking again. Adding or resuming an
+    endpoint in the same unit of work forgets it."""
+    uow.session.info.setdefault(_NONE_ACTIVE, set()).add(merchant_id)
+
+
+def forget_none_active(uow: UnitOfWork, merchant_id: int) -> None:
+    uow.session.info.get(_NONE_ACTIVE, set()).discard(merchant_id)
 
 
 def publish(
@@ -47,6 +71,8 @@ def publish(
     """
     webhooks.check_event_type(event_type)
     merchant = _merchant_id(merchant_id)
+    if merchant in uow.session.info.get(_NONE_ACTIVE, ()):
+        return
     endpoints = uow.session.scalars(
         select(WebhookEndpoint)
         .where(WebhookEndpoint.merchant_id == merchant, WebhookEndpoint.status == "active")
