@@ -14,7 +14,7 @@ process of its own (``ru_maxrss`` its peak):
   frames (no database), for scale.
 
 Every run's outcome counts must equal the single-process run's. Medians of ``--repeat`` runs.
-Run from the repository root: ``.venv/bin/python -m bench.recon_parts`` (1 000 000; ``--n``).
+Run from the repository root: ``.venv/bin/python -m bench.recon_parts`` (200 000; ``--n``).
 ``KASSA_BENCH_DATABASE_URL`` names the server (default: the test server on 127.0.0.1:5432).
 """
 
@@ -246,7 +246,7 @@ def child(*args: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", choices=("single", "parts", "worker"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)

@@ -240,7 +240,7 @@ class ReconciliationSettings(Section):
     fees: dict[str, FeeSettings] = Field(default_factory=dict)
     # The scheduled runs split a day of at least parts_from payments into this many partitions,
     # run by whichever workers are free (1: never).
-    parts: int = Field(4, ge=1, le=256)
+    parts: int = Field(1, ge=1, le=256)
     parts_from: int = Field(1_000_000, ge=0)
 
 
