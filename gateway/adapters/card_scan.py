@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,12 +130,54 @@ def scan_folder_file(path: Path) -> Iterator[Hit]:
 
 
 def scan_folder(folder: Path) -> Iterator[Hit]:
-    """Every card number in the files under ``folder`` (e.g. archived settlement files)."""
+    """Every card number in the files under ``folder`` (archived settlement files, device
+    hosts' support logs)."""
     if not folder.is_dir():
         return
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         with path.open("rb") as f:
-            yield from _file_hits(path, f)
+            if _DEVICE_LOG.search(path.name):
+                yield from _device_log_hits(path, f)
+            else:
+                yield from _file_hits(path, f)
+
+
+# drivers/device_log.py's files: card_terminal.log, nfc_reader.log and their rotated copies.
+_DEVICE_LOG = re.compile(r"\.log(\.\d+)?$")
+# An entry's time stamp and its hex dump are not text: a dump's card data is hidden byte by
+# byte as it is written, by the protocol's own fields, and decimal-looking bytes or a time
+# with a dot in it pass the Luhn check one time in ten. Its texts are what can hold a number.
+_NOT_TEXT = frozenset({"t", "hex"})
+
+
+def _device_log_hits(path: Path, f: BinaryIO) -> Iterator[Hit]:
+    offset = 0
+    for raw in f:
+        line = raw.decode("utf-8", "replace")
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict) and "dir" in entry:
+            texts = list(_texts({k: v for k, v in entry.items() if k not in _NOT_TEXT}))
+        else:
+            texts = [line]  # not an entry: every character of it counts
+        for text in texts:
+            for start, end in card_number_spans(text):
+                yield Hit(str(path), f"byte {offset}", _sample(text, start, end))
+        offset += len(raw)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Each string and number in a decoded entry, one by one (never joined across fields)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, str | int) and not isinstance(value, bool):
+        yield str(value)
 
 
 def _file_hits(path: Path, f: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[Hit]:

@@ -268,3 +268,24 @@ def test_the_suites_final_scan_finds_what_a_test_left(tmp_path: Path) -> None:
     for path in sorted(left.rglob("*"), reverse=True):  # leave nothing for the real sweep
         path.unlink() if path.is_file() else path.rmdir()
     assert card_numbers_under(left) == []
+
+
+def test_a_device_logs_hex_dump_and_time_stamps_are_not_card_numbers(tmp_path: Path) -> None:
+    """Decimal-looking bytes in a dump and a time with a dot pass the Luhn check one time in
+    ten; only an entry's texts are read. A number in its fields is still found."""
+    from gateway.adapters.card_scan import scan_folder
+    from gateway.domain.card_data import luhn_valid
+
+    folder = tmp_path / "device-logs" / "S" / "T"
+    folder.mkdir(parents=True)
+    # 1796605245.002 is 13 digits with a dot between them, and Luhn-valid; so is the dump's run.
+    clean = (
+        '{"t": 1796605245.002, "dir": "out", "hex": "10 02 41 11 11 11 11 11 11 11", "what": "x"}'
+    )
+    assert luhn_valid("1796605245002") and luhn_valid("4111111111111111")
+    (folder / "card_terminal.log").write_text(clean + "\n", encoding="utf-8")
+    assert list(scan_folder(tmp_path / "device-logs")) == []
+    leaked = clean.replace('"what": "x"', '"fields": {"text": ["Karte 4111111111111111"]}')
+    (folder / "card_terminal.log.2").write_text(clean + "\n" + leaked + "\n", encoding="utf-8")
+    hits = list(scan_folder(tmp_path / "device-logs"))
+    assert len(hits) == 1 and hits[0].row == f"byte {len(clean) + 1}", hits
