@@ -45,6 +45,7 @@ way for the ECR to learn the truth — the case the till's crash recovery must h
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -133,11 +134,20 @@ class _Terminal(Device):
         self.silent_at: str | None = None
         self.silent = False
         self._deaf_since_silence = False
+        self._quiet = threading.Event()  # the loop has seen ``silent`` and reads nothing
         self._backlog: list[bytes] = []
         self._abort_requested = False
 
     def _open_link(self) -> SerialLink | TcpLink:  # pragma: no cover - subclasses implement it
         raise NotImplementedError
+
+    def fall_silent(self, timeout: float = 60.0) -> None:
+        """Silent now, and only once the loop has seen it: a command it was already reading
+        (a thread a loaded machine had not run yet) is answered before, never after."""
+        self._quiet.clear()
+        self.silent = True
+        if not self._quiet.wait(timeout):
+            raise TimeoutError(f"the simulated terminal did not fall silent within {timeout} s")
 
     def speak(self) -> None:
         """Answer again, as after a cable plugged back in; what the ECR sent meanwhile is lost."""
@@ -165,6 +175,7 @@ class _Terminal(Device):
         self._backlog.clear()  # an earlier connection's commands are not this one's
         while not self.stopping:
             if self.silent:  # reads nothing, answers nothing
+                self._quiet.set()
                 self._stop.wait(0.05)
                 continue
             if self._deaf_since_silence:

@@ -299,7 +299,7 @@ def test_a_refund_the_terminal_cannot_take_is_flagged_retried_and_done_once(
     from tests.integration.test_cashier_pages import at_till
 
     payment_id = _paid_card_payment(db, demo, 3000, paid=True)
-    terminal.silent = True  # unplugged before a byte of the refund is sent
+    terminal.fall_silent()  # unplugged before a byte of the refund is sent
     refund_id = _refund(db, demo, payment_id, Money.parse("12.00", "EUR"))
     host = host_for(db, first_till(db, demo), terminal.port, timezone="Europe/Berlin", **FAST)
     try:
