@@ -319,7 +319,9 @@ def test_device_host_killed_mid_refund_never_refunds_twice(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
-            _until(lambda: refund_status() != "requested")
+            # On a loaded machine the second host's first question may go unanswered: the
+            # refund is then ``unknown`` for a while, and settled by its next question.
+            _until(lambda: refund_status() in ("succeeded", "failed"))
         finally:
             second.terminate()
             second.wait(60)
