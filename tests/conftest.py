@@ -245,10 +245,37 @@ def pg_database() -> Iterator[Database | None]:
     admin.dispose()
 
 
+# Above this many rows in a table, TRUNCATE empties it faster than DELETE does.
+_MANY_ROWS = 2000
+
+
 def _truncate(database: Database) -> None:
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    """Every table empty and every sequence restarted, as ``TRUNCATE ... RESTART IDENTITY``
+    leaves them. Truncating all 46 tables gives each table and index a new file (0.2-0.7 s a
+    test, over 500 PostgreSQL tests a run); a test leaves rows in a few, so those are emptied
+    by DELETE, children first, and the sequences it drew from restart. A test that left many
+    rows in a table gets the TRUNCATE."""
+    tables = [t.name for t in Base.metadata.sorted_tables]
+    counts = " UNION ALL ".join(
+        f"SELECT '{name}', (SELECT count(*) FROM (SELECT 1 FROM {name} LIMIT {_MANY_ROWS}) AS r)"
+        for name in tables
+    )
     with database.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        rows: dict[str, int] = {name: n for name, n in conn.execute(text(counts))}
+        if max(rows.values()) >= _MANY_ROWS:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            return
+        for name in reversed(tables):  # sorted_tables puts a table after those it refers to
+            if rows[name]:
+                conn.execute(text(f"DELETE FROM {name}"))
+        drawn = conn.execute(
+            text(
+                "SELECT sequencename, start_value FROM pg_sequences"
+                " WHERE schemaname = current_schema() AND last_value IS NOT NULL"
+            )
+        ).all()
+        for sequence, start in drawn:
+            conn.execute(text("SELECT setval(:s, :v, false)"), {"s": sequence, "v": start})
 
 
 @pytest.fixture(params=BACKENDS)
