@@ -165,10 +165,25 @@ def stored_card_numbers(database: Database) -> list[str]:
         if schema not in _SCHEMAS:
             _SCHEMAS[schema] = text_tables(conn)
         try:
-            return [str(hit) for hit in scan_database(conn, _SCHEMAS[schema])]
+            return [str(hit) for hit in scan_database(conn, _with_rows(conn, _SCHEMAS[schema]))]
         except Exception:  # the schema changed under the test (a migration test): reflect anew
             conn.rollback()
             return [str(hit) for hit in scan_database(conn)]
+
+
+def _with_rows(conn: Any, tables: list[Any]) -> list[Any]:
+    """The tables of ``tables`` that hold a row, asked in one query: an empty table holds no
+    card number, and a test fills a few of the 46 (the session's sweep scans hundreds of
+    SQLite files, each with an engine and statement cache of its own)."""
+    if not tables:
+        return tables
+    quote = conn.dialect.identifier_preparer.quote
+    probe = " UNION ALL ".join(
+        f"SELECT {n} WHERE EXISTS (SELECT 1 FROM {quote(table.name)})"
+        for n, (table, _) in enumerate(tables)
+    )
+    filled = {n for (n,) in conn.exec_driver_sql(probe)}
+    return [entry for n, entry in enumerate(tables) if n in filled]
 
 
 def sqlite_files(folder: Path) -> list[Path]:
