@@ -26,7 +26,7 @@ gateway/translations/%/LC_MESSAGES/messages.mo: gateway/translations/%/LC_MESSAG
 # catalogue (new ones empty, changed ones fuzzy), then translate and run `make setup`.
 # tests/integration/test_translations.py fails while a catalogue lacks a translation.
 translations: $(BIN)/.installed
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k N_ --no-location --sort-output \
 	  --project Kassa --copyright-holder Kassa -o gateway/translations/messages.pot .
 	$(BIN)/pybabel update -i gateway/translations/messages.pot -d gateway/translations \
 	  --ignore-obsolete --ignore-pot-creation-date -w 100

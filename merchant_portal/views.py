@@ -29,6 +29,7 @@ from gateway.adapters.models import utcnow
 from gateway.config import device_log_dir
 from gateway.domain.payment import PaymentStatus
 from gateway.entrypoints import staff_session
+from gateway.entrypoints.cashier import terminal_texts
 from gateway.entrypoints.staff_session import current_staff, database
 from gateway.errors import Conflict, InvalidInput, NotFound, Unauthorised
 from gateway.services.devices import device_reads, outcomes, refund_outcomes
@@ -190,6 +191,7 @@ def payment_detail(payment_id: str) -> Any:
             payment=payment,
             sale=sale,
             refunds=refunds.list_refunds(uow, payment_id),
+            terminal_text=terminal_texts.shown,  # a reversal the terminal refused says why
             bank_claim=attention.open_claim(uow, payment),
         )
 

@@ -1,8 +1,8 @@
 """The catalogues hold every marked string, translated; the templates leave no text unmarked.
 
 (a) The strings are extracted again here with Babel's own API, as ``make translations`` does
-(babel.cfg, keywords ``_l`` and ``lazy_gettext``): each must be in messages.pot and translated,
-not fuzzy, with the same placeholders, in Simplified Chinese and German.
+(babel.cfg, keywords ``_l``, ``lazy_gettext`` and ``N_``): each must be in messages.pot and
+translated, not fuzzy, with the same placeholders, in Simplified Chinese and German.
 (b) Every template's text and readable attributes (placeholder, title, aria-label, alt) are
 read outside Jinja's ``{{ }}``/``{% %}``, ``<script>`` and ``<style>``: text with letters must
 be inside ``_()``, except a few names that are never translated.
@@ -25,7 +25,14 @@ from gateway.adapters import i18n
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSLATIONS = ROOT / "gateway" / "translations"
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "_l": None,
+    "lazy_gettext": None,
+    "N_": None,
+}
 TRANSLATED = ("zh_CN", "de")
 # Names and units shown as they are in every language (webhook-id: a Standard Webhooks header).
 NEVER_TRANSLATED = {"Kassa", "K", "UTC", "SHA-256", "EUR", "CSV", "QR", "webhook-id"}
@@ -38,7 +45,7 @@ PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|%%")
 
 
 def extracted() -> Catalog:
-    """What ``pybabel extract -F babel.cfg -k _l -k lazy_gettext`` finds, as a catalogue."""
+    """What ``pybabel extract -F babel.cfg -k _l -k lazy_gettext -k N_`` finds, as a catalogue."""
     with open(ROOT / "babel.cfg", encoding="utf-8") as cfg:
         method_map, options_map = parse_mapping_cfg(cfg)
     catalog = Catalog()

@@ -17,6 +17,7 @@ from gateway.adapters.i18n import gettext as _
 from gateway.domain.money import Money
 from gateway.entrypoints import staff_session
 from gateway.entrypoints.api.payments import limits_for
+from gateway.entrypoints.cashier import terminal_texts
 from gateway.entrypoints.cashier.screen import (
     approval_grant,
     approval_page,
@@ -128,6 +129,7 @@ def _refund_form(
             merchant=merchant,
             staff=staff,
             refunds=history,
+            terminal_text=terminal_texts.shown,  # a reversal the terminal refused says why
             fmt=fmt,
             following=any(r.status in ("requested", "submitted", "unknown") for r in history),
             amount=fmt(payment.amount_minor),

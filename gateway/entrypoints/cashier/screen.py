@@ -486,7 +486,11 @@ def payment_state(uow: UnitOfWork, payment: Payment, locale: str) -> dict[str, A
         ),
         "refunds_open": len(refunds_open),
         "refunds": [
-            {"id": r.id, "status": r.status, "failure": r.failure}
+            {
+                "id": r.id,
+                "status": r.status,
+                "failure": terminal_texts.in_language(r.failure, locale),
+            }
             for r in refunds.list_refunds(uow, payment.id)
         ],
         "draws": draws,

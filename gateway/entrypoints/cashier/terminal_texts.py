@@ -3,13 +3,28 @@
 The driver reports each Intermediate Status Information (04 FF) as its sentence from ZVT
 PA00P015 13.08 §3.7, Table 17 (``drivers.zvt.codes.INTERMEDIATE_STATUS``), and the device host
 stores that English sentence on the payment (``display_text``), as it stores Kassa's own
-"Sending to the terminal…" and "Approved". The cashier screen shows it in the page's language;
-a text Kassa does not know (a vendor's own, a decline reason) is shown as the terminal sent it.
+"Sending to the terminal…" and "Approved". A declined or aborted payment stores the result
+code's sentence (``drivers.zvt.codes.result_message``: chapter 10's, the acquirer's host code
+with its reason, or "unknown result code XX"), and a reversal the terminal refused stores it as
+the refund's failure. The cashier screen shows each in the page's language; a text Kassa does
+not know (a vendor's own) is shown as the terminal sent it.
 """
 
 from __future__ import annotations
 
-from gateway.adapters.i18n import catalogue
+from babel.support import NullTranslations
+
+from drivers.zvt.codes import (
+    HOST_CODE_UNLISTED,
+    HOST_CODES,
+    HOST_DECLINED,
+    RESULT_CODES,
+    UNKNOWN_RESULT,
+    result_message,
+)
+from gateway.adapters.i18n import catalogue, current_locale
+
+STORED_LENGTH = 120  # Payment.display_text keeps this much of a sentence
 
 
 def _l(sentence: str) -> str:
@@ -80,8 +95,28 @@ KNOWN = frozenset(
 )
 
 
+# Every result code's sentence, as stored (cut to the column's length), to its code: a stored
+# text is translated only when it is exactly one of these.
+RESULT_SENTENCES: dict[str, int] = {
+    sentence: code
+    for code in reversed(range(0x100))  # the lowest code wins a sentence two codes share
+    for sentence in (result_message(code), result_message(code)[:STORED_LENGTH])
+}
+
+
+def result_in_language(code: int, words: NullTranslations) -> str:
+    """:func:`drivers.zvt.codes.result_message` in ``words``' language; the code number stays."""
+    if code in RESULT_CODES:
+        return words.gettext(RESULT_CODES[code])
+    if 0x01 <= code <= 0x63:
+        reason = words.gettext(HOST_CODES.get(code, HOST_CODE_UNLISTED))
+        return words.gettext(HOST_DECLINED) % {"code": f"{code:02d}", "reason": reason}
+    return words.gettext(UNKNOWN_RESULT) % {"code": f"{code:02X}"}
+
+
 def in_language(text: str | None, locale: str) -> str | None:
-    """``text`` (a payment's ``display_text``) in ``locale``, if Kassa knows the sentence."""
+    """``text`` (a payment's ``display_text``, a card refund's ``failure``) in ``locale``, if
+    Kassa knows the sentence."""
     if not text:
         return text
     words = catalogue(locale)
@@ -90,4 +125,11 @@ def in_language(text: str | None, locale: str) -> str | None:
     first, added, rest = text.partition(f" {REMOVE_CARD}")
     if added and not rest and first in KNOWN:
         return f"{words.gettext(first)} {words.gettext(REMOVE_CARD)}"
+    if text in RESULT_SENTENCES:
+        return result_in_language(RESULT_SENTENCES[text], words)
     return text
+
+
+def shown(text: str | None) -> str | None:
+    """``text`` in the request's language (for a template: a refund's failure)."""
+    return in_language(text, current_locale())
