@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import islice
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -506,7 +507,7 @@ def _write(
             )
         )
     }
-    rows = [_row(record, line, key) for line, key in batch if key is None or key not in known]
+    rows = [_values(record, line, key) for line, key in batch if key is None or key not in known]
     booked_now = [
         (line, key)
         for line, key in batch
@@ -529,12 +530,12 @@ _INSERT_ENTRIES = (
 )
 
 
-def _insert_entries(uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
+def _insert_entries(uow: UnitOfWork, rows: list[tuple[Any, ...]]) -> None:
     """The batch's rows, in the unit of work's transaction: PostgreSQL's COPY, else one
     prepared INSERT run for every row (the ORM's bulk insert builds each row's parameters in
     Python a second time)."""
     connection = uow.session.connection()
-    values = [tuple(row[c] for c in _ENTRY_COLUMNS) for row in rows]
+    values = rows
     if connection.dialect.name == "postgresql":
         driver: Any = connection.connection.driver_connection  # psycopg 3
         with driver.cursor() as cursor, cursor.copy(_COPY_ENTRIES) as copy:
@@ -556,21 +557,36 @@ def _book_pending(uow: UnitOfWork, record: SettlementFile, line: SettlementLine,
 
 
 def _row(record: SettlementFile, line: SettlementLine, key: str | None) -> dict[str, Any]:
-    for name, limit in _REF_COLUMNS.items():
-        value = getattr(line, name)
+    return dict(zip(_ENTRY_COLUMNS, _values(record, line, key), strict=True))
+
+
+# A row's values in _ENTRY_COLUMNS order: the line's fields of the same names, then those that
+# come from the file's record or are written otherwise, set in place.
+_FROM_LINE = attrgetter(
+    *(c if c in SettlementLine.__dataclass_fields__ else "source" for c in _ENTRY_COLUMNS)
+)
+_AT = {
+    name: _ENTRY_COLUMNS.index(name)
+    for name in ("file_id", "source", "identity", "location", "booked_on", "value_on")
+}
+_REFS = attrgetter(*_REF_COLUMNS)
+_LIMITS = tuple(_REF_COLUMNS.values())
+
+
+def _values(record: SettlementFile, line: SettlementLine, key: str | None) -> tuple[Any, ...]:
+    """The ``settlement_entries`` row of ``line`` (a reference longer than its column is an
+    error of the file, not cut short)."""
+    for name, value, limit in zip(_REF_COLUMNS, _REFS(line), _LIMITS, strict=True):
         if value is not None and len(value) > limit:
             raise InvalidSettlementFile(
                 f"{line.location}: {name} {value[:20]!r}… is longer than {limit} characters"
             )
-    values = {name: getattr(line, name) for name in SettlementLine.__dataclass_fields__}
-    for name in ("pan_masked",):
-        values.pop(name)
-    values.update(
-        file_id=record.id,
-        source=record.format,
-        identity=key,
-        location=line.location[:255],
-        booked_on=line.booked_on.isoformat() if line.booked_on else None,
-        value_on=line.value_on.isoformat() if line.value_on else None,
-    )
-    return values
+    row = list(_FROM_LINE(line))
+    at = _AT
+    row[at["file_id"]] = record.id
+    row[at["source"]] = record.format
+    row[at["identity"]] = key
+    row[at["location"]] = line.location[:255]
+    row[at["booked_on"]] = line.booked_on.isoformat() if line.booked_on else None
+    row[at["value_on"]] = line.value_on.isoformat() if line.value_on else None
+    return tuple(row)
