@@ -223,9 +223,12 @@ class _Reader:
     """A state machine over the events of ``_EVENT_TAGS``: the statement, the entry being read,
     counters; what lies between those elements is read from their subtrees."""
 
+    plain = True  # read details of the usual shape in one pass (off: every one as in general)
+
     def __init__(self, report: FileReport) -> None:
         self.report = report
         self.ns = ""
+        self.tags: _Tags | None = None
         self.paths: dict[str, tuple[str, ...]] = {}
         self.local: dict[str, str] = {}  # "{ns}Ntry" -> "Ntry"
         self.source = ""
@@ -299,7 +302,14 @@ class _Reader:
         if tag == "TxDtls":
             if parent is not None and parent is self.details:
                 base = f"{self.details_path}/TxDtls[{self.tx_index}]"
-                yield from self._counted(self._transaction(element, base))
+                line = self._plain_transaction(element, base) if self.plain else None
+                if line is not None:
+                    self.position += 1
+                    if self.statement is not None:
+                        self.statement.lines += 1
+                    yield line
+                else:
+                    yield from self._counted(self._transaction(element, base))
                 self._drop(element, parent)
             elif parent is not None and self._tag(parent) == "NtryDtls":
                 yield from self._counted(self._transaction(element, self._path_of(element)))
@@ -331,6 +341,7 @@ class _Reader:
                 " in namespace urn:iso:std:iso:20022:tech:xsd:camt.053.001.NN or camt.054.001.NN"
             )
         self.ns, self.root = ns, element
+        self.tags = _Tags(ns)
         self.paths = {}  # "Refs/EndToEndId" -> its namespaced steps (ns is known from here)
 
     def _check_messages(self, until: Element | None = None) -> None:
@@ -541,6 +552,146 @@ class _Reader:
         signed = amount if line.indicator == "CRDT" else -amount
         self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
         yield line
+
+    def _plain_transaction(self, tx: Element, base: str) -> SettlementLine | None:
+        """``_transaction`` for a detail of the usual shape, read in one pass over its children.
+
+        None for any other shape (a tag met twice where one is read, an amount that is not
+        plain digits in a known currency, a missing amount, a direction not the entry's, a
+        ``Strd`` or ``AmtDtls`` beside several of its kind): ``_transaction`` reads that one.
+        Nothing is changed before the line is known, so the general reading starts afresh.
+        """
+        entry, t = self.entry, self.tags
+        if entry is None or t is None:
+            return None
+        amt = ind = refs = amt_dtls = chrgs = rmt = None
+        for child in tx:
+            tag = child.tag
+            if tag == t.Amt:
+                if amt is not None:
+                    return None
+                amt = child
+            elif tag == t.CdtDbtInd:
+                if ind is not None:
+                    return None
+                ind = child
+            elif tag == t.Refs:
+                if refs is not None:
+                    return None
+                refs = child
+            elif tag == t.AmtDtls:
+                if amt_dtls is not None:
+                    return None
+                amt_dtls = child
+            elif tag == t.Chrgs:
+                if chrgs is not None:
+                    return None
+                chrgs = child
+            elif tag == t.RmtInf:
+                if rmt is not None:
+                    return None
+                rmt = child
+        if amt is None or (amount := _plain_amount(amt)) is None:
+            return None
+        minor, currency = amount
+        direction = None if ind is None else _stripped(ind.text)
+        if direction is not None and direction != entry.indicator:
+            return None
+        gross = None
+        if amt_dtls is not None:
+            instructed = _only(amt_dtls, t.InstdAmt)
+            if instructed is False:
+                return None
+            gross_amt = None if instructed is None else _only(instructed, t.Amt)
+            if gross_amt is False:
+                return None
+            if gross_amt is not None:
+                if (plain_gross := _plain_amount(gross_amt)) is None:
+                    return None
+                gross = plain_gross[0] if plain_gross[1] == currency else None
+        charges: int | None = None
+        included: bool | None = None
+        if chrgs is not None:
+            found = self._plain_charges(chrgs)
+            if found is None:
+                return None
+            charges, included = found
+        ids: dict[object, str | None] = {}
+        for child in () if refs is None else refs:
+            if child.tag in ids:
+                return None
+            ids[child.tag] = _stripped(child.text)
+        remittance = creditor = None
+        if rmt is not None:
+            parts = []
+            structured = False
+            for child in rmt:
+                if child.tag == t.Ustrd:
+                    parts.append(_stripped(child.text))
+                elif child.tag == t.Strd:
+                    structured = True
+            remittance = " ".join(p for p in parts if p) or None
+            creditor = self._text(rmt, "Strd/CdtrRefInf/Ref") if structured else None
+        line = self._line(
+            amount_minor=minor,
+            currency=currency,
+            indicator=entry.indicator,
+            gross_minor=gross,
+            end_to_end_id=ids.get(t.EndToEndId),
+            account_servicer_ref=ids.get(t.AcctSvcrRef),
+            transaction_id=ids.get(t.TxId),
+            instruction_id=ids.get(t.InstrId),
+            remittance=remittance,
+            creditor_reference=creditor,
+            charges_minor=charges,
+            charges_included=included,
+            location=f"{base} (line {tx.sourceline})",
+        )
+        signed = minor if entry.indicator == "CRDT" else -minor
+        self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
+        return line
+
+    def _plain_charges(self, chrgs: Element) -> tuple[int | None, bool | None] | None:
+        """``_charges`` of a detail's only ``Chrgs`` of the usual shape (None: any other)."""
+        t = self.tags
+        assert t is not None
+        total = amount = record = None
+        for child in chrgs:
+            tag = child.tag
+            if tag == t.TtlChrgsAndTaxAmt:
+                if total is not None:
+                    return None
+                total = child
+            elif tag == t.Amt:
+                if amount is not None:
+                    return None
+                amount = child
+            elif tag == t.Rcrd:
+                if record is not None:
+                    return None
+                record = child
+        amounts = []
+        for element in (total, amount):
+            if element is not None:
+                if (found := _plain_amount(element)) is None:
+                    return None
+                amounts.append(found[0])
+            else:
+                amounts.append(None)
+        included: str | None = None
+        if record is not None:
+            record_amt, flag = _only(record, t.Amt), _only(record, t.ChrgInclInd)
+            if record_amt is False or flag is False:
+                return None
+            if record_amt is not None:
+                if (found := _plain_amount(record_amt)) is None:
+                    return None
+                amounts.append(found[0])
+            included = None if flag is None else _stripped(flag.text)
+        ttl = amounts[0]
+        if ttl is None:
+            ttl = sum(a for a in amounts[1:] if a is not None)
+        return ttl, None if included is None else included == "true"
 
     def _detail_indicator(self, tx: _Children, base: str, entry: _Entry) -> Indicator:
         """The detail's own direction; one that is not its entry's is flagged at the entry's end.
@@ -883,6 +1034,47 @@ class _Children:
         if steps[0] in self.twice:  # the first of the children that has the step
             return lambda step: self.text(f"{tag}/{step}")
         return _Children(self.first.get(steps[0]), self.reader).text
+
+
+class _Tags:
+    """The namespaced tags ``_plain_transaction`` compares, made once per file."""
+
+    def __init__(self, ns: str) -> None:
+        for name in (
+            "Amt", "CdtDbtInd", "Refs", "AmtDtls", "Chrgs", "RmtInf", "InstdAmt",
+            "TtlChrgsAndTaxAmt", "Rcrd", "ChrgInclInd", "Ustrd", "Strd",
+            "EndToEndId", "AcctSvcrRef", "TxId", "InstrId",
+        ):  # fmt: skip
+            setattr(self, name, f"{{{ns}}}{name}")
+
+    def __getattr__(self, name: str) -> str:  # for mypy: the names set above
+        raise AttributeError(name)
+
+
+def _only(parent: Element, tag: str) -> Element | bool | None:
+    """The one child ``tag`` of ``parent``, None without one, False for several."""
+    found = None
+    for child in parent.iterchildren(tag):
+        if found is not None:
+            return False
+        found = child
+    return found
+
+
+def _plain_amount(element: Element) -> tuple[int, str] | None:
+    """``minor_units`` of an amount written as digits with at most the currency's decimals in
+    a currency already met, as written (``12.30``, ``79255`` JPY); None for any other spelling
+    (a key of ``_EXPONENTS`` is stripped and upper case, so one found is ``Ccy`` as read)."""
+    currency = element.get("Ccy")
+    exponent = _EXPONENTS.get(currency)  # type: ignore[arg-type]
+    text = element.text
+    if exponent is None or text is None:
+        return None
+    whole, _, frac = text.strip().partition(".")
+    digits = whole + frac.ljust(exponent, "0")
+    if not whole or len(frac) > exponent or not digits.isdigit() or not digits.isascii():
+        return None
+    return int(digits), currency  # type: ignore[return-value]
 
 
 def _first(node: Element, steps: tuple[str, ...], at: int) -> Element | None:
