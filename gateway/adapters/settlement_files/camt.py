@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from itertools import islice
 from typing import Any, BinaryIO, TypeAlias
 
 from lxml import etree
@@ -600,13 +601,11 @@ class _Reader:
         gross = None
         if amt_dtls is not None:
             instructed = _only(amt_dtls, t.InstdAmt)
-            if instructed is False:
+            gross_amt = _only(instructed[0], t.Amt) if len(instructed) == 1 else instructed
+            if len(gross_amt) > 1:
                 return None
-            gross_amt = None if instructed is None else _only(instructed, t.Amt)
-            if gross_amt is False:
-                return None
-            if gross_amt is not None:
-                if (plain_gross := _plain_amount(gross_amt)) is None:
+            if gross_amt:
+                if (plain_gross := _plain_amount(gross_amt[0])) is None:
                     return None
                 gross = plain_gross[0] if plain_gross[1] == currency else None
         charges: int | None = None
@@ -670,7 +669,7 @@ class _Reader:
                 if record is not None:
                     return None
                 record = child
-        amounts = []
+        amounts: list[int | None] = []
         for element in (total, amount):
             if element is not None:
                 if (found := _plain_amount(element)) is None:
@@ -681,13 +680,13 @@ class _Reader:
         included: str | None = None
         if record is not None:
             record_amt, flag = _only(record, t.Amt), _only(record, t.ChrgInclInd)
-            if record_amt is False or flag is False:
+            if len(record_amt) > 1 or len(flag) > 1:
                 return None
-            if record_amt is not None:
-                if (found := _plain_amount(record_amt)) is None:
+            if record_amt:
+                if (found := _plain_amount(record_amt[0])) is None:
                     return None
                 amounts.append(found[0])
-            included = None if flag is None else _stripped(flag.text)
+            included = _stripped(flag[0].text) if flag else None
         ttl = amounts[0]
         if ttl is None:
             ttl = sum(a for a in amounts[1:] if a is not None)
@@ -1051,14 +1050,9 @@ class _Tags:
         raise AttributeError(name)
 
 
-def _only(parent: Element, tag: str) -> Element | bool | None:
-    """The one child ``tag`` of ``parent``, None without one, False for several."""
-    found = None
-    for child in parent.iterchildren(tag):
-        if found is not None:
-            return False
-        found = child
-    return found
+def _only(parent: Element, tag: str) -> list[Element]:
+    """The children ``tag`` of ``parent``, up to two (more than one: not the usual shape)."""
+    return list(islice(parent.iterchildren(tag), 2))
 
 
 def _plain_amount(element: Element) -> tuple[int, str] | None:
