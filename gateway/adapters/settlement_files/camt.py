@@ -39,7 +39,7 @@ What contradicts the entry, and every other flaw in the bank's content, is repor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -297,20 +297,31 @@ class _Reader:
             self.statement_element = element
             self._start_statement()
 
-    def end(self, element: Element) -> Iterator[SettlementLine]:
+    def end(self, element: Element) -> Iterable[SettlementLine]:
+        """The lines an element's end gives: a detail of the usual shape at once, as a tuple
+        (no generator for each), any other element as ``_end`` reads it."""
+        tags = self.tags
+        if self.plain and tags is not None and element.tag == tags.TxDtls:
+            parent = element.getparent()
+            if parent is not None and parent is self.details:
+                line = self._plain_transaction(
+                    element, f"{self.details_path}/TxDtls[{self.tx_index}]"
+                )
+                if line is not None:
+                    self.position += 1
+                    if self.statement is not None:
+                        self.statement.lines += 1
+                    self._drop(element, parent)
+                    return (line,)
+        return self._end(element)
+
+    def _end(self, element: Element) -> Iterator[SettlementLine]:
         tag = self._tag(element)
         parent = element.getparent()
         if tag == "TxDtls":
             if parent is not None and parent is self.details:
                 base = f"{self.details_path}/TxDtls[{self.tx_index}]"
-                line = self._plain_transaction(element, base) if self.plain else None
-                if line is not None:
-                    self.position += 1
-                    if self.statement is not None:
-                        self.statement.lines += 1
-                    yield line
-                else:
-                    yield from self._counted(self._transaction(element, base))
+                yield from self._counted(self._transaction(element, base))
                 self._drop(element, parent)
             elif parent is not None and self._tag(parent) == "NtryDtls":
                 yield from self._counted(self._transaction(element, self._path_of(element)))
@@ -631,20 +642,34 @@ class _Reader:
                     structured = True
             remittance = " ".join(p for p in parts if p) or None
             creditor = self._text(rmt, "Strd/CdtrRefInf/Ref") if structured else None
-        line = self._line(
-            amount_minor=minor,
-            currency=currency,
-            indicator=entry.indicator,
-            gross_minor=gross,
-            end_to_end_id=ids.get(t.EndToEndId),
-            account_servicer_ref=ids.get(t.AcctSvcrRef),
-            transaction_id=ids.get(t.TxId),
-            instruction_id=ids.get(t.InstrId),
-            remittance=remittance,
-            creditor_reference=creditor,
-            charges_minor=charges,
-            charges_included=included,
-            location=f"{base} (line {tx.sourceline})",
+        statement = self.statement
+        line = SettlementLine(  # as _line makes it, by position: in the order of the fields
+            self.source,
+            self.position + 1,
+            f"{base} (line {tx.sourceline})",
+            minor,
+            currency,
+            entry.indicator,
+            entry.reversal,
+            entry.status,
+            entry.booked_on,
+            entry.value_on,
+            statement.statement_id if statement else None,
+            statement.account if statement else None,
+            entry.index,
+            entry.ref,
+            entry.amount_minor,
+            entry.indicator,
+            self.tx_count,
+            ids.get(t.EndToEndId),
+            ids.get(t.AcctSvcrRef),
+            ids.get(t.TxId),
+            ids.get(t.InstrId),
+            remittance,
+            creditor,
+            gross,
+            charges,
+            included,
         )
         signed = minor if entry.indicator == "CRDT" else -minor
         self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
@@ -1042,7 +1067,7 @@ class _Tags:
         for name in (
             "Amt", "CdtDbtInd", "Refs", "AmtDtls", "Chrgs", "RmtInf", "InstdAmt",
             "TtlChrgsAndTaxAmt", "Rcrd", "ChrgInclInd", "Ustrd", "Strd",
-            "EndToEndId", "AcctSvcrRef", "TxId", "InstrId",
+            "EndToEndId", "AcctSvcrRef", "TxId", "InstrId", "TxDtls",
         ):  # fmt: skip
             setattr(self, name, f"{{{ns}}}{name}")
 
