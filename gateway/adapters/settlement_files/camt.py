@@ -54,6 +54,7 @@ from gateway.adapters.settlement_files import (
     InvalidSettlementFile,
     SettlementLine,
     counting,
+    scrubbed,
 )
 from gateway.adapters.settlement_files.findings import (
     FileReport,
@@ -67,6 +68,7 @@ from gateway.adapters.settlement_files.statement_checks import (
     check_balances,
     check_summary,
 )
+from gateway.domain.card_data import may_hold_card_number, scrub_card_numbers
 from gateway.domain.money import currency as iso_currency
 from gateway.errors import InvalidMoney
 
@@ -93,7 +95,8 @@ def parse_camt(
     on_read: Callable[[int], None] | None = None,
     report: FileReport | None = None,
 ) -> Iterator[SettlementLine]:
-    """Yield the lines of a camt.053/054 file, streaming; a fault raises InvalidSettlementFile.
+    """Yield the lines of a camt.053/054 file, streaming, their card numbers masked
+    (:func:`~gateway.adapters.settlement_files.scrubbed`); a fault raises InvalidSettlementFile.
 
     Statements and flaws of the bank's content go to ``report`` as they are found.
     """
@@ -230,6 +233,8 @@ class _Reader:
         self.report = report
         self.ns = ""
         self.tags: _Tags | None = None
+        self.clean_key: tuple[str | None, ...] = ()
+        self.clean = False
         self.paths: dict[str, tuple[str, ...]] = {}
         self.local: dict[str, str] = {}  # "{ns}Ntry" -> "Ntry"
         self.source = ""
@@ -673,7 +678,27 @@ class _Reader:
         )
         signed = minor if entry.indicator == "CRDT" else -minor
         self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
+        own = "\n".join(text for text in (*ids.values(), remittance, creditor) if text)
+        if may_hold_card_number(own) or not self._entry_clean(statement, entry):
+            return scrubbed(line)
         return line
+
+    def _entry_clean(self, statement: StatementReport | None, entry: _Entry) -> bool:
+        """Whether the texts a detail's line takes from its statement and entry (its location
+        too: the details' path, then only ``/TxDtls[n] (line n)``) hold no card number (an IBAN
+        is none), known once per entry: ``scrubbed`` masks each text alone, so then it changes
+        a line only if the detail's own texts may hold one."""
+        key = (
+            statement.statement_id if statement else None,
+            statement.account if statement else None,
+            entry.ref,
+            entry.status,
+            self.details_path,
+        )
+        if key != self.clean_key:
+            self.clean_key = key
+            self.clean = all(scrub_card_numbers(t) == t for t in key if t)
+        return self.clean
 
     def _plain_charges(self, chrgs: Element) -> tuple[int | None, bool | None] | None:
         """``_charges`` of a detail's only ``Chrgs`` of the usual shape (None: any other)."""
@@ -850,7 +875,7 @@ class _Reader:
             self.position += 1
             if self.statement is not None:
                 self.statement.lines += 1
-            yield line
+            yield scrubbed(line)
 
     def _line(self, **fields: Any) -> SettlementLine:
         """A line of the current entry, numbered as the next one the file yields."""

@@ -238,11 +238,10 @@ def _lines(
 ) -> Iterator[SettlementLine]:
     with plan.path.open("rb") as f:
         if plan.mapping is not None:
-            lines = parse_csv(f, plan.mapping, on_read)
+            for line in parse_csv(f, plan.mapping, on_read):
+                yield scrubbed(line)
         else:
-            lines = parse_camt(f, on_read, report)
-        for line in lines:
-            yield scrubbed(line)
+            yield from parse_camt(f, on_read, report)  # masked as it reads them
 
 
 def _tally(summary: ImportSummary, lines: Iterable[SettlementLine]) -> None:
