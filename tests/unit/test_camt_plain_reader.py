@@ -66,8 +66,9 @@ def sources() -> list[tuple[str, bytes]]:
     return [(f.name, f.read_bytes()) for f in files] + [("sandbox", sandbox_statement())]
 
 
-def edits(data: bytes) -> Iterator[tuple[str, bytes]]:
-    """Copies of ``data`` with its first detail edited in one way each."""
+def edits(data: bytes, only: str = "") -> Iterator[tuple[str, bytes]]:
+    """Copies of ``data`` with its first detail edited in one way each (``only``: the edits of
+    elements whose path holds it)."""
     tree = etree.parse(io.BytesIO(data), etree.XMLParser(resolve_entities=False, no_network=True))
     if not tree.xpath("//*[local-name()='TxDtls']"):
         return
@@ -79,14 +80,6 @@ def edits(data: bytes) -> Iterator[tuple[str, bytes]]:
         change(tx)
         return name, etree.tostring(copied, xml_declaration=True, encoding="UTF-8")
 
-    def at(path: list[int]) -> Any:
-        def find(tx: Any) -> Any:
-            for index in path:
-                tx = tx[index]
-            return tx
-
-        return find
-
     first = tree.xpath("//*[local-name()='TxDtls']")[0]
     for element in first.iter():
         if not isinstance(element.tag, str) or element is first:
@@ -96,13 +89,19 @@ def edits(data: bytes) -> Iterator[tuple[str, bytes]]:
         while node is not first:
             path.insert(0, node.getparent().index(node))
             node = node.getparent()
-        where, tag = "/".join(map(str, path)), etree.QName(element).localname
-        find = at(path)
+        tags = [etree.QName(e).localname for e in element.iterancestors()][::-1]
+        where, tag = (
+            "/".join([*tags, etree.QName(element).localname]),
+            etree.QName(element).localname,
+        )
+        if only not in where:
+            continue
+        find = _at(path)
         yield variant(f"{where} removed", lambda tx, f=find: f(tx).getparent().remove(f(tx)))
         yield variant(f"{where} doubled", lambda tx, f=find: f(tx).addnext(copy.deepcopy(f(tx))))
         other = "9.99" if tag.endswith("Amt") else "DBIT" if tag == "CdtDbtInd" else "other"
         yield variant(f"{where} doubled as {other}", lambda tx, f=find, v=other: _twin(f(tx), v))
-        if tag == "Amt" or tag.endswith("Amt"):
+        if tag.endswith("Amt"):
             for text in AMOUNTS:
                 yield variant(f"{where} = {text!r}", lambda tx, f=find, v=text: _set(f(tx), v))
             for code in CURRENCIES:
@@ -113,12 +112,30 @@ def edits(data: bytes) -> Iterator[tuple[str, bytes]]:
         elif len(element) == 0:
             for text in TEXTS:
                 yield variant(f"{where} = {text!r}", lambda tx, f=find, v=text: _set(f(tx), v))
+    if only:
+        return
     structured = etree.fromstring(
         f"<RmtInf xmlns='{ns}'><Strd><CdtrRefInf><Ref>RF18539007547034</Ref></CdtrRefInf>"
         "</Strd><Ustrd> a </Ustrd><Ustrd/></RmtInf>"
     )
     yield variant("RmtInf with Strd appended", lambda tx: tx.append(copy.deepcopy(structured)))
     yield variant("emptied", lambda tx: tx.clear())
+    totals = first.xpath("*[local-name()='Chrgs']/*[local-name()='TtlChrgsAndTaxAmt']")
+    if totals:  # the charges then add up from their records: their edits again
+        for total in totals:
+            total.getparent().remove(total)
+        untotalled = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
+        for name, edited in edits(untotalled, only="TxDtls/Chrgs/"):
+            yield f"without TtlChrgsAndTaxAmt, {name}", edited
+
+
+def _at(path: list[int]) -> Any:
+    def find(tx: Any) -> Any:
+        for index in path:
+            tx = tx[index]
+        return tx
+
+    return find
 
 
 def card_numbers(data: bytes) -> Iterator[tuple[str, bytes]]:
@@ -131,9 +148,12 @@ def card_numbers(data: bytes) -> Iterator[tuple[str, bytes]]:
 
 
 def _twin(element: Any, text: str) -> None:
+    """A copy of ``element`` after it, each of its texts another."""
     twin = copy.deepcopy(element)
-    if len(twin) == 0:
-        twin.text = text
+    for leaf in twin.iter():
+        if len(leaf) == 0:
+            tag = etree.QName(leaf).localname
+            leaf.text = "9.99" if tag.endswith("Amt") else "DBIT" if tag == "CdtDbtInd" else text
     element.addnext(twin)
 
 

@@ -43,7 +43,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from itertools import islice
 from typing import Any, BinaryIO, TypeAlias
 
 from lxml import etree
@@ -616,12 +615,15 @@ class _Reader:
             return None
         gross = None
         if amt_dtls is not None:
-            instructed = _only(amt_dtls, t.InstdAmt)
-            gross_amt = _only(instructed[0], t.Amt) if len(instructed) == 1 else instructed
-            if len(gross_amt) > 1:
-                return None
-            if gross_amt:
-                if (plain_gross := _plain_amount(gross_amt[0])) is None:
+            gross_amt = None
+            for instructed in amt_dtls.iterchildren(t.InstdAmt):
+                if gross_amt is not None:
+                    return None  # several InstdAmt
+                gross_amt = next(instructed.iterchildren(t.Amt), None)
+                if gross_amt is None:
+                    return None  # without an amount (the general reading looks at the next)
+            if gross_amt is not None:
+                if (plain_gross := _plain_amount(gross_amt)) is None:
                     return None
                 gross = plain_gross[0] if plain_gross[1] == currency else None
         charges: int | None = None
@@ -729,14 +731,17 @@ class _Reader:
                 amounts.append(None)
         included: str | None = None
         if record is not None:
-            record_amt, flag = _only(record, t.Amt), _only(record, t.ChrgInclInd)
-            if len(record_amt) > 1 or len(flag) > 1:
-                return None
-            if record_amt:
-                if (found := _plain_amount(record_amt[0])) is None:
+            record_amt = flag = None
+            for child in record:  # the first of each, as the general reading takes it
+                if child.tag == t.Amt:
+                    record_amt = child if record_amt is None else record_amt
+                elif child.tag == t.ChrgInclInd:
+                    flag = child if flag is None else flag
+            if record_amt is not None:
+                if (found := _plain_amount(record_amt)) is None:
                     return None
                 amounts.append(found[0])
-            included = _stripped(flag[0].text) if flag else None
+            included = None if flag is None else _stripped(flag.text)
         ttl = amounts[0]
         if ttl is None:
             ttl = sum(a for a in amounts[1:] if a is not None)
@@ -1098,11 +1103,6 @@ class _Tags:
 
     def __getattr__(self, name: str) -> str:  # for mypy: the names set above
         raise AttributeError(name)
-
-
-def _only(parent: Element, tag: str) -> list[Element]:
-    """The children ``tag`` of ``parent``, up to two (more than one: not the usual shape)."""
-    return list(islice(parent.iterchildren(tag), 2))
 
 
 def _plain_amount(element: Element) -> tuple[int, str] | None:
