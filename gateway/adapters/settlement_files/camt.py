@@ -6,7 +6,11 @@ hardens the standard library's parser: a document type declaration (and so any e
 subset or external DTD) is refused before the first element is read, entities are never
 substituted, no DTD is loaded and nothing is fetched from the network. It is streamed: each
 ``TxDtls`` and ``Ntry`` is turned into lines as soon as it ends and is then cleared, so memory
-stays flat however large the file is.
+stays flat however large the file is. A ``TxDtls`` of the usual shape (each element read met
+once, plain amounts in a known currency, the entry's direction) is read in one pass over its
+children (``_plain_transaction``); any other by the general reading (``_transaction``), which
+``tests/unit/test_camt_plain_reader.py`` holds the quick one equal to. Lines come out with
+their card numbers masked.
 
 | element path (under ``Stmt`` / ``Ntfctn``)           | SettlementLine field                  |
 |-----------------------------------------------------|---------------------------------------|
