@@ -30,6 +30,7 @@ The file is imported as its entries say; only a file that cannot be read is refu
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -495,16 +496,7 @@ def _write(
     (an earlier file's rows change only when this file becomes visible)."""
     keys = [key for _, key in batch if key is not None]
     known: dict[str | None, str] = {
-        identity: status
-        for identity, status in uow.session.execute(
-            select(SettlementEntry.identity, SettlementEntry.status)
-            .join(SettlementFile, SettlementFile.id == SettlementEntry.file_id)
-            .where(
-                SettlementEntry.source == record.format,
-                SettlementEntry.identity.in_(keys),
-                or_(SettlementFile.state == IMPORTED, SettlementFile.id == record.id),
-            )
-        )
+        identity: status for identity, status in _known_statuses(uow, record, keys)
     }
     rows = [_values(record, line, key) for line, key in batch if key is None or key not in known]
     booked_now = [
@@ -518,6 +510,40 @@ def _write(
     if rows:
         _insert_entries(uow, rows)
     return booked_now
+
+
+# The batch's identities already stored by an imported file or by this one: their statuses.
+# The keys go as one parameter (an IN list of a thousand is planned anew for every batch).
+_KNOWN = (
+    "SELECT e.identity, e.status FROM settlement_entries e"
+    " JOIN settlement_files f ON f.id = e.file_id"
+    " WHERE e.source = {p} AND e.identity {keys} AND (f.state = {p} OR f.id = {p})"
+)
+_KNOWN_SQL = {
+    "sqlite": _KNOWN.format(p="?", keys="IN (SELECT value FROM json_each(?))"),
+    "postgresql": _KNOWN.format(p="%s", keys="= ANY(%s)"),
+}
+
+
+def _known_statuses(uow: UnitOfWork, record: SettlementFile, keys: list[str]) -> Iterable[Any]:
+    """(identity, status) of each key known (see _KNOWN)."""
+    connection = uow.session.connection()
+    dialect = connection.dialect.name
+    if dialect not in _KNOWN_SQL:
+        return uow.session.execute(
+            select(SettlementEntry.identity, SettlementEntry.status)
+            .join(SettlementFile, SettlementFile.id == SettlementEntry.file_id)
+            .where(
+                SettlementEntry.source == record.format,
+                SettlementEntry.identity.in_(keys),
+                or_(SettlementFile.state == IMPORTED, SettlementFile.id == record.id),
+            )
+        )
+    param: object = json.dumps(keys) if dialect == "sqlite" else keys
+    result = connection.exec_driver_sql(
+        _KNOWN_SQL[dialect], (record.format, param, IMPORTED, record.id)
+    )
+    return result  # (a Result has keys(): never made a dict of as it is)
 
 
 _ENTRY_COLUMNS = tuple(c.name for c in SettlementEntry.__table__.columns if c.name != "id")
