@@ -42,3 +42,36 @@ def test_a_file_is_scanned_across_its_pieces(tmp_path: object) -> None:
     hits = list(scan_folder_file(path))
     assert [hit.row for hit in hits] == ["byte 18", "byte 49", "byte 80"]
     assert all("4111 11** **** 1111" in hit.sample for hit in hits)
+
+
+WORDS = [
+    b"4111111111111111",
+    b"4111 1111 1111 1111",
+    b"5500.0000.0000.0004",
+    b"DE89370400440532013000",
+    b"DE89 3704 0044 0532 0130 00",
+    b"RF18539007547034",
+    b"00000000-0000-0000-0000-000000000001",
+    b"1234567890123",
+    b"A4111111111111111",
+    b"4111111111111111x",
+    b"20261125000123456789012",
+    b"2026-11-25",
+    "Müller".encode(),
+    b"\xe44111111111111111",
+    b"-",
+    b".",
+    b" ",
+    b"_",
+    b"x",
+    b"7",
+]
+GAPS = [b"", b"<", b">", b"\n", b";", b"/", b"\t", b" "]
+
+
+@given(st.lists(st.tuples(st.sampled_from(WORDS), st.sampled_from(GAPS)), max_size=16))
+def test_masking_word_by_word_is_masking_the_whole(pieces: list[tuple[bytes, bytes]]) -> None:
+    from gateway.adapters.settlement_files import _scrub_words
+
+    data = b"".join(word + gap for word, gap in pieces)
+    assert _scrub_words(data) == scrub_bytes(data)

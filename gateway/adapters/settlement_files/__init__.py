@@ -166,9 +166,39 @@ def scrub_copy(source: BinaryIO, target: BinaryIO, chunk_size: int = 1 << 20) ->
     while data := source.read(chunk_size):
         block = carry + data
         cut = safe_cut(block) or (len(block) if len(block) >= MAX_CARRY else 0)
-        target.write(scrub_bytes(block[:cut]))
+        target.write(_scrub_words(block[:cut]))
         carry = block[cut:]
-    target.write(scrub_bytes(carry))
+    target.write(_scrub_words(carry))
+
+
+# 13 digits with at most one separator between two: where a card number may be (no look-behind:
+# a match found is widened to its word below, so it may start inside a longer run).
+_RUN_BYTES = re.compile(rb"[0-9](?:[ ._\-]?[0-9]){12,}")
+# A byte that is neither part of a card number nor next to one (as safe_cut's).
+_NOT_WORD = re.compile(rb"[^0-9 ._\-A-Za-z\x80-\xff]")
+
+
+def _scrub_words(block: bytes) -> bytes:
+    """``scrub_bytes(block)``, masking only the words that hold a run of 13 digits.
+
+    A word (the bytes between two that are neither part of a card number nor next to one, as
+    :func:`~gateway.domain.card_data.safe_cut` cuts) is masked as it would be in the whole
+    block: card numbers, IBANs and UUIDs never span two words. Masking a megabyte block whole
+    looks for IBANs and UUIDs over all of it, several times slower than this.
+    """
+    run = _RUN_BYTES.search(block)
+    if run is None:
+        return block
+    parts, done = [], 0
+    while run is not None:
+        start = done + safe_cut(block[done : run.start()])
+        after = _NOT_WORD.search(block, run.end())
+        end = len(block) if after is None else after.start()
+        parts += [block[done:start], scrub_bytes(block[start:end])]
+        done = end
+        run = _RUN_BYTES.search(block, end)
+    parts.append(block[done:])
+    return b"".join(parts)
 
 
 def detect_format(head: bytes) -> str:

@@ -6,7 +6,11 @@ hardens the standard library's parser: a document type declaration (and so any e
 subset or external DTD) is refused before the first element is read, entities are never
 substituted, no DTD is loaded and nothing is fetched from the network. It is streamed: each
 ``TxDtls`` and ``Ntry`` is turned into lines as soon as it ends and is then cleared, so memory
-stays flat however large the file is.
+stays flat however large the file is. A ``TxDtls`` of the usual shape (each element read met
+once, plain amounts in a known currency, the entry's direction) is read in one pass over its
+children (``_plain_transaction``); any other by the general reading (``_transaction``), which
+``tests/unit/test_camt_plain_reader.py`` holds the quick one equal to. Lines come out with
+their card numbers masked.
 
 | element path (under ``Stmt`` / ``Ntfctn``)           | SettlementLine field                  |
 |-----------------------------------------------------|---------------------------------------|
@@ -39,7 +43,7 @@ What contradicts the entry, and every other flaw in the bank's content, is repor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -53,6 +57,7 @@ from gateway.adapters.settlement_files import (
     InvalidSettlementFile,
     SettlementLine,
     counting,
+    scrubbed,
 )
 from gateway.adapters.settlement_files.findings import (
     FileReport,
@@ -66,6 +71,7 @@ from gateway.adapters.settlement_files.statement_checks import (
     check_balances,
     check_summary,
 )
+from gateway.domain.card_data import may_hold_card_number, scrub_card_numbers
 from gateway.domain.money import currency as iso_currency
 from gateway.errors import InvalidMoney
 
@@ -92,7 +98,8 @@ def parse_camt(
     on_read: Callable[[int], None] | None = None,
     report: FileReport | None = None,
 ) -> Iterator[SettlementLine]:
-    """Yield the lines of a camt.053/054 file, streaming; a fault raises InvalidSettlementFile.
+    """Yield the lines of a camt.053/054 file, streaming, their card numbers masked
+    (:func:`~gateway.adapters.settlement_files.scrubbed`); a fault raises InvalidSettlementFile.
 
     Statements and flaws of the bank's content go to ``report`` as they are found.
     """
@@ -223,9 +230,14 @@ class _Reader:
     """A state machine over the events of ``_EVENT_TAGS``: the statement, the entry being read,
     counters; what lies between those elements is read from their subtrees."""
 
+    plain = True  # read details of the usual shape in one pass (off: every one as in general)
+
     def __init__(self, report: FileReport) -> None:
         self.report = report
         self.ns = ""
+        self.tags: _Tags | None = None
+        self.clean_key: tuple[str | None, ...] = ()
+        self.clean = False
         self.paths: dict[str, tuple[str, ...]] = {}
         self.local: dict[str, str] = {}  # "{ns}Ntry" -> "Ntry"
         self.source = ""
@@ -293,7 +305,25 @@ class _Reader:
             self.statement_element = element
             self._start_statement()
 
-    def end(self, element: Element) -> Iterator[SettlementLine]:
+    def end(self, element: Element) -> Iterable[SettlementLine]:
+        """The lines an element's end gives: a detail of the usual shape at once, as a tuple
+        (no generator for each), any other element as ``_end`` reads it."""
+        tags = self.tags
+        if self.plain and tags is not None and element.tag == tags.TxDtls:
+            parent = element.getparent()
+            if parent is not None and parent is self.details:
+                line = self._plain_transaction(
+                    element, f"{self.details_path}/TxDtls[{self.tx_index}]"
+                )
+                if line is not None:
+                    self.position += 1
+                    if self.statement is not None:
+                        self.statement.lines += 1
+                    self._drop(element, parent)
+                    return (line,)
+        return self._end(element)
+
+    def _end(self, element: Element) -> Iterator[SettlementLine]:
         tag = self._tag(element)
         parent = element.getparent()
         if tag == "TxDtls":
@@ -331,6 +361,7 @@ class _Reader:
                 " in namespace urn:iso:std:iso:20022:tech:xsd:camt.053.001.NN or camt.054.001.NN"
             )
         self.ns, self.root = ns, element
+        self.tags = _Tags(ns)
         self.paths = {}  # "Refs/EndToEndId" -> its namespaced steps (ns is known from here)
 
     def _check_messages(self, until: Element | None = None) -> None:
@@ -542,6 +573,184 @@ class _Reader:
         self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
         yield line
 
+    def _plain_transaction(self, tx: Element, base: str) -> SettlementLine | None:
+        """``_transaction`` for a detail of the usual shape, read in one pass over its children.
+
+        None for any other shape (a tag met twice where one is read, an amount that is not
+        plain digits in a known currency, a missing amount, a direction not the entry's, a
+        ``Strd`` or ``AmtDtls`` beside several of its kind): ``_transaction`` reads that one.
+        Nothing is changed before the line is known, so the general reading starts afresh.
+        """
+        entry, t = self.entry, self.tags
+        if entry is None or t is None:
+            return None
+        amt = ind = refs = amt_dtls = chrgs = rmt = None
+        for child in tx:
+            tag = child.tag
+            if tag == t.Amt:
+                if amt is not None:
+                    return None
+                amt = child
+            elif tag == t.CdtDbtInd:
+                if ind is not None:
+                    return None
+                ind = child
+            elif tag == t.Refs:
+                if refs is not None:
+                    return None
+                refs = child
+            elif tag == t.AmtDtls:
+                if amt_dtls is not None:
+                    return None
+                amt_dtls = child
+            elif tag == t.Chrgs:
+                if chrgs is not None:
+                    return None
+                chrgs = child
+            elif tag == t.RmtInf:
+                if rmt is not None:
+                    return None
+                rmt = child
+        if amt is None or (amount := _plain_amount(amt)) is None:
+            return None
+        minor, currency = amount
+        direction = None if ind is None else _stripped(ind.text)
+        if direction is not None and direction != entry.indicator:
+            return None
+        gross = None
+        if amt_dtls is not None:
+            gross_amt = None
+            for instructed in amt_dtls.iterchildren(t.InstdAmt):
+                if gross_amt is not None:
+                    return None  # several InstdAmt
+                gross_amt = next(instructed.iterchildren(t.Amt), None)
+                if gross_amt is None:
+                    return None  # without an amount (the general reading looks at the next)
+            if gross_amt is not None:
+                if (plain_gross := _plain_amount(gross_amt)) is None:
+                    return None
+                gross = plain_gross[0] if plain_gross[1] == currency else None
+        charges: int | None = None
+        included: bool | None = None
+        if chrgs is not None:
+            found = self._plain_charges(chrgs)
+            if found is None:
+                return None
+            charges, included = found
+        ids: dict[object, str | None] = {}
+        for child in () if refs is None else refs:
+            if child.tag in ids:
+                return None
+            ids[child.tag] = _stripped(child.text)
+        remittance = creditor = None
+        if rmt is not None:
+            parts = []
+            structured = False
+            for child in rmt:
+                if child.tag == t.Ustrd:
+                    parts.append(_stripped(child.text))
+                elif child.tag == t.Strd:
+                    structured = True
+            remittance = " ".join(p for p in parts if p) or None
+            creditor = self._text(rmt, "Strd/CdtrRefInf/Ref") if structured else None
+        statement = self.statement
+        line = SettlementLine(  # as _line makes it, by position: in the order of the fields
+            self.source,
+            self.position + 1,
+            f"{base} (line {tx.sourceline})",
+            minor,
+            currency,
+            entry.indicator,
+            entry.reversal,
+            entry.status,
+            entry.booked_on,
+            entry.value_on,
+            statement.statement_id if statement else None,
+            statement.account if statement else None,
+            entry.index,
+            entry.ref,
+            entry.amount_minor,
+            entry.indicator,
+            self.tx_count,
+            ids.get(t.EndToEndId),
+            ids.get(t.AcctSvcrRef),
+            ids.get(t.TxId),
+            ids.get(t.InstrId),
+            remittance,
+            creditor,
+            gross,
+            charges,
+            included,
+        )
+        signed = minor if entry.indicator == "CRDT" else -minor
+        self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
+        own = "\n".join(text for text in (*ids.values(), remittance, creditor) if text)
+        if may_hold_card_number(own) or not self._entry_clean(statement, entry):
+            return scrubbed(line)
+        return line
+
+    def _entry_clean(self, statement: StatementReport | None, entry: _Entry) -> bool:
+        """Whether the texts a detail's line takes from its statement and entry (its location
+        too: the details' path, then only ``/TxDtls[n] (line n)``) hold no card number (an IBAN
+        is none), known once per entry: ``scrubbed`` masks each text alone, so then it changes
+        a line only if the detail's own texts may hold one."""
+        key = (
+            statement.statement_id if statement else None,
+            statement.account if statement else None,
+            entry.ref,
+            entry.status,
+            self.details_path,
+        )
+        if key != self.clean_key:
+            self.clean_key = key
+            self.clean = all(scrub_card_numbers(t) == t for t in key if t)
+        return self.clean
+
+    def _plain_charges(self, chrgs: Element) -> tuple[int | None, bool | None] | None:
+        """``_charges`` of a detail's only ``Chrgs`` of the usual shape (None: any other)."""
+        t = self.tags
+        assert t is not None
+        total = amount = record = None
+        for child in chrgs:
+            tag = child.tag
+            if tag == t.TtlChrgsAndTaxAmt:
+                if total is not None:
+                    return None
+                total = child
+            elif tag == t.Amt:
+                if amount is not None:
+                    return None
+                amount = child
+            elif tag == t.Rcrd:
+                if record is not None:
+                    return None
+                record = child
+        amounts: list[int | None] = []
+        for element in (total, amount):
+            if element is not None:
+                if (found := _plain_amount(element)) is None:
+                    return None
+                amounts.append(found[0])
+            else:
+                amounts.append(None)
+        included: str | None = None
+        if record is not None:
+            record_amt = flag = None
+            for child in record:  # the first of each, as the general reading takes it
+                if child.tag == t.Amt:
+                    record_amt = child if record_amt is None else record_amt
+                elif child.tag == t.ChrgInclInd:
+                    flag = child if flag is None else flag
+            if record_amt is not None:
+                if (found := _plain_amount(record_amt)) is None:
+                    return None
+                amounts.append(found[0])
+            included = None if flag is None else _stripped(flag.text)
+        ttl = amounts[0]
+        if ttl is None:
+            ttl = sum(a for a in amounts[1:] if a is not None)
+        return ttl, None if included is None else included == "true"
+
     def _detail_indicator(self, tx: _Children, base: str, entry: _Entry) -> Indicator:
         """The detail's own direction; one that is not its entry's is flagged at the entry's end.
 
@@ -675,7 +884,7 @@ class _Reader:
             self.position += 1
             if self.statement is not None:
                 self.statement.lines += 1
-            yield line
+            yield scrubbed(line)
 
     def _line(self, **fields: Any) -> SettlementLine:
         """A line of the current entry, numbered as the next one the file yields."""
@@ -883,6 +1092,37 @@ class _Children:
         if steps[0] in self.twice:  # the first of the children that has the step
             return lambda step: self.text(f"{tag}/{step}")
         return _Children(self.first.get(steps[0]), self.reader).text
+
+
+class _Tags:
+    """The namespaced tags ``_plain_transaction`` compares, made once per file."""
+
+    def __init__(self, ns: str) -> None:
+        for name in (
+            "Amt", "CdtDbtInd", "Refs", "AmtDtls", "Chrgs", "RmtInf", "InstdAmt",
+            "TtlChrgsAndTaxAmt", "Rcrd", "ChrgInclInd", "Ustrd", "Strd",
+            "EndToEndId", "AcctSvcrRef", "TxId", "InstrId", "TxDtls",
+        ):  # fmt: skip
+            setattr(self, name, f"{{{ns}}}{name}")
+
+    def __getattr__(self, name: str) -> str:  # for mypy: the names set above
+        raise AttributeError(name)
+
+
+def _plain_amount(element: Element) -> tuple[int, str] | None:
+    """``minor_units`` of an amount written as digits with at most the currency's decimals in
+    a currency already met, as written (``12.30``, ``79255`` JPY); None for any other spelling
+    (a key of ``_EXPONENTS`` is stripped and upper case, so one found is ``Ccy`` as read)."""
+    currency = element.get("Ccy")
+    exponent = _EXPONENTS.get(currency)  # type: ignore[arg-type]
+    text = element.text
+    if exponent is None or text is None:
+        return None
+    whole, _, frac = text.strip().partition(".")
+    digits = whole + frac.ljust(exponent, "0")
+    if not whole or len(frac) > exponent or not digits.isdigit() or not digits.isascii():
+        return None
+    return int(digits), currency  # type: ignore[return-value]
 
 
 def _first(node: Element, steps: tuple[str, ...], at: int) -> Element | None:

@@ -30,10 +30,12 @@ The file is imported as its entries say; only a file that cannot be read is refu
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import islice
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -237,11 +239,10 @@ def _lines(
 ) -> Iterator[SettlementLine]:
     with plan.path.open("rb") as f:
         if plan.mapping is not None:
-            lines = parse_csv(f, plan.mapping, on_read)
+            for line in parse_csv(f, plan.mapping, on_read):
+                yield scrubbed(line)
         else:
-            lines = parse_camt(f, on_read, report)
-        for line in lines:
-            yield scrubbed(line)
+            yield from parse_camt(f, on_read, report)  # masked as it reads them
 
 
 def _tally(summary: ImportSummary, lines: Iterable[SettlementLine]) -> None:
@@ -495,18 +496,9 @@ def _write(
     (an earlier file's rows change only when this file becomes visible)."""
     keys = [key for _, key in batch if key is not None]
     known: dict[str | None, str] = {
-        identity: status
-        for identity, status in uow.session.execute(
-            select(SettlementEntry.identity, SettlementEntry.status)
-            .join(SettlementFile, SettlementFile.id == SettlementEntry.file_id)
-            .where(
-                SettlementEntry.source == record.format,
-                SettlementEntry.identity.in_(keys),
-                or_(SettlementFile.state == IMPORTED, SettlementFile.id == record.id),
-            )
-        )
+        identity: status for identity, status in _known_statuses(uow, record, keys)
     }
-    rows = [_row(record, line, key) for line, key in batch if key is None or key not in known]
+    rows = [_values(record, line, key) for line, key in batch if key is None or key not in known]
     booked_now = [
         (line, key)
         for line, key in batch
@@ -520,6 +512,40 @@ def _write(
     return booked_now
 
 
+# The batch's identities already stored by an imported file or by this one: their statuses.
+# The keys go as one parameter (an IN list of a thousand is planned anew for every batch).
+_KNOWN = (
+    "SELECT e.identity, e.status FROM settlement_entries e"
+    " JOIN settlement_files f ON f.id = e.file_id"
+    " WHERE e.source = {p} AND e.identity {keys} AND (f.state = {p} OR f.id = {p})"
+)
+_KNOWN_SQL = {
+    "sqlite": _KNOWN.format(p="?", keys="IN (SELECT value FROM json_each(?))"),
+    "postgresql": _KNOWN.format(p="%s", keys="= ANY(%s)"),
+}
+
+
+def _known_statuses(uow: UnitOfWork, record: SettlementFile, keys: list[str]) -> Iterable[Any]:
+    """(identity, status) of each key known (see _KNOWN)."""
+    connection = uow.session.connection()
+    dialect = connection.dialect.name
+    if dialect not in _KNOWN_SQL:
+        return uow.session.execute(
+            select(SettlementEntry.identity, SettlementEntry.status)
+            .join(SettlementFile, SettlementFile.id == SettlementEntry.file_id)
+            .where(
+                SettlementEntry.source == record.format,
+                SettlementEntry.identity.in_(keys),
+                or_(SettlementFile.state == IMPORTED, SettlementFile.id == record.id),
+            )
+        )
+    param: object = json.dumps(keys) if dialect == "sqlite" else keys
+    result = connection.exec_driver_sql(
+        _KNOWN_SQL[dialect], (record.format, param, IMPORTED, record.id)
+    )
+    return result  # (a Result has keys(): never made a dict of as it is)
+
+
 _ENTRY_COLUMNS = tuple(c.name for c in SettlementEntry.__table__.columns if c.name != "id")
 # Names from the model only, never from a file.
 _COPY_ENTRIES = f"COPY settlement_entries ({', '.join(_ENTRY_COLUMNS)}) FROM STDIN"
@@ -529,12 +555,12 @@ _INSERT_ENTRIES = (
 )
 
 
-def _insert_entries(uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
+def _insert_entries(uow: UnitOfWork, rows: list[tuple[Any, ...]]) -> None:
     """The batch's rows, in the unit of work's transaction: PostgreSQL's COPY, else one
     prepared INSERT run for every row (the ORM's bulk insert builds each row's parameters in
     Python a second time)."""
     connection = uow.session.connection()
-    values = [tuple(row[c] for c in _ENTRY_COLUMNS) for row in rows]
+    values = rows
     if connection.dialect.name == "postgresql":
         driver: Any = connection.connection.driver_connection  # psycopg 3
         with driver.cursor() as cursor, cursor.copy(_COPY_ENTRIES) as copy:
@@ -556,21 +582,36 @@ def _book_pending(uow: UnitOfWork, record: SettlementFile, line: SettlementLine,
 
 
 def _row(record: SettlementFile, line: SettlementLine, key: str | None) -> dict[str, Any]:
-    for name, limit in _REF_COLUMNS.items():
-        value = getattr(line, name)
+    return dict(zip(_ENTRY_COLUMNS, _values(record, line, key), strict=True))
+
+
+# A row's values in _ENTRY_COLUMNS order: the line's fields of the same names, then those that
+# come from the file's record or are written otherwise, set in place.
+_FROM_LINE = attrgetter(
+    *(c if c in SettlementLine.__dataclass_fields__ else "source" for c in _ENTRY_COLUMNS)
+)
+_AT = {
+    name: _ENTRY_COLUMNS.index(name)
+    for name in ("file_id", "source", "identity", "location", "booked_on", "value_on")
+}
+_REFS = attrgetter(*_REF_COLUMNS)
+_LIMITS = tuple(_REF_COLUMNS.values())
+
+
+def _values(record: SettlementFile, line: SettlementLine, key: str | None) -> tuple[Any, ...]:
+    """The ``settlement_entries`` row of ``line`` (a reference longer than its column is an
+    error of the file, not cut short)."""
+    for name, value, limit in zip(_REF_COLUMNS, _REFS(line), _LIMITS, strict=True):
         if value is not None and len(value) > limit:
             raise InvalidSettlementFile(
                 f"{line.location}: {name} {value[:20]!r}… is longer than {limit} characters"
             )
-    values = {name: getattr(line, name) for name in SettlementLine.__dataclass_fields__}
-    for name in ("pan_masked",):
-        values.pop(name)
-    values.update(
-        file_id=record.id,
-        source=record.format,
-        identity=key,
-        location=line.location[:255],
-        booked_on=line.booked_on.isoformat() if line.booked_on else None,
-        value_on=line.value_on.isoformat() if line.value_on else None,
-    )
-    return values
+    row = list(_FROM_LINE(line))
+    at = _AT
+    row[at["file_id"]] = record.id
+    row[at["source"]] = record.format
+    row[at["identity"]] = key
+    row[at["location"]] = line.location[:255]
+    row[at["booked_on"]] = line.booked_on.isoformat() if line.booked_on else None
+    row[at["value_on"]] = line.value_on.isoformat() if line.value_on else None
+    return tuple(row)

@@ -1,0 +1,195 @@
+"""The camt reader's quick path for details of the usual shape gives what the general one gives.
+
+``_Reader.plain`` reads a ``TxDtls`` of the usual shape in one pass over its children and hands
+every other one to the general reading (``_transaction``). Both readings are run here over every
+camt fixture, over a statement as the sandbox bank writes it, and over copies of each with one
+detail edited in every way listed below (an element removed or doubled, each amount, currency,
+direction and reference spelled otherwise): the lines, the warnings, the statements and the
+error, if any, must be the same.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from gateway.adapters.settlement_files import InvalidSettlementFile
+from gateway.adapters.settlement_files.camt import _Reader, parse_camt
+from gateway.adapters.settlement_files.findings import FileReport
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "settlement"
+AMOUNTS = ["", " 12.30 ", "12.3", "12.", ".5", "01.00", "1.005", "1.000", "-1.00", "1,00",
+           "١٢", "12.300", "abc", "200000", "1.2.3"]  # fmt: skip
+CURRENCIES = ["eur", " EUR ", "", "JPY", "BHD", "ABC", None]
+DIRECTIONS = ["DBIT", "CRDT", "", " CRDT ", "X"]
+TEXTS = ["4111 1111 1111 1111", "  ", "x" * 70, "ref 1"]
+
+
+def outcome(data: bytes, plain: bool) -> tuple[Any, ...]:
+    report = FileReport()
+    _Reader.plain = plain
+    try:
+        lines = list(parse_camt(io.BytesIO(data), report=report))
+    except InvalidSettlementFile as exc:
+        return ("refused", str(exc), report.warnings, report.statements)
+    finally:
+        _Reader.plain = True
+    return (lines, report.warnings, report.statements, report.counts)
+
+
+def sandbox_statement() -> bytes:
+    from sandbox_bank.camt import camt053
+    from sandbox_bank.settlement import SettlementBatch, SettlementLine
+
+    day = date(2026, 11, 25)
+    lines = tuple(
+        SettlementLine("payment", f"K{i:011d}", f"pay_{i}", None, None, day, 1_000 + i, 15,
+                       "EUR", f"card 4111111111111111 payment {i}" if i == 1 else f"bill {i}")
+        for i in range(3)
+    )  # fmt: skip
+    created = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    iban = "DE89370400440532013000"
+    batch = SettlementBatch("stl_t", "KASSA-DEMO-0001", "Kassa Demo", iban, day, "EUR", created, 0,
+                            lines)  # fmt: skip
+    return camt053(batch).encode()
+
+
+def sources() -> list[tuple[str, bytes]]:
+    files = sorted(FIXTURES.glob("*.xml")) + sorted((FIXTURES / "corpus").glob("*.xml"))
+    return [(f.name, f.read_bytes()) for f in files] + [("sandbox", sandbox_statement())]
+
+
+def edits(data: bytes, only: str = "") -> Iterator[tuple[str, bytes]]:
+    """Copies of ``data`` with its first detail edited in one way each (``only``: the edits of
+    elements whose path holds it)."""
+    tree = etree.parse(io.BytesIO(data), etree.XMLParser(resolve_entities=False, no_network=True))
+    if not tree.xpath("//*[local-name()='TxDtls']"):
+        return
+    ns = tree.getroot().nsmap.get(None, "")
+
+    def variant(name: str, change: Any) -> tuple[str, bytes]:
+        copied = copy.deepcopy(tree)
+        tx = copied.xpath("//*[local-name()='TxDtls']")[0]
+        change(tx)
+        return name, etree.tostring(copied, xml_declaration=True, encoding="UTF-8")
+
+    first = tree.xpath("//*[local-name()='TxDtls']")[0]
+    for element in first.iter():
+        if not isinstance(element.tag, str) or element is first:
+            continue
+        path = []
+        node = element
+        while node is not first:
+            path.insert(0, node.getparent().index(node))
+            node = node.getparent()
+        tags = [etree.QName(e).localname for e in element.iterancestors()][::-1]
+        where, tag = (
+            "/".join([*tags, etree.QName(element).localname]),
+            etree.QName(element).localname,
+        )
+        if only not in where:
+            continue
+        find = _at(path)
+        yield variant(f"{where} removed", lambda tx, f=find: f(tx).getparent().remove(f(tx)))
+        yield variant(f"{where} doubled", lambda tx, f=find: f(tx).addnext(copy.deepcopy(f(tx))))
+        other = "9.99" if tag.endswith("Amt") else "DBIT" if tag == "CdtDbtInd" else "other"
+        yield variant(f"{where} doubled as {other}", lambda tx, f=find, v=other: _twin(f(tx), v))
+        if tag.endswith("Amt"):
+            for text in AMOUNTS:
+                yield variant(f"{where} = {text!r}", lambda tx, f=find, v=text: _set(f(tx), v))
+            for code in CURRENCIES:
+                yield variant(f"{where} Ccy {code!r}", lambda tx, f=find, c=code: _ccy(f(tx), c))
+        elif tag in ("CdtDbtInd", "ChrgInclInd"):
+            for text in [*DIRECTIONS, "true", "false"]:
+                yield variant(f"{where} = {text!r}", lambda tx, f=find, v=text: _set(f(tx), v))
+        elif len(element) == 0:
+            for text in TEXTS:
+                yield variant(f"{where} = {text!r}", lambda tx, f=find, v=text: _set(f(tx), v))
+    if only:
+        return
+    structured = etree.fromstring(
+        f"<RmtInf xmlns='{ns}'><Strd><CdtrRefInf><Ref>RF18539007547034</Ref></CdtrRefInf>"
+        "</Strd><Ustrd> a </Ustrd><Ustrd/></RmtInf>"
+    )
+    yield variant("RmtInf with Strd appended", lambda tx: tx.append(copy.deepcopy(structured)))
+    yield variant("emptied", lambda tx: tx.clear())
+    totals = first.xpath("*[local-name()='Chrgs']/*[local-name()='TtlChrgsAndTaxAmt']")
+    if totals:  # the charges then add up from their records: their edits again
+        for total in totals:
+            total.getparent().remove(total)
+        untotalled = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
+        for name, edited in edits(untotalled, only="TxDtls/Chrgs/"):
+            yield f"without TtlChrgsAndTaxAmt, {name}", edited
+
+
+def _at(path: list[int]) -> Any:
+    def find(tx: Any) -> Any:
+        for index in path:
+            tx = tx[index]
+        return tx
+
+    return find
+
+
+def card_numbers(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """Copies with a card number in a text every line of an entry or statement takes."""
+    for tag in (b"Id", b"AcctSvcrRef", b"NtryRef", b"IBAN"):
+        start = b"<" + tag + b">"
+        if start in data:
+            marked = data.replace(start, start + b"4111 1111 1111 1111 ", 1)
+            yield f"card number in the first {tag.decode()}", marked
+
+
+def _twin(element: Any, text: str) -> None:
+    """A copy of ``element`` after it, each of its texts another."""
+    twin = copy.deepcopy(element)
+    for leaf in twin.iter():
+        if len(leaf) == 0:
+            tag = etree.QName(leaf).localname
+            leaf.text = "9.99" if tag.endswith("Amt") else "DBIT" if tag == "CdtDbtInd" else text
+    element.addnext(twin)
+
+
+def _set(element: Any, text: str) -> None:
+    element.text = text
+
+
+def _ccy(element: Any, code: str | None) -> None:
+    if code is None:
+        element.attrib.pop("Ccy", None)
+    else:
+        element.set("Ccy", code)
+
+
+CASES = [
+    (f"{name}: {what}", data)
+    for name, raw in sources()
+    for what, data in [("as is", raw), *edits(raw), *card_numbers(raw)]
+]
+
+
+def test_the_cases_are_many_and_varied() -> None:
+    assert len(CASES) > 1000
+    refused = sum(outcome(data, plain=False)[0] == "refused" for _, data in CASES[::7])
+    assert 0 < refused < len(CASES[::7]) / 2
+
+
+@pytest.mark.parametrize(("name", "data"), CASES, ids=[name for name, _ in CASES])
+def test_the_quick_path_reads_as_the_general(name: str, data: bytes) -> None:
+    assert outcome(data, plain=True) == outcome(data, plain=False)
+
+
+def test_the_usual_detail_takes_the_quick_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    general: list[object] = []
+    read = _Reader._transaction
+    monkeypatch.setattr(_Reader, "_transaction", lambda *a: general.append(a) or read(*a))
+    lines, *_ = outcome(sandbox_statement(), plain=True)
+    assert len(lines) == 3
+    assert general == []
