@@ -28,6 +28,7 @@ the version only, never on the payload, as in qrcode's own ``precomputed_qr_blan
 
 from __future__ import annotations
 
+import bisect
 import io
 from dataclasses import dataclass
 from functools import lru_cache
@@ -176,20 +177,44 @@ def _encode(payload: str) -> tuple[int, list[int]]:
     """Encode ``payload`` into the final codeword sequence; return (version, codewords)."""
     if not payload:
         raise InvalidQrPayload("nothing to render: the QR payload is empty")
-    code = qrcode.QRCode(error_correction=ERROR_CORRECTION)
-    code.add_data(payload)
+    # What QRCode.add_data does with its default ``optimize=20``: qrcode's mode segmentation.
+    data_list = list(util.optimal_data_chunks(payload, minimum=20))
     try:
-        version = code.best_fit()
-    except (exceptions.DataOverflowError, ValueError):
-        # qrcode 8 raises ValueError("Invalid version (was 41 …)") here rather than its own
-        # DataOverflowError: best_fit assigns version 41 before checking for it.
+        version = _best_fit(data_list)
+    except exceptions.DataOverflowError:
         size = len(payload.encode("utf-8"))
         raise InvalidQrPayload(
             f"the QR payload is too long ({size} bytes) for a QR code at error correction level "
             "M, which holds at most 2331 bytes (3391 characters if only 0-9, A-Z, space and "
             "$%*+-./: are used); shorten the payload"
         ) from None
-    return version, _codewords(version, code.data_list)
+    return version, _codewords(version, data_list)
+
+
+def _best_fit(data_list: list[util.QRData]) -> int:
+    """The smallest version at level M that holds ``data_list``: ``QRCode.best_fit``, with the
+    bit count worked out per segment instead of written into a bit buffer first."""
+    start = 1
+    while True:
+        sizes = util.mode_sizes_for_version(start)
+        needed = sum(4 + sizes[data.mode] + _data_bits(data) for data in data_list)
+        version = bisect.bisect_left(util.BIT_LIMIT_TABLE[ERROR_CORRECTION], needed, start)
+        if version > 40:
+            raise exceptions.DataOverflowError()
+        # A longer character count from this version on: count again from there (as qrcode).
+        if util.mode_sizes_for_version(version) is sizes:
+            return version
+        start = version
+
+
+def _data_bits(data: util.QRData) -> int:
+    """How many bits ``data`` takes after its mode and character count (§7.4.3 - §7.4.5)."""
+    count = len(data.data)
+    if data.mode == util.MODE_NUMBER:
+        return 10 * (count // 3) + (0, 4, 7)[count % 3]
+    if data.mode == util.MODE_ALPHA_NUM:
+        return 11 * (count // 2) + 6 * (count % 2)
+    return 8 * count  # byte mode (qrcode's segmentation never picks Kanji)
 
 
 def _codewords(version: int, data_list: list[util.QRData]) -> list[int]:

@@ -141,7 +141,9 @@ def library_codewords(payload: str) -> tuple[int, list[int], list[int]]:
     code.add_data(payload)
     version = code.best_fit()
     theirs = util.create_data(version, constants.ERROR_CORRECT_M, code.data_list)
-    return version, theirs, qr_render._codewords(version, code.data_list)
+    ours = qr_render._encode(payload)
+    assert ours[0] == version  # the same smallest version
+    return version, theirs, ours[1]
 
 
 @pytest.mark.parametrize("version", range(1, 41))
