@@ -6,6 +6,7 @@ instead of failing); PostgreSQL (psycopg 3) is production.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -119,6 +120,19 @@ class Database:
         ``readonly`` unit of work.
         """
         return UnitOfWork(self.sessions, readonly=True, autocommit=self.dialect == "postgresql")
+
+    def read_connection(self) -> Connection:
+        """A Core connection for one read-only statement, without an ORM session (the till's
+        key check on every API call): as :meth:`single_read`, autocommit on PostgreSQL and a
+        read-only ``BEGIN`` elsewhere, for about half the cost of a session. Use it as a
+        context manager."""
+        return self._reader.connect()
+
+    @functools.cached_property
+    def _reader(self) -> Engine:
+        if self.dialect == "postgresql":
+            return self.engine.execution_options(isolation_level="AUTOCOMMIT", kassa_readonly=True)
+        return self.engine.execution_options(kassa_readonly=True)
 
     def upgrade(self, revision: str = "head") -> None:
         """Migrate the schema with Alembic."""
