@@ -19,6 +19,7 @@ A sale is two HTTP requests (the POST and the GET of its PNG); both count in req
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import multiprocessing
@@ -171,6 +172,7 @@ def _gunicorn(url: str, options: list[str], workdir: Path) -> Iterator[int]:
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: workers left behind can be ended too
     )
     log.close()  # the server holds its own copy
     try:
@@ -196,6 +198,10 @@ def _gunicorn(url: str, options: list[str], workdir: Path) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        # A master killed before its workers left them running (seen on a loaded machine):
+        # end whatever of its group is still there.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 class Client:
