@@ -206,6 +206,7 @@ def bench_http(args: argparse.Namespace) -> list[Row]:
         clients=args.http_clients,
         seconds=2.0 if quick else args.http_seconds,
         latency_seconds=3.0 if quick else args.http_seconds,
+        repeats=1 if quick else args.http_repeats,
     )
     print(http_api.throughput_table(results, args.http_clients), end="\n\n")
     print("\n".join(http_api.targets(results)), end="\n\n")
@@ -249,10 +250,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 30 calls, 3 warm-up")
     parser.add_argument("--http", action="store_true", help="also time the HTTP endpoints")
     parser.add_argument(
-        "--http-seconds", type=float, default=8.0, help="duration of each HTTP load (s)"
+        "--http-seconds", type=float, default=5.0, help="duration of each HTTP load (s)"
     )
     parser.add_argument(
         "--http-clients", type=int, default=8, help="closed-loop clients for the maximum rate"
+    )
+    parser.add_argument(
+        "--http-repeats",
+        type=int,
+        default=3,
+        help="closed-loop runs of Kassa and of the bare endpoint, in turn (medians)",
     )
     parser.add_argument(
         "--http-processes", default="1,2,4", help="gunicorn worker counts, comma-separated"

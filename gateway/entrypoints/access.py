@@ -209,8 +209,8 @@ def calling_till() -> TillContext:
     found: TillContext | None = g.get("kassa_till")
     if found is None:
         db: Database = g.kassa_db
-        with db.single_read() as uow:  # one statement, checked afresh on every request
-            found = authenticate_till(uow, request.headers.get("Authorization"))
+        with db.read_connection() as conn:  # one statement, checked afresh on every request
+            found = authenticate_till(conn, request.headers.get("Authorization"))
         g.kassa_till = found
         # the audit trail's who, role and store for this request's actions
         set_acting(Acting(found.actor, None, found.role, found.merchant_id, found.store_id))

@@ -11,9 +11,9 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters.db import Database, UnitOfWork
@@ -55,15 +55,17 @@ def run_once(
             if stored:
                 return stored
             status, body = action(uow)
-            uow.session.add(
-                IdempotencyRecord(
-                    scope=scope,
-                    key=key,
-                    request_hash=fingerprint,
-                    response_status=status,
-                    response_body=json.dumps(body),
-                    created_at=utcnow(),
-                )
+            # A Core INSERT: one row needs no ORM object (nothing reads it back in this unit).
+            uow.session.execute(
+                _INSERT,
+                {
+                    "scope": scope,
+                    "key": key,
+                    "request_hash": fingerprint,
+                    "response_status": status,
+                    "response_body": json.dumps(body),
+                    "created_at": utcnow(),
+                },
             )
             uow.commit()
             return Outcome(status, body, replayed=False)
@@ -78,12 +80,17 @@ def run_once(
     )
 
 
+# Built once, plain columns (no ORM object): the lookup runs before every idempotent request.
+_RECORD = select(
+    IdempotencyRecord.request_hash,
+    IdempotencyRecord.response_status,
+    IdempotencyRecord.response_body,
+).where(IdempotencyRecord.scope == bindparam("scope"), IdempotencyRecord.key == bindparam("key"))
+_INSERT = insert(cast(Table, IdempotencyRecord.__table__))
+
+
 def _stored(uow: UnitOfWork, scope: str, key: str, fingerprint: str) -> Outcome | None:
-    record = uow.session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
-        )
-    )
+    record = uow.session.execute(_RECORD, {"scope": scope, "key": key}).first()
     if record is None:
         return None
     if record.request_hash != fingerprint:

@@ -21,6 +21,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 from qrcode import constants, util
 
+from gateway.adapters import qr_render
 from gateway.adapters.qr_render import penalties, qr_matrix, render_png, render_svg
 from gateway.errors import InvalidInput, InvalidQrPayload
 
@@ -132,6 +133,43 @@ def test_matrix_equals_the_library_near_each_version_boundary(version: int):
 
     assert library_version == version
     assert np.array_equal(qr_matrix(payload), modules)
+
+
+def library_codewords(payload: str) -> tuple[int, list[int], list[int]]:
+    """(version, qrcode's codewords, ours) for ``payload`` at level M."""
+    code = qrcode.QRCode(error_correction=constants.ERROR_CORRECT_M)
+    code.add_data(payload)
+    version = code.best_fit()
+    theirs = util.create_data(version, constants.ERROR_CORRECT_M, code.data_list)
+    ours = qr_render._encode(payload)
+    assert ours[0] == version  # the same smallest version
+    return version, theirs, ours[1]
+
+
+@pytest.mark.parametrize("version", range(1, 41))
+@pytest.mark.parametrize("alphabet", ["0123456789", "KASSA 0123456789$%*+-./:", "kassa#€"])
+def test_codewords_equal_the_library_at_each_version_in_each_mode(version: int, alphabet: str):
+    # Numeric, alphanumeric and byte mode, each filling ``version`` nearly to its capacity: every
+    # block structure of level M, both pad codewords and the terminator cut short at the end.
+    capacity = util.BIT_LIMIT_TABLE[constants.ERROR_CORRECT_M][version]
+    per_char = {"0123456789": 10 / 3, "KASSA 0123456789$%*+-./:": 5.5}.get(alphabet, 8.0)
+    if alphabet == "kassa#€":
+        per_char = 8 * len(alphabet.encode()) / len(alphabet)
+    count = max(1, int((capacity - 40) / per_char))
+    payload = (alphabet * (count // len(alphabet) + 1))[:count]
+    found, theirs, ours = library_codewords(payload)
+
+    assert found == version
+    assert ours == theirs
+
+
+@settings(max_examples=100, deadline=None)
+@given(payload=st.text(min_size=1, max_size=300))
+def test_codewords_equal_the_library_for_mixed_segments(payload: str):
+    # Any text: qrcode splits digits, alphanumerics and bytes into segments of each mode.
+    _, theirs, ours = library_codewords(payload + "0123456789012" + payload.upper())
+
+    assert ours == theirs
 
 
 @pytest.mark.slow

@@ -279,8 +279,9 @@ def list_payment_refunds(payment_id: str) -> Response:
 def payment_qr(payment_id: str, fmt: str) -> Response:
     if fmt not in ("png", "svg"):
         raise InvalidInput(f"QR format must be png or svg, not {fmt!r}")
-    with api_database().unit_of_work(readonly=True) as uow:
-        till = calling_till(uow)
+    till = calling_till()
+    # One statement: no transaction around it (on PostgreSQL, no BEGIN and ROLLBACK round trips).
+    with api_database().single_read() as uow:
         payload = payment_reads.qr_payload(uow, payment_id, till.scope)
     if payload is None:
         raise InvalidInput("this payment has no QR code")
