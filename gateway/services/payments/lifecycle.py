@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, NoReturn, cast
 
+from sqlalchemy import Table, bindparam, insert, inspect, update
 from sqlalchemy.orm.exc import StaleDataError
 
 from gateway.adapters.db import UnitOfWork
@@ -140,15 +142,53 @@ def move_payment(
     payment.updated_at = utcnow()
     if target == PaymentStatus.PAID:
         payment.paid_at = paid_at or payment.paid_at or payment.updated_at
-    _history(uow, payment, kind, before, target.value, actor, detail or {})
-    try:
-        uow.session.flush()
-    except StaleDataError:
-        uow.session.rollback()
-        raise Conflict(
-            "the payment was changed by someone else at the same moment; read it again"
-        ) from None
+    if _write_payment(uow, payment):
+        _insert_history(uow, payment, kind, before, target.value, actor, detail or {})
+    else:  # new in this unit of work, or changed beyond its columns: the ORM's flush
+        _history(uow, payment, kind, before, target.value, actor, detail or {})
+        try:
+            uow.session.flush()
+        except StaleDataError:
+            _conflict(uow)
     _after_move(uow, payment, before, target)
+
+
+def _write_payment(uow: UnitOfWork, payment: Payment) -> bool:
+    """Write the payment's changed columns now as one UPDATE guarded by its version, and mark
+    them saved in the session; False (nothing written) if the ORM's flush must do it.
+
+    The same statement the flush would send, without the flush's bookkeeping (a third of a
+    bank callback's time was spent there). A version that moved meanwhile is a Conflict, as
+    with the flush's StaleDataError.
+    """
+    state = inspect(payment)
+    if not state.persistent or state.expired_attributes or "version" in state.committed_state:
+        return False
+    changed = state.committed_state.keys()
+    if not changed <= _PAYMENT_COLUMNS:
+        return False
+    values = {key: state.dict[key] for key in changed}
+    version = state.dict["version"]
+    table = cast(Table, Payment.__table__)
+    result = uow.session.connection().execute(
+        update(table)
+        .where(table.c.id == payment.id, table.c.version == version)
+        .values({**values, "version": version + 1})
+    )
+    if result.rowcount != 1:
+        _conflict(uow)
+    state.dict["version"] = version + 1
+    # What the flush does once it has written an object: its state is the database's now.
+    state._commit_all(state.dict, uow.session.identity_map)
+    return True
+
+
+_PAYMENT_COLUMNS = frozenset(column.key for column in inspect(Payment).column_attrs)
+
+
+def _conflict(uow: UnitOfWork) -> NoReturn:
+    uow.session.rollback()
+    raise Conflict("the payment was changed by someone else at the same moment; read it again")
 
 
 def record_event(
@@ -281,6 +321,41 @@ def _after_refund_move(uow: UnitOfWork, payment: Payment, refund: Refund) -> Non
         event_type=f"refund.{refund.status}",
         data=payloads.refund_data(payment, refund),
     )
+
+
+def _insert_history(
+    uow: UnitOfWork,
+    payment: Payment,
+    kind: str,
+    before: str | None,
+    after: str,
+    actor: str,
+    detail: dict[str, Any],
+) -> None:
+    """:func:`_history` written at once as one INSERT, after what the session still holds
+    (an earlier history entry keeps its place before this one)."""
+    session = uow.session
+    session.flush()  # nothing to do, and no cost, in the common case
+    session.connection().execute(
+        _history_insert(),
+        {
+            "payment_id": payment.id,
+            "kind": kind,
+            "from_status": before,
+            "to_status": after,
+            "actor": actor,
+            "detail": scrub_json(detail),  # a bank's or terminal's text may hold a card number
+            "created_at": utcnow(),
+        },
+    )
+
+
+@lru_cache(maxsize=1)
+def _history_insert() -> Any:
+    """Built once: a statement with bound parameters compiles once and is then reused."""
+    table = cast(Table, PaymentEvent.__table__)
+    names = ("payment_id", "kind", "from_status", "to_status", "actor", "detail", "created_at")
+    return insert(table).values({n: bindparam(n, type_=table.c[n].type) for n in names})
 
 
 def _history(
