@@ -163,6 +163,8 @@ def _write_move(uow: UnitOfWork, payment: Payment, entry: dict[str, Any]) -> boo
     state = inspect(payment)
     if not state.persistent or state.expired_attributes or "version" in state.committed_state:
         return False
+    if uow.session.in_nested_transaction():
+        return False  # a savepoint rolled back expires only what its flushes wrote
     changed = state.committed_state.keys()
     if not changed <= _PAYMENT_COLUMNS:
         return False
@@ -174,7 +176,10 @@ def _write_move(uow: UnitOfWork, payment: Payment, entry: dict[str, Any]) -> boo
     # conflict below rolls the whole session back, this included).
     state._commit_all(state.dict, uow.session.identity_map)
     session = uow.session
-    session.flush()  # what the session still holds goes first (an earlier history entry)
+    try:
+        session.flush()  # what the session still holds goes first (an earlier history entry)
+    except StaleDataError:
+        _conflict(uow)
     connection = session.connection()
     # Only names no payments column has: an UPDATE would also SET a column an extra one names.
     params = {**values, "payment_id": payment.id, "payment_version": version}
