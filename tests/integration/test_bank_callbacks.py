@@ -33,9 +33,11 @@ from gateway.adapters.models import (
     utcnow,
 )
 from gateway.domain.money import Money
+from gateway.domain.payment import PaymentStatus
+from gateway.errors import Conflict
 from gateway.services import jobs
 from gateway.services.bank import callbacks
-from gateway.services.payments import qr_payments, refunds
+from gateway.services.payments import lifecycle, qr_payments, refunds
 from gateway.services.staff.auth import TillContext
 from tests.conftest import LiveServer, app_config
 
@@ -213,6 +215,28 @@ def test_ten_concurrent_duplicates_amid_other_events_change_the_state_once(
     assert len(history(db, first.id, "paid")) == 1
     assert reload(db, first.id).status == reload(db, second.id).status == "paid"
     assert history(db, first.id, "attention") == []
+
+
+def test_a_move_from_a_stale_copy_of_the_payment_is_a_conflict_and_writes_nothing(
+    db: Database, demo: dict[str, Any]
+) -> None:
+    """move_payment writes under the payment's version: a copy read before someone else moved
+    the payment moves nothing and leaves no history entry."""
+    payment = new_payment(db)
+    stale = reload(db, payment.id)
+    with db.unit_of_work() as uow:
+        current = uow.session.get_one(Payment, payment.id)
+        lifecycle.move_payment(uow, current, PaymentStatus.CANCELLED, "cancelled", "till")
+        uow.commit()
+    with db.unit_of_work() as uow:
+        uow.session.add(stale)
+        with pytest.raises(Conflict):
+            lifecycle.move_payment(
+                uow, stale, PaymentStatus.PAID, "paid", "bank", paid_at=datetime.now(UTC)
+            )
+    assert reload(db, payment.id).status == "cancelled"
+    assert history(db, payment.id, "paid") == []
+    assert len(history(db, payment.id, "cancelled")) == 1
 
 
 def test_amount_mismatch_is_flagged_not_paid(db: Database, server: LiveServer) -> None:
