@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, redirect, url_for
+from flask import Flask, Request, Response, redirect, url_for
+from flask.sessions import SecureCookieSession, SessionMixin
 from flask_wtf.csrf import CSRFProtect
 
 from gateway.adapters import passwords
@@ -18,6 +19,41 @@ from gateway.entrypoints import access, input_guard, languages, observability, p
 from gateway.services.monitoring import thresholds
 from gateway.services.promotions.sales import PromotionSettings
 from gateway.settings import Settings
+
+# The machines' paths: the bank's signed callbacks and the tills' key-authenticated API. No
+# browser calls them with a cookie (access.py gives every endpoint under them the audience
+# ``bank-signed``, ``till-key`` or ``public``), so they get no session (see MachineSessions).
+MACHINE_PATHS = ("/bank/", "/api/")
+
+
+def machine_request(request: Request) -> bool:
+    """True for a request to a machine's path (:data:`MACHINE_PATHS`)."""
+    return request.path.startswith(MACHINE_PATHS)
+
+
+class _NoSession(SecureCookieSession):
+    """A machine request's session: empty, and never written back as a cookie."""
+
+
+def _machine_sessions(app: Flask) -> None:
+    """Skip the signed session cookie on machine paths: a machine sends none, so opening one
+    (a signing serializer per request) and saving it only cost time. A cookie sent there anyway
+    is ignored, never read: nothing on those paths acts for a signed-in person."""
+    interface = app.session_interface
+    cookie_session = type(interface)
+
+    class MachineSessions(cookie_session):  # type: ignore[valid-type,misc]
+        def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+            if machine_request(request):
+                return _NoSession()
+            return super().open_session(app, request)
+
+        def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+            if isinstance(session, _NoSession):
+                return
+            super().save_session(app, session, response)
+
+    app.session_interface = MachineSessions()
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Flask:
@@ -47,6 +83,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     from gateway.entrypoints import api, bank, cashier, receipts, staff_session
 
     staff_session.install_app(app, settings)
+    _machine_sessions(app)
     from merchant_portal import bp as portal_bp
 
     for blueprint in (api.bp, bank.bp, cashier.bp, portal_bp, receipts.bp):

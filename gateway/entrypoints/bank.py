@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from gateway.adapters.db import Database
 from gateway.config import bank_credentials
+from gateway.entrypoints import input_guard
 from gateway.entrypoints.problems import problem
 from gateway.errors import ConfigurationError
 from gateway.services.bank import callbacks
@@ -33,10 +34,11 @@ def receive_callback() -> Response:
     if not secret:
         return _unavailable("bank webhook secret is not configured")
     clock: Callable[[], float] = current_app.extensions.get("kassa.clock", time.time)
+    body = request.get_data(cache=False)
     try:
         verified = callbacks.verify_callback(
             secret,
-            request.get_data(cache=False),
+            body,
             dict(request.headers),
             now=clock(),
             tolerance=settings.bank.callback_tolerance_seconds,
@@ -44,7 +46,9 @@ def receive_callback() -> Response:
     except ConfigurationError as exc:
         return _unavailable(exc.message)
     db: Database = current_app.extensions["kassa.db"]
-    status = callbacks.receive(db, verified)
+    parsed = input_guard.checked_json(body)  # the input guard's parse of these very bytes
+    document = callbacks.NOT_PARSED if parsed is input_guard.NOT_PARSED else parsed
+    status = callbacks.receive(db, verified, document=document)
     response = jsonify(status=status.value)
     response.status_code = _STATUS_CODES.get(status, 200)
     return response

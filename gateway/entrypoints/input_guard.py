@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, g, request
 
 from gateway.adapters import logging_setup
 from gateway.errors import InvalidInput
@@ -244,6 +244,19 @@ def _check_json_body(data: bytes) -> None:
     except (ValueError, RecursionError):
         return  # not JSON: each view says so in its own words (or stores it as invalid)
     check_json(document)
+    g.kassa_checked_json = (data, document)
+
+
+NOT_PARSED = object()
+
+
+def checked_json(data: bytes) -> Any:
+    """The JSON document this hook parsed and checked from exactly ``data`` (this request's
+    body), so a view need not parse it again; :data:`NOT_PARSED` if it did not parse it."""
+    kept = g.get("kassa_checked_json")
+    if kept is None or kept[0] is not data:
+        return NOT_PARSED
+    return kept[1]
 
 
 # -- logging -----------------------------------------------------------------------------------
