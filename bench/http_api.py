@@ -24,6 +24,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import random
 import signal
 import socket
 import statistics
@@ -79,6 +80,8 @@ class Latency:
 @dataclass
 class BackendResult:
     backend: str
+    tills: int = 1  # the load spread over this many tills …
+    stores: int = 1  # … of this many stores
     throughput: list[Throughput] = field(default_factory=list)
     latency: list[Latency] = field(default_factory=list)  # [Kassa, bare]
 
@@ -113,19 +116,75 @@ def _database(backend: str, workdir: Path) -> Iterator[str | None]:
         admin.dispose()
 
 
+# A chain's festival day: every store's tills sell at once, each till a customer every few
+# seconds, not one till far past its velocity threshold. ``stores`` 0: the demo's first till.
+FESTIVAL_STORES = 5_000
+FESTIVAL_TILLS_PER_STORE = 10
+
+
 def _seed(url: str, workdir: Path) -> str:
     """Migrate and seed ``url``; the first till's API key."""
+    return _seed_tills(url, workdir, 0, 0)[0]
+
+
+def _seed_tills(url: str, workdir: Path, stores: int, tills_per_store: int) -> list[str]:
+    """Migrate and seed ``url`` with the demo and ``stores`` more stores of ``tills_per_store``
+    tills each (bulk inserts); the API keys the load spreads over (the demo's first till's
+    alone when ``stores`` is 0)."""
+    from sqlalchemy import func, insert, select
+
+    from gateway.adapters.models import Merchant, Store, Till
     from gateway.services.demo import seed_demo
     from gateway.services.staff import mfa
+    from gateway.services.staff.auth import issue_till_key
 
     mfa.configure(BENCH_MFA_KEY)  # the demo's manager enrols a second factor
     db = Database(url)
     db.upgrade()
     with db.unit_of_work() as uow:
         creds = seed_demo(uow, workdir / "creds.json")
+    keys: list[str] = []
+    if stores > 0 and tills_per_store > 0:
+        with db.unit_of_work() as uow:
+            merchant_id = uow.session.scalar(select(Merchant.id).order_by(Merchant.id))
+            first = uow.session.scalar(select(func.max(Store.id))) or 0
+            uow.session.execute(
+                insert(Store),
+                [
+                    {
+                        "id": first + n + 1,
+                        "merchant_id": merchant_id,
+                        "name": f"Festival store {n + 1}",
+                        "city": "Bench",
+                        "timezone": "UTC",
+                    }
+                    for n in range(stores)
+                ],
+            )
+            rows = []
+            for n in range(stores):
+                for t in range(tills_per_store):
+                    key = issue_till_key()
+                    keys.append(key.key)
+                    rows.append(
+                        {
+                            "store_id": first + n + 1,
+                            "label": f"T{t + 1:02d}",
+                            "name": f"Till {t + 1}",
+                            "active": True,
+                            "api_key_id": key.key_id,
+                            "api_key_hash": key.key_hash,
+                        }
+                    )
+            uow.session.execute(insert(Till), rows)
+            if db.dialect == "postgresql":  # ids given above: the sequence moves past them
+                uow.session.execute(
+                    text("SELECT setval(pg_get_serial_sequence('stores', 'id'), :n)"),
+                    {"n": first + stores},
+                )
+            uow.commit()
     db.dispose()
-    key: str = creds["tills"][0]["api_key"]
-    return key
+    return keys or [creds["tills"][0]["api_key"]]
 
 
 @contextmanager
@@ -239,12 +298,14 @@ class Client:
 Call = Callable[[Client], list[int]]
 
 
-def kassa_sale(key: str) -> Call:
-    """POST a QR payment (with a fresh Idempotency-Key, so retrying it is safe), GET its PNG."""
-    auth = {"Authorization": f"Bearer {key}"}
+def kassa_sale(keys: str | list[str]) -> Call:
+    """POST a QR payment (with a fresh Idempotency-Key, so retrying it is safe), GET its PNG;
+    each sale at one of ``keys``' tills picked at random."""
+    pool = [keys] if isinstance(keys, str) else keys
     body = json.dumps({"amount": "12.34", "currency": "EUR", "method": "qr"}).encode()
 
     def call(client: Client) -> list[int]:
+        auth = {"Authorization": f"Bearer {random.choice(pool)}"}
         headers = {**auth, "Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex}
         status, created = client.request("POST", "/api/v1/payments", body, headers)
         posted = time.perf_counter_ns()
@@ -265,14 +326,16 @@ def bare_call(client: Client) -> list[int]:
     return [time.perf_counter_ns()]
 
 
-def _calls(key: str) -> dict[str, Call]:
-    return {KASSA: kassa_sale(key), BARE: bare_call}
+def _calls(keys: list[str]) -> dict[str, Call]:
+    return {KASSA: kassa_sale(keys), BARE: bare_call}
 
 
-def _client_process(port: int, key: str, name: str, threads: int, start: float, stop: float) -> int:
+def _client_process(
+    port: int, keys: list[str], name: str, threads: int, start: float, stop: float
+) -> int:
     """One load process: ``threads`` closed-loop clients between ``start`` and ``stop`` (wall
     clock, shared by every process); HTTP requests answered inside the window."""
-    call = _calls(key)[name]
+    call = _calls(keys)[name]
     counts = [0] * threads
 
     def client(n: int) -> None:
@@ -287,7 +350,7 @@ def _client_process(port: int, key: str, name: str, threads: int, start: float, 
     return sum(counts)
 
 
-def closed_loop(port: int, key: str, name: str, clients: int, seconds: float) -> float:
+def closed_loop(port: int, keys: list[str], name: str, clients: int, seconds: float) -> float:
     """HTTP requests/s of ``clients`` connections sending as fast as answers come, split over
     two load processes (the last sale in flight at the end counts: a fraction of a second)."""
     procs = 2 if clients > 1 else 1
@@ -297,7 +360,7 @@ def closed_loop(port: int, key: str, name: str, clients: int, seconds: float) ->
     shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
     with ctx.Pool(procs) as pool:
         done = pool.starmap(
-            _client_process, [(port, key, name, share, start, stop) for share in shares]
+            _client_process, [(port, keys, name, share, start, stop) for share in shares]
         )
     return sum(done) / seconds
 
@@ -346,18 +409,20 @@ def run(
     latency_processes: int = 2,
     latency_seconds: float = 10.0,
     repeats: int = 3,
+    stores: int = FESTIVAL_STORES,
+    tills_per_store: int = FESTIVAL_TILLS_PER_STORE,
 ) -> list[BackendResult]:
     out: list[BackendResult] = []
     for backend in backends:
         with tempfile.TemporaryDirectory() as tmp, _database(backend, Path(tmp)) as url:
             if url is None:
                 continue
-            key = _seed(url, Path(tmp))
-            result = BackendResult(backend)
+            keys = _seed_tills(url, Path(tmp), stores, tills_per_store)
+            result = BackendResult(backend, tills=len(keys), stores=stores if stores else 1)
             for count in processes:
                 options = ["--workers", str(count), "--threads", str(threads)]
                 with _gunicorn(url, options, Path(tmp)) as port:
-                    calls = _calls(key)
+                    calls = _calls(keys)
                     for call in calls.values():  # warm-up: connections, imports, caches
                         client = Client(port)
                         for _ in range(10 * count):
@@ -368,7 +433,7 @@ def run(
                     runs: dict[str, list[float]] = {KASSA: [], BARE: []}
                     for _ in range(repeats):
                         for name in runs:
-                            runs[name].append(closed_loop(port, key, name, clients, seconds))
+                            runs[name].append(closed_loop(port, keys, name, clients, seconds))
                     kassa, bare = statistics.median(runs[KASSA]), statistics.median(runs[BARE])
                     result.throughput.append(Throughput(count, kassa, bare))
                     if count == latency_processes:
@@ -388,6 +453,10 @@ def throughput_table(results: list[BackendResult], clients: int) -> str:
         f"{'backend':<11} {'processes':>9} {'Kassa':>8} {'bare':>8} {'Kassa/bare':>10}",
     ]
     for result in results:
+        lines.append(
+            f"  {result.backend}: each sale at one of {result.tills:,} tills ({result.stores:,} "
+            "stores) picked at random"
+        )
         for t in result.throughput:
             lines.append(
                 f"{result.backend:<11} {t.processes:>9} {t.kassa_rps:>8.0f} {t.bare_rps:>8.0f} "

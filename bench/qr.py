@@ -207,6 +207,8 @@ def bench_http(args: argparse.Namespace) -> list[Row]:
         seconds=2.0 if quick else args.http_seconds,
         latency_seconds=3.0 if quick else args.http_seconds,
         repeats=1 if quick else args.http_repeats,
+        stores=args.http_stores,
+        tills_per_store=args.http_tills_per_store,
     )
     print(http_api.throughput_table(results, args.http_clients), end="\n\n")
     print("\n".join(http_api.targets(results)), end="\n\n")
@@ -265,6 +267,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--http-processes", default="1,2,4", help="gunicorn worker counts, comma-separated"
     )
     parser.add_argument("--http-backends", default="sqlite,postgresql", help="comma-separated")
+    parser.add_argument(
+        "--http-stores",
+        type=int,
+        default=5000,
+        help="festival stores the sales spread over (0: every sale at the demo's first till)",
+    )
+    parser.add_argument(
+        "--http-tills-per-store", type=int, default=10, help="tills of each festival store"
+    )
     parser.add_argument(
         "--png-levels", action="store_true", help="also time PNG render at each zlib level"
     )

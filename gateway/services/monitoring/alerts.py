@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters.db import UnitOfWork
@@ -46,45 +46,60 @@ def raise_alert(uow: UnitOfWork, verdict: Verdict, where: Where, at: datetime) -
     window = window_key(at, verdict.window_minutes)
     key = f"{verdict.rule}|{where.merchant_id}|{verdict.subject}|{window}"[:200]
     facts = scrub_json(verdict.facts)
-    existing = _open(uow, key)
-    if existing is None:
-        alert = Alert(
-            merchant_id=where.merchant_id,
-            store_id=where.store_id,
-            till_id=where.till_id,
-            rule=verdict.rule.value,
-            severity=verdict.severity.value,
-            subject_kind=verdict.subject.kind[:16],
-            subject_key=verdict.subject.key[:100],
-            window_key=window,
-            window_minutes=verdict.window_minutes,
-            facts=facts,
-            occurrences=1,
-            raised_at=at,
-            last_seen_at=at,
-            status=OPEN,
-            open_key=key,
-        )
-        try:
-            with uow.session.begin_nested():
-                uow.session.add(alert)
-        except IntegrityError:  # a concurrent event raised it first: update theirs
-            existing = _open(uow, key)
-            if existing is None:
-                raise
-        else:
-            _notify(uow, alert)
-            return alert
-    existing.facts = facts
-    existing.occurrences += 1
-    existing.last_seen_at = max(existing.last_seen_at, at)
+    existing = _bump(uow, key, verdict, facts, at)
+    if existing is not None:
+        return existing
+    alert = Alert(
+        merchant_id=where.merchant_id,
+        store_id=where.store_id,
+        till_id=where.till_id,
+        rule=verdict.rule.value,
+        severity=verdict.severity.value,
+        subject_kind=verdict.subject.kind[:16],
+        subject_key=verdict.subject.key[:100],
+        window_key=window,
+        window_minutes=verdict.window_minutes,
+        facts=facts,
+        occurrences=1,
+        raised_at=at,
+        last_seen_at=at,
+        status=OPEN,
+        open_key=key,
+    )
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(alert)
+    except IntegrityError:  # a concurrent event raised it first: update theirs
+        existing = _bump(uow, key, verdict, facts, at)
+        if existing is None:
+            raise
+        return existing
+    _notify(uow, alert)
+    return alert
+
+
+def _bump(
+    uow: UnitOfWork, key: str, verdict: Verdict, facts: dict[str, Any], at: datetime
+) -> Alert | None:
+    """The open alert under ``key`` updated with a later event's numbers, in one statement
+    (UPDATE … RETURNING), or None when none is open. No locked read first: a busy till's
+    every payment would otherwise read and lock the row, then write it at the next flush; the
+    UPDATE takes the same row lock once, and ``occurrences + 1`` and the later ``last_seen_at``
+    are computed by the database, so concurrent events still all count."""
+    values: dict[str, Any] = {
+        "facts": facts,
+        "occurrences": Alert.occurrences + 1,
+        "last_seen_at": case((Alert.last_seen_at < at, at), else_=Alert.last_seen_at),
+    }
     if verdict.severity == Severity.CRITICAL:
-        existing.severity = Severity.CRITICAL.value
-    return existing
-
-
-def _open(uow: UnitOfWork, key: str) -> Alert | None:
-    return uow.session.scalars(select(Alert).where(Alert.open_key == key).with_for_update()).first()
+        values["severity"] = Severity.CRITICAL.value
+    return uow.session.scalars(
+        update(Alert)
+        .where(Alert.open_key == key)
+        .values(**values)
+        .returning(Alert)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).first()
 
 
 def notification(alert: Alert) -> dict[str, Any]:
