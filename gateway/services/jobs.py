@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.adapters import logging_setup
 from gateway.adapters.db import Database, UnitOfWork
@@ -83,6 +83,30 @@ def enqueue(
     )
     uow.session.add(job)
     return job
+
+
+def enqueue_once(
+    uow: UnitOfWork,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    dedupe_key: str,
+    run_at: datetime | None = None,
+) -> bool:
+    """Add the job unless one with ``dedupe_key`` exists; whether it was added.
+
+    Two processes may ask at the same moment (every worker queues the daily jobs when it
+    starts): the second one's insert meets the first one's row in the unique key and is
+    rolled back alone, in a savepoint, instead of failing the caller's transaction.
+    """
+    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key)) is not None:
+        return False
+    try:
+        with uow.session.begin_nested():
+            enqueue(uow, kind, payload, run_at=run_at, dedupe_key=dedupe_key)
+    except IntegrityError:
+        return False
+    return True
 
 
 def worker_name() -> str:

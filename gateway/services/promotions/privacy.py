@@ -18,7 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, select, update
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Job, utcnow
+from gateway.adapters.models import utcnow
 from gateway.adapters.promotion_models import (
     CouponCode,
     Customer,
@@ -206,11 +206,9 @@ def anonymise_inactive(uow: UnitOfWork, *, inactive_since: datetime) -> int:
 def schedule_retention(uow: UnitOfWork, day: date) -> None:
     """Queue the inactive customers' anonymisation for 03:30 UTC after ``day``, once (the
     worker calls this at start, and each run queues the next)."""
-    key = f"{RETENTION_JOB}:{day.isoformat()}"
-    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
-        return
     at = datetime.combine(day + timedelta(days=1), time(3, 30), tzinfo=UTC)
-    jobs.enqueue(uow, RETENTION_JOB, {"day": day.isoformat()}, run_at=at, dedupe_key=key)
+    key = f"{RETENTION_JOB}:{day.isoformat()}"
+    jobs.enqueue_once(uow, RETENTION_JOB, {"day": day.isoformat()}, run_at=at, dedupe_key=key)
 
 
 def _anonymise(uow: UnitOfWork, customer: Customer) -> dict[str, int]:

@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import Job, Merchant, Payment, utcnow
+from gateway.adapters.models import Merchant, Payment, utcnow
 from gateway.adapters.promotion_models import (
     Customer,
     ExperimentExposure,
@@ -347,8 +347,6 @@ def purge_quotes(uow: UnitOfWork, *, older_than: datetime) -> int:
 def schedule_purge(uow: UnitOfWork, day: date) -> None:
     """Queue the quotes' clean-up for 03:00 UTC after ``day``, once (the worker calls this at
     start, and each run queues the next)."""
-    key = f"{PURGE_JOB}:{day.isoformat()}"
-    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
-        return
     at = datetime.combine(day + timedelta(days=1), time(3), tzinfo=UTC)
-    jobs.enqueue(uow, PURGE_JOB, {"day": day.isoformat()}, run_at=at, dedupe_key=key)
+    key = f"{PURGE_JOB}:{day.isoformat()}"
+    jobs.enqueue_once(uow, PURGE_JOB, {"day": day.isoformat()}, run_at=at, dedupe_key=key)

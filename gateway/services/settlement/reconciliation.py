@@ -34,7 +34,6 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import (
     BankSettlement,
     InboundEvent,
-    Job,
     Merchant,
     Payment,
     ReconDecision,
@@ -639,15 +638,12 @@ def reconcile_again(
 
 def schedule_daily(uow: UnitOfWork, merchant_id: int, day: date) -> None:
     """Queue the run of ``day`` for 06:00 UTC the next morning, once (after the bank's files)."""
-    key = f"recon:{merchant_id}:{day.isoformat()}"
-    if uow.session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
-        return
-    jobs.enqueue(
+    jobs.enqueue_once(
         uow,
         RECON_JOB,
         {"merchant_id": merchant_id, "day": day.isoformat()},
         run_at=day_start(day + timedelta(days=1)) + timedelta(hours=6),
-        dedupe_key=key,
+        dedupe_key=f"recon:{merchant_id}:{day.isoformat()}",
     )
 
 
