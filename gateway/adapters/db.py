@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,10 +31,7 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         # pysqlite's own transaction handling defers BEGIN; take it over. A writing transaction
         # starts with BEGIN IMMEDIATE, so concurrent writers queue (busy timeout) instead of
         # deadlocking on a lock upgrade; a read-only one with a plain BEGIN, so reads run alongside.
-        writer = _WriterTurn()
-        event.listen(engine, "begin", writer.begin)
-        event.listen(engine, "commit", writer.end)
-        event.listen(engine, "rollback", writer.end)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20)
     _ping_idle_connections(engine)
@@ -89,52 +85,6 @@ def _make_parent_directory(url: str) -> None:
 def _sqlite_begin(conn: Any) -> None:
     readonly = conn.get_execution_options().get("kassa_readonly", False)
     conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
-
-
-# How long a writing transaction waits for this process's other writer before it asks SQLite
-# anyway (whose busy timeout then decides): never a deadlock, at worst the old behaviour.
-WRITER_TURN_SECONDS = 30.0
-
-
-class _WriterTurn:
-    """The writing transactions of one process take turns before BEGIN IMMEDIATE.
-
-    SQLite has one writer at a time. A transaction that finds the write lock taken sleeps in
-    SQLite's busy handler in growing steps (1, 2, 5, 10, … 25 ms and more) and is not woken
-    when the lock is released, so the threads of a busy web process idled far longer than the
-    few milliseconds a payment's transaction holds the lock (a web process served half the
-    payments it could). Here they queue on a condition instead, and the next one starts the
-    moment the last one commits or rolls back; only other processes still meet SQLite's busy
-    handler. The turn is a scheduling aid, not the lock: SQLite's own lock still decides.
-    """
-
-    def __init__(self) -> None:
-        self._turn = threading.Condition()
-        self._owner: object | None = None
-
-    def begin(self, conn: Any) -> None:
-        if not conn.get_execution_options().get("kassa_readonly", False):
-            token = object()
-            with self._turn:
-                # A turn never handed back (a connection dropped without its rollback) is taken
-                # over after the wait: at worst the old behaviour, never a deadlock.
-                self._turn.wait_for(lambda: self._owner is None, timeout=WRITER_TURN_SECONDS)
-                self._owner = token
-            conn.info["kassa_writer_turn"] = token
-        try:
-            _sqlite_begin(conn)
-        except BaseException:
-            self.end(conn)
-            raise
-
-    def end(self, conn: Any) -> None:
-        token = conn.info.pop("kassa_writer_turn", None)
-        if token is None:
-            return
-        with self._turn:
-            if self._owner is token:
-                self._owner = None
-                self._turn.notify()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
