@@ -10,6 +10,8 @@ client at a time; :attr:`TcpDevice.port` is the pyserial URL ``socket://127.0.0.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import random
 import select
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 from typing import Self
 
 from drivers.errors import DeviceDisconnected, DeviceError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,8 +75,9 @@ class Device:
     def _run(self) -> None:
         try:
             self.serve()
-        except OSError:
-            pass  # unplugged or stopped
+        except OSError as exc:
+            if not (self.stopping or self.unplugged):  # else: unplugged or stopped, as asked
+                log.warning("%s stopped on a line error: %s", type(self).__name__, exc)
 
     def serve(self) -> None:  # pragma: no cover - subclasses implement it
         raise NotImplementedError
@@ -133,26 +138,40 @@ class PtyDevice(Device):
 
     def __init__(self, baudrate: int | None = 9600, seed: int = 0) -> None:
         super().__init__(baudrate, seed)
+        self._fd_lock = threading.Lock()
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         tty.setraw(self._master)
         self.port = os.ttyname(self._slave)
 
     def _close(self) -> None:
-        for fd in (self._master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._close_fd("_master")
+        self._close_fd("_slave")
 
-    def unplug(self) -> None:
-        """Close the line as a pulled cable would: the driver's next read or write fails."""
-        self.unplugged = True
-        self._stop.set()
+    def _close_fd(self, name: str) -> None:
+        """Close the fd held in attribute ``name`` once: a second ``os.close`` of the number
+        would close whatever another thread opened under it since (a socket, a database
+        connection, the next test's pty) and break that part at random."""
+        with self._fd_lock:
+            fd = getattr(self, name)
+            if fd < 0:
+                return
+            setattr(self, name, -1)
         try:
-            os.close(self._master)
+            os.close(fd)
         except OSError:
             pass
+
+    def unplug(self) -> None:
+        """Close the line as a pulled cable would: the driver's next read or write fails.
+
+        The device's thread is stopped first, so it never selects on, reads or writes a
+        number that was closed (and perhaps reused by another thread's open) under it."""
+        self.unplugged = True
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
+        self._close_fd("_master")
 
     def byte_time(self, count: int) -> float:
         return count * 10 / self.baudrate if self.baudrate else 0.0
@@ -179,10 +198,13 @@ class PtyDevice(Device):
 
     def recv(self, size: int, timeout: float) -> bytes:
         """Up to ``size`` bytes the driver wrote, waiting at most ``timeout`` seconds."""
-        ready, _, _ = select.select([self._master], [], [], timeout)
+        master = self._master
+        if master < 0:
+            raise OSError(errno.EBADF, "the simulated line is unplugged")
+        ready, _, _ = select.select([master], [], [], timeout)
         if not ready:
             return b""
-        return os.read(self._master, size)
+        return os.read(master, size)
 
 
 class TcpDevice(Device):
