@@ -28,8 +28,7 @@ from gateway.adapters.i18n import gettext as _
 from gateway.adapters.models import utcnow
 from gateway.config import device_log_dir
 from gateway.domain.payment import PaymentStatus
-from gateway.entrypoints import staff_session
-from gateway.entrypoints.cashier import terminal_texts
+from gateway.entrypoints import staff_session, terminal_texts
 from gateway.entrypoints.staff_session import current_staff, database
 from gateway.errors import Conflict, InvalidInput, NotFound, Unauthorised
 from gateway.services.devices import device_reads, outcomes, refund_outcomes

@@ -44,6 +44,7 @@ from gateway.adapters.models import (
 from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import currency
 from gateway.domain.payment import PaymentStatus
+from gateway.domain.sentences import say
 from gateway.errors import ConfigurationError, Conflict
 from gateway.services import jobs
 from gateway.services.devices import cards, end_of_day, outcomes, refund_outcomes
@@ -730,8 +731,8 @@ def _unreachable(till: TillDevices, error: DeviceError) -> cards.TerminalOutcome
     return cards.TerminalOutcome(
         approved=False,
         result_code=-1,
-        message=f"Not charged: the terminal at till {till.label} did not answer ({error}). "
-        "Check that it is on and connected, then start the payment again.",
+        message=cards.NOT_REACHED,  # what went wrong goes in the history, not on the screen
+        extra={"error": str(error)},
     )
 
 
@@ -740,8 +741,7 @@ def _wrong_currency(till: TillDevices, asked: str) -> cards.TerminalOutcome:
     return cards.TerminalOutcome(
         approved=False,
         result_code=0x6F,  # ZVT "wrong currency"
-        message=f"Not sent: the terminal at till {till.label} takes {till.terminal_currency} "
-        f"only, not {asked}",
+        message=say(cards.WRONG_CURRENCY, terminal=till.terminal_currency, asked=asked),
     )
 
 

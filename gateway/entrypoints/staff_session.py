@@ -44,6 +44,7 @@ from gateway.adapters.models import Merchant, StaffUser, utcnow
 from gateway.domain.money import Money
 from gateway.domain.receipt import short_reference
 from gateway.entrypoints.status_names import error_title, status_name
+from gateway.entrypoints.terminal_texts import attention_shown
 from gateway.errors import ApprovalRefused, KassaError, TooManyAttempts, Unauthorised
 from gateway.services.staff import audit, mfa, throttling
 from gateway.services.staff.audit_context import Acting, set_acting, set_source
@@ -304,6 +305,7 @@ def install(bp: Blueprint, error_template: str) -> None:
     bp.add_app_template_filter(status_tone, "tone")
     bp.add_app_template_filter(status_name, "status_name")
     bp.add_app_template_filter(short_reference, "short_reference")
+    bp.add_app_template_filter(attention_shown, "attention")  # a payment's reasons, translated
 
     @bp.before_request
     def _forced_password_change() -> Any:

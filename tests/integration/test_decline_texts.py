@@ -129,3 +129,58 @@ def test_a_reversal_the_terminal_refused_says_why_in_chinese(
     rows = detail[detail.index('id="refunds"') :]
     rows = rows[: rows.index("</table>")]
     assert "已冲正" in rows and "already reversed" not in rows
+
+
+def test_the_attention_of_a_refused_reversal_reads_in_chinese(
+    app: Any, db: Database, demo: Any, host: DeviceHost, terminal: ZvtSimulator
+) -> None:
+    """Kassa's own sentence (gateway.domain.sentences) with the terminal's inside it."""
+    till = first_till(db, demo)
+    payment_id = card_payment(db, till, "10.00")
+    until(lambda: read_payment(db, payment_id).status == "authorised", host)
+    terminal._reversed.add(terminal.journal[0].receipt_number)  # it refuses ours (B4)
+    with db.unit_of_work() as uow:
+        refunds.request_refund(
+            uow, payment_id, till.merchant_id, amount=None, reason=None, actor="staff:cashier"
+        )
+        uow.commit()
+    until(lambda: bool(read_payment(db, payment_id).attention), host)
+    assert read_payment(db, payment_id).attention == (
+        "the terminal refused the reversal: already reversed"  # stored in English
+    )
+    chinese = "终端拒绝了撤销：已冲正"
+
+    client = speaking(app.test_client(), "zh-CN,zh;q=0.9")
+    at_till(client, demo)
+    page = client.get(f"/cashier/payments/{payment_id}/refund").get_data(as_text=True)
+    assert f'<p class="alert" role="alert" data-attention>{chinese}</p>' in page
+    manager = speaking(app.test_client(), "zh-CN,zh;q=0.9")
+    assert log_in(manager, *staff(demo, "manager")).status_code == 303
+    detail = manager.get(f"/portal/payments/{payment_id}").get_data(as_text=True)
+    assert chinese in detail and "refused the reversal" not in detail
+
+
+def test_a_terminal_that_does_not_answer_says_so_in_chinese(
+    app: Any, db: Database, demo: Any, tmp_path: Any
+) -> None:
+    """No terminal at the till's port: nothing charged, the sentence fits the screen and reads
+    in the cashier's language; what went wrong stays in the payment's history."""
+    till = first_till(db, demo)
+    device_host = host_for(db, till, str(tmp_path / "no-terminal-here"))
+    try:
+        payment_id = card_payment(db, till)
+        until(lambda: read_payment(db, payment_id).status == "failed", device_host)
+    finally:
+        close(device_host)
+    payment = read_payment(db, payment_id)
+    assert payment.display_text == (
+        "Not charged: the terminal did not answer. Check that it is on and connected, then "
+        "start the payment again."
+    )
+    assert "no-terminal-here" in (payment.card or {}).get("error", "")
+
+    client = speaking(app.test_client(), "zh-CN,zh;q=0.9")
+    at_till(client, demo)
+    assert client.get(f"/cashier/payments/{payment_id}/status").json["display_text"] == (
+        "未扣款：终端没有应答。请检查终端是否已开机并连接，然后重新发起付款。"
+    )

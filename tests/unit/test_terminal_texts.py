@@ -16,7 +16,7 @@ from drivers.zvt.codes import (
     status_message,
 )
 from gateway.adapters.i18n import catalogue
-from gateway.entrypoints.cashier.terminal_texts import (
+from gateway.entrypoints.terminal_texts import (
     KNOWN,
     REMOVE_CARD,
     RESULT_SENTENCES,
@@ -142,7 +142,7 @@ def test_the_longest_host_sentence_translates_as_stored() -> None:
 def test_a_sentence_cut_at_120_still_translates(monkeypatch: pytest.MonkeyPatch) -> None:
     """A reason long enough to be cut when stored is matched as it was stored."""
     from drivers.zvt import codes
-    from gateway.entrypoints.cashier import terminal_texts
+    from gateway.entrypoints import terminal_texts
 
     reason = "insufficient funds " + "x" * 150
     monkeypatch.setitem(codes.HOST_CODES, 51, reason)

@@ -15,9 +15,8 @@ from gateway.adapters import i18n
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.i18n import gettext as _
 from gateway.domain.money import Money
-from gateway.entrypoints import staff_session
+from gateway.entrypoints import staff_session, terminal_texts
 from gateway.entrypoints.api.payments import limits_for
-from gateway.entrypoints.cashier import terminal_texts
 from gateway.entrypoints.cashier.screen import (
     approval_grant,
     approval_page,

@@ -35,9 +35,8 @@ from gateway.adapters.models import Payment, utcnow
 from gateway.adapters.promotion_models import Sale
 from gateway.domain.money import Money, currency
 from gateway.entrypoints import receipts as receipt_pages
-from gateway.entrypoints import staff_session
+from gateway.entrypoints import staff_session, terminal_texts
 from gateway.entrypoints.api.payments import limits_for, payment_out, qr_response
-from gateway.entrypoints.cashier import terminal_texts
 from gateway.entrypoints.staff_session import MerchantSummary, current_staff, database
 from gateway.errors import (
     ApprovalRefused,

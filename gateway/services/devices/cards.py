@@ -33,6 +33,7 @@ from gateway.adapters.models import (
 from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
+from gateway.domain.sentences import N_, say
 from gateway.errors import Conflict, CurrencyNotAccepted, InvalidInput
 from gateway.services import jobs
 from gateway.services.payments.currencies import check_accepted
@@ -62,6 +63,30 @@ REFUND_WATCH_JOB = "card_refund_watch"
 # A card refund or reversal the terminal cannot take yet is tried again for weeks (the backoff
 # tops out at an hour), with a note for the manager and the cashier meanwhile.
 RETRY_ATTEMPTS = 1000
+
+# What the cashier and the manager read, stored in English and shown in their language
+# (gateway.domain.sentences): a payment's terminal text, a refund's failure, attention reasons.
+SENDING = N_("Sending to the terminal…")
+APPROVED = N_("Approved")
+NOT_REACHED = N_(
+    "Not charged: the terminal did not answer. Check that it is on and connected, then start "
+    "the payment again."
+)
+WRONG_CURRENCY = N_("Not sent: the terminal takes %(terminal)s only, not %(asked)s")
+REFUND_RECOVERED = N_("Refunded (recovered)")
+REVERSAL_RECOVERED = N_("Reversed (recovered)")
+REFUND_NOT_FOUND = N_("Not refunded: the terminal has no record of this refund. Start it again.")
+BATCH_CLOSED = N_("the terminal's batch was closed before the reversal; refund it now")
+REVERSAL_REFUSED = N_("the terminal refused the reversal: %(message)s")
+APPROVED_OTHER_AMOUNT = N_("the terminal approved %(approved)s, not %(asked)s")
+REFUND_WAITS = N_(
+    "card refund %(refund)s of %(amount)s waits for the terminal, which does not answer: Kassa "
+    "tries again until it does, and never gives the money back twice"
+)
+REVERSAL_WAITS = N_(
+    "card reversal waits for the terminal, which does not answer: Kassa tries again until it "
+    "does, and never gives the money back twice"
+)
 # How far the terminal's clock may be behind ours when matching a recovered receipt.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -99,6 +124,11 @@ class TerminalOutcome:
             "masked_pan": self.masked_pan,
             "aid": self.aid,
             "terminal_time": self.timestamp.isoformat() if self.timestamp else None,
+            **(
+                {"error": scrub_card_numbers(str(self.extra["error"]))}
+                if "error" in self.extra
+                else {}
+            ),
         }
 
 
@@ -145,7 +175,7 @@ def create_card_payment(
         reference="C" + uuid.uuid4().hex[:12].upper(),
         bill_number=bill_number,
         actor=actor,
-        display_text="Sending to the terminal…",
+        display_text=SENDING,
     )
     move_payment(uow, payment, PaymentStatus.PENDING, "sent_to_terminal", payment.created_by)
     jobs.enqueue(
@@ -214,7 +244,7 @@ def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, act
     payment.card = {**(payment.card or {}), **outcome.card_fields()}
     payment.receipt_text = scrub_card_numbers(outcome.receipt_text) or payment.receipt_text
     payment.display_text = (
-        "Approved" if outcome.approved else scrub_card_numbers(outcome.message)[:120]
+        APPROVED if outcome.approved else scrub_card_numbers(outcome.message)[:120]
     )
     detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
     if outcome.approved:
@@ -222,8 +252,11 @@ def apply_charge(uow: UnitOfWork, payment_id: str, outcome: TerminalOutcome, act
             flag_attention(
                 uow,
                 payment,
-                f"the terminal approved {Money(outcome.amount_minor, payment.currency)}, "
-                f"not {Money(payment.amount_minor, payment.currency)}",
+                say(
+                    APPROVED_OTHER_AMOUNT,
+                    approved=Money(outcome.amount_minor, payment.currency),
+                    asked=Money(payment.amount_minor, payment.currency),
+                ),
                 actor,
                 detail,
             )
@@ -272,11 +305,11 @@ def recovered_refund(
         newer = last.timestamp is None or last.timestamp >= attempt_started - CLOCK_SKEW
         taken = receipt_taken(uow, payment.till_id, last, refund_id=refund.id)
         if newer and not taken:
-            return TerminalOutcome(**{**_as_dict(last), "message": "Refunded (recovered)"})
+            return TerminalOutcome(**{**_as_dict(last), "message": REFUND_RECOVERED})
     return TerminalOutcome(
         approved=False,
         result_code=-1,
-        message="Not refunded: the terminal has no record of this refund. Start it again.",
+        message=REFUND_NOT_FOUND,
     )
 
 
@@ -323,7 +356,7 @@ def recovered_reversal(
         return None
     newer = last.timestamp is None or last.timestamp >= attempt_started - CLOCK_SKEW
     if newer and not receipt_taken(uow, payment.till_id, last):
-        return TerminalOutcome(**{**_as_dict(last), "message": "Reversed (recovered)"})
+        return TerminalOutcome(**{**_as_dict(last), "message": REVERSAL_RECOVERED})
     return None
 
 
@@ -335,14 +368,10 @@ def refund_receipt_id(receipt_number: int | None) -> str | None:
 def waiting_reason(uow: UnitOfWork, refund_id: str | None) -> str:
     """What the payment's attention says while its refund or reversal waits for the terminal."""
     refund = uow.session.get(Refund, refund_id) if refund_id else None
-    what = (
-        f"card refund {refund.id[:8]} of {Money(refund.amount_minor, refund.currency)}"
-        if refund is not None
-        else "card reversal"
-    )
-    return (
-        f"{what} waits for the terminal, which does not answer: Kassa tries again until it "
-        "does, and never gives the money back twice"
+    if refund is None:
+        return REVERSAL_WAITS
+    return say(
+        REFUND_WAITS, refund=refund.id[:8], amount=Money(refund.amount_minor, refund.currency)
     )
 
 
@@ -459,7 +488,7 @@ def apply_reversal(
         if refund is not None:
             move_refund(
                 uow, payment, refund, RefundStatus.FAILED, actor,
-                failure="the terminal's batch was closed before the reversal; refund it now",
+                failure=BATCH_CLOSED,
             )  # fmt: skip
         return
     detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
@@ -472,9 +501,7 @@ def apply_reversal(
         record_event(uow, payment, "reversal_refused", actor, detail)
         if refund is not None:
             move_refund(uow, payment, refund, RefundStatus.FAILED, actor, failure=outcome.message)
-        flag_attention(
-            uow, payment, f"the terminal refused the reversal: {outcome.message}", actor, detail
-        )
+        flag_attention(uow, payment, say(REVERSAL_REFUSED, message=outcome.message), actor, detail)
 
 
 def receipt_taken(

@@ -38,6 +38,7 @@ from gateway.adapters.models import CardBatch, Job, Payment, Refund, Store, Till
 from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
+from gateway.domain.sentences import N_, say
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.services import jobs
 from gateway.services.devices import outcomes
@@ -45,6 +46,11 @@ from gateway.services.devices.cards import END_OF_DAY_JOB, device_queue
 from gateway.services.payments.lifecycle import flag_attention, move_payment
 from gateway.services.staff import audit
 from gateway.services.staff.scope import Scope, narrow
+
+# A payment's attention reason (one reason: the difference's own "; " becomes ", ").
+BATCH_DIFFERS = N_(
+    "end of day at till %(till)s: the terminal's batch differs from Kassa's (%(difference)s)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,8 +256,11 @@ def close_batch(
             flag_attention(
                 uow,
                 payment,
-                f"end of day at till {till.label}: the terminal's batch differs from Kassa's "
-                f"({batch.difference})",
+                say(
+                    BATCH_DIFFERS,
+                    till=till.label,
+                    difference=batch.difference.replace("; ", ", "),
+                ),
                 actor,
                 {**detail, **batch_sides(batch)},
             )

@@ -42,6 +42,7 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Job, Payment, utcnow
 from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.payment import PaymentMethod, PaymentStatus
+from gateway.domain.sentences import N_
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import jobs
 from gateway.services.devices.cards import (
@@ -63,18 +64,19 @@ from gateway.services.staff import audit
 from gateway.services.staff.scope import Scope
 
 RESOLVE_JOB = "card_resolve"
-UNKNOWN_TEXT = (
-    "Outcome unknown: the terminal did not confirm this payment. Do not charge again. "
-    "Kassa asks the terminal as soon as it answers; a manager can settle it in the portal."
+UNKNOWN_TEXT = N_(  # a terminal text: at most 120 characters (Payment.display_text)
+    "Outcome unknown: the terminal did not confirm this payment. Do not charge again."
 )
 
 
-NOT_SENT_TEXT = (
+NOT_SENT_TEXT = N_(
     "Not charged: the terminal was not reachable, no money was taken. Check the terminal, "
     "then start the payment again."
 )
-UNKNOWN_REASON = "card payment outcome unknown: the terminal did not confirm it"
-UNTOLD_REASON = (
+SETTLED_CHARGED = N_("Approved (the terminal's records show it)")
+SETTLED_NOT_CHARGED = N_("Not charged: the terminal has no record of it. Start it again.")
+UNKNOWN_REASON = N_("card payment outcome unknown: the terminal did not confirm it")
+UNTOLD_REASON = N_(
     "the terminal's last receipt cannot tell whether it was charged: the end of day "
     "compares totals, or resolve it by hand"
 )
@@ -91,7 +93,7 @@ def mark_unknown(uow: UnitOfWork, payment_id: str, why: str, actor: str) -> None
     payment = _locked(uow, payment_id)
     if payment.status != PaymentStatus.PENDING:
         return
-    payment.display_text = UNKNOWN_TEXT[:120]
+    payment.display_text = UNKNOWN_TEXT
     payment.card = {**(payment.card or {}), "resolvable": True}
     move_payment(uow, payment, PaymentStatus.UNKNOWN, "outcome_unknown", actor, {"reason": why})
     flag_attention(uow, payment, UNKNOWN_REASON, actor, {"reason": why})
@@ -258,7 +260,7 @@ def not_sent(uow: UnitOfWork, payment: Payment, job_state: str, waited: timedelt
         f"terminal not reachable, no money taken: {who} within {_seconds(waited)} (is "
         "`kassa devices` running for this till?)"
     )
-    payment.display_text = NOT_SENT_TEXT[:120]
+    payment.display_text = NOT_SENT_TEXT
     move_payment(
         uow,
         payment,
@@ -301,13 +303,13 @@ def settle(
     for answered in (UNKNOWN_REASON, UNTOLD_REASON):
         clear_attention(uow, payment, answered, actor)
     if charged:
-        payment.display_text = "Approved (the terminal's records show it)"
+        payment.display_text = SETTLED_CHARGED
         target = PaymentStatus.PAID if captured else PaymentStatus.AUTHORISED
         move_payment(
             uow, payment, target, "card_outcome_resolved", actor, {**detail, "charged": True}
         )
     else:
-        payment.display_text = "Not charged: the terminal has no record of it. Start it again."
+        payment.display_text = SETTLED_NOT_CHARGED
         move_payment(
             uow,
             payment,

@@ -31,6 +31,7 @@ from gateway.adapters.models import Payment, Refund, utcnow
 from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
+from gateway.domain.sentences import N_, say
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import jobs
 from gateway.services.devices import cards
@@ -47,23 +48,30 @@ from gateway.services.staff import audit
 from gateway.services.staff.scope import Scope
 
 ACTOR = "system:card-watch"
-NOT_REFUNDED = "Not refunded: the terminal has no record of it, no money went back. Refund again."
+NOT_REFUNDED = N_(
+    "Not refunded: the terminal has no record of it, no money went back. Refund again."
+)
+UNKNOWN = N_(
+    "card refund %(refund)s of %(amount)s: outcome unknown, the terminal did not confirm it. Do "
+    "not refund again: Kassa asks the terminal as soon as it answers, or a manager settles it"
+)
+UNTOLD = N_(
+    "card refund %(refund)s: the terminal's last receipt cannot tell whether it was paid out; "
+    "check the terminal's journal and resolve it by hand"
+)
+NOT_SENT = N_(
+    "Not refunded: the terminal at till %(till)s was not reachable within %(seconds)s s, no "
+    "money went back. Refund again when it is on, or another way."
+)
 
 
 def unknown_reason(refund: Refund) -> str:
     """What the payment's attention says while a refund's outcome is unknown."""
-    return (
-        f"card refund {refund.id[:8]} of {Money(refund.amount_minor, refund.currency)}: outcome "
-        "unknown, the terminal did not confirm it. Do not refund again: Kassa asks the terminal "
-        "as soon as it answers, or a manager settles it"
-    )
+    return say(UNKNOWN, refund=refund.id[:8], amount=Money(refund.amount_minor, refund.currency))
 
 
 def untold_reason(refund: Refund) -> str:
-    return (
-        f"card refund {refund.id[:8]}: the terminal's last receipt cannot tell whether it was "
-        "paid out; check the terminal's journal and resolve it by hand"
-    )
+    return say(UNTOLD, refund=refund.id[:8])
 
 
 def mark_unknown(uow: UnitOfWork, refund_id: str, why: str, actor: str) -> None:
@@ -253,11 +261,7 @@ def _not_sent(uow: UnitOfWork, refund: Refund, waited: timedelta) -> None:
     with the refund no longer requested nothing ever will (see the module's docstring)."""
     payment = _locked_payment(uow, refund.payment_id)
     clear_attention(uow, payment, cards.waiting_reason(uow, refund.id), ACTOR)
-    why = (
-        f"Not refunded: the terminal at till {payment.till.label} was not reachable within "
-        f"{waited.total_seconds():g} s, no money went back. Refund again when it is on, or "
-        "another way."
-    )
+    why = say(NOT_SENT, till=payment.till.label, seconds=f"{waited.total_seconds():g}")
     move_refund(uow, payment, refund, RefundStatus.FAILED, ACTOR, failure=why)
     # A reversal that was to carry it out is not sent either: its job finds it failed.
 

@@ -33,6 +33,7 @@ from gateway.domain.payment import (
     check_refund_transition,
     check_transition,
 )
+from gateway.domain.sentences import N_
 from gateway.errors import Conflict, InvalidInput
 from gateway.services.monitoring import rules as monitoring
 from gateway.services.promotions import redemptions
@@ -41,6 +42,7 @@ from gateway.services.staff.auth import TillContext
 from gateway.services.webhooks import outbox, payloads
 
 # States in which the customer has paid (whatever happened afterwards).
+NO_REASON_GIVEN = N_("the bank did not say why")  # a failed refund's failure
 PAID_STATES = frozenset(
     {
         PaymentStatus.PAID,
@@ -324,7 +326,7 @@ def move_refund(
         to = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
         move_payment(uow, payment, to, "refund_succeeded", actor, detail)
     elif target == RefundStatus.FAILED:
-        refund.failure = scrub_card_numbers(failure or "the bank did not say why")
+        refund.failure = scrub_card_numbers(failure or NO_REASON_GIVEN)
         record_event(uow, payment, "refund_failed", actor, {**detail, "reason": refund.failure})
     elif target == RefundStatus.UNKNOWN:
         record_event(uow, payment, "refund_outcome_unknown", actor, detail)

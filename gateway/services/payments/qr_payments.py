@@ -14,6 +14,7 @@ from gateway.adapters.models import Merchant, Payment, Store, utcnow
 from gateway.domain import emv_qr
 from gateway.domain.money import Money
 from gateway.domain.payment import OPEN_STATES, TRANSITIONS, PaymentMethod, PaymentStatus
+from gateway.domain.sentences import N_, say
 from gateway.errors import Conflict, InvalidInput
 from gateway.services import jobs
 from gateway.services.payments.currencies import check_accepted
@@ -32,9 +33,21 @@ _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 EXPIRE_JOB = "expire_payment"  # queued by earlier versions; the watcher handles it too
 POLL_JOB = "poll_bank_payment"
 # The attention flag of a payment expired while the bank could not be asked.
-EXPIRED_WITHOUT_BANK = (
+EXPIRED_WITHOUT_BANK = N_(
     "expired without the bank's word (it did not answer): check with the bank whether the "
     "customer paid"
+)
+# The attention flags of the bank's word that does not fit the payment (a manager answers).
+PAID_TWICE = N_(
+    "the bank reported a second payment (%(bank_payment)s) for this reference, already paid as "
+    "%(paid_as)s: refund the customer one of them"
+)
+PAID_OTHER_AMOUNT = N_(
+    "the bank reported %(paid)s paid, but the payment is for %(expected)s: check with the "
+    "customer and the bank before handing over the goods"
+)
+PAID_TOO_LATE = N_(
+    "paid at the bank after it was %(status)s here: refund the customer or accept the payment"
 )
 
 
@@ -208,8 +221,7 @@ def record_bank_payment(
         flag_attention(
             uow,
             payment,
-            f"the bank reported a second payment ({bank_payment_id}) for this reference, "
-            f"already paid as {payment.bank_payment_id}: refund the customer one of them",
+            say(PAID_TWICE, bank_payment=bank_payment_id, paid_as=payment.bank_payment_id),
             actor,
             detail,
         )
@@ -217,8 +229,7 @@ def record_bank_payment(
         flag_attention(
             uow,
             payment,
-            f"the bank reported {money} paid, but the payment is for {expected}: "
-            "check with the customer and the bank before handing over the goods",
+            say(PAID_OTHER_AMOUNT, paid=money, expected=expected),
             actor,
             detail,
         )
@@ -227,8 +238,7 @@ def record_bank_payment(
         flag_attention(
             uow,
             payment,
-            f"paid at the bank after it was {payment.status} here: "
-            "refund the customer or accept the payment",
+            say(PAID_TOO_LATE, status=payment.status),
             actor,
             detail,
         )

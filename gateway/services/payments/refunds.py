@@ -30,6 +30,7 @@ from gateway.domain.payment import (
     PaymentStatus,
     RefundStatus,
 )
+from gateway.domain.sentences import N_, say
 from gateway.errors import BankRejected, Conflict, InvalidInput, NotFound
 from gateway.services import jobs
 from gateway.services.devices import cards
@@ -43,6 +44,9 @@ from gateway.services.staff import audit
 from gateway.services.staff.scope import Scope, narrow
 
 SUBMIT_JOB = "submit_refund"
+REFUNDED_OTHER_AMOUNT = N_(
+    "the bank reported refund %(refund)s as %(reported)s, but %(requested)s was requested"
+)
 POLL_JOB = "poll_bank_refund"
 REFUNDABLE_STATES = frozenset(
     {PaymentStatus.PAID, PaymentStatus.SETTLED, PaymentStatus.PARTIALLY_REFUNDED}
@@ -273,8 +277,12 @@ def record_bank_result(
         flag_attention(
             uow,
             payment,
-            f"the bank reported refund {refund_id} as {Money(amount_minor, currency)}, "
-            f"but {Money(refund.amount_minor, refund.currency)} was requested",
+            say(
+                REFUNDED_OTHER_AMOUNT,
+                refund=refund_id,
+                reported=Money(amount_minor, currency),
+                requested=Money(refund.amount_minor, refund.currency),
+            ),
             actor,
             refund_detail(refund),
         )

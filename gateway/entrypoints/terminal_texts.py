@@ -8,6 +8,11 @@ code's sentence (``drivers.zvt.codes.result_message``: chapter 10's, the acquire
 with its reason, or "unknown result code XX"), and a reversal the terminal refused stores it as
 the refund's failure. The cashier screen shows each in the page's language; a text Kassa does
 not know (a vendor's own) is shown as the terminal sent it.
+
+Kassa's own sentences on a payment or a refund (a charge that never reached the terminal, an
+outcome the terminal's records settled, a payment's attention reasons: see
+``gateway.domain.sentences``) are shown translated the same way, with their values (a till, an
+amount, a terminal's sentence inside Kassa's) kept or translated in turn.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ from drivers.zvt.codes import (
     result_message,
 )
 from gateway.adapters.i18n import catalogue, current_locale
+from gateway.domain import sentences
+from gateway.entrypoints.status_names import NAMES as STATUS_NAMES
+
+# The modules that store sentences on payments and refunds: imported, their sentences are known.
+from gateway.services.devices import cards, end_of_day, outcomes, refund_outcomes  # noqa: F401
+from gateway.services.payments import lifecycle, qr_payments, refunds  # noqa: F401
 
 STORED_LENGTH = 120  # Payment.display_text keeps this much of a sentence
 
@@ -35,11 +46,9 @@ def _l(sentence: str) -> str:
 
 REMOVE_CARD = _l("Please remove card!")  # Table 17: 41–5D hex are 01–1D with this added
 
-# Table 17's sentences, as drivers/zvt/codes.py spells them, and Kassa's own.
+# Table 17's sentences, as drivers/zvt/codes.py spells them.
 KNOWN = frozenset(
     {
-        _l("Sending to the terminal…"),
-        _l("Approved"),
         _l("PT is waiting for amount-confirmation"),
         _l("Please watch PIN-Pad"),
         _l("Not accepted"),
@@ -127,9 +136,36 @@ def in_language(text: str | None, locale: str) -> str | None:
         return f"{words.gettext(first)} {words.gettext(REMOVE_CARD)}"
     if text in RESULT_SENTENCES:
         return result_in_language(RESULT_SENTENCES[text], words)
+    made = sentences.parse(text)
+    if made is not None:
+        msgid, values = made
+        translated = words.gettext(msgid)
+        if translated == msgid:  # English (or no translation): as stored
+            return text
+        return translated % {
+            name: _value_in_language(name, value, locale) for name, value in values.items()
+        }
     return text
+
+
+def _value_in_language(name: str, value: str, locale: str) -> str:
+    if name == "status" and value in STATUS_NAMES:
+        return catalogue(locale).gettext(STATUS_NAMES[value]._args[0])  # its msgid
+    return in_language(value, locale) or value
+
+
+def attention_in_language(attention: str | None, locale: str) -> str | None:
+    """A payment's attention (its reasons, joined by "; ") in ``locale``, reason by reason."""
+    if not attention:
+        return attention
+    return "; ".join(in_language(r, locale) or r for r in attention.split("; "))
 
 
 def shown(text: str | None) -> str | None:
     """``text`` in the request's language (for a template: a refund's failure)."""
     return in_language(text, current_locale())
+
+
+def attention_shown(attention: str | None) -> str | None:
+    """A payment's attention in the request's language (for a template)."""
+    return attention_in_language(attention, current_locale())
