@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text
 from gateway.adapters.db import Database
 from gateway.adapters.models import AuditEntry
 from gateway.services.staff import audit
+from gateway.services.staff.audit_context import set_acting
 from tests.integration.test_portal_pages import log_in, staff
 
 
@@ -220,6 +221,7 @@ def chains(db: Database) -> dict[str, list[AuditEntry]]:
 def test_two_stores_interleaved_make_two_valid_chains(db: Database) -> None:
     """Each store's rows link only to that store's rows; merchant-wide rows (and rows naming
     neither) make chains of their own; one transaction may feed several chains."""
+    set_acting(None)  # no signed-in person left in this thread by an earlier test
     for _ in range(3):
         write(db, 1, merchant_id=1, store_id=1)
         write(db, 1, merchant_id=1, store_id=2)
