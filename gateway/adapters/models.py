@@ -633,7 +633,8 @@ class Approval(Base):
 
 
 class AuditEntry(Base):
-    """One row of the append-only audit trail; ``row_hash`` chains it to the row before."""
+    """One row of the append-only audit trail; ``row_hash`` chains it to the row before it
+    in its ``chain`` (``store:<id>``, ``merchant:<id>``, ``global`` or the closed ``legacy``)."""
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_merchant_created", "merchant_id", "created_at"),)
@@ -652,16 +653,17 @@ class AuditEntry(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(64))
     approved_by: Mapped[str | None] = mapped_column(String(100))
+    chain: Mapped[str] = mapped_column(String(32))
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
 class AuditChainHead(Base):
-    """The single row (id 1) naming the audit trail's last row: locked to append one."""
+    """One audit chain's head, naming its last row: locked to append one to that chain."""
 
-    __tablename__ = "audit_chain_head"
+    __tablename__ = "audit_chain_heads"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_id: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
 

@@ -51,18 +51,24 @@ def audit() -> None:
 
 @audit.command("verify")
 def audit_verify() -> None:
-    """Check every row's hash and the chain; exit 1 at the first broken row, 0 when intact."""
+    """Check every row's hash and every chain (one per store, per merchant, and global); exit 1
+    naming each broken chain and its first broken row, 0 when all are intact."""
     from gateway.services.staff import audit as trail
 
     with _unit_of_work(readonly=True) as uow:
         result = trail.verify(uow)
     if result.intact:
-        click.echo(f"audit trail intact: {result.checked} rows checked")
+        click.echo(f"audit trail intact: {result.checked} rows checked in {result.chains} chains")
         return
-    where = f"row {result.broken_id}" if result.broken_id else "the chain"
+    for broken in result.breaks:
+        where = f"row {broken.row_id}" if broken.row_id else "its head"
+        click.echo(
+            f"audit trail BROKEN in chain {broken.chain} at {where}: {broken.reason} "
+            f"({broken.intact_before} rows before it in that chain are intact)",
+            err=True,
+        )
     click.echo(
-        f"audit trail BROKEN at {where}: {result.reason} ({result.checked} rows before it are "
-        "intact)",
+        f"{len(result.breaks)} of {result.chains} chains broken; {result.checked} rows add up",
         err=True,
     )
     sys.exit(1)

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text
 from gateway.adapters.db import Database
 from gateway.adapters.models import AuditEntry
 from gateway.services.staff import audit
+from gateway.services.staff.audit_context import set_acting
 from tests.integration.test_portal_pages import log_in, staff
 
 
@@ -205,3 +206,151 @@ def test_a_savepoint_rolled_back_takes_only_its_own_rows(db: Database) -> None:
         uow.commit()
     assert [r.action for r in rows(db)] == ["test.before_savepoint", "test.after_savepoint"]
     assert kassa(db, "audit", "verify").exit_code == 0
+
+
+# -- one chain per scope -------------------------------------------------------------------------
+
+
+def chains(db: Database) -> dict[str, list[AuditEntry]]:
+    found: dict[str, list[AuditEntry]] = {}
+    for row in rows(db):
+        found.setdefault(row.chain, []).append(row)
+    return found
+
+
+def test_two_stores_interleaved_make_two_valid_chains(db: Database) -> None:
+    """Each store's rows link only to that store's rows; merchant-wide rows (and rows naming
+    neither) make chains of their own; one transaction may feed several chains."""
+    set_acting(None)  # no signed-in person left in this thread by an earlier test
+    for _ in range(3):
+        write(db, 1, merchant_id=1, store_id=1)
+        write(db, 1, merchant_id=1, store_id=2)
+    with db.unit_of_work() as uow:  # one transaction, three chains, in no particular order
+        for store_id in (2, None, 1):
+            audit.record(uow, "test.mixed", actor="staff:x", merchant_id=1, store_id=store_id)
+        uow.commit()
+    write(db, 1)
+    found = chains(db)
+    assert {key: len(chain) for key, chain in found.items()} == {
+        "store:1": 4, "store:2": 4, "merchant:1": 1, "global": 1,
+    }  # fmt: skip
+    for chain in found.values():
+        previous = audit.GENESIS
+        for row in chain:
+            assert row.prev_hash == previous and row.row_hash == audit.row_hash(row, previous)
+            previous = row.row_hash
+    with db.unit_of_work() as uow:
+        result = audit.verify(uow)
+    assert (result.intact, result.checked, result.chains) == (True, 10, 4)
+    output = kassa(db, "audit", "verify").output
+    assert "10 rows checked in 4 chains" in output
+
+
+def test_a_tampered_row_is_reported_with_its_chain_and_the_other_chains_pass(db: Database) -> None:
+    for _ in range(3):
+        write(db, 1, merchant_id=1, store_id=1)
+        write(db, 1, merchant_id=1, store_id=2)
+    target = chains(db)["store:2"][1]
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET after = NULL WHERE id = :id"), {"id": target.id})
+    with db.unit_of_work() as uow:
+        result = audit.verify(uow)
+    assert [(b.chain, b.row_id, b.intact_before) for b in result.breaks] == [
+        ("store:2", target.id, 1)
+    ]
+    broken = kassa(db, "audit", "verify")
+    assert broken.exit_code == 1
+    assert f"chain store:2 at row {target.id}" in broken.output and "store:1" not in broken.output
+
+
+@pytest.mark.parametrize("tamper", ["swap", "move", "head", "rescope"])
+def test_verify_catches_reordering_moving_a_row_and_a_deleted_head(
+    db: Database, tamper: str
+) -> None:
+    """Swapping two rows of a chain, moving a row to another chain (its hashes intact), a
+    chain's head deleted, or a row's store changed with its own hash recomputed."""
+    for _ in range(3):
+        write(db, 1, merchant_id=1, store_id=1)
+        write(db, 1, merchant_id=1, store_id=2)
+    one, two = chains(db)["store:1"], chains(db)["store:2"]
+    with db.engine.begin() as conn:
+        if tamper == "swap":  # the ids of two rows of one chain exchanged
+            renumber = text("UPDATE audit_log SET id = :n WHERE id = :i")
+            for id_, new in ((one[0].id, -1), (one[1].id, one[0].id), (-1, one[1].id)):
+                conn.execute(renumber, {"n": new, "i": id_})
+        elif tamper == "move":
+            conn.execute(
+                text("UPDATE audit_log SET chain = 'store:2' WHERE id = :id"), {"id": one[-1].id}
+            )
+        elif tamper == "head":
+            conn.execute(text("DELETE FROM audit_chain_heads WHERE chain = 'store:1'"))
+    if tamper == "rescope":  # rehashed in place: the link holds, the row names store 2
+        with db.unit_of_work() as uow:
+            row = uow.session.get_one(AuditEntry, two[-1].id)
+            row.store_id = 1
+            row.row_hash = audit.row_hash(row, row.prev_hash)
+            uow.session.execute(
+                text("UPDATE audit_chain_heads SET last_hash = :h WHERE chain = 'store:2'"),
+                {"h": row.row_hash},
+            )
+            uow.commit()
+    with db.unit_of_work() as uow:
+        result = audit.verify(uow)
+    expected = {"swap": {"store:1"}, "move": {"store:1", "store:2"}, "head": {"store:1"}}
+    assert {b.chain for b in result.breaks} == expected.get(tamper, {"store:2"})
+    assert kassa(db, "audit", "verify").exit_code == 1
+
+
+def test_concurrent_writers_of_two_stores_do_not_wait_for_each_other(db: Database) -> None:
+    """PostgreSQL: store 1's transaction holds its chain head, uncommitted. Another writer of
+    store 1 waits for it (seen in pg_stat_activity), while a writer of store 2 commits."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: every transaction waits for the last")
+    write(db, 1, merchant_id=1, store_id=1)
+    write(db, 1, merchant_id=1, store_id=2)
+    bound = 60  # seconds: a failure bound only, never reached when the heads are separate
+    with db.unit_of_work() as holder:
+        audit.record(holder, "test.holding", actor="staff:a", merchant_id=1, store_id=1)
+        audit.link_pending(holder.session)  # store 1's head locked, the transaction open
+        other_store = threading.Thread(target=write, args=(db, 1), kwargs={"store_id": 2})
+        other_store.start()
+        other_store.join(bound)
+        assert not other_store.is_alive(), "store 2's write waited for store 1's head"
+        waiter_pid: list[int] = []
+
+        def same_store() -> None:
+            with db.unit_of_work() as uow:
+                waiter_pid.append(uow.session.scalar(text("SELECT pg_backend_pid()")))
+                audit.record(uow, "test.waiting", actor="staff:b", merchant_id=1, store_id=1)
+                uow.commit()
+
+        waiter = threading.Thread(target=same_store)
+        waiter.start()
+        assert _waits_for_a_lock(db, waiter_pid, bound), "store 1's second writer did not wait"
+        holder.commit()
+    waiter.join(bound)
+    assert not waiter.is_alive()
+    found = chains(db)
+    assert [r.action for r in found["store:1"]] == ["test.action", "test.holding", "test.waiting"]
+    assert [r.action for r in found["store:2"]] == ["test.action", "test.action"]
+    with db.unit_of_work() as uow:
+        assert audit.verify(uow).intact
+
+
+def _waits_for_a_lock(db: Database, pid: list[int], bound: float) -> bool:
+    """Whether the backend ``pid`` comes to wait for a lock (asked until ``bound`` seconds)."""
+    import time
+
+    end = time.monotonic() + bound
+    with db.engine.connect() as conn:
+        while time.monotonic() < end:
+            if pid:
+                waiting = conn.execute(
+                    text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": pid[0]},
+                ).scalar()
+                if waiting == "Lock":
+                    return True
+            conn.rollback()
+            time.sleep(0.05)
+    return False

@@ -1,17 +1,21 @@
 """The audit trail: one append-only row per action that moves money or changes access or
-configuration, each chained to the one before by a SHA-256 hash so that an edit shows.
+configuration, each chained to the one before it in its scope by a SHA-256 hash so that an edit
+shows.
 
 :func:`record` adds the row to the caller's unit of work, so it commits or rolls back with
-the action it describes. The chain is serialised through the single row of
-``audit_chain_head``: PostgreSQL locks it (``SELECT … FOR UPDATE``) until the transaction
-ends; on SQLite every writing transaction already holds the database's write lock
-(``BEGIN IMMEDIATE``). The rows are linked into the chain at the very end, just before the
-transaction commits (:func:`link_pending`, a ``before_commit`` hook), so the head's lock is
-held for the last few statements only, not for the whole of the audited action: audited
-writes on PostgreSQL (every payment creation) no longer queue behind each other's work.
-A row's hash covers a canonical JSON serialisation of every column but its id, plus the
-previous row's hash; the head remembers the last row, so deleting rows at the end shows too.
-:func:`verify` walks the chain.
+the action it describes. The trail is many chains, one per scope (:func:`chain_of`): a store's
+rows (``store:<id>``), a merchant's rows that name no store (``merchant:<id>``: merchant-wide,
+staff and system actions) and the rows that name neither (``global``). Rows written before
+chains had scopes stay in the one chain they were written in, ``legacy``, which takes no new
+rows. Each chain is serialised through its own row of ``audit_chain_heads``: PostgreSQL locks
+it until the transaction ends, so two stores' sales never wait for each other's head; on
+SQLite every writing transaction already holds the database's write lock (``BEGIN
+IMMEDIATE``). The rows are linked at the very end, just before the transaction commits
+(:func:`link_pending`, a ``before_commit`` hook), so a head's lock is held for the last few
+statements only. A row's hash covers a canonical JSON serialisation of every column but its id
+and chain key (the key follows from the store and merchant it names), plus the previous row's
+hash in its chain; the head remembers the chain's last row, so deleting rows at the end shows
+too. :func:`verify` walks every chain.
 """
 
 from __future__ import annotations
@@ -24,9 +28,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, event, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
-from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import AuditChainHead, AuditEntry, utcnow
@@ -34,6 +37,8 @@ from gateway.domain.card_data import scrub_card_numbers
 from gateway.services.staff.audit_context import current_acting, current_source
 
 GENESIS = "0" * 64
+GLOBAL = "global"  # the chain of rows that name neither a store nor a merchant
+LEGACY = "legacy"  # the one chain of the rows written before chains had scopes (0022)
 _PENDING = "kassa.audit.pending"  # the key of a session's unlinked rows in ``Session.info``
 _APPROVER = "kassa.audit.approver"  # who approved this transaction's action, if anyone
 # The columns a row's hash covers, in this order (``id`` is left out: sequences skip numbers).
@@ -112,56 +117,69 @@ def _pending(session: Session) -> list[tuple[SessionTransaction | None, AuditEnt
     return rows
 
 
+def chain_of(merchant_id: int | None, store_id: int | None) -> str:
+    """The chain a row joins: its store's, else its merchant's, else the global one."""
+    if store_id is not None:
+        return f"store:{store_id}"
+    if merchant_id is not None:
+        return f"merchant:{merchant_id}"
+    return GLOBAL
+
+
 @event.listens_for(Session, "before_commit")
 def link_pending(session: Session) -> None:
-    """Link the transaction's rows into the chain and write them: the chain head is locked
-    from here to the commit that follows."""
+    """Link the transaction's rows into their chains and write them: each chain's head is
+    locked from here to the commit that follows (heads in the order of their keys, so two
+    transactions that both touch two chains cannot deadlock)."""
     if session.in_nested_transaction():
         return  # a savepoint: the rows wait for the transaction's own commit
-    rows = session.info.pop(_PENDING, None)
+    pending = session.info.pop(_PENDING, None)
     approver = session.info.pop(_APPROVER, None)
-    if not rows:
+    if not pending:
         return
-    session.flush()  # the transaction's own writes first: the head is the last lock taken
-    head = _locked_head(session)
-    if len(rows) == 1 and session.get_bind().dialect.name == "postgresql":
-        _link_one(session, head, rows[0][1], approver)
-        return
-    for _, row in rows:
+    session.flush()  # the transaction's own writes first: the heads are the last locks taken
+    chains: dict[str, list[AuditEntry]] = {}
+    for _, row in pending:
         if approver and not row.approved_by:
             row.approved_by = approver
-        row.prev_hash = head.last_hash
-        row.row_hash = row_hash(row, head.last_hash)
-        session.add(row)
-        session.flush()
-        head.last_id, head.last_hash = row.id, row.row_hash
-    session.flush()
+        row.chain = chain_of(row.merchant_id, row.store_id)
+        chains.setdefault(row.chain, []).append(row)
+    one_statement = session.get_bind().dialect.name == "postgresql"
+    for chain in sorted(chains):
+        rows = chains[chain]
+        last_hash = _locked_head(session, chain)
+        if len(rows) == 1 and one_statement:
+            _link_one(session, rows[0], last_hash)
+            continue
+        for row in rows:
+            row.prev_hash = last_hash
+            row.row_hash = last_hash = row_hash(row, last_hash)
+            session.add(row)
+            session.flush()
+        heads = cast(Table, AuditChainHead.__table__)
+        session.execute(
+            update(heads)
+            .where(heads.c.chain == chain)
+            .values(last_id=rows[-1].id, last_hash=last_hash)
+        )
 
 
-def _link_one(
-    session: Session, head: AuditChainHead, row: AuditEntry, approver: str | None
-) -> None:
-    """PostgreSQL, one row (a payment's creation, most audited actions): the row is inserted
-    and the locked head moved to it in one statement (``WITH ins AS (INSERT … RETURNING id)
-    UPDATE audit_chain_head …``), one round trip fewer while every audited transaction of every
-    store waits for the head. The row is linked exactly as :func:`link_pending` links it."""
-    if approver and not row.approved_by:
-        row.approved_by = approver
-    row.prev_hash = head.last_hash
-    row.row_hash = row_hash(row, head.last_hash)
-    values = {name: getattr(row, name) for name in (*HASHED, "prev_hash", "row_hash")}
+def _link_one(session: Session, row: AuditEntry, last_hash: str) -> None:
+    """PostgreSQL, one row of a chain (a payment's creation, most audited actions): the row is
+    inserted and its locked head moved to it in one statement (``WITH ins AS (INSERT …
+    RETURNING id) UPDATE audit_chain_heads …``), one round trip fewer while the head is held.
+    The row is linked exactly as :func:`link_pending` links it."""
+    row.prev_hash = last_hash
+    row.row_hash = row_hash(row, last_hash)
+    values = {name: getattr(row, name) for name in (*HASHED, "chain", "prev_hash", "row_hash")}
     entries, heads = cast(Table, AuditEntry.__table__), cast(Table, AuditChainHead.__table__)
     inserted = insert(entries).values(values).returning(entries.c.id).cte("inserted")
-    last_id = session.execute(
+    row.id = session.execute(
         update(heads)
-        .where(heads.c.id == head.id)
+        .where(heads.c.chain == row.chain)
         .values(last_id=select(inserted.c.id).scalar_subquery(), last_hash=row.row_hash)
         .returning(heads.c.last_id)
     ).scalar_one()
-    row.id = last_id
-    # The head object now holds what the database holds: no second UPDATE at the next flush.
-    set_committed_value(head, "last_id", last_id)
-    set_committed_value(head, "last_hash", row.row_hash)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -183,19 +201,18 @@ def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -
     return False
 
 
-def _locked_head(session: Session) -> AuditChainHead:
-    """The chain head, locked until the transaction ends (made if an emptied table lacks it;
-    the migration makes it, and two writers racing to make it agree on one)."""
-    query = select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-    head = session.scalars(query.execution_options(populate_existing=True)).first()
-    if head is not None:
-        return head
-    try:
-        with session.begin_nested():
-            session.add(AuditChainHead(id=1, last_id=0, last_hash=GENESIS))
-    except IntegrityError:
-        pass  # another writer made it first
-    return session.scalars(query.execution_options(populate_existing=True)).one()
+def _locked_head(session: Session, chain: str) -> str:
+    """The last hash of ``chain``, its head locked until the transaction ends: one statement
+    that makes the head of a chain's first row and locks an existing one (``INSERT … ON
+    CONFLICT DO UPDATE … RETURNING``; two writers racing to make it agree on one)."""
+    heads = cast(Table, AuditChainHead.__table__)
+    dialect = session.get_bind().dialect.name
+    make = postgresql.insert(heads) if dialect == "postgresql" else sqlite.insert(heads)
+    upsert = make.values(chain=chain, last_id=0, last_hash=GENESIS).on_conflict_do_update(
+        index_elements=[heads.c.chain], set_={"chain": make.excluded.chain}
+    )
+    last_hash: str = session.execute(upsert.returning(heads.c.last_hash)).scalar_one()
+    return last_hash
 
 
 def _from(acting: Any, name: str) -> int | None:
@@ -241,41 +258,79 @@ def row_hash(row: AuditEntry, prev_hash: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Break:
+    """Where one chain stops adding up: its key, the row (if one is to blame) and why."""
+
+    chain: str
+    row_id: int | None
+    reason: str
+    intact_before: int  # the chain's rows before the break, all of which add up
+
+
+@dataclass(frozen=True, slots=True)
 class Verification:
-    checked: int
-    broken_id: int | None = None
-    reason: str = ""
+    checked: int  # rows whose hash and link add up
+    chains: int
+    breaks: tuple[Break, ...] = ()
 
     @property
     def intact(self) -> bool:
-        return self.broken_id is None and not self.reason
+        return not self.breaks
+
+
+@dataclass(slots=True)
+class _Walked:
+    last_hash: str = GENESIS
+    last_id: int = 0
+    checked: int = 0
 
 
 def verify(uow: UnitOfWork, batch: int = 1000) -> Verification:
-    """Walk the chain from the first row; stop at the first row that does not add up."""
-    previous = GENESIS
-    checked = 0
-    last_id = 0
+    """Walk every chain from its first row (all of them in one pass in id order, which is each
+    chain's order); a chain stops at its first row that does not add up, the others go on."""
+    walked: dict[str, _Walked] = {}
+    breaks: dict[str, Break] = {}
     for row in _rows(uow, batch):
-        if row.prev_hash != previous:
-            return Verification(checked, row.id, "its prev_hash is not the previous row's hash")
-        if row.row_hash != row_hash(row, previous):
-            return Verification(checked, row.id, "its contents do not match its row_hash")
-        previous, last_id = row.row_hash, row.id
-        checked += 1
-    head = uow.session.get(AuditChainHead, 1)
-    if head is None:
-        if checked == 0:
-            return Verification(0)
-        return Verification(checked, None, "the chain head row is missing")
-    if (head.last_id, head.last_hash) != (last_id, previous):
-        return Verification(
-            checked,
+        if row.chain in breaks:
+            continue
+        chain = walked.setdefault(row.chain, _Walked())
+        reason = _fault(row, chain.last_hash)
+        if reason:
+            breaks[row.chain] = Break(row.chain, row.id, reason, chain.checked)
+            continue
+        chain.last_hash, chain.last_id = row.row_hash, row.id
+        chain.checked += 1
+    heads = {head.chain: head for head in uow.session.scalars(select(AuditChainHead))}
+    for key, chain in walked.items():
+        if key not in breaks and key not in heads:
+            breaks[key] = Break(key, None, "the chain head row is missing", chain.checked)
+    for key, head in heads.items():
+        chain = walked.get(key, _Walked())
+        if key in breaks or (head.last_id, head.last_hash) == (chain.last_id, chain.last_hash):
+            continue
+        breaks[key] = Break(
+            key,
             head.last_id or None,
-            f"the chain head names row {head.last_id}, the log ends at row {last_id}: "
+            f"the chain head names row {head.last_id}, the chain ends at row {chain.last_id}: "
             "rows were deleted or added outside Kassa",
+            chain.checked,
         )
-    return Verification(checked)
+    return Verification(
+        sum(chain.checked for chain in walked.values()),
+        len(walked.keys() | heads.keys()),
+        tuple(breaks[key] for key in sorted(breaks)),
+    )
+
+
+def _fault(row: AuditEntry, previous: str) -> str:
+    """Why ``row`` does not follow ``previous`` in its chain, or "" when it does."""
+    if row.prev_hash != previous:
+        return "its prev_hash is not the previous row's hash"
+    if row.row_hash != row_hash(row, previous):
+        return "its contents do not match its row_hash"
+    if row.chain not in (LEGACY, chain_of(row.merchant_id, row.store_id)):
+        return f"it names another scope ({chain_of(row.merchant_id, row.store_id)}) than its chain"
+    return ""
 
 
 def _rows(uow: UnitOfWork, batch: int) -> Iterator[AuditEntry]:
@@ -369,6 +424,7 @@ CSV_COLUMNS = (
     "source",
     "approved_by",
     "row_hash",
+    "chain",
 )
 
 
