@@ -29,7 +29,7 @@ from gateway.adapters import passwords
 from gateway.adapters.db import Database
 from gateway.adapters.models import Base
 from gateway.config import PROJECT_DIR, load_config
-from gateway.services.staff import mfa
+from gateway.services.staff import audit_context, mfa
 
 PG_URL = os.environ.get("KASSA_TEST_DATABASE_URL")
 # Tests never race the clock: Hypothesis' per-example deadline (200 ms) fails a correct test
@@ -228,6 +228,15 @@ def card_numbers_left(
     hits = card_numbers_under(tmp_path_factory.getbasetemp())
     hits += card_numbers_under(Path(os.environ["KASSA_PATHS_VAR_DIR"]))
     request.config.stash[_PAN_HITS] = hits
+
+
+@pytest.fixture(autouse=True)
+def nobody_acting() -> None:
+    """Each test starts as a fresh process does: no person acting, the CLI as the source. A
+    portal request through Flask's test client signs its person into the thread's context, and
+    the next test in the same worker would otherwise audit as them."""
+    audit_context.set_process_source("cli")
+    audit_context.set_acting(None)
 
 
 @pytest.fixture(scope="session")
