@@ -91,6 +91,17 @@ KNOWN = frozenset(
         _l("Offline"),
         _l("Online"),
         _l("Offline transaction"),
+        # An unknown outcome settled by the terminal's last receipt or its end-of-day totals
+        # (gateway.services.devices.outcomes, refund_outcomes).
+        _l("Approved (the terminal's records show it)"),
+        _l("Not charged: the terminal has no record of it. Start it again."),
+        _l("Approved (the terminal's end-of-day totals show it)"),
+        _l("Not charged: the terminal's end-of-day totals show it did not book it."),
+        _l("Not refunded: the terminal has no record of it, no money went back. Refund again."),
+        _l(
+            "Not refunded: the terminal's end-of-day totals show it did not book it, no money "
+            "went back. Refund again."
+        ),
     }
 )
 
