@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from drivers.transport import Transport
 from drivers.zvt import CardTerminal
@@ -228,3 +229,66 @@ def test_unknown_payments_and_reversals_are_settled_together_or_not_at_all(
     if payment == "unknown":
         for flagged in (unknown, reversed_):
             assert "totals cannot tell" in (read_payment(db, flagged).attention or "")
+
+
+def _hold_reversal(db: Database, payment_id: str, *, until_: Any) -> None:
+    """Move the cancel's retry to ``until_`` (None: now): the test decides what the terminal
+    does before Kassa asks it again, not the backoff's clock."""
+    from datetime import UTC, datetime
+
+    from gateway.adapters.models import Job
+
+    with db.unit_of_work() as uow:
+        job = uow.session.scalars(
+            select(Job).where(Job.dedupe_key == f"card-reverse:{payment_id}")
+        ).one()
+        job.run_at = until_ or datetime.now(UTC)
+        uow.commit()
+
+
+@pytest.mark.parametrize("then", ["sale", "end_of_day"])
+def test_a_cancel_whose_answer_was_lost_ends_cancelled_once(
+    db: Database, demo: Any, host: DeviceHost, terminal: SteppedTerminal, then: str
+) -> None:
+    """The cashier cancels an approved card payment; the terminal reverses it and its answer
+    is lost. Before Kassa asks again, the till takes another sale (so the last receipt is
+    that sale's), or the day is closed. The payment ends cancelled, reversed once, and the
+    batch agrees: never captured as paid while the terminal gave the money back."""
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.services.payments import cancellation
+
+    till = first_till(db, demo)
+    payment_id = _authorised(db, demo, host, "10.00")
+    terminal.silent_at = "completion"  # it reverses; its answer never arrives
+    with db.unit_of_work() as uow:
+        cancellation.cancel_payment(uow, payment_id, till.merchant_id, "staff:cashier")
+        uow.commit()
+    until(
+        lambda: "waits for the terminal" in (read_payment(db, payment_id).attention or ""),
+        host,
+        RETRY_SECONDS,
+    )
+    _hold_reversal(db, payment_id, until_=datetime.now(UTC) + timedelta(days=1))
+    terminal.speak()
+    assert [b.kind for b in terminal.journal] == ["authorisation", "reversal"]
+    assert read_payment(db, payment_id).status == "authorised"
+    if then == "sale":
+        other = _authorised(db, demo, host, "4.00")
+        _hold_reversal(db, payment_id, until_=None)
+
+        def answered() -> bool:
+            """the terminal answered the cancel's retry"""
+            payment = read_payment(db, payment_id)
+            return payment.status != "authorised" or "refused" in (payment.attention or "")
+
+        until(answered, host, RETRY_SECONDS)
+        batch = _end_of_day(db, demo, host)
+        assert batch.payment_ids == [other]
+    else:
+        batch = _end_of_day(db, demo, host)
+        assert batch.payment_ids == []
+    assert batch.difference is None
+    payment = read_payment(db, payment_id)
+    assert payment.status == "cancelled" and payment.attention is None
+    assert [b.kind for b in terminal.journal].count("reversal") == 1  # reversed once

@@ -430,6 +430,23 @@ def reversal_on_its_way(uow: UnitOfWork, payment_id: str) -> bool:
     return False
 
 
+def reversals_before_close(uow: UnitOfWork, till_id: int) -> list[dict[str, Any]]:
+    """The payloads of the till's reversals still queued (a cancel or a void whose retry waits
+    for its backoff): an end of day carries them out first, as they were asked before it."""
+    return [
+        dict(payload or {})
+        for payload in uow.session.scalars(
+            select(Job.payload)
+            .where(
+                Job.queue == device_queue(till_id),
+                Job.kind == REVERSE_JOB,
+                Job.status == "pending",
+            )
+            .order_by(Job.id)
+        )
+    ]
+
+
 def reversal_job(uow: UnitOfWork, refund: Refund) -> Job | None:
     """The reversal job carrying out ``refund``, if it is done by a reversal."""
     for key in (
