@@ -609,10 +609,9 @@ class DeviceHost:
         return outcome
 
     def _reverse_before_close(self, till: TillDevices) -> None:
-        """Cancels and voids asked before the close are carried out before it, each committed
-        on its own (the terminal did it): else the batch would capture a payment the cashier
-        cancelled, or one the terminal reversed without its answer reaching Kassa. Their jobs
-        then find nothing left to do."""
+        """Reversals sent without an answer and waiting for their retry are carried out before
+        the close, each committed on its own: else the batch would capture a payment the
+        terminal may have reversed. Their jobs then find nothing left to do."""
         with self.db.unit_of_work(readonly=True) as uow:
             waiting = cards.reversals_before_close(uow, till.till_id)
         reverse = self._reverse(till)
