@@ -28,6 +28,19 @@ def card_payment(db: Database, till: TillContext, amount: str = "23.45", cur: st
         return payment.id
 
 
+def approved_card_payment(db: Database, till: TillContext, amount: str, receipt: int) -> str:
+    """A card payment the terminal approved with ``receipt`` (its answer applied, no terminal)."""
+    payment_id = card_payment(db, till, amount)
+    with db.unit_of_work() as uow:
+        outcome = cards.TerminalOutcome(
+            approved=True, result_code=0, message="Approved",
+            amount_minor=Money.parse(amount, "EUR").minor, receipt_number=receipt,
+        )  # fmt: skip
+        cards.apply_charge(uow, payment_id, outcome, "test")
+        uow.commit()
+    return payment_id
+
+
 def read_payment(db: Database, payment_id: str) -> Payment:
     with db.unit_of_work(readonly=True) as uow:
         payment = uow.session.get_one(Payment, payment_id)

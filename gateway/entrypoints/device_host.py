@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
@@ -54,6 +54,8 @@ from gateway.settings import Settings, TillDeviceSettings
 log = logging.getLogger(__name__)
 TAP_DEBOUNCE = timedelta(seconds=3)
 UNIDENTIFIED_TAP = ""  # the token of a tap that names nobody (see identity_token)
+# ZVT result code B4, "already reversed" (PA00P015 chapter 10; drivers/zvt/codes.py).
+ALREADY_REVERSED = 0xB4
 
 
 @dataclass
@@ -579,6 +581,10 @@ class DeviceHost:
         outcome = _outcome(self._with_terminal(till, lambda t: t.reverse(receipt)), till.timezone)
         if outcome is None:
             raise DeviceError(f"the terminal at till {till.label} gave no reversal result")
+        if earlier is not None and outcome.result_code == ALREADY_REVERSED:
+            # The attempt whose answer was lost reversed it (or someone did at the terminal):
+            # either way the receipt is out of the batch, and the payment with it.
+            return replace(outcome, approved=True, message="Reversed (the terminal had done it)")
         return outcome
 
     def _reverse_for_refund(
@@ -603,9 +609,22 @@ class DeviceHost:
                 uow.commit()
         return outcome
 
+    def _reverse_before_close(self, till: TillDevices) -> None:
+        """Reversals sent without an answer and waiting for their retry are carried out before
+        the close, each committed on its own: else the batch would capture a payment the
+        terminal may have reversed. Their jobs then find nothing left to do."""
+        with self.db.unit_of_work(readonly=True) as uow:
+            waiting = cards.reversals_before_close(uow, till.till_id)
+        reverse = self._reverse(till)
+        for payload in waiting:
+            with self.db.unit_of_work() as uow:
+                reverse(uow, payload)
+                uow.commit()
+
     def _end_of_day(self, till: TillDevices) -> jobs.Handler:
         def handle(uow: UnitOfWork, payload: dict[str, Any]) -> None:
             self.answer_open_questions(till)
+            self._reverse_before_close(till)
             result = self._with_terminal(till, lambda t: t.end_of_day())
             if not result.approved:
                 raise DeviceError(f"end of day at till {till.label} failed: {result.message}")

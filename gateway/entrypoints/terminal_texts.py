@@ -158,7 +158,20 @@ def attention_in_language(attention: str | None, locale: str) -> str | None:
     """A payment's attention (its reasons, joined by "; ") in ``locale``, reason by reason."""
     if not attention:
         return attention
-    return "; ".join(in_language(r, locale) or r for r in attention.split("; "))
+    pieces, shown, start = attention.split("; "), [], 0
+    while start < len(pieces):  # a reason may hold "; " itself: the shortest Kassa made
+        end = next(
+            (
+                end
+                for end in range(start + 1, len(pieces) + 1)
+                if sentences.parse("; ".join(pieces[start:end])) is not None
+            ),
+            start + 1,  # a reason Kassa did not make: as stored
+        )
+        reason = "; ".join(pieces[start:end])
+        shown.append(in_language(reason, locale) or reason)
+        start = end
+    return "; ".join(shown)
 
 
 def shown(text: str | None) -> str | None:

@@ -25,6 +25,7 @@ from gateway.adapters.models import CardBatch, Job
 from gateway.entrypoints.device_host import DeviceHost
 from gateway.services.devices import cards, end_of_day
 from tests.card_helpers import (
+    approved_card_payment,
     card_payment,
     close,
     first_till,
@@ -321,15 +322,7 @@ def test_a_field_terminals_totals_with_a_refund_in_the_batch_under_either_readin
     till = first_till(db, demo)
 
     def approved(amount: str, receipt: int) -> str:
-        payment_id = card_payment(db, till, amount)
-        with db.unit_of_work() as uow:
-            outcome = cards.TerminalOutcome(
-                approved=True, result_code=0, message="Approved",
-                amount_minor=Money.parse(amount, "EUR").minor, receipt_number=receipt,
-            )  # fmt: skip
-            cards.apply_charge(uow, payment_id, outcome, "test")
-            uow.commit()
-        return payment_id
+        return approved_card_payment(db, till, amount, receipt)
 
     earlier = approved("3.00", 230)
     with db.unit_of_work() as uow:  # yesterday's batch: the earlier payment is paid

@@ -62,8 +62,10 @@ def test_terminal_texts_fit_the_column() -> None:
         say(cards.WRONG_CURRENCY, terminal="EUR", asked="USD"),
         outcomes.UNKNOWN_TEXT,
         outcomes.NOT_SENT_TEXT,
-        outcomes.SETTLED_CHARGED,
-        outcomes.SETTLED_NOT_CHARGED,
+        outcomes.CHARGED_TEXT,
+        outcomes.NOT_CHARGED_TEXT,
+        outcomes.CHARGED_BY_TOTALS,
+        outcomes.NOT_CHARGED_BY_TOTALS,
     ):
         assert len(text) <= 120, text
 
@@ -88,6 +90,12 @@ def test_attention_reasons_in_chinese_with_their_values() -> None:
         "在本系统中状态为“已过期”之后才在银行付款：请给顾客退款或接受这笔付款"
     )
     assert terminal_texts.attention_in_language(attention, "en") == attention
+    untold = say(refund_outcomes.UNTOLD, refund="ab12cd34")
+    assert "; " in untold  # the sentence holds the reasons' separator itself
+    assert terminal_texts.attention_in_language(f"{expired}; {untold}", "zh_CN") == (
+        "在银行未答复的情况下已过期（银行没有应答）：请向银行核实顾客是否已付款; "
+        "银行卡退款 ab12cd34：终端的最后一张凭条无法说明是否已退款；请查看终端日志并手动处理"
+    )
     assert terminal_texts.attention_in_language(None, "de") is None
 
 

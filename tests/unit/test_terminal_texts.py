@@ -169,3 +169,25 @@ def test_a_sentence_cut_at_120_still_translates(monkeypatch: pytest.MonkeyPatch)
 def test_a_text_kassa_does_not_know_is_shown_as_sent(vendor: str) -> None:
     assert in_language(vendor, "zh_CN") == vendor
     assert in_language(vendor, "de") == vendor
+
+
+def _settled_texts() -> list[str]:
+    from gateway.services.devices import outcomes, refund_outcomes
+
+    return [
+        outcomes.CHARGED_TEXT,
+        outcomes.NOT_CHARGED_TEXT,
+        outcomes.CHARGED_BY_TOTALS,
+        outcomes.NOT_CHARGED_BY_TOTALS,
+        refund_outcomes.NOT_REFUNDED,
+        refund_outcomes.NOT_REFUNDED_BY_TOTALS,
+    ]
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_how_an_unknown_outcome_was_settled_is_said_in_the_pages_language(locale: str) -> None:
+    """The last receipt or the end-of-day totals settled it: the cashier reads which."""
+    for text in _settled_texts():
+        shown = in_language(text, locale)
+        assert shown and shown != text
+        assert chinese(shown) == (locale == "zh_CN")

@@ -459,6 +459,28 @@ def reversal_on_its_way(uow: UnitOfWork, payment_id: str) -> bool:
     return False
 
 
+def reversals_before_close(uow: UnitOfWork, till_id: int) -> list[dict[str, Any]]:
+    """The payloads of the till's reversals sent to the terminal without an answer and waiting
+    for their retry: the terminal may have reversed the payment, so an end of day carries them
+    out first. (One never sent is left as it is: the close overtakes it.)"""
+    waiting = []
+    for job in uow.session.scalars(
+        select(Job)
+        .where(
+            Job.queue == device_queue(till_id),
+            Job.kind == REVERSE_JOB,
+            Job.status == "pending",
+        )
+        .order_by(Job.id)
+    ):
+        payment = uow.session.get(Payment, (job.payload or {}).get("payment_id"))
+        if payment is None or payment.status != PaymentStatus.AUTHORISED:
+            continue
+        if (payment.card or {}).get("reversal_started_at"):
+            waiting.append(dict(job.payload or {}))
+    return waiting
+
+
 def reversal_job(uow: UnitOfWork, refund: Refund) -> Job | None:
     """The reversal job carrying out ``refund``, if it is done by a reversal."""
     for key in (

@@ -18,10 +18,16 @@ local time, one job a day that queues the next), from the portal's Devices page,
 - a difference in total or count is recorded on the batch (the Devices page shows both sides)
   and flagged on each payment of the batch for a manager. The payments are captured anyway:
   the terminal has closed its batch and will not take them back;
-- payments whose outcome is unknown are settled by the totals when only one answer fits
-  (the gap is none of them, all of them, or exactly one) under every reading of the refunds
-  that the batch allows: booked ones become ``paid``, the others ``failed``; otherwise they
-  stay unknown for a manager.
+- card payments, refunds and reversals whose outcome is unknown (attempted since the previous
+  close) are settled together by the totals when exactly one set of them, booked, makes the
+  totals agree under some reading of the refunds (:mod:`batch_answers`): booked payments
+  become ``paid`` (the others ``failed``), booked refunds ``succeeded`` (a booked reversal
+  cancels its payment, out of the batch), the others ``failed``; each says in its history
+  ``by: end_of_day`` with the batch. When no set or more than one fits, all stay unknown and
+  each payment is flagged for a manager with why.
+
+Settling is part of the close's one transaction: a retried job writes it all or nothing, and
+a later close never takes an outcome attempted before its previous close for its own.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from gateway.domain.payment import PaymentMethod, PaymentStatus, RefundStatus
 from gateway.domain.sentences import N_, say
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.services import jobs
-from gateway.services.devices import outcomes
+from gateway.services.devices import batch_answers
 from gateway.services.devices.cards import END_OF_DAY_JOB, device_queue
 from gateway.services.payments.lifecycle import flag_attention, move_payment
 from gateway.services.staff import audit
@@ -179,7 +185,8 @@ def till_by_name(uow: UnitOfWork, store_and_till: str) -> Till:
 def close_batch(
     uow: UnitOfWork, till_id: int, totals: TerminalTotals, currency: str, actor: str
 ) -> CardBatch:
-    """Compare the terminal's closed batch with Kassa's; its payments become ``paid``."""
+    """Compare the terminal's closed batch with Kassa's; its payments become ``paid``, and
+    unknown outcomes the totals tell are settled (:mod:`batch_answers`)."""
     till = uow.session.get_one(Till, till_id)
     payments = list(
         uow.session.scalars(
@@ -193,20 +200,28 @@ def close_batch(
             .with_for_update()
         )
     )
-    refunded, refund_count = _refunded_since_last_close(uow, till_id)
-    kassa_total = sum(p.amount_minor for p in payments) - refunded
-    unknown = _unknown(uow, till_id)
-    readings = [(0, 0), (refunded, refund_count)] if refund_count else [(0, 0)]
-    answers = {
-        None if found is None else tuple(p.id for p in found)
-        for found in (
-            _explained(unknown, totals, kassa_total + gross, len(payments) + extra)
-            for gross, extra in readings
-        )
-    }
-    charged = _explained(unknown, totals, kassa_total, len(payments)) if len(answers) == 1 else None
-    if charged is not None:  # the totals tell which unknown payments the terminal booked
-        kassa_total += sum(p.amount_minor for p in charged)
+    last = uow.session.scalar(
+        select(func.max(CardBatch.closed_at)).where(CardBatch.till_id == till_id)
+    )
+    refunded, refund_count = _refunded_since(uow, till_id, last)
+    asked = batch_answers.questions(uow, till_id, payments, last)
+    kassa = batch_answers.KassaSide(
+        sum(p.amount_minor for p in payments), len(payments), refunded, refund_count
+    )
+    count = None if totals.count_saturated else totals.count
+    answer = batch_answers.explain(asked, totals.total_minor, count, kassa)
+    booked = answer.booked or frozenset()
+    reversed_ids = {q.payment_id for q in asked if q.id in booked and q.kind == "reversal"}
+    charged = [
+        uow.session.get_one(Payment, q.id) for q in asked if q.id in booked and q.kind == "payment"
+    ]
+    for question in asked:
+        if question.id in booked and question.kind == "refund":
+            refunded += question.amount_minor
+            refund_count += 1
+    captured = [p for p in payments if p.id not in reversed_ids]
+    in_batch = [*captured, *charged]
+    kassa_total = sum(p.amount_minor for p in in_batch) - refunded
     batch = CardBatch(
         till_id=till_id,
         currency=currency,
@@ -214,14 +229,10 @@ def close_batch(
         terminal_count=totals.count,
         terminal_by_card_type=list(totals.by_card_type),
         kassa_total_minor=kassa_total,
-        kassa_count=len(payments) + len(charged or ()),
-        payment_ids=[p.id for p in [*payments, *(charged or ())]],
+        kassa_count=len(in_batch),
+        payment_ids=[p.id for p in in_batch],
         difference=_difference(
-            totals,
-            kassa_total,
-            len(payments) + len(charged or ()),
-            currency,
-            refunds=(refunded, refund_count),
+            totals, kassa_total, len(in_batch), currency, refunds=(refunded, refund_count)
         ),
         receipt_text=scrub_card_numbers(totals.receipt_text) or None,
         actor=actor,
@@ -242,15 +253,15 @@ def close_batch(
             "kassa_total_minor": batch.kassa_total_minor,
             "currency": currency,
             "difference": batch.difference,
+            "settled": sorted(q.id for q in asked) if answer.booked is not None else [],
         },
     )
+    if answer.booked is not None:
+        batch_answers.settle(uow, asked, answer.booked, actor, batch.id)
+    else:
+        batch_answers.leave_unknown(uow, asked, answer.why, actor, batch.id)
     detail = {"batch_id": batch.id, "end_of_day": True}
-    for question in unknown if charged is not None else []:
-        outcomes.settle(
-            uow, question, charged=question in (charged or []), actor=actor,
-            detail={"by": "end_of_day", **detail}, captured=True,
-        )  # fmt: skip
-    for payment in payments:
+    for payment in captured:
         move_payment(uow, payment, PaymentStatus.PAID, "card_batch_closed", actor, detail)
         if batch.difference:
             flag_attention(
@@ -265,43 +276,6 @@ def close_batch(
                 {**detail, **batch_sides(batch)},
             )
     return batch
-
-
-def _unknown(uow: UnitOfWork, till_id: int) -> list[Payment]:
-    return list(
-        uow.session.scalars(
-            select(Payment)
-            .where(
-                Payment.till_id == till_id,
-                Payment.method == PaymentMethod.CARD.value,
-                Payment.status == PaymentStatus.UNKNOWN.value,
-            )
-            .order_by(Payment.created_at, Payment.id)
-            .with_for_update()
-        )
-    )
-
-
-def _explained(
-    unknown: list[Payment], totals: TerminalTotals, kassa_total: int, kassa_count: int
-) -> list[Payment] | None:
-    """The unknown payments the terminal's totals show it booked, if only one answer fits:
-    none of them (the totals agree without them), all of them, or exactly one."""
-    if not unknown or totals.total_minor is None:
-        return None
-    gap = totals.total_minor - kassa_total
-    counted = None if totals.count is None else totals.count - kassa_count
-
-    def fits(chosen: list[Payment]) -> bool:
-        amount_fits = sum(p.amount_minor for p in chosen) == gap
-        return amount_fits and (counted is None or counted == len(chosen))
-
-    options = [[], unknown, *([p] for p in unknown)] if len(unknown) > 1 else [[], unknown]
-    found = {tuple(p.id for p in option) for option in options if fits(option)}
-    if len(found) != 1:
-        return None
-    (ids,) = found
-    return [p for p in unknown if p.id in ids]
 
 
 def batch_sides(batch: CardBatch) -> dict[str, Any]:
@@ -338,12 +312,10 @@ def _difference(
     return "; ".join(found) or None
 
 
-def _refunded_since_last_close(uow: UnitOfWork, till_id: int) -> tuple[int, int]:
-    """Card refunds the terminal carried out (06 31) since this till's previous close: their
-    sum and how many."""
-    last = uow.session.scalar(
-        select(func.max(CardBatch.closed_at)).where(CardBatch.till_id == till_id)
-    )
+def _refunded_since(uow: UnitOfWork, till_id: int, last: datetime | None) -> tuple[int, int]:
+    """Card refunds the terminal carried out (06 31) since this till's previous close (``last``):
+    their sum and how many. A refund belongs to the batch its attempt was sent in, though its
+    answer may have come later (from the last receipt, or a manager)."""
     query = (
         select(func.coalesce(func.sum(Refund.amount_minor), 0), func.count(Refund.id))
         .join(Payment, Payment.id == Refund.payment_id)
@@ -356,7 +328,7 @@ def _refunded_since_last_close(uow: UnitOfWork, till_id: int) -> tuple[int, int]
         )
     )
     if last is not None:
-        query = query.where(Refund.updated_at > last)
+        query = query.where(func.coalesce(Refund.terminal_attempt_at, Refund.updated_at) > last)
     total, count = uow.session.execute(query).one()
     return int(total or 0), int(count or 0)
 

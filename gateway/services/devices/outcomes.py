@@ -73,9 +73,17 @@ NOT_SENT_TEXT = N_(
     "Not charged: the terminal was not reachable, no money was taken. Check the terminal, "
     "then start the payment again."
 )
-SETTLED_CHARGED = N_("Approved (the terminal's records show it)")
-SETTLED_NOT_CHARGED = N_("Not charged: the terminal has no record of it. Start it again.")
 UNKNOWN_REASON = N_("card payment outcome unknown: the terminal did not confirm it")
+# What the payment shows once the terminal's records settled it (translated on the cashier's
+# screen: gateway.entrypoints.terminal_texts), by its last receipt or by the totals.
+CHARGED_TEXT = N_("Approved (the terminal's records show it)")
+NOT_CHARGED_TEXT = N_("Not charged: the terminal has no record of it. Start it again.")
+CHARGED_BY_TOTALS = N_("Approved (the terminal's end-of-day totals show it)")
+NOT_CHARGED_BY_TOTALS = N_("Not charged: the terminal's end-of-day totals show it did not book it.")
+TOTALS_UNTOLD_REASON = N_(
+    "card payment outcome unknown: the end of day's totals cannot tell whether the terminal "
+    "booked it: resolve it by hand from the terminal's journal"
+)
 UNTOLD_REASON = N_(
     "the terminal's last receipt cannot tell whether it was charged: the end of day "
     "compares totals, or resolve it by hand"
@@ -300,16 +308,17 @@ def settle(
         card.update(last.card_fields())
         payment.receipt_text = scrub_card_numbers(last.receipt_text) or payment.receipt_text
     payment.card = card
-    for answered in (UNKNOWN_REASON, UNTOLD_REASON):
+    for answered in (UNKNOWN_REASON, UNTOLD_REASON, TOTALS_UNTOLD_REASON):
         clear_attention(uow, payment, answered, actor)
+    by_totals = detail.get("by") == "end_of_day"
     if charged:
-        payment.display_text = SETTLED_CHARGED
+        payment.display_text = CHARGED_BY_TOTALS if by_totals else CHARGED_TEXT
         target = PaymentStatus.PAID if captured else PaymentStatus.AUTHORISED
         move_payment(
             uow, payment, target, "card_outcome_resolved", actor, {**detail, "charged": True}
         )
     else:
-        payment.display_text = SETTLED_NOT_CHARGED
+        payment.display_text = NOT_CHARGED_BY_TOTALS if by_totals else NOT_CHARGED_TEXT
         move_payment(
             uow,
             payment,

@@ -51,6 +51,10 @@ ACTOR = "system:card-watch"
 NOT_REFUNDED = N_(
     "Not refunded: the terminal has no record of it, no money went back. Refund again."
 )
+NOT_REFUNDED_BY_TOTALS = N_(
+    "Not refunded: the terminal's end-of-day totals show it did not book it, no money went "
+    "back. Refund again."
+)
 UNKNOWN = N_(
     "card refund %(refund)s of %(amount)s: outcome unknown, the terminal did not confirm it. Do "
     "not refund again: Kassa asks the terminal as soon as it answers, or a manager settles it"
@@ -58,6 +62,10 @@ UNKNOWN = N_(
 UNTOLD = N_(
     "card refund %(refund)s: the terminal's last receipt cannot tell whether it was paid out; "
     "check the terminal's journal and resolve it by hand"
+)
+TOTALS_UNTOLD = N_(
+    "card refund %(refund)s: the end of day's totals cannot tell whether the terminal paid it "
+    "out: check the terminal's journal and resolve it by hand"
 )
 NOT_SENT = N_(
     "Not refunded: the terminal at till %(till)s was not reachable within %(seconds)s s, no "
@@ -72,6 +80,10 @@ def unknown_reason(refund: Refund) -> str:
 
 def untold_reason(refund: Refund) -> str:
     return say(UNTOLD, refund=refund.id[:8])
+
+
+def totals_untold_reason(refund: Refund) -> str:
+    return say(TOTALS_UNTOLD, refund=refund.id[:8])
 
 
 def mark_unknown(uow: UnitOfWork, refund_id: str, why: str, actor: str) -> None:
@@ -94,9 +106,9 @@ def mark_unknown(uow: UnitOfWork, refund_id: str, why: str, actor: str) -> None:
     )
 
 
-def open_questions(uow: UnitOfWork, till_id: int) -> list[Refund]:
-    """The till's unknown card refunds a last receipt may still answer, newest attempt first."""
-    rows = uow.session.scalars(
+def unknown_at_till(uow: UnitOfWork, till_id: int, *, locked: bool = False) -> list[Refund]:
+    """The till's card refunds (and reversals) whose outcome is unknown, oldest first."""
+    query = (
         select(Refund)
         .join(Payment, Payment.id == Refund.payment_id)
         .where(
@@ -104,7 +116,14 @@ def open_questions(uow: UnitOfWork, till_id: int) -> list[Refund]:
             Payment.method == PaymentMethod.CARD.value,
             Refund.status == RefundStatus.UNKNOWN.value,
         )
+        .order_by(Refund.created_at, Refund.id)
     )
+    return list(uow.session.scalars(query.with_for_update(of=Refund) if locked else query))
+
+
+def open_questions(uow: UnitOfWork, till_id: int) -> list[Refund]:
+    """The till's unknown card refunds a last receipt may still answer, newest attempt first."""
+    rows = unknown_at_till(uow, till_id)
     found = [r for r in rows if r.terminal_attempt_at is not None and not _given_up(uow, r)]
     return sorted(found, key=lambda r: r.terminal_attempt_at or utcnow(), reverse=True)
 
@@ -164,12 +183,13 @@ def settle(
     """Move an unknown refund to what the terminal's records (or a manager) say."""
     refund = _locked_refund(uow, refund_id)
     payment = _locked_payment(uow, refund.payment_id)
-    for answered in (unknown_reason(refund), untold_reason(refund)):
+    for answered in (unknown_reason(refund), untold_reason(refund), totals_untold_reason(refund)):
         clear_attention(uow, payment, answered, actor)
     receipt = cards.refund_receipt_id(last.receipt_number if last else None)
     if not refunded:
+        failure = NOT_REFUNDED_BY_TOTALS if detail.get("by") == "end_of_day" else NOT_REFUNDED
         move_refund(
-            uow, payment, refund, RefundStatus.FAILED, actor, failure=NOT_REFUNDED, detail=detail
+            uow, payment, refund, RefundStatus.FAILED, actor, failure=failure, detail=detail
         )
     elif is_reversal(uow, refund) and payment.status == PaymentStatus.AUTHORISED:
         refund.bank_refund_id = receipt or refund.bank_refund_id
@@ -275,7 +295,8 @@ def _give_up(uow: UnitOfWork, refund: Refund, actor: str) -> None:
     """The last receipt can no longer tell: a manager must."""
     payment = _locked_payment(uow, refund.payment_id)
     detail = {"refund_id": refund.id}
-    record_event(uow, payment, "refund_outcome_not_in_last_receipt", actor, detail)
+    # The history's kind is 32 characters at most (payment_events.kind): PostgreSQL refuses more.
+    record_event(uow, payment, "refund_not_in_last_receipt", actor, detail)
     flag_attention(uow, payment, untold_reason(refund), actor, detail)
 
 

@@ -285,11 +285,12 @@ def flag_attention(
 
 def clear_attention(uow: UnitOfWork, payment: Payment, reason: str, actor: str) -> None:
     """The question behind ``reason`` is answered: take it off the payment, and say so."""
-    reasons = [r for r in (payment.attention or "").split("; ") if r]
-    if reason not in reasons:
+    # Reasons are joined with "; ", which a reason may hold itself: match it whole, in place.
+    current = f"; {payment.attention or ''}; "
+    if f"; {reason}; " not in current:
         return
-    left = [r for r in reasons if r != reason]
-    payment.attention = "; ".join(left) or None
+    left = current.replace(f"; {reason}; ", "; ", 1)[2:-2]
+    payment.attention = left or None
     payment.updated_at = utcnow()
     record_event(uow, payment, "attention_cleared", actor, {"reason": reason})
 
