@@ -45,7 +45,7 @@ What contradicts the entry, and every other flaw in the bank's content, is repor
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, BinaryIO, TypeAlias
@@ -768,8 +768,7 @@ class _Reader:
         """Details without amounts: a lone one takes its entry's; several make one batch line."""
         held = self.amountless
         if len(held) == 1 and self.tx_index == 1:
-            yield replace(
-                held[0],
+            yield held[0]._replace(
                 amount_minor=entry.amount_minor,
                 currency=entry.currency,
                 indicator=entry.indicator,
@@ -790,8 +789,7 @@ class _Reader:
             f" {_signed_text(rest, entry.currency)} for them, their references kept"
             " for matching",
         )
-        yield replace(
-            held[0],
+        yield held[0]._replace(
             position=self.position + 1,
             amount_minor=abs(rest),
             currency=entry.currency,

@@ -587,9 +587,7 @@ def _row(record: SettlementFile, line: SettlementLine, key: str | None) -> dict[
 
 # A row's values in _ENTRY_COLUMNS order: the line's fields of the same names, then those that
 # come from the file's record or are written otherwise, set in place.
-_FROM_LINE = attrgetter(
-    *(c if c in SettlementLine.__dataclass_fields__ else "source" for c in _ENTRY_COLUMNS)
-)
+_FROM_LINE = attrgetter(*(c if c in SettlementLine._fields else "source" for c in _ENTRY_COLUMNS))
 _AT = {
     name: _ENTRY_COLUMNS.index(name)
     for name in ("file_id", "source", "identity", "location", "booked_on", "value_on")
