@@ -122,6 +122,7 @@ def parse_camt(
         huge_tree=False,  # libxml2's limits on depth and text size stay on
         remove_pis=True,
         remove_comments=True,
+        remove_blank_text=True,  # whitespace between elements: every text read is stripped
     )
     try:
         for event, element in events:
@@ -634,7 +635,7 @@ class _Reader:
         ids = {tag: _stripped(text) for tag, text in texts.refs}
         remittance = None
         if texts.remittance is not None:
-            remittance = " ".join(p for p in map(_stripped, texts.remittance) if p) or None
+            remittance = " ".join(filter(None, map(_stripped, texts.remittance))) or None
         creditor = _stripped(texts.creditor)
         statement = self.statement
         line = SettlementLine(  # as _line makes it, by position: in the order of the fields
@@ -667,7 +668,7 @@ class _Reader:
         )
         signed = minor if entry.indicator == "CRDT" else -minor
         self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
-        own = "\n".join(text for text in (*ids.values(), remittance, creditor) if text)
+        own = "\n".join(filter(None, (*ids.values(), remittance, creditor)))
         if may_hold_card_number(own) or not self._entry_clean(statement, entry):
             return scrubbed(line)
         return line

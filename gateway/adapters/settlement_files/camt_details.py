@@ -285,47 +285,30 @@ def _shape_of(tx: Element, elements: DetailElements) -> _Shape | None:
 def _assembler(
     elements: DetailElements, groups: dict[int, tuple[int, int | None]]
 ) -> Callable[[tuple[Any, ...]], DetailTexts]:
-    """How a match's groups (1-based, as ``groups``) make the detail's texts."""
+    """How a match's groups (1-based, as ``groups``) make the detail's texts: one expression,
+    made once per shape, of group indices only (the file's tags are passed, never written in)."""
 
-    def text(element: Element | None) -> Callable[[tuple[Any, ...]], str | None]:
-        if element is None:
-            return lambda g: None
-        at = groups[id(element)][0] - 1
-        return lambda g: g[at]
+    def text(element: Element | None) -> str:
+        return "None" if element is None else f"g[{groups[id(element)][0] - 1}]"
 
-    def amount(element: Element | None) -> Callable[[tuple[Any, ...]], Amount | None]:
+    def amount(element: Element | None) -> str:
         if element is None:
-            return lambda g: None
+            return "None"
         at, ccy = groups[id(element)]
-        if ccy is None:
-            return lambda g: (g[at - 1], None)
-        return lambda g: (g[at - 1], g[ccy - 1])
+        return f"(g[{at - 1}], {'None' if ccy is None else f'g[{ccy - 1}]'})"
 
-    main, direction, gross = (
-        amount(elements.amount),
-        text(elements.direction),
-        amount(elements.gross),
-    )
-    charges: Callable[[tuple[Any, ...]], Any] = lambda g: None  # noqa: E731
+    charges = "None"
     if elements.charges is not None:
-        parts = [amount(e) for e in elements.charges[:3]] + [text(elements.charges[3])]
-        charges = lambda g: tuple(p(g) for p in parts)  # noqa: E731
-    refs = [(str(e.tag), text(e)) for e in elements.refs]
-    remittance: Callable[[tuple[Any, ...]], Any] = lambda g: None  # noqa: E731
+        total, other, record, flag = elements.charges
+        charges = f"({amount(total)}, {amount(other)}, {amount(record)}, {text(flag)})"
+    refs = "".join(f"(tags[{i}], {text(e)}), " for i, e in enumerate(elements.refs))
+    remittance = "None"
     if elements.remittance is not None:
-        lines = [text(e) for e in elements.remittance]
-        remittance = lambda g: tuple(line(g) for line in lines)  # noqa: E731
-    creditor = text(elements.creditor)
-
-    def assemble(g: tuple[Any, ...]) -> DetailTexts:
-        return DetailTexts(
-            main(g),  # type: ignore[arg-type]
-            direction(g),
-            gross(g),
-            charges(g),
-            tuple((tag, read(g)) for tag, read in refs),
-            remittance(g),
-            creditor(g),
-        )
-
-    return assemble
+        remittance = "(" + "".join(f"{text(e)}, " for e in elements.remittance) + ")"
+    source = (
+        f"lambda g: DetailTexts({amount(elements.amount)}, {text(elements.direction)},"
+        f" {amount(elements.gross)}, {charges}, ({refs}), {remittance}, {text(elements.creditor)})"
+    )
+    names = {"DetailTexts": DetailTexts, "tags": tuple(str(e.tag) for e in elements.refs)}
+    made: Callable[[tuple[Any, ...]], DetailTexts] = eval(source, names)  # noqa: S307
+    return made
