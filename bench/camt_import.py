@@ -10,7 +10,8 @@ Measured, in the same run, each in its own process:
 - **real import**: ``kassa settlement import`` into a fresh SQLite database (and PostgreSQL
   with ``--postgres URL``, into a schema of its own there, dropped afterwards).
 
-Entries per second are from the wall time of the whole command (Python start included);
+Entries per second are from the wall time of the whole command (Python start included), and
+beside them the same ratio from CPU seconds (user + system), steadier on a shared machine;
 peak memory is the child's ``ru_maxrss``. Target: the import at ≥ 50 % of the bare pass's
 entries/s, memory flat for any file size (compare ``--entries`` 20 000 and 100 000).
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -91,8 +93,10 @@ exec(what) if kind == "code" else runpy.run_module(what, run_name="__main__", al
 """
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and the child's peak RSS in MiB."""
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, the child's peak RSS in MiB and its CPU seconds (user + system: on a
+    shared machine the wall time is mostly whose turn it is)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", WRAP, *cmd], env=env, capture_output=True, text=True
@@ -100,8 +104,10 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     if done.returncode:
         raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{done.stdout}\n{done.stderr}")
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     peak = int(done.stderr.strip().splitlines()[-1].split()[-1])
-    return wall, peak / 1024
+    return wall, peak / 1024, cpu
 
 
 def kassa(args: list[str]) -> list[str]:
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             "bare lxml": ["code", BARE, str(path)],
             "dry run": kassa(["--dry-run", str(path)]),
         }
-        rows = []
+        rows: list[tuple[str, list[tuple[float, float, float]]]] = []
         for name, cmd in cases.items():
             runs = [run(cmd, env) for _ in range(args.repeat)]
             rows.append((name, runs))
@@ -149,16 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _show(rows: list[tuple[str, list[tuple[float, float]]]], entries: int, name: str,
-          runs: list[tuple[float, float]]) -> None:  # fmt: skip
-    bare = entries / statistics.median(t for t, _ in rows[0][1])
-    wall = statistics.median(t for t, _ in runs)
+def _show(rows: list[tuple[str, list[tuple[float, float, float]]]], entries: int, name: str,
+          runs: list[tuple[float, float, float]]) -> None:  # fmt: skip
+    bare = entries / statistics.median(t for t, _, _ in rows[0][1])
+    bare_cpu = entries / statistics.median(c for _, _, c in rows[0][1])
+    wall = statistics.median(t for t, _, _ in runs)
+    cpu = statistics.median(c for _, _, c in runs)
     rate = entries / wall
-    peak = max(m for _, m in runs)
+    peak = max(m for _, m, _ in runs)
     print(
-        f"{name:18} median {wall:7.2f} s ({', '.join(f'{t:.2f}' for t, _ in runs)}) "
+        f"{name:18} median {wall:7.2f} s ({', '.join(f'{t:.2f}' for t, _, _ in runs)}) "
         f"{rate:9,.0f} entries/s = {100 * rate / bare:5.1f} % of bare lxml; "
-        f"peak {peak:,.0f} MiB",
+        f"CPU {cpu:6.2f} s = {100 * entries / cpu / bare_cpu:5.1f} %; peak {peak:,.0f} MiB",
         flush=True,
     )
 

@@ -18,7 +18,7 @@ import click
 from gateway.adapters.settlement_files import FORMATS
 
 if TYPE_CHECKING:
-    from gateway.services.settlement.file_import import ImportSummary
+    from gateway.services.settlement.file_summary import ImportSummary
     from gateway.settings import Settings
 
 
@@ -46,7 +46,7 @@ def import_command(
     config = load_config()
     settings = config.settlement
     if dry_run:
-        from gateway.services.settlement.file_import import summarise_settlement_file
+        from gateway.services.settlement.file_summary import summarise_settlement_file
 
         with _progress(file, show=not as_json) as on_read:
             summary = summarise_settlement_file(

@@ -113,3 +113,22 @@ def test_the_server_commands_are_still_there() -> None:
         "db", "demo-data", "devices", "pn532", "promotions", "qr", "recon", "run",
         "sandbox-bank", "serve", "settlement", "simulate", "worker", "zvt",
     }  # fmt: skip
+
+
+def test_a_dry_run_import_leaves_the_database_layer_unimported(tmp_path: Path) -> None:
+    """``kassa settlement import --dry-run`` reads the file only: no SQLAlchemy, no models."""
+    from tests.unit.test_camt_plain_reader import sandbox_statement
+
+    path = tmp_path / "statement.camt053.xml"
+    path.write_bytes(sandbox_statement())
+    modules, stderr = loaded_modules(["settlement", "import", "--dry-run", str(path)])
+    assert "Traceback" not in stderr
+    assert "gateway.services.settlement.file_summary" in modules  # it did read the file
+    heavy = sorted(
+        name
+        for name in modules
+        if name.split(".")[0] in FORBIDDEN_PACKAGES - {"sandbox_bank"}
+        or name.startswith(("gateway.adapters.db", "gateway.adapters.models"))
+        or name == "gateway.services.settlement.file_import"
+    )
+    assert heavy == []

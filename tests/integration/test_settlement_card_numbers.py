@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from gateway.adapters.card_scan import file_is_private, scan_database, scan_folder
 from gateway.adapters.db import Database
 from gateway.adapters.models import InboundEvent, SettlementEntry, SettlementFile
-from gateway.adapters.settlement_files import InvalidSettlementFile
+from gateway.adapters.settlement_files import InvalidSettlementFile, sha256_of
 from gateway.config import load_config
 from gateway.entrypoints.cli import main
 from gateway.services.settlement import file_import
@@ -99,7 +99,7 @@ def test_card_numbers_in_a_camt_file_are_masked_everywhere(db: Database, tmp_pat
     body = raw.decode()
     assert "card 411111******1111 paid" in body and IBAN in body and "2026-11-25" in body
     assert len(raw) == len(text.encode())  # masked in place
-    assert content_hash == summary.content_hash == file_import.sha256_of(path.open("rb"))[0]
+    assert content_hash == summary.content_hash == sha256_of(path.open("rb"))[0]
     assert not any(pan in re.sub(r"[ ._\-]", "", body) for pan in PANS)
     assert no_card_numbers(db) == []
     assert run(db, path).duplicate  # the original's hash: the same file is still recognised

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from gateway.adapters.settlement_files import InvalidSettlementFile
+from gateway.adapters.settlement_files import InvalidSettlementFile, camt
 from gateway.adapters.settlement_files.camt import _Reader, parse_camt
 from gateway.adapters.settlement_files.findings import FileReport
 
@@ -29,7 +29,7 @@ AMOUNTS = ["", " 12.30 ", "12.3", "12.", ".5", "01.00", "1.005", "1.000", "-1.00
            "١٢", "12.300", "abc", "200000", "1.2.3"]  # fmt: skip
 CURRENCIES = ["eur", " EUR ", "", "JPY", "BHD", "ABC", None]
 DIRECTIONS = ["DBIT", "CRDT", "", " CRDT ", "X"]
-TEXTS = ["4111 1111 1111 1111", "  ", "x" * 70, "ref 1"]
+TEXTS = ["4111 1111 1111 1111", "  ", "x" * 70, "ref 1", "R&D <1>", "a\rb"]
 
 
 def outcome(data: bytes, plain: bool) -> tuple[Any, ...]:
@@ -66,21 +66,23 @@ def sources() -> list[tuple[str, bytes]]:
     return [(f.name, f.read_bytes()) for f in files] + [("sandbox", sandbox_statement())]
 
 
-def edits(data: bytes, only: str = "") -> Iterator[tuple[str, bytes]]:
-    """Copies of ``data`` with its first detail edited in one way each (``only``: the edits of
-    elements whose path holds it)."""
+def edits(data: bytes, only: str = "", which: int = 0) -> Iterator[tuple[str, bytes]]:
+    """Copies of ``data`` with its first detail (``which=-1``: its last) edited in one way each
+    (``only``: the edits of elements whose path holds it). The last one is read after the
+    others taught the reader their shape (``DetailShapes``): its edits test the shape's match."""
     tree = etree.parse(io.BytesIO(data), etree.XMLParser(resolve_entities=False, no_network=True))
-    if not tree.xpath("//*[local-name()='TxDtls']"):
+    details = tree.xpath("//*[local-name()='TxDtls']")
+    if not details or (which and len(details) == 1):
         return
     ns = tree.getroot().nsmap.get(None, "")
 
     def variant(name: str, change: Any) -> tuple[str, bytes]:
         copied = copy.deepcopy(tree)
-        tx = copied.xpath("//*[local-name()='TxDtls']")[0]
+        tx = copied.xpath("//*[local-name()='TxDtls']")[which]
         change(tx)
         return name, etree.tostring(copied, xml_declaration=True, encoding="UTF-8")
 
-    first = tree.xpath("//*[local-name()='TxDtls']")[0]
+    first = details[which]
     for element in first.iter():
         if not isinstance(element.tag, str) or element is first:
             continue
@@ -125,7 +127,7 @@ def edits(data: bytes, only: str = "") -> Iterator[tuple[str, bytes]]:
         for total in totals:
             total.getparent().remove(total)
         untotalled = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
-        for name, edited in edits(untotalled, only="TxDtls/Chrgs/"):
+        for name, edited in edits(untotalled, only="TxDtls/Chrgs/", which=which):
             yield f"without TtlChrgsAndTaxAmt, {name}", edited
 
 
@@ -171,7 +173,12 @@ def _ccy(element: Any, code: str | None) -> None:
 CASES = [
     (f"{name}: {what}", data)
     for name, raw in sources()
-    for what, data in [("as is", raw), *edits(raw), *card_numbers(raw)]
+    for what, data in [
+        ("as is", raw),
+        *edits(raw),
+        *((f"last detail: {name}", edited) for name, edited in edits(raw, which=-1)),
+        *card_numbers(raw),
+    ]
 ]
 
 
@@ -193,3 +200,14 @@ def test_the_usual_detail_takes_the_quick_path(monkeypatch: pytest.MonkeyPatch) 
     lines, *_ = outcome(sandbox_statement(), plain=True)
     assert len(lines) == 3
     assert general == []
+
+
+def test_details_of_a_shape_met_are_read_from_their_serialisation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    walked: list[object] = []
+    walk = camt.plain_elements
+    monkeypatch.setattr(camt, "plain_elements", lambda *a: walked.append(a) or walk(*a))
+    lines, *_ = outcome(sandbox_statement(), plain=True)
+    assert len(lines) == 3
+    assert len(walked) == 1  # the first detail: its shape then reads the others

@@ -8,9 +8,10 @@ substituted, no DTD is loaded and nothing is fetched from the network. It is str
 ``TxDtls`` and ``Ntry`` is turned into lines as soon as it ends and is then cleared, so memory
 stays flat however large the file is. A ``TxDtls`` of the usual shape (each element read met
 once, plain amounts in a known currency, the entry's direction) is read in one pass over its
-children (``_plain_transaction``); any other by the general reading (``_transaction``), which
-``tests/unit/test_camt_plain_reader.py`` holds the quick one equal to. Lines come out with
-their card numbers masked.
+children, or from its serialisation once a detail of its shape was read
+(``_plain_transaction``, :mod:`~gateway.adapters.settlement_files.camt_details`); any other
+by the general reading (``_transaction``), which ``tests/unit/test_camt_plain_reader.py`` holds
+the quick one equal to. Lines come out with their card numbers masked.
 
 | element path (under ``Stmt`` / ``Ntfctn``)           | SettlementLine field                  |
 |-----------------------------------------------------|---------------------------------------|
@@ -44,7 +45,7 @@ What contradicts the entry, and every other flaw in the bank's content, is repor
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, BinaryIO, TypeAlias
@@ -58,6 +59,13 @@ from gateway.adapters.settlement_files import (
     SettlementLine,
     counting,
     scrubbed,
+)
+from gateway.adapters.settlement_files.camt_details import (
+    Amount,
+    DetailShapes,
+    DetailTexts,
+    Tags,
+    plain_elements,
 )
 from gateway.adapters.settlement_files.findings import (
     FileReport,
@@ -114,6 +122,7 @@ def parse_camt(
         huge_tree=False,  # libxml2's limits on depth and text size stay on
         remove_pis=True,
         remove_comments=True,
+        remove_blank_text=True,  # whitespace between elements: every text read is stripped
     )
     try:
         for event, element in events:
@@ -235,7 +244,8 @@ class _Reader:
     def __init__(self, report: FileReport) -> None:
         self.report = report
         self.ns = ""
-        self.tags: _Tags | None = None
+        self.tags: Tags | None = None
+        self.shapes = DetailShapes()
         self.clean_key: tuple[str | None, ...] = ()
         self.clean = False
         self.paths: dict[str, tuple[str, ...]] = {}
@@ -361,7 +371,8 @@ class _Reader:
                 " in namespace urn:iso:std:iso:20022:tech:xsd:camt.053.001.NN or camt.054.001.NN"
             )
         self.ns, self.root = ns, element
-        self.tags = _Tags(ns)
+        self.tags = Tags(ns)
+        self.shapes = DetailShapes()
         self.paths = {}  # "Refs/EndToEndId" -> its namespaced steps (ns is known from here)
 
     def _check_messages(self, until: Element | None = None) -> None:
@@ -574,7 +585,8 @@ class _Reader:
         yield line
 
     def _plain_transaction(self, tx: Element, base: str) -> SettlementLine | None:
-        """``_transaction`` for a detail of the usual shape, read in one pass over its children.
+        """``_transaction`` for a detail of the usual shape: its texts from its serialisation if
+        its shape is known, else from one walk over its elements (whose shape is then learnt).
 
         None for any other shape (a tag met twice where one is read, an amount that is not
         plain digits in a known currency, a missing amount, a direction not the entry's, a
@@ -584,75 +596,47 @@ class _Reader:
         entry, t = self.entry, self.tags
         if entry is None or t is None:
             return None
-        amt = ind = refs = amt_dtls = chrgs = rmt = None
-        for child in tx:
-            tag = child.tag
-            if tag == t.Amt:
-                if amt is not None:
-                    return None
-                amt = child
-            elif tag == t.CdtDbtInd:
-                if ind is not None:
-                    return None
-                ind = child
-            elif tag == t.Refs:
-                if refs is not None:
-                    return None
-                refs = child
-            elif tag == t.AmtDtls:
-                if amt_dtls is not None:
-                    return None
-                amt_dtls = child
-            elif tag == t.Chrgs:
-                if chrgs is not None:
-                    return None
-                chrgs = child
-            elif tag == t.RmtInf:
-                if rmt is not None:
-                    return None
-                rmt = child
-        if amt is None or (amount := _plain_amount(amt)) is None:
+        texts = self.shapes.read(tx)
+        if texts is not None:
+            return self._plain_line(tx, base, entry, texts)
+        elements = plain_elements(tx, t)
+        if elements is None:
+            return None
+        line = self._plain_line(tx, base, entry, elements.texts())
+        if line is not None:
+            self.shapes.learn(tx, elements)
+        return line
+
+    def _plain_line(
+        self, tx: Element, base: str, entry: _Entry, texts: DetailTexts
+    ) -> SettlementLine | None:
+        """The line of a detail of the usual shape from its texts (None: not plain after all)."""
+        t = self.tags
+        assert t is not None
+        amount = _plain_amount(*texts.amount)
+        if amount is None:
             return None
         minor, currency = amount
-        direction = None if ind is None else _stripped(ind.text)
+        direction = _stripped(texts.direction)
         if direction is not None and direction != entry.indicator:
             return None
         gross = None
-        if amt_dtls is not None:
-            gross_amt = None
-            for instructed in amt_dtls.iterchildren(t.InstdAmt):
-                if gross_amt is not None:
-                    return None  # several InstdAmt
-                gross_amt = next(instructed.iterchildren(t.Amt), None)
-                if gross_amt is None:
-                    return None  # without an amount (the general reading looks at the next)
-            if gross_amt is not None:
-                if (plain_gross := _plain_amount(gross_amt)) is None:
-                    return None
-                gross = plain_gross[0] if plain_gross[1] == currency else None
+        if texts.gross is not None:
+            if (plain_gross := _plain_amount(*texts.gross)) is None:
+                return None
+            gross = plain_gross[0] if plain_gross[1] == currency else None
         charges: int | None = None
         included: bool | None = None
-        if chrgs is not None:
-            found = self._plain_charges(chrgs)
+        if texts.charges is not None:
+            found = _plain_charges(*texts.charges)
             if found is None:
                 return None
             charges, included = found
-        ids: dict[object, str | None] = {}
-        for child in () if refs is None else refs:
-            if child.tag in ids:
-                return None
-            ids[child.tag] = _stripped(child.text)
-        remittance = creditor = None
-        if rmt is not None:
-            parts = []
-            structured = False
-            for child in rmt:
-                if child.tag == t.Ustrd:
-                    parts.append(_stripped(child.text))
-                elif child.tag == t.Strd:
-                    structured = True
-            remittance = " ".join(p for p in parts if p) or None
-            creditor = self._text(rmt, "Strd/CdtrRefInf/Ref") if structured else None
+        ids = {tag: _stripped(text) for tag, text in texts.refs}
+        remittance = None
+        if texts.remittance is not None:
+            remittance = " ".join(filter(None, map(_stripped, texts.remittance))) or None
+        creditor = _stripped(texts.creditor)
         statement = self.statement
         line = SettlementLine(  # as _line makes it, by position: in the order of the fields
             self.source,
@@ -684,7 +668,7 @@ class _Reader:
         )
         signed = minor if entry.indicator == "CRDT" else -minor
         self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
-        own = "\n".join(text for text in (*ids.values(), remittance, creditor) if text)
+        own = "\n".join(filter(None, (*ids.values(), remittance, creditor)))
         if may_hold_card_number(own) or not self._entry_clean(statement, entry):
             return scrubbed(line)
         return line
@@ -705,51 +689,6 @@ class _Reader:
             self.clean_key = key
             self.clean = all(scrub_card_numbers(t) == t for t in key if t)
         return self.clean
-
-    def _plain_charges(self, chrgs: Element) -> tuple[int | None, bool | None] | None:
-        """``_charges`` of a detail's only ``Chrgs`` of the usual shape (None: any other)."""
-        t = self.tags
-        assert t is not None
-        total = amount = record = None
-        for child in chrgs:
-            tag = child.tag
-            if tag == t.TtlChrgsAndTaxAmt:
-                if total is not None:
-                    return None
-                total = child
-            elif tag == t.Amt:
-                if amount is not None:
-                    return None
-                amount = child
-            elif tag == t.Rcrd:
-                if record is not None:
-                    return None
-                record = child
-        amounts: list[int | None] = []
-        for element in (total, amount):
-            if element is not None:
-                if (found := _plain_amount(element)) is None:
-                    return None
-                amounts.append(found[0])
-            else:
-                amounts.append(None)
-        included: str | None = None
-        if record is not None:
-            record_amt = flag = None
-            for child in record:  # the first of each, as the general reading takes it
-                if child.tag == t.Amt:
-                    record_amt = child if record_amt is None else record_amt
-                elif child.tag == t.ChrgInclInd:
-                    flag = child if flag is None else flag
-            if record_amt is not None:
-                if (found := _plain_amount(record_amt)) is None:
-                    return None
-                amounts.append(found[0])
-            included = None if flag is None else _stripped(flag.text)
-        ttl = amounts[0]
-        if ttl is None:
-            ttl = sum(a for a in amounts[1:] if a is not None)
-        return ttl, None if included is None else included == "true"
 
     def _detail_indicator(self, tx: _Children, base: str, entry: _Entry) -> Indicator:
         """The detail's own direction; one that is not its entry's is flagged at the entry's end.
@@ -830,8 +769,7 @@ class _Reader:
         """Details without amounts: a lone one takes its entry's; several make one batch line."""
         held = self.amountless
         if len(held) == 1 and self.tx_index == 1:
-            yield replace(
-                held[0],
+            yield held[0]._replace(
                 amount_minor=entry.amount_minor,
                 currency=entry.currency,
                 indicator=entry.indicator,
@@ -852,8 +790,7 @@ class _Reader:
             f" {_signed_text(rest, entry.currency)} for them, their references kept"
             " for matching",
         )
-        yield replace(
-            held[0],
+        yield held[0]._replace(
             position=self.position + 1,
             amount_minor=abs(rest),
             currency=entry.currency,
@@ -1094,28 +1031,11 @@ class _Children:
         return _Children(self.first.get(steps[0]), self.reader).text
 
 
-class _Tags:
-    """The namespaced tags ``_plain_transaction`` compares, made once per file."""
-
-    def __init__(self, ns: str) -> None:
-        for name in (
-            "Amt", "CdtDbtInd", "Refs", "AmtDtls", "Chrgs", "RmtInf", "InstdAmt",
-            "TtlChrgsAndTaxAmt", "Rcrd", "ChrgInclInd", "Ustrd", "Strd",
-            "EndToEndId", "AcctSvcrRef", "TxId", "InstrId", "TxDtls",
-        ):  # fmt: skip
-            setattr(self, name, f"{{{ns}}}{name}")
-
-    def __getattr__(self, name: str) -> str:  # for mypy: the names set above
-        raise AttributeError(name)
-
-
-def _plain_amount(element: Element) -> tuple[int, str] | None:
+def _plain_amount(text: str | None, currency: str | None) -> tuple[int, str] | None:
     """``minor_units`` of an amount written as digits with at most the currency's decimals in
     a currency already met, as written (``12.30``, ``79255`` JPY); None for any other spelling
     (a key of ``_EXPONENTS`` is stripped and upper case, so one found is ``Ccy`` as read)."""
-    currency = element.get("Ccy")
     exponent = _EXPONENTS.get(currency)  # type: ignore[arg-type]
-    text = element.text
     if exponent is None or text is None:
         return None
     whole, _, frac = text.strip().partition(".")
@@ -1123,6 +1043,26 @@ def _plain_amount(element: Element) -> tuple[int, str] | None:
     if not whole or len(frac) > exponent or not digits.isdigit() or not digits.isascii():
         return None
     return int(digits), currency  # type: ignore[return-value]
+
+
+def _plain_charges(
+    total: Amount | None, amount: Amount | None, record: Amount | None, flag: str | None
+) -> tuple[int | None, bool | None] | None:
+    """``_charges`` of a detail's only ``Chrgs`` of the usual shape, from its texts: the total
+    if given, else the amount and the record's amount added (None: one is not plain)."""
+    amounts: list[int | None] = []
+    for written in (total, amount, record):
+        if written is not None:
+            if (found := _plain_amount(*written)) is None:
+                return None
+            amounts.append(found[0])
+        else:
+            amounts.append(None)
+    ttl = amounts[0]
+    if ttl is None:
+        ttl = sum(a for a in amounts[1:] if a is not None)
+    included = _stripped(flag)
+    return ttl, None if included is None else included == "true"
 
 
 def _first(node: Element, steps: tuple[str, ...], at: int) -> Element | None:

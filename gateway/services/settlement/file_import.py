@@ -32,8 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
 from itertools import islice
 from operator import attrgetter
 from pathlib import Path
@@ -50,23 +49,20 @@ from gateway.adapters.models import (
     SettlementFileWarning,
     SettlementStatement,
 )
-from gateway.adapters.settlement_files import (
-    InvalidSettlementFile,
-    SettlementLine,
-    detect_format,
-    scrubbed,
-    sha256_of,
+from gateway.adapters.settlement_files import InvalidSettlementFile, SettlementLine
+from gateway.adapters.settlement_files.findings import FileReport
+from gateway.domain.card_data import scrub_card_numbers
+from gateway.services.settlement.file_summary import (
+    ImportPlan,
+    ImportSummary,
+    add_report,
+    count_line,
+    file_lines,
+    plan_import,
+    render_sums,
+    summarise_plan,
+    summary_of,
 )
-from gateway.adapters.settlement_files.camt import parse_camt
-from gateway.adapters.settlement_files.csv_report import (
-    CsvMapping,
-    choose_mapping,
-    csv_mappings,
-    parse_csv,
-)
-from gateway.adapters.settlement_files.findings import FileReport, StatementReport
-from gateway.domain.card_data import scrub_card_numbers, scrub_json
-from gateway.domain.money import Money
 from gateway.services.settlement.raw_files import mark, store_raw
 from gateway.services.webhooks import outbox
 from gateway.settings import SettlementSettings
@@ -88,46 +84,6 @@ _REF_COLUMNS = {
 }
 
 
-@dataclass
-class ImportSummary:
-    """What a file holds and what became of it.
-
-    ``entries`` counts the movement lines (a camt ``TxDtls``, or an ``Ntry`` without details; a
-    CSV row); ``sums`` are decimal strings per currency and direction of what moved on the
-    account: a camt file's booked entries (``Ntry/Amt``), a CSV's rows. ``statements`` has one
-    item per camt statement, ``warnings`` the flaws found (the first ``MAX_KEPT``), and
-    ``warning_counts`` all of them by code.
-    """
-
-    format: str
-    content_hash: str
-    mapping: str | None = None
-    entries: int = 0
-    stored: int = 0
-    skipped: int = 0
-    updated: int = 0  # known as pending from an earlier file, booked now
-    sums: dict[str, dict[str, str]] = field(default_factory=dict)
-    pans_masked: int = 0
-    duplicate: bool = False
-    file_id: int | None = None
-    dry_run: bool = False
-    statements: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-    warning_counts: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class _Plan:
-    path: Path
-    format: str
-    mapping: CsvMapping | None
-    content_hash: str
-    size: int
-
-
 def import_settlement_file(
     uow: UnitOfWork,
     path: Path,
@@ -139,7 +95,7 @@ def import_settlement_file(
     on_read: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Import ``path`` (see the module docstring) as ``[settlement]`` says."""
-    plan = _plan(path, settings, file_format, mapping_name)
+    plan = plan_import(path, settings, file_format, mapping_name)
     known = uow.session.scalar(
         select(SettlementFile).where(SettlementFile.content_hash == plan.content_hash)
     )
@@ -147,7 +103,7 @@ def import_settlement_file(
         return _known(known, dry_run)
     uow.rollback()  # the lookup's transaction ends here: nothing is held while parsing
     if dry_run:
-        return _dry_run(plan, on_read)
+        return summarise_plan(plan, on_read)
     event = store_raw(uow, plan.path, plan.content_hash, plan.size, plan.format, settings)
     _discard_staged(uow, plan.content_hash)  # an import of this file that died midway
     try:
@@ -168,55 +124,6 @@ def import_settlement_file(
     return summary
 
 
-def summarise_settlement_file(
-    path: Path,
-    settings: SettlementSettings,
-    *,
-    file_format: str | None = None,
-    mapping_name: str | None = None,
-    on_read: Callable[[int], None] | None = None,
-) -> ImportSummary:
-    """What importing ``path`` would store, from the file alone: no database, nothing written
-    (``kassa settlement import --dry-run``). Whether it was imported before is not known here."""
-    return _dry_run(_plan(path, settings, file_format, mapping_name), on_read)
-
-
-def _dry_run(plan: _Plan, on_read: Callable[[int], None] | None) -> ImportSummary:
-    summary = _summary(plan, dry_run=True)
-    report = FileReport()
-    _tally(summary, _lines(plan, on_read, report))
-    _report(summary, report)
-    return summary
-
-
-def _plan(
-    path: Path, settings: SettlementSettings, file_format: str | None, mapping_name: str | None
-) -> _Plan:
-    with path.open("rb") as f:
-        head = f.read(1 << 16)
-        f.seek(0)
-        content_hash, size = sha256_of(f)
-    detected = detect_format(head)
-    if file_format and file_format != detected:
-        raise InvalidSettlementFile(f"{path.name} is {detected}, not {file_format}")
-    mapping = None
-    if detected == "csv":
-        mappings = csv_mappings(settings.csv_mappings)
-        if mapping_name is not None and mapping_name not in mappings:
-            raise InvalidSettlementFile(
-                f"no CSV mapping {mapping_name!r}: configured are {', '.join(mappings)}"
-            )
-        mapping = mappings[mapping_name] if mapping_name else choose_mapping(head, mappings)
-    return _Plan(path, detected, mapping, content_hash, size)
-
-
-def _summary(plan: _Plan, **extra: Any) -> ImportSummary:
-    mapping = plan.mapping.name if plan.mapping else None
-    return ImportSummary(
-        format=plan.format, content_hash=plan.content_hash, mapping=mapping, **extra
-    )
-
-
 def _known(known: SettlementFile, dry_run: bool) -> ImportSummary:
     return ImportSummary(
         format=known.format,
@@ -232,80 +139,6 @@ def _known(known: SettlementFile, dry_run: bool) -> ImportSummary:
         file_id=known.id,
         dry_run=dry_run,
     )
-
-
-def _lines(
-    plan: _Plan, on_read: Callable[[int], None] | None, report: FileReport
-) -> Iterator[SettlementLine]:
-    with plan.path.open("rb") as f:
-        if plan.mapping is not None:
-            for line in parse_csv(f, plan.mapping, on_read):
-                yield scrubbed(line)
-        else:
-            yield from parse_camt(f, on_read, report)  # masked as it reads them
-
-
-def _tally(summary: ImportSummary, lines: Iterable[SettlementLine]) -> None:
-    """Count and sum ``lines`` into ``summary`` (minor units, rendered at the end)."""
-    minor: dict[str, Counter[str]] = {}
-    for line in lines:
-        _count(summary, minor, line)
-    _render_sums(summary, minor)
-
-
-def _count(summary: ImportSummary, minor: dict[str, Counter[str]], line: SettlementLine) -> None:
-    summary.entries += 1
-    summary.pans_masked += line.pan_masked
-    minor.setdefault(line.currency, Counter())[line.indicator] += line.amount_minor
-
-
-def _render_sums(summary: ImportSummary, minor: dict[str, Counter[str]]) -> None:
-    summary.sums = _rendered(minor)
-
-
-def _rendered(minor: Mapping[str, Counter[str]]) -> dict[str, dict[str, str]]:
-    return {
-        currency: {
-            ind: Money(total, currency).to_decimal_string() for ind, total in sorted(c.items())
-        }
-        for currency, c in sorted(minor.items())
-    }
-
-
-def _report(summary: ImportSummary, report: FileReport) -> None:
-    """A camt file's statements and warnings into ``summary``; its sums are the booked entries."""
-    if summary.format == "csv":
-        return
-    booked: dict[str, Counter[str]] = {}
-    for statement in report.statements:
-        for currency, sums in statement.booked.items():
-            booked.setdefault(currency, Counter()).update(sums)
-    summary.sums = _rendered(booked)
-    # What the bank wrote (ids, found values, messages quoting them): masked like the lines.
-    summary.statements = [scrub_json(_statement_json(s)) for s in report.statements]
-    summary.warnings = [scrub_json(w.to_json()) for w in report.warnings]
-    summary.warning_counts = dict(sorted(report.counts.items()))
-
-
-def _statement_json(statement: StatementReport) -> dict[str, Any]:
-    return {
-        "position": statement.position,
-        "id": statement.statement_id,
-        "account": statement.account,
-        "entries": statement.entries,
-        "lines": statement.lines,
-        "pending": statement.pending,
-        "sums": _rendered(statement.booked),
-        "opening": _balance(statement.opening),
-        "closing": _balance(statement.closing),
-        "first_day": statement.first_day.isoformat() if statement.first_day else None,
-        "last_day": statement.last_day.isoformat() if statement.last_day else None,
-        "warnings": statement.warnings,
-    }
-
-
-def _balance(balance: tuple[Any, str] | None) -> str | None:
-    return None if balance is None else f"{balance[0]} {balance[1]}"
 
 
 def _discard_staged(uow: UnitOfWork, content_hash: str) -> None:
@@ -336,7 +169,7 @@ def _discard_staged(uow: UnitOfWork, content_hash: str) -> None:
 
 def _import(
     uow: UnitOfWork,
-    plan: _Plan,
+    plan: ImportPlan,
     event: InboundEvent,
     on_read: Callable[[int], None] | None,
 ) -> ImportSummary:
@@ -354,24 +187,24 @@ def _import(
     )
     uow.session.add(record)
     uow.commit()
-    summary = _summary(plan, file_id=record.id)
+    summary = summary_of(plan, file_id=record.id)
     minor: dict[str, Counter[str]] = {}
     identities = _Identities()
     report = FileReport()
     booked_later: list[tuple[SettlementLine, str]] = []
-    lines = _lines(plan, on_read, report)
+    lines = file_lines(plan, on_read, report)
     batches = 0
     while batch := list(islice(lines, BATCH_SIZE)):  # parsed before the transaction begins
         for line in batch:
-            _count(summary, minor, line)
+            count_line(summary, minor, line)
         pairs = [(line, identities.of(line)) for line in batch]
         booked_later += _write(uow, record, pairs, summary)
         uow.commit()
         batches += 1
         if batches in _ANALYSE_AFTER:
             _analyse_entries(uow)
-    _render_sums(summary, minor)
-    _report(summary, report)
+    render_sums(summary, minor)
+    add_report(summary, report)
     for line, key in booked_later:
         _book_pending(uow, record, line, key)
     _store_report(uow, record, summary)
@@ -587,9 +420,7 @@ def _row(record: SettlementFile, line: SettlementLine, key: str | None) -> dict[
 
 # A row's values in _ENTRY_COLUMNS order: the line's fields of the same names, then those that
 # come from the file's record or are written otherwise, set in place.
-_FROM_LINE = attrgetter(
-    *(c if c in SettlementLine.__dataclass_fields__ else "source" for c in _ENTRY_COLUMNS)
-)
+_FROM_LINE = attrgetter(*(c if c in SettlementLine._fields else "source" for c in _ENTRY_COLUMNS))
 _AT = {
     name: _ENTRY_COLUMNS.index(name)
     for name in ("file_id", "source", "identity", "location", "booked_on", "value_on")

@@ -1,0 +1,314 @@
+"""The texts of a camt ``TxDtls`` of the usual shape, for the reader's quick path.
+
+:func:`plain_elements` walks a detail's children once and finds the elements the quick path
+reads (each read element met once where one is read); :class:`DetailTexts` are their texts as
+written, which ``camt._Reader`` turns into a line. Walking the elements from Python costs as
+much as lxml's whole parse, so :class:`DetailShapes` learns the serialised shape of a detail
+walked (its tags in order, a place for each text read) as a regular expression: a later detail
+serialised in C (``etree.tostring``) that matches it has the same elements, and its texts are
+the groups. Anything the expression does not take (another tag, a text with an escaped
+character, an attribute more) is walked again.
+
+| text of (under ``TxDtls``)                   | DetailTexts field                         |
+|----------------------------------------------|-------------------------------------------|
+| ``Amt``, its ``@Ccy``                         | amount                                    |
+| ``CdtDbtInd``                                 | direction                                 |
+| ``AmtDtls/InstdAmt/Amt``, its ``@Ccy``         | gross                                     |
+| ``Chrgs/{TtlChrgsAndTaxAmt,Amt,Rcrd/Amt,Rcrd/ChrgInclInd}`` | charges                     |
+| each child of ``Refs``                        | refs (tag, text)                          |
+| each ``RmtInf/Ustrd``                         | remittance                                |
+| ``RmtInf/Strd/CdtrRefInf/Ref`` (the first)    | creditor                                  |
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeAlias
+
+from lxml import etree
+
+Element: TypeAlias = etree._Element
+Amount: TypeAlias = tuple[str | None, str | None]  # (text, @Ccy) as written
+
+
+class Tags:
+    """The namespaced tags the quick path compares, made once per file."""
+
+    def __init__(self, ns: str) -> None:
+        for name in (
+            "Amt", "CdtDbtInd", "Refs", "AmtDtls", "Chrgs", "RmtInf", "InstdAmt",
+            "TtlChrgsAndTaxAmt", "Rcrd", "ChrgInclInd", "Ustrd", "Strd", "CdtrRefInf", "Ref",
+            "EndToEndId", "AcctSvcrRef", "TxId", "InstrId", "TxDtls",
+        ):  # fmt: skip
+            setattr(self, name, f"{{{ns}}}{name}")
+
+    def __getattr__(self, name: str) -> str:  # for mypy: the names set above
+        raise AttributeError(name)
+
+
+class DetailTexts(NamedTuple):
+    """A detail's texts as written (not stripped), None where an element has none."""
+
+    amount: Amount
+    direction: str | None  # also None without CdtDbtInd
+    gross: Amount | None  # None without AmtDtls/InstdAmt
+    charges: tuple[Amount | None, Amount | None, Amount | None, str | None] | None  # no Chrgs
+    refs: tuple[tuple[str, str | None], ...]
+    remittance: tuple[str | None, ...] | None  # None without RmtInf
+    creditor: str | None
+
+
+class DetailElements(NamedTuple):
+    """The elements whose texts make :class:`DetailTexts`."""
+
+    amount: Element
+    direction: Element | None
+    gross: Element | None
+    charges: tuple[Element | None, Element | None, Element | None, Element | None] | None
+    refs: tuple[Element, ...]
+    remittance: tuple[Element, ...] | None
+    creditor: Element | None
+
+    def texts(self) -> DetailTexts:
+        charges = None
+        if self.charges is not None:
+            total, amount, record, flag = self.charges
+            charges = (_amount(total), _amount(amount), _amount(record), _text(flag))
+        return DetailTexts(
+            _amount(self.amount),  # type: ignore[arg-type]
+            _text(self.direction),
+            _amount(self.gross),
+            charges,
+            tuple((str(e.tag), e.text) for e in self.refs),
+            None if self.remittance is None else tuple(e.text for e in self.remittance),
+            _text(self.creditor),
+        )
+
+    def read(self) -> list[Element]:
+        """Every element whose text (or ``@Ccy``) is read."""
+        found = [self.amount, self.direction, self.gross, *self.refs, self.creditor]
+        found += [*(self.charges or ()), *(self.remittance or ())]
+        return [e for e in found if e is not None]
+
+
+def _amount(element: Element | None) -> Amount | None:
+    return None if element is None else (element.text, element.get("Ccy"))
+
+
+def _text(element: Element | None) -> str | None:
+    return None if element is None else element.text
+
+
+def plain_elements(tx: Element, t: Tags) -> DetailElements | None:
+    """The elements read from a detail of the usual shape; None for any other shape (a tag met
+    twice where one is read, no ``Amt``, an ``InstdAmt`` without or twice, a ``Chrgs`` element
+    twice, a ``Refs`` child twice)."""
+    amt = ind = refs = amt_dtls = chrgs = rmt = None
+    for child in tx:
+        tag = child.tag
+        if tag == t.Amt:
+            if amt is not None:
+                return None
+            amt = child
+        elif tag == t.CdtDbtInd:
+            if ind is not None:
+                return None
+            ind = child
+        elif tag == t.Refs:
+            if refs is not None:
+                return None
+            refs = child
+        elif tag == t.AmtDtls:
+            if amt_dtls is not None:
+                return None
+            amt_dtls = child
+        elif tag == t.Chrgs:
+            if chrgs is not None:
+                return None
+            chrgs = child
+        elif tag == t.RmtInf:
+            if rmt is not None:
+                return None
+            rmt = child
+    if amt is None:
+        return None
+    gross = None
+    if amt_dtls is not None:
+        for instructed in amt_dtls.iterchildren(t.InstdAmt):
+            if gross is not None:
+                return None  # several InstdAmt
+            gross = next(instructed.iterchildren(t.Amt), None)
+            if gross is None:
+                return None  # without an amount (the general reading looks at the next)
+    charges = None
+    if chrgs is not None:
+        charges = _charges(chrgs, t)
+        if charges is None:
+            return None
+    ids: dict[object, Element] = {}
+    for child in () if refs is None else refs:
+        if child.tag in ids:
+            return None
+        ids[child.tag] = child
+    ustrd = creditor = None
+    if rmt is not None:
+        ustrd = tuple(rmt.iterchildren(t.Ustrd))
+        creditor = next(rmt.iterfind(f"{t.Strd}/{t.CdtrRefInf}/{t.Ref}"), None)
+    return DetailElements(amt, ind, gross, charges, tuple(ids.values()), ustrd, creditor)
+
+
+def _charges(
+    chrgs: Element, t: Tags
+) -> tuple[Element | None, Element | None, Element | None, Element | None] | None:
+    """A detail's only ``Chrgs``: its total, its amount (.02), its record's first amount and
+    flag; None when one of the first three is there twice."""
+    total = amount = record = None
+    for child in chrgs:
+        tag = child.tag
+        if tag == t.TtlChrgsAndTaxAmt:
+            if total is not None:
+                return None
+            total = child
+        elif tag == t.Amt:
+            if amount is not None:
+                return None
+            amount = child
+        elif tag == t.Rcrd:
+            if record is not None:
+                return None
+            record = child
+    record_amt = flag = None
+    if record is not None:
+        record_amt = next(record.iterchildren(t.Amt), None)
+        flag = next(record.iterchildren(t.ChrgInclInd), None)
+    return total, amount, record_amt, flag
+
+
+# A serialised element's pieces: a start tag (name, attributes, "/" if empty), an end tag, text.
+_TOKEN = re.compile(r'<(/?)([^\s/>]+)((?:\s[^\s=]+="[^"]*")*)(/?)>|([^<]+)')
+_ATTRIBUTE = re.compile(r'\s([^\s=]+)="([^"]*)"')
+_READ_TEXT = "([^<&]*)"  # a text read: none with an escaped character (&amp;, &#13;, …)
+
+
+class _Shape:
+    """One serialised shape: its expression and how its groups make :class:`DetailTexts`."""
+
+    __slots__ = ("expression", "texts")
+
+    def __init__(self, expression: re.Pattern[str], texts: Callable[[tuple[Any, ...]], Any]):
+        self.expression, self.texts = expression, texts
+
+
+class DetailShapes:
+    """The shapes of details walked in one file, most recently matched first (a few: a file's
+    details are written from one template, an optional element or two apart)."""
+
+    LIMIT = 8
+
+    def __init__(self) -> None:
+        self.shapes: list[_Shape] = []
+
+    def read(self, tx: Element) -> DetailTexts | None:
+        """The texts of a detail of a known shape, from its serialisation; else None."""
+        if not self.shapes:
+            return None
+        text = etree.tostring(tx, encoding=str, with_tail=False)
+        for index, shape in enumerate(self.shapes):
+            found = shape.expression.fullmatch(text)
+            if found is not None:
+                if index:
+                    self.shapes.insert(0, self.shapes.pop(index))
+                texts: DetailTexts = shape.texts(found.groups())
+                return texts
+        return None
+
+    def learn(self, tx: Element, elements: DetailElements) -> None:
+        """Remember the shape of ``tx``, walked into ``elements`` (if there is room, and if each
+        element read is a leaf)."""
+        if len(self.shapes) >= self.LIMIT:
+            return
+        shape = _shape_of(tx, elements)
+        if shape is not None:
+            self.shapes.insert(0, shape)
+
+
+def _shape_of(tx: Element, elements: DetailElements) -> _Shape | None:
+    read = {id(e): e for e in elements.read()}
+    if any(len(e) for e in read.values()):
+        return None  # a text before a child: not the whole content
+    nodes = iter(tx.iter(etree.Element))
+    groups: dict[int, tuple[int, int | None]] = {}  # id(element) -> text group, Ccy group
+    parts: list[str] = []
+    count = 0
+    open_read: str | None = None  # the name of a read leaf whose end tag is still to come
+    for end, name, attributes, empty, _ in _TOKEN.findall(
+        etree.tostring(tx, encoding=str, with_tail=False)
+    ):
+        if not name:  # a text: any between two tags, a read leaf's in its group
+            continue
+        if end:
+            if open_read is not None:
+                if open_read != name:
+                    return None
+                open_read = None
+            else:
+                parts.append(f"</{re.escape(name)}>[^<]*")
+            continue
+        node = next(nodes, None)
+        if node is None or etree.QName(node).localname != name.rpartition(":")[2]:
+            return None  # the serialisation is not the tree as walked
+        pattern, ccy = [f"<{re.escape(name)}"], None
+        for attribute, value in _ATTRIBUTE.findall(attributes):
+            if id(node) in read and attribute == "Ccy":
+                count += 1
+                ccy = count
+                pattern.append(' Ccy="([^"&<]*)"')
+            elif attribute.startswith("xmlns"):  # a namespace: as in the shape learnt
+                pattern.append(re.escape(f' {attribute}="{value}"'))
+            else:
+                pattern.append(f' {re.escape(attribute)}="[^"]*"')
+        if id(node) in read:
+            count += 1
+            groups[id(node)] = (count, ccy)
+            end_tag = f"</{re.escape(name)}>"
+            parts.append("".join(pattern) + f"(?:/>|>{_READ_TEXT}{end_tag})[^<]*")
+            if not empty:
+                open_read = name
+            continue
+        parts.append("".join(pattern) + ("/>[^<]*" if empty else ">[^<]*"))
+    if open_read is not None or next(nodes, None) is not None:
+        return None
+    return _Shape(re.compile("".join(parts)), _assembler(elements, groups))
+
+
+def _assembler(
+    elements: DetailElements, groups: dict[int, tuple[int, int | None]]
+) -> Callable[[tuple[Any, ...]], DetailTexts]:
+    """How a match's groups (1-based, as ``groups``) make the detail's texts: one expression,
+    made once per shape, of group indices only (the file's tags are passed, never written in)."""
+
+    def text(element: Element | None) -> str:
+        return "None" if element is None else f"g[{groups[id(element)][0] - 1}]"
+
+    def amount(element: Element | None) -> str:
+        if element is None:
+            return "None"
+        at, ccy = groups[id(element)]
+        return f"(g[{at - 1}], {'None' if ccy is None else f'g[{ccy - 1}]'})"
+
+    charges = "None"
+    if elements.charges is not None:
+        total, other, record, flag = elements.charges
+        charges = f"({amount(total)}, {amount(other)}, {amount(record)}, {text(flag)})"
+    refs = "".join(f"(tags[{i}], {text(e)}), " for i, e in enumerate(elements.refs))
+    remittance = "None"
+    if elements.remittance is not None:
+        remittance = "(" + "".join(f"{text(e)}, " for e in elements.remittance) + ")"
+    source = (
+        f"lambda g: DetailTexts({amount(elements.amount)}, {text(elements.direction)},"
+        f" {amount(elements.gross)}, {charges}, ({refs}), {remittance}, {text(elements.creditor)})"
+    )
+    names = {"DetailTexts": DetailTexts, "tags": tuple(str(e.tag) for e in elements.refs)}
+    made: Callable[[tuple[Any, ...]], DetailTexts] = eval(source, names)  # noqa: S307
+    return made
