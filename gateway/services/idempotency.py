@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import IdempotencyRecord, utcnow
+from gateway.domain.card_data import scrub_card_numbers
 from gateway.errors import IdempotencyKeyReused, IdempotencyRequestInProgress, InvalidInput
 
 MAX_KEY_LENGTH = 255
@@ -41,6 +42,14 @@ def check_key(key: str) -> str:
     return key
 
 
+def stored_key(key: str) -> str:
+    """The key as stored: a key holding a card number is kept as its SHA-256 (a full card
+    number is never stored, whatever a client puts in a header), any other as sent."""
+    if scrub_card_numbers(key) == key:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
 def run_once(
     db: Database,
     scope: str,
@@ -49,6 +58,7 @@ def run_once(
     action: Callable[[UnitOfWork], tuple[int, dict[str, Any]]],
 ) -> Outcome:
     """Run ``action`` once per (scope, key); later calls get the stored response back."""
+    key = stored_key(key)
     try:
         with db.unit_of_work() as uow:
             stored = _stored(uow, scope, key, fingerprint)
