@@ -161,6 +161,17 @@ def test_a_pending_payment_paid_in_full_is_written_alike(
     assert [(t, s) for t, s, _ in rows["deliveries"]] == [("payment.paid", "pending")]
 
 
+def test_the_hooks_ask_nothing_the_statement_read(pg: Database, statements: list[str]) -> None:
+    """The move's after-change hooks read the merchant's thresholds and the store's opening
+    hours from the one statement: they select neither again."""
+    payment = new_payment(pg)
+    statements.clear()
+    assert apply(pg, "evt_once", paid_event(payment), general=False) == "processed"
+    assert FAST in statements[0]
+    again = [s for s in statements[1:] if "FROM merchants" in s or "FROM stores" in s]
+    assert again == []
+
+
 def test_a_wrong_amount_is_flagged_alike(pg: Database, statements: list[str]) -> None:
     rows = both(pg, statements, "short", amount="12.00")
     assert rows["payment"][0] == "pending" and "12.00 EUR paid" in rows["payment"][6]
@@ -210,4 +221,9 @@ def test_an_unknown_reference_is_unmatched_on_either_path(
     assert apply(pg, "evt_nobody_fast", body, general=False) == "unmatched"
     assert any(FAST in s for s in statements)
     assert apply(pg, "evt_nobody_general", body, general=True) == "unmatched"
-    assert written(pg, payment, "evt_nobody_fast")["payment"][0] == "pending"
+    fast, general = (
+        written(pg, payment, "evt_nobody_fast"),
+        written(pg, payment, "evt_nobody_general"),
+    )
+    assert fast == general and fast["event"][0][3] == "unmatched"
+    assert fast["payment"][0] == "pending"

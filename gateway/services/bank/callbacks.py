@@ -48,7 +48,6 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    func,
     insert,
     literal_column,
     select,
@@ -58,7 +57,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, load_only
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from gateway.adapters import metrics
@@ -478,7 +477,10 @@ class BankPayment:
 
 
 def _payment_succeeded(uow: UnitOfWork, data: dict[str, Any], event_id: int) -> EventStatus:
-    paid = BankPayment.parse(data)
+    return _apply_payment(uow, BankPayment.parse(data), event_id)
+
+
+def _apply_payment(uow: UnitOfWork, paid: BankPayment, event_id: int) -> EventStatus:
     payment = qr_payments.payment_by_reference(uow, paid.reference)
     if payment is None:
         return EventStatus.UNMATCHED
@@ -507,9 +509,10 @@ def _store_and_apply_payment(
     """``payment.succeeded`` on PostgreSQL in one statement (:func:`_insert_and_move`): store
     the raw event, and if it is new and its payment is ``pending`` for exactly this amount
     (the common case), move the payment to ``paid`` with its history row, as
-    :func:`qr_payments.record_bank_payment` would; else lock the payment for that general
-    path. A duplicate inserts, moves and locks nothing. Then the move's after-change hooks,
-    as :func:`lifecycle.move_payment` runs them. None: the general path must do it (nothing
+    :func:`qr_payments.record_bank_payment` would, then run the move's after-change hooks as
+    :func:`lifecycle.move_payment` does. Any other case (another status or amount, no such
+    payment) takes the general path for the stored event, which locks the payment. A
+    duplicate inserts and moves nothing. None: the general path must do it (nothing
     was sent). Only in a unit of work that holds no objects yet: the statement's rows are
     the database's, and an object the caller holds would not be refreshed by them."""
     paid = BankPayment.parse(envelope.data)  # invalid: nothing stored here (see _receive)
@@ -534,19 +537,17 @@ def _store_and_apply_payment(
     ).first()
     if row is None:
         return EventStatus.DUPLICATE
-    event_id, moved, locked, merchant, store, endpoints = row
-    payment = moved or locked
-    if payment is None:
-        _set_status(uow, event_id, EventStatus.UNMATCHED, None)
-        return EventStatus.UNMATCHED
+    event_id, payment, merchant, store, endpoints = row
+    if payment is None:  # not moved: the general path, under the payment's lock
+        status = _apply_payment(uow, paid, event_id)
+        if status != EventStatus.PROCESSED:  # stored as processed, as the general path does
+            _set_status(uow, event_id, status, None)
+        return status
     # As qr_payments.payment_by_reference: what the move's after-change hooks would ask again.
     uow.keep(merchant, store)
     if not endpoints:
         outbox.note_none_active(uow, payment.merchant_id)
-    if moved is None:
-        _record_bank_payment(uow, payment, paid, event_id)
-    else:
-        lifecycle.after_written_move(uow, payment, PaymentStatus.PENDING, PaymentStatus.PAID)
+    lifecycle.after_written_move(uow, payment, PaymentStatus.PENDING, PaymentStatus.PAID)
     return EventStatus.PROCESSED
 
 
@@ -591,15 +592,15 @@ def _insert_and_move() -> Any:
         moved AS (UPDATE payments SET paid … WHERE reference AND status 'pending' AND the
                   amount and currency AND EXISTS (SELECT FROM event) RETURNING payments.*),
         history AS (INSERT INTO payment_events SELECT … FROM moved, event)
-        SELECT event.id, moved.*, locked.*, merchant, store, any active endpoint
-        FROM event LEFT JOIN moved LEFT JOIN LATERAL (the payment FOR UPDATE, only if
-        nothing moved) locked …
+        SELECT event.id, moved.*, its merchant's thresholds, its store's opening hours,
+               whether the merchant has an active webhook endpoint
+        FROM event LEFT JOIN moved …
 
-    No row: a duplicate (nothing moved, nothing locked). A row with ``moved``: the payment as
-    now stored. With ``locked`` instead: the payment, locked, for the general path (another
-    status or amount). Neither: nothing has that reference. A payment changed meanwhile by
-    another transaction is waited for and its new row checked again (READ COMMITTED), as the
-    general path's lock would."""
+    No row: a duplicate (nothing moved). A row without a payment: the event is stored and
+    nothing moved (another status or amount, or no such payment). Else the payment as now
+    stored. A payment that another transaction changes meanwhile is waited for and its new
+    row checked again (READ COMMITTED), as the general path's lock would wait; kept short
+    (under psycopg's 4 KiB, so that its parsed form is cached)."""
     event = _insert_statement("postgresql").cte("event")
     payments = cast(Table, Payment.__table__)
     moved = (
@@ -645,33 +646,26 @@ def _insert_and_move() -> Any:
         .returning(history_table.c.id)
         .cte("history")
     )
-    locked = (
-        select(Payment)
-        .where(
-            Payment.reference == bindparam("paid_reference"),
-            ~select(moved.c.id).exists(),
-        )
-        .with_for_update()
-        .lateral("locked")
-    )
-    moved_payment = aliased(Payment, moved)
-    locked_payment = aliased(Payment, locked)
-    merchant_id = func.coalesce(moved.c.merchant_id, locked.c.merchant_id)
-    store_id = func.coalesce(moved.c.store_id, locked.c.store_id)
+    payment = aliased(Payment, moved)
+    merchant, store = aliased(Merchant), aliased(Store)
     return (
         select(
             event.c.id,
-            moved_payment,
-            locked_payment,
-            Merchant,
-            Store,
-            outbox.any_active(merchant_id),
+            payment,
+            # What the move's after-change hooks read (its thresholds, its opening hours); a
+            # column they did not load is read when asked for, as a deferred one.
+            merchant,
+            store,
+            outbox.any_active(payment.merchant_id),
         )
         .select_from(event)
         .outerjoin(moved, true())
-        .outerjoin(locked, true())
-        .outerjoin(Merchant, Merchant.id == merchant_id)
-        .outerjoin(Store, Store.id == store_id)
+        .outerjoin(merchant, merchant.id == payment.merchant_id)
+        .outerjoin(store, store.id == payment.store_id)
+        .options(
+            load_only(merchant.monitoring_thresholds),
+            load_only(store.opening_hours, store.timezone),
+        )
         .add_cte(history)  # nobody reads it: named so that it is sent (PostgreSQL runs it)
     )
 
