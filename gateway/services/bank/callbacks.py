@@ -41,12 +41,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, true, update
+from sqlalchemy import (
+    JSON,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    literal_column,
+    select,
+    true,
+    update,
+)
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, load_only
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from gateway.adapters import metrics
@@ -58,14 +69,16 @@ from gateway.adapters.models import (
     Job,
     Merchant,
     Payment,
+    PaymentEvent,
     Store,
     utcnow,
 )
 from gateway.domain.card_data import scrub_bytes, scrub_card_numbers
 from gateway.domain.money import Money
+from gateway.domain.payment import PaymentStatus
 from gateway.errors import ConfigurationError, InvalidInput, NotFound, Unauthorised
 from gateway.services import jobs
-from gateway.services.payments import qr_payments, refunds
+from gateway.services.payments import lifecycle, qr_payments, refunds
 from gateway.services.webhooks import outbox
 
 log = logging.getLogger(__name__)
@@ -255,8 +268,20 @@ def _store_and_apply(
     if envelope.problem:
         raise InvalidInput(envelope.problem)
     handler = HANDLERS.get(envelope.kind or "")
-    if handler is _payment_succeeded and uow.session.connection().dialect.name == "postgresql":
-        return _store_and_apply_payment(uow, callback, envelope)
+    if (
+        handler is _payment_succeeded
+        and uow.session.connection().dialect.name == "postgresql"
+        and not uow.session.identity_map  # a caller's objects could go stale (see below)
+    ):
+        status = _store_and_apply_payment(uow, callback, envelope)
+        if status is not None:
+            return status
+    return _store_and_apply_general(uow, callback, envelope, handler)
+
+
+def _store_and_apply_general(
+    uow: UnitOfWork, callback: VerifiedCallback, envelope: Envelope, handler: Handler | None
+) -> EventStatus:
     # Stored with the outcome it will most likely have, so the common case needs no UPDATE;
     # nobody sees the row before this transaction commits it with its real outcome.
     guess = EventStatus.PROCESSED if handler else EventStatus.UNKNOWN_TYPE
@@ -452,7 +477,10 @@ class BankPayment:
 
 
 def _payment_succeeded(uow: UnitOfWork, data: dict[str, Any], event_id: int) -> EventStatus:
-    paid = BankPayment.parse(data)
+    return _apply_payment(uow, BankPayment.parse(data), event_id)
+
+
+def _apply_payment(uow: UnitOfWork, paid: BankPayment, event_id: int) -> EventStatus:
     payment = qr_payments.payment_by_reference(uow, paid.reference)
     if payment is None:
         return EventStatus.UNMATCHED
@@ -471,62 +499,174 @@ def _record_bank_payment(
         bank_payment_id=paid.bank_payment_id,
         paid_at=paid.paid_at,
         actor=ACTOR,
-        detail={
-            "bank_payment_id": paid.bank_payment_id,
-            "amount": paid.money.to_decimal_string(),
-            "currency": paid.money.currency,
-            "wallet": paid.wallet,
-            "inbound_event_id": event_id,
-        },
+        detail=_callback_detail(paid, event_id),
     )
 
 
 def _store_and_apply_payment(
     uow: UnitOfWork, callback: VerifiedCallback, envelope: Envelope
-) -> EventStatus:
-    """``payment.succeeded`` on PostgreSQL: the raw event's INSERT and the payment's row lock
-    are one statement (:func:`_insert_and_lock`), one round trip fewer than
-    :func:`_store_and_apply`'s, with the same outcomes: a duplicate inserts nothing and locks
-    nothing; a new event locks its payment, if there is one, until the transaction ends."""
+) -> EventStatus | None:
+    """``payment.succeeded`` on PostgreSQL in one statement (:func:`_insert_and_move`): store
+    the raw event, and if it is new and its payment is ``pending`` for exactly this amount
+    (the common case), move the payment to ``paid`` with its history row, as
+    :func:`qr_payments.record_bank_payment` would, then run the move's after-change hooks as
+    :func:`lifecycle.move_payment` does. Any other case (another status or amount, no such
+    payment) takes the general path for the stored event, which locks the payment. A
+    duplicate inserts and moves nothing. None: the general path must do it (nothing
+    was sent). Only in a unit of work that holds no objects yet: the statement's rows are
+    the database's, and an object the caller holds would not be refreshed by them."""
     paid = BankPayment.parse(envelope.data)  # invalid: nothing stored here (see _receive)
+    detail = _history_detail(uow, paid)
+    if detail is None:
+        return None  # the general path, then
     values = _event_values(callback, envelope, EventStatus.PROCESSED, None)
-    row = uow.session.execute(_insert_and_lock(), {**values, "reference": paid.reference}).first()
+    now = values["received_at"]
+    row = uow.session.execute(
+        _insert_and_move(),
+        {
+            **values,
+            "paid_reference": paid.reference,
+            "paid_minor": paid.money.minor,
+            "paid_currency": paid.money.currency,
+            "new_bank_payment_id": paid.bank_payment_id,
+            "new_paid_at": paid.paid_at,
+            "now": now,
+            "detail_before_id": detail[0],
+            "detail_after_id": detail[1],
+        },
+    ).first()
     if row is None:
         return EventStatus.DUPLICATE
     event_id, payment, merchant, store, endpoints = row
-    if payment is None:
-        _set_status(uow, event_id, EventStatus.UNMATCHED, None)
-        return EventStatus.UNMATCHED
+    if payment is None:  # not moved: the general path, under the payment's lock
+        status = _apply_payment(uow, paid, event_id)
+        if status != EventStatus.PROCESSED:  # stored as processed, as the general path does
+            _set_status(uow, event_id, status, None)
+        return status
     # As qr_payments.payment_by_reference: what the move's after-change hooks would ask again.
     uow.keep(merchant, store)
     if not endpoints:
         outbox.note_none_active(uow, payment.merchant_id)
-    _record_bank_payment(uow, payment, paid, event_id)
+    lifecycle.after_written_move(uow, payment, PaymentStatus.PENDING, PaymentStatus.PAID)
     return EventStatus.PROCESSED
 
 
-@lru_cache(maxsize=1)
-def _insert_and_lock() -> Any:
-    """``WITH event AS (INSERT … ON CONFLICT DO NOTHING RETURNING id) SELECT event.id, the
-    payment (locked FOR UPDATE in a LATERAL subquery, so only a new event locks it), its
-    merchant and store, and whether the merchant has an active webhook endpoint``.
+# The history row's detail names the raw event, whose id the statement only learns as it runs:
+# the detail's JSON text is cut where that id goes and joined around it in SQL.
+_ID_MARK = -7_319_000_001
 
-    No row: a duplicate. A row without a payment: nothing has that reference. PostgreSQL
-    only (SQLite has no INSERT in a WITH)."""
-    event = _insert_statement("postgresql").cte("event")
-    locked = (
-        select(Payment)
-        .where(Payment.reference == bindparam("reference"))
-        .with_for_update()
-        .lateral("locked")
+
+def _history_detail(uow: UnitOfWork, paid: BankPayment) -> tuple[str, str] | None:
+    """The JSON text of the history row's detail before and after the event's id, exactly as
+    the general path's bound ``detail`` would be serialised; None if it cannot be cut."""
+    taken = qr_payments.bank_payment_detail(
+        _callback_detail(paid, _ID_MARK), paid.money, paid.bank_payment_id, paid.paid_at
     )
-    payment = aliased(Payment, locked)
+    detail = lifecycle.history_entry("", "paid", None, "", ACTOR, taken)["detail"]
+    serialise = uow.session.get_bind().dialect._json_serializer or json.dumps  # type: ignore[attr-defined]
+    text: str = serialise(detail)
+    mark = f'"inbound_event_id": {_ID_MARK}'
+    if text.count(mark) != 1 or detail.get("inbound_event_id") != _ID_MARK:
+        return None
+    before, _, after = text.partition(mark)
+    return before + '"inbound_event_id": ', after
+
+
+def _callback_detail(paid: BankPayment, event_id: int) -> dict[str, Any]:
+    """What the payment's history says of the bank's payment (before
+    :func:`qr_payments.bank_payment_detail` adds to it)."""
+    return {
+        "bank_payment_id": paid.bank_payment_id,
+        "amount": paid.money.to_decimal_string(),
+        "currency": paid.money.currency,
+        "wallet": paid.wallet,
+        "inbound_event_id": event_id,
+    }
+
+
+@lru_cache(maxsize=1)
+def _insert_and_move() -> Any:
+    """One statement (PostgreSQL; SQLite has no INSERT or UPDATE in a WITH)::
+
+        WITH event AS (INSERT the raw event ON CONFLICT DO NOTHING RETURNING id),
+        moved AS (UPDATE payments SET paid … WHERE reference AND status 'pending' AND the
+                  amount and currency AND EXISTS (SELECT FROM event) RETURNING payments.*),
+        history AS (INSERT INTO payment_events SELECT … FROM moved, event)
+        SELECT event.id, moved.*, its merchant's thresholds, its store's opening hours,
+               whether the merchant has an active webhook endpoint
+        FROM event LEFT JOIN moved …
+
+    No row: a duplicate (nothing moved). A row without a payment: the event is stored and
+    nothing moved (another status or amount, or no such payment). Else the payment as now
+    stored. A payment that another transaction changes meanwhile is waited for and its new
+    row checked again (READ COMMITTED), as the general path's lock would wait; kept short
+    (under psycopg's 4 KiB, so that its parsed form is cached)."""
+    event = _insert_statement("postgresql").cte("event")
+    payments = cast(Table, Payment.__table__)
+    moved = (
+        update(payments)
+        .where(
+            payments.c.reference == bindparam("paid_reference", type_=payments.c.reference.type),
+            payments.c.status == literal_column(f"'{PaymentStatus.PENDING.value}'"),
+            payments.c.amount_minor == bindparam("paid_minor", type_=payments.c.amount_minor.type),
+            payments.c.currency == bindparam("paid_currency", type_=payments.c.currency.type),
+            select(event.c.id).exists(),  # a duplicate (no event inserted) moves nothing
+        )
+        .values(
+            status=literal_column(f"'{PaymentStatus.PAID.value}'"),
+            bank_payment_id=bindparam("new_bank_payment_id", type_=payments.c.bank_payment_id.type),
+            paid_at=bindparam("new_paid_at", type_=payments.c.paid_at.type),
+            updated_at=bindparam("now", type_=payments.c.updated_at.type),
+            version=payments.c.version + literal_column("1"),
+        )
+        .returning(*payments.c)
+        .cte("moved")
+    )
+    history_table = cast(Table, PaymentEvent.__table__)
+    detail = cast_(
+        bindparam("detail_before_id", type_=Text)
+        + cast_(event.c.id, Text)
+        + bindparam("detail_after_id", type_=Text),
+        JSON,
+    )
+    history = (
+        insert(history_table)
+        .from_select(
+            list(lifecycle.HISTORY_COLUMNS),
+            select(
+                moved.c.id,
+                literal_column("'paid'"),
+                literal_column(f"'{PaymentStatus.PENDING.value}'"),
+                literal_column(f"'{PaymentStatus.PAID.value}'"),
+                literal_column(f"'{ACTOR}'"),
+                detail,
+                bindparam("now", type_=history_table.c.created_at.type),
+            ).select_from(moved.join(event, true())),
+        )
+        .returning(history_table.c.id)
+        .cte("history")
+    )
+    payment = aliased(Payment, moved)
+    merchant, store = aliased(Merchant), aliased(Store)
     return (
-        select(event.c.id, payment, Merchant, Store, outbox.any_active(payment.merchant_id))
+        select(
+            event.c.id,
+            payment,
+            # What the move's after-change hooks read (its thresholds, its opening hours); a
+            # column they did not load is read when asked for, as a deferred one.
+            merchant,
+            store,
+            outbox.any_active(payment.merchant_id),
+        )
         .select_from(event)
-        .outerjoin(locked, true())
-        .outerjoin(Merchant, Merchant.id == payment.merchant_id)
-        .outerjoin(Store, Store.id == payment.store_id)
+        .outerjoin(moved, true())
+        .outerjoin(merchant, merchant.id == payment.merchant_id)
+        .outerjoin(store, store.id == payment.store_id)
+        .options(
+            load_only(merchant.monitoring_thresholds),
+            load_only(store.opening_hours, store.timezone),
+        )
+        .add_cte(history)  # nobody reads it: named so that it is sent (PostgreSQL runs it)
     )
 
 

@@ -40,6 +40,8 @@ def for_merchant(uow: UnitOfWork, merchant_id: int) -> Thresholds:
     """The defaults with the merchant's own values over them."""
     merchant = uow.session.get(Merchant, merchant_id)
     own = (merchant.monitoring_thresholds if merchant else None) or {}
+    if not own:
+        return _defaults  # frozen: shared as it is, not copied (each payment's move asks)
     try:
         return _defaults.with_overrides(own)
     except InvalidInput:

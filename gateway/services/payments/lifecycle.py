@@ -154,6 +154,33 @@ def move_payment(
     _after_move(uow, payment, before, target)
 
 
+def after_written_move(
+    uow: UnitOfWork, payment: Payment, before: str, target: PaymentStatus
+) -> None:
+    """What :func:`move_payment` does after writing, for a move the caller wrote itself in
+    one statement with its history row (a bank callback's ``payment.succeeded`` on
+    PostgreSQL): ``payment`` as now stored, ``before`` its status until then. The caller's
+    statement must write exactly what :func:`move_payment` would (its tests compare them)."""
+    about_payment(payment.id)
+    check_transition(before, target)
+    _after_move(uow, payment, before, target)
+
+
+def history_entry(
+    payment_id: str, kind: str, before: str | None, after: str, actor: str, detail: dict[str, Any]
+) -> dict[str, Any]:
+    """One row of a payment's history, as column values (its detail scrubbed of card numbers)."""
+    return {
+        "payment_id": payment_id,
+        "kind": kind,
+        "from_status": before,
+        "to_status": after,
+        "actor": actor,
+        "detail": scrub_json(detail),  # a bank's or terminal's text may hold a card number
+        "created_at": utcnow(),
+    }
+
+
 def _write_move(uow: UnitOfWork, payment: Payment, entry: dict[str, Any]) -> bool:
     """Write the payment's changed columns as one UPDATE guarded by its version, and its
     history ``entry``; False (nothing written) if the ORM's flush must do it.
@@ -197,7 +224,7 @@ def _write_move(uow: UnitOfWork, payment: Payment, entry: dict[str, Any]) -> boo
 
 
 _PAYMENT_COLUMNS = frozenset(column.key for column in inspect(Payment).column_attrs)
-_HISTORY_COLUMNS = (
+HISTORY_COLUMNS = (
     "payment_id",
     "kind",
     "from_status",
@@ -238,10 +265,10 @@ def _move_with_history(keys: tuple[str, ...]) -> Any:
     return (
         insert(table)
         .from_select(
-            list(_HISTORY_COLUMNS),
+            list(HISTORY_COLUMNS),
             select(
                 moved.c.id,
-                *(bindparam(f"entry_{n}", type_=table.c[n].type) for n in _HISTORY_COLUMNS[1:]),
+                *(bindparam(f"entry_{n}", type_=table.c[n].type) for n in HISTORY_COLUMNS[1:]),
             ),
         )
         .returning(table.c.id)
@@ -252,7 +279,7 @@ def _move_with_history(keys: tuple[str, ...]) -> Any:
 def _history_insert() -> Any:
     """Built once: a statement with bound parameters compiles once and is then reused."""
     table = cast(Table, PaymentEvent.__table__)
-    return insert(table).values({n: bindparam(n, type_=table.c[n].type) for n in _HISTORY_COLUMNS})
+    return insert(table).values({n: bindparam(n, type_=table.c[n].type) for n in HISTORY_COLUMNS})
 
 
 def _conflict(uow: UnitOfWork) -> NoReturn:
@@ -414,12 +441,4 @@ def _entry(
     detail: dict[str, Any],
 ) -> dict[str, Any]:
     """One row of the payment's history, as column values."""
-    return {
-        "payment_id": payment.id,
-        "kind": kind,
-        "from_status": before,
-        "to_status": after,
-        "actor": actor,
-        "detail": scrub_json(detail),  # a bank's or terminal's text may hold a card number
-        "created_at": utcnow(),
-    }
+    return history_entry(payment.id, kind, before, after, actor, detail)

@@ -188,6 +188,20 @@ def _lock_by_reference() -> Any:
     )
 
 
+def bank_payment_detail(
+    detail: dict[str, Any], money: Money, bank_payment_id: str, paid_at: datetime
+) -> dict[str, Any]:
+    """``detail`` with what the bank took, for the payment's history: a manager's answer needs
+    it if the bank's word is flagged instead of applied (gateway.services.payments.attention)."""
+    return {
+        **detail,
+        "bank_payment_id": bank_payment_id,
+        "amount": money.to_decimal_string(),
+        "currency": money.currency,
+        "paid_at": paid_at.isoformat(),
+    }
+
+
 def record_bank_payment(
     uow: UnitOfWork,
     payment: Payment,
@@ -205,15 +219,7 @@ def record_bank_payment(
     nothing, so the callback may be delivered any number of times.
     """
     expected = Money(payment.amount_minor, payment.currency)
-    # What the bank took, for a manager's answer if its word is flagged instead of applied
-    # (gateway.services.payments.attention).
-    detail = {
-        **detail,
-        "bank_payment_id": bank_payment_id,
-        "amount": money.to_decimal_string(),
-        "currency": money.currency,
-        "paid_at": paid_at.isoformat(),
-    }
+    detail = bank_payment_detail(detail, money, bank_payment_id, paid_at)
     if payment.status in PAID_STATES:
         if payment.bank_payment_id in (None, bank_payment_id):
             payment.bank_payment_id = bank_payment_id
