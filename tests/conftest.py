@@ -231,12 +231,17 @@ def card_numbers_left(
 
 
 @pytest.fixture(autouse=True)
-def nobody_acting() -> None:
-    """Each test starts as a fresh process does: no person acting, the CLI as the source. A
-    portal request through Flask's test client signs its person into the thread's context, and
-    the next test in the same worker would otherwise audit as them."""
+def fresh_process_state() -> None:
+    """Each test starts with the process-wide state a fresh process has:
+    - nobody acting, the CLI as the audit source: a portal request through Flask's test client
+      signs its person into the thread's context, and the next test in the same worker would
+      otherwise audit as them;
+    - the test MFA key: a test that builds an app or runs a command with another ``mfa_key``
+      re-keys the process, and a later test in the worker then failed to unseal the demo's
+      TOTP secrets ("mfa_key changed"), by the order the tests happened to run in."""
     audit_context.set_process_source("cli")
     audit_context.set_acting(None)
+    mfa.configure(TEST_MFA_KEY)
 
 
 @pytest.fixture(scope="session")
