@@ -57,10 +57,17 @@ class Device:
         self._thread.start()
         return self
 
+    stop_wait = 5.0  # seconds stop() and unplug() wait for the device's thread to end
+    closes_its_line_as_it_ends = False  # a pty's raw fds: see PtyDevice._thread_ended
+
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
-        self._close()
+        self._thread.join(self.stop_wait)
+        if not (self._thread.is_alive() and self.closes_its_line_as_it_ends):
+            self._close()
+        # else the thread closes its line itself as it ends (_thread_ended): a number closed
+        # while it still reads and writes it is handed to the next open (another test's pty,
+        # a socket), and the late thread then takes that line's bytes
 
     def __enter__(self) -> Self:
         return self.start()
@@ -78,6 +85,11 @@ class Device:
         except OSError as exc:
             if not (self.stopping or self.unplugged):  # else: unplugged or stopped, as asked
                 log.warning("%s stopped on a line error: %s", type(self).__name__, exc)
+        finally:
+            self._thread_ended()
+
+    def _thread_ended(self) -> None:
+        """The device's thread is ending: close what stop() or unplug() left to it."""
 
     def serve(self) -> None:  # pragma: no cover - subclasses implement it
         raise NotImplementedError
@@ -136,6 +148,8 @@ class Device:
 class PtyDevice(Device):
     """A device on the master end of a pty."""
 
+    closes_its_line_as_it_ends = True
+
     def __init__(self, baudrate: int | None = 9600, seed: int = 0) -> None:
         super().__init__(baudrate, seed)
         self._fd_lock = threading.Lock()
@@ -170,8 +184,16 @@ class PtyDevice(Device):
         self.unplugged = True
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(5)
-        self._close_fd("_master")
+            self._thread.join(self.stop_wait)
+        if not self._thread.is_alive():
+            self._close_fd("_master")
+        # else the thread closes it as it ends (_thread_ended)
+
+    def _thread_ended(self) -> None:
+        if self.stopping:  # stop() or unplug() asked, and may have stopped waiting for it
+            self._close_fd("_master")
+            if not self.unplugged:
+                self._close_fd("_slave")
 
     def byte_time(self, count: int) -> float:
         return count * 10 / self.baudrate if self.baudrate else 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import threading
 
 from drivers.simulators.pn532 import Pn532Simulator
 
@@ -43,3 +44,33 @@ def test_an_unplugged_device_fails_the_driver_and_its_thread_has_ended() -> None
             assert not data
         finally:
             os.close(slave)
+
+
+class _Busy(Pn532Simulator):
+    """A device whose thread goes on using its line after it was asked to stop (as the ZVT
+    simulator does while it resends a frame nobody acknowledges)."""
+
+    stop_wait = 0.05
+
+    def __init__(self) -> None:
+        super().__init__(baudrate=None)
+        self.release = threading.Event()
+
+    def serve(self) -> None:
+        while not self.release.is_set():
+            self.recv(1, 0.01)
+
+
+def test_a_line_still_in_use_is_closed_by_its_thread_not_under_it() -> None:
+    """stop() gave up waiting after 5 s and closed the pty anyway; the next test's pty got the
+    same numbers and the late thread read the bytes meant for it (a PN532 that never heard
+    GetFirmwareVersion behind the RFC 2217 server, in CI)."""
+    device = _Busy().start()
+    master = device._master
+    device.stop()  # the thread is still in serve()
+    assert device._thread.is_alive()
+    os.fstat(master)  # still open: nobody else can be handed this number yet
+    device.release.set()
+    device._thread.join(5)
+    assert not device._thread.is_alive()
+    assert device._master == device._slave == -1  # the thread closed them as it ended
