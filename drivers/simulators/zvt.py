@@ -78,13 +78,17 @@ class Booking:
 
 
 class _Lost(Exception):
-    """The ECR stopped acknowledging: finish alone, as a real terminal would."""
+    """The ECR stopped acknowledging (finish alone, as a real terminal would), or the
+    device was asked to stop."""
 
 
 class _TerminalLink(SerialLink):
     def __init__(self, device: ZvtSimulator) -> None:
         super().__init__(
-            device.recv, device.send, LinkTimings(t2=device.ack_timeout), device.drain_input
+            device.read_until_stopped,
+            device.send,
+            LinkTimings(t2=device.ack_timeout),
+            device.drain_input,
         )
         self.device = device
 
@@ -160,6 +164,16 @@ class _Terminal(Device):
         self.silent_at, self.silent = None, True
         return True
 
+    def read_until_stopped(self, size: int, timeout: float) -> bytes:
+        """What the link reads: :meth:`recv` in short waits that end once the device is asked
+        to stop. A frame nobody acknowledges is resent for 3 × T2 (§3.5), which kept the
+        thread (and so stop()) busy for seconds after stop() was asked."""
+        if self.stopping:
+            raise _Lost
+        return self.recv(size, min(timeout, self.STOP_POLL))
+
+    STOP_POLL = 0.05  # seconds a read waits before it looks at stop() again
+
     def drain_input(self) -> None:
         """Drop what the ECR has sent and nobody read yet."""
         try:
@@ -183,7 +197,10 @@ class _Terminal(Device):
                 self._backlog.clear()
                 self._deaf_since_silence = False
             link.timings = LinkTimings(t2=self.ack_timeout)
-            raw = self._backlog.pop(0) if self._backlog else link.receive(0.1)
+            try:
+                raw = self._backlog.pop(0) if self._backlog else link.receive(0.1)
+            except _Lost:  # stop() was asked while it read
+                break
             if raw is None:
                 continue
             self._abort_requested = False

@@ -7,6 +7,8 @@ import select
 import threading
 
 from drivers.simulators.pn532 import Pn532Simulator
+from drivers.simulators.zvt import ZvtSimulator
+from drivers.zvt.framing import frame
 
 
 def test_stopping_an_unplugged_device_leaves_a_reused_fd_number_alone() -> None:
@@ -74,3 +76,25 @@ def test_a_line_still_in_use_is_closed_by_its_thread_not_under_it() -> None:
     device._thread.join(5)
     assert not device._thread.is_alive()
     assert device._master == device._slave == -1  # the thread closed them as it ended
+
+
+def test_a_terminal_resending_an_unacknowledged_frame_stops_when_asked() -> None:
+    """The ZVT simulator resent a frame nobody acknowledged for 3 × T2 (§3.5) past stop(), so
+    stop() waited its whole 5 s and left the line to the late thread (a 5 s teardown)."""
+    terminal = ZvtSimulator(baudrate=None)
+    terminal.ack_timeout = 600.0  # it would resend for half an hour
+    terminal.start()
+    slave = os.open(terminal.port, os.O_RDWR | os.O_NOCTTY)
+    try:
+        os.write(slave, frame(bytes.fromhex("05 01 00")))  # Status Enquiry, then silence
+        seen = b""
+        while b"\x10\x02" not in seen:  # its ACK, then its 80 00 frame waits for ours
+            readable, _, _ = select.select([slave], [], [], 60.0)
+            assert readable, "the simulated terminal never answered"
+            seen += os.read(slave, 64)
+        terminal.stop()
+        assert not terminal._thread.is_alive(), "still resending after stop()"
+        assert terminal._master == terminal._slave == -1
+    finally:
+        os.close(slave)
+        terminal.stop()
