@@ -29,9 +29,11 @@ def card_payment(db: Database, till: TillContext, amount: str = "23.45", cur: st
 
 
 def approved_card_payment(db: Database, till: TillContext, amount: str, receipt: int) -> str:
-    """A card payment the terminal approved with ``receipt`` (its answer applied, no terminal)."""
+    """A card payment the terminal approved with ``receipt`` (its attempt recorded and its
+    answer applied, no terminal)."""
     payment_id = card_payment(db, till, amount)
     with db.unit_of_work() as uow:
+        cards.begin_attempt(uow, payment_id)
         outcome = cards.TerminalOutcome(
             approved=True, result_code=0, message="Approved",
             amount_minor=Money.parse(amount, "EUR").minor, receipt_number=receipt,

@@ -776,6 +776,11 @@ def terminal_totals(result: Any) -> end_of_day.TerminalTotals:
             for t in (totals.by_card_type if totals else ())
         ),
         receipt_text=str(result.receipt_text or ""),
+        receipts=(
+            (totals.receipt_from, totals.receipt_to)
+            if totals and totals.receipt_from is not None and totals.receipt_to is not None
+            else None
+        ),
     )
 
 

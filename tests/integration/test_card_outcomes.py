@@ -32,7 +32,15 @@ from gateway.entrypoints.device_host import DeviceHost
 from gateway.errors import Conflict
 from gateway.services.devices import cards, end_of_day, outcomes
 from gateway.services.payments import cancellation, payment_reads
-from tests.card_helpers import card_payment, close, first_till, host_for, read_payment, until
+from tests.card_helpers import (
+    approved_card_payment,
+    card_payment,
+    close,
+    first_till,
+    host_for,
+    read_payment,
+    until,
+)
 from tests.integration.test_portal_pages import log_in, staff
 from tests.simulators import SteppedTerminal
 
@@ -187,19 +195,13 @@ def test_end_of_day_totals_settle_what_the_last_receipt_could_not(
     db: Database, demo: Any, terminal_total: int, expected: str
 ) -> None:
     till = first_till(db, demo)
-    known = card_payment(db, till, "10.00")
-    with db.unit_of_work() as uow:
-        approved = cards.TerminalOutcome(
-            approved=True, result_code=0, message="Approved", amount_minor=1000, receipt_number=1
-        )
-        cards.apply_charge(uow, known, approved, "test")
-        uow.commit()
+    known = approved_card_payment(db, till, "10.00", 1)
     unknown = _unknown_by_hand(db, demo, "5.00")
     count = 2 if expected == "paid" else 1
+    # The batch holds receipt 1, of the payment answered before the unknown one was tried.
+    totals = end_of_day.TerminalTotals(terminal_total, count, receipts=(1, count))
     with db.unit_of_work() as uow:
-        batch = end_of_day.close_batch(
-            uow, till.till_id, end_of_day.TerminalTotals(terminal_total, count), "EUR", "test"
-        )
+        batch = end_of_day.close_batch(uow, till.till_id, totals, "EUR", "test")
         uow.commit()
         assert batch.difference is None
     assert read_payment(db, unknown).status == expected

@@ -203,23 +203,33 @@ def _unknown_reversal(db: Database, demo: Any, payment_id: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("terminal_total", "count", "payment", "refund"),
+    ("terminal_total", "count", "receipts", "payment", "refund"),
     [
-        (1500, 3, "paid", "failed"),  # the unknown payment booked, the reversal not
-        (500, 1, "failed", "succeeded"),  # the reversal booked, the payment not
+        (1500, 3, (1, 3), "paid", "failed"),  # the unknown payment booked, the reversal not
+        (500, 1, (1, 3), "failed", "succeeded"),  # the reversal booked, the payment not
         # Both or neither: 1000 and 2 either way. Two answers fit: a manager decides.
-        (1000, 2, "unknown", "unknown"),
+        (1000, 2, (1, 3), "unknown", "unknown"),
+        # The payment booked, the reversal not, in a batch that holds neither receipt 1 nor 2:
+        # it opened after the reversal was tried, which may be in the batch before.
+        (1500, 3, (3, 3), "paid", "unknown"),
+        (1500, 3, None, "paid", "unknown"),  # no receipt range sent: nothing proves it
     ],
 )
 def test_unknown_payments_and_reversals_are_settled_together_or_not_at_all(
-    db: Database, demo: Any, terminal_total: int, count: int, payment: str, refund: str
+    db: Database,
+    demo: Any,
+    terminal_total: int,
+    count: int,
+    receipts: tuple[int, int] | None,
+    payment: str,
+    refund: str,
 ) -> None:
     till = first_till(db, demo)
     kept = _approved(db, demo, "5.00", 1)
     reversed_ = _approved(db, demo, "5.00", 2)
     refund_id = _unknown_reversal(db, demo, reversed_)
     unknown = _unknown_payment(db, demo, "5.00")
-    totals = end_of_day.TerminalTotals(terminal_total, count)
+    totals = end_of_day.TerminalTotals(terminal_total, count, receipts=receipts)
     with db.unit_of_work() as uow:
         end_of_day.close_batch(uow, till.till_id, totals, "EUR", "test")
         uow.commit()
@@ -229,6 +239,9 @@ def test_unknown_payments_and_reversals_are_settled_together_or_not_at_all(
     if payment == "unknown":
         for flagged in (unknown, reversed_):
             assert "totals cannot tell" in (read_payment(db, flagged).attention or "")
+    elif refund == "unknown":
+        assert "totals cannot tell" in (read_payment(db, reversed_).attention or "")
+        assert read_payment(db, unknown).attention is None
 
 
 def _hold_reversal(db: Database, payment_id: str, *, until_: Any) -> None:
@@ -292,3 +305,49 @@ def test_a_cancel_whose_answer_was_lost_ends_cancelled_once(
     payment = read_payment(db, payment_id)
     assert payment.status == "cancelled" and payment.attention is None
     assert [b.kind for b in terminal.journal].count("reversal") == 1  # reversed once
+
+
+def test_a_close_retried_after_its_commit_failed_leaves_what_it_cannot_see_to_a_manager(
+    db: Database,
+    demo: Any,
+    host: DeviceHost,
+    terminal: SteppedTerminal,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The terminal books a payment whose answer is lost and closes the batch holding it;
+    Kassa's commit of that close fails. The retried close finds the terminal's next batch
+    empty, whose totals fit "nothing booked": the customer was charged, so the payment must
+    not fail. The empty batch holds no receipt of Kassa's from before the attempt: it stays
+    unknown, flagged for a manager."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    terminal.silent_at = "completion"  # it charges; its answer never arrives
+    payment_id = card_payment(db, first_till(db, demo), "25.00")
+    until(lambda: read_payment(db, payment_id).status == "unknown", host, RETRY_SECONDS)
+    _receipt_cannot_tell(db, host, terminal, payment_id)
+
+    close_batch, seen = end_of_day.close_batch, []
+
+    def close_then_fail_commit(uow: Any, *args: Any, **kwargs: Any) -> CardBatch:
+        batch = close_batch(uow, *args, **kwargs)
+        if not seen:  # the first close: its commit fails (the database went away)
+            seen.append((batch.terminal_total_minor, read_payment(db, payment_id).status))
+
+            def refuse(session: Any) -> None:
+                raise OperationalError("COMMIT", None, ConnectionError("the database went away"))
+
+            event.listen(uow.session, "before_commit", refuse, once=True)
+        return batch
+
+    monkeypatch.setattr(end_of_day, "close_batch", close_then_fail_commit)
+    batch = _end_of_day(db, demo, host)
+    assert seen == [(2500, "unknown")] and terminal.batches_closed == 2
+    assert (batch.terminal_total_minor, batch.terminal_count) == (0, 0)
+    payment = read_payment(db, payment_id)
+    assert payment.status == "unknown"
+    assert "totals cannot tell" in (payment.attention or "")
+    (flagged,) = [e for e in events(db, payment_id) if e.get("batch_id") == batch.id]
+    assert "earlier batch" in flagged["why"]
+    charges = [b.amount_minor for b in terminal.journal if b.kind == "authorisation"]
+    assert charges == [2500, 777]  # it was charged (777: the other cash register's)

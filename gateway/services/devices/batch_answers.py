@@ -22,6 +22,14 @@ so it is told only when the batch's own refunds or count show how the terminal r
 
 Only questions whose attempt began after the till's previous close belong to this batch: an
 older one was booked (or not) in a batch these totals do not cover, and is left as it is.
+
+"Not booked" is said only of an attempt the closed batch provably holds (:func:`covered`): a
+close whose commit failed and was tried again finds the terminal's batch already closed, and
+the second, empty batch's totals fit "nothing booked" while the first batch held the booking.
+So the batch's receipt range (BMP 60, receipt-no start and end) must hold a booking Kassa
+knows the terminal answered before the attempt began; then the batch was open before the
+attempt and closed after it, and would hold its booking. Else the question stays unknown and
+is flagged for a manager. A booked answer needs no such proof: the batch's totals show it.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from sqlalchemy import select
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Payment, Refund
 from gateway.domain.payment import PaymentMethod
-from gateway.services.devices import outcomes, refund_outcomes
+from gateway.services.devices import cards, outcomes, refund_outcomes
 from gateway.services.payments.lifecycle import flag_attention
 
 # 2**12 sets under four readings: beyond this many open questions, none is settled.
@@ -52,6 +60,7 @@ class Question:
     id: str  # the payment's id (PAYMENT), else the refund's
     payment_id: str
     amount_minor: int
+    started: datetime  # when its attempt at the terminal began
 
     def effect(self, netted: bool, counted: bool) -> tuple[int, int]:
         """What booking it adds to the terminal's total and count under a reading."""
@@ -98,7 +107,7 @@ def questions(
     ):
         started = outcomes.attempt_started(payment)
         if started is not None and (since is None or started > since):
-            found.append(Question(PAYMENT, payment.id, payment.id, payment.amount_minor))
+            found.append(Question(PAYMENT, payment.id, payment.id, payment.amount_minor, started))
     batch_ids = {p.id for p in in_batch}
     for refund in refund_outcomes.unknown_at_till(uow, till_id, locked=True):
         started = refund.terminal_attempt_at
@@ -106,9 +115,13 @@ def questions(
             continue
         if refund_outcomes.is_reversal(uow, refund):
             if refund.payment_id in batch_ids:
-                found.append(Question(REVERSAL, refund.id, refund.payment_id, refund.amount_minor))
+                found.append(
+                    Question(REVERSAL, refund.id, refund.payment_id, refund.amount_minor, started)
+                )
         else:
-            found.append(Question(REFUND, refund.id, refund.payment_id, refund.amount_minor))
+            found.append(
+                Question(REFUND, refund.id, refund.payment_id, refund.amount_minor, started)
+            )
     return found
 
 
@@ -141,6 +154,78 @@ def explain(
     if fitting:
         return Answer(None, f"its totals fit more than one answer ({len(fitting)})")
     return Answer(None, "its totals fit no answer (the batch differs)")
+
+
+def covered(
+    uow: UnitOfWork,
+    till_id: int,
+    asked: list[Question],
+    since: datetime | None,
+    receipts: tuple[int, int] | None,
+) -> frozenset[str]:
+    """The questions whose attempt the closed batch holds: it began after a booking the batch
+    holds (its receipt number in the batch's range ``receipts``) whose attempt began after
+    the previous close ``since``. Receipt numbers are taken to count on across batches; an
+    empty batch, a range that wrapped past 9999, or none sent proves nothing."""
+    if receipts is None or not asked:
+        return frozenset()
+    first, last = receipts
+    held = [
+        started
+        for started, number in _known_bookings(uow, till_id, since)
+        if first <= number <= last
+    ]
+    if not held:
+        return frozenset()
+    opened_by = min(held)
+    return frozenset(q.id for q in asked if q.started > opened_by)
+
+
+def uncovered_why(receipts: tuple[int, int] | None) -> str:
+    """Why a question the totals show not booked is left to a manager (see :func:`covered`)."""
+    if receipts is None:
+        return "the terminal sent no receipt range, so its batch may not hold the attempt"
+    return (
+        f"the closed batch (receipts {receipts[0]}-{receipts[1]}) holds no booking known from "
+        "before the attempt: it may have been booked in an earlier batch"
+    )
+
+
+def _known_bookings(
+    uow: UnitOfWork, till_id: int, since: datetime | None
+) -> list[tuple[datetime, int]]:
+    """(attempt start, receipt number) of the till's card payments and refunds the terminal
+    answered with a receipt, attempted since ``since``."""
+    found: list[tuple[datetime, int]] = []
+    payments = select(Payment.card).where(
+        Payment.till_id == till_id,
+        Payment.method == PaymentMethod.CARD.value,
+        Payment.status.in_(cards.BOOKED_STATUSES),
+    )
+    if since is not None:  # one attempted after the close was created after it too
+        payments = payments.where(Payment.created_at > since)
+    for card in uow.session.scalars(payments):
+        started, number = (card or {}).get("attempt_started_at"), (card or {}).get("receipt_number")
+        if started and isinstance(number, int) and number > 0:
+            found.append((datetime.fromisoformat(started), number))
+    refunds = (
+        select(Refund.terminal_attempt_at, Refund.bank_refund_id)
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(
+            Payment.till_id == till_id,
+            Refund.bank_refund_id.like("receipt-%"),  # see cards.refund_receipt_id
+            Refund.terminal_attempt_at.is_not(None),
+        )
+    )
+    if since is not None:
+        refunds = refunds.where(Refund.terminal_attempt_at > since)
+    for started, receipt in uow.session.execute(refunds):
+        number = (receipt or "").removeprefix("receipt-")
+        if started is not None and number.isdigit():
+            found.append((started, int(number)))
+    if since is not None:
+        found = [(started, number) for started, number in found if started > since]
+    return found
 
 
 def settle(

@@ -526,6 +526,10 @@ def apply_reversal(
         flag_attention(uow, payment, say(REVERSAL_REFUSED, message=outcome.message), actor, detail)
 
 
+# A card payment in one of these the terminal booked (a cancelled one was booked, then reversed).
+BOOKED_STATUSES = ("authorised", "paid", "settled", "partially_refunded", "refunded", "cancelled")
+
+
 def receipt_taken(
     uow: UnitOfWork,
     till_id: int,
@@ -542,9 +546,7 @@ def receipt_taken(
             Payment.till_id == till_id,
             Payment.method == PaymentMethod.CARD.value,
             Payment.id != (payment_id or ""),
-            Payment.status.in_(
-                ("authorised", "paid", "settled", "partially_refunded", "refunded", "cancelled")
-            ),
+            Payment.status.in_(BOOKED_STATUSES),
         )
     )
     if any((card or {}).get("receipt_number") == last.receipt_number for card in charges):

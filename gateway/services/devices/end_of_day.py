@@ -24,7 +24,9 @@ local time, one job a day that queues the next), from the portal's Devices page,
   become ``paid`` (the others ``failed``), booked refunds ``succeeded`` (a booked reversal
   cancels its payment, out of the batch), the others ``failed``; each says in its history
   ``by: end_of_day`` with the batch. When no set or more than one fits, all stay unknown and
-  each payment is flagged for a manager with why.
+  each payment is flagged for a manager with why. One the totals show not booked stays
+  unknown too, flagged, unless the batch's receipt range (BMP 60) proves the batch held its
+  attempt: a close retried after its commit failed sees an empty second batch.
 
 Settling is part of the close's one transaction: a retried job writes it all or nothing, and
 a later close never takes an outcome attempted before its previous close for its own.
@@ -69,6 +71,8 @@ class TerminalTotals:
     count_saturated: bool = False
     by_card_type: tuple[dict[str, Any], ...] = ()
     receipt_text: str = ""
+    # The batch's first and last receipt numbers (BMP 60); None: not sent.
+    receipts: tuple[int, int] | None = None
 
 
 def parse_local_time(text: str) -> time:
@@ -211,6 +215,12 @@ def close_batch(
     count = None if totals.count_saturated else totals.count
     answer = batch_answers.explain(asked, totals.total_minor, count, kassa)
     booked = answer.booked or frozenset()
+    if answer.booked is not None:  # "not booked" only of what the batch provably holds
+        held = batch_answers.covered(uow, till_id, asked, last, totals.receipts)
+        told = [q for q in asked if q.id in booked or q.id in held]
+        untold = [q for q in asked if q not in told]
+    else:
+        told, untold = [], asked
     reversed_ids = {q.payment_id for q in asked if q.id in booked and q.kind == "reversal"}
     charged = [
         uow.session.get_one(Payment, q.id) for q in asked if q.id in booked and q.kind == "payment"
@@ -253,13 +263,12 @@ def close_batch(
             "kassa_total_minor": batch.kassa_total_minor,
             "currency": currency,
             "difference": batch.difference,
-            "settled": sorted(q.id for q in asked) if answer.booked is not None else [],
+            "settled": sorted(q.id for q in told),
         },
     )
-    if answer.booked is not None:
-        batch_answers.settle(uow, asked, answer.booked, actor, batch.id)
-    else:
-        batch_answers.leave_unknown(uow, asked, answer.why, actor, batch.id)
+    batch_answers.settle(uow, told, booked, actor, batch.id)
+    why = answer.why if answer.booked is None else batch_answers.uncovered_why(totals.receipts)
+    batch_answers.leave_unknown(uow, untold, why, actor, batch.id)
     detail = {"batch_id": batch.id, "end_of_day": True}
     for payment in captured:
         move_payment(uow, payment, PaymentStatus.PAID, "card_batch_closed", actor, detail)
