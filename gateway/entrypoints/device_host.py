@@ -610,9 +610,10 @@ class DeviceHost:
         return outcome
 
     def _reverse_before_close(self, till: TillDevices) -> None:
-        """Reversals sent without an answer and waiting for their retry are carried out before
-        the close, each committed on its own: else the batch would capture a payment the
-        terminal may have reversed. Their jobs then find nothing left to do."""
+        """Cancels waiting (sent without an answer, or never sent) and refunds' reversals sent
+        without an answer are carried out before the close, each committed on its own: else
+        the batch would capture a payment the cashier cancelled or the terminal may have
+        reversed (:func:`cards.reversals_before_close`). Their jobs then find nothing to do."""
         with self.db.unit_of_work(readonly=True) as uow:
             waiting = cards.reversals_before_close(uow, till.till_id)
         reverse = self._reverse(till)

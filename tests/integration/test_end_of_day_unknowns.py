@@ -351,3 +351,49 @@ def test_a_close_retried_after_its_commit_failed_leaves_what_it_cannot_see_to_a_
     assert "earlier batch" in flagged["why"]
     charges = [b.amount_minor for b in terminal.journal if b.kind == "authorisation"]
     assert charges == [2500, 777]  # it was charged (777: the other cash register's)
+
+
+def test_a_cancel_never_sent_is_carried_out_before_the_close(
+    db: Database, demo: Any, host: DeviceHost, terminal: SteppedTerminal
+) -> None:
+    """The cashier cancels an approved card payment; before the device host sends the cancel,
+    the day is closed. The close carries the cancel out first: the money goes back and the
+    payment leaves the batch (it was captured as paid, the cancel silently dropped)."""
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.services.payments import cancellation
+
+    till = first_till(db, demo)
+    kept = _authorised(db, demo, host, "4.00")
+    payment_id = _authorised(db, demo, host, "10.00")
+    with db.unit_of_work() as uow:
+        cancellation.cancel_payment(uow, payment_id, till.merchant_id, "staff:cashier")
+        uow.commit()
+    _hold_reversal(db, payment_id, until_=datetime.now(UTC) + timedelta(days=1))  # not sent
+    assert [b.kind for b in terminal.journal] == ["authorisation", "authorisation"]
+
+    batch = _end_of_day(db, demo, host)
+    assert batch.payment_ids == [kept] and batch.difference is None
+    assert batch.terminal_total_minor == 400
+    payment = read_payment(db, payment_id)
+    assert payment.status == "cancelled" and payment.attention is None
+    assert [b.kind for b in terminal.journal].count("reversal") == 1
+
+
+def test_a_cancel_the_close_overtook_is_flagged_for_a_manager(db: Database, demo: Any) -> None:
+    """A cancel asked while the end of day ran finds its payment captured: the terminal can
+    no longer reverse it, and a manager is told to refund it, never silence."""
+    till = first_till(db, demo)
+    payment_id = _approved(db, demo, "10.00", 1)
+    with db.unit_of_work() as uow:
+        cards.request_reversal(uow, uow.session.get_one(Payment, payment_id), "staff:cashier")
+        end_of_day.close_batch(
+            uow, till.till_id, end_of_day.TerminalTotals(1000, 1, receipts=(1, 1)), "EUR", "test"
+        )
+        uow.commit()
+    with db.unit_of_work() as uow:
+        cards.apply_reversal(uow, payment_id, None, "terminal:T01")  # the cancel's job, late
+        uow.commit()
+    payment = read_payment(db, payment_id)
+    assert payment.status == "paid"
+    assert payment.attention and "cancel not carried out" in payment.attention

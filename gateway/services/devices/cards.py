@@ -77,6 +77,10 @@ REFUND_RECOVERED = N_("Refunded (recovered)")
 REVERSAL_RECOVERED = N_("Reversed (recovered)")
 REFUND_NOT_FOUND = N_("Not refunded: the terminal has no record of this refund. Start it again.")
 BATCH_CLOSED = N_("the terminal's batch was closed before the reversal; refund it now")
+CANCEL_OVERTAKEN = N_(
+    "cancel not carried out: the terminal's batch was closed before it was sent, so the payment "
+    "was captured; refund it to give the money back"
+)
 REVERSAL_REFUSED = N_("the terminal refused the reversal: %(message)s")
 APPROVED_OTHER_AMOUNT = N_("the terminal approved %(approved)s, not %(asked)s")
 REFUND_WAITS = N_(
@@ -460,9 +464,11 @@ def reversal_on_its_way(uow: UnitOfWork, payment_id: str) -> bool:
 
 
 def reversals_before_close(uow: UnitOfWork, till_id: int) -> list[dict[str, Any]]:
-    """The payloads of the till's reversals sent to the terminal without an answer and waiting
-    for their retry: the terminal may have reversed the payment, so an end of day carries them
-    out first. (One never sent is left as it is: the close overtakes it.)"""
+    """The payloads of the till's reversals an end of day carries out before it closes the
+    batch: each plain cancel waiting (sent without an answer, or never sent: the cashier
+    asked for the money back), and each refund's reversal sent without an answer (the
+    terminal may have reversed the payment). A refund's reversal never sent is overtaken by
+    the close, and its refund fails saying so (:data:`BATCH_CLOSED`)."""
     waiting = []
     for job in uow.session.scalars(
         select(Job)
@@ -476,7 +482,8 @@ def reversals_before_close(uow: UnitOfWork, till_id: int) -> list[dict[str, Any]
         payment = uow.session.get(Payment, (job.payload or {}).get("payment_id"))
         if payment is None or payment.status != PaymentStatus.AUTHORISED:
             continue
-        if (payment.card or {}).get("reversal_started_at"):
+        plain = not (job.payload or {}).get("refund_id")
+        if plain or (payment.card or {}).get("reversal_started_at"):
             waiting.append(dict(job.payload or {}))
     return waiting
 
@@ -501,7 +508,10 @@ def apply_reversal(
     *,
     refund_id: str | None = None,
 ) -> None:
-    """The terminal's answer to a reversal (None: it was never asked, the batch had closed)."""
+    """The terminal's answer to a reversal (None: it was never asked, the batch had closed).
+
+    A cashier's cancel the close overtook (asked while the end of day ran) is flagged for a
+    manager: the payment was captured, and the money goes back only by a refund."""
     payment = _locked(uow, payment_id)
     refund = _locked_refund(uow, refund_id) if refund_id else None
     if refund is not None and refund.status != RefundStatus.REQUESTED:
@@ -512,6 +522,8 @@ def apply_reversal(
                 uow, payment, refund, RefundStatus.FAILED, actor,
                 failure=BATCH_CLOSED,
             )  # fmt: skip
+        elif payment.status not in (PaymentStatus.AUTHORISED, PaymentStatus.CANCELLED):
+            flag_attention(uow, payment, CANCEL_OVERTAKEN, actor, {"status": payment.status})
         return
     detail = {k: v for k, v in outcome.card_fields().items() if v is not None}
     if outcome.approved and refund is not None:
