@@ -2,13 +2,22 @@
 outcomes, promotion states, inbound events, devices. The code stays the stored value (and the
 JSON API's), the page shows its name in the request's language: ``{{ p.status | status_name }}``.
 A code without a name here is shown as itself, spaces for underscores.
+
+:data:`MSGIDS` is each code's name untranslated (its msgid, for a catalogue's ``gettext`` in
+any language); :data:`NAMES` the same names translated lazily, in the request's language.
 """
 
 from __future__ import annotations
 
-from gateway.adapters.i18n import lazy_gettext as _l
+from gateway.adapters.i18n import lazy_gettext
 
-NAMES = {
+
+def _l(msgid: str) -> str:
+    """Marks a name for the catalogues (``make translations`` extracts ``_l``), as it is."""
+    return msgid
+
+
+MSGIDS: dict[str, str] = {
     # payments (gateway/domain/payment.py)
     "created": _l("Created"),
     "pending": _l("Pending"),
@@ -72,37 +81,40 @@ NAMES = {
     "error": _l("Error"),
     "ready": _l("Ready"),
 }
+NAMES = {code: lazy_gettext(msgid) for code, msgid in MSGIDS.items()}
 
 
 # The titles of gateway.errors' classes, for the HTML error pages (the JSON API keeps English).
 ERROR_TITLES = {
-    "Error": _l("Error"),
-    "Invalid input": _l("Invalid input"),
-    "Invalid amount or currency": _l("Invalid amount or currency"),
-    "The merchant does not accept this currency": _l("The merchant does not accept this currency"),
-    "Invalid EMV QR payload": _l("Invalid EMV QR payload"),
-    "Not found": _l("Not found"),
-    "Unauthorised": _l("Unauthorised"),
-    "Forbidden": _l("Forbidden"),
-    "Too many attempts": _l("Too many attempts"),
-    "Conflict": _l("Conflict"),
-    "Illegal payment state transition": _l("Illegal payment state transition"),
-    "The card terminal does not take this currency": _l(
+    "Error": lazy_gettext("Error"),
+    "Invalid input": lazy_gettext("Invalid input"),
+    "Invalid amount or currency": lazy_gettext("Invalid amount or currency"),
+    "The merchant does not accept this currency": lazy_gettext(
+        "The merchant does not accept this currency"
+    ),
+    "Invalid EMV QR payload": lazy_gettext("Invalid EMV QR payload"),
+    "Not found": lazy_gettext("Not found"),
+    "Unauthorised": lazy_gettext("Unauthorised"),
+    "Forbidden": lazy_gettext("Forbidden"),
+    "Too many attempts": lazy_gettext("Too many attempts"),
+    "Conflict": lazy_gettext("Conflict"),
+    "Illegal payment state transition": lazy_gettext("Illegal payment state transition"),
+    "The card terminal does not take this currency": lazy_gettext(
         "The card terminal does not take this currency"
     ),
-    "Idempotency key reused with a different request": _l(
+    "Idempotency key reused with a different request": lazy_gettext(
         "Idempotency key reused with a different request"
     ),
-    "A request with this idempotency key is still being processed": _l(
+    "A request with this idempotency key is still being processed": lazy_gettext(
         "A request with this idempotency key is still being processed"
     ),
-    "Configuration error": _l("Configuration error"),
-    "Bank error": _l("Bank error"),
-    "Bank unavailable": _l("Bank unavailable"),
-    "Bank rejected the request": _l("Bank rejected the request"),
-    "Bank connection not configured": _l("Bank connection not configured"),
-    "A supervisor's approval is required": _l("A supervisor's approval is required"),
-    "Approval refused": _l("Approval refused"),
+    "Configuration error": lazy_gettext("Configuration error"),
+    "Bank error": lazy_gettext("Bank error"),
+    "Bank unavailable": lazy_gettext("Bank unavailable"),
+    "Bank rejected the request": lazy_gettext("Bank rejected the request"),
+    "Bank connection not configured": lazy_gettext("Bank connection not configured"),
+    "A supervisor's approval is required": lazy_gettext("A supervisor's approval is required"),
+    "Approval refused": lazy_gettext("Approval refused"),
 }
 
 

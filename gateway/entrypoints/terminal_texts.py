@@ -29,7 +29,7 @@ from drivers.zvt.codes import (
 )
 from gateway.adapters.i18n import catalogue, current_locale
 from gateway.domain import sentences
-from gateway.entrypoints.status_names import NAMES as STATUS_NAMES
+from gateway.entrypoints.status_names import MSGIDS as STATUS_MSGIDS
 
 # The modules that store sentences on payments and refunds: imported, their sentences are known.
 from gateway.services.devices import cards, end_of_day, outcomes, refund_outcomes  # noqa: F401
@@ -149,8 +149,8 @@ def in_language(text: str | None, locale: str) -> str | None:
 
 
 def _value_in_language(name: str, value: str, locale: str) -> str:
-    if name == "status" and value in STATUS_NAMES:
-        return catalogue(locale).gettext(STATUS_NAMES[value]._args[0])  # its msgid
+    if name == "status" and value in STATUS_MSGIDS:
+        return catalogue(locale).gettext(STATUS_MSGIDS[value])
     return in_language(value, locale) or value
 
 

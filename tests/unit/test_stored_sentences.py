@@ -106,3 +106,18 @@ def test_a_refund_failure_in_german_keeps_its_till_and_seconds() -> None:
         "wurde kein Geld zurückgezahlt. Erstatten Sie erneut, sobald es eingeschaltet ist, oder "
         "auf anderem Weg."
     )
+
+
+def test_a_status_inside_a_sentence_is_named_from_the_public_msgid_table() -> None:
+    """terminal_texts read a status's msgid from flask_babel's private ``LazyString._args``;
+    status_names has a public table of msgids, the lazy names built from it."""
+    from gateway.adapters.i18n import catalogue
+    from gateway.entrypoints import status_names
+
+    assert set(status_names.MSGIDS) == set(status_names.NAMES)
+    assert status_names.MSGIDS["expired"] == "Expired"
+    late = say(qr_payments.PAID_TOO_LATE, status="expired")
+    for locale in ("de", "zh_CN"):
+        named = catalogue(locale).gettext("Expired")
+        assert named != "Expired"
+        assert named in (terminal_texts.in_language(late, locale) or "")
