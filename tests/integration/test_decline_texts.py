@@ -91,15 +91,16 @@ def test_an_aborted_card_payment_says_why_in_german(
     )
 
 
-def test_a_reversal_the_terminal_refused_says_why_in_chinese(
-    app: Any, db: Database, demo: Any, host: DeviceHost, terminal: ZvtSimulator
-) -> None:
+def refused_reversal(
+    db: Database, demo: Any, host: DeviceHost, terminal: ZvtSimulator
+) -> tuple[str, str]:
+    """(payment, refund): a refund of an authorised card payment (its reversal) that the
+    terminal refused, once it failed: the receipt was reversed at the terminal itself (B4)."""
     till = first_till(db, demo)
     payment_id = card_payment(db, till, "10.00")
     until(lambda: read_payment(db, payment_id).status == "authorised", host)
-    receipt = terminal.journal[0].receipt_number
-    terminal._reversed.add(receipt)  # reversed at the terminal itself: it refuses ours (B4)
-    with db.unit_of_work() as uow:  # a refund of an authorised card payment is its reversal
+    terminal._reversed.add(terminal.journal[0].receipt_number)
+    with db.unit_of_work() as uow:
         refund = refunds.request_refund(
             uow, payment_id, till.merchant_id, amount=None, reason=None, actor="staff:cashier"
         )
@@ -112,6 +113,13 @@ def test_a_reversal_the_terminal_refused_says_why_in_chinese(
             return [r.status for r in refunds.list_refunds(uow, payment_id)] == ["failed"]
 
     until(failed, host)
+    return payment_id, refund_id
+
+
+def test_a_reversal_the_terminal_refused_says_why_in_chinese(
+    app: Any, db: Database, demo: Any, host: DeviceHost, terminal: ZvtSimulator
+) -> None:
+    payment_id, refund_id = refused_reversal(db, demo, host, terminal)
     with db.unit_of_work(readonly=True) as uow:
         assert [r.failure for r in refunds.list_refunds(uow, payment_id)] == ["already reversed"]
 
@@ -135,16 +143,7 @@ def test_the_attention_of_a_refused_reversal_reads_in_chinese(
     app: Any, db: Database, demo: Any, host: DeviceHost, terminal: ZvtSimulator
 ) -> None:
     """Kassa's own sentence (gateway.domain.sentences) with the terminal's inside it."""
-    till = first_till(db, demo)
-    payment_id = card_payment(db, till, "10.00")
-    until(lambda: read_payment(db, payment_id).status == "authorised", host)
-    terminal._reversed.add(terminal.journal[0].receipt_number)  # it refuses ours (B4)
-    with db.unit_of_work() as uow:
-        refunds.request_refund(
-            uow, payment_id, till.merchant_id, amount=None, reason=None, actor="staff:cashier"
-        )
-        uow.commit()
-    until(lambda: bool(read_payment(db, payment_id).attention), host)
+    payment_id, _ = refused_reversal(db, demo, host, terminal)  # flagged as the refund failed
     assert read_payment(db, payment_id).attention == (
         "the terminal refused the reversal: already reversed"  # stored in English
     )
