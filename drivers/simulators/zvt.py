@@ -139,6 +139,8 @@ class _Terminal(Device):
         self.silent = False
         self._deaf_since_silence = False
         self._quiet = threading.Event()  # the loop has seen ``silent`` and reads nothing
+        self._heard = threading.Event()  # the loop has dropped what came while it was deaf
+        self._serving = False  # the loop runs (over TCP: while a client is connected)
         self._backlog: list[bytes] = []
         self._abort_requested = False
 
@@ -153,10 +155,17 @@ class _Terminal(Device):
         if not self._quiet.wait(timeout):
             raise TimeoutError(f"the simulated terminal did not fall silent within {timeout} s")
 
-    def speak(self) -> None:
-        """Answer again, as after a cable plugged back in; what the ECR sent meanwhile is lost."""
+    def speak(self, timeout: float = 60.0) -> None:
+        """Answer again, as after a cable plugged back in; what the ECR sent meanwhile is lost.
+
+        Returns once the loop has dropped it (while it serves a line), so what is sent after
+        is heard: a frame sent at once was dropped with the rest, and its sender waited T2
+        (5 s) to send it again."""
+        self._heard.clear()
         self._deaf_since_silence = True
         self.silent = False
+        if self._serving and not self._heard.wait(timeout):
+            raise TimeoutError(f"the simulated terminal did not listen again within {timeout} s")
 
     def _goes_silent(self, step: str) -> bool:
         if self.silent_at != step:
@@ -185,6 +194,14 @@ class _Terminal(Device):
     # -- the loop --------------------------------------------------------------------------
 
     def serve(self) -> None:
+        self._serving = True
+        try:
+            self._serve()
+        finally:
+            self._serving = False
+            self._heard.set()  # nobody waits for a loop that has ended
+
+    def _serve(self) -> None:
         link = self._link = self._open_link()
         self._backlog.clear()  # an earlier connection's commands are not this one's
         while not self.stopping:
@@ -196,6 +213,7 @@ class _Terminal(Device):
                 link.discard_input()  # what the ECR sent meanwhile was never heard
                 self._backlog.clear()
                 self._deaf_since_silence = False
+                self._heard.set()
             link.timings = LinkTimings(t2=self.ack_timeout)
             try:
                 raw = self._backlog.pop(0) if self._backlog else link.receive(0.1)

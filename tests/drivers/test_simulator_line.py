@@ -98,3 +98,20 @@ def test_a_terminal_resending_an_unacknowledged_frame_stops_when_asked() -> None
     finally:
         os.close(slave)
         terminal.stop()
+
+
+def test_a_terminal_that_speaks_again_hears_what_is_sent_right_after() -> None:
+    """speak() returned before the loop had dropped what came while it was silent, so a frame
+    sent at once was dropped too, and its sender waited T2 (5 s) to send it again (the ~5 s
+    each end-of-day test spent on the other cash register's first command)."""
+    with ZvtSimulator(baudrate=None) as terminal:
+        terminal.fall_silent()
+        slave = os.open(terminal.port, os.O_RDWR | os.O_NOCTTY)
+        try:
+            terminal.speak()
+            os.write(slave, frame(bytes.fromhex("05 01 00")))  # Status Enquiry, at once
+            readable, _, _ = select.select([slave], [], [], 20.0)  # a ceiling, not a deadline
+            assert readable, "the frame sent right after speak() was dropped"
+            assert os.read(slave, 1) == b"\x06"  # ACK
+        finally:
+            os.close(slave)

@@ -69,6 +69,7 @@ def _receipt_cannot_tell(
         assert stranger.reverse(charged.receipt_number).approved
     finally:
         stranger.transport.close()
+    _jobs_due(db, "card-resolve%")  # ask it now, not after the backoff that met its silence
     until(
         lambda: "cannot tell" in (read_payment(db, payment_id).attention or ""),
         host,
@@ -247,15 +248,22 @@ def test_unknown_payments_and_reversals_are_settled_together_or_not_at_all(
 def _hold_reversal(db: Database, payment_id: str, *, until_: Any) -> None:
     """Move the cancel's retry to ``until_`` (None: now): the test decides what the terminal
     does before Kassa asks it again, not the backoff's clock."""
+    _jobs_due(db, f"card-reverse:{payment_id}", until_)
+
+
+def _jobs_due(db: Database, keys: str, at: Any = None) -> None:
+    """Move the waiting jobs whose dedupe key is like ``keys`` to ``at`` (None: now)."""
     from datetime import UTC, datetime
 
     from gateway.adapters.models import Job
 
     with db.unit_of_work() as uow:
-        job = uow.session.scalars(
-            select(Job).where(Job.dedupe_key == f"card-reverse:{payment_id}")
-        ).one()
-        job.run_at = until_ or datetime.now(UTC)
+        waiting = uow.session.scalars(
+            select(Job).where(Job.dedupe_key.like(keys), Job.status == "pending")
+        ).all()
+        assert waiting, f"no job {keys} waits"
+        for job in waiting:
+            job.run_at = at or datetime.now(UTC)
         uow.commit()
 
 
