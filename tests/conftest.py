@@ -29,6 +29,7 @@ from gateway.adapters import passwords
 from gateway.adapters.db import Database
 from gateway.adapters.models import Base
 from gateway.config import PROJECT_DIR, load_config
+from gateway.services.payments import merchant_cache
 from gateway.services.staff import audit_context, mfa
 
 PG_URL = os.environ.get("KASSA_TEST_DATABASE_URL")
@@ -238,10 +239,12 @@ def fresh_process_state() -> None:
       otherwise audit as them;
     - the test MFA key: a test that builds an app or runs a command with another ``mfa_key``
       re-keys the process, and a later test in the worker then failed to unseal the demo's
-      TOTP secrets ("mfa_key changed"), by the order the tests happened to run in."""
+      TOTP secrets ("mfa_key changed"), by the order the tests happened to run in;
+    - no merchant kept from another test's database (ids and revisions start over there)."""
     audit_context.set_process_source("cli")
     audit_context.set_acting(None)
     mfa.configure(TEST_MFA_KEY)
+    merchant_cache.forget_all()
 
 
 @pytest.fixture(scope="session")

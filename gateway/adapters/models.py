@@ -94,6 +94,10 @@ class Merchant(Base):
     approval_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # A manager's own anomaly thresholds over ``[monitoring]`` (only those that differ); None.
     monitoring_thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Moved by the database (migration 0023's triggers) at every change of this row or of the
+    # merchant's webhook endpoints: what a web process keeps of the merchant is current while
+    # this is (gateway.services.payments.merchant_cache). Nothing writes it itself.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     stores: Mapped[list[Store]] = relationship(back_populates="merchant")
 

@@ -11,15 +11,22 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters.db import Database, UnitOfWork
 from gateway.adapters.models import IdempotencyRecord, utcnow
 from gateway.domain.card_data import scrub_card_numbers
-from gateway.errors import IdempotencyKeyReused, IdempotencyRequestInProgress, InvalidInput
+from gateway.errors import (
+    IdempotencyKeyReused,
+    IdempotencyRequestInProgress,
+    InvalidInput,
+    KassaError,
+)
 
 MAX_KEY_LENGTH = 255
 
@@ -56,30 +63,52 @@ def run_once(
     key: str,
     fingerprint: str,
     action: Callable[[UnitOfWork], tuple[int, dict[str, Any]]],
+    *,
+    look_first: bool = True,
 ) -> Outcome:
-    """Run ``action`` once per (scope, key); later calls get the stored response back."""
+    """Run ``action`` once per (scope, key); later calls get the stored response back.
+
+    ``look_first=False`` is for an action that only writes to the database (no device, bank or
+    other outside party hears of it before the commit): the action runs without asking for a
+    stored response first, and the record's ``INSERT … ON CONFLICT DO NOTHING`` at its end
+    decides. A key already used rolls the whole unit of work back and replays what was stored,
+    as does an action refused on a retry (its first run may have used what it needs, such as
+    an approval token). One round trip fewer for every new key.
+    """
     key = stored_key(key)
     try:
         with db.unit_of_work() as uow:
-            stored = _stored(uow, scope, key, fingerprint)
-            if stored:
-                return stored
-            status, body = action(uow)
+            if look_first:
+                stored = _stored(uow, scope, key, fingerprint)
+                if stored:
+                    return stored
+            try:
+                status, body = action(uow)
+            except KassaError:
+                if look_first:
+                    raise
+                uow.rollback()
+                stored = _stored(uow, scope, key, fingerprint)
+                if stored:
+                    return stored
+                raise
             # A Core INSERT: one row needs no ORM object (nothing reads it back in this unit).
-            uow.session.execute(
-                _INSERT,
-                {
-                    "scope": scope,
-                    "key": key,
-                    "request_hash": fingerprint,
-                    "response_status": status,
-                    "response_body": json.dumps(body),
-                    "created_at": utcnow(),
-                },
-            )
+            record = {
+                "scope": scope,
+                "key": key,
+                "request_hash": fingerprint,
+                "response_status": status,
+                "response_body": json.dumps(body),
+                "created_at": utcnow(),
+            }
+            if look_first:
+                uow.session.execute(_INSERT, record)
+            elif uow.session.execute(_insert_new(db.dialect), record).first() is None:
+                uow.rollback()  # the key was used (perhaps just now, by a double click)
+                raise _KeyTaken
             uow.commit()
             return Outcome(status, body, replayed=False)
-    except IntegrityError:
+    except (IntegrityError, _KeyTaken):
         pass  # a concurrent duplicate committed first (PostgreSQL); replay what it stored
     with db.unit_of_work(readonly=True) as uow:
         stored = _stored(uow, scope, key, fingerprint)
@@ -97,6 +126,21 @@ _RECORD = select(
     IdempotencyRecord.response_body,
 ).where(IdempotencyRecord.scope == bindparam("scope"), IdempotencyRecord.key == bindparam("key"))
 _INSERT = insert(cast(Table, IdempotencyRecord.__table__))
+
+
+class _KeyTaken(Exception):
+    """The record's INSERT found the key already stored (``look_first=False``)."""
+
+
+@lru_cache(maxsize=4)
+def _insert_new(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (scope, key) DO NOTHING RETURNING id``: no row back if the key
+    is stored (or being stored by a transaction not yet committed, which it waits for)."""
+    table = cast(Table, IdempotencyRecord.__table__)
+    if dialect not in ("postgresql", "sqlite"):
+        return insert(table).returning(table.c.id)  # a duplicate fails the unique constraint
+    make = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return make.on_conflict_do_nothing(index_elements=["scope", "key"]).returning(table.c.id)
 
 
 def _stored(uow: UnitOfWork, scope: str, key: str, fingerprint: str) -> Outcome | None:

@@ -280,3 +280,35 @@ def test_openapi_describes_the_validating_schema(live_server: Any) -> None:
     sale = doc["components"]["schemas"]["CreateSale"]
     assert set(sale["required"]) == {"currency", "lines"}
     assert doc["paths"]["/sales/{sale_id}/pay"]["post"]["operationId"] == "paySale"
+
+
+def test_a_qr_image_just_made_here_needs_no_read_and_keeps_to_its_store(
+    app: Any, db: Database, demo: Any
+) -> None:
+    """The image of a payment this process just made is served without reading the payment
+    (the till asks for it right away), but only to a till of the payment's own store: the
+    demo's third till is in another store and gets "not found", as from the database."""
+    from sqlalchemy import event
+
+    client = app.test_client()
+    created = client.post(
+        "/api/v1/payments",
+        json={"amount": "12.34", "currency": "EUR", "method": "qr"},
+        headers=_headers(demo),
+    ).get_json()
+    reads: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM payments" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        same_store = client.get(created["qr_png_url"], headers=_headers(demo, till=1))
+        assert same_store.status_code == 200 and same_store.data.startswith(b"\x89PNG")
+        assert reads == []
+        other_store = client.get(created["qr_png_url"], headers=_headers(demo, till=2))
+        assert other_store.status_code == 404
+        assert len(reads) == 1  # asked the database, which knows no such payment there
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)

@@ -195,6 +195,26 @@ def test_a_large_payment_needs_approval(app: Flask, db: Database, shop: dict[str
         assert "approved" in kinds
 
 
+def test_a_large_payment_retried_with_its_used_token_replays(
+    app: Flask, db: Database, shop: dict[str, Any]
+) -> None:
+    """A QR payment's key is not looked up before the payment is made (one round trip less):
+    its retry finds the approval token used, and still gets the first answer back."""
+    client = app.test_client()
+    body = {"amount": "3000.00", "currency": "EUR", "method": "qr"}
+    issued = token(client, shop, action="payment", amount="3000.00", currency="EUR")
+    headers = {"Approval-Token": issued.json["token"], "Idempotency-Key": "large-1"}
+    first = api(client, shop, "/payments", json=body, headers=headers)
+    again = api(client, shop, "/payments", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201, again.get_data(as_text=True)
+    assert again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = api(client, shop, "/payments", json=body, headers={**headers, "Idempotency-Key": "x"})
+    assert other.status_code == 403  # a new key: the used token approves nothing
+    with db.unit_of_work(readonly=True) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Payment)) == 1
+
+
 def test_the_kreuzberg_till_cannot_refund_a_mitte_payment(
     app: Flask, db: Database, shop: dict[str, Any]
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
@@ -153,9 +154,17 @@ def create_payment() -> Response:
     else:
         fingerprint = idempotency.request_hash("POST", request.path, body)
         outcome = idempotency.run_once(
-            api_database(), f"till:{till.till_id}", idempotency.check_key(key), fingerprint, action
+            api_database(),
+            f"till:{till.till_id}",
+            idempotency.check_key(key),
+            fingerprint,
+            action,
+            # A QR payment only writes rows until it commits (a card payment reaches a device).
+            look_first=command.method != "qr",
         )
         status, out, replayed = outcome.status, outcome.body, outcome.replayed
+    if out.get("qr_payload"):  # committed: the till asks for its image next, mostly here
+        recent_qr.remember(out["id"], till, out["qr_payload"])
     response = jsonify(out)
     response.status_code = status
     response.headers["Location"] = url_for("api.get_payment", payment_id=out["id"])
@@ -280,9 +289,11 @@ def payment_qr(payment_id: str, fmt: str) -> Response:
     if fmt not in ("png", "svg"):
         raise InvalidInput(f"QR format must be png or svg, not {fmt!r}")
     till = calling_till()
-    # One statement: no transaction around it (on PostgreSQL, no BEGIN and ROLLBACK round trips).
-    with api_database().single_read() as uow:
-        payload = payment_reads.qr_payload(uow, payment_id, till.scope)
+    payload = recent_qr.payload(payment_id, till)
+    if payload is None:
+        # One statement: no transaction around it (on PostgreSQL, no BEGIN and ROLLBACK).
+        with api_database().single_read() as uow:
+            payload = payment_reads.qr_payload(uow, payment_id, till.scope)
     if payload is None:
         raise InvalidInput("this payment has no QR code")
     return qr_response(payload, fmt)
@@ -294,6 +305,34 @@ def qr_response(payload: str, fmt: str) -> Response:
     # The payload of a payment never changes: a QR image can be cached for its lifetime.
     response.headers["Cache-Control"] = "private, max-age=3600, immutable"
     return response
+
+
+class RecentQr:
+    """The QR payloads of the payments this process made most recently, with the store they
+    belong to: the till that made one asks for its image right away (over the same keep-alive
+    connection, so to the same process), and a payment's payload and store never change, so
+    the image needs no database read then. Another till's key is answered from the database."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._payloads: dict[str, tuple[int, int, str]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, payment_id: str, till: TillContext, payload: str) -> None:
+        with self._lock:
+            self._payloads[payment_id] = (till.merchant_id, till.store_id, payload)
+            if len(self._payloads) > self._size:
+                del self._payloads[next(iter(self._payloads))]  # the oldest
+
+    def payload(self, payment_id: str, till: TillContext) -> str | None:
+        """The payload if this process made the payment at ``till``'s store, else None."""
+        found = self._payloads.get(payment_id)
+        if found is None or found[:2] != (till.merchant_id, till.store_id):
+            return None
+        return found[2]
+
+
+recent_qr = RecentQr(QR_CACHE_ENTRIES)
 
 
 @functools.lru_cache(maxsize=QR_CACHE_ENTRIES)

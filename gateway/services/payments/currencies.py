@@ -13,6 +13,7 @@ from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import Merchant, Store
 from gateway.domain.money import Money
 from gateway.errors import CurrencyRefused
+from gateway.services.payments import merchant_cache
 from gateway.services.staff.auth import TillContext
 from gateway.settings import AcceptedCurrencies
 
@@ -20,6 +21,13 @@ from gateway.settings import AcceptedCurrencies
 def accepted_currencies(
     uow: UnitOfWork, till: TillContext, settings: AcceptedCurrencies
 ) -> tuple[str, ...]:
+    if till.store_name is not None:  # read with the till's key
+        merchant = merchant_cache.merchant_for_sale(uow, till)
+        return (
+            settings.stores.get(till.store_name)
+            or settings.merchants.get(merchant.name)
+            or (merchant.default_currency,)
+        )
     # One round trip for both; the merchant stays in the session for the payment's QR profile
     # and approval limits.
     merchant, store_name = uow.session.execute(

@@ -25,9 +25,10 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, event, func, insert, select, update
+from sqlalchemy import Select, Table, bindparam, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -171,15 +172,34 @@ def _link_one(session: Session, row: AuditEntry, last_hash: str) -> None:
     The row is linked exactly as :func:`link_pending` links it."""
     row.prev_hash = last_hash
     row.row_hash = row_hash(row, last_hash)
-    values = {name: getattr(row, name) for name in (*HASHED, "chain", "prev_hash", "row_hash")}
+    values = {f"entry_{name}": getattr(row, name) for name in _LINKED}
+    values |= {"chain_key": row.chain}
+    row.id = session.execute(_insert_and_move_head(), values).scalar_one()
+
+
+_LINKED = (*HASHED, "chain", "prev_hash", "row_hash")
+
+
+@lru_cache(maxsize=1)
+def _insert_and_move_head() -> Any:
+    """Built once (a statement's construction costs more than its execution's cache lookup):
+    ``WITH inserted AS (INSERT INTO audit_log … RETURNING id) UPDATE audit_chain_heads SET
+    last_id, last_hash WHERE chain RETURNING last_id``."""
     entries, heads = cast(Table, AuditEntry.__table__), cast(Table, AuditChainHead.__table__)
-    inserted = insert(entries).values(values).returning(entries.c.id).cte("inserted")
-    row.id = session.execute(
+    inserted = (
+        insert(entries)
+        .values({n: bindparam(f"entry_{n}", type_=entries.c[n].type) for n in _LINKED})
+        .returning(entries.c.id)
+        .cte("inserted")
+    )
+    return (
         update(heads)
-        .where(heads.c.chain == row.chain)
-        .values(last_id=select(inserted.c.id).scalar_subquery(), last_hash=row.row_hash)
+        .where(heads.c.chain == bindparam("chain_key"))
+        .values(
+            last_id=select(inserted.c.id).scalar_subquery(), last_hash=bindparam("entry_row_hash")
+        )
         .returning(heads.c.last_id)
-    ).scalar_one()
+    )
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -205,14 +225,20 @@ def _locked_head(session: Session, chain: str) -> str:
     """The last hash of ``chain``, its head locked until the transaction ends: one statement
     that makes the head of a chain's first row and locks an existing one (``INSERT … ON
     CONFLICT DO UPDATE … RETURNING``; two writers racing to make it agree on one)."""
-    heads = cast(Table, AuditChainHead.__table__)
-    dialect = session.get_bind().dialect.name
-    make = postgresql.insert(heads) if dialect == "postgresql" else sqlite.insert(heads)
-    upsert = make.values(chain=chain, last_id=0, last_hash=GENESIS).on_conflict_do_update(
-        index_elements=[heads.c.chain], set_={"chain": make.excluded.chain}
-    )
-    last_hash: str = session.execute(upsert.returning(heads.c.last_hash)).scalar_one()
+    upsert = _head_upsert(session.get_bind().dialect.name)
+    last_hash: str = session.execute(upsert, {"chain_key": chain}).scalar_one()
     return last_hash
+
+
+@lru_cache(maxsize=4)
+def _head_upsert(dialect: str) -> Any:
+    """Built once per dialect, the chain's key bound (``chain_key``)."""
+    heads = cast(Table, AuditChainHead.__table__)
+    make = postgresql.insert(heads) if dialect == "postgresql" else sqlite.insert(heads)
+    upsert = make.values(
+        chain=bindparam("chain_key"), last_id=0, last_hash=GENESIS
+    ).on_conflict_do_update(index_elements=[heads.c.chain], set_={"chain": make.excluded.chain})
+    return upsert.returning(heads.c.last_hash)
 
 
 def _from(acting: Any, name: str) -> int | None:

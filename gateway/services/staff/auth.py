@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, or_, select
 
 from gateway.adapters.db import UnitOfWork
-from gateway.adapters.models import StaffUser, Store, Till, utcnow
+from gateway.adapters.models import Merchant, StaffUser, Store, Till, utcnow
 from gateway.adapters.passwords import verify_password
 from gateway.errors import Unauthorised
 from gateway.services.staff import permissions
@@ -28,6 +28,11 @@ class TillContext:
     store_id: int
     merchant_id: int
     label: str
+    # Read with the key (None when the till was found otherwise): the store's name (its
+    # accepted currencies) and the merchant's revision, which says whether what this process
+    # keeps of the merchant is still current (gateway.services.payments.merchant_cache).
+    store_name: str | None = field(default=None, compare=False)
+    merchant_revision: int | None = field(default=None, compare=False)
 
     role = TILL
 
@@ -111,8 +116,11 @@ _TILL_BY_KEY_ID = (
         Till.previous_key_id,
         Till.previous_key_hash,
         Till.previous_key_expires_at,
+        Store.name.label("store_name"),
+        Merchant.revision.label("merchant_revision"),
     )
     .join(Store, Store.id == Till.store_id)
+    .join(Merchant, Merchant.id == Store.merchant_id)
     .where(or_(Till.api_key_id == bindparam("key_id"), Till.previous_key_id == bindparam("key_id")))
 )
 
@@ -134,7 +142,14 @@ def authenticate_till(uow: UnitOfWork | Connection, authorization: str | None) -
         raise Unauthorised("the API key is not valid")
     if not till.active:
         raise Unauthorised(f"till {till.label} is deactivated")
-    return TillContext(till.id, till.store_id, till.merchant_id, till.label)
+    return TillContext(
+        till.id,
+        till.store_id,
+        till.merchant_id,
+        till.label,
+        store_name=till.store_name,
+        merchant_revision=till.merchant_revision,
+    )
 
 
 def _key_matches(till: Any, key_id: str, key_hash: str) -> bool:
