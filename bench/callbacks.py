@@ -68,6 +68,28 @@ class RunFigure:
     per_second: float
     distinct: int
     duplicates: int
+    cpu_ms: float | None  # CPU milliseconds per delivery of Kassa's web processes (None: unknown)
+
+
+def server_cpu_seconds(base: str) -> float | None:
+    """CPU seconds used so far by the gunicorn processes serving ``base`` (its master and
+    workers, found by their ``--bind`` argument in /proc); None where there is no /proc."""
+    bind = f"127.0.0.1:{urlsplit(base).port}".encode()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    total = 0.0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if bind not in (entry / "cmdline").read_bytes().split(b"\0"):
+                continue
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # ended meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
 
 
 @contextmanager
@@ -230,12 +252,17 @@ def check_database(url: str, batch: list[Payment], deliveries: list[Delivery]) -
 def one_run(base: str, url: str, count: int, duplicates: int, clients: int, seed: int) -> RunFigure:
     batch = create_payments(url, count)
     deliveries = signed_callbacks(batch, duplicates, seed)
+    cpu_before = server_cpu_seconds(base)
     seconds, answers = send_all(base, deliveries, clients)
+    cpu_after = server_cpu_seconds(base)
     expected = Counter({"processed": count, "duplicate": duplicates})
     if answers != expected:
         raise AssertionError(f"answers {dict(answers)}, expected {dict(expected)}")
     check_database(url, batch, deliveries)
-    return RunFigure(len(deliveries) / seconds, count, duplicates)
+    cpu_ms = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu_ms = (cpu_after - cpu_before) * 1000 / len(deliveries)
+    return RunFigure(len(deliveries) / seconds, count, duplicates, cpu_ms)
 
 
 # -- the ceiling: the same work as bare SQL ---------------------------------------------------
@@ -303,12 +330,16 @@ def bare_sql(url: str, deliveries: list[Delivery], clients: int) -> float:
     return len(deliveries) / took
 
 
-def bare_run(url: str, count: int, duplicates: int, clients: int, seed: int) -> float:
+def bare_run(url: str, count: int, duplicates: int, clients: int, seed: int) -> RunFigure:
+    """The ceiling's run; its CPU is this process's while the bare loop runs (nothing else
+    in it works meanwhile), per delivery."""
     batch = create_payments(url, count)
     deliveries = signed_callbacks(batch, duplicates, seed)
+    cpu_before = time.process_time()
     per_second = bare_sql(url, deliveries, clients)
+    cpu_ms = (time.process_time() - cpu_before) * 1000 / len(deliveries)
     check_database(url, batch, deliveries)  # the ceiling does the same work, counted alike
-    return per_second
+    return RunFigure(per_second, count, duplicates, cpu_ms)
 
 
 def verify_baseline(count: int) -> float:
@@ -555,8 +586,8 @@ def heal(args: argparse.Namespace) -> list[tuple[str, list[HealFigure]]]:
 class RateFigure:
     backend: str
     web_processes: int
-    kassa: list[float]  # callbacks per second, each run
-    bare: list[float]  # the same work as bare SQL, each run
+    kassa: list[RunFigure]  # callbacks per second (and CPU per callback), each run
+    bare: list[RunFigure]  # the same work as bare SQL, each run
 
 
 def run(args: argparse.Namespace) -> Iterator[RateFigure]:
@@ -577,10 +608,9 @@ def run(args: argparse.Namespace) -> Iterator[RateFigure]:
                     bare_run(url, 50, 10, args.clients, seed=0)
                     kassa, bare = [], []
                     for n in range(args.runs):
-                        figure = one_run(
-                            base, url, args.events, args.duplicates, args.clients, seed=n
+                        kassa.append(
+                            one_run(base, url, args.events, args.duplicates, args.clients, n)
                         )
-                        kassa.append(figure.per_second)
                         bare.append(
                             bare_run(url, args.events, args.duplicates, args.clients, seed=n)
                         )
@@ -634,8 +664,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"writes as bare SQL, one transaction per callback on {args.clients} connections)"
     )
     for figure in run(args):  # printed as each comes in: the whole takes many minutes
-        kassa, bare = statistics.median(figure.kassa), statistics.median(figure.bare)
-        pairs = zip(figure.kassa, figure.bare, strict=True)
+        kassa = statistics.median(f.per_second for f in figure.kassa)
+        bare = statistics.median(f.per_second for f in figure.bare)
+        pairs = [
+            (k.per_second, b.per_second) for k, b in zip(figure.kassa, figure.bare, strict=True)
+        ]
         verdict = ""
         if figure.backend == "postgresql":
             verdict = "meets" if kassa >= TARGET_SHARE * bare else "MISSES"
@@ -648,7 +681,27 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"); none lost or doubled{verdict}",
             flush=True,
         )
+        print_cpu(figure)
     print(f"{'verify':>10}: {verify:7.0f} Webhook.verify/s in-process (the HMAC check alone)")
+
+
+def print_cpu(figure: RateFigure) -> None:
+    """CPU per callback beside the ceiling's: on a shared machine the rates swing with what
+    else runs, the CPU each side spends per callback much less. Kassa's is its web processes'
+    (gunicorn, Flask, the callback's work), the ceiling's the bare loop's process; neither
+    counts the database server's, nor Kassa's the load generator's."""
+    kassa = [f.cpu_ms for f in figure.kassa]
+    bare = [f.cpu_ms for f in figure.bare]
+    if None in kassa or None in bare:
+        return
+    kassa_ms = statistics.median(k for k in kassa if k is not None)
+    bare_ms = statistics.median(b for b in bare if b is not None)
+    print(
+        f"{'':>10}  CPU per callback: Kassa's web processes {kassa_ms:.2f} ms, bare SQL's "
+        f"loop {bare_ms:.2f} ms, {bare_ms / kassa_ms:4.0%} (runs: "
+        f"{', '.join(f'{k:.2f}/{b:.2f}' for k, b in zip(kassa, bare, strict=True))})",
+        flush=True,
+    )
 
 
 def print_healing(args: argparse.Namespace) -> None:

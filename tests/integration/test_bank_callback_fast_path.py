@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import event, select, text, update
 
@@ -49,14 +50,30 @@ def pg(db: Database, demo: dict[str, Any]) -> Database:
 
 @pytest.fixture
 def statements(pg: Database) -> Iterator[list[str]]:
+    """Every statement sent, as psycopg's cursors see it: the fast path sends its one
+    statement on the session's DBAPI connection, past SQLAlchemy's execution events."""
     sent: list[str] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
+    class Recording(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
+            sent.append(str(query))
+            return super().execute(query, params, **options)
 
-    event.listen(pg.engine, "before_cursor_execute", record)
+    factories: dict[int, Any] = {}
+
+    def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        factories[id(dbapi_connection)] = dbapi_connection.cursor_factory
+        dbapi_connection.cursor_factory = Recording
+
+    def checkin(dbapi_connection: Any, _record: Any) -> None:
+        if id(dbapi_connection) in factories:
+            dbapi_connection.cursor_factory = factories.pop(id(dbapi_connection))
+
+    event.listen(pg.engine, "checkout", checkout)
+    event.listen(pg.engine, "checkin", checkin)
     yield sent
-    event.remove(pg.engine, "before_cursor_execute", record)
+    event.remove(pg.engine, "checkout", checkout)
+    event.remove(pg.engine, "checkin", checkin)
 
 
 def apply(db: Database, event_id: str, body: dict[str, Any], *, general: bool) -> str:

@@ -56,8 +56,8 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased, load_only
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from gateway.adapters import metrics
@@ -78,6 +78,7 @@ from gateway.domain.money import Money
 from gateway.domain.payment import PaymentStatus
 from gateway.errors import ConfigurationError, InvalidInput, NotFound, Unauthorised
 from gateway.services import jobs
+from gateway.services.bank import prepared
 from gateway.services.payments import lifecycle, qr_payments, refunds
 from gateway.services.webhooks import outbox
 
@@ -521,8 +522,10 @@ def _store_and_apply_payment(
         return None  # the general path, then
     values = _event_values(callback, envelope, EventStatus.PROCESSED, None)
     now = values["received_at"]
-    row = uow.session.execute(
-        _insert_and_move(),
+    connection = uow.session.connection()
+    statement = _one_statement(connection.dialect)
+    row = statement.first(
+        connection,
         {
             **values,
             "paid_reference": paid.reference,
@@ -534,18 +537,22 @@ def _store_and_apply_payment(
             "detail_before_id": detail[0],
             "detail_after_id": detail[1],
         },
-    ).first()
+    )
     if row is None:
         return EventStatus.DUPLICATE
-    event_id, payment, merchant, store, endpoints = row
-    if payment is None:  # not moved: the general path, under the payment's lock
+    event_id: int = row[0]
+    if row[1] is None:  # not moved: the general path, under the payment's lock
         status = _apply_payment(uow, paid, event_id)
         if status != EventStatus.PROCESSED:  # stored as processed, as the general path does
             _set_status(uow, event_id, status, None)
         return status
-    # As qr_payments.payment_by_reference: what the move's after-change hooks would ask again.
+    # The moved payment as now stored, and what the move's after-change hooks would ask again
+    # (as qr_payments.payment_by_reference keeps them), as the ORM would have loaded them.
+    payment = prepared.loaded(uow, Payment, _PAYMENT_READ, row[_PAYMENT_AT])
+    merchant = prepared.loaded(uow, Merchant, _MERCHANT_READ, row[_MERCHANT_AT])
+    store = prepared.loaded(uow, Store, _STORE_READ, row[_STORE_AT])
     uow.keep(merchant, store)
-    if not endpoints:
+    if not row[-1]:  # no active webhook endpoint
         outbox.note_none_active(uow, payment.merchant_id)
     lifecycle.after_written_move(uow, payment, PaymentStatus.PENDING, PaymentStatus.PAID)
     return EventStatus.PROCESSED
@@ -582,6 +589,22 @@ def _callback_detail(paid: BankPayment, event_id: int) -> dict[str, Any]:
         "wallet": paid.wallet,
         "inbound_event_id": event_id,
     }
+
+
+# The row of :func:`_insert_and_move` after the event's id: the moved payment's columns, then
+# the merchant's and the store's that the move's hooks read, then whether an endpoint is active.
+_PAYMENT_READ = tuple(column.key for column in Payment.__table__.c)
+_MERCHANT_READ = ("id", "monitoring_thresholds")
+_STORE_READ = ("id", "opening_hours", "timezone")
+_PAYMENT_AT = slice(1, 1 + len(_PAYMENT_READ))
+_MERCHANT_AT = slice(_PAYMENT_AT.stop, _PAYMENT_AT.stop + len(_MERCHANT_READ))
+_STORE_AT = slice(_MERCHANT_AT.stop, _MERCHANT_AT.stop + len(_STORE_READ))
+
+
+@lru_cache(maxsize=4)
+def _one_statement(dialect: Dialect) -> prepared.PreparedStatement:
+    """:func:`_insert_and_move` compiled once for the engine's dialect."""
+    return prepared.PreparedStatement.compile(_insert_and_move(), dialect)
 
 
 @lru_cache(maxsize=1)
@@ -646,26 +669,22 @@ def _insert_and_move() -> Any:
         .returning(history_table.c.id)
         .cte("history")
     )
-    payment = aliased(Payment, moved)
-    merchant, store = aliased(Merchant), aliased(Store)
+    merchant = cast(Table, Merchant.__table__).alias()
+    store = cast(Table, Store.__table__).alias()
     return (
         select(
             event.c.id,
-            payment,
+            *moved.c,
             # What the move's after-change hooks read (its thresholds, its opening hours); a
             # column they did not load is read when asked for, as a deferred one.
-            merchant,
-            store,
-            outbox.any_active(payment.merchant_id),
+            *(merchant.c[key] for key in _MERCHANT_READ),
+            *(store.c[key] for key in _STORE_READ),
+            outbox.any_active(moved.c.merchant_id),
         )
         .select_from(event)
         .outerjoin(moved, true())
-        .outerjoin(merchant, merchant.id == payment.merchant_id)
-        .outerjoin(store, store.id == payment.store_id)
-        .options(
-            load_only(merchant.monitoring_thresholds),
-            load_only(store.opening_hours, store.timezone),
-        )
+        .outerjoin(merchant, merchant.c.id == moved.c.merchant_id)
+        .outerjoin(store, store.c.id == moved.c.store_id)
         .add_cte(history)  # nobody reads it: named so that it is sent (PostgreSQL runs it)
     )
 

@@ -402,6 +402,8 @@ def _after_move(
     if payment.sale_id is not None:
         redemptions.on_payment_moved(uow, payment, target.value)
     monitoring.on_payment_moved(uow, payment, before, target.value)
+    if outbox.known_none_active(uow, payment.merchant_id):
+        return  # nobody to tell: the event's data is not even built
     outbox.publish(
         uow,
         merchant_id=payment.merchant_id,

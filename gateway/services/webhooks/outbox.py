@@ -56,6 +56,12 @@ def note_none_active(uow: UnitOfWork, merchant_id: int) -> None:
     uow.session.info.setdefault(_NONE_ACTIVE, set()).add(merchant_id)
 
 
+def known_none_active(uow: UnitOfWork, merchant_id: int) -> bool:
+    """True if this unit of work knows the merchant has no active endpoint (so that a caller
+    need not build an event's data that :func:`publish` would queue for nobody)."""
+    return merchant_id in uow.session.info.get(_NONE_ACTIVE, ())
+
+
 def forget_none_active(uow: UnitOfWork, merchant_id: int) -> None:
     uow.session.info.get(_NONE_ACTIVE, set()).discard(merchant_id)
 
@@ -71,7 +77,7 @@ def publish(
     """
     webhooks.check_event_type(event_type)
     merchant = _merchant_id(merchant_id)
-    if merchant in uow.session.info.get(_NONE_ACTIVE, ()):
+    if known_none_active(uow, merchant):
         return
     endpoints = uow.session.scalars(
         select(WebhookEndpoint)
