@@ -31,6 +31,10 @@ class PathSettings(Section):
 class DatabaseSettings(Section):
     url: str = Field(min_length=1)
     echo: bool = False
+    # PostgreSQL connections a process keeps open for reuse: one per thread that may hold one
+    # at once (`kassa serve` runs 16 per worker and raises this to its --threads). With fewer,
+    # a busy web process opened and closed a connection every few dozen requests.
+    pool_size: int = Field(16, ge=1, le=256)
 
 
 class WebSettings(Section):

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
-def make_engine(url: str, echo: bool = False) -> Engine:
+def make_engine(url: str, echo: bool = False, pool_size: int = 16) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if url.startswith("sqlite"):
@@ -33,7 +33,9 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         # deadlocking on a lock upgrade; a read-only one with a plain BEGIN, so reads run alongside.
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    # Up to ``pool_size`` connections stay open once used; a burst beyond them gets short-lived
+    # extra ones.
+    engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=20)
     _ping_idle_connections(engine)
     return engine
 
@@ -100,9 +102,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """One engine and its session factory, shared by the web app, the worker and the CLI."""
 
-    def __init__(self, url: str, echo: bool = False) -> None:
+    def __init__(self, url: str, echo: bool = False, pool_size: int = 16) -> None:
         self.url = url
-        self.engine = make_engine(url, echo)
+        self.engine = make_engine(url, echo, pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

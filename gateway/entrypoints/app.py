@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     languages.install(app)
     passwords.configure(settings.security.argon2_time_cost, settings.security.argon2_memory_kib)
     thresholds.configure(settings.monitoring)  # the anomaly rules' defaults (hooks carry none)
-    database = db or Database(settings.database.url, settings.database.echo)
+    database = db or Database(
+        settings.database.url, settings.database.echo, settings.database.pool_size
+    )
     app.extensions["kassa.settings"] = settings
     app.extensions["kassa.db"] = database
     app.extensions["kassa.payment_settings"] = settings.payments

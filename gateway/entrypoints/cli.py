@@ -399,6 +399,8 @@ def serve(host: str | None, port: int | None, workers: int, threads: int) -> Non
     """Serve the gateway web tier (API, cashier screen, portal) with gunicorn."""
     config = _config()
     bind = f"{host or config.web.host}:{port or config.web.port}"
+    # Each thread may hold a database connection: keep that many open in every worker.
+    os.environ["KASSA_DATABASE_POOL_SIZE"] = str(max(threads, config.database.pool_size))
     os.execvp(  # noqa: S606 - replaces this process with gunicorn, arguments are ours
         sys.executable,
         [

@@ -94,3 +94,20 @@ def test_generated_keys_are_written_into_the_data_directory(tmp_path: Path) -> N
     assert identity_key(config) == key  # generated once
     assert secret_key(config) == (var / "secret_key").read_text().strip()
     assert tag_token_key(config) == (var / "tag-token-key").read_text().strip().encode()
+
+
+def test_a_postgresql_pool_keeps_as_many_connections_as_configured() -> None:
+    """`kassa serve --threads 24` exports KASSA_DATABASE_POOL_SIZE=24: every thread of a web
+    worker may hold a connection, and a smaller pool opened and closed one every few dozen
+    requests under load."""
+    from gateway.adapters.db import Database
+
+    assert load_config(env={}).database.pool_size == 16
+    config = load_config(env={"KASSA_DATABASE_POOL_SIZE": "24"})
+    database = Database("postgresql://kassa@127.0.0.1:1/none", pool_size=config.database.pool_size)
+    try:
+        assert database.engine.pool.size() == 24  # type: ignore[attr-defined]
+    finally:
+        database.engine.dispose()
+    with pytest.raises(ConfigurationError, match=r"\[database\] pool_size"):
+        load_config(env={"KASSA_DATABASE_POOL_SIZE": "0"})
