@@ -139,6 +139,21 @@ def test_a_dry_run_from_the_command_line_opens_no_database(tmp_path: Path, url: 
     assert sorted(tmp_path.rglob("*")) == before  # no database file, no var/ directory
 
 
+def test_a_csv_dry_run_reads_its_mapping_from_the_configuration(tmp_path: Path) -> None:
+    """A camt dry run reads no configuration; a CSV's columns are configured, so its does."""
+    path = write(tmp_path, "d.csv", to_csv(sandbox_batch()))
+    group = _Wrapped(commands={"settlement": settlement})
+    env = {"KASSA_DATABASE_URL": f"sqlite:///{tmp_path}/k.db"}
+    args = ["settlement", "import", str(path), "--dry-run", "--json"]
+    result = CliRunner().invoke(group, args, env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["mapping"], summary["entries"]) == ("sandbox", 3)
+    unknown = CliRunner().invoke(group, [*args, "--mapping", "nosuch"], env=env)
+    assert unknown.exit_code == 2
+    assert "no CSV mapping 'nosuch': configured are sandbox" in unknown.output
+
+
 class _Wrapped(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
