@@ -109,17 +109,11 @@ class SettlementLine(NamedTuple):
 
     def identity(self) -> str | None:
         """The bank's own identity of the movement, independent of the file; None without one."""
-        refs: tuple[str | None, ...] = (
-            self.account_servicer_ref,
-            self.end_to_end_id,
-            self.transaction_id,
-            self.instruction_id,
-        )
-        if not any(refs):
-            refs = (self.entry_ref,)
-        if not any(refs):
-            return None
-        return "|".join(ref or "" for ref in refs)
+        servicer, end_to_end = self.account_servicer_ref, self.end_to_end_id
+        transaction, instruction = self.transaction_id, self.instruction_id
+        if servicer or end_to_end or transaction or instruction:
+            return f"{servicer or ''}|{end_to_end or ''}|{transaction or ''}|{instruction or ''}"
+        return self.entry_ref or None
 
 
 # A line's texts that came from the file (codes such as currency and status are checked).

@@ -304,7 +304,7 @@ class _Identities:
 
     def __init__(self) -> None:
         self._entry: object = None
-        self._seen: Counter[str] = Counter()
+        self._seen: dict[str, int] = {}
 
     def of(self, line: SettlementLine) -> str | None:
         refs = line.identity()
@@ -312,9 +312,9 @@ class _Identities:
             return None
         group = (line.statement_id, line.entry_index)
         if group != self._entry:
-            self._entry, self._seen = group, Counter()
-        self._seen[refs] += 1
-        key = f"{line.account_iban or ''}|{refs}#{self._seen[refs]}"
+            self._entry, self._seen = group, {}
+        seen = self._seen[refs] = self._seen.get(refs, 0) + 1
+        key = f"{line.account_iban or ''}|{refs}#{seen}"
         return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -358,7 +358,7 @@ _KNOWN = (
 )
 _KNOWN_SQL = {
     "sqlite": _KNOWN.format(p="?", keys="IN (SELECT value FROM json_each(?))"),
-    "postgresql": _KNOWN.format(p="%s", keys="= ANY(%s)"),
+    "postgresql": _KNOWN.format(p="%s", keys="= ANY(string_to_array(%s, ','))"),
 }
 
 
@@ -376,7 +376,9 @@ def _known_statuses(uow: UnitOfWork, record: SettlementFile, keys: list[str]) ->
                 or_(SettlementFile.state == IMPORTED, SettlementFile.id == record.id),
             )
         )
-    param: object = json.dumps(keys) if dialect == "sqlite" else keys
+    # One text either way: psycopg dumps a list of a thousand strings in Python, element by
+    # element (a key is a SHA-256 in hex: never a comma in one).
+    param = json.dumps(keys) if dialect == "sqlite" else ",".join(keys)
     result = connection.exec_driver_sql(
         _KNOWN_SQL[dialect], (record.format, param, IMPORTED, record.id)
     )
