@@ -29,7 +29,6 @@ from typing import Any, BinaryIO, Literal, NamedTuple
 from gateway.domain.card_data import (
     MAX_CARRY,
     masked_card_number,
-    may_hold_card_number,
     safe_cut,
     scrub_bytes,
     scrub_card_numbers,
@@ -125,6 +124,9 @@ _FREE_TEXT = tuple(
 
 
 _free_texts = attrgetter(*_FREE_TEXT)
+# ``may_hold_card_number`` without its look-behind: the same answer (a run found from inside a
+# longer one is in a run found from its start), twice as fast (the first digit is scanned in C).
+_may_hold = re.compile(r"[0-9](?:[ ._\-]?[0-9]){12,}").search
 # Texts found clean that repeat on every line (an account's IBAN: digits, yet no card number),
 # so they are not checked again; never one that held a card number. Bounded.
 _CLEAN: set[str] = set()
@@ -134,7 +136,7 @@ def scrubbed(line: SettlementLine) -> SettlementLine:
     """``line`` with every card number in its texts masked and its card number column as
     first six/last four at most (``pan_masked`` says a full number was found)."""
     texts = [value for value in _free_texts(line) if value and value not in _CLEAN]
-    if line.masked_pan is None and not may_hold_card_number("\n".join(texts)):
+    if line.masked_pan is None and not _may_hold("\n".join(texts)):
         return line  # no run of 13 digits in any text: nothing to mask (the usual line)
     changes: dict[str, Any] = {}
     for name in _FREE_TEXT:
@@ -143,7 +145,7 @@ def scrubbed(line: SettlementLine) -> SettlementLine:
             clean = scrub_card_numbers(value)
             if clean != value:
                 changes[name] = clean
-            elif len(_CLEAN) < 1024 and len(value) <= 64 and may_hold_card_number(value):
+            elif len(_CLEAN) < 1024 and len(value) <= 64 and _may_hold(value):
                 _CLEAN.add(value)
     card = masked_card_number(line.masked_pan)
     if card != line.masked_pan:
