@@ -64,7 +64,6 @@ from gateway.services.settlement.file_summary import (
     summary_of,
 )
 from gateway.services.settlement.raw_files import mark, store_raw
-from gateway.services.webhooks import outbox
 from gateway.settings import SettlementSettings
 
 BATCH_SIZE = 1000
@@ -243,6 +242,10 @@ def _publish_imported(uow: UnitOfWork, record: SettlementFile) -> None:
         return
     for merchant in uow.session.scalars(select(Merchant).order_by(Merchant.id)):
         if accounts & {str(a) for a in merchant.settlement_accounts or []}:
+            # Imported here: the outbox brings the webhook sender (requests) and the job
+            # queue, which an import naming no merchant's account never needs.
+            from gateway.services.webhooks import outbox
+
             outbox.publish(
                 uow,
                 merchant_id=merchant.id,
