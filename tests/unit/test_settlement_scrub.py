@@ -108,7 +108,7 @@ def test_a_copy_masks_a_card_number_the_stretches_find(tmp_path: object) -> None
 
 @given(st.text(alphabet="0123456789 ._-x\n", max_size=60))
 def test_the_quick_look_for_a_run_answers_as_the_domain_rule(text: str) -> None:
-    from gateway.adapters.settlement_files import _may_hold
+    from gateway.adapters.settlement_files import find_digit_run
     from gateway.domain.card_data import may_hold_card_number
 
-    assert (_may_hold(text) is not None) == may_hold_card_number(text)
+    assert (find_digit_run(text) is not None) == may_hold_card_number(text)

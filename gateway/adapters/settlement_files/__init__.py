@@ -126,7 +126,7 @@ _FREE_TEXT = tuple(
 _free_texts = attrgetter(*_FREE_TEXT)
 # ``may_hold_card_number`` without its look-behind: the same answer (a run found from inside a
 # longer one is in a run found from its start), twice as fast (the first digit is scanned in C).
-_may_hold = re.compile(r"[0-9](?:[ ._\-]?[0-9]){12,}").search
+find_digit_run = re.compile(r"[0-9](?:[ ._\-]?[0-9]){12,}").search
 # Texts found clean that repeat on every line (an account's IBAN: digits, yet no card number),
 # so they are not checked again; never one that held a card number. Bounded.
 _CLEAN: set[str] = set()
@@ -136,7 +136,7 @@ def scrubbed(line: SettlementLine) -> SettlementLine:
     """``line`` with every card number in its texts masked and its card number column as
     first six/last four at most (``pan_masked`` says a full number was found)."""
     texts = [value for value in _free_texts(line) if value and value not in _CLEAN]
-    if line.masked_pan is None and not _may_hold("\n".join(texts)):
+    if line.masked_pan is None and not find_digit_run("\n".join(texts)):
         return line  # no run of 13 digits in any text: nothing to mask (the usual line)
     changes: dict[str, Any] = {}
     for name in _FREE_TEXT:
@@ -145,7 +145,7 @@ def scrubbed(line: SettlementLine) -> SettlementLine:
             clean = scrub_card_numbers(value)
             if clean != value:
                 changes[name] = clean
-            elif len(_CLEAN) < 1024 and len(value) <= 64 and _may_hold(value):
+            elif len(_CLEAN) < 1024 and len(value) <= 64 and find_digit_run(value):
                 _CLEAN.add(value)
     card = masked_card_number(line.masked_pan)
     if card != line.masked_pan:
@@ -272,6 +272,7 @@ __all__ = [
     "SettlementLine",
     "counting",
     "detect_format",
+    "find_digit_run",
     "scrub_copy",
     "scrubbed",
     "sha256_of",

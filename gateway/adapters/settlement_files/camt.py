@@ -57,8 +57,8 @@ from gateway.adapters.settlement_files import (
     Indicator,
     InvalidSettlementFile,
     SettlementLine,
-    _may_hold,
     counting,
+    find_digit_run,
     scrubbed,
 )
 from gateway.adapters.settlement_files.camt_details import (
@@ -677,7 +677,7 @@ class _Reader:
         signed = minor if entry.indicator == "CRDT" else -minor
         self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
         own = "\n".join(filter(None, (*ids.values(), remittance, creditor)))
-        if _may_hold(own) or not self._entry_clean(statement, entry):
+        if find_digit_run(own) or not self._entry_clean(statement, entry):
             return scrubbed(line)
         return line
 
