@@ -2,13 +2,17 @@
 
 A plain camt.053 of N entries (default 100 000 ``TxDtls`` in the sandbox bank's day ``Ntry``; a
 card number in one remittance per thousand, to be masked) is written to a temporary directory.
-Measured, in the same run, each in its own process:
+Measured, in the same run, each in its own process (each import archiving its masked copy of
+the file afresh, in the temporary directory):
 
 - **bare lxml**: ``lxml.etree.iterparse`` over the file, clearing each ``TxDtls`` and ``Ntry``
   (the floor: no Kassa code at all);
 - **dry run**: ``kassa settlement import --dry-run`` (parse, check, tally);
 - **real import**: ``kassa settlement import`` into a fresh SQLite database (and PostgreSQL
-  with ``--postgres URL``, into a schema of its own there, dropped afterwards).
+  with ``--postgres URL``, into a schema of its own there, dropped afterwards);
+- **rows alone**: the SQLite import's own rows inserted again by bare ``sqlite3`` into an empty
+  copy of its table (its indexes, Kassa's pragmas, a transaction per 1,000 rows): the part of
+  a SQLite import no reader can make faster.
 
 Entries per second are from the wall time of the whole command (Python start included), and
 beside them the same ratio from CPU seconds (user + system), steadier on a shared machine;
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,6 +83,35 @@ def write_file(path: Path, entries: int) -> None:
     path.write_text(camt053(batch), encoding="utf-8")
 
 
+# The import's own rows written again by bare sqlite3 into an empty copy of its tables (Kassa's
+# pragmas, a transaction per 1,000 rows as the import's batches): what SQLite alone costs.
+ROWS_ONLY = """
+import sqlite3, sys, time
+source = sqlite3.connect(sys.argv[1])
+tables = [sql for (sql,) in source.execute(
+    "SELECT sql FROM sqlite_master WHERE tbl_name IN ('settlement_files', 'settlement_entries')"
+    " AND sql IS NOT NULL ORDER BY tbl_name DESC, type DESC")]
+columns = [c[1] for c in source.execute("PRAGMA table_info(settlement_entries)") if c[1] != "id"]
+rows = source.execute(f"SELECT {', '.join(columns)} FROM settlement_entries").fetchall()
+files = source.execute("SELECT * FROM settlement_files").fetchall()
+target = sqlite3.connect(sys.argv[2], isolation_level=None)
+for pragma in ("journal_mode=WAL", "synchronous=NORMAL"):
+    target.execute(f"PRAGMA {pragma}")
+for sql in tables:
+    target.execute(sql)
+target.executemany(f"INSERT INTO settlement_files VALUES ({', '.join('?' * len(files[0]))})", files)
+target.execute("PRAGMA foreign_keys=ON")  # as Kassa's: each entry's file is checked
+insert = (f"INSERT INTO settlement_entries ({', '.join(columns)})"
+          f" VALUES ({', '.join('?' * len(columns))})")
+cpu, wall = time.process_time(), time.perf_counter()
+for start in range(0, len(rows), 1000):
+    target.execute("BEGIN")
+    target.executemany(insert, rows[start : start + 1000])
+    target.execute("COMMIT")
+print("ROWS", time.process_time() - cpu, time.perf_counter() - wall)
+"""
+
+
 # Runs a module or a code string and prints its own peak RSS (KiB) last on stderr. VmHWM, not
 # ru_maxrss: Linux carries ru_maxrss across exec, so a child would show this process's peak.
 WRAP = """
@@ -130,7 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         write_file(path, entries)
         size = path.stat().st_size / 1e6
         print(f"camt.053 of {entries:,} entries, {size:.1f} MB")
-        env = {**os.environ, "KASSA_DATABASE_URL": f"sqlite:///{tmp}/d.db"}
+        archive = Path(tmp) / "archive"  # each import masks and archives its copy afresh
+        env = {
+            **os.environ,
+            "KASSA_DATABASE_URL": f"sqlite:///{tmp}/d.db",
+            "KASSA_SETTLEMENT_ARCHIVE_DIR": str(archive),
+        }
         env.pop("KASSA_CONFIG", None)
         cases: dict[str, list[str]] = {
             "bare lxml": ["code", BARE, str(path)],
@@ -149,10 +188,37 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for _ in range(args.import_repeat or args.repeat):
                 _fresh(url, db_env)
+                shutil.rmtree(archive, ignore_errors=True)
                 runs.append(run(kassa([str(path)]), db_env))
             rows.append((f"import {db_name}", runs))
             _show(rows, entries, f"import {db_name}", runs)
+            if db_name == "sqlite":
+                _rows_only(rows, entries, tmp, args.repeat)
     return 0
+
+
+def _rows_only(
+    rows: list[tuple[str, list[tuple[float, float, float]]]], entries: int, tmp: str, repeat: int
+) -> None:
+    """The floor of a SQLite import: its rows inserted by bare sqlite3 (``ROWS_ONLY``)."""
+    cpus, walls = [], []
+    for n in range(repeat):
+        target = Path(tmp) / f"rows-only-{n}.db"
+        done = subprocess.run(
+            [sys.executable, "-c", ROWS_ONLY, f"{tmp}/import.db", str(target)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        cpu, wall = map(float, done.stdout.split()[1:3])
+        cpus.append(cpu)
+        walls.append(wall)
+    bare_cpu = statistics.median(c for _, _, c in rows[0][1])
+    cpu = statistics.median(cpus)
+    print(
+        f"{'  rows alone':18} median {statistics.median(walls):7.2f} s; CPU {cpu:6.2f} s, beside"
+        f" bare lxml's {bare_cpu:.2f} s: a SQLite import with no other cost would reach"
+        f" {100 * bare_cpu / (bare_cpu + cpu):5.1f} % by CPU",
+        flush=True,
+    )
 
 
 def _show(rows: list[tuple[str, list[tuple[float, float, float]]]], entries: int, name: str,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gateway.adapters.settlement_files import FORMATS
+from gateway.adapters.settlement_files import FORMATS, detect_format
 
 if TYPE_CHECKING:
     from gateway.services.settlement.file_summary import ImportSummary
@@ -41,19 +41,18 @@ def import_command(
     file: Path, dry_run: bool, as_json: bool, file_format: str | None, mapping: str | None
 ) -> None:
     """Import FILE: store it raw, then its entries, once (a re-import changes nothing)."""
-    from gateway.config import load_config
-
-    config = load_config()
-    settings = config.settlement
     if dry_run:
         from gateway.services.settlement.file_summary import summarise_settlement_file
 
+        # Only a CSV's reading is configured (its column mappings): a camt file's dry run
+        # starts without loading the configuration, as fast as the file's reader.
+        settings = _configuration().settlement if _is_csv(file) else None
         with _progress(file, show=not as_json) as on_read:
             summary = summarise_settlement_file(
                 file, settings, file_format=file_format, mapping_name=mapping, on_read=on_read
             )
     else:
-        summary = _import(file, config, file_format, mapping, show_progress=not as_json)
+        summary = _import(file, _configuration(), file_format, mapping, show_progress=not as_json)
     if as_json:
         click.echo(json.dumps(summary.to_json(), indent=2))
         return
@@ -96,6 +95,17 @@ def _import(
             )
     finally:
         database.dispose()
+
+
+def _configuration() -> Settings:
+    from gateway.config import load_config  # its settings import pydantic: only when needed
+
+    return load_config()
+
+
+def _is_csv(file: Path) -> bool:
+    with file.open("rb") as f:
+        return detect_format(f.read(1 << 16)) == "csv"
 
 
 @contextmanager

@@ -132,3 +132,5 @@ def test_a_dry_run_import_leaves_the_database_layer_unimported(tmp_path: Path) -
         or name == "gateway.services.settlement.file_import"
     )
     assert heavy == []
+    # A camt file's reading is not configured: neither the configuration nor pydantic loads.
+    assert [m for m in modules if m.split(".")[0] == "pydantic" or m == "gateway.config"] == []

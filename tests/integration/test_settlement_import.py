@@ -139,6 +139,21 @@ def test_a_dry_run_from_the_command_line_opens_no_database(tmp_path: Path, url: 
     assert sorted(tmp_path.rglob("*")) == before  # no database file, no var/ directory
 
 
+def test_a_csv_dry_run_reads_its_mapping_from_the_configuration(tmp_path: Path) -> None:
+    """A camt dry run reads no configuration; a CSV's columns are configured, so its does."""
+    path = write(tmp_path, "d.csv", to_csv(sandbox_batch()))
+    group = _Wrapped(commands={"settlement": settlement})
+    env = {"KASSA_DATABASE_URL": f"sqlite:///{tmp_path}/k.db"}
+    args = ["settlement", "import", str(path), "--dry-run", "--json"]
+    result = CliRunner().invoke(group, args, env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["mapping"], summary["entries"]) == ("sandbox", 3)
+    unknown = CliRunner().invoke(group, [*args, "--mapping", "nosuch"], env=env)
+    assert unknown.exit_code == 2
+    assert "no CSV mapping 'nosuch': configured are sandbox" in unknown.output
+
+
 class _Wrapped(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -234,3 +249,32 @@ def test_the_command_line_lists_the_warnings(db: Database) -> None:
     ]
     text = CliRunner().invoke(group, ["settlement", "import", path, "--dry-run"], env=env)
     assert "warning: details-sum-differs (1)" in text.output
+
+
+def test_an_imported_file_is_published_to_the_merchants_whose_account_it_names(
+    db: Database, tmp_path: Path
+) -> None:
+    from gateway.adapters.models import Merchant
+    from gateway.adapters.webhook_models import WebhookDelivery
+    from gateway.services.webhooks import endpoints
+    from tests.factories import merchant_with_stores
+
+    ours = merchant_with_stores(db, "ours")["merchant_id"]
+    other = merchant_with_stores(db, "other")["merchant_id"]
+    with db.unit_of_work() as uow:
+        uow.session.get_one(Merchant, ours).settlement_accounts = ["DE89370400440532013000"]
+        for merchant in (ours, other):
+            endpoints.create_endpoint(
+                uow, merchant, url="https://erp.example/hook", event_types=["settlement.*"],
+                description=None, actor="test",
+            )  # fmt: skip
+        uow.commit()
+    summary = run(db, write(tmp_path, "s.xml", camt053(sandbox_batch())))
+    with db.unit_of_work(readonly=True) as uow:
+        sent = [
+            (d.merchant_id, d.event_type, d.body)
+            for d in uow.session.scalars(select(WebhookDelivery))
+        ]
+    assert [(merchant, kind) for merchant, kind, _ in sent] == [(ours, "settlement.imported")]
+    data = json.loads(sent[0][2])["data"]
+    assert (data["file_id"], data["entries"]) == (summary.file_id, 3)

@@ -65,6 +65,13 @@ WORDS = [
     b"_",
     b"x",
     b"7",
+    b"4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+    b"4-1.1_1 1 1 1 1 1 1 1 1 1 1 1 1",
+    b"4111  1111 1111 1111",
+    b"4111 .1111 1111 1111",
+    b"411111111111 1111   4111111111111111",
+    b"00000000000",
+    b"              ",
 ]
 GAPS = [b"", b"<", b">", b"\n", b";", b"/", b"\t", b" "]
 
@@ -75,3 +82,33 @@ def test_masking_word_by_word_is_masking_the_whole(pieces: list[tuple[bytes, byt
 
     data = b"".join(word + gap for word, gap in pieces)
     assert _scrub_words(data) == scrub_bytes(data)
+
+
+@given(st.binary(max_size=200) | st.lists(st.sampled_from(b"0123456789 ._-x<\n\xe4")).map(bytes))
+def test_masking_any_bytes_word_by_word_is_masking_the_whole(data: bytes) -> None:
+    """Any bytes, digits and separators mostly: the stretches looked at first miss no run."""
+    from gateway.adapters.settlement_files import _scrub_words
+
+    assert _scrub_words(data) == scrub_bytes(data)
+
+
+def test_a_copy_masks_a_card_number_the_stretches_find(tmp_path: object) -> None:
+    """Card numbers whose digits stand alone, beside indentation and long references."""
+    data = (
+        b"<a>\n" + b" " * 16 + b"<b>4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1</b>\n"
+        b"<c>20261125000123456789012</c><d>K00000000000 5500-0000-0000-0004</d>\n"
+    )
+    out = io.BytesIO()
+    scrub_copy(io.BytesIO(data), out)
+    assert b"4 1 1 1 1 1 * * * * * * 1 1 1 1" in out.getvalue()
+    assert b"5500-00**-****-0004" in out.getvalue()
+    assert b"20261125000123456789012" in out.getvalue()
+    assert out.getvalue() == scrub_bytes(data)
+
+
+@given(st.text(alphabet="0123456789 ._-x\n", max_size=60))
+def test_the_quick_look_for_a_run_answers_as_the_domain_rule(text: str) -> None:
+    from gateway.adapters.settlement_files import find_digit_run
+    from gateway.domain.card_data import may_hold_card_number
+
+    assert (find_digit_run(text) is not None) == may_hold_card_number(text)

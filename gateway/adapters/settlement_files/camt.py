@@ -58,6 +58,7 @@ from gateway.adapters.settlement_files import (
     InvalidSettlementFile,
     SettlementLine,
     counting,
+    find_digit_run,
     scrubbed,
 )
 from gateway.adapters.settlement_files.camt_details import (
@@ -79,7 +80,7 @@ from gateway.adapters.settlement_files.statement_checks import (
     check_balances,
     check_summary,
 )
-from gateway.domain.card_data import may_hold_card_number, scrub_card_numbers
+from gateway.domain.card_data import scrub_card_numbers
 from gateway.domain.money import currency as iso_currency
 from gateway.errors import InvalidMoney
 
@@ -126,10 +127,12 @@ def parse_camt(
     )
     try:
         for event, element in events:
-            if event == "start":
-                reader.start(element)
-            else:
+            if event != "start":
                 yield from reader.end(element)
+            elif element.tag == reader.tx_tag:  # a detail's start only counts it
+                reader.tx_index += 1
+            else:
+                reader.start(element)
         if not reader.tags_seen and events.root is not None:
             reader.first(events.root)  # a root without any element read here: refused
     except etree.XMLSyntaxError as exc:
@@ -167,6 +170,8 @@ class _LineEnds:
         if self.after_cr and chunk[:1] == b"\n":
             chunk = chunk[1:] or self.raw.read(size)  # never an empty read before the end
         self.after_cr = chunk[-1:] == b"\r"
+        if b"\r" not in chunk:  # the usual file: one scan in C, no copy
+            return chunk
         return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
@@ -245,6 +250,7 @@ class _Reader:
         self.report = report
         self.ns = ""
         self.tags: Tags | None = None
+        self.tx_tag = ""  # TxDtls in the root's namespace, known from the root
         self.shapes = DetailShapes()
         self.clean_key: tuple[str | None, ...] = ()
         self.clean = False
@@ -372,6 +378,7 @@ class _Reader:
             )
         self.ns, self.root = ns, element
         self.tags = Tags(ns)
+        self.tx_tag = self.tags.TxDtls
         self.shapes = DetailShapes()
         self.paths = {}  # "Refs/EndToEndId" -> its namespaced steps (ns is known from here)
 
@@ -613,7 +620,7 @@ class _Reader:
         """The line of a detail of the usual shape from its texts (None: not plain after all)."""
         t = self.tags
         assert t is not None
-        amount = _plain_amount(*texts.amount)
+        amount = _PLAIN_AMOUNTS.get(texts.amount) or _plain_amount(*texts.amount)
         if amount is None:
             return None
         minor, currency = amount
@@ -622,13 +629,14 @@ class _Reader:
             return None
         gross = None
         if texts.gross is not None:
-            if (plain_gross := _plain_amount(*texts.gross)) is None:
+            plain_gross = _PLAIN_AMOUNTS.get(texts.gross) or _plain_amount(*texts.gross)
+            if plain_gross is None:
                 return None
             gross = plain_gross[0] if plain_gross[1] == currency else None
         charges: int | None = None
         included: bool | None = None
         if texts.charges is not None:
-            found = _plain_charges(*texts.charges)
+            found = _PLAIN_CHARGES.get(texts.charges) or _plain_charges(*texts.charges)
             if found is None:
                 return None
             charges, included = found
@@ -669,7 +677,7 @@ class _Reader:
         signed = minor if entry.indicator == "CRDT" else -minor
         self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
         own = "\n".join(filter(None, (*ids.values(), remittance, creditor)))
-        if may_hold_card_number(own) or not self._entry_clean(statement, entry):
+        if find_digit_run(own) or not self._entry_clean(statement, entry):
             return scrubbed(line)
         return line
 
@@ -1031,6 +1039,18 @@ class _Children:
         return _Children(self.first.get(steps[0]), self.reader).text
 
 
+# What a detail's amounts and charges came to, by their texts as written: a day's amounts and
+# fees repeat (in a currency once met, the same text always reads the same). Bounded.
+_PLAIN_AMOUNTS: dict[Amount | None, tuple[int, str]] = {}
+_PLAIN_CHARGES: dict[object, tuple[int | None, bool | None]] = {}
+
+
+def _remember(cache: dict[Any, Any], key: object, value: object) -> None:
+    if len(cache) >= 4096:
+        cache.clear()
+    cache[key] = value
+
+
 def _plain_amount(text: str | None, currency: str | None) -> tuple[int, str] | None:
     """``minor_units`` of an amount written as digits with at most the currency's decimals in
     a currency already met, as written (``12.30``, ``79255`` JPY); None for any other spelling
@@ -1042,7 +1062,9 @@ def _plain_amount(text: str | None, currency: str | None) -> tuple[int, str] | N
     digits = whole + frac.ljust(exponent, "0")
     if not whole or len(frac) > exponent or not digits.isdigit() or not digits.isascii():
         return None
-    return int(digits), currency  # type: ignore[return-value]
+    found = int(digits), currency
+    _remember(_PLAIN_AMOUNTS, (text, currency), found)
+    return found  # type: ignore[return-value]
 
 
 def _plain_charges(
@@ -1062,7 +1084,9 @@ def _plain_charges(
     if ttl is None:
         ttl = sum(a for a in amounts[1:] if a is not None)
     included = _stripped(flag)
-    return ttl, None if included is None else included == "true"
+    charges = ttl, None if included is None else included == "true"
+    _remember(_PLAIN_CHARGES, (total, amount, record, flag), charges)
+    return charges
 
 
 def _first(node: Element, steps: tuple[str, ...], at: int) -> Element | None:

@@ -56,7 +56,7 @@ from gateway.services.settlement.file_summary import (
     ImportPlan,
     ImportSummary,
     add_report,
-    count_line,
+    count_lines,
     file_lines,
     plan_import,
     render_sums,
@@ -64,7 +64,6 @@ from gateway.services.settlement.file_summary import (
     summary_of,
 )
 from gateway.services.settlement.raw_files import mark, store_raw
-from gateway.services.webhooks import outbox
 from gateway.settings import SettlementSettings
 
 BATCH_SIZE = 1000
@@ -195,8 +194,7 @@ def _import(
     lines = file_lines(plan, on_read, report)
     batches = 0
     while batch := list(islice(lines, BATCH_SIZE)):  # parsed before the transaction begins
-        for line in batch:
-            count_line(summary, minor, line)
+        count_lines(summary, minor, batch)
         pairs = [(line, identities.of(line)) for line in batch]
         booked_later += _write(uow, record, pairs, summary)
         uow.commit()
@@ -244,6 +242,10 @@ def _publish_imported(uow: UnitOfWork, record: SettlementFile) -> None:
         return
     for merchant in uow.session.scalars(select(Merchant).order_by(Merchant.id)):
         if accounts & {str(a) for a in merchant.settlement_accounts or []}:
+            # Imported here: the outbox brings the webhook sender (requests) and the job
+            # queue, which an import naming no merchant's account never needs.
+            from gateway.services.webhooks import outbox
+
             outbox.publish(
                 uow,
                 merchant_id=merchant.id,
@@ -305,7 +307,7 @@ class _Identities:
 
     def __init__(self) -> None:
         self._entry: object = None
-        self._seen: Counter[str] = Counter()
+        self._seen: dict[str, int] = {}
 
     def of(self, line: SettlementLine) -> str | None:
         refs = line.identity()
@@ -313,9 +315,9 @@ class _Identities:
             return None
         group = (line.statement_id, line.entry_index)
         if group != self._entry:
-            self._entry, self._seen = group, Counter()
-        self._seen[refs] += 1
-        key = f"{line.account_iban or ''}|{refs}#{self._seen[refs]}"
+            self._entry, self._seen = group, {}
+        seen = self._seen[refs] = self._seen.get(refs, 0) + 1
+        key = f"{line.account_iban or ''}|{refs}#{seen}"
         return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -331,7 +333,12 @@ def _write(
     known: dict[str | None, str] = {
         identity: status for identity, status in _known_statuses(uow, record, keys)
     }
-    rows = [_values(record, line, key) for line, key in batch if key is None or key not in known]
+    file_id, source = record.id, record.format
+    rows = [
+        _row_values(file_id, source, line, key)
+        for line, key in batch
+        if key is None or key not in known
+    ]
     booked_now = [
         (line, key)
         for line, key in batch
@@ -354,7 +361,7 @@ _KNOWN = (
 )
 _KNOWN_SQL = {
     "sqlite": _KNOWN.format(p="?", keys="IN (SELECT value FROM json_each(?))"),
-    "postgresql": _KNOWN.format(p="%s", keys="= ANY(%s)"),
+    "postgresql": _KNOWN.format(p="%s", keys="= ANY(string_to_array(%s, ','))"),
 }
 
 
@@ -372,7 +379,9 @@ def _known_statuses(uow: UnitOfWork, record: SettlementFile, keys: list[str]) ->
                 or_(SettlementFile.state == IMPORTED, SettlementFile.id == record.id),
             )
         )
-    param: object = json.dumps(keys) if dialect == "sqlite" else keys
+    # One text either way: psycopg dumps a list of a thousand strings in Python, element by
+    # element (a key is a SHA-256 in hex: never a comma in one).
+    param = json.dumps(keys) if dialect == "sqlite" else ",".join(keys)
     result = connection.exec_driver_sql(
         _KNOWN_SQL[dialect], (record.format, param, IMPORTED, record.id)
     )
@@ -421,28 +430,38 @@ def _row(record: SettlementFile, line: SettlementLine, key: str | None) -> dict[
 # A row's values in _ENTRY_COLUMNS order: the line's fields of the same names, then those that
 # come from the file's record or are written otherwise, set in place.
 _FROM_LINE = attrgetter(*(c if c in SettlementLine._fields else "source" for c in _ENTRY_COLUMNS))
-_AT = {
-    name: _ENTRY_COLUMNS.index(name)
+_FILE_ID, _SOURCE, _IDENTITY, _LOCATION, _BOOKED_ON, _VALUE_ON = (
+    _ENTRY_COLUMNS.index(name)
     for name in ("file_id", "source", "identity", "location", "booked_on", "value_on")
-}
+)
 _REFS = attrgetter(*_REF_COLUMNS)
 _LIMITS = tuple(_REF_COLUMNS.values())
+_SHORTEST = min(_LIMITS)  # no reference longer than this: none is checked one by one
 
 
 def _values(record: SettlementFile, line: SettlementLine, key: str | None) -> tuple[Any, ...]:
     """The ``settlement_entries`` row of ``line`` (a reference longer than its column is an
     error of the file, not cut short)."""
-    for name, value, limit in zip(_REF_COLUMNS, _REFS(line), _LIMITS, strict=True):
-        if value is not None and len(value) > limit:
-            raise InvalidSettlementFile(
-                f"{line.location}: {name} {value[:20]!r}… is longer than {limit} characters"
-            )
+    return _row_values(record.id, record.format, line, key)
+
+
+def _row_values(
+    file_id: int, source: str, line: SettlementLine, key: str | None
+) -> tuple[Any, ...]:
+    """``_values`` with the file's id and format read once per batch (an ORM attribute costs as
+    much as the rest of a row)."""
+    refs = _REFS(line)
+    if max(map(len, filter(None, refs)), default=0) > _SHORTEST:
+        for name, value, limit in zip(_REF_COLUMNS, refs, _LIMITS, strict=True):
+            if value is not None and len(value) > limit:
+                raise InvalidSettlementFile(
+                    f"{line.location}: {name} {value[:20]!r}… is longer than {limit} characters"
+                )
     row = list(_FROM_LINE(line))
-    at = _AT
-    row[at["file_id"]] = record.id
-    row[at["source"]] = record.format
-    row[at["identity"]] = key
-    row[at["location"]] = line.location[:255]
-    row[at["booked_on"]] = line.booked_on.isoformat() if line.booked_on else None
-    row[at["value_on"]] = line.value_on.isoformat() if line.value_on else None
+    row[_FILE_ID] = file_id
+    row[_SOURCE] = source
+    row[_IDENTITY] = key
+    row[_LOCATION] = line.location[:255]
+    row[_BOOKED_ON] = line.booked_on.isoformat() if line.booked_on else None
+    row[_VALUE_ON] = line.value_on.isoformat() if line.value_on else None
     return tuple(row)

@@ -8,6 +8,7 @@ hash is the original file's, so the same file is recognised when it comes again.
 
 from __future__ import annotations
 
+import io
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from gateway.adapters.db import UnitOfWork
 from gateway.adapters.models import InboundEvent
 from gateway.adapters.settlement_files import scrub_copy
-from gateway.domain.card_data import scrub_bytes, scrub_card_numbers
+from gateway.domain.card_data import scrub_card_numbers
 from gateway.settings import SettlementSettings
 
 SOURCE = "settlement_file"
@@ -37,7 +38,9 @@ def store_raw(
     headers: dict[str, Any] = {"filename": scrub_card_numbers(path.name), "size": size}
     body = b""
     if size <= settings.store_max_bytes:
-        body = scrub_bytes(path.read_bytes())
+        with path.open("rb") as source, io.BytesIO() as copy:
+            scrub_copy(source, copy)
+            body = copy.getvalue()
     else:
         headers["archived_as"] = str(archive(path, content_hash, settings))
     session = uow.session
