@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from drivers.simulators.pn532 import NTAG215, PAYMENT_CARD, Pn532Simulator
 from drivers.simulators.zvt import ZvtSimulator
+from drivers.zvt.framing import LinkTimings
 from gateway.adapters.db import Database
 from gateway.adapters.models import CustomerTap, DeviceStatus, Payment, Refund, utcnow
 from gateway.domain.money import Money
@@ -34,6 +35,10 @@ from gateway.services.staff.auth import TillContext, authenticate_till
 from tests.simulators import PinPadTerminal
 
 KEY = b"test-tag-token-key"
+
+
+# The ZVT link's T2 (§3.4.2): how long a terminal waits for a living ECR's ACK.
+ZVT_ACK_SECONDS = LinkTimings().t2
 
 
 def _till(db: Database, demo: dict[str, Any]) -> TillContext:
@@ -249,6 +254,7 @@ def test_device_host_killed_mid_authorisation_never_charges_twice(
         first.wait(60)
         terminal.pin_typed.set()  # the customer finishes at the terminal, without the host
         _until(lambda: len(terminal.journal) == 1)  # the terminal books it alone
+        terminal.ack_timeout = ZVT_ACK_SECONDS  # a living ECR's ACK is waited for as usual
         assert _payment(db, payment_id).status == "pending"
         second = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -314,6 +320,7 @@ def test_device_host_killed_mid_refund_never_refunds_twice(
         first.wait(60)
         terminal.pin_typed.set()  # the customer finishes at the terminal, without the host
         _until(lambda: len(terminal.journal) == 1)  # the terminal refunds alone
+        terminal.ack_timeout = ZVT_ACK_SECONDS  # a living ECR's ACK is waited for as usual
         assert refund_status() == "requested"
         second = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
