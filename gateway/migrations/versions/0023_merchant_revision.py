@@ -25,14 +25,14 @@ depends_on: str | Sequence[str] | None = None
 ENDPOINT_COLUMNS = "status, event_types, merchant_id"
 
 POSTGRESQL = [
-    """CREATE FUNCTION kassa_merchant_revision() RETURNS trigger AS $$
+    """CREATE OR REPLACE FUNCTION kassa_merchant_revision() RETURNS trigger AS $$
     BEGIN
         NEW.revision := OLD.revision + 1;
         RETURN NEW;
     END $$ LANGUAGE plpgsql""",
     """CREATE TRIGGER merchants_revision BEFORE UPDATE ON merchants
     FOR EACH ROW EXECUTE FUNCTION kassa_merchant_revision()""",
-    """CREATE FUNCTION kassa_endpoint_revision() RETURNS trigger AS $$
+    """CREATE OR REPLACE FUNCTION kassa_endpoint_revision() RETURNS trigger AS $$
     BEGIN
         IF TG_OP <> 'INSERT' THEN
             UPDATE merchants SET revision = revision + 1 WHERE id = OLD.merchant_id;
