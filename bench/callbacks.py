@@ -1,4 +1,5 @@
-"""Bank callbacks per second: ``POST /bank/callbacks`` under gunicorn, PostgreSQL and SQLite.
+"""Bank callbacks per second: ``POST /bank/callbacks`` as ``kassa serve`` serves it (granian),
+PostgreSQL and SQLite.
 
 Each run creates N fresh pending payments, signs one ``payment.succeeded`` callback per payment
 plus some re-deliveries of the same event ids (duplicates), and sends them all from concurrent
@@ -11,7 +12,7 @@ The ceiling, measured in the same run on the same database, alternating with Kas
 same writes as bare SQL (:func:`bare_sql`: insert the raw event under its unique id, mark the
 payment paid, insert its history row; one transaction per callback) on as many connections as
 there are clients, counted afterwards exactly like Kassa's. Issue 19 asks Kassa for at least
-half of it on PostgreSQL. Each is measured with 1, 2 and 4 gunicorn web processes
+half of it on PostgreSQL. Each is measured with 1, 2 and 4 web processes
 (``--web-processes``). For scale, ``standardwebhooks``' ``Webhook.verify`` per second alone.
 Figures are medians over 3 runs.
 
@@ -49,7 +50,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
 
-from bench.http_api import _database, _server
+from bench.http_api import SERVER_SCRIPT, _database, _server
 from gateway.adapters.db import Database
 from gateway.adapters.models import InboundEvent, Job, Payment, PaymentEvent, Till
 from gateway.domain.money import Money
@@ -72,9 +73,10 @@ class RunFigure:
 
 
 def server_cpu_seconds(base: str) -> float | None:
-    """CPU seconds used so far by the gunicorn processes serving ``base`` (its master and
-    workers, found by their ``--bind`` argument in /proc); None where there is no /proc."""
-    bind = f"127.0.0.1:{urlsplit(base).port}".encode()
+    """CPU seconds used so far by the server's processes serving ``base`` (its master and
+    workers, found by their command line in /proc: the workers are forks of the master);
+    None where there is no /proc."""
+    ours = [b"-c", SERVER_SCRIPT.encode(), str(urlsplit(base).port).encode()]
     proc = Path("/proc")
     if not proc.is_dir():
         return None
@@ -83,7 +85,7 @@ def server_cpu_seconds(base: str) -> float | None:
         if not entry.name.isdigit():
             continue
         try:
-            if bind not in (entry / "cmdline").read_bytes().split(b"\0"):
+            if (entry / "cmdline").read_bytes().split(b"\0")[1:4] != ours:
                 continue
             fields = (entry / "stat").read_text().rpartition(")")[2].split()
         except OSError:  # ended meanwhile
@@ -94,7 +96,7 @@ def server_cpu_seconds(base: str) -> float | None:
 
 @contextmanager
 def _bank_environment() -> Iterator[None]:
-    """The gunicorn server reads its bank secrets from KASSA_BANK_* (it inherits os.environ)."""
+    """The server reads its bank secrets from KASSA_BANK_* (it inherits os.environ)."""
     values = {
         "KASSA_BANK_WEBHOOK_SECRET": SECRET,
         "KASSA_BANK_MERCHANT_ID": BANK_MERCHANT,
@@ -592,10 +594,9 @@ class RateFigure:
 
 def run(args: argparse.Namespace) -> Iterator[RateFigure]:
     """Kassa's callbacks per second beside the bare-SQL ceiling, alternating run by run on the
-    same database, for each number of gunicorn web processes (each figure as soon as it is in)."""
+    same database, for each number of web processes (each figure as soon as it is in)."""
     for backend in args.backends:
         for processes in args.web_processes:
-            gunicorn = f"--workers {processes} --threads {args.threads}"
             with (
                 tempfile.TemporaryDirectory() as tmp,
                 _database(backend, Path(tmp)) as url,
@@ -603,7 +604,7 @@ def run(args: argparse.Namespace) -> Iterator[RateFigure]:
             ):
                 if url is None:
                     continue
-                with _server(url, Path(tmp), gunicorn) as (base, _key):
+                with _server(url, Path(tmp), processes, args.threads) as (base, _key):
                     one_run(base, url, 50, 10, args.clients, seed=0)  # warm-up: imports, pools
                     bare_run(url, 50, 10, args.clients, seed=0)
                     kassa, bare = [], []
@@ -625,10 +626,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--web-processes", type=int, nargs="+", default=[1, 2, 4], help="gunicorn workers"
+        "--web-processes", type=int, nargs="+", default=[1, 2, 4], help="granian workers"
     )
     parser.add_argument(
-        "--threads", type=int, default=16, help="gunicorn threads per worker (kassa serve's)"
+        "--threads", type=int, default=16, help="WSGI threads per worker (kassa serve's)"
     )
     parser.add_argument("--backends", nargs="+", default=["postgresql", "sqlite"])
     parser.add_argument(
@@ -651,7 +652,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     print(
         f"{args.events} distinct payment.succeeded callbacks + {args.duplicates} duplicates per "
-        f"run, {args.clients} clients, gunicorn --threads {args.threads}, {os.cpu_count()} "
+        f"run, {args.clients} clients, --threads {args.threads}, {os.cpu_count()} "
         f"cores; median of {args.runs} runs"
     )
     if not args.rate_only:
@@ -660,8 +661,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     verify = statistics.median(verify_baseline(20_000) for _ in range(3))
     print(
-        f"callbacks/s: Kassa (POST /bank/callbacks under gunicorn) beside the ceiling (the same "
-        f"writes as bare SQL, one transaction per callback on {args.clients} connections)"
+        f"callbacks/s: Kassa (POST /bank/callbacks as kassa serve serves it) beside the ceiling "
+        f"(the same writes as bare SQL, one transaction per callback on {args.clients} connections)"
     )
     for figure in run(args):  # printed as each comes in: the whole takes many minutes
         kassa = statistics.median(f.per_second for f in figure.kassa)
@@ -688,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def print_cpu(figure: RateFigure) -> None:
     """CPU per callback beside the ceiling's: on a shared machine the rates swing with what
     else runs, the CPU each side spends per callback much less. Kassa's is its web processes'
-    (gunicorn, Flask, the callback's work), the ceiling's the bare loop's process; neither
+    (granian, Flask, the callback's work), the ceiling's the bare loop's process; neither
     counts the database server's, nor Kassa's the load generator's."""
     kassa = [f.cpu_ms for f in figure.kassa]
     bare = [f.cpu_ms for f in figure.bare]

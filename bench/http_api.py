@@ -1,8 +1,9 @@
-"""HTTP figures: ``POST /api/v1/payments`` + ``GET qr.png`` under gunicorn, SQLite and PostgreSQL.
+"""HTTP figures: ``POST /api/v1/payments`` + ``GET qr.png`` as ``kassa serve`` serves them
+(granian), SQLite and PostgreSQL.
 
-Each backend gets a fresh database and a gunicorn server serving the gateway with a bare Flask
-JSON endpoint mounted beside it at ``/bare``: the baseline, measured on the same server in the
-same run. For 1, 2 and 4 web processes (gunicorn workers, ``--threads 4`` each):
+Each backend gets a fresh database and a server serving the gateway with a bare Flask JSON
+endpoint mounted beside it at ``/bare``: the baseline, measured on the same server in the same
+run. For 1, 2 and 4 web processes (granian workers, 4 WSGI threads each):
 
 1. **maximum sustainable rate** first: a closed loop of ``clients`` keep-alive connections
    sending as fast as answers come, for Kassa and for the bare endpoint in turn, ``repeats``
@@ -188,19 +189,30 @@ def _seed_tills(url: str, workdir: Path, stores: int, tills_per_store: int) -> l
 
 
 @contextmanager
-def _server(url: str, workdir: Path, gunicorn: str | None = None) -> Iterator[tuple[str, str]]:
-    """Migrate and seed ``url``, start gunicorn (``gunicorn``: its options, else
-    ``BENCH_GUNICORN``, default 2 workers with 4 threads); yield (base URL, till API key).
-    Other benchmarks (bench.callbacks) use this."""
+def _server(
+    url: str, workdir: Path, workers: int | None = None, threads: int | None = None
+) -> Iterator[tuple[str, str]]:
+    """Migrate and seed ``url``, start the server (``workers`` processes of ``threads`` threads,
+    default ``BENCH_WORKERS`` / ``BENCH_THREADS``, else 2 and 4); yield (base URL, till API
+    key). Other benchmarks (bench.callbacks) use this."""
     key = _seed(url, workdir)
-    options = (gunicorn or os.environ.get("BENCH_GUNICORN", "--workers 2 --threads 4")).split()
-    with _gunicorn(url, options, workdir) as port:
+    workers = workers or int(os.environ.get("BENCH_WORKERS", "2"))
+    threads = threads or int(os.environ.get("BENCH_THREADS", "4"))
+    with _serving(url, workers, threads, workdir) as port:
         yield f"http://127.0.0.1:{port}", key
 
 
+SERVER_SCRIPT = (
+    "import sys; from gateway.entrypoints.web_server import serve_wsgi; "
+    "serve_wsgi('bench.wsgi_bench:app', host='127.0.0.1', port=int(sys.argv[1]), "
+    "workers=int(sys.argv[2]), threads=int(sys.argv[3]), role='web')"
+)
+
+
 @contextmanager
-def _gunicorn(url: str, options: list[str], workdir: Path) -> Iterator[int]:
-    """Gunicorn with ``options`` serving the gateway and /bare; yields its port."""
+def _serving(url: str, workers: int, threads: int, workdir: Path) -> Iterator[int]:
+    """The gateway and /bare served as ``kassa serve`` serves the gateway (granian, its
+    ``workers`` processes of ``threads`` WSGI threads each); yields its port."""
     port = _free_port()
     env = {
         **os.environ,
@@ -208,26 +220,15 @@ def _gunicorn(url: str, options: list[str], workdir: Path) -> Iterator[int]:
         "KASSA_WEB_SECRET_KEY": "bench",
         "KASSA_SECURITY_MFA_KEY": BENCH_MFA_KEY,
         "KASSA_PATHS_VAR_DIR": str(workdir / "var"),
+        "KASSA_DATABASE_POOL_SIZE": str(max(threads, 16)),  # as `kassa serve` sets it
     }
-    # As `kassa serve` runs it: gunicorn's access log and Kassa's request log line cost every
-    # request (Kassa's and the bare endpoint's) what they cost deployed. They go to a file: a
-    # pipe nobody reads would stall the server once its buffer is full.
-    log_path = workdir / f"gunicorn-{port}.log"
+    # As `kassa serve` runs it: Kassa's request log line costs every request (Kassa's and the
+    # bare endpoint's) what it costs deployed. It goes to a file: a pipe nobody reads would
+    # stall the server once its buffer is full.
+    log_path = workdir / f"server-{port}.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--access-logfile",
-            "-",
-            "--logger-class",
-            "gateway.entrypoints.gunicorn_logs.WebLogger",
-            *options,
-            "bench.wsgi_bench:app",
-        ],
+        [sys.executable, "-c", SERVER_SCRIPT, str(port), str(workers), str(threads)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -247,11 +248,11 @@ def _gunicorn(url: str, options: list[str], workdir: Path) -> Iterator[int]:
                 proc.kill()
                 proc.wait(timeout=30)
                 err = log_path.read_bytes()[-2000:].decode(errors="replace")
-                raise RuntimeError(f"gunicorn did not start: {err}")
+                raise RuntimeError(f"the server did not start: {err}")
             time.sleep(0.1)
         yield port
     finally:
-        proc.send_signal(signal.SIGQUIT)  # quick shutdown: idle keep-alive clients need no grace
+        proc.send_signal(signal.SIGINT)  # idle keep-alive clients need no grace
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -420,8 +421,7 @@ def run(
             keys = _seed_tills(url, Path(tmp), stores, tills_per_store)
             result = BackendResult(backend, tills=len(keys), stores=stores if stores else 1)
             for count in processes:
-                options = ["--workers", str(count), "--threads", str(threads)]
-                with _gunicorn(url, options, Path(tmp)) as port:
+                with _serving(url, count, threads, Path(tmp)) as port:
                     calls = _calls(keys)
                     for call in calls.values():  # warm-up: connections, imports, caches
                         client = Client(port)

@@ -195,8 +195,9 @@ def bench_png_levels(args: argparse.Namespace) -> list[Row]:
 
 
 def bench_http(args: argparse.Namespace) -> list[Row]:
-    """POST /payments + GET qr.png over real HTTP under gunicorn, SQLite and PostgreSQL: the
-    maximum rate beside a bare endpoint's for 1, 2 and 4 processes, then latency at half of it."""
+    """POST /payments + GET qr.png over real HTTP as `kassa serve` serves them, SQLite and
+    PostgreSQL: the maximum rate beside a bare endpoint's for 1, 2 and 4 processes, then latency
+    at half of it."""
     from bench import http_api
 
     quick = args.quick
@@ -264,7 +265,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="closed-loop runs of Kassa and of the bare endpoint, in turn (medians)",
     )
     parser.add_argument(
-        "--http-processes", default="1,2,4", help="gunicorn worker counts, comma-separated"
+        "--http-processes", default="1,2,4", help="web process (worker) counts, comma-separated"
     )
     parser.add_argument("--http-backends", default="sqlite,postgresql", help="comma-separated")
     parser.add_argument(

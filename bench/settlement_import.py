@@ -1,6 +1,6 @@
 """The till beside a large settlement import on SQLite: payment creation latency, p50/p99.
 
-A fresh SQLite database and a gunicorn server (2 workers) serving the gateway. The baseline is
+A fresh SQLite database and `kassa serve` (2 workers) serving the gateway. The baseline is
 ``POST /api/v1/payments`` (and ``GET /healthz``) one after the other with nothing else running;
 then the same while ``kassa settlement import`` (its own process, as an operator would run it)
 imports a generated camt.053 of the size asked for (default 50 MB; ``--megabytes 200`` is the
@@ -78,9 +78,9 @@ def gateway(workdir: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
         creds = seed_demo(uow, workdir / "creds.json", promotions=False)
     db.dispose()
     port = free_port()
-    server = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
+    serve = [sys.executable, "-m", "gateway.entrypoints.cli", "serve", "--host", "127.0.0.1"]
     proc = subprocess.Popen(
-        [*server, "--workers", "2", "--threads", "4", "gateway.entrypoints.wsgi:app"],
+        [*serve, "--port", str(port), "--workers", "2", "--threads", "4"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -94,7 +94,7 @@ def gateway(workdir: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
             except requests.RequestException:
                 pass
             if proc.poll() is not None:
-                raise RuntimeError("gunicorn stopped during start-up")
+                raise RuntimeError("kassa serve stopped during start-up")
             time.sleep(0.1)
         yield base, creds["tills"][0]["api_key"], env
     finally:

@@ -1,7 +1,7 @@
 """The gateway with a bare Flask JSON endpoint beside it at /bare: the HTTP benchmark's baseline.
 
-Served as ``kassa serve`` serves ``gateway.entrypoints.wsgi`` (its logging, gunicorn's access log,
-see bench/http_api.py), so both figures pay what a deployed request pays."""
+Served as ``kassa serve`` serves ``gateway.entrypoints.wsgi`` (granian, Kassa's logging: see
+bench/http_api.py), so both figures pay what a deployed request pays."""
 
 from flask import Flask, jsonify
 from werkzeug.middleware.dispatcher import DispatcherMiddleware

@@ -7,7 +7,6 @@ Registered by the gateway's CLI as a sub-group; also usable alone
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, date, datetime
 from typing import Any
@@ -39,25 +38,14 @@ def sandbox_bank_cli() -> None:
 @click.option("--host", default=None, help="Address to listen on [config: sandbox_bank.host].")
 @click.option("--port", type=int, default=None, help="Port [config: sandbox_bank.port].")
 def serve(host: str | None, port: int | None) -> None:
-    """Run the sandbox bank with gunicorn (one worker, eight threads, callbacks in background)."""
+    """Run the sandbox bank with granian (one worker, eight threads, callbacks in background)."""
+    from gateway.entrypoints.web_server import serve_wsgi
+
     chosen = settings.from_config(settings.read_config())
-    bind = f"{host or chosen.host}:{port or chosen.port}"
-    click.echo(f"sandbox bank on http://{bind}/sandbox/ (database {chosen.database_url})")
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--workers",
-        "1",
-        "--threads",
-        "8",
-        "--bind",
-        bind,
-        "--logger-class",
-        "gateway.entrypoints.gunicorn_logs.SandboxBankLogger",
-        "sandbox_bank.wsgi:app",
-    ]
-    os.execv(sys.executable, argv)  # noqa: S606 — gunicorn takes over this process and its signals
+    host, port = host or chosen.host, port or chosen.port
+    click.echo(f"sandbox bank on http://{host}:{port}/sandbox/ (database {chosen.database_url})")
+    serve_wsgi("sandbox_bank.wsgi:app", host=host, port=port, workers=1, threads=8,
+               role="sandbox-bank")  # fmt: skip
 
 
 @sandbox_bank_cli.command()

@@ -1,9 +1,9 @@
 """Card numbers never reach a log: a filter on every handler of the root logger (and of the
-loggers that keep their own handlers, such as gunicorn's) masks them in each record's message,
+loggers that keep their own handlers, such as granian's) masks them in each record's message,
 its exception text and its stack (:mod:`gateway.domain.card_data` is the rule).
 
 Every Kassa process installs it at start: the ``kassa`` command (worker, device host, sandbox
-bank, imports …) and the WSGI entry points gunicorn loads.
+bank, imports …) and the WSGI entry points the web server loads.
 """
 
 from __future__ import annotations

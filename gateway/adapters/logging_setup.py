@@ -136,7 +136,7 @@ def configure_logging(
     level: int = logging.INFO,
 ) -> logging.Handler:
     """Give the root logger Kassa's one handler (replacing one set up before) and format the
-    handlers of loggers that keep their own (gunicorn's) the same way; ``role`` names this
+    handlers of loggers that keep their own (the web server's) the same way; ``role`` names this
     process (``web``, ``worker``, ``device-host``, ``sandbox-bank``, ``cli``)."""
     global _role
     if role is not None:

@@ -1,6 +1,6 @@
 """Kassa's Prometheus counters: what happens in a process, counted where it happens.
 
-Each process keeps its own counts (a gunicorn worker, ``kassa worker``); ``/metrics`` shows the
+Each process keeps its own counts (a web worker, ``kassa worker``); ``/metrics`` shows the
 counts of the process that answers, unless ``PROMETHEUS_MULTIPROC_DIR`` names a directory that
 every Kassa process shares (prometheus-client's multiprocess mode, which ``kassa run`` sets up):
 then it shows their sums. What the database knows (payments by status, the job queue, devices,

@@ -1,7 +1,7 @@
 """The application factory: the gateway web tier (API, cashier screen, merchant portal).
 
 The web tier keeps no state between requests (sessions are signed cookies), so it scales by
-adding gunicorn workers; the database is the one source of truth.
+adding web workers; the database is the one source of truth.
 """
 
 from __future__ import annotations

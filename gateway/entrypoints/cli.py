@@ -104,8 +104,9 @@ def main(ctx: click.Context) -> None:
     configure_logging(role, level=logging.WARNING if role == "cli" else logging.INFO)
 
 
-# The role a log line names, by sub-command (``serve`` and ``sandbox-bank serve`` hand over to
-# gunicorn, whose WSGI modules set it up again); other commands log as ``cli``, warnings only.
+# The role a log line names, by sub-command (``serve`` and ``sandbox-bank serve`` set theirs up as
+# they start granian, whose workers' WSGI modules set it up again); other commands log as ``cli``,
+# warnings only.
 PROCESS_ROLES = {"worker": "worker", "devices": "device-host", "sandbox-bank": "sandbox-bank"}
 
 
@@ -396,29 +397,19 @@ def _run_device_host(simulate: bool) -> None:
     help="Threads per worker: each open card payment screen's live stream holds one.",
 )
 def serve(host: str | None, port: int | None, workers: int, threads: int) -> None:
-    """Serve the gateway web tier (API, cashier screen, portal) with gunicorn."""
+    """Serve the gateway web tier (API, cashier screen, portal) with granian."""
+    from gateway.entrypoints.web_server import serve_wsgi
+
     config = _config()
-    bind = f"{host or config.web.host}:{port or config.web.port}"
     # Each thread may hold a database connection: keep that many open in every worker.
     os.environ["KASSA_DATABASE_POOL_SIZE"] = str(max(threads, config.database.pool_size))
-    os.execvp(  # noqa: S606 - replaces this process with gunicorn, arguments are ours
-        sys.executable,
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            bind,
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--access-logfile",
-            "-",
-            "--logger-class",
-            "gateway.entrypoints.gunicorn_logs.WebLogger",
-            "gateway.entrypoints.wsgi:app",
-        ],
+    serve_wsgi(
+        "gateway.entrypoints.wsgi:app",
+        host=host or config.web.host,
+        port=port or config.web.port,
+        workers=workers,
+        threads=threads,
+        role="web",
     )
 
 
@@ -458,7 +449,7 @@ def run() -> None:
 
 
 def _share_metrics(config: Settings) -> None:
-    """Let /metrics sum the counters of every child (gunicorn's workers, the worker, the device
+    """Let /metrics sum the counters of every child (the web tier's workers, the worker, the device
     host): prometheus-client's multiprocess mode, in an emptied folder under the data directory."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return  # the operator chose one

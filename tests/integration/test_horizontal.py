@@ -1,7 +1,7 @@
 """Two web instances and two workers on one PostgreSQL, as on two hosts: every exactly-once
 guarantee holds across them.
 
-Real processes: two ``kassa serve`` (gunicorn) and two ``kassa worker``, sharing nothing but the
+Real processes: two ``kassa serve`` (granian) and two ``kassa worker``, sharing nothing but the
 database. Each instance gets the same request or the same signed callback at the same moment
 (a barrier releases the senders together); the database must show one payment per
 Idempotency-Key, one stored event and one state change per callback, and each job claimed and

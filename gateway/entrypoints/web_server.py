@@ -1,0 +1,116 @@
+"""The HTTP server in front of Kassa's WSGI apps: granian, as ``kassa serve`` (the web tier) and
+``kassa sandbox-bank serve`` run it.
+
+Granian's HTTP/1.1 side (parsing, keep-alive, writing answers) is Rust; each worker process runs
+the WSGI app on a pool of Python threads (``threads``: each open card payment screen's live
+stream holds one). It replaced gunicorn's threaded worker, whose main thread took every
+keep-alive request through a poller, a pipe and a future: about 40 % of a worker's time on a
+bank callback (issue 19, ``python -m bench.callbacks``).
+
+Its own log lines (start, workers, errors) go to Kassa's one handler in Kassa's format, through
+the card-number filter; there is no separate access log: the app's request line
+(:mod:`gateway.entrypoints.observability`) says method, path, status and time with the
+request's id.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from gateway.adapters.logging_setup import configure_logging
+
+# A worker that will not stop within this many seconds of SIGTERM (a live stream still open) is
+# killed: ``kassa run`` gives each child 10 s before it kills it, master and all.
+STOP_SECONDS = 5
+
+# The master's process id, for its workers (forks, which inherit it) to tell whether it is alive.
+MASTER_PID = "KASSA_WEB_MASTER_PID"
+
+# Granian's loggers hand their records on to the root logger, where Kassa's handler is.
+LOG_CONFIG: dict[str, Any] = {
+    "loggers": {
+        "_granian": {"handlers": [], "propagate": True},
+        "granian.access": {"handlers": [], "propagate": True},
+    },
+}
+
+
+class _ManyThreadsWarning(logging.Filter):
+    """Drops granian's start-up warning that more WSGI threads than 2 × cores + 1 is a lot: a
+    worker's threads mostly wait (a cashier screen's live stream holds one for minutes), so
+    ``--threads 16`` on two cores is meant."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Configuration allows spawning up to")
+
+
+def configured_log_format() -> str:
+    """`[web] log_format`, or "auto" when the configuration does not load."""
+    from gateway.config import load_config
+    from gateway.errors import KassaError
+
+    try:
+        return load_config().web.log_format
+    except KassaError:
+        return "auto"  # a configuration error is the app's to report, with its message
+
+
+def load_in_worker(target: str) -> Callable[..., Any]:
+    """Import ``target`` ("module:attribute") in a worker process, first asking Linux to send the
+    worker SIGTERM when its master dies: a master killed outright (SIGKILL, the OOM killer)
+    would otherwise leave its workers serving on, unmanaged (gunicorn's workers watch their
+    parent the same way)."""
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != int(os.environ.get(MASTER_PID, os.getppid())):
+            raise SystemExit(0)  # the master died before the request took effect
+    module, _, attribute = target.partition(":")
+    app: Callable[..., Any] = getattr(importlib.import_module(module), attribute or "app")
+    return app
+
+
+def serve_wsgi(
+    target: str, *, host: str, port: int, workers: int, threads: int, role: str
+) -> NoReturn:
+    """Serve the WSGI app ``target`` ("module:attribute") until SIGINT or SIGTERM, then exit.
+
+    Each worker imports ``target`` itself (whose module sets logging up again for its role); a
+    worker that dies is started again."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.server import Server
+
+    configure_logging(role, configured_log_format())
+    os.environ[MASTER_PID] = str(os.getpid())
+    logging.getLogger("_granian").addFilter(_ManyThreadsWarning())
+    Server(
+        target,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        http=HTTPModes.http1,
+        websockets=False,
+        log_dictconfig=LOG_CONFIG,
+        respawn_failed_workers=True,
+        workers_kill_timeout=STOP_SECONDS,
+    ).serve(target_loader=load_in_worker)
+    raise SystemExit(0)
+
+
+__all__ = [
+    "LOG_CONFIG",
+    "STOP_SECONDS",
+    "configured_log_format",
+    "load_in_worker",
+    "serve_wsgi",
+]
