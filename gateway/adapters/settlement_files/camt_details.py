@@ -7,15 +7,15 @@ much as lxml's whole parse, so :class:`DetailShapes` learns the serialised shape
 walked (its tags in order, a place for each text read) as a regular expression: a later detail
 serialised in C (``etree.tostring``) that matches it has the same elements, and its texts are
 the groups. Anything the expression does not take (another tag, a text with an escaped
-character, an attribute more) is walked again.
+character, an attribute more, a text where the shape learnt had none) is walked again.
 
 | text of (under ``TxDtls``)                   | DetailTexts field                         |
 |----------------------------------------------|-------------------------------------------|
-| ``Amt``, its ``@Ccy``                         | amount                                    |
+| ``Amt``, its ``@Ccy``                         | amount, currency                          |
 | ``CdtDbtInd``                                 | direction                                 |
-| ``AmtDtls/InstdAmt/Amt``, its ``@Ccy``         | gross                                     |
+| ``AmtDtls/InstdAmt/Amt``, its ``@Ccy``         | gross, gross_currency                     |
 | ``Chrgs/{TtlChrgsAndTaxAmt,Amt,Rcrd/Amt,Rcrd/ChrgInclInd}`` | charges                     |
-| each child of ``Refs``                        | refs (tag, text)                          |
+| ``Refs/{EndToEndId,AcctSvcrRef,TxId,InstrId}`` | end_to_end_id, … (as the line's)         |
 | each ``RmtInf/Ustrd``                         | remittance                                |
 | ``RmtInf/Strd/CdtrRefInf/Ref`` (the first)    | creditor                                  |
 """
@@ -30,6 +30,8 @@ from lxml import etree
 
 Element: TypeAlias = etree._Element
 Amount: TypeAlias = tuple[str | None, str | None]  # (text, @Ccy) as written
+# Chrgs: TtlChrgsAndTaxAmt, Amt (.02), Rcrd/Amt (None: not there), Rcrd/ChrgInclInd.
+Charges: TypeAlias = tuple[Amount | None, Amount | None, Amount | None, str | None]
 
 
 class Tags:
@@ -48,13 +50,21 @@ class Tags:
 
 
 class DetailTexts(NamedTuple):
-    """A detail's texts as written (not stripped), None where an element has none."""
+    """A detail's texts as written (not stripped), None where an element has none: one flat
+    tuple, made by ``tuple.__new__`` from a match's groups (a named tuple's own ``__new__`` is a
+    Python call, and nested tuples cost as much again)."""
 
-    amount: Amount
+    amount: str | None
+    currency: str | None  # Amt/@Ccy
     direction: str | None  # also None without CdtDbtInd
-    gross: Amount | None  # None without AmtDtls/InstdAmt
-    charges: tuple[Amount | None, Amount | None, Amount | None, str | None] | None  # no Chrgs
-    refs: tuple[tuple[str, str | None], ...]
+    has_gross: bool  # AmtDtls/InstdAmt/Amt is there
+    gross: str | None
+    gross_currency: str | None
+    charges: Charges | None  # None without Chrgs
+    end_to_end_id: str | None
+    account_servicer_ref: str | None
+    transaction_id: str | None
+    instruction_id: str | None
     remittance: tuple[str | None, ...] | None  # None without RmtInf
     creditor: str | None
 
@@ -66,21 +76,26 @@ class DetailElements(NamedTuple):
     direction: Element | None
     gross: Element | None
     charges: tuple[Element | None, Element | None, Element | None, Element | None] | None
-    refs: tuple[Element, ...]
+    refs: tuple[Element | None, Element | None, Element | None, Element | None]
     remittance: tuple[Element, ...] | None
     creditor: Element | None
 
     def texts(self) -> DetailTexts:
         charges = None
+        e2e, servicer, transaction, instruction = self.refs
         if self.charges is not None:
             total, amount, record, flag = self.charges
-            charges = (_amount(total), _amount(amount), _amount(record), _text(flag))
+            charges = (_pair(total), _pair(amount), _pair(record), _text(flag))
         return DetailTexts(
-            _amount(self.amount),  # type: ignore[arg-type]
+            *_amount(self.amount),
             _text(self.direction),
-            _amount(self.gross),
-            charges,
-            tuple((str(e.tag), e.text) for e in self.refs),
+            self.gross is not None,
+            *_amount(self.gross),
+            charges,  # type: ignore[arg-type]
+            _text(e2e),
+            _text(servicer),
+            _text(transaction),
+            _text(instruction),
             None if self.remittance is None else tuple(e.text for e in self.remittance),
             _text(self.creditor),
         )
@@ -92,8 +107,12 @@ class DetailElements(NamedTuple):
         return [e for e in found if e is not None]
 
 
-def _amount(element: Element | None) -> Amount | None:
+def _pair(element: Element | None) -> Amount | None:
     return None if element is None else (element.text, element.get("Ccy"))
+
+
+def _amount(element: Element | None) -> Amount:
+    return (None, None) if element is None else (element.text, element.get("Ccy"))
 
 
 def _text(element: Element | None) -> str | None:
@@ -155,7 +174,12 @@ def plain_elements(tx: Element, t: Tags) -> DetailElements | None:
     if rmt is not None:
         ustrd = tuple(rmt.iterchildren(t.Ustrd))
         creditor = next(rmt.iterfind(f"{t.Strd}/{t.CdtrRefInf}/{t.Ref}"), None)
-    return DetailElements(amt, ind, gross, charges, tuple(ids.values()), ustrd, creditor)
+    e2e, servicer, transaction, instruction = (
+        ids.get(tag) for tag in (t.EndToEndId, t.AcctSvcrRef, t.TxId, t.InstrId)
+    )
+    return DetailElements(
+        amt, ind, gross, charges, (e2e, servicer, transaction, instruction), ustrd, creditor
+    )
 
 
 def _charges(
@@ -245,7 +269,9 @@ def _shape_of(tx: Element, elements: DetailElements) -> _Shape | None:
     for end, name, attributes, empty, _ in _TOKEN.findall(
         etree.tostring(tx, encoding=str, with_tail=False)
     ):
-        if not name:  # a text: any between two tags, a read leaf's in its group
+        if not name:  # a text: a read leaf's in its group, any other where the shape has one
+            if open_read is None:
+                parts.append("[^<]*")
             continue
         if end:
             if open_read is not None:
@@ -253,7 +279,7 @@ def _shape_of(tx: Element, elements: DetailElements) -> _Shape | None:
                     return None
                 open_read = None
             else:
-                parts.append(f"</{re.escape(name)}>[^<]*")
+                parts.append(f"</{re.escape(name)}>")
             continue
         node = next(nodes, None)
         if node is None or etree.QName(node).localname != name.rpartition(":")[2]:
@@ -272,11 +298,13 @@ def _shape_of(tx: Element, elements: DetailElements) -> _Shape | None:
             count += 1
             groups[id(node)] = (count, ccy)
             end_tag = f"</{re.escape(name)}>"
-            parts.append("".join(pattern) + f"(?:/>|>{_READ_TEXT}{end_tag})[^<]*")
-            if not empty:
+            if empty:
+                parts.append("".join(pattern) + f"(?:/>|>{_READ_TEXT}{end_tag})")
+            else:
+                parts.append("".join(pattern) + f">{_READ_TEXT}{end_tag}")
                 open_read = name
             continue
-        parts.append("".join(pattern) + ("/>[^<]*" if empty else ">[^<]*"))
+        parts.append("".join(pattern) + ("/>" if empty else ">"))
     if open_read is not None or next(nodes, None) is not None:
         return None
     return _Shape(re.compile("".join(parts)), _assembler(elements, groups))
@@ -293,22 +321,27 @@ def _assembler(
 
     def amount(element: Element | None) -> str:
         if element is None:
-            return "None"
+            return "None, None"
         at, ccy = groups[id(element)]
-        return f"(g[{at - 1}], {'None' if ccy is None else f'g[{ccy - 1}]'})"
+        return f"g[{at - 1}], {'None' if ccy is None else f'g[{ccy - 1}]'}"
+
+    def pair(element: Element | None) -> str:
+        return "None" if element is None else f"({amount(element)})"
 
     charges = "None"
     if elements.charges is not None:
         total, other, record, flag = elements.charges
-        charges = f"({amount(total)}, {amount(other)}, {amount(record)}, {text(flag)})"
-    refs = "".join(f"(tags[{i}], {text(e)}), " for i, e in enumerate(elements.refs))
+        charges = f"({pair(total)}, {pair(other)}, {pair(record)}, {text(flag)})"
+    refs = "".join(f"{text(e)}, " for e in elements.refs)
     remittance = "None"
     if elements.remittance is not None:
         remittance = "(" + "".join(f"{text(e)}, " for e in elements.remittance) + ")"
+    gross = elements.gross is not None
     source = (
-        f"lambda g: DetailTexts({amount(elements.amount)}, {text(elements.direction)},"
-        f" {amount(elements.gross)}, {charges}, ({refs}), {remittance}, {text(elements.creditor)})"
-    )
-    names = {"DetailTexts": DetailTexts, "tags": tuple(str(e.tag) for e in elements.refs)}
+        f"lambda g: new(DetailTexts, ({amount(elements.amount)}, {text(elements.direction)},"
+        f" {gross}, {amount(elements.gross)}, {charges}, {refs}{remittance},"
+        f" {text(elements.creditor)}))"
+    )  # made by tuple.__new__: a named tuple's own __new__ is a Python call with keywords
+    names = {"DetailTexts": DetailTexts, "new": tuple.__new__}
     made: Callable[[tuple[Any, ...]], DetailTexts] = eval(source, names)  # noqa: S307
     return made
