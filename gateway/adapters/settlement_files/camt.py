@@ -62,9 +62,10 @@ from gateway.adapters.settlement_files import (
     scrubbed,
 )
 from gateway.adapters.settlement_files.camt_details import (
+    UNKNOWN,
     Amount,
+    Charges,
     DetailShapes,
-    DetailTexts,
     Tags,
     plain_elements,
 )
@@ -601,26 +602,47 @@ class _Reader:
         entry, t = self.entry, self.tags
         if entry is None or t is None:
             return None
-        texts = self.shapes.read(tx)
-        if texts is not None:
-            return self._plain_line(tx, entry, texts)
+        line = self.shapes.read(tx, self._plain_line, tx, entry)
+        if line is not UNKNOWN:
+            return line  # type: ignore[no-any-return]
         elements = plain_elements(tx, t)
         if elements is None:
             return None
-        line = self._plain_line(tx, entry, elements.texts())
+        line = self._plain_line(tx, entry, *elements.texts())
         if line is not None:
             self.shapes.learn(tx, elements)
         return line
 
-    def _plain_line(self, tx: Element, entry: _Entry, texts: DetailTexts) -> SettlementLine | None:
-        """The line of a detail of the usual shape from its texts (None: not plain after all)."""
-        (
-            text, currency, direction, has_gross, gross_text, gross_currency, charge_texts,
-            e2e, servicer, transaction, instruction, remittances, creditor,
-        ) = texts  # fmt: skip
+    def _plain_line(  # the fields of DetailTexts, passed as a match's groups
+        self,
+        tx: Element,
+        entry: _Entry,
+        text: str | None,
+        currency: str | None,
+        direction: str | None,
+        has_gross: bool,
+        gross_text: str | None,
+        gross_currency: str | None,
+        charge_texts: Charges | None,
+        e2e: str | None,
+        servicer: str | None,
+        transaction: str | None,
+        instruction: str | None,
+        remittances: tuple[str | None, ...] | None,
+        creditor: str | None,
+    ) -> SettlementLine | None:
+        """The line of a detail of the usual shape from its texts, the fields of
+        :class:`~gateway.adapters.settlement_files.camt_details.DetailTexts` (None: not plain
+        after all)."""
         exponent = _EXPONENTS.get(currency)  # type: ignore[arg-type]
-        minor = None if exponent is None else _plain_minor(text, exponent)
-        if minor is None or currency is None:
+        if exponent is None or not text or currency is None:
+            return None
+        whole, _, frac = text.partition(".")  # _plain_minor's usual case, inline
+        if whole and len(frac) == exponent and (digits := whole + frac).isdigit():
+            minor = int(digits) if digits.isascii() else None
+        else:
+            minor = _plain_minor(text, exponent)
+        if minor is None:
             return None
         if direction is not None and direction != entry.indicator:
             if (direction.strip() or entry.indicator) != entry.indicator:
@@ -1082,8 +1104,9 @@ def _plain_minor(text: str | None, exponent: int) -> int | None:
 
 # ``find_digit_run`` for a line's few short texts: tried only where a run of digits starts (the
 # same answer: a run found inside a longer one is in the run found from its start), so a long
-# reference of fewer than 13 digits is not tried again from each of its digits.
-_digit_run = re.compile(r"(?<![0-9])[0-9](?:[ ._\-]?[0-9]){12,}").search
+# reference of fewer than 13 digits is not tried again from each of its digits; possessive, as
+# giving back a separator or a digit never lets a run match.
+_digit_run = re.compile(r"(?<![0-9])[0-9](?:[ ._\-]?+[0-9]){12,}+").search
 _new_line = tuple.__new__  # a SettlementLine from a tuple of all its fields, in their order
 
 

@@ -209,6 +209,7 @@ def _charges(
     return total, amount, record_amt, flag
 
 
+_tostring = etree.tostring
 # A serialised element's pieces: a start tag (name, attributes, "/" if empty), an end tag, text.
 _TOKEN = re.compile(r'<(/?)([^\s/>]+)((?:\s[^\s=]+="[^"]*")*)(/?)>|([^<]+)')
 _ATTRIBUTE = re.compile(r'\s([^\s=]+)="([^"]*)"')
@@ -216,12 +217,17 @@ _READ_TEXT = "([^<&]*)"  # a text read: none with an escaped character (&amp;, &
 
 
 class _Shape:
-    """One serialised shape: its expression and how its groups make :class:`DetailTexts`."""
+    """One serialised shape: its expression, and how its groups are handed on as the
+    :class:`DetailTexts` fields, in their order (``pass_on(groups, make, *first)`` calls
+    ``make(*first, *texts)``: no tuple of the texts is made)."""
 
-    __slots__ = ("expression", "texts")
+    __slots__ = ("expression", "pass_on")
 
-    def __init__(self, expression: re.Pattern[str], texts: Callable[[tuple[Any, ...]], Any]):
-        self.expression, self.texts = expression, texts
+    def __init__(self, expression: re.Pattern[str], pass_on: Callable[..., Any]):
+        self.expression, self.pass_on = expression, pass_on
+
+
+UNKNOWN = object()  # DetailShapes.read: the detail is of no shape learnt
 
 
 class DetailShapes:
@@ -233,19 +239,22 @@ class DetailShapes:
     def __init__(self) -> None:
         self.shapes: list[_Shape] = []
 
-    def read(self, tx: Element) -> DetailTexts | None:
-        """The texts of a detail of a known shape, from its serialisation; else None."""
-        if not self.shapes:
-            return None
-        text = etree.tostring(tx, encoding=str, with_tail=False)
-        for index, shape in enumerate(self.shapes):
+    def read(self, tx: Element, make: Callable[..., Any], *first: Any) -> Any:
+        """``make(*first, *texts)`` with the :class:`DetailTexts` fields of a detail of a known
+        shape, from its serialisation; else ``UNKNOWN``."""
+        shapes = self.shapes
+        if not shapes:
+            return UNKNOWN
+        text = _tostring(tx, encoding=str, with_tail=False)
+        found = shapes[0].expression.fullmatch(text)
+        if found is not None:
+            return shapes[0].pass_on(found.groups(), make, *first)
+        for index, shape in enumerate(shapes[1:], 1):
             found = shape.expression.fullmatch(text)
             if found is not None:
-                if index:
-                    self.shapes.insert(0, self.shapes.pop(index))
-                texts: DetailTexts = shape.texts(found.groups())
-                return texts
-        return None
+                shapes.insert(0, shapes.pop(index))
+                return shape.pass_on(found.groups(), make, *first)
+        return UNKNOWN
 
     def learn(self, tx: Element, elements: DetailElements) -> None:
         """Remember the shape of ``tx``, walked into ``elements`` (if there is room, and if each
@@ -307,14 +316,14 @@ def _shape_of(tx: Element, elements: DetailElements) -> _Shape | None:
         parts.append("".join(pattern) + ("/>" if empty else ">"))
     if open_read is not None or next(nodes, None) is not None:
         return None
-    return _Shape(re.compile("".join(parts)), _assembler(elements, groups))
+    return _Shape(re.compile("".join(parts)), _passer(elements, groups))
 
 
-def _assembler(
+def _passer(
     elements: DetailElements, groups: dict[int, tuple[int, int | None]]
-) -> Callable[[tuple[Any, ...]], DetailTexts]:
-    """How a match's groups (1-based, as ``groups``) make the detail's texts: one expression,
-    made once per shape, of group indices only (the file's tags are passed, never written in)."""
+) -> Callable[..., Any]:
+    """How a match's groups (1-based, as ``groups``) are handed on as the detail's texts: one
+    call, made once per shape, of group indices only (the file's tags are never written in)."""
 
     def text(element: Element | None) -> str:
         return "None" if element is None else f"g[{groups[id(element)][0] - 1}]"
@@ -338,10 +347,9 @@ def _assembler(
         remittance = "(" + "".join(f"{text(e)}, " for e in elements.remittance) + ")"
     gross = elements.gross is not None
     source = (
-        f"lambda g: new(DetailTexts, ({amount(elements.amount)}, {text(elements.direction)},"
-        f" {gross}, {amount(elements.gross)}, {charges}, {refs}{remittance},"
-        f" {text(elements.creditor)}))"
-    )  # made by tuple.__new__: a named tuple's own __new__ is a Python call with keywords
-    names = {"DetailTexts": DetailTexts, "new": tuple.__new__}
-    made: Callable[[tuple[Any, ...]], DetailTexts] = eval(source, names)  # noqa: S307
+        f"lambda g, make, *first: make(*first, {amount(elements.amount)},"
+        f" {text(elements.direction)}, {gross}, {amount(elements.gross)}, {charges}, {refs}"
+        f"{remittance}, {text(elements.creditor)})"
+    )
+    made: Callable[..., Any] = eval(source, {})  # noqa: S307
     return made
