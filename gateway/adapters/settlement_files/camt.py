@@ -649,8 +649,15 @@ class _Reader:
                 return None
         gross = None
         if has_gross:
-            exponent = _EXPONENTS.get(gross_currency)  # type: ignore[arg-type]
-            gross = None if exponent is None else _plain_minor(gross_text, exponent)
+            if gross_currency != currency:
+                exponent = _EXPONENTS.get(gross_currency)  # type: ignore[arg-type]
+            if exponent is None or not gross_text:
+                return None
+            whole, _, frac = gross_text.partition(".")
+            if whole and len(frac) == exponent and (digits := whole + frac).isdigit():
+                gross = int(digits) if digits.isascii() else None
+            else:
+                gross = _plain_minor(gross_text, exponent)
             if gross is None:
                 return None
             if gross_currency != currency:
