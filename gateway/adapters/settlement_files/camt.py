@@ -45,7 +45,7 @@ What contradicts the entry, and every other flaw in the bank's content, is repor
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -129,7 +129,11 @@ def parse_camt(
     try:
         for event, element in events:
             if event != "start":
-                yield from reader.end(element)
+                lines = reader.end(element)
+                if type(lines) is SettlementLine:  # a detail's, as the quick path reads it
+                    yield lines
+                else:
+                    yield from lines  # type: ignore[misc]
             elif element.tag == reader.tx_tag:  # a detail's start only counts it
                 reader.tx_index += 1
             else:
@@ -253,8 +257,9 @@ class _Reader:
         self.tags: Tags | None = None
         self.tx_tag = ""  # TxDtls in the root's namespace, known from the root
         self.shapes = DetailShapes()
-        self.head_key: tuple[Any, ...] = ()
-        self.head: tuple[tuple[Any, ...], bool] = ((), False)
+        # A detail's line's fields from its statement and entry, and whether their texts are
+        # clean (``_head``): known until the next event other than a detail's end.
+        self.head: tuple[tuple[Any, ...], bool] | None = None
         self.paths: dict[str, tuple[str, ...]] = {}
         self.local: dict[str, str] = {}  # "{ns}Ntry" -> "Ntry"
         self.source = ""
@@ -295,6 +300,7 @@ class _Reader:
         self._root(root)
 
     def start(self, element: Element) -> None:
+        self.head = None  # what a line takes from its statement and entry may change below
         if not self.tags_seen:
             self.first(element.getroottree().getroot())
         tag = self._tag(element)
@@ -322,9 +328,9 @@ class _Reader:
             self.statement_element = element
             self._start_statement()
 
-    def end(self, element: Element) -> Iterable[SettlementLine]:
-        """The lines an element's end gives: a detail of the usual shape at once, as a tuple
-        (no generator for each), any other element as ``_end`` reads it."""
+    def end(self, element: Element) -> SettlementLine | Iterator[SettlementLine]:
+        """The lines an element's end gives: a detail of the usual shape's line itself (no
+        generator for each), any other element's as ``_end`` reads them."""
         if self.plain and element.tag == self.tx_tag:
             parent = self.details
             if parent is not None and element.getparent() is parent:
@@ -335,7 +341,8 @@ class _Reader:
                         self.statement.lines += 1
                     element.clear()
                     parent.remove(element)
-                    return (line,)
+                    return line
+        self.head = None  # what a line takes from its statement and entry may change below
         return self._end(element)
 
     def _end(self, element: Element) -> Iterator[SettlementLine]:
@@ -687,9 +694,8 @@ class _Reader:
         if creditor is not None:
             creditor = creditor.strip() or None
         statement = self.statement
-        key = (entry, self.tx_count, statement, self.details_path)
-        if key != self.head_key:
-            self.head_key, self.head = key, self._head(statement, entry)
+        if self.head is None:  # the first detail since an event other than a detail's
+            self.head = self._head(statement, entry)
         head, clean = self.head
         signed = minor if entry.indicator == "CRDT" else -minor
         sums = self.detail_sums
