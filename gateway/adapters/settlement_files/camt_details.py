@@ -50,9 +50,9 @@ class Tags:
 
 
 class DetailTexts(NamedTuple):
-    """A detail's texts as written (not stripped), None where an element has none: one flat
-    tuple, made by ``tuple.__new__`` from a match's groups (a named tuple's own ``__new__`` is a
-    Python call, and nested tuples cost as much again)."""
+    """A detail's texts as written (not stripped), None where an element has none: flat, the
+    arguments of the reader's line in their order (a known shape's groups are passed as them,
+    no tuple made; a walked detail's are made as this tuple)."""
 
     amount: str | None
     currency: str | None  # Amt/@Ccy
