@@ -211,3 +211,25 @@ def test_details_of_a_shape_met_are_read_from_their_serialisation(
     lines, *_ = outcome(sandbox_statement(), plain=True)
     assert len(lines) == 3
     assert len(walked) == 1  # the first detail: its shape then reads the others
+
+
+def test_a_reference_not_read_leaves_the_shape_learnable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Refs/Prtry`` (.08: a proprietary reference, with children) is no text a line takes: its
+    details are still read from their shape, and as the general reading reads them."""
+    prtry = b"<Prtry><Tp>BANK</Tp><Ref>R &amp; 1</Ref></Prtry></Refs>"
+    data = sandbox_statement().replace(b"</Refs>", prtry)
+    assert data.count(b"<Prtry>") == 3
+    walked: list[object] = []
+    walk = camt.plain_elements
+    monkeypatch.setattr(camt, "plain_elements", lambda *a: walked.append(a) or walk(*a))
+    assert outcome(data, plain=True) == outcome(data, plain=False)
+    assert len(walked) == 1
+
+
+def test_a_text_where_the_shape_had_none_is_walked_and_read_alike() -> None:
+    """A shape takes a text only where the detail it was learnt from had one: a later detail
+    with text between its elements (mixed content) is walked, and reads as the general way."""
+    data = sandbox_statement()
+    last = data.rindex(b"<Refs>")
+    data = data[:last] + b"<Refs>note " + data[last + len(b"<Refs>") :]
+    assert outcome(data, plain=True) == outcome(data, plain=False)

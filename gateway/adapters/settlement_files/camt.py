@@ -44,7 +44,8 @@ What contradicts the entry, and every other flaw in the bank's content, is repor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -58,13 +59,13 @@ from gateway.adapters.settlement_files import (
     InvalidSettlementFile,
     SettlementLine,
     counting,
-    find_digit_run,
     scrubbed,
 )
 from gateway.adapters.settlement_files.camt_details import (
+    UNKNOWN,
     Amount,
+    Charges,
     DetailShapes,
-    DetailTexts,
     Tags,
     plain_elements,
 )
@@ -128,7 +129,11 @@ def parse_camt(
     try:
         for event, element in events:
             if event != "start":
-                yield from reader.end(element)
+                lines = reader.end(element)
+                if type(lines) is SettlementLine:  # a detail's, as the quick path reads it
+                    yield lines
+                else:
+                    yield from lines  # type: ignore[misc]
             elif element.tag == reader.tx_tag:  # a detail's start only counts it
                 reader.tx_index += 1
             else:
@@ -252,8 +257,9 @@ class _Reader:
         self.tags: Tags | None = None
         self.tx_tag = ""  # TxDtls in the root's namespace, known from the root
         self.shapes = DetailShapes()
-        self.clean_key: tuple[str | None, ...] = ()
-        self.clean = False
+        # A detail's line's fields from its statement and entry, and whether their texts are
+        # clean (``_head``): known until the next event other than a detail's end.
+        self.head: tuple[tuple[Any, ...], bool] | None = None
         self.paths: dict[str, tuple[str, ...]] = {}
         self.local: dict[str, str] = {}  # "{ns}Ntry" -> "Ntry"
         self.source = ""
@@ -294,6 +300,7 @@ class _Reader:
         self._root(root)
 
     def start(self, element: Element) -> None:
+        self.head = None  # what a line takes from its statement and entry may change below
         if not self.tags_seen:
             self.first(element.getroottree().getroot())
         tag = self._tag(element)
@@ -321,22 +328,21 @@ class _Reader:
             self.statement_element = element
             self._start_statement()
 
-    def end(self, element: Element) -> Iterable[SettlementLine]:
-        """The lines an element's end gives: a detail of the usual shape at once, as a tuple
-        (no generator for each), any other element as ``_end`` reads it."""
-        tags = self.tags
-        if self.plain and tags is not None and element.tag == tags.TxDtls:
-            parent = element.getparent()
-            if parent is not None and parent is self.details:
-                line = self._plain_transaction(
-                    element, f"{self.details_path}/TxDtls[{self.tx_index}]"
-                )
+    def end(self, element: Element) -> SettlementLine | Iterator[SettlementLine]:
+        """The lines an element's end gives: a detail of the usual shape's line itself (no
+        generator for each), any other element's as ``_end`` reads them."""
+        if self.plain and element.tag == self.tx_tag:
+            parent = self.details
+            if parent is not None and element.getparent() is parent:
+                line = self._plain_transaction(element)
                 if line is not None:
                     self.position += 1
                     if self.statement is not None:
                         self.statement.lines += 1
-                    self._drop(element, parent)
-                    return (line,)
+                    element.clear()
+                    parent.remove(element)
+                    return line
+        self.head = None  # what a line takes from its statement and entry may change below
         return self._end(element)
 
     def _end(self, element: Element) -> Iterator[SettlementLine]:
@@ -591,7 +597,7 @@ class _Reader:
         self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
         yield line
 
-    def _plain_transaction(self, tx: Element, base: str) -> SettlementLine | None:
+    def _plain_transaction(self, tx: Element) -> SettlementLine | None:
         """``_transaction`` for a detail of the usual shape: its texts from its serialisation if
         its shape is known, else from one walk over its elements (whose shape is then learnt).
 
@@ -603,100 +609,126 @@ class _Reader:
         entry, t = self.entry, self.tags
         if entry is None or t is None:
             return None
-        texts = self.shapes.read(tx)
-        if texts is not None:
-            return self._plain_line(tx, base, entry, texts)
+        line = self.shapes.read(tx, self._plain_line, tx, entry)
+        if line is not UNKNOWN:
+            return line  # type: ignore[no-any-return]
         elements = plain_elements(tx, t)
         if elements is None:
             return None
-        line = self._plain_line(tx, base, entry, elements.texts())
+        line = self._plain_line(tx, entry, *elements.texts())
         if line is not None:
             self.shapes.learn(tx, elements)
         return line
 
-    def _plain_line(
-        self, tx: Element, base: str, entry: _Entry, texts: DetailTexts
+    def _plain_line(  # the fields of DetailTexts, passed as a match's groups
+        self,
+        tx: Element,
+        entry: _Entry,
+        text: str | None,
+        currency: str | None,
+        direction: str | None,
+        has_gross: bool,
+        gross_text: str | None,
+        gross_currency: str | None,
+        charge_texts: Charges | None,
+        e2e: str | None,
+        servicer: str | None,
+        transaction: str | None,
+        instruction: str | None,
+        remittances: tuple[str | None, ...] | None,
+        creditor: str | None,
     ) -> SettlementLine | None:
-        """The line of a detail of the usual shape from its texts (None: not plain after all)."""
-        t = self.tags
-        assert t is not None
-        amount = _PLAIN_AMOUNTS.get(texts.amount) or _plain_amount(*texts.amount)
-        if amount is None:
+        """The line of a detail of the usual shape from its texts, the fields of
+        :class:`~gateway.adapters.settlement_files.camt_details.DetailTexts` (None: not plain
+        after all)."""
+        exponent = _EXPONENTS.get(currency)  # type: ignore[arg-type]
+        if exponent is None or not text or currency is None:
             return None
-        minor, currency = amount
-        direction = _stripped(texts.direction)
+        whole, _, frac = text.partition(".")  # _plain_minor's usual case, inline
+        if whole and len(frac) == exponent and (digits := whole + frac).isdigit():
+            minor = int(digits) if digits.isascii() else None
+        else:
+            minor = _plain_minor(text, exponent)
+        if minor is None:
+            return None
         if direction is not None and direction != entry.indicator:
-            return None
-        gross = None
-        if texts.gross is not None:
-            plain_gross = _PLAIN_AMOUNTS.get(texts.gross) or _plain_amount(*texts.gross)
-            if plain_gross is None:
+            if (direction.strip() or entry.indicator) != entry.indicator:
                 return None
-            gross = plain_gross[0] if plain_gross[1] == currency else None
-        charges: int | None = None
-        included: bool | None = None
-        if texts.charges is not None:
-            found = _PLAIN_CHARGES.get(texts.charges) or _plain_charges(*texts.charges)
+        gross = None
+        if has_gross:
+            if gross_currency != currency:
+                exponent = _EXPONENTS.get(gross_currency)  # type: ignore[arg-type]
+            if exponent is None or not gross_text:
+                return None
+            whole, _, frac = gross_text.partition(".")
+            if whole and len(frac) == exponent and (digits := whole + frac).isdigit():
+                gross = int(digits) if digits.isascii() else None
+            else:
+                gross = _plain_minor(gross_text, exponent)
+            if gross is None:
+                return None
+            if gross_currency != currency:
+                gross = None
+        charges = included = None
+        if charge_texts is not None:
+            found = _PLAIN_CHARGES.get(charge_texts) or _plain_charges(*charge_texts)
             if found is None:
                 return None
             charges, included = found
-        ids = {tag: _stripped(text) for tag, text in texts.refs}
+        if e2e is not None:
+            e2e = e2e.strip() or None
+        if servicer is not None:
+            servicer = servicer.strip() or None
+        if transaction is not None:
+            transaction = transaction.strip() or None
+        if instruction is not None:
+            instruction = instruction.strip() or None
         remittance = None
-        if texts.remittance is not None:
-            remittance = " ".join(filter(None, map(_stripped, texts.remittance))) or None
-        creditor = _stripped(texts.creditor)
+        if remittances is not None:
+            if len(remittances) == 1:
+                remittance = remittances[0]
+                if remittance is not None:
+                    remittance = remittance.strip() or None
+            else:
+                remittance = " ".join(filter(None, [r.strip() for r in remittances if r])) or None
+        if creditor is not None:
+            creditor = creditor.strip() or None
         statement = self.statement
-        line = SettlementLine(  # as _line makes it, by position: in the order of the fields
-            self.source,
-            self.position + 1,
-            f"{base} (line {tx.sourceline})",
-            minor,
-            currency,
-            entry.indicator,
-            entry.reversal,
-            entry.status,
-            entry.booked_on,
-            entry.value_on,
-            statement.statement_id if statement else None,
-            statement.account if statement else None,
-            entry.index,
-            entry.ref,
-            entry.amount_minor,
-            entry.indicator,
-            self.tx_count,
-            ids.get(t.EndToEndId),
-            ids.get(t.AcctSvcrRef),
-            ids.get(t.TxId),
-            ids.get(t.InstrId),
-            remittance,
-            creditor,
-            gross,
-            charges,
-            included,
-        )
+        if self.head is None:  # the first detail since an event other than a detail's
+            self.head = self._head(statement, entry)
+        head, clean = self.head
         signed = minor if entry.indicator == "CRDT" else -minor
-        self.detail_sums[currency] = self.detail_sums.get(currency, 0) + signed
-        own = "\n".join(filter(None, (*ids.values(), remittance, creditor)))
-        if find_digit_run(own) or not self._entry_clean(statement, entry):
+        sums = self.detail_sums
+        sums[currency] = sums.get(currency, 0) + signed
+        location = f"{self.details_path}/TxDtls[{self.tx_index}] (line {tx.sourceline})"
+        line: SettlementLine = _new_line(
+            SettlementLine,
+            (self.source, self.position + 1, location, minor, currency, *head, e2e, servicer,
+             transaction, instruction, remittance, creditor, gross, charges, included,
+             None, None, None, None, False),
+        )  # fmt: skip
+        if not clean or _digit_run(
+            f"{e2e}\n{servicer}\n{transaction}\n{instruction}\n{remittance}\n{creditor}"
+        ):
             return scrubbed(line)
         return line
 
-    def _entry_clean(self, statement: StatementReport | None, entry: _Entry) -> bool:
-        """Whether the texts a detail's line takes from its statement and entry (its location
-        too: the details' path, then only ``/TxDtls[n] (line n)``) hold no card number (an IBAN
-        is none), known once per entry: ``scrubbed`` masks each text alone, so then it changes
-        a line only if the detail's own texts may hold one."""
-        key = (
-            statement.statement_id if statement else None,
-            statement.account if statement else None,
-            entry.ref,
-            entry.status,
-            self.details_path,
-        )
-        if key != self.clean_key:
-            self.clean_key = key
-            self.clean = all(scrub_card_numbers(t) == t for t in key if t)
-        return self.clean
+    def _head(
+        self, statement: StatementReport | None, entry: _Entry
+    ) -> tuple[tuple[Any, ...], bool]:
+        """The fields a detail's line takes from its statement and entry, in the order of
+        SettlementLine's (``indicator`` … ``entry_tx_count``), and whether their texts (the
+        details' path too) hold no card number, known once per entry: ``scrubbed`` masks each
+        text alone, so then it changes a line only if the detail's own texts may hold one."""
+        statement_id = statement.statement_id if statement else None
+        account = statement.account if statement else None
+        head = (
+            entry.indicator, entry.reversal, entry.status, entry.booked_on, entry.value_on,
+            statement_id, account, entry.index, entry.ref, entry.amount_minor, entry.indicator,
+            self.tx_count,
+        )  # fmt: skip
+        texts = (statement_id, account, entry.ref, entry.status, self.details_path)
+        return head, all(scrub_card_numbers(t) == t for t in texts if t)
 
     def _detail_indicator(self, tx: _Children, base: str, entry: _Entry) -> Indicator:
         """The detail's own direction; one that is not its entry's is flagged at the entry's end.
@@ -1065,6 +1097,30 @@ def _plain_amount(text: str | None, currency: str | None) -> tuple[int, str] | N
     found = int(digits), currency
     _remember(_PLAIN_AMOUNTS, (text, currency), found)
     return found  # type: ignore[return-value]
+
+
+def _plain_minor(text: str | None, exponent: int) -> int | None:
+    """``minor_units`` of an amount written as digits with at most ``exponent`` decimals, as
+    written (``12.30``, ``12.3``, ``79255`` JPY); None for any other spelling."""
+    if not text:
+        return None
+    whole, _, frac = text.partition(".")
+    if len(frac) != exponent:
+        if len(frac) > exponent:
+            return None
+        frac = frac.ljust(exponent, "0")
+    digits = whole + frac
+    if not whole or not digits.isdigit() or not digits.isascii():
+        return None
+    return int(digits)
+
+
+# ``find_digit_run`` for a line's few short texts: tried only where a run of digits starts (the
+# same answer: a run found inside a longer one is in the run found from its start), so a long
+# reference of fewer than 13 digits is not tried again from each of its digits; possessive, as
+# giving back a separator or a digit never lets a run match.
+_digit_run = re.compile(r"(?<![0-9])[0-9](?:[ ._\-]?+[0-9]){12,}+").search
+_new_line = tuple.__new__  # a SettlementLine from a tuple of all its fields, in their order
 
 
 def _plain_charges(

@@ -7,15 +7,15 @@ much as lxml's whole parse, so :class:`DetailShapes` learns the serialised shape
 walked (its tags in order, a place for each text read) as a regular expression: a later detail
 serialised in C (``etree.tostring``) that matches it has the same elements, and its texts are
 the groups. Anything the expression does not take (another tag, a text with an escaped
-character, an attribute more) is walked again.
+character, an attribute more, a text where the shape learnt had none) is walked again.
 
 | text of (under ``TxDtls``)                   | DetailTexts field                         |
 |----------------------------------------------|-------------------------------------------|
-| ``Amt``, its ``@Ccy``                         | amount                                    |
+| ``Amt``, its ``@Ccy``                         | amount, currency                          |
 | ``CdtDbtInd``                                 | direction                                 |
-| ``AmtDtls/InstdAmt/Amt``, its ``@Ccy``         | gross                                     |
+| ``AmtDtls/InstdAmt/Amt``, its ``@Ccy``         | gross, gross_currency                     |
 | ``Chrgs/{TtlChrgsAndTaxAmt,Amt,Rcrd/Amt,Rcrd/ChrgInclInd}`` | charges                     |
-| each child of ``Refs``                        | refs (tag, text)                          |
+| ``Refs/{EndToEndId,AcctSvcrRef,TxId,InstrId}`` | end_to_end_id, … (as the line's)         |
 | each ``RmtInf/Ustrd``                         | remittance                                |
 | ``RmtInf/Strd/CdtrRefInf/Ref`` (the first)    | creditor                                  |
 """
@@ -30,6 +30,8 @@ from lxml import etree
 
 Element: TypeAlias = etree._Element
 Amount: TypeAlias = tuple[str | None, str | None]  # (text, @Ccy) as written
+# Chrgs: TtlChrgsAndTaxAmt, Amt (.02), Rcrd/Amt (None: not there), Rcrd/ChrgInclInd.
+Charges: TypeAlias = tuple[Amount | None, Amount | None, Amount | None, str | None]
 
 
 class Tags:
@@ -48,13 +50,21 @@ class Tags:
 
 
 class DetailTexts(NamedTuple):
-    """A detail's texts as written (not stripped), None where an element has none."""
+    """A detail's texts as written (not stripped), None where an element has none: flat, the
+    arguments of the reader's line in their order (a known shape's groups are passed as them,
+    no tuple made; a walked detail's are made as this tuple)."""
 
-    amount: Amount
+    amount: str | None
+    currency: str | None  # Amt/@Ccy
     direction: str | None  # also None without CdtDbtInd
-    gross: Amount | None  # None without AmtDtls/InstdAmt
-    charges: tuple[Amount | None, Amount | None, Amount | None, str | None] | None  # no Chrgs
-    refs: tuple[tuple[str, str | None], ...]
+    has_gross: bool  # AmtDtls/InstdAmt/Amt is there
+    gross: str | None
+    gross_currency: str | None
+    charges: Charges | None  # None without Chrgs
+    end_to_end_id: str | None
+    account_servicer_ref: str | None
+    transaction_id: str | None
+    instruction_id: str | None
     remittance: tuple[str | None, ...] | None  # None without RmtInf
     creditor: str | None
 
@@ -66,21 +76,26 @@ class DetailElements(NamedTuple):
     direction: Element | None
     gross: Element | None
     charges: tuple[Element | None, Element | None, Element | None, Element | None] | None
-    refs: tuple[Element, ...]
+    refs: tuple[Element | None, Element | None, Element | None, Element | None]
     remittance: tuple[Element, ...] | None
     creditor: Element | None
 
     def texts(self) -> DetailTexts:
         charges = None
+        e2e, servicer, transaction, instruction = self.refs
         if self.charges is not None:
             total, amount, record, flag = self.charges
-            charges = (_amount(total), _amount(amount), _amount(record), _text(flag))
+            charges = (_pair(total), _pair(amount), _pair(record), _text(flag))
         return DetailTexts(
-            _amount(self.amount),  # type: ignore[arg-type]
+            *_amount(self.amount),
             _text(self.direction),
-            _amount(self.gross),
-            charges,
-            tuple((str(e.tag), e.text) for e in self.refs),
+            self.gross is not None,
+            *_amount(self.gross),
+            charges,  # type: ignore[arg-type]
+            _text(e2e),
+            _text(servicer),
+            _text(transaction),
+            _text(instruction),
             None if self.remittance is None else tuple(e.text for e in self.remittance),
             _text(self.creditor),
         )
@@ -92,8 +107,12 @@ class DetailElements(NamedTuple):
         return [e for e in found if e is not None]
 
 
-def _amount(element: Element | None) -> Amount | None:
+def _pair(element: Element | None) -> Amount | None:
     return None if element is None else (element.text, element.get("Ccy"))
+
+
+def _amount(element: Element | None) -> Amount:
+    return (None, None) if element is None else (element.text, element.get("Ccy"))
 
 
 def _text(element: Element | None) -> str | None:
@@ -155,7 +174,12 @@ def plain_elements(tx: Element, t: Tags) -> DetailElements | None:
     if rmt is not None:
         ustrd = tuple(rmt.iterchildren(t.Ustrd))
         creditor = next(rmt.iterfind(f"{t.Strd}/{t.CdtrRefInf}/{t.Ref}"), None)
-    return DetailElements(amt, ind, gross, charges, tuple(ids.values()), ustrd, creditor)
+    e2e, servicer, transaction, instruction = (
+        ids.get(tag) for tag in (t.EndToEndId, t.AcctSvcrRef, t.TxId, t.InstrId)
+    )
+    return DetailElements(
+        amt, ind, gross, charges, (e2e, servicer, transaction, instruction), ustrd, creditor
+    )
 
 
 def _charges(
@@ -185,6 +209,7 @@ def _charges(
     return total, amount, record_amt, flag
 
 
+_tostring = etree.tostring
 # A serialised element's pieces: a start tag (name, attributes, "/" if empty), an end tag, text.
 _TOKEN = re.compile(r'<(/?)([^\s/>]+)((?:\s[^\s=]+="[^"]*")*)(/?)>|([^<]+)')
 _ATTRIBUTE = re.compile(r'\s([^\s=]+)="([^"]*)"')
@@ -192,12 +217,17 @@ _READ_TEXT = "([^<&]*)"  # a text read: none with an escaped character (&amp;, &
 
 
 class _Shape:
-    """One serialised shape: its expression and how its groups make :class:`DetailTexts`."""
+    """One serialised shape: its expression, and how its groups are handed on as the
+    :class:`DetailTexts` fields, in their order (``pass_on(groups, make, *first)`` calls
+    ``make(*first, *texts)``: no tuple of the texts is made)."""
 
-    __slots__ = ("expression", "texts")
+    __slots__ = ("expression", "pass_on")
 
-    def __init__(self, expression: re.Pattern[str], texts: Callable[[tuple[Any, ...]], Any]):
-        self.expression, self.texts = expression, texts
+    def __init__(self, expression: re.Pattern[str], pass_on: Callable[..., Any]):
+        self.expression, self.pass_on = expression, pass_on
+
+
+UNKNOWN = object()  # DetailShapes.read: the detail is of no shape learnt
 
 
 class DetailShapes:
@@ -209,19 +239,22 @@ class DetailShapes:
     def __init__(self) -> None:
         self.shapes: list[_Shape] = []
 
-    def read(self, tx: Element) -> DetailTexts | None:
-        """The texts of a detail of a known shape, from its serialisation; else None."""
-        if not self.shapes:
-            return None
-        text = etree.tostring(tx, encoding=str, with_tail=False)
-        for index, shape in enumerate(self.shapes):
+    def read(self, tx: Element, make: Callable[..., Any], *first: Any) -> Any:
+        """``make(*first, *texts)`` with the :class:`DetailTexts` fields of a detail of a known
+        shape, from its serialisation; else ``UNKNOWN``."""
+        shapes = self.shapes
+        if not shapes:
+            return UNKNOWN
+        text = _tostring(tx, encoding=str, with_tail=False)
+        found = shapes[0].expression.fullmatch(text)
+        if found is not None:
+            return shapes[0].pass_on(found.groups(), make, *first)
+        for index, shape in enumerate(shapes[1:], 1):
             found = shape.expression.fullmatch(text)
             if found is not None:
-                if index:
-                    self.shapes.insert(0, self.shapes.pop(index))
-                texts: DetailTexts = shape.texts(found.groups())
-                return texts
-        return None
+                shapes.insert(0, shapes.pop(index))
+                return shape.pass_on(found.groups(), make, *first)
+        return UNKNOWN
 
     def learn(self, tx: Element, elements: DetailElements) -> None:
         """Remember the shape of ``tx``, walked into ``elements`` (if there is room, and if each
@@ -245,7 +278,9 @@ def _shape_of(tx: Element, elements: DetailElements) -> _Shape | None:
     for end, name, attributes, empty, _ in _TOKEN.findall(
         etree.tostring(tx, encoding=str, with_tail=False)
     ):
-        if not name:  # a text: any between two tags, a read leaf's in its group
+        if not name:  # a text: a read leaf's in its group, any other where the shape has one
+            if open_read is None:
+                parts.append("[^<]*")
             continue
         if end:
             if open_read is not None:
@@ -253,7 +288,7 @@ def _shape_of(tx: Element, elements: DetailElements) -> _Shape | None:
                     return None
                 open_read = None
             else:
-                parts.append(f"</{re.escape(name)}>[^<]*")
+                parts.append(f"</{re.escape(name)}>")
             continue
         node = next(nodes, None)
         if node is None or etree.QName(node).localname != name.rpartition(":")[2]:
@@ -272,43 +307,49 @@ def _shape_of(tx: Element, elements: DetailElements) -> _Shape | None:
             count += 1
             groups[id(node)] = (count, ccy)
             end_tag = f"</{re.escape(name)}>"
-            parts.append("".join(pattern) + f"(?:/>|>{_READ_TEXT}{end_tag})[^<]*")
-            if not empty:
+            if empty:
+                parts.append("".join(pattern) + f"(?:/>|>{_READ_TEXT}{end_tag})")
+            else:
+                parts.append("".join(pattern) + f">{_READ_TEXT}{end_tag}")
                 open_read = name
             continue
-        parts.append("".join(pattern) + ("/>[^<]*" if empty else ">[^<]*"))
+        parts.append("".join(pattern) + ("/>" if empty else ">"))
     if open_read is not None or next(nodes, None) is not None:
         return None
-    return _Shape(re.compile("".join(parts)), _assembler(elements, groups))
+    return _Shape(re.compile("".join(parts)), _passer(elements, groups))
 
 
-def _assembler(
+def _passer(
     elements: DetailElements, groups: dict[int, tuple[int, int | None]]
-) -> Callable[[tuple[Any, ...]], DetailTexts]:
-    """How a match's groups (1-based, as ``groups``) make the detail's texts: one expression,
-    made once per shape, of group indices only (the file's tags are passed, never written in)."""
+) -> Callable[..., Any]:
+    """How a match's groups (1-based, as ``groups``) are handed on as the detail's texts: one
+    call, made once per shape, of group indices only (the file's tags are never written in)."""
 
     def text(element: Element | None) -> str:
         return "None" if element is None else f"g[{groups[id(element)][0] - 1}]"
 
     def amount(element: Element | None) -> str:
         if element is None:
-            return "None"
+            return "None, None"
         at, ccy = groups[id(element)]
-        return f"(g[{at - 1}], {'None' if ccy is None else f'g[{ccy - 1}]'})"
+        return f"g[{at - 1}], {'None' if ccy is None else f'g[{ccy - 1}]'}"
+
+    def pair(element: Element | None) -> str:
+        return "None" if element is None else f"({amount(element)})"
 
     charges = "None"
     if elements.charges is not None:
         total, other, record, flag = elements.charges
-        charges = f"({amount(total)}, {amount(other)}, {amount(record)}, {text(flag)})"
-    refs = "".join(f"(tags[{i}], {text(e)}), " for i, e in enumerate(elements.refs))
+        charges = f"({pair(total)}, {pair(other)}, {pair(record)}, {text(flag)})"
+    refs = "".join(f"{text(e)}, " for e in elements.refs)
     remittance = "None"
     if elements.remittance is not None:
         remittance = "(" + "".join(f"{text(e)}, " for e in elements.remittance) + ")"
+    gross = elements.gross is not None
     source = (
-        f"lambda g: DetailTexts({amount(elements.amount)}, {text(elements.direction)},"
-        f" {amount(elements.gross)}, {charges}, ({refs}), {remittance}, {text(elements.creditor)})"
+        f"lambda g, make, *first: make(*first, {amount(elements.amount)},"
+        f" {text(elements.direction)}, {gross}, {amount(elements.gross)}, {charges}, {refs}"
+        f"{remittance}, {text(elements.creditor)})"
     )
-    names = {"DetailTexts": DetailTexts, "tags": tuple(str(e.tag) for e in elements.refs)}
-    made: Callable[[tuple[Any, ...]], DetailTexts] = eval(source, names)  # noqa: S307
+    made: Callable[..., Any] = eval(source, {})  # noqa: S307
     return made

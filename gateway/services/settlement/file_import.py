@@ -306,19 +306,18 @@ class _Identities:
     """Hashed bank references, with an occurrence count so twins within one entry stay apart."""
 
     def __init__(self) -> None:
-        self._entry: object = None
+        self._index: int | None = -1  # the entry (statement_id, entry_index) counted in
+        self._statement: str | None = None
         self._seen: dict[str, int] = {}
 
     def of(self, line: SettlementLine) -> str | None:
         refs = line.identity()
         if refs is None:
             return None
-        group = (line.statement_id, line.entry_index)
-        if group != self._entry:
-            self._entry, self._seen = group, {}
+        if line.entry_index != self._index or line.statement_id != self._statement:
+            self._index, self._statement, self._seen = line.entry_index, line.statement_id, {}
         seen = self._seen[refs] = self._seen.get(refs, 0) + 1
-        key = f"{line.account_iban or ''}|{refs}#{seen}"
-        return hashlib.sha256(key.encode()).hexdigest()
+        return _sha256(f"{line.account_iban or ''}|{refs}#{seen}".encode()).hexdigest()
 
 
 def _write(
@@ -412,6 +411,9 @@ def _insert_entries(uow: UnitOfWork, rows: list[tuple[Any, ...]]) -> None:
     connection.exec_driver_sql(_INSERT_ENTRIES, values)
 
 
+_sha256 = hashlib.sha256
+
+
 def _book_pending(uow: UnitOfWork, record: SettlementFile, line: SettlementLine, key: str) -> None:
     """A movement stored as pending (PDNG, INFO) that this file books: it becomes this file's."""
     row = uow.session.scalars(
@@ -427,16 +429,57 @@ def _row(record: SettlementFile, line: SettlementLine, key: str | None) -> dict[
     return dict(zip(_ENTRY_COLUMNS, _values(record, line, key), strict=True))
 
 
-# A row's values in _ENTRY_COLUMNS order: the line's fields of the same names, then those that
-# come from the file's record or are written otherwise, set in place.
-_FROM_LINE = attrgetter(*(c if c in SettlementLine._fields else "source" for c in _ENTRY_COLUMNS))
-_FILE_ID, _SOURCE, _IDENTITY, _LOCATION, _BOOKED_ON, _VALUE_ON = (
-    _ENTRY_COLUMNS.index(name)
-    for name in ("file_id", "source", "identity", "location", "booked_on", "value_on")
-)
 _REFS = attrgetter(*_REF_COLUMNS)
 _LIMITS = tuple(_REF_COLUMNS.values())
 _SHORTEST = min(_LIMITS)  # no reference longer than this: none is checked one by one
+
+
+class _IsoDays(dict[Any, str | None]):
+    """A day as the text stored for it (``None`` as None), each worked out once: a file's lines
+    share a few days. Bounded."""
+
+    def __missing__(self, day: Any) -> str | None:
+        if len(self) > 4096:
+            self.clear()
+        self[day] = text = None if day is None else day.isoformat()
+        return text
+
+
+def _row_maker() -> Any:
+    """``make(line, file_id, source, identity)``: a line's values in _ENTRY_COLUMNS order, as
+    one tuple display (the line's fields of the same names, runs of them as slices; the file's
+    id and format, the identity, the location cut to its column, days as ISO text). Made once,
+    from the model's column names and SettlementLine's fields only."""
+    fields = SettlementLine._fields
+    parts: list[str] = []
+    run: list[int] = []  # line indices of consecutive columns taken as they are
+
+    def flush() -> None:
+        if run:
+            parts.append(f"*line[{run[0]}:{run[-1] + 1}]" if len(run) > 1 else f"line[{run[0]}]")
+            run.clear()
+
+    for column in _ENTRY_COLUMNS:
+        if column in ("file_id", "source", "identity"):
+            flush()
+            parts.append(column)
+        elif column == "location":
+            flush()
+            parts.append(f"line[{fields.index(column)}][:255]")
+        elif column in ("booked_on", "value_on"):
+            flush()
+            parts.append(f"days[line[{fields.index(column)}]]")
+        else:
+            index = fields.index(column)
+            if run and index != run[-1] + 1:
+                flush()
+            run.append(index)
+    flush()
+    source = f"lambda line, file_id, source, identity: ({', '.join(parts)},)"
+    return eval(source, {"days": _IsoDays()})  # noqa: S307 (names from the model only)
+
+
+_make_row = _row_maker()
 
 
 def _values(record: SettlementFile, line: SettlementLine, key: str | None) -> tuple[Any, ...]:
@@ -457,11 +500,5 @@ def _row_values(
                 raise InvalidSettlementFile(
                     f"{line.location}: {name} {value[:20]!r}… is longer than {limit} characters"
                 )
-    row = list(_FROM_LINE(line))
-    row[_FILE_ID] = file_id
-    row[_SOURCE] = source
-    row[_IDENTITY] = key
-    row[_LOCATION] = line.location[:255]
-    row[_BOOKED_ON] = line.booked_on.isoformat() if line.booked_on else None
-    row[_VALUE_ON] = line.value_on.isoformat() if line.value_on else None
-    return tuple(row)
+    row: tuple[Any, ...] = _make_row(line, file_id, source, key)
+    return row
