@@ -47,7 +47,11 @@ def receive_callback() -> Response:
         verified = callbacks.verify_callback(
             secret,
             body,
-            {name: headers[name] for name in callbacks.KEPT_HEADERS if name in headers},
+            {
+                name: value
+                for name in callbacks.KEPT_HEADERS
+                if (value := headers.get(name)) is not None
+            },
             now=clock(),
             tolerance=settings.bank.callback_tolerance_seconds,
         )
@@ -58,7 +62,7 @@ def receive_callback() -> Response:
     document = callbacks.NOT_PARSED if parsed is input_guard.NOT_PARSED else parsed
     status = callbacks.receive(db, verified, document=document)
     return Response(
-        _ANSWERS[status], status=_STATUS_CODES.get(status, 200), mimetype="application/json"
+        _ANSWERS[status], status=_STATUS_CODES.get(status, 200), content_type="application/json"
     )
 
 

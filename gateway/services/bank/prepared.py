@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Connection, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapper
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -39,6 +40,15 @@ class PreparedStatement:
     fixed: dict[str, Any]
     binds: dict[str, Processor]
     reads: tuple[Processor, ...]
+    # The same, for running: only the parameters and columns that need converting.
+    _converts: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
+    _readers: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+
+    def __post_init__(self) -> None:
+        converts = tuple((name, f) for name, f in self.binds.items() if f is not None)
+        readers = tuple((n, f) for n, f in enumerate(self.reads) if f is not None)
+        object.__setattr__(self, "_converts", converts)
+        object.__setattr__(self, "_readers", readers)
 
     @classmethod
     def compile(cls, statement: ClauseElement, dialect: Dialect) -> PreparedStatement:
@@ -65,10 +75,9 @@ class PreparedStatement:
         DBAPI connection, in its transaction; the first row, its values read as Core would."""
         if values.keys() != self.binds.keys():
             raise ValueError(f"parameters {sorted(values)} are not {sorted(self.binds)}")
-        params = dict(self.fixed)
-        for name, value in values.items():
-            convert = self.binds[name]
-            params[name] = value if convert is None else convert(value)
+        params = {**self.fixed, **values}
+        for name, convert in self._converts:
+            params[name] = convert(params[name])
         raw = connection.connection.dbapi_connection
         assert raw is not None
         cursor = raw.cursor()
@@ -84,10 +93,12 @@ class PreparedStatement:
             cursor.close()
         if row is None:
             return None
-        return tuple(
-            value if read is None else read(value)
-            for read, value in zip(self.reads, row, strict=True)
-        )
+        if len(row) != len(self.reads):
+            raise ValueError(f"a row of {len(row)} columns, not {len(self.reads)}")
+        read = list(row)
+        for n, convert in self._readers:
+            read[n] = convert(read[n])
+        return tuple(read)
 
 
 def loaded(uow: UnitOfWork, entity: type[T], keys: Sequence[str], values: Sequence[Any]) -> T:
@@ -101,11 +112,11 @@ def loaded(uow: UnitOfWork, entity: type[T], keys: Sequence[str], values: Sequen
     ``save-update`` cascade is left out: it only follows related objects held in the
     instance's dict, and a row puts none there (``keys`` must be column attributes).
     """
-    mapper, at, expired = _shape(entity, tuple(keys))
+    mapper, at, expired = _shape(cast(type, entity), tuple(keys))
     instance: T = mapper.class_manager.new_instance()
-    state = inspect(instance)
+    state = instance_state(instance)
     state.dict.update(zip(keys, values, strict=True))
-    state.key = mapper.identity_key_from_primary_key([values[n] for n in at])
+    state.key = mapper.identity_key_from_primary_key(tuple(values[n] for n in at))
     if expired:
         state.expired_attributes.update(expired)
         state.manager.dispatch.expire(state, expired)
