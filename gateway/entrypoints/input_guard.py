@@ -249,11 +249,11 @@ def check_request() -> None:
         check_text(value, f"query parameter {name!r}", multiline=False)
     _check_headers(current)
     signed = _signed_body(current)
-    if current.mimetype in _FORM_TYPES and not signed:
+    if not signed and current.mimetype in _FORM_TYPES:
         for name, value in current.form.items(multi=True):
             check_text(name, "form field name")
             check_text(value, f"form field {name!r}")
-    if current.is_json or signed:
+    if signed or current.is_json:
         data = current.get_data(cache=True)
         if data:
             _check_json_body(data, signed)
