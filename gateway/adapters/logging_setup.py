@@ -41,6 +41,10 @@ _LOG_ESCAPES = {n: f"\\x{n:02x}" for n in (*range(0x20), 0x7F, 0x85)} | {
 }
 
 
+# What escape_for_log changes: a text without any of these is logged as it is.
+_LOG_CONTROL = re.compile("[" + "".join(map(chr, _LOG_ESCAPES)) + "]")
+
+
 def escape_for_log(value: str) -> str:
     """``value`` with every control character written as an escape: one log line stays one."""
     return value.translate(_LOG_ESCAPES)
@@ -59,6 +63,11 @@ class ContextFilter(logging.Filter):
         record.request_id = request_id.get()
         record.payment_id = payment_id.get()
         return True
+
+
+# ensure_ascii escapes every control character, U+0085 and U+2028/9 included. One encoder for
+# every line (json.dumps builds a new one per call when given ``default``).
+_JSON_LINE = json.JSONEncoder(ensure_ascii=True, default=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -84,8 +93,7 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = record.stack_info
-        # ensure_ascii escapes every control character, U+0085 and U+2028/9 included.
-        return json.dumps(line, ensure_ascii=True, default=str)
+        return _JSON_LINE.encode(line)
 
 
 class PlainFormatter(logging.Formatter):
@@ -176,8 +184,16 @@ def _is_terminal(stream: IO[str]) -> bool:
 def _escaping_factory(inner: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = inner(*args, **kwargs)
-        if isinstance(record.args, tuple):
-            record.args = tuple(escape_for_log(a) if isinstance(a, str) else a for a in record.args)
+        values = record.args
+        if isinstance(values, tuple):
+            for value in values:  # most lines have nothing to escape: their args stay as they are
+                if isinstance(value, str) and (
+                    type(value) is not str or _LOG_CONTROL.search(value)
+                ):
+                    record.args = tuple(
+                        escape_for_log(a) if isinstance(a, str) else a for a in values
+                    )
+                    break
         return record
 
     factory.kassa_escapes = True  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ adding web workers; the database is the one source of truth.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Request, Response, redirect, url_for
@@ -56,9 +57,35 @@ def _machine_sessions(app: Flask) -> None:
     app.session_interface = MachineSessions()
 
 
+# Set on every response that has not set its own.
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+)
+
+
+class Gateway(Flask):
+    """Flask, asking once per function whether a hook or view is a coroutine function (Flask
+    asks for each of a request's ten hooks, every request; Kassa has none)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            return self._sync[func]
+        except KeyError:
+            made = self._sync[func] = super().ensure_sync(func)
+            return made
+        except TypeError:  # not hashable: asked each time, as Flask does
+            return super().ensure_sync(func)
+
+
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Flask:
     settings = settings or load_config()
-    app = Flask(__name__)
+    app = Gateway(__name__)
     app.config.update(
         SECRET_KEY=secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,
@@ -135,9 +162,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
+        headers = response.headers
+        present = set(headers.keys(lower=True))
+        for name, value in SECURITY_HEADERS:
+            if name.lower() not in present:
+                headers.add(name, value)  # none of that name: as setdefault would
         return response
 
     return app

@@ -35,28 +35,34 @@ _ANSWERS = {
 
 @bp.post("/callbacks")
 def receive_callback() -> Response:
-    settings: Settings = current_app.extensions["kassa.settings"]
+    extensions = current_app.extensions
+    settings: Settings = extensions["kassa.settings"]
     secret = bank_credentials(settings).webhook_secret
     if not secret:
         return _unavailable("bank webhook secret is not configured")
-    clock: Callable[[], float] = current_app.extensions.get("kassa.clock", time.time)
+    clock: Callable[[], float] = extensions.get("kassa.clock", time.time)
     body = request.get_data(cache=False)
+    headers = request.headers
     try:
         verified = callbacks.verify_callback(
             secret,
             body,
-            dict(request.headers),
+            {
+                name: value
+                for name in callbacks.KEPT_HEADERS
+                if (value := headers.get(name)) is not None
+            },
             now=clock(),
             tolerance=settings.bank.callback_tolerance_seconds,
         )
     except ConfigurationError as exc:
         return _unavailable(exc.message)
-    db: Database = current_app.extensions["kassa.db"]
+    db: Database = extensions["kassa.db"]
     parsed = input_guard.checked_json(body)  # the input guard's parse of these very bytes
     document = callbacks.NOT_PARSED if parsed is input_guard.NOT_PARSED else parsed
     status = callbacks.receive(db, verified, document=document)
     return Response(
-        _ANSWERS[status], status=_STATUS_CODES.get(status, 200), mimetype="application/json"
+        _ANSWERS[status], status=_STATUS_CODES.get(status, 200), content_type="application/json"
     )
 
 

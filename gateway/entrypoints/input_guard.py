@@ -30,9 +30,9 @@ import math
 import re
 from collections.abc import Iterator
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from flask import Flask, g, request
+from flask import Flask, Request, g, request
 
 from gateway.adapters import logging_setup
 from gateway.errors import InvalidInput
@@ -170,6 +170,43 @@ def load_json(text: str | bytes, field: str = "body", max_depth: int = MAX_JSON_
 
 def check_json(value: Any, field: str = "body") -> None:
     """Refuse control characters in strings and keys, huge integers and non-finite numbers."""
+    if not _clean(value, strings=True):
+        _refuse_json(value, field)
+
+
+def _clean(value: Any, *, strings: bool) -> bool:
+    """True if :func:`_refuse_json` would find nothing to refuse in ``value`` (False: it must
+    look, and name the path). Types other than JSON's own are left to it. ``strings=False``:
+    the strings are known to be clean (see :func:`_check_json_body`)."""
+    stack = [value]
+    control = _TEXT_CONTROL.search
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if strings and control(item):
+                return False
+        elif kind is dict:
+            for key in item:
+                if type(key) is not str or (strings and control(key)):
+                    return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is int:
+            if not -MAX_JSON_INTEGER <= item <= MAX_JSON_INTEGER:
+                return False
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif item is not None and kind is not bool:
+            return False
+    return True
+
+
+def _refuse_json(value: Any, field: str) -> None:
+    """Raise :class:`RefusedInput` naming the path of the first string, key or number
+    :func:`check_json` refuses."""
     for path, item in _walk(value, field):
         if isinstance(item, str):
             check_text(item, path)
@@ -200,41 +237,61 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, Any]]:
 
 def check_request() -> None:
     """Refuse what no view of Kassa can take; runs before every view (and before sign-in)."""
-    for name, value in (request.view_args or {}).items():
+    current: Request = cast(Any, request)._get_current_object()  # once, not per attribute
+    for name, value in (current.view_args or {}).items():
         if isinstance(value, str):
             check_text(value, f"path parameter {name!r}", multiline=False)
         elif isinstance(value, int) and not 0 <= value <= MAX_ROW_ID:
             raise RefusedInput(f"path parameter {name!r}: {value} is out of range")
-    check_text(request.path, "path", multiline=False)
-    for name, value in request.args.items(multi=True):
+    check_text(current.path, "path", multiline=False)
+    for name, value in current.args.items(multi=True):
         check_text(name, "query parameter name", multiline=False)
         check_text(value, f"query parameter {name!r}", multiline=False)
-    for name, value in request.headers.items():
-        if _HEADER_CONTROL.search(value):
-            raise RefusedInput(f"header {name}: contains a control character; remove it")
-    if request.mimetype in _FORM_TYPES and not _signed_body():
-        for name, value in request.form.items(multi=True):
+    _check_headers(current)
+    signed = _signed_body(current)
+    if not signed and current.mimetype in _FORM_TYPES:
+        for name, value in current.form.items(multi=True):
             check_text(name, "form field name")
             check_text(value, f"form field {name!r}")
-    if request.is_json or _signed_body():
-        data = request.get_data(cache=True)
+    if signed or current.is_json:
+        data = current.get_data(cache=True)
         if data:
-            _check_json_body(data)
+            _check_json_body(data, signed)
 
 
-def _signed_body() -> bool:
+# The WSGI environ's keys that hold a request's headers (werkzeug's EnvironHeaders reads these).
+_HEADER_KEYS = ("HTTP_", "CONTENT_TYPE", "CONTENT_LENGTH")
+
+
+def _check_headers(current: Request) -> None:
+    """No header value holds a control character: all of them looked at in one search (a
+    tab, which a value may hold, joins them), each one only to name the one that does."""
+    try:
+        values = "\t".join([v for k, v in current.environ.items() if k.startswith(_HEADER_KEYS)])
+    except TypeError:  # a value that is not text (a test's environ): each is looked at below
+        values = "\x00"
+    if not _HEADER_CONTROL.search(values):
+        return
+    for name, value in current.headers.items():
+        if _HEADER_CONTROL.search(value):
+            raise RefusedInput(f"header {name}: contains a control character; remove it")
+
+
+def _signed_body(current: Request) -> bool:
     """Bank callbacks: the raw bytes are signed, so the form parser must never consume them."""
-    return request.path.startswith("/bank/")
+    return current.path.startswith("/bank/")
 
 
-def _check_json_body(data: bytes) -> None:
+def _check_json_body(data: bytes, signed: bool) -> None:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        if _signed_body():
+        if signed:
             return  # the signature check says so, without storing anything
         raise RefusedInput("body: is not UTF-8 text", field="body") from None
-    if json_depth(text) > MAX_JSON_DEPTH:
+    # A text with no more brackets than the limit cannot nest deeper (most bodies).
+    brackets = text.count("[") + text.count("{")
+    if brackets > MAX_JSON_DEPTH and json_depth(text) > MAX_JSON_DEPTH:
         raise RefusedInput(
             f"body: JSON nested deeper than {MAX_JSON_DEPTH} levels is not accepted",
             field="body",
@@ -243,7 +300,11 @@ def _check_json_body(data: bytes) -> None:
         document = json.loads(text)
     except (ValueError, RecursionError):
         return  # not JSON: each view says so in its own words (or stores it as invalid)
-    check_json(document)
+    # Parsed strictly from UTF-8, a text without a backslash or DEL has clean strings: JSON
+    # refuses raw control characters in a string, UTF-8 has no lone surrogates, and every
+    # other way to write one (\u0000, \b, \ud800) is an escape.
+    if not _clean(document, strings="\\" in text or "\x7f" in text):
+        _refuse_json(document, "body")
     g.kassa_checked_json = (data, document)
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import Any, cast
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
 
 from gateway.adapters import logging_setup
 from gateway.adapters.db import Database
@@ -25,11 +26,12 @@ def install(app: Flask, db: Database) -> None:
 
     @app.before_request
     def _request_id() -> None:
-        incoming = request.headers.get("X-Request-Id", "")
+        current: Request = cast(Any, request)._get_current_object()  # once, not per attribute
+        incoming = current.headers.get("X-Request-Id", "")
         chosen = incoming if SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         g.kassa_request_started = time.perf_counter()
         logging_setup.request_id.set(chosen)
-        payment = (request.view_args or {}).get("payment_id")
+        payment = (current.view_args or {}).get("payment_id")
         logging_setup.payment_id.set(payment if isinstance(payment, str) else None)
 
     @app.after_request
@@ -39,7 +41,11 @@ def install(app: Flask, db: Database) -> None:
             response.headers["X-Request-Id"] = chosen
         started = g.get("kassa_request_started")
         took = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-        log.info("%s %s %s in %.0f ms", request.method, request.path, response.status_code, took)
+        if log.isEnabledFor(logging.INFO):  # the request's method and path only if logged
+            current: Request = cast(Any, request)._get_current_object()
+            log.info(
+                "%s %s %s in %.0f ms", current.method, current.path, response.status_code, took
+            )
         return response
 
     @app.teardown_request

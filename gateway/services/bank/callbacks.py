@@ -45,6 +45,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    Connection,
     Table,
     Text,
     bindparam,
@@ -271,10 +272,10 @@ def _store_and_apply(
     handler = HANDLERS.get(envelope.kind or "")
     if (
         handler is _payment_succeeded
-        and uow.session.connection().dialect.name == "postgresql"
+        and (connection := uow.session.connection()).dialect.name == "postgresql"
         and not uow.session.identity_map  # a caller's objects could go stale (see below)
     ):
-        status = _store_and_apply_payment(uow, callback, envelope)
+        status = _store_and_apply_payment(uow, connection, callback, envelope)
         if status is not None:
             return status
     return _store_and_apply_general(uow, callback, envelope, handler)
@@ -505,7 +506,7 @@ def _record_bank_payment(
 
 
 def _store_and_apply_payment(
-    uow: UnitOfWork, callback: VerifiedCallback, envelope: Envelope
+    uow: UnitOfWork, connection: Connection, callback: VerifiedCallback, envelope: Envelope
 ) -> EventStatus | None:
     """``payment.succeeded`` on PostgreSQL in one statement (:func:`_insert_and_move`): store
     the raw event, and if it is new and its payment is ``pending`` for exactly this amount
@@ -517,12 +518,11 @@ def _store_and_apply_payment(
     was sent). Only in a unit of work that holds no objects yet: the statement's rows are
     the database's, and an object the caller holds would not be refreshed by them."""
     paid = BankPayment.parse(envelope.data)  # invalid: nothing stored here (see _receive)
-    detail = _history_detail(uow, paid)
+    detail = _history_detail(connection.dialect, paid)
     if detail is None:
         return None  # the general path, then
     values = _event_values(callback, envelope, EventStatus.PROCESSED, None)
     now = values["received_at"]
-    connection = uow.session.connection()
     statement = _one_statement(connection.dialect)
     row = statement.first(
         connection,
@@ -563,14 +563,14 @@ def _store_and_apply_payment(
 _ID_MARK = -7_319_000_001
 
 
-def _history_detail(uow: UnitOfWork, paid: BankPayment) -> tuple[str, str] | None:
+def _history_detail(dialect: Dialect, paid: BankPayment) -> tuple[str, str] | None:
     """The JSON text of the history row's detail before and after the event's id, exactly as
     the general path's bound ``detail`` would be serialised; None if it cannot be cut."""
     taken = qr_payments.bank_payment_detail(
         _callback_detail(paid, _ID_MARK), paid.money, paid.bank_payment_id, paid.paid_at
     )
     detail = lifecycle.history_entry("", "paid", None, "", ACTOR, taken)["detail"]
-    serialise = uow.session.get_bind().dialect._json_serializer or json.dumps  # type: ignore[attr-defined]
+    serialise = dialect._json_serializer or json.dumps  # type: ignore[attr-defined]
     text: str = serialise(detail)
     mark = f'"inbound_event_id": {_ID_MARK}'
     if text.count(mark) != 1 or detail.get("inbound_event_id") != _ID_MARK:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import Mapper
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -38,6 +40,15 @@ class PreparedStatement:
     fixed: dict[str, Any]
     binds: dict[str, Processor]
     reads: tuple[Processor, ...]
+    # The same, for running: only the parameters and columns that need converting.
+    _converts: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
+    _readers: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+
+    def __post_init__(self) -> None:
+        converts = tuple((name, f) for name, f in self.binds.items() if f is not None)
+        readers = tuple((n, f) for n, f in enumerate(self.reads) if f is not None)
+        object.__setattr__(self, "_converts", converts)
+        object.__setattr__(self, "_readers", readers)
 
     @classmethod
     def compile(cls, statement: ClauseElement, dialect: Dialect) -> PreparedStatement:
@@ -64,10 +75,9 @@ class PreparedStatement:
         DBAPI connection, in its transaction; the first row, its values read as Core would."""
         if values.keys() != self.binds.keys():
             raise ValueError(f"parameters {sorted(values)} are not {sorted(self.binds)}")
-        params = dict(self.fixed)
-        for name, value in values.items():
-            convert = self.binds[name]
-            params[name] = value if convert is None else convert(value)
+        params = {**self.fixed, **values}
+        for name, convert in self._converts:
+            params[name] = convert(params[name])
         raw = connection.connection.dbapi_connection
         assert raw is not None
         cursor = raw.cursor()
@@ -83,18 +93,51 @@ class PreparedStatement:
             cursor.close()
         if row is None:
             return None
-        return tuple(
-            value if read is None else read(value)
-            for read, value in zip(self.reads, row, strict=True)
-        )
+        if len(row) != len(self.reads):
+            raise ValueError(f"a row of {len(row)} columns, not {len(self.reads)}")
+        read = list(row)
+        for n, convert in self._readers:
+            read[n] = convert(read[n])
+        return tuple(read)
 
 
 def loaded(uow: UnitOfWork, entity: type[T], keys: Sequence[str], values: Sequence[Any]) -> T:
     """``entity`` as the ORM would load it from a row holding ``values`` for the attributes
     ``keys`` (the primary key among them), in the unit of work's session; any other attribute
-    is read from the database when first asked for, like a deferred column."""
-    instance: T = entity.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
-    instance.__dict__.update(zip(keys, values, strict=True))
-    make_transient_to_detached(instance)
-    uow.session.add(instance)
+    is read from the database when first asked for, like a deferred column.
+
+    What ``make_transient_to_detached`` and ``Session.add`` do for such an object, with what
+    they work out per object worked out once per entity and keys: its identity key, its
+    unread columns marked expired, and the session's attach (identity map, events). The
+    ``save-update`` cascade is left out: it only follows related objects held in the
+    instance's dict, and a row puts none there (``keys`` must be column attributes).
+    """
+    mapper, at, expired = _shape(cast(type, entity), tuple(keys))
+    instance: T = mapper.class_manager.new_instance()
+    state = instance_state(instance)
+    state.dict.update(zip(keys, values, strict=True))
+    state.key = mapper.identity_key_from_primary_key(tuple(values[n] for n in at))
+    if expired:
+        state.expired_attributes.update(expired)
+        state.manager.dispatch.expire(state, expired)
+    uow.session._update_impl(state)  # Session.add's attach of a detached object
     return instance
+
+
+@lru_cache(maxsize=16)
+def _shape(
+    entity: type[Any], keys: tuple[str, ...]
+) -> tuple[Mapper[Any], tuple[int, ...], frozenset[str]]:
+    """The entity's mapper, where its primary key's columns are in ``keys``, and the column
+    attributes ``keys`` leaves unread (each loads when first asked for)."""
+    mapper: Mapper[Any] = inspect(entity)
+    columns = {attribute.key for attribute in mapper.column_attrs}
+    if not set(keys) <= columns:
+        raise ValueError(f"{entity.__name__}: {sorted(set(keys) - columns)} are not columns")
+    at = tuple(keys.index(mapper.get_property_by_column(c).key) for c in mapper.primary_key)
+    unread = frozenset(
+        key
+        for key in columns.difference(keys)
+        if mapper.class_manager[key].impl.accepts_scalar_loader
+    )
+    return mapper, at, unread
