@@ -318,6 +318,18 @@ def test_a_card_number_in_a_callback_is_masked_when_stored(
     assert "4111111111111111" not in events["evt_card_bad"].body.decode()
 
 
+def test_a_card_number_as_a_callbacks_type_is_masked_when_stored(
+    db: Database, server: LiveServer
+) -> None:
+    """Found by test_fuzz_entry_points: an unknown type is stored as sent, and a type of
+    "4111_1111_1111_1111" put a card number in ``inbound_events.kind``."""
+    for n, kind in enumerate(["4111_1111_1111_1111", "4111111111111111", "x 4111-1111-1111-1111"]):
+        response = deliver(server, f"evt_type_{n}", {"type": kind, "data": {}})
+        assert response.json() == {"status": "unknown_type"}
+    kinds = {str(e.kind) for e in stored(db)}
+    assert kinds == {"4111_11**_****_1111", "411111******1111", "x 4111-11**-****-1111"}
+
+
 # -- settlement.created ------------------------------------------------------------------------
 
 
