@@ -21,6 +21,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -63,19 +65,31 @@ def configured_log_format() -> str:
 
 
 def load_in_worker(target: str) -> Callable[..., Any]:
-    """Import ``target`` ("module:attribute") in a worker process, first asking Linux to send the
-    worker SIGTERM when its master dies: a master killed outright (SIGKILL, the OOM killer)
-    would otherwise leave its workers serving on, unmanaged (gunicorn's workers watch their
-    parent the same way)."""
+    """Import ``target`` ("module:attribute") in a worker process, which first makes sure it
+    ends with its master: a master killed outright (SIGKILL, the OOM killer) would otherwise
+    leave its workers serving on, unmanaged (gunicorn's workers watch their parent the same
+    way). Linux sends the worker SIGTERM as its master dies; a thread also checks the parent
+    every second, for a master that died before that request took effect or a SIGTERM that
+    came while the worker was still starting."""
+    master = int(os.environ.get(MASTER_PID, os.getppid()))
     if sys.platform == "linux":
         pr_set_pdeathsig = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != int(os.environ.get(MASTER_PID, os.getppid())):
-            raise SystemExit(0)  # the master died before the request took effect
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    watch = threading.Thread(target=_end_with, args=(master,), name="master-watch", daemon=True)
+    watch.start()
     module, _, attribute = target.partition(":")
     app: Callable[..., Any] = getattr(importlib.import_module(module), attribute or "app")
     return app
+
+
+def _end_with(master: int) -> None:
+    """Once ``master`` is no longer this process's parent: stop as on SIGTERM (granian's
+    graceful stop), and leave for good if that has not ended the process in STOP_SECONDS."""
+    while os.getppid() == master:
+        time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(STOP_SECONDS)
+    os._exit(0)
 
 
 def serve_wsgi(

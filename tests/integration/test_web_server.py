@@ -81,8 +81,8 @@ class Served:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
 
 
-@pytest.fixture
-def served(db: Database, tmp_path: Path) -> Iterator[Served]:
+def _start(db: Database, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """``kassa serve`` with two workers on ``db``; (its process, base URL, log file)."""
     port = _free_port()
     log = tmp_path / "serve.log"
     env = {
@@ -98,21 +98,30 @@ def served(db: Database, tmp_path: Path) -> Iterator[Served]:
              "--threads", "2"],
             env=env, stdout=out, stderr=out, start_new_session=True,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    return proc, f"http://127.0.0.1:{port}", log
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=CEILING)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError):  # whatever of its group is left
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def served(db: Database, tmp_path: Path) -> Iterator[Served]:
+    proc, url, log = _start(db, tmp_path)
     try:
         _until(lambda: _ready(url) or proc.poll() is not None, "readiness")
         assert proc.poll() is None, log.read_text()[-3000:]
         yield Served(proc, url, log)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=CEILING)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        with contextlib.suppress(ProcessLookupError):  # whatever of its group is left
-            os.killpg(proc.pid, signal.SIGKILL)
+        _stop(proc)
 
 
 def test_the_servers_lines_are_kassas_and_each_request_has_one_line(served: Served) -> None:
@@ -154,3 +163,20 @@ def test_no_worker_serves_on_once_its_master_is_killed(served: Served) -> None:
     served.proc.wait()
     _until(lambda: not any(_alive(w) for w in workers), "the workers' end")
     assert not _ready(served.url)
+
+
+def test_no_worker_is_left_when_its_master_is_killed_while_they_start(
+    db: Database, tmp_path: Path
+) -> None:
+    """Killed before its workers have imported the app (or installed their signal handlers):
+    each still notices its master is gone and ends."""
+    proc, url, _log = _start(db, tmp_path)
+    try:
+        _until(lambda: len(_children(proc.pid)) == 2, "two workers")
+        workers = _children(proc.pid)
+        proc.kill()
+        proc.wait()
+        _until(lambda: not any(_alive(w) for w in workers), "the workers' end")
+        assert not _ready(url)
+    finally:
+        _stop(proc)
