@@ -100,6 +100,9 @@ def main() -> None:
             }
         )
         from bench.wsgi_bench import app
+        from gateway.entrypoints.web_server import ready_to_serve
+
+        ready_to_serve()  # as each web worker does once its app is loaded
 
         devnull = stack.enter_context(open(os.devnull, "w"))
         stack.enter_context(contextlib.redirect_stderr(devnull))  # Kassa's log lines

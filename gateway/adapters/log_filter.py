@@ -18,9 +18,8 @@ class CardNumberFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = scrub_card_numbers(message)
-        if clean != message:
-            record.msg, record.args = clean, None
+        # Kept as rendered (masked or not): the formatter does not render the message again.
+        record.msg, record.args = scrub_card_numbers(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, request
 
 from gateway.adapters.db import Database
 from gateway.config import bank_credentials
-from gateway.entrypoints import input_guard
+from gateway.entrypoints import input_guard, observability
 from gateway.entrypoints.problems import problem
 from gateway.errors import ConfigurationError
 from gateway.services.bank import callbacks
@@ -60,7 +60,8 @@ def receive_callback() -> Response:
     db: Database = extensions["kassa.db"]
     parsed = input_guard.checked_json(body)  # the input guard's parse of these very bytes
     document = callbacks.NOT_PARSED if parsed is input_guard.NOT_PARSED else parsed
-    status = callbacks.receive(db, verified, document=document)
+    status = callbacks.receive(db, verified, document=document, logged=False)
+    observability.say_outcome(callbacks.outcome_line(verified, status))  # on the request's line
     return Response(
         _ANSWERS[status], status=_STATUS_CODES.get(status, 200), content_type="application/json"
     )

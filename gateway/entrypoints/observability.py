@@ -20,6 +20,15 @@ log = logging.getLogger("gateway.request")
 
 SANE_REQUEST_ID = logging_setup.SANE_REQUEST_ID
 
+# ``g``'s name for what a view says of its request's outcome on the request's line (a bank
+# callback: its event and status), rather than in a line of its own.
+OUTCOME = "kassa_request_outcome"
+
+
+def say_outcome(text: str) -> None:
+    """End this request's log line with ``text``."""
+    setattr(g, OUTCOME, text)
+
 
 def install(app: Flask, db: Database) -> None:
     """Give each request its id (echoed as ``X-Request-Id``), log it, and serve ``/metrics``."""
@@ -43,9 +52,20 @@ def install(app: Flask, db: Database) -> None:
         took = (time.perf_counter() - started) * 1000 if started is not None else 0.0
         if log.isEnabledFor(logging.INFO):  # the request's method and path only if logged
             current: Request = cast(Any, request)._get_current_object()
-            log.info(
-                "%s %s %s in %.0f ms", current.method, current.path, response.status_code, took
-            )
+            outcome = g.get(OUTCOME)
+            if outcome is None:
+                log.info(
+                    "%s %s %s in %.0f ms", current.method, current.path, response.status_code, took
+                )
+            else:
+                log.info(
+                    "%s %s %s in %.0f ms: %s",
+                    current.method,
+                    current.path,
+                    response.status_code,
+                    took,
+                    outcome,
+                )
         return response
 
     @app.teardown_request
@@ -58,4 +78,4 @@ def install(app: Flask, db: Database) -> None:
         return Response(metrics.exposition(db), content_type=metrics.CONTENT_TYPE)
 
 
-__all__ = ["SANE_REQUEST_ID", "install"]
+__all__ = ["OUTCOME", "SANE_REQUEST_ID", "install", "say_outcome"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import random
 import threading
 import time
@@ -545,3 +546,22 @@ def test_a_processing_failure_keeps_the_event_and_a_job_retries_it(
         callbacks.process_bank_event(uow, {"event_id": event.id})
         uow.commit()
     assert len(history(db, payment.id, "paid")) == 1
+
+
+def test_a_callbacks_outcome_is_on_its_request_line(
+    db: Database, server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One line per request, as for any other: the event's id and what became of it end the
+    # request's line, and no line of its own repeats them.
+    payment = new_payment(db, "7.10")
+    caplog.set_level(logging.INFO)
+    raw, headers = signed("evt_line_1", paid_event(payment))
+    first = post(server, raw, {**headers, "X-Request-Id": "bank-line-1"})
+    again = post(server, raw, {**headers, "X-Request-Id": "bank-line-2"})
+    assert first.status_code == 200 and again.status_code == 200
+    request_lines = [r.getMessage() for r in caplog.records if r.name == "gateway.request"]
+    mine = [line for line in request_lines if line.startswith("POST /bank/callbacks 200")]
+    assert len(mine) == 2, request_lines
+    assert mine[0].endswith("bank event evt_line_1: processed"), mine
+    assert mine[1].endswith("bank event evt_line_1: duplicate"), mine
+    assert not [r for r in caplog.records if r.getMessage().startswith("bank event")]

@@ -180,3 +180,28 @@ def test_no_worker_is_left_when_its_master_is_killed_while_they_start(
         assert not _ready(url)
     finally:
         _stop(proc)
+
+
+@pytest.mark.usefixtures("db")  # the module's one database; the test needs none
+def test_a_worker_keeps_what_it_loaded_out_of_the_collectors_passes() -> None:
+    # load_in_worker as granian calls it in each worker: once the app's module is imported,
+    # what is loaded is frozen (full collections no longer walk it), and garbage made after
+    # that, reference cycles included, is still collected.
+    script = (
+        "import gc, json, os\n"
+        "from gateway.entrypoints.web_server import load_in_worker\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "app = load_in_worker('json:dumps')\n"
+        "assert app is json.dumps\n"
+        "frozen = gc.get_freeze_count()\n"
+        "cycle = []; cycle.append(cycle); del cycle\n"
+        "print(frozen, gc.collect())\n"
+    )
+    env = {**os.environ, "KASSA_WEB_MASTER_PID": str(os.getpid())}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=CEILING
+    )
+    assert done.returncode == 0, done.stderr
+    frozen, collected = (int(n) for n in done.stdout.split())
+    assert frozen > 1000  # the interpreter's and Kassa's modules, not a handful
+    assert collected >= 1

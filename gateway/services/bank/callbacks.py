@@ -228,7 +228,9 @@ def parse_envelope(body: bytes, document: Any = NOT_PARSED) -> Envelope:
     return Envelope(kind, data)
 
 
-def receive(db: Database, callback: VerifiedCallback, *, document: Any = NOT_PARSED) -> EventStatus:
+def receive(
+    db: Database, callback: VerifiedCallback, *, document: Any = NOT_PARSED, logged: bool = True
+) -> EventStatus:
     """Store a verified delivery and apply it; the stored event's status, or DUPLICATE.
 
     The raw event is inserted first, and its unique ``(source, external_id)`` is the dedupe
@@ -236,15 +238,22 @@ def receive(db: Database, callback: VerifiedCallback, *, document: Any = NOT_PAR
     one transaction (the fewest round trips); if applying fails, that transaction is rolled
     back and the event is stored on its own as ``failed`` (or ``invalid``), with a job to retry
     it. Either way the event is committed before the bank hears 2xx. ``document``: the body
-    already parsed as JSON, if the caller has it.
+    already parsed as JSON, if the caller has it. ``logged``: the outcome has a log line of
+    its own (:func:`outcome_line`); the web tier puts it on the request's line instead.
     """
     started = time.perf_counter()
     status = _receive(db, callback, document)
     metrics.CALLBACKS.labels(outcome=status.value).inc()
     metrics.CALLBACK_SECONDS.observe(time.perf_counter() - started)
-    # With the bank's X-Request-Id (the request that caused the event) and the payment's id.
-    log.info("bank event %s: %s", callback.event_id, status.value)
+    if logged:
+        # With the bank's X-Request-Id (the request that caused the event) and the payment's id.
+        log.info("%s", outcome_line(callback, status))
     return status
+
+
+def outcome_line(callback: VerifiedCallback, status: EventStatus) -> str:
+    """What the log says of a received callback: ``bank event <its id>: <status>``."""
+    return f"bank event {callback.event_id}: {status.value}"  # escaped as logged, as any text
 
 
 def _receive(db: Database, callback: VerifiedCallback, document: Any) -> EventStatus:
