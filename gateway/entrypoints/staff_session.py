@@ -375,10 +375,12 @@ def install_app(app: Flask, configured: Settings) -> None:
     def _staff_language() -> None:
         """Before anything is translated: the signed-in person's language (``g.staff_locale``),
         or the one picked with ``?lang=`` on a sign-in page (kept in the session)."""
-        picked = request.args.get("lang")
-        if picked in i18n.LOCALES and request.method == "GET":
-            session["lang"] = picked
-        if isinstance(session.get(STAFF_KEY), int):
+        if request.method == "GET":
+            picked = request.args.get("lang")
+            if picked in i18n.LOCALES:
+                session["lang"] = picked
+        # No cookie, nobody signed in: a till's or the bank's call opens no session.
+        if "HTTP_COOKIE" in request.environ and isinstance(session.get(STAFF_KEY), int):
             current_staff()
 
 
