@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from gateway.adapters.logging_setup import configure_logging
@@ -81,7 +81,28 @@ def load_in_worker(target: str) -> Callable[..., Any]:
     module, _, attribute = target.partition(":")
     app: Callable[..., Any] = getattr(importlib.import_module(module), attribute or "app")
     ready_to_serve()
-    return app
+    return without_process_environment(app, dict(os.environ))
+
+
+def without_process_environment(
+    app: Callable[..., Any], process: Mapping[str, str]
+) -> Callable[..., Any]:
+    """``app`` given each request's WSGI environ without the process's environment variables.
+
+    Granian starts every environ from a copy of ``os.environ`` (CGI's way), so each request
+    would carry the database URL, the web secret and the bank's webhook secret to whatever
+    reads its environ (an error report, a debugging page), and every walk over the request's
+    headers would pass them too. ``process`` is that copy (taken as granian takes it, once
+    the app is loaded); a key whose value is the process's is left out, and anything the
+    request itself set (a header named like a variable, with another value) is kept."""
+    absent = object()
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        own = {key: value for key, value in environ.items() if process.get(key, absent) != value}
+        return app(own, start_response)
+
+    serve.wrapped = app  # type: ignore[attr-defined]
+    return serve
 
 
 def ready_to_serve() -> None:

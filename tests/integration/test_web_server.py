@@ -17,11 +17,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from gateway.adapters.db import Database
+from gateway.entrypoints import web_server
 from tests.conftest import TEST_MFA_KEY
 
 KASSA = [sys.executable, "-m", "gateway.entrypoints.cli"]
@@ -192,7 +194,7 @@ def test_a_worker_keeps_what_it_loaded_out_of_the_collectors_passes() -> None:
         "from gateway.entrypoints.web_server import load_in_worker\n"
         "assert gc.get_freeze_count() == 0\n"
         "app = load_in_worker('json:dumps')\n"
-        "assert app is json.dumps\n"
+        "assert app.wrapped is json.dumps\n"
         "frozen = gc.get_freeze_count()\n"
         "cycle = []; cycle.append(cycle); del cycle\n"
         "print(frozen, gc.collect())\n"
@@ -205,3 +207,24 @@ def test_a_worker_keeps_what_it_loaded_out_of_the_collectors_passes() -> None:
     frozen, collected = (int(n) for n in done.stdout.split())
     assert frozen > 1000  # the interpreter's and Kassa's modules, not a handful
     assert collected >= 1
+
+
+@pytest.mark.usefixtures("db")  # the module's one database; the test needs none
+def test_a_requests_environ_carries_no_process_environment_variable() -> None:
+    # Granian builds each environ from a copy of os.environ: the worker's app sees only the
+    # request's own keys, a header named like a variable (HTTP_PROXY) kept when the request
+    # sent it, and the server's CGI and wsgi.* keys.
+    process = {"KASSA_BANK_WEBHOOK_SECRET": "whsec_x", "HTTP_PROXY": "http://proxy:3128"}
+    seen: list[dict[str, Any]] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        seen.append(environ)
+        start_response("200 OK", [])
+        return [b""]
+
+    serve = web_server.without_process_environment(app, process)
+    request = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.input_terminated": True}
+    serve({**process, **request}, lambda *_: None)
+    serve({**process, **request, "HTTP_PROXY": "sent-by-the-client"}, lambda *_: None)
+    assert seen[0] == request
+    assert seen[1] == {**request, "HTTP_PROXY": "sent-by-the-client"}
