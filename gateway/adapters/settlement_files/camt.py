@@ -361,6 +361,7 @@ class _Reader:
         if tag == "Btch" and parent_tag == "NtryDtls":
             self.tx_count = self._count(element, "NbOfTxs")
             self.tx_count_line = _line_of(self._find(element, "NbOfTxs"))
+            self._drop(element, parent)  # read: the details after it are then the first child
         elif tag == "Ntry" and parent_tag == self.container:
             yield from self._counted(self._end_entry(element))
             self._drop(element, parent)
