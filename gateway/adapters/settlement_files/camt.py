@@ -708,7 +708,16 @@ class _Reader:
              transaction, instruction, remittance, creditor, gross, charges, included,
              None, None, None, None, False),
         )  # fmt: skip
-        if not clean or _digit_run(
+        if not clean:
+            return scrubbed(line)
+        if (  # a card number needs 13 digits: texts shorter than that are not looked into
+            (e2e is not None and len(e2e) > 12)
+            or (servicer is not None and len(servicer) > 12)
+            or (transaction is not None and len(transaction) > 12)
+            or (instruction is not None and len(instruction) > 12)
+            or (remittance is not None and len(remittance) > 12)
+            or (creditor is not None and len(creditor) > 12)
+        ) and _digit_run(
             f"{e2e}\n{servicer}\n{transaction}\n{instruction}\n{remittance}\n{creditor}"
         ):
             return scrubbed(line)
