@@ -270,7 +270,20 @@ NAMESPACED = [
      lambda d: _prefixed(d, b"c").replace(b"<c:NtryDtls>", b'<c:NtryDtls xmlns:p="urn:x">')),
     ("a second entry whose details' children are in another namespace",
      lambda d: _rebound_entry(d)),
+    ("details holding elements the reader follows (Btch, Ntry, TxDtls, Stmt)",
+     lambda d: _nested(d)),
 ]  # fmt: skip
+
+
+def _nested(data: bytes) -> bytes:
+    """The fourth to sixth details each with an element the reader acts on when it ends, inside
+    their remittance: read ahead before that element's end is met."""
+    nested = [b"<Btch><NbOfTxs>9</NbOfTxs></Btch>", b"<NtryDtls><TxDtls><Amt Ccy='EUR'>1.00</Amt>"
+              b"</TxDtls></NtryDtls>", b"<Stmt><Id>x</Id></Stmt>"]  # fmt: skip
+    parts = data.split(b"</RmtInf>")
+    for at, element in zip((3, 4, 5), nested, strict=True):
+        parts[at] = element + parts[at]
+    return b"</RmtInf>".join(parts)
 
 
 def _rebound_entry(data: bytes) -> bytes:
