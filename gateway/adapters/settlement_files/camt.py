@@ -610,7 +610,7 @@ class _Reader:
         entry, t = self.entry, self.tags
         if entry is None or t is None:
             return None
-        line = self.shapes.read(tx, self._plain_line, tx, entry)
+        line = self.shapes.read(tx, self._plain_line, entry)
         if line is not UNKNOWN:
             return line  # type: ignore[no-any-return]
         elements = plain_elements(tx, t)

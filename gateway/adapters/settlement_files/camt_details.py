@@ -219,8 +219,8 @@ _READ_TEXT = "([^<&]*)"  # a text read: none with an escaped character (&amp;, &
 
 class _Shape:
     """One serialised shape: its expression, and how its groups are handed on as the
-    :class:`DetailTexts` fields, in their order (``pass_on(groups, make, *first)`` calls
-    ``make(*first, *texts)``: no tuple of the texts is made).
+    :class:`DetailTexts` fields, in their order (``pass_on(groups, make, tx, context)`` calls
+    ``make(tx, context, *texts)``: no tuple of the texts is made).
 
     ``inner`` is the same expression for the detail as its parent's serialisation writes it:
     without the namespace declarations ``etree.tostring`` copies onto a detail serialised
@@ -259,30 +259,30 @@ class DetailShapes:
         self.shapes: list[_Shape] = []
         self.ahead: deque[tuple[Element, _Shape, tuple[str | None, ...]]] = deque()
 
-    def read(self, tx: Element, make: Callable[..., Any], *first: Any) -> Any:
-        """``make(*first, *texts)`` with the :class:`DetailTexts` fields of a detail of a known
+    def read(self, tx: Element, make: Callable[..., Any], context: Any) -> Any:
+        """``make(tx, context, *texts)`` with the :class:`DetailTexts` fields of a detail of a known
         shape, from its serialisation; else ``UNKNOWN``."""
         ahead = self.ahead
         if ahead:
             node, shape, groups = ahead.popleft()
             if node is tx:
-                return shape.pass_on(groups, make, *first)
+                return shape.pass_on(groups, make, tx, context)
             ahead.clear()  # read otherwise than in its turn: what was read ahead is dropped
         shapes = self.shapes
         if not shapes:
             return UNKNOWN
         if tx.getprevious() is None and tx.getnext() is not None and self._read_ahead(tx):
             node, shape, groups = ahead.popleft()
-            return shape.pass_on(groups, make, *first)
+            return shape.pass_on(groups, make, tx, context)
         text = _tostring(tx, encoding=str, with_tail=False)
         found = shapes[0].expression.fullmatch(text)
         if found is not None:
-            return shapes[0].pass_on(found.groups(), make, *first)
+            return shapes[0].pass_on(found.groups(), make, tx, context)
         for index, shape in enumerate(shapes[1:], 1):
             found = shape.expression.fullmatch(text)
             if found is not None:
                 shapes.insert(0, shapes.pop(index))
-                return shape.pass_on(found.groups(), make, *first)
+                return shape.pass_on(found.groups(), make, tx, context)
         return UNKNOWN
 
     def _read_ahead(self, tx: Element) -> bool:
@@ -413,7 +413,7 @@ def _passer(
         remittance = "(" + "".join(f"{text(e)}, " for e in elements.remittance) + ")"
     gross = elements.gross is not None
     source = (
-        f"lambda g, make, *first: make(*first, {amount(elements.amount)},"
+        f"lambda g, make, tx, context: make(tx, context, {amount(elements.amount)},"
         f" {text(elements.direction)}, {gross}, {amount(elements.gross)}, {charges}, {refs}"
         f"{remittance}, {text(elements.creditor)})"
     )
