@@ -8,8 +8,9 @@ substituted, no DTD is loaded and nothing is fetched from the network. It is str
 ``TxDtls`` and ``Ntry`` is turned into lines as soon as it ends and is then cleared, so memory
 stays flat however large the file is. A ``TxDtls`` of the usual shape (each element read met
 once, plain amounts in a known currency, the entry's direction) is read in one pass over its
-children, or from its serialisation once a detail of its shape was read
-(``_plain_transaction``, :mod:`~gateway.adapters.settlement_files.camt_details`); any other
+children, or from its serialisation once a detail of its shape was read (a batch's details
+from one serialisation of their parent, read ahead: ``_plain_transaction``,
+:mod:`~gateway.adapters.settlement_files.camt_details`); any other
 by the general reading (``_transaction``), which ``tests/unit/test_camt_plain_reader.py`` holds
 the quick one equal to. Lines come out with their card numbers masked.
 
