@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import io
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from gateway.adapters.settlement_files import InvalidSettlementFile, camt
+from gateway.adapters.settlement_files import InvalidSettlementFile, camt, camt_details
 from gateway.adapters.settlement_files.camt import _Reader, parse_camt
 from gateway.adapters.settlement_files.findings import FileReport
 
@@ -44,7 +45,7 @@ def outcome(data: bytes, plain: bool) -> tuple[Any, ...]:
     return (lines, report.warnings, report.statements, report.counts)
 
 
-def sandbox_statement() -> bytes:
+def sandbox_statement(details: int = 3) -> bytes:
     from sandbox_bank.camt import camt053
     from sandbox_bank.settlement import SettlementBatch, SettlementLine
 
@@ -52,7 +53,7 @@ def sandbox_statement() -> bytes:
     lines = tuple(
         SettlementLine("payment", f"K{i:011d}", f"pay_{i}", None, None, day, 1_000 + i, 15,
                        "EUR", f"card 4111111111111111 payment {i}" if i == 1 else f"bill {i}")
-        for i in range(3)
+        for i in range(details)
     )  # fmt: skip
     created = datetime(2026, 11, 25, 12, tzinfo=UTC)
     iban = "DE89370400440532013000"
@@ -179,6 +180,9 @@ CASES = [
         *((f"last detail: {name}", edited) for name, edited in edits(raw, which=-1)),
         *card_numbers(raw),
     ]
+] + [  # a detail in the middle of a batch, met when the details after it were read ahead
+    (f"sandbox, 6 details, the fourth: {name}", edited)
+    for name, edited in edits(sandbox_statement(6), which=3)
 ]
 
 
@@ -232,4 +236,79 @@ def test_a_text_where_the_shape_had_none_is_walked_and_read_alike() -> None:
     data = sandbox_statement()
     last = data.rindex(b"<Refs>")
     data = data[:last] + b"<Refs>note " + data[last + len(b"<Refs>") :]
+    assert outcome(data, plain=True) == outcome(data, plain=False)
+
+
+def test_a_batch_is_serialised_once_for_the_details_read_ahead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After the first detail taught its shape, the batch's details are matched in their
+    parent's serialisation; only the last, still open to the parser then, is serialised alone."""
+    serialised: list[str] = []
+    tostring = camt_details._tostring
+
+    def counted(element: Any, **options: Any) -> Any:
+        serialised.append(etree.QName(element).localname)
+        return tostring(element, **options)
+
+    monkeypatch.setattr(camt_details, "_tostring", counted)
+    data = sandbox_statement(6)
+    assert outcome(data, plain=True) == outcome(data, plain=False)
+    assert serialised == ["NtryDtls", "TxDtls"]
+
+
+NS = b"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
+NAMESPACED = [
+    ("a detail declaring the default namespace again",
+     lambda d: d.replace(b"<TxDtls>", b'<TxDtls xmlns="' + NS + b'">', 3)),
+    ("a detail declaring another prefix",
+     lambda d: d.replace(b"<TxDtls>", b'<TxDtls xmlns:x="urn:x">', 4)),
+    ("details declaring another default namespace for their references",
+     lambda d: d.replace(b"<Refs>", b'<Refs xmlns="urn:x">')),
+    ("a prefixed document", lambda d: _prefixed(d, b"c")),
+    ("a prefixed document whose details rebind the prefix",
+     lambda d: _prefixed(d, b"c").replace(b"<c:NtryDtls>", b'<c:NtryDtls xmlns:p="urn:x">')),
+    ("a second entry whose details' children are in another namespace",
+     lambda d: _rebound_entry(d)),
+    ("details holding elements the reader follows (Btch, Ntry, TxDtls, Stmt)",
+     lambda d: _nested(d)),
+]  # fmt: skip
+
+
+def _nested(data: bytes) -> bytes:
+    """The fourth to sixth details each with an element the reader acts on when it ends, inside
+    their remittance: read ahead before that element's end is met."""
+    nested = [b"<Btch><NbOfTxs>9</NbOfTxs></Btch>", b"<NtryDtls><TxDtls><Amt Ccy='EUR'>1.00</Amt>"
+              b"</TxDtls></NtryDtls>", b"<Stmt><Id>x</Id></Stmt>"]  # fmt: skip
+    parts = data.split(b"</RmtInf>")
+    for at, element in zip((3, 4, 5), nested, strict=True):
+        parts[at] = element + parts[at]
+    return b"</RmtInf>".join(parts)
+
+
+def _rebound_entry(data: bytes) -> bytes:
+    """Details ``k:TxDtls`` with children ``c:Amt``…, both prefixes bound to camt, and a copy of
+    the entry after it whose ``NtryDtls`` binds ``c`` to another namespace: the same text, other
+    elements (a shape learnt in the first entry must not read the second's details)."""
+    text = _prefixed(data, b"c").replace(b'xmlns:c="', b'xmlns:k="' + NS + b'" xmlns:c="', 1)
+    for tag in (b"NtryDtls", b"TxDtls"):
+        text = text.replace(b"<c:" + tag + b">", b"<k:" + tag + b">")
+        text = text.replace(b"</c:" + tag + b">", b"</k:" + tag + b">")
+    start, end = text.index(b"<c:Ntry>"), text.index(b"</c:Ntry>") + len(b"</c:Ntry>")
+    other = text[start:end].replace(b"<k:NtryDtls>", b'<k:NtryDtls xmlns:c="urn:x">')
+    return text[:end] + other + text[end:]
+
+
+def _prefixed(data: bytes, prefix: bytes) -> bytes:
+    """``data`` with every element under ``prefix``, bound to the camt namespace."""
+    text = re.sub(rb"<(/?)([A-Za-z])", rb"<\1" + prefix + rb":\2", data)
+    return text.replace(b'xmlns="' + NS + b'"', b"xmlns:" + prefix + b'="' + NS + b'"')
+
+
+@pytest.mark.parametrize(("name", "change"), NAMESPACED, ids=[n for n, _ in NAMESPACED])
+def test_details_read_ahead_read_as_the_general_whatever_their_namespaces(
+    name: str, change: Any
+) -> None:
+    data = change(sandbox_statement(6))
+    assert data != sandbox_statement(6)
     assert outcome(data, plain=True) == outcome(data, plain=False)

@@ -8,8 +8,9 @@ substituted, no DTD is loaded and nothing is fetched from the network. It is str
 ``TxDtls`` and ``Ntry`` is turned into lines as soon as it ends and is then cleared, so memory
 stays flat however large the file is. A ``TxDtls`` of the usual shape (each element read met
 once, plain amounts in a known currency, the entry's direction) is read in one pass over its
-children, or from its serialisation once a detail of its shape was read
-(``_plain_transaction``, :mod:`~gateway.adapters.settlement_files.camt_details`); any other
+children, or from its serialisation once a detail of its shape was read (a batch's details
+from one serialisation of their parent, read ahead: ``_plain_transaction``,
+:mod:`~gateway.adapters.settlement_files.camt_details`); any other
 by the general reading (``_transaction``), which ``tests/unit/test_camt_plain_reader.py`` holds
 the quick one equal to. Lines come out with their card numbers masked.
 
@@ -361,6 +362,7 @@ class _Reader:
         if tag == "Btch" and parent_tag == "NtryDtls":
             self.tx_count = self._count(element, "NbOfTxs")
             self.tx_count_line = _line_of(self._find(element, "NbOfTxs"))
+            self._drop(element, parent)  # read: the details after it are then the first child
         elif tag == "Ntry" and parent_tag == self.container:
             yield from self._counted(self._end_entry(element))
             self._drop(element, parent)
@@ -609,7 +611,7 @@ class _Reader:
         entry, t = self.entry, self.tags
         if entry is None or t is None:
             return None
-        line = self.shapes.read(tx, self._plain_line, tx, entry)
+        line = self.shapes.read(tx, self._plain_line, entry)
         if line is not UNKNOWN:
             return line  # type: ignore[no-any-return]
         elements = plain_elements(tx, t)
@@ -707,7 +709,16 @@ class _Reader:
              transaction, instruction, remittance, creditor, gross, charges, included,
              None, None, None, None, False),
         )  # fmt: skip
-        if not clean or _digit_run(
+        if not clean:
+            return scrubbed(line)
+        if (  # a card number needs 13 digits: texts shorter than that are not looked into
+            (e2e is not None and len(e2e) > 12)
+            or (servicer is not None and len(servicer) > 12)
+            or (transaction is not None and len(transaction) > 12)
+            or (instruction is not None and len(instruction) > 12)
+            or (remittance is not None and len(remittance) > 12)
+            or (creditor is not None and len(creditor) > 12)
+        ) and _digit_run(
             f"{e2e}\n{servicer}\n{transaction}\n{instruction}\n{remittance}\n{creditor}"
         ):
             return scrubbed(line)

@@ -23,6 +23,7 @@ character, an attribute more, a text where the shape learnt had none) is walked 
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeAlias
 
@@ -218,13 +219,24 @@ _READ_TEXT = "([^<&]*)"  # a text read: none with an escaped character (&amp;, &
 
 class _Shape:
     """One serialised shape: its expression, and how its groups are handed on as the
-    :class:`DetailTexts` fields, in their order (``pass_on(groups, make, *first)`` calls
-    ``make(*first, *texts)``: no tuple of the texts is made)."""
+    :class:`DetailTexts` fields, in their order (``pass_on(groups, make, tx, context)`` calls
+    ``make(tx, context, *texts)``: no tuple of the texts is made).
 
-    __slots__ = ("expression", "pass_on")
+    ``inner`` is the same expression for the detail as its parent's serialisation writes it:
+    without the namespace declarations ``etree.tostring`` copies onto a detail serialised
+    alone, so only for a parent whose namespaces in scope (``nsmap``) are ``scope``, those of
+    the detail learnt."""
 
-    def __init__(self, expression: re.Pattern[str], pass_on: Callable[..., Any]):
-        self.expression, self.pass_on = expression, pass_on
+    __slots__ = ("expression", "inner", "pass_on", "scope")
+
+    def __init__(
+        self,
+        expression: re.Pattern[str],
+        inner: re.Pattern[str],
+        scope: dict[str | None, str],
+        pass_on: Callable[..., Any],
+    ):
+        self.expression, self.inner, self.scope, self.pass_on = expression, inner, scope, pass_on
 
 
 UNKNOWN = object()  # DetailShapes.read: the detail is of no shape learnt
@@ -232,29 +244,73 @@ UNKNOWN = object()  # DetailShapes.read: the detail is of no shape learnt
 
 class DetailShapes:
     """The shapes of details walked in one file, most recently matched first (a few: a file's
-    details are written from one template, an optional element or two apart)."""
+    details are written from one template, an optional element or two apart).
+
+    Serialising costs lxml as much for one detail as for a dozen, so the details of a batch
+    are read ahead: at a detail that is its parent's first child, the parent is serialised once
+    and each complete detail from there on (one with a next sibling: the parser has read past
+    its end) is matched in turn where the last ended, until one matches no shape. Their texts
+    are kept (a few dozen: what the parser has read ahead) and handed on at each detail's own
+    end, so it is read in its turn as if serialised alone."""
 
     LIMIT = 8
 
     def __init__(self) -> None:
         self.shapes: list[_Shape] = []
+        self.ahead: deque[tuple[Element, _Shape, tuple[str | None, ...]]] = deque()
 
-    def read(self, tx: Element, make: Callable[..., Any], *first: Any) -> Any:
-        """``make(*first, *texts)`` with the :class:`DetailTexts` fields of a detail of a known
+    def read(self, tx: Element, make: Callable[..., Any], context: Any) -> Any:
+        """``make(tx, context, *texts)`` with the :class:`DetailTexts` fields of a detail of a known
         shape, from its serialisation; else ``UNKNOWN``."""
+        ahead = self.ahead
+        if ahead:
+            node, shape, groups = ahead.popleft()
+            if node is tx:
+                return shape.pass_on(groups, make, tx, context)
+            ahead.clear()  # read otherwise than in its turn: what was read ahead is dropped
         shapes = self.shapes
         if not shapes:
             return UNKNOWN
+        if tx.getprevious() is None and tx.getnext() is not None and self._read_ahead(tx):
+            node, shape, groups = ahead.popleft()
+            return shape.pass_on(groups, make, tx, context)
         text = _tostring(tx, encoding=str, with_tail=False)
         found = shapes[0].expression.fullmatch(text)
         if found is not None:
-            return shapes[0].pass_on(found.groups(), make, *first)
+            return shapes[0].pass_on(found.groups(), make, tx, context)
         for index, shape in enumerate(shapes[1:], 1):
             found = shape.expression.fullmatch(text)
             if found is not None:
                 shapes.insert(0, shapes.pop(index))
-                return shape.pass_on(found.groups(), make, *first)
+                return shape.pass_on(found.groups(), make, tx, context)
         return UNKNOWN
+
+    def _read_ahead(self, tx: Element) -> bool:
+        """Match ``tx`` and the complete details after it in their parent's serialisation
+        (``tx`` is its first child); whether ``tx`` matched."""
+        parent = tx.getparent()
+        scope = None if parent is None else parent.nsmap
+        shapes = [shape for shape in self.shapes if shape.scope == scope]
+        if not shapes:
+            return False
+        text = _tostring(parent, encoding=str, with_tail=False)  # type: ignore[arg-type]
+        # The parent's start tag ends at its first ">" (one in an attribute's value is written
+        # &gt;); a text before the first child is matched by no shape.
+        at = text.find(">") + 1
+        ahead, node, tag = self.ahead, tx, tx.tag
+        while (after := node.getnext()) is not None:
+            for shape in shapes:
+                found = shape.inner.match(text, at)
+                if found is not None:
+                    break
+            else:
+                break
+            ahead.append((node, shape, found.groups()))
+            at = found.end()
+            if after.tag != tag:
+                break
+            node = after
+        return bool(ahead)
 
     def learn(self, tx: Element, elements: DetailElements) -> None:
         """Remember the shape of ``tx``, walked into ``elements`` (if there is room, and if each
@@ -273,6 +329,7 @@ def _shape_of(tx: Element, elements: DetailElements) -> _Shape | None:
     nodes = iter(tx.iter(etree.Element))
     groups: dict[int, tuple[int, int | None]] = {}  # id(element) -> text group, Ccy group
     parts: list[str] = []
+    inner_top = ""
     count = 0
     open_read: str | None = None  # the name of a read leaf whose end tag is still to come
     for end, name, attributes, empty, _ in _TOKEN.findall(
@@ -293,16 +350,20 @@ def _shape_of(tx: Element, elements: DetailElements) -> _Shape | None:
         node = next(nodes, None)
         if node is None or etree.QName(node).localname != name.rpartition(":")[2]:
             return None  # the serialisation is not the tree as walked
-        pattern, ccy = [f"<{re.escape(name)}"], None
+        pattern, ccy, declared = [f"<{re.escape(name)}"], None, []
         for attribute, value in _ATTRIBUTE.findall(attributes):
             if id(node) in read and attribute == "Ccy":
                 count += 1
                 ccy = count
                 pattern.append(' Ccy="([^"&<]*)"')
             elif attribute.startswith("xmlns"):  # a namespace: as in the shape learnt
+                declared.append(len(pattern))
                 pattern.append(re.escape(f' {attribute}="{value}"'))
             else:
                 pattern.append(f' {re.escape(attribute)}="[^"]*"')
+        if not parts:  # the detail's start tag; inside its parent, without the namespaces
+            kept = [part for at, part in enumerate(pattern) if at not in declared]
+            inner_top = "".join(kept) + ("/>" if empty else ">")
         if id(node) in read:
             count += 1
             groups[id(node)] = (count, ccy)
@@ -316,7 +377,12 @@ def _shape_of(tx: Element, elements: DetailElements) -> _Shape | None:
         parts.append("".join(pattern) + ("/>" if empty else ">"))
     if open_read is not None or next(nodes, None) is not None:
         return None
-    return _Shape(re.compile("".join(parts)), _passer(elements, groups))
+    return _Shape(
+        re.compile("".join(parts)),
+        re.compile(inner_top + "".join(parts[1:])),
+        dict(tx.nsmap),
+        _passer(elements, groups),
+    )
 
 
 def _passer(
@@ -347,7 +413,7 @@ def _passer(
         remittance = "(" + "".join(f"{text(e)}, " for e in elements.remittance) + ")"
     gross = elements.gross is not None
     source = (
-        f"lambda g, make, *first: make(*first, {amount(elements.amount)},"
+        f"lambda g, make, tx, context: make(tx, context, {amount(elements.amount)},"
         f" {text(elements.direction)}, {gross}, {amount(elements.gross)}, {charges}, {refs}"
         f"{remittance}, {text(elements.creditor)})"
     )
