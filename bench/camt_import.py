@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="20 000 entries")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--import-repeat", type=int, help="runs of each real import (--repeat)")
     parser.add_argument(
         "--postgres", help="also import into this PostgreSQL URL (in a schema of its own)"
@@ -183,9 +183,14 @@ def main(argv: list[str] | None = None) -> int:
             "bare lxml": ["code", BARE, str(path)],
             "dry run": kassa(["--dry-run", str(path)]),
         }
+        # Alternated run by run (bare, dry, bare, dry …): a shared machine's load swings over a
+        # block of runs, and each variant in a block of its own swung with it.
+        alternated: dict[str, list[tuple[float, float, float]]] = {name: [] for name in cases}
+        for _ in range(args.repeat):
+            for name, cmd in cases.items():
+                alternated[name].append(run(cmd, env))
         rows: list[tuple[str, list[tuple[float, float, float]]]] = []
-        for name, cmd in cases.items():
-            runs = [run(cmd, env) for _ in range(args.repeat)]
+        for name, runs in alternated.items():
             rows.append((name, runs))
             _show(rows, entries, name, runs)
         targets = [("sqlite", f"sqlite:///{tmp}/import.db")]
