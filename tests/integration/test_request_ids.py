@@ -92,7 +92,8 @@ def test_a_sale_is_followed_by_request_ids_through_gateway_worker_and_bank(
     assert pay_line["request_id"] == "wallet-pay-1"
     sent = _lines(json_log, "sandbox_bank.delivery", "(payment.succeeded) attempt 1: 200")
     assert [x["request_id"] for x in sent] == ["wallet-pay-1"]
-    taken = _lines(json_log, "gateway.services.bank.callbacks", ": processed")
+    # The line of each callback the gateway took: its request's line, ending with the outcome.
+    taken = _lines(json_log, "gateway.request", ": processed")
     assert {"request_id": "wallet-pay-1", "payment_id": payment_id}.items() <= taken[0].items()
 
     # The refund: the worker's job calls the bank with its id, which comes back on the callback.
