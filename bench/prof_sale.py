@@ -130,6 +130,8 @@ def measure(backend: str, args: argparse.Namespace) -> None:
         if args.profile:
             stats = pstats.Stats(profile, stream=sys.stdout)
             stats.sort_stats(args.profile).print_stats(args.top)
+            if args.callees:
+                stats.print_callees(args.callees)
             return
         runs = " ".join(f"{ms:.3f}" for ms in per_sale)
         print(
@@ -146,6 +148,7 @@ def main() -> None:
     parser.add_argument("--stores", type=int, default=500, help="festival stores (10 tills each)")
     parser.add_argument("--profile", metavar="SORT", help="one run under cProfile, sorted so")
     parser.add_argument("--top", type=int, default=60, help="functions the profile lists")
+    parser.add_argument("--callees", metavar="REGEX", help="with --profile: what these call")
     args = parser.parse_args()
     backends = args.backend.split(",")
     if len(backends) == 1:
@@ -156,6 +159,7 @@ def main() -> None:
         argv = [f"--backend={backend}", f"--count={args.count}", f"--runs={args.runs}"]
         argv += [f"--stores={args.stores}", f"--top={args.top}"]
         argv += [f"--profile={args.profile}"] if args.profile else []
+        argv += [f"--callees={args.callees}"] if args.callees else []
         subprocess.run([sys.executable, "-m", "bench.prof_sale", *argv], check=True)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import event, inspect, select
 
 from gateway.adapters.db import Database
 from gateway.adapters.models import Payment, PaymentEvent, Till
@@ -37,9 +37,22 @@ def _make(db: Database, till: TillContext, *, in_savepoint: bool) -> str:
             with uow.session.begin_nested():
                 payment = qr_payments.create_qr_payment(uow, till, money=money, settings=settings)
         else:
-            payment = qr_payments.create_qr_payment(uow, till, money=money, settings=settings)
+            sent: list[str] = []
+
+            def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                sent.append(statement)
+
+            event.listen(db.engine, "before_cursor_execute", record)
+            try:
+                payment = qr_payments.create_qr_payment(uow, till, money=money, settings=settings)
+            finally:
+                event.remove(db.engine, "before_cursor_execute", record)
+            # Not read back: no column of it was left for a lazy load (the hooks read sale_id).
+            assert not [s for s in sent if s.lstrip().startswith("SELECT payments.")]
             state = inspect(payment)
             assert state.persistent and not state.modified and not state.expired_attributes
+            # Every column held: reading one (sale_id, card …) asks the database nothing.
+            assert not state.unloaded & {c.key for c in inspect(Payment).column_attrs}
             # Nothing of it left for a flush (the watcher job is added after the move).
             assert not [o for o in uow.session.new if isinstance(o, Payment | PaymentEvent)]
         payment_id = payment.id

@@ -261,8 +261,9 @@ def _insert_new(uow: UnitOfWork, payment: Payment, entry: dict[str, Any]) -> boo
     connection.execute(_history_insert(), entries)
     # Held as a row just read: every column set (none expired), no changes pending.
     session.expunge(payment)
-    for key in _PAYMENT_DEFAULTS:
-        setattr(payment, key, row[key])
+    for key, value in row.items():
+        if key not in values:  # left unset: it would be read back from the database
+            setattr(payment, key, value)
     make_transient_to_detached(payment)
     session.add(payment)
     return True
