@@ -49,6 +49,11 @@ def _make(db: Database, till: TillContext, *, in_savepoint: bool) -> str:
                 event.remove(db.engine, "before_cursor_execute", record)
             # Not read back: no column of it was left for a lazy load (the hooks read sale_id).
             assert not [s for s in sent if s.lstrip().startswith("SELECT payments.")]
+            inserts = [s for s in sent if "INSERT INTO payment" in s]
+            if db.dialect == "postgresql":  # the row and its history in one statement
+                assert len(inserts) == 1 and "WITH new_payment AS" in inserts[0]
+            else:
+                assert len(inserts) == 2
             state = inspect(payment)
             assert state.persistent and not state.modified and not state.expired_attributes
             # Every column held: reading one (sale_id, card …) asks the database nothing.

@@ -18,7 +18,16 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, NoReturn, cast
 
-from sqlalchemy import Table, bindparam, insert, inspect, literal_column, select, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    insert,
+    inspect,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -227,12 +236,12 @@ def _write_move(uow: UnitOfWork, payment: Payment, entry: dict[str, Any]) -> boo
 
 def _insert_new(uow: UnitOfWork, payment: Payment, entry: dict[str, Any]) -> bool:
     """Write a payment made in this unit of work (not flushed yet) with its history so far and
-    ``entry``, as two INSERTs, and hold it in the session as if loaded; False (nothing written)
-    if the ORM's flush must do it.
+    ``entry`` (two INSERTs; one statement on PostgreSQL), and hold it in the session as if just
+    read; False (nothing written) if the ORM's flush must do it.
 
     The rows the flush would write, without its bookkeeping (unit-of-work sort, attribute
-    history, an id read back for every history row nobody reads): a third of a sale's
-    statements' time. Only when nothing else waits for a flush, so no row goes out of order.
+    history, an id read back for every history row nobody reads): a fifth of a sale's CPU.
+    Only when nothing else waits for a flush, so no row goes out of order.
     """
     session = uow.session
     state = inspect(payment)
@@ -257,8 +266,12 @@ def _insert_new(uow: UnitOfWork, payment: Payment, entry: dict[str, Any]) -> boo
     for event in earlier:
         session.expunge(event)
     connection = session.connection()
-    connection.execute(_payment_insert(), row)
-    connection.execute(_history_insert(), entries)
+    if connection.dialect.name == "postgresql":  # one statement: the history needs the row
+        params = {f"entry{i}_{n}": v for i, e in enumerate(entries) for n, v in e.items()}
+        connection.execute(_insert_with_history(len(entries)), row | params)
+    else:
+        connection.execute(_payment_insert(), row)
+        connection.execute(_history_insert(), entries)
     # Held as a row just read: every column set (none expired), no changes pending.
     session.expunge(payment)
     for key, value in row.items():
@@ -329,6 +342,22 @@ def _payment_insert() -> Any:
     """Built once: a new payment's row, every column bound."""
     table = cast(Table, Payment.__table__)
     return insert(table).values({n: bindparam(n, type_=table.c[n].type) for n in _PAYMENT_COLUMNS})
+
+
+@lru_cache(maxsize=4)
+def _insert_with_history(entries: int) -> Any:
+    """PostgreSQL: ``WITH new AS (<the payment's INSERT> RETURNING id) INSERT INTO
+    payment_events … SELECT … FROM new UNION ALL …``, one SELECT per history entry, in order."""
+    events = cast(Table, PaymentEvent.__table__)
+    new = _payment_insert().returning(Payment.__table__.c.id).cte("new_payment")
+    rows = [
+        select(
+            new.c.id,
+            *(bindparam(f"entry{i}_{n}", type_=events.c[n].type) for n in HISTORY_COLUMNS[1:]),
+        )
+        for i in range(entries)
+    ]
+    return insert(events).from_select(list(HISTORY_COLUMNS), union_all(*rows))
 
 
 @lru_cache(maxsize=1)
