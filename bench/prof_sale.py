@@ -1,4 +1,4 @@
-"""CPU per sale in the web process: POST /api/v1/payments + GET its qr.png through the real WSGI app.
+"""CPU per sale in the web process: POST /api/v1/payments + GET its qr.png, as WSGI calls.
 
 ``python -m bench.qr --http`` measures sales per second over HTTP on a saturated machine, where
 the rate follows the CPU each sale costs. This measures that CPU alone, without an HTTP server

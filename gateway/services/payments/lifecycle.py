@@ -261,7 +261,7 @@ def _insert_new(uow: UnitOfWork, payment: Payment, entry: dict[str, Any]) -> boo
     for key, default in _PAYMENT_DEFAULTS.items():
         if row[key] is None:
             row[key] = default
-    earlier.sort(key=lambda event: inspect(event).insert_order)  # as the flush orders them
+    earlier.sort(key=lambda event: inspect(event).insert_order or 0)  # as the flush orders them
     entries = [{n: getattr(event, n) for n in HISTORY_COLUMNS} for event in earlier] + [entry]
     for event in earlier:
         session.expunge(event)
