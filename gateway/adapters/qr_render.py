@@ -11,8 +11,8 @@ three slow parts of its default path:
 * the mask search (``QRCode.best_mask_pattern``), which places the data eight times and scores
   each with ``util.lost_point`` in pure Python; here the eight masked symbols are one numpy array
   and the ISO/IEC 18004:2015 §7.8.3 penalty rules are scored for all of them at once;
-* the image path (one ``ImageDraw.rectangle`` per dark module); here the module matrix becomes a
-  1-bit Pillow image in one step.
+* the image path (one ``ImageDraw.rectangle`` per dark module, then Pillow's PNG encoder); here
+  the module matrix becomes the PNG's scanlines with numpy, deflated by zlib.
 
 qrcode's scoring reads ISO/IEC 18004:2015 §7.8.3 in its own way, and we reproduce it on purpose,
 so the chosen mask, and hence every module, equals the library's: it scores each candidate with
@@ -29,14 +29,14 @@ the version only, never on the payload, as in qrcode's own ``precomputed_qr_blan
 from __future__ import annotations
 
 import bisect
-import io
+import struct
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import qrcode
 from numpy.typing import NDArray
-from PIL import Image
 from qrcode import constants, exceptions, util
 
 from gateway.errors import InvalidInput, InvalidQrPayload
@@ -88,18 +88,38 @@ def qr_matrix(payload: str) -> Matrix:
 
 
 def render_png(payload: str, *, scale: int = 8, border: int = 4) -> bytes:
-    """Render ``payload`` as a black-on-white 1-bit PNG, ``scale`` pixels per module."""
+    """Render ``payload`` as a black-on-white 1-bit PNG, ``scale`` pixels per module.
+
+    Written directly (PNG §11, §12): a 1-bit greyscale image (1 = white, as Pillow's mode "1"
+    saves one), each scanline with filter type 0, deflated at ``PNG_COMPRESS_LEVEL``. Building
+    a Pillow image, scaling it and running Pillow's encoder cost a third of the render.
+    """
     if scale < 1:
         raise InvalidInput(f"QR scale must be at least 1 pixel per module, got {scale}")
     light = _with_quiet_zone(payload, border, light=True)
-    side = light.shape[0]
-    # Mode "1" raw data is one bit per pixel, most significant bit first, rows padded to whole
-    # bytes: exactly what np.packbits produces along each row.
-    image = Image.frombytes("1", (side, side), np.packbits(light, axis=1).tobytes())
-    image = image.resize((side * scale, side * scale), Image.Resampling.NEAREST)
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return out.getvalue()
+    side = light.shape[0] * scale
+    # One scanline per module row (bits most significant first, padded to whole bytes, after
+    # its filter-type byte 0), repeated ``scale`` times.
+    lines = np.packbits(np.repeat(light, scale, axis=1), axis=1)
+    lines = np.pad(lines, ((0, 0), (1, 0)))
+    raw = np.repeat(lines, scale, axis=0).tobytes()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1 bit, greyscale, no interlace
+    return b"".join(
+        (
+            PNG_SIGNATURE,
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(raw, PNG_COMPRESS_LEVEL)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """A PNG chunk: length, type, data, and the CRC-32 of type and data (PNG §5.3)."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def render_svg(payload: str, *, border: int = 4) -> bytes:

@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.adapters import logging_setup
@@ -83,6 +83,35 @@ def enqueue(
     )
     uow.session.add(job)
     return job
+
+
+def enqueue_row(
+    uow: UnitOfWork,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    run_at: datetime,
+    dedupe_key: str | None = None,
+) -> None:
+    """:func:`enqueue`'s row, written now by one INSERT inside the caller's transaction, for a
+    caller that does not use the job: no ORM object for a flush to write (a sale's watcher)."""
+    uow.session.connection().execute(
+        _JOB_INSERT,
+        {
+            "kind": kind,
+            "queue": "default",
+            "payload": payload,
+            "run_at": run_at,
+            "dedupe_key": dedupe_key,
+            "status": "pending",
+            "attempts": 0,
+            "max_attempts": 8,
+            "created_at": utcnow(),
+        },
+    )
+
+
+_JOB_INSERT = insert(cast(Table, Job.__table__))
 
 
 def enqueue_once(

@@ -238,6 +238,22 @@ def test_png_has_the_quiet_zone_and_the_matrix(scale: int, border: int):
     assert decode(image).text == TYPICAL
 
 
+@pytest.mark.parametrize(("scale", "border"), [(8, 4), (1, 0), (3, 1)])
+def test_png_is_a_well_formed_one_bit_greyscale_png(scale: int, border: int):
+    # Written without Pillow's encoder: the signature, IHDR first, every chunk's CRC-32 and
+    # IEND last checked by Pillow's verify(), then the decoded deflate stream by a full load.
+    png = render_png(TYPICAL, scale=scale, border=border)
+    side = (qr_matrix(TYPICAL).shape[0] + 2 * border) * scale
+
+    assert png.startswith(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR")
+    assert png.endswith(b"\x00\x00\x00\x00IEND\xaeB`\x82")
+    Image.open(io.BytesIO(png)).verify()
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    assert (image.format, image.mode, image.size) == ("PNG", "1", (side, side))
+    assert png[24:29] == bytes([1, 0, 0, 0, 0])  # bit depth 1, greyscale, no interlace
+
+
 @pytest.mark.parametrize("payload", [TYPICAL, CHINESE, LONG_512])
 def test_svg_is_one_path_of_the_same_modules_and_decodes(payload: str):
     matrix = qr_matrix(payload)

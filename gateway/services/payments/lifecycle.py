@@ -18,7 +18,17 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, NoReturn, cast
 
-from sqlalchemy import Table, bindparam, insert, inspect, literal_column, select, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    insert,
+    inspect,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
 from gateway.adapters.db import UnitOfWork
@@ -145,7 +155,8 @@ def move_payment(
     if target == PaymentStatus.PAID:
         payment.paid_at = paid_at or payment.paid_at or payment.updated_at
     entry = _entry(payment, kind, before, target.value, actor, detail or {})
-    if not _write_move(uow, payment, entry):  # new here, or changed beyond its columns
+    # Written without the ORM's flush when it is new here or changed only in its columns.
+    if not (_insert_new(uow, payment, entry) or _write_move(uow, payment, entry)):
         uow.session.add(PaymentEvent(**entry))
         try:
             uow.session.flush()
@@ -223,7 +234,58 @@ def _write_move(uow: UnitOfWork, payment: Payment, entry: dict[str, Any]) -> boo
     return True
 
 
+def _insert_new(uow: UnitOfWork, payment: Payment, entry: dict[str, Any]) -> bool:
+    """Write a payment made in this unit of work (not flushed yet) with its history so far and
+    ``entry`` (two INSERTs; one statement on PostgreSQL), and hold it in the session as if just
+    read; False (nothing written) if the ORM's flush must do it.
+
+    The rows the flush would write, without its bookkeeping (unit-of-work sort, attribute
+    history, an id read back for every history row nobody reads): a fifth of a sale's CPU.
+    Only when nothing else waits for a flush, so no row goes out of order.
+    """
+    session = uow.session
+    state = inspect(payment)
+    if not state.pending or session.in_nested_transaction() or session.deleted:
+        return False
+    earlier = []
+    for new in session.new:
+        if new is payment:
+            continue
+        if not isinstance(new, PaymentEvent) or new.payment_id != payment.id:
+            return False
+        earlier.append(new)
+    if any(True for _ in session.dirty):
+        return False
+    values = state.dict
+    row = {key: values.get(key) for key in _PAYMENT_COLUMNS}
+    for key, default in _PAYMENT_DEFAULTS.items():
+        if row[key] is None:
+            row[key] = default
+    earlier.sort(key=lambda event: inspect(event).insert_order or 0)  # as the flush orders them
+    entries = [{n: getattr(event, n) for n in HISTORY_COLUMNS} for event in earlier] + [entry]
+    for event in earlier:
+        session.expunge(event)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":  # one statement: the history needs the row
+        params = {f"entry{i}_{n}": v for i, e in enumerate(entries) for n, v in e.items()}
+        connection.execute(_insert_with_history(len(entries)), row | params)
+    else:
+        connection.execute(_payment_insert(), row)
+        connection.execute(_history_insert(), entries)
+    # Held as a row just read: every column set (none expired), no changes pending.
+    session.expunge(payment)
+    for key, value in row.items():
+        if key not in values:  # left unset: it would be read back from the database
+            setattr(payment, key, value)
+    make_transient_to_detached(payment)
+    session.add(payment)
+    return True
+
+
 _PAYMENT_COLUMNS = frozenset(column.key for column in inspect(Payment).column_attrs)
+# What a new payment's row holds where it was given no value (as the ORM's flush writes it):
+# nothing refunded yet, the first version.
+_PAYMENT_DEFAULTS = {"refunded_minor": 0, "version": 1}
 HISTORY_COLUMNS = (
     "payment_id",
     "kind",
@@ -273,6 +335,29 @@ def _move_with_history(keys: tuple[str, ...]) -> Any:
         )
         .returning(table.c.id)
     )
+
+
+@lru_cache(maxsize=1)
+def _payment_insert() -> Any:
+    """Built once: a new payment's row, every column bound."""
+    table = cast(Table, Payment.__table__)
+    return insert(table).values({n: bindparam(n, type_=table.c[n].type) for n in _PAYMENT_COLUMNS})
+
+
+@lru_cache(maxsize=4)
+def _insert_with_history(entries: int) -> Any:
+    """PostgreSQL: ``WITH new AS (<the payment's INSERT> RETURNING id) INSERT INTO
+    payment_events … SELECT … FROM new UNION ALL …``, one SELECT per history entry, in order."""
+    events = cast(Table, PaymentEvent.__table__)
+    new = _payment_insert().returning(Payment.__table__.c.id).cte("new_payment")
+    rows = [
+        select(
+            new.c.id,
+            *(bindparam(f"entry{i}_{n}", type_=events.c[n].type) for n in HISTORY_COLUMNS[1:]),
+        )
+        for i in range(entries)
+    ]
+    return insert(events).from_select(list(HISTORY_COLUMNS), union_all(*rows))
 
 
 @lru_cache(maxsize=1)

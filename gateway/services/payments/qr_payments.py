@@ -133,7 +133,7 @@ def create_qr_payment(
     # One job watches the payment: it asks the bank while no callback came and, at the expiry
     # time, asks once more before expiring it (gateway.services.bank.polling).
     first = now + timedelta(seconds=settings.bank_poll_after_seconds)
-    jobs.enqueue(
+    jobs.enqueue_row(
         uow,
         POLL_JOB,
         {"payment_id": payment.id, "reference": reference, "n": 0},
