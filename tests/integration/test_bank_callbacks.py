@@ -331,6 +331,26 @@ def test_a_card_number_as_a_callbacks_type_is_masked_when_stored(
     assert kinds == {"4111_11**_****_1111", "411111******1111", "x 4111-11**-****-1111"}
 
 
+def test_a_callback_whose_id_holds_a_card_number_is_refused_and_not_stored(
+    db: Database, server: LiveServer
+) -> None:
+    # The webhook-id is the event's dedupe key and is stored as sent (masking it could make
+    # two events one): a signed delivery whose id holds a card number is refused with a
+    # problem that does not repeat it, and nothing is stored or moved.
+    payment = new_payment(db, "5.55")
+    for n, event_id in enumerate(["evt_4111111111111111", "msg 5500-0000-0000-0004 x"]):
+        response = deliver(server, event_id, paid_event(payment))
+        assert response.status_code == 422, response.text  # as any invalid webhook-id
+        assert response.headers["Content-Type"].startswith("application/problem+json")
+        assert "card number" in response.json()["detail"]
+        assert "4111111111111111" not in response.text and "0000-0000" not in response.text, n
+    assert stored(db) == []
+    assert reload(db, payment.id).status == PaymentStatus.PENDING.value
+    # A Luhn-invalid run of digits is no card number: such an id is taken as any other.
+    assert deliver(server, "evt_4111111111111112", paid_event(payment)).status_code == 200
+    assert reload(db, payment.id).status == PaymentStatus.PAID.value
+
+
 # -- settlement.created ------------------------------------------------------------------------
 
 

@@ -74,7 +74,7 @@ from gateway.adapters.models import (
     Store,
     utcnow,
 )
-from gateway.domain.card_data import scrub_bytes, scrub_card_numbers
+from gateway.domain.card_data import has_card_number, scrub_bytes, scrub_card_numbers
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentStatus
 from gateway.errors import ConfigurationError, InvalidInput, NotFound, Unauthorised
@@ -161,6 +161,11 @@ def verify_callback(
         raise Unauthorised("the callback's signature does not match the bank webhook secret")
     if len(event_id) > _MAX_ID_LENGTH:
         raise InvalidInput(f"webhook-id is longer than {_MAX_ID_LENGTH} characters")
+    if has_card_number(event_id):
+        # The id is the event's dedupe key, stored as sent: masked, two events could collide.
+        raise InvalidInput(
+            "webhook-id holds a card number; Kassa stores none, so the delivery is refused"
+        )
     kept = {name: lowered[name] for name in KEPT_HEADERS if name in lowered}
     return VerifiedCallback(event_id, timestamp, body, kept)
 
