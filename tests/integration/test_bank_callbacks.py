@@ -6,6 +6,7 @@ Requests are signed with the standardwebhooks package, as the bank (and the sand
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import random
@@ -329,6 +330,32 @@ def test_a_card_number_as_a_callbacks_type_is_masked_when_stored(
         assert response.json() == {"status": "unknown_type"}
     kinds = {str(e.kind) for e in stored(db)}
     assert kinds == {"4111_11**_****_1111", "411111******1111", "x 4111-11**-****-1111"}
+
+
+def test_a_callback_whose_id_holds_a_card_number_is_stored_without_it(
+    db: Database, server: LiveServer
+) -> None:
+    # The webhook-id is the event's dedupe key, stored and shown: one that holds a card
+    # number (a bank's numeric id can be Luhn-valid by chance) is kept masked with the
+    # SHA-256 of the id as sent, so a re-delivery is still a duplicate and two ids that mask
+    # alike stay two events.
+    first, second = new_payment(db, "5.55"), new_payment(db, "6.66")
+    same_mask = ("evt_4111111111111111", "evt_4111110000091111")  # both Luhn-valid
+    assert deliver(server, same_mask[0], paid_event(first)).json() == {"status": "processed"}
+    assert deliver(server, same_mask[0], paid_event(first)).json() == {"status": "duplicate"}
+    assert deliver(server, same_mask[1], paid_event(second)).json() == {"status": "processed"}
+    events = stored(db)
+    assert len(events) == 2
+    for event, sent in zip(sorted(events, key=lambda e: e.id), same_mask, strict=True):
+        digest = hashlib.sha256(sent.encode()).hexdigest()
+        assert event.external_id == f"evt_411111******1111~sha256:{digest}"
+        assert event.headers["webhook-id"] == event.external_id
+        assert "4111111111111111" not in json.dumps(event.headers)
+    assert reload(db, first.id).status == reload(db, second.id).status == "paid"
+    # A Luhn-invalid run of digits is no card number: such an id is kept as sent.
+    third = new_payment(db, "7.77")
+    assert deliver(server, "evt_4111111111111112", paid_event(third)).status_code == 200
+    assert "evt_4111111111111112" in {str(e.external_id) for e in stored(db)}
 
 
 # -- settlement.created ------------------------------------------------------------------------

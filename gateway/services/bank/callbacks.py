@@ -74,7 +74,7 @@ from gateway.adapters.models import (
     Store,
     utcnow,
 )
-from gateway.domain.card_data import scrub_bytes, scrub_card_numbers
+from gateway.domain.card_data import has_card_number, scrub_bytes, scrub_card_numbers
 from gateway.domain.money import Money
 from gateway.domain.payment import PaymentStatus
 from gateway.errors import ConfigurationError, InvalidInput, NotFound, Unauthorised
@@ -162,7 +162,22 @@ def verify_callback(
     if len(event_id) > _MAX_ID_LENGTH:
         raise InvalidInput(f"webhook-id is longer than {_MAX_ID_LENGTH} characters")
     kept = {name: lowered[name] for name in KEPT_HEADERS if name in lowered}
+    if has_card_number(event_id):
+        event_id = kept["webhook-id"] = stored_event_id(event_id)
     return VerifiedCallback(event_id, timestamp, body, kept)
+
+
+def stored_event_id(event_id: str) -> str:
+    """How an event id that holds a card number is stored, logged and shown: masked, then the
+    SHA-256 of the id as sent (``…~sha256:<hex>``). The id is the event's dedupe key, so two
+    ids that mask alike stay two, and a re-delivery of either is still its duplicate; a bank's
+    numeric ids (a snowflake id is Luhn-valid one time in ten) are taken, not refused."""
+    digest = hashlib.sha256(event_id.encode()).hexdigest()
+    masked = scrub_card_numbers(event_id)[: _MAX_ID_LENGTH - len(_DIGEST_MARK) - len(digest)]
+    return f"{masked}{_DIGEST_MARK}{digest}"
+
+
+_DIGEST_MARK = "~sha256:"
 
 
 def _check_timestamp(stamp: str, now: float, tolerance: int) -> int:
