@@ -36,10 +36,14 @@ from bench.http_api import BENCH_MFA_KEY, _database, _seed
 WARM_UP = 200
 
 
-def _environ(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+def wsgi_environ(
+    method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A WSGI environ as the server hands one over: ``headers`` as ``HTTP_*`` keys (a
+    ``Content-Type`` as ``CONTENT_TYPE``), the body's length when there is one."""
     environ: dict[str, Any] = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/bank/callbacks",
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
         "SCRIPT_NAME": "",
         "QUERY_STRING": "",
         "SERVER_NAME": "127.0.0.1",
@@ -53,12 +57,14 @@ def _environ(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
         "wsgi.version": (1, 0),
-        "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": headers["Content-Type"],
         "HTTP_HOST": "127.0.0.1:8000",
     }
-    for name, value in headers.items():
-        if name != "Content-Type":
+    if body:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    for name, value in (headers or {}).items():
+        if name.lower() == "content-type":
+            environ["CONTENT_TYPE"] = value
+        else:
             environ["HTTP_" + name.upper().replace("-", "_")] = value
     return environ
 
@@ -66,7 +72,8 @@ def _environ(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
 def _deliveries(url: str, count: int, seed: int) -> list[dict[str, Any]]:
     batch = callbacks.create_payments(url, count)
     return [
-        _environ(body, headers) for _, body, headers in callbacks.signed_callbacks(batch, 0, seed)
+        wsgi_environ("POST", "/bank/callbacks", body, headers)
+        for _, body, headers in callbacks.signed_callbacks(batch, 0, seed)
     ]
 
 

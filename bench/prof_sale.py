@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import io
 import json
 import os
 import pstats
@@ -37,37 +36,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.http_api import BENCH_MFA_KEY, _database, _seed_tills
+from bench.prof_callback import wsgi_environ
 
 WARM_UP = 200
 SALE_BODY = json.dumps({"amount": "12.34", "currency": "EUR", "method": "qr"}).encode()
 
 
 def _environ(method: str, path: str, key: str, body: bytes = b"") -> dict[str, Any]:
-    """A WSGI environ as granian hands one over for a till's request."""
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "SCRIPT_NAME": "",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-        "HTTP_HOST": "127.0.0.1:8000",
-        "HTTP_AUTHORIZATION": f"Bearer {key}",
-    }
+    """A till's request as the server hands it over (a POST with a fresh Idempotency-Key)."""
+    headers = {"Authorization": f"Bearer {key}"}
     if body:
-        environ["CONTENT_LENGTH"] = str(len(body))
-        environ["CONTENT_TYPE"] = "application/json"
-        environ["HTTP_IDEMPOTENCY_KEY"] = uuid.uuid4().hex
-    return environ
+        headers |= {"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex}
+    return wsgi_environ(method, path, body, headers)
 
 
 def _sales(keys: list[str], count: int, seed: int) -> list[dict[str, Any]]:
