@@ -71,18 +71,30 @@ def enqueue(
     queue: str = "default",
 ) -> Job:
     """Add a job inside the caller's transaction (it exists only if the caller commits)."""
-    job = Job(
-        kind=kind,
-        queue=queue,
-        payload=payload,
-        run_at=run_at or utcnow(),
-        dedupe_key=dedupe_key,
-        status="pending",
-        attempts=0,
-        max_attempts=max_attempts,
-    )
+    job = Job(**_new_job(kind, payload, run_at or utcnow(), dedupe_key, max_attempts, queue))
     uow.session.add(job)
     return job
+
+
+def _new_job(
+    kind: str,
+    payload: dict[str, Any],
+    run_at: datetime,
+    dedupe_key: str | None,
+    max_attempts: int = 8,
+    queue: str = "default",
+) -> dict[str, Any]:
+    """A new job's column values, whoever writes its row (the ORM or one INSERT)."""
+    return {
+        "kind": kind,
+        "queue": queue,
+        "payload": payload,
+        "run_at": run_at,
+        "dedupe_key": dedupe_key,
+        "status": "pending",
+        "attempts": 0,
+        "max_attempts": max_attempts,
+    }
 
 
 def enqueue_row(
@@ -95,20 +107,8 @@ def enqueue_row(
 ) -> None:
     """:func:`enqueue`'s row, written now by one INSERT inside the caller's transaction, for a
     caller that does not use the job: no ORM object for a flush to write (a sale's watcher)."""
-    uow.session.connection().execute(
-        _JOB_INSERT,
-        {
-            "kind": kind,
-            "queue": "default",
-            "payload": payload,
-            "run_at": run_at,
-            "dedupe_key": dedupe_key,
-            "status": "pending",
-            "attempts": 0,
-            "max_attempts": 8,
-            "created_at": utcnow(),
-        },
-    )
+    values = _new_job(kind, payload, run_at, dedupe_key)
+    uow.session.connection().execute(_JOB_INSERT, {**values, "created_at": utcnow()})
 
 
 _JOB_INSERT = insert(cast(Table, Job.__table__))
